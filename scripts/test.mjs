@@ -1,0 +1,32 @@
+// Runs jest over the compiled tests with the environment dawn.node needs, and ends with
+// the plain line "N passed, N failed" that CI reads. Extra arguments go to jest.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const scratch = mkdtempSync(join(tmpdir(), 'hlm-test-'));
+const resultFile = join(scratch, 'jest.json');
+const env = {
+  ...process.env,
+  EGL_PLATFORM: 'surfaceless', // Mesa's EGL without a display: the software adapter's OpenGL
+  XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? scratch,
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings`.trim(),
+};
+const jest = join(root, 'node_modules/jest/bin/jest.js');
+const run = spawnSync(process.execPath, [jest, '--json', `--outputFile=${resultFile}`, ...process.argv.slice(2)], {
+  cwd: root, env, stdio: 'inherit',
+});
+let passed = 0, failed = 0;
+try {
+  const r = JSON.parse(readFileSync(resultFile, 'utf8'));
+  passed = r.numPassedTests;
+  failed = r.numFailedTests + r.numRuntimeErrorTestSuites;
+} catch {
+  failed = 1; // jest died before writing its report
+}
+rmSync(scratch, { recursive: true, force: true });
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(run.status === 0 && failed === 0 ? 0 : 1);

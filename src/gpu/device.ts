@@ -1,0 +1,259 @@
+// The GPU runtime every command and kernel uses: one device, labelled and counted buffers,
+// a pipeline cache keyed by shader and specialisation, and batches of dispatches recorded
+// into one command encoder and one submit. Only what is explicitly read comes back.
+import { adapterName, probeAdapters, type AdapterSummary, type Candidate, type ProbeResult } from './adapters.js';
+import { shaderDisplayPath, shaderSource, specialise, type ShaderParams } from './shaders.js';
+import { DeviceLostError, GpuValidationError, HlmError, NoAdapterError, ShaderCompileError } from '../errors.js';
+import { log } from '../log.js';
+
+export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | (string & {});
+
+/** One compute dispatch, ready to record: kernels build these once and reuse them every step. */
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+/** A binding: a whole buffer, or a byte range of one. */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
+const EXPERIMENTAL_FEATURES = ['chromium-experimental-subgroup-matrix'];
+
+/** Pick an adapter for --device: auto | gpu | cpu | a substring of the adapter's name. */
+export async function selectAdapter(choice: DeviceChoice): Promise<{ chosen: Candidate; probes: ProbeResult[] }> {
+  const probes = await probeAdapters({ hardware: choice !== 'cpu', all: !['auto', 'gpu', 'cpu'].includes(choice) });
+  const found = probes.flatMap((p) => (p.candidate ? [p.candidate] : []));
+  const why = () => probes.map((p) => `  ${p.probe}: ${p.candidate ? adapterName(p.candidate.summary) : p.reason}`).join('\n');
+  let chosen: Candidate | undefined;
+  if (choice === 'auto') chosen = found[0];
+  else if (choice === 'gpu') chosen = found.find((c) => c.summary.kind === 'hardware');
+  else if (choice === 'cpu') chosen = found.find((c) => c.summary.kind === 'software');
+  else {
+    const needle = choice.toLowerCase();
+    chosen = found.find((c) => `${c.summary.backend} ${adapterName(c.summary)}`.toLowerCase().includes(needle));
+  }
+  if (!chosen) {
+    const what = choice === 'gpu' ? 'no hardware GPU adapter' : choice === 'cpu' ? 'no software adapter' : choice === 'auto' ? 'no WebGPU adapter at all' : `no adapter matches "${choice}"`;
+    throw new NoAdapterError(`--device ${choice}: ${what}. Probed:\n${why()}`);
+  }
+  return { chosen, probes };
+}
+
+export interface MemoryStats {
+  bytesNow: number;
+  bytesPeak: number;
+  buffers: number;
+}
+
+export class Gpu {
+  readonly features: Set<string>;
+  readonly limits: Record<string, number>;
+  private bytesNow = 0;
+  private bytesPeak = 0;
+  private live = new Map<GPUBuffer, { label: string; size: number }>();
+  private pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private lostReason: string | undefined;
+  private destroyed = false;
+
+  private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary) {
+    this.features = new Set([...device.features].map(String));
+    this.limits = adapter.limits;
+    device.lost.then((info) => {
+      if (this.destroyed) return;
+      this.lostReason = `${info.reason}: ${info.message}`;
+      log.error({ reason: info.reason }, `GPU device lost: ${info.message}`);
+    });
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      log.error(`uncaptured WebGPU error: ${ev.error.message}`);
+    };
+  }
+
+  /** Open a device on the chosen adapter with the adapter's own limits and optional features. */
+  static async open(choice: DeviceChoice = 'auto'): Promise<Gpu> {
+    const { chosen } = await selectAdapter(choice);
+    const { adapter, summary } = chosen;
+    const wanted = [...OPTIONAL_FEATURES, ...(chosen.options.some((o) => o.includes('allow_unsafe_apis')) ? EXPERIMENTAL_FEATURES : [])];
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+    // Default limits cap a storage binding at 128 MiB and a workgroup at 256 invocations.
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: summary.limits, label: 'hlm' });
+    log.debug({ backend: summary.backend, adapter: adapterName(summary), features: requiredFeatures }, 'device opened');
+    return new Gpu(device, summary);
+  }
+
+  get name(): string {
+    return `${this.adapter.backend}: ${adapterName(this.adapter)}`;
+  }
+
+  memory(): MemoryStats {
+    return { bytesNow: this.bytesNow, bytesPeak: this.bytesPeak, buffers: this.live.size };
+  }
+
+  private check(): void {
+    if (this.lostReason) throw new DeviceLostError(`GPU device lost (${this.lostReason}); the work in flight is gone`);
+    if (this.destroyed) throw new HlmError('GPU device already closed');
+  }
+
+  /** A storage buffer, rounded up to 16 bytes so vec4 views of it are legal. */
+  buffer(label: string, bytes: number, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST): GPUBuffer {
+    this.check();
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const max = this.limits.maxBufferSize ?? Infinity;
+    if (size > max) throw new HlmError(`buffer "${label}" needs ${size} bytes; this adapter allows ${max}`);
+    const buf = this.device.createBuffer({ label, size, usage });
+    this.live.set(buf, { label, size });
+    this.bytesNow += size;
+    this.bytesPeak = Math.max(this.bytesPeak, this.bytesNow);
+    return buf;
+  }
+
+  /** A storage buffer holding `data`. */
+  upload(label: string, data: ArrayBufferView, usage?: number): GPUBuffer {
+    const buf = this.buffer(label, data.byteLength, usage);
+    this.write(buf, data);
+    return buf;
+  }
+
+  /** A uniform buffer holding `data` (kernels keep theirs for the life of the dispatch). */
+  uniform(label: string, data: ArrayBufferView): GPUBuffer {
+    return this.upload(label, data, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+  }
+
+  write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    this.check();
+    // writeBuffer wants a multiple of 4 bytes.
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const padded = bytes.byteLength % 4 ? (() => { const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4); p.set(bytes); return p; })() : bytes;
+    this.device.queue.writeBuffer(buffer, byteOffset, padded as Uint8Array<ArrayBuffer>);
+  }
+
+  free(...buffers: (GPUBuffer | undefined)[]): void {
+    for (const b of buffers) {
+      const entry = b && this.live.get(b);
+      if (!entry || !b) continue;
+      this.live.delete(b);
+      this.bytesNow -= entry.size;
+      b.destroy();
+    }
+  }
+
+  /**
+   * A compute pipeline for `shader` (src/wgsl/<shader>.wgsl) specialised by `params`,
+   * compiled once per distinct (shader, entry, params). Compilation errors name the file and line.
+   */
+  pipeline(shader: string, params: ShaderParams = {}, entry = 'main'): Promise<GPUComputePipeline> {
+    const key = `${shader}|${entry}|${JSON.stringify(Object.entries(params).sort(([a], [b]) => a.localeCompare(b)))}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.compile(shader, params, entry);
+      this.pipelines.set(key, p);
+      p.catch(() => this.pipelines.delete(key));
+    }
+    return p;
+  }
+
+  private async compile(shader: string, params: ShaderParams, entry: string): Promise<GPUComputePipeline> {
+    this.check();
+    const code = specialise(shader, shaderSource(shader), params);
+    const file = shaderDisplayPath(shader);
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ label: file, code });
+    const info = await module.getCompilationInfo();
+    const scoped = await this.device.popErrorScope();
+    const errors = info.messages.filter((m) => m.type === 'error');
+    if (errors.length) {
+      const lines = code.split('\n');
+      const text = errors.map((m) => `${file}:${m.lineNum}:${m.linePos}: error: ${m.message}\n    ${(lines[m.lineNum - 1] ?? '').trim()}`);
+      throw new ShaderCompileError(`WGSL compilation failed\n${text.join('\n')}`);
+    }
+    if (scoped) throw new ShaderCompileError(`${file}: ${scoped.message}`);
+    this.device.pushErrorScope('validation');
+    try {
+      return await this.device.createComputePipelineAsync({ label: `${shader}:${entry}`, layout: 'auto', compute: { module, entryPoint: entry } });
+    } catch (e) {
+      throw new GpuValidationError(`${file}: pipeline "${entry}" rejected: ${(e as Error).message}`);
+    } finally {
+      const err = await this.device.popErrorScope();
+      if (err) log.debug(`${file}: ${err.message}`);
+    }
+  }
+
+  /** Bind buffers to bindings 0..n-1 of group 0 and describe the dispatch. */
+  dispatch(label: string, pipeline: GPUComputePipeline, bindings: Binding[], workgroups: [number, number?, number?]): Dispatch {
+    this.check();
+    const [x, y = 1, z = 1] = workgroups;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+    if (x > maxWg || y > maxWg || z > maxWg) throw new HlmError(`${label}: ${x}x${y}x${z} workgroups exceed this adapter's ${maxWg} per dimension`);
+    const entries = bindings.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
+    const bindGroup = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
+    return { label, pipeline, bindGroup, workgroups: [x, y, z] };
+  }
+
+  /** Record the dispatches, in order, into one compute pass of one command encoder, and submit. */
+  submit(dispatches: Dispatch[], label = 'step'): void {
+    this.check();
+    const enc = this.device.createCommandEncoder({ label });
+    const pass = enc.beginComputePass({ label });
+    for (const d of dispatches) {
+      if (d.workgroups.some((n) => n === 0)) continue;
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(...d.workgroups);
+    }
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  /** Like submit, but waits and turns validation errors into exceptions naming the dispatch. */
+  async run(dispatches: Dispatch[], label = 'step'): Promise<void> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    this.submit(dispatches, label);
+    const invalid = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    if (invalid) throw new GpuValidationError(`${label} [${dispatches.map((d) => d.label).join(', ')}]: ${invalid.message}`);
+    if (oom) throw new HlmError(`${label}: GPU out of memory: ${oom.message}`);
+    await this.done();
+  }
+
+  /** Wait for all submitted work, failing (not hanging) if the device is lost meanwhile. */
+  async done(): Promise<void> {
+    this.check();
+    await Promise.race([this.device.queue.onSubmittedWorkDone(), this.device.lost]);
+    this.check();
+  }
+
+  /** Read `count` elements starting at element `offset` of `buffer` back to the host. */
+  async read<T extends Float32Array | Uint32Array | Int32Array>(buffer: GPUBuffer, ctor: { new (b: ArrayBuffer): T; BYTES_PER_ELEMENT: number }, offset = 0, count?: number): Promise<T> {
+    this.check();
+    const bpe = ctor.BYTES_PER_ELEMENT;
+    const n = count ?? Math.floor(buffer.size / bpe) - offset;
+    const bytes = Math.ceil((n * bpe) / 4) * 4;
+    const staging = this.device.createBuffer({ label: 'readback', size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const enc = this.device.createCommandEncoder({ label: 'readback' });
+      enc.copyBufferToBuffer(buffer, offset * bpe, staging, 0, bytes);
+      this.device.queue.submit([enc.finish()]);
+      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.device.lost.then(() => this.check())]);
+      return new ctor(staging.getMappedRange(0, bytes).slice(0, n * bpe));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  readF32(buffer: GPUBuffer, offset = 0, count?: number): Promise<Float32Array> {
+    return this.read(buffer, Float32Array, offset, count);
+  }
+
+  /** Release every buffer and the device; dawn.node otherwise keeps the process alive. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of this.live.keys()) b.destroy();
+    this.live.clear();
+    this.bytesNow = 0;
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,58 @@
+// Shared test helpers: fresh random inputs every run (the seed is printed on failure so a
+// failing draw can be replayed with HLM_TEST_SEED), and float64 comparisons written so NaN fails.
+
+/** Mulberry32: small, fast, seedable. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export const SEED = process.env.HLM_TEST_SEED ? Number(process.env.HLM_TEST_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
+
+export function makeRandom(seed = SEED) {
+  const next = rng(seed);
+  return {
+    seed,
+    /** uniform in [lo, hi) */
+    uniform: (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * next()),
+    /** standard normal (Box-Muller) */
+    normal: (n: number, std = 1) => Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())),
+    int: (n: number, hi: number) => Uint32Array.from({ length: n }, () => Math.floor(next() * hi)),
+    next,
+  };
+}
+
+/** ‖got − ref‖₂ / ‖ref‖₂ (absolute norm when ref is all zeros); NaN anywhere gives NaN. */
+export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (got.length !== ref.length) throw new Error(`length ${got.length} != reference length ${ref.length}`);
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = got[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  return Math.sqrt(num) / (den > 0 ? Math.sqrt(den) : 1);
+}
+
+/** Largest |got − ref|; NaN anywhere gives NaN. */
+export function maxAbsErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(got[i] - ref[i]);
+    if (!(d <= m)) m = d; // NaN propagates
+  }
+  return m;
+}
+
+/** Fails (NaN included) unless relErr(got, ref) <= tol; the message carries the seed. */
+export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what = ''): number {
+  const err = relErr(got, ref);
+  if (!(err <= tol)) throw new Error(`${what}: relative error ${err} > ${tol} (HLM_TEST_SEED=${SEED})`);
+  return err;
+}
