@@ -3,7 +3,7 @@
 // process.env per test file, so changes made inside a test never reach native code.
 export default {
   testEnvironment: 'node',
-  roots: ['<rootDir>/dist/test'],
+  roots: [`<rootDir>/${process.env.HLM_OUT ?? 'dist'}/test`],
   testMatch: ['**/*.test.js'],
   transform: {},
   testTimeout: 120000,

@@ -8,9 +8,13 @@ import { createRequire } from 'node:module';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-rmSync(join(root, 'dist'), { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
-cpSync(join(root, 'src/wgsl'), join(root, 'dist/src/wgsl'), { recursive: true });
+// HLM_OUT builds into another folder inside the project (e.g. .out/mine), so that several
+// builds and test runs can share one checkout without deleting each other's output.
+const out = join(root, process.env.HLM_OUT ?? 'dist');
+rmSync(out, { recursive: true, force: true });
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', out], { stdio: 'inherit' });
+cpSync(join(root, 'src/wgsl'), join(out, 'src/wgsl'), { recursive: true });
+if (process.env.HLM_OUT) process.exit(0);
 
 // The manifest lets oclif list commands without importing them all (fast `hlm --help`).
 const { Plugin } = await import('@oclif/core');

@@ -87,9 +87,15 @@ function summarise(adapter: GPUAdapter, backend: Backend, featureLevel: 'core' |
   };
 }
 
+// dawn.node frees its native instance when the JS object is collected, and adapters and
+// devices made from it then use freed memory (seen as futex/mutex aborts mid-dispatch).
+// Instances therefore live as long as the process.
+const instances: GPU[] = [];
+
 async function request(backend: Backend, req: GPURequestAdapterOptions, featureLevel: 'core' | 'compatibility'): Promise<Candidate | undefined> {
   const options = toggles(backend);
   const gpu = create(options);
+  instances.push(gpu);
   const adapter = await gpu.requestAdapter({ ...req, featureLevel } as GPURequestAdapterOptions);
   if (!adapter) return undefined;
   return { summary: summarise(adapter, backend, featureLevel), adapter, options };

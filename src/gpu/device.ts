@@ -14,6 +14,8 @@ export interface Dispatch {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   workgroups: [number, number, number];
+  /** Buffers that exist only for this dispatch (its parameters): freed with it. */
+  owned: GPUBuffer[];
 }
 
 /** A binding: a whole buffer, or a byte range of one. */
@@ -181,14 +183,19 @@ export class Gpu {
   }
 
   /** Bind buffers to bindings 0..n-1 of group 0 and describe the dispatch. */
-  dispatch(label: string, pipeline: GPUComputePipeline, bindings: Binding[], workgroups: [number, number?, number?]): Dispatch {
+  dispatch(label: string, pipeline: GPUComputePipeline, bindings: Binding[], workgroups: [number, number?, number?], owned: GPUBuffer[] = []): Dispatch {
     this.check();
     const [x, y = 1, z = 1] = workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension ?? 65535;
     if (x > maxWg || y > maxWg || z > maxWg) throw new HlmError(`${label}: ${x}x${y}x${z} workgroups exceed this adapter's ${maxWg} per dimension`);
     const entries = bindings.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
     const bindGroup = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
-    return { label, pipeline, bindGroup, workgroups: [x, y, z] };
+    return { label, pipeline, bindGroup, workgroups: [x, y, z], owned };
+  }
+
+  /** Free the buffers the dispatches own (their parameter blocks). */
+  release(...dispatches: Dispatch[]): void {
+    for (const d of dispatches) this.free(...d.owned);
   }
 
   /** Record the dispatches, in order, into one compute pass of one command encoder, and submit. */

@@ -1,0 +1,60 @@
+// Matmul against float64 on odd shapes (no multiple of any tile), all four transposes,
+// batched with strides and offsets, beta accumulation, for both tile configurations.
+import { openTestGpu } from './helpers/gpu.js';
+import { expectClose, makeRandom } from './helpers/check.js';
+import type { Gpu } from '../src/gpu/device.js';
+import { matmul, TILES, type MatmulTile } from '../src/kernels/matmul.js';
+import { matmul as matmulRef } from '../src/reference/matmul.js';
+
+let gpu: Gpu;
+beforeAll(async () => { gpu = await openTestGpu(); });
+afterAll(() => gpu?.destroy());
+const rand = makeRandom();
+
+async function check(M: number, N: number, K: number, o: { transA?: boolean; transB?: boolean; batch?: number; beta?: number; alpha?: number; offA?: number; offB?: number; offC?: number; tile?: MatmulTile }) {
+  const batch = o.batch ?? 1;
+  const offA = o.offA ?? 0, offB = o.offB ?? 0, offC = o.offC ?? 0;
+  const a = rand.uniform(offA + batch * M * K), b = rand.uniform(offB + batch * K * N), c0 = rand.uniform(offC + batch * M * N);
+  const A = gpu.upload('A', a), B = gpu.upload('B', b), C = gpu.upload('C', c0);
+  const d = await matmul(gpu, { M, N, K, batch, transA: o.transA, transB: o.transB, alpha: o.alpha, beta: o.beta, a: { buffer: A, offset: offA }, b: { buffer: B, offset: offB }, c: { buffer: C, offset: offC }, tile: o.tile });
+  await gpu.run([d]);
+  const got = await gpu.readF32(C, offC, batch * M * N);
+  gpu.release(d);
+  gpu.free(A, B, C);
+  const want = matmulRef(a.subarray(offA), b.subarray(offB), M, N, K, o.transA ?? false, o.transB ?? false, { batch, alpha: o.alpha, beta: o.beta, C: c0.subarray(offC, offC + batch * M * N) });
+  expectClose(got, want, 1e-5, `matmul ${M}x${N}x${K} ${JSON.stringify(o)}`);
+}
+
+const SHAPES: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [127, 129, 65], [256, 384, 200], [4, 8, 12], [65, 3, 131]];
+const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
+
+describe.each(Object.entries(TILES))('%s tile', (_kind, tile) => {
+  test.each(SHAPES)('%i x %i x %i, all transposes', async (M, N, K) => {
+    for (const [transA, transB] of TRANSPOSES) await check(M, N, K, { transA, transB, tile });
+  });
+  test('batched 3 x 33 x 17 x 45, all transposes', async () => {
+    for (const [transA, transB] of TRANSPOSES) await check(33, 17, 45, { batch: 3, transA, transB, tile });
+  });
+  test('beta accumulation, alpha scaling and element offsets (vec4 and scalar paths)', async () => {
+    await check(20, 24, 16, { alpha: 0.5, beta: 1, offA: 4, offB: 8, offC: 12, tile });
+    await check(21, 23, 17, { alpha: -2, beta: 0.25, offA: 3, offB: 5, offC: 7, transA: true, tile });
+    await check(8, 12, 16, { batch: 2, beta: -1, offA: 1, transB: true, tile });
+  });
+});
+
+test('beta = 0 never reads C, so NaN there does not leak', async () => {
+  const M = 9, N = 7, K = 5;
+  const a = rand.uniform(M * K), b = rand.uniform(K * N);
+  const A = gpu.upload('A', a), B = gpu.upload('B', b), C = gpu.upload('C', new Float32Array(M * N).fill(NaN));
+  const d = await matmul(gpu, { M, N, K, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
+  await gpu.run([d]);
+  expectClose(await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, false, false), 1e-5, 'beta=0 over NaN');
+  gpu.release(d);
+  gpu.free(A, B, C);
+});
+
+test('bad specs are refused with the reason', async () => {
+  const X = gpu.buffer('X', 64);
+  await expect(matmul(gpu, { M: 0, N: 1, K: 1, a: { buffer: X }, b: { buffer: X }, c: { buffer: gpu.buffer('Y', 16) } })).rejects.toThrow(/M must be a positive integer/);
+  await expect(matmul(gpu, { M: 1, N: 1, K: 1, a: { buffer: X }, b: { buffer: X }, c: { buffer: X } })).rejects.toThrow(/must not share a buffer/);
+});
