@@ -1,0 +1,356 @@
+// Checkpoint directories: config.json (Hugging Face GPT-2 keys + `hlm`), model.safetensors
+// (float32, HF names and layouts), optimizer.safetensors (AdamW moments over the flat layout,
+// and the step), tokenizer.json when the model has its own tokenizer.
+//
+// A save is atomic: everything is written and fsynced in a temporary sibling directory, which
+// is then renamed onto the target. POSIX cannot rename a directory over a non-empty one, so an
+// existing checkpoint is first moved aside to a sibling `.NAME.hlm-old` and deleted only after
+// the new one is in place; if the process dies between the two renames, the next save or load
+// finds the complete old checkpoint there. A checkpoint directory belongs to this module: it
+// replaces only a directory holding checkpoint files, never one with other content.
+// One save per target at a time; a process killed while writing leaves a `.NAME.tmp-*`
+// sibling, which nothing reads and which can be deleted.
+import { mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { HlmError } from '../errors.js';
+import { fromHfConfig, toHfConfig, validateConfig, type ModelConfig } from '../model/config.js';
+import { PARAM_ALIGN, canonicalParamName, initTensor, paramLayout, type ParamLayout } from '../model/params.js';
+import { DTYPE_SIZE, readSafetensorsFile, tensorFloat32View, tensorToFloat32, tensorToIntegers, writeSafetensorsFile, type SafeTensor, type SafetensorsFile, type TensorToWrite } from '../model/safetensors.js';
+
+export const CONFIG_FILE = 'config.json';
+export const MODEL_FILE = 'model.safetensors';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const TOKENIZER_FILE = 'tokenizer.json';
+const STANDARD_FILES = [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TOKENIZER_FILE];
+
+/** AdamW state over the flat layout (padding included, so it maps 1:1 onto the GPU buffers). */
+export interface OptimizerState {
+  /** Optimizer steps taken (bias correction uses it). */
+  step: number;
+  /** First moment, layout.total floats. */
+  m: Float32Array;
+  /** Second moment, layout.total floats. */
+  v: Float32Array;
+}
+
+export interface CheckpointContents {
+  config: ModelConfig;
+  /** The flat parameters, paramLayout(config).total floats. */
+  params: Float32Array;
+  /** Extra entries of config.json's `hlm` object: tokenizer description, step, data position... */
+  hlm?: Record<string, unknown>;
+  optimizer?: OptimizerState;
+  /** Contents of tokenizer.json. */
+  tokenizerJson?: string;
+  /** Other files to keep beside the checkpoint (e.g. the resolved run configuration), by plain file name. */
+  extraFiles?: Record<string, string | Uint8Array>;
+}
+
+export interface LoadedCheckpoint {
+  /** The directory actually read (the `.hlm-old` sibling when a save was interrupted). */
+  dir: string;
+  config: ModelConfig;
+  hlm: Record<string, unknown>;
+  layout: ParamLayout;
+  params: Float32Array;
+  optimizer?: OptimizerState;
+  tokenizerJson?: string;
+  /** Tensors of the file that the model does not use (e.g. HF's attention-mask buffers). */
+  ignored: string[];
+  /** Tensors missing from the file and initialised instead (see LoadOptions.initMissing). */
+  initialized: string[];
+}
+
+export interface LoadOptions {
+  /** Load the weights into this configuration instead of the directory's (e.g. a body plus a new classifier head). */
+  config?: ModelConfig;
+  /** Read optimizer.safetensors when present (default true). */
+  optimizer?: boolean;
+  /** Initialise missing tensors that `match` accepts (default: the heads, lm_head.* and score.*) instead of refusing. */
+  initMissing?: { seed: number; match?: (name: string) => boolean };
+}
+
+function oldSibling(target: string): string {
+  return join(dirname(target), `.${basename(target)}.hlm-old`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function writeFileSynced(path: string, data: string | Uint8Array): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsync a directory, so the names created or renamed in it are durable. */
+async function syncDir(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The model's tensors as safetensors entries: views into the flat buffer, no copies. */
+export function modelTensors(layout: ParamLayout, params: Float32Array): Map<string, TensorToWrite> {
+  if (params.length !== layout.total) throw new HlmError(`parameter buffer holds ${params.length} floats; the layout needs ${layout.total}`);
+  return new Map(layout.tensors.map((t) => [t.name, { dtype: 'F32', shape: t.shape, data: params.subarray(t.offset, t.offset + t.size) }]));
+}
+
+function checkFileName(name: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || STANDARD_FILES.includes(name)) {
+    throw new HlmError(`extra checkpoint file name '${name}' must be a plain file name other than ${STANDARD_FILES.join(', ')}`);
+  }
+}
+
+/** Refuse to replace anything but a checkpoint: a wrong --out must not delete a user's directory. */
+async function checkReplaceable(target: string, allowed: Set<string>): Promise<void> {
+  let st;
+  try {
+    st = await stat(target);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) throw new HlmError(`cannot write checkpoint ${target}: it exists and is not a directory`);
+  const entries = await readdir(target, { withFileTypes: true });
+  for (const e of entries) {
+    if (!e.isFile() || !allowed.has(e.name)) {
+      throw new HlmError(`refusing to replace ${target}: it holds '${e.name}', which is not a file of this checkpoint; choose another directory or remove it`);
+    }
+  }
+}
+
+/** After a save died between its two renames, the complete previous checkpoint is the old sibling. */
+async function recoverInterrupted(target: string): Promise<void> {
+  const old = oldSibling(target);
+  if (!(await exists(target)) && (await exists(old))) await rename(old, target);
+}
+
+/**
+ * Write a checkpoint directory atomically: readers see the previous checkpoint or the new
+ * one, never a mixture. The buffers must not change until the returned promise settles.
+ */
+export async function saveCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
+  const target = resolve(dir);
+  validateConfig(c.config);
+  const layout = paramLayout(c.config);
+  const tensors = modelTensors(layout, c.params);
+  if (c.optimizer) {
+    const { step, m, v } = c.optimizer;
+    if (!Number.isSafeInteger(step) || step < 0) throw new HlmError(`optimizer step must be a non-negative integer, got ${step}`);
+    for (const [k, a] of [['m', m], ['v', v]] as const) {
+      if (a.length !== layout.total) throw new HlmError(`optimizer moment ${k} holds ${a.length} floats; the layout needs ${layout.total}`);
+    }
+  }
+  const extra = Object.entries(c.extraFiles ?? {});
+  for (const [name] of extra) checkFileName(name);
+
+  const parent = dirname(target);
+  await mkdir(parent, { recursive: true });
+  await recoverInterrupted(target);
+  await checkReplaceable(target, new Set([...STANDARD_FILES, ...extra.map(([n]) => n)]));
+
+  const tmp = await mkdtemp(join(parent, `.${basename(target)}.tmp-`));
+  try {
+    await writeFileSynced(join(tmp, CONFIG_FILE), JSON.stringify(toHfConfig(c.config, c.hlm), null, 2) + '\n');
+    // transformers refuses a model.safetensors whose metadata lacks format "pt".
+    await writeSafetensorsFile(join(tmp, MODEL_FILE), tensors, { format: 'pt' });
+    if (c.optimizer) {
+      const { step, m, v } = c.optimizer;
+      await writeSafetensorsFile(
+        join(tmp, OPTIMIZER_FILE),
+        {
+          exp_avg: { dtype: 'F32', shape: [layout.total], data: m },
+          exp_avg_sq: { dtype: 'F32', shape: [layout.total], data: v },
+          step: { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(step)) },
+        },
+        { format: 'hlm', layout: 'flat', param_align: String(PARAM_ALIGN), param_total: String(layout.total) },
+      );
+    }
+    if (c.tokenizerJson !== undefined) await writeFileSynced(join(tmp, TOKENIZER_FILE), c.tokenizerJson);
+    for (const [name, data] of extra) await writeFileSynced(join(tmp, name), data);
+    await syncDir(tmp);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+
+  const old = oldSibling(target);
+  const replacing = await exists(target);
+  try {
+    if (replacing) {
+      await rm(old, { recursive: true, force: true }); // left by a save that died after its swap
+      await rename(target, old);
+    }
+    await rename(tmp, target);
+  } catch (e) {
+    if (replacing && !(await exists(target)) && (await exists(old))) await rename(old, target);
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  await syncDir(parent);
+  if (replacing) await rm(old, { recursive: true, force: true });
+}
+
+/** The directory to read: the target, or the old sibling a save left when it died mid-swap. */
+async function readableDir(dir: string): Promise<string> {
+  const target = resolve(dir);
+  if (await exists(target)) return target;
+  const old = oldSibling(target);
+  if (await exists(join(old, CONFIG_FILE))) return old;
+  throw new HlmError(`checkpoint directory ${target} does not exist`);
+}
+
+/** Read only config.json: the model configuration and the `hlm` extras. */
+export async function readCheckpointConfig(dir: string): Promise<{ dir: string; config: ModelConfig; hlm: Record<string, unknown> }> {
+  const from = await readableDir(dir);
+  const path = join(from, CONFIG_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new HlmError(`${from} is not a checkpoint directory: it has no ${CONFIG_FILE}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new HlmError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return { dir: from, ...fromHfConfig(json, path) };
+}
+
+const fmtShape = (s: readonly number[]) => `[${s.join(', ')}]`;
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const defaultInitMatch = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
+
+/**
+ * Copy a safetensors file's tensors into a new flat buffer laid out for `layout`. Names with
+ * or without the `transformer.` prefix are accepted; every layout tensor must be present with
+ * its exact shape (else an HlmError naming it, expected and found), unless initMissing covers it.
+ */
+export function paramsFromSafetensors(file: SafetensorsFile, layout: ParamLayout, initMissing?: LoadOptions['initMissing']): { params: Float32Array; ignored: string[]; initialized: string[] } {
+  const where = file.where;
+  const byCanonical = new Map<string, [string, SafeTensor]>();
+  for (const [name, t] of file.tensors) {
+    const canon = canonicalParamName(name);
+    const prior = byCanonical.get(canon);
+    if (prior) throw new HlmError(`${where}: tensors '${prior[0]}' and '${name}' are both ${canon}`);
+    byCanonical.set(canon, [name, t]);
+  }
+  const params = new Float32Array(layout.total);
+  const used = new Set<string>();
+  const initialized: string[] = [];
+  const { config } = layout;
+  for (const spec of layout.tensors) {
+    const found = byCanonical.get(spec.name);
+    const out = params.subarray(spec.offset, spec.offset + spec.size);
+    if (!found) {
+      if (initMissing && (initMissing.match ?? defaultInitMatch)(spec.name)) {
+        initTensor(spec, initMissing.seed, out);
+        initialized.push(spec.name);
+        continue;
+      }
+      let hint = '';
+      if (spec.name === 'lm_head.weight') hint = ' (the config says tie_word_embeddings false: an untied output layer)';
+      if (spec.name.startsWith('score.')) hint = ` (the config asks for a ${config.num_labels}-label classifier head)`;
+      throw new HlmError(`${where}: tensor '${spec.name}' is missing${hint}`);
+    }
+    const [name, t] = found;
+    if (!sameShape(t.shape, spec.shape)) {
+      const transposed = spec.shape.length === 2 && sameShape(t.shape, [spec.shape[1], spec.shape[0]]);
+      const hint = transposed ? '; it is transposed (GPT-2 Conv1D weights are stored [in, out])' : '';
+      throw new HlmError(
+        `${where}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected ${fmtShape(spec.shape)} ` +
+        `(vocab_size ${config.vocab_size}, n_positions ${config.n_positions}, n_embd ${config.n_embd}, n_layer ${config.n_layer}${config.num_labels ? `, num_labels ${config.num_labels}` : ''})${hint}`,
+      );
+    }
+    tensorToFloat32(t, name, where, out);
+    for (let i = 0; i < out.length; i++) {
+      // x − x is 0 exactly when x is finite (and avoids a global lookup per element).
+      if (out[i] - out[i] !== 0) throw new HlmError(`${where}: tensor '${name}' holds ${out[i]} at element ${i} (file byte ${t.fileOffset + i * DTYPE_SIZE[t.dtype]})`);
+    }
+    used.add(name);
+  }
+  const ignored: string[] = [];
+  for (const [name, t] of file.tensors) {
+    if (used.has(name)) continue;
+    if (name === 'lm_head.weight' && config.tie_word_embeddings) {
+      // Some exports keep the tied output matrix; accept it only when it really is wte.
+      const wte = layout.byName.get('transformer.wte.weight')!;
+      if (!sameShape(t.shape, wte.shape)) throw new HlmError(`${where}: tensor 'lm_head.weight' has shape ${fmtShape(t.shape)}, but the tied head must match transformer.wte.weight ${fmtShape(wte.shape)}`);
+      const head = tensorToFloat32(t, name, where);
+      const emb = params.subarray(wte.offset, wte.offset + wte.size);
+      for (let i = 0; i < head.length; i++) {
+        if (head[i] !== emb[i]) {
+          throw new HlmError(`${where}: tensor 'lm_head.weight' differs from transformer.wte.weight (element ${i}: ${head[i]} vs ${emb[i]}) but config.json says tie_word_embeddings true`);
+        }
+      }
+    }
+    ignored.push(name);
+  }
+  return { params, ignored, initialized };
+}
+
+async function readOptimizer(path: string, layout: ParamLayout): Promise<OptimizerState> {
+  const file = await readSafetensorsFile(path);
+  const get = (name: string) => {
+    const t = file.tensors.get(name);
+    if (!t) throw new HlmError(`${path}: tensor '${name}' is missing`);
+    return t;
+  };
+  const moment = (name: string) => {
+    const t = get(name);
+    if (!sameShape(t.shape, [layout.total])) {
+      throw new HlmError(`${path}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected [${layout.total}] (the flat parameter layout of this model; was the model configuration changed?)`);
+    }
+    return tensorFloat32View(t, name, path);
+  };
+  const stepT = get('step');
+  if (stepT.shape.length !== 0) throw new HlmError(`${path}: tensor 'step' has shape ${fmtShape(stepT.shape)}, expected [] (a scalar)`);
+  const [step] = tensorToIntegers(stepT, 'step', path);
+  return { step, m: moment('exp_avg'), v: moment('exp_avg_sq') };
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/** Read a checkpoint directory (hlm's or a Hugging Face GPT-2 one with model.safetensors). */
+export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promise<LoadedCheckpoint> {
+  const { dir: from, config: fileConfig, hlm } = await readCheckpointConfig(dir);
+  const config = opts.config ? validateConfig(opts.config) : fileConfig;
+  const layout = paramLayout(config);
+  const modelPath = join(from, MODEL_FILE);
+  if (!(await exists(modelPath))) {
+    const names = await readdir(from);
+    const hint = names.includes('model.safetensors.index.json')
+      ? ': it is sharded (model.safetensors.index.json), which hlm does not read'
+      : names.includes('pytorch_model.bin')
+        ? ': it has pytorch_model.bin only; save it again with safe_serialization=True'
+        : '';
+    throw new HlmError(`${from} has no ${MODEL_FILE}${hint}`);
+  }
+  const { params, ignored, initialized } = paramsFromSafetensors(await readSafetensorsFile(modelPath), layout, opts.initMissing);
+  const optimizerPath = join(from, OPTIMIZER_FILE);
+  const optimizer = opts.optimizer !== false && (await exists(optimizerPath)) ? await readOptimizer(optimizerPath, layout) : undefined;
+  const tokenizerJson = await readOptional(join(from, TOKENIZER_FILE));
+  return { dir: from, config, hlm, layout, params, optimizer, tokenizerJson, ignored, initialized };
+}
