@@ -18,6 +18,15 @@ export interface Dispatch {
   owned: GPUBuffer[];
 }
 
+/** Zero a byte range of a buffer between dispatches (gradients at the start of a step). */
+export interface Clear {
+  clear: GPUBuffer;
+  offset?: number;
+  size?: number;
+}
+
+export type Command = Dispatch | Clear;
+
 /** A binding: a whole buffer, or a byte range of one. */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
@@ -194,33 +203,40 @@ export class Gpu {
   }
 
   /** Free the buffers the dispatches own (their parameter blocks). */
-  release(...dispatches: Dispatch[]): void {
-    for (const d of dispatches) this.free(...d.owned);
+  release(...commands: Command[]): void {
+    for (const d of commands) if (!('clear' in d)) this.free(...d.owned);
   }
 
-  /** Record the dispatches, in order, into one compute pass of one command encoder, and submit. */
-  submit(dispatches: Dispatch[], label = 'step'): void {
+  /** Record the commands, in order, into one command encoder (compute passes split only by clears), and submit. */
+  submit(commands: Command[], label = 'step'): void {
     this.check();
     const enc = this.device.createCommandEncoder({ label });
-    const pass = enc.beginComputePass({ label });
-    for (const d of dispatches) {
-      if (d.workgroups.some((n) => n === 0)) continue;
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(...d.workgroups);
+    let pass: GPUComputePassEncoder | undefined;
+    for (const c of commands) {
+      if ('clear' in c) {
+        pass?.end();
+        pass = undefined;
+        enc.clearBuffer(c.clear, c.offset ?? 0, c.size);
+        continue;
+      }
+      if (c.workgroups.some((n) => n === 0)) continue;
+      pass ??= enc.beginComputePass({ label });
+      pass.setPipeline(c.pipeline);
+      pass.setBindGroup(0, c.bindGroup);
+      pass.dispatchWorkgroups(...c.workgroups);
     }
-    pass.end();
+    pass?.end();
     this.device.queue.submit([enc.finish()]);
   }
 
-  /** Like submit, but waits and turns validation errors into exceptions naming the dispatch. */
-  async run(dispatches: Dispatch[], label = 'step'): Promise<void> {
+  /** Like submit, but waits and turns validation errors into exceptions naming the dispatches. */
+  async run(dispatches: Command[], label = 'step'): Promise<void> {
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
     this.submit(dispatches, label);
     const invalid = await this.device.popErrorScope();
     const oom = await this.device.popErrorScope();
-    if (invalid) throw new GpuValidationError(`${label} [${dispatches.map((d) => d.label).join(', ')}]: ${invalid.message}`);
+    if (invalid) throw new GpuValidationError(`${label} [${dispatches.map((d) => ('clear' in d ? `clear ${d.clear.label}` : d.label)).join(', ')}]: ${invalid.message}`);
     if (oom) throw new HlmError(`${label}: GPU out of memory: ${oom.message}`);
     await this.done();
   }
