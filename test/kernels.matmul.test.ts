@@ -28,7 +28,10 @@ async function check(M: number, N: number, K: number, o: { transA?: boolean; tra
 const SHAPES: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [127, 129, 65], [256, 384, 200], [4, 8, 12], [65, 3, 131]];
 const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
 
-describe.each(Object.entries(TILES))('%s tile', (_kind, tile) => {
+// Both shipped tiles, plus a TM != TN one, so the GPU's tile is checked here on the CPU adapter too.
+const CHECKED_TILES: [string, MatmulTile][] = [...Object.entries(TILES), ['mixed', { BM: 32, BN: 64, BK: 4, TM: 4, TN: 8 }]];
+
+describe.each(CHECKED_TILES)('%s tile', (_kind, tile) => {
   test.each(SHAPES)('%i x %i x %i, all transposes', async (M, N, K) => {
     for (const [transA, transB] of TRANSPOSES) await check(M, N, K, { transA, transB, tile });
   });

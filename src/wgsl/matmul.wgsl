@@ -40,8 +40,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-var<workgroup> As: array<f32, BK * BM>;
-var<workgroup> Bs: array<f32, BK * BN>;
+// vec4 elements so the inner loop reads 4 m's / 4 n's at once and does vec4 FMAs.
+var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
+var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
+
+fn setA(i: u32, v: f32) { As[i / 4u][i % 4u] = v; }
+fn setB(i: u32, v: f32) { Bs[i / 4u][i % 4u] = v; }
 
 // Stage A[m0.., k0..] into As[k][m].
 fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
@@ -53,7 +57,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
       if (m < p.M && k < p.K) { v = A[(base + k * p.M + m) / 4u]; }
-      As[kk * BM + mm] = v.x; As[kk * BM + mm + 1u] = v.y; As[kk * BM + mm + 2u] = v.z; As[kk * BM + mm + 3u] = v.w;
+      As[(kk * BM + mm) / 4u] = v;
     }
   } else { // A is M x K: vec4 runs along k
     for (var i = tid; i < BK * BM / 4u; i += THREADS) {
@@ -62,7 +66,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
       if (m < p.M && k < p.K) { v = A[(base + m * p.K + k) / 4u]; }
-      As[kk * BM + mm] = v.x; As[(kk + 1u) * BM + mm] = v.y; As[(kk + 2u) * BM + mm] = v.z; As[(kk + 3u) * BM + mm] = v.w;
+      setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y); setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
     }
   }
 //#else
@@ -74,7 +78,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
     if (m < p.M && k < p.K) {
       if (TRANS_A) { v = A[base + k * p.M + m]; } else { v = A[base + m * p.K + k]; }
     }
-    As[kk * BM + mm] = v;
+    setA(kk * BM + mm, v);
   }
 //#endif
 }
@@ -89,7 +93,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
       if (n < p.N && k < p.K) { v = B[(base + n * p.K + k) / 4u]; }
-      Bs[kk * BN + nn] = v.x; Bs[(kk + 1u) * BN + nn] = v.y; Bs[(kk + 2u) * BN + nn] = v.z; Bs[(kk + 3u) * BN + nn] = v.w;
+      setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y); setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
     }
   } else { // B is K x N: vec4 runs along n
     for (var i = tid; i < BK * BN / 4u; i += THREADS) {
@@ -98,7 +102,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
       if (n < p.N && k < p.K) { v = B[(base + k * p.N + n) / 4u]; }
-      Bs[kk * BN + nn] = v.x; Bs[kk * BN + nn + 1u] = v.y; Bs[kk * BN + nn + 2u] = v.z; Bs[kk * BN + nn + 3u] = v.w;
+      Bs[(kk * BN + nn) / 4u] = v;
     }
   }
 //#else
@@ -110,7 +114,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
     if (n < p.N && k < p.K) {
       if (TRANS_B) { v = B[base + n * p.K + k]; } else { v = B[base + k * p.N + n]; }
     }
-    Bs[kk * BN + nn] = v;
+    setB(kk * BN + nn, v);
   }
 //#endif
 }
@@ -126,18 +130,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let tm = lid.y * TM;
   let tn = lid.x * TN;
 
-  var acc: array<f32, TM * TN>;
-  var a: array<f32, TM>;
-  var b: array<f32, TN>;
+  // acc[i][j4] holds C[tm + i, tn + 4·j4 .. +4].
+  var acc: array<vec4<f32>, TM * TN / 4u>;
+  var a: array<vec4<f32>, TM / 4u>;
+  var b: array<vec4<f32>, TN / 4u>;
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     loadA(baseA, m0, k0, tid);
     loadB(baseB, n0, k0, tid);
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + tm + i]; }
-      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + tn + j]; }
+      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[(kk * BM + tm) / 4u + i]; }
+      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[(kk * BN + tn) / 4u + j]; }
       for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
+        let ai = vec4<f32>(a[i / 4u][i % 4u]);
+        for (var j = 0u; j < TN / 4u; j++) { acc[i * (TN / 4u) + j] = fma(ai, b[j], acc[i * (TN / 4u) + j]); }
       }
     }
     workgroupBarrier();
@@ -151,7 +157,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let n = n0 + tn + j;
       if (n >= p.N) { break; }
       let idx = baseC + m * p.N + n;
-      var c = p.alpha * acc[i * TN + j];
+      var c = p.alpha * acc[i * (TN / 4u) + j / 4u][j % 4u];
       // beta == 0 must not read C: it may hold garbage (NaN * 0 is NaN).
       if (p.beta != 0.0) { c = fma(p.beta, C[idx], c); }
       C[idx] = c;
