@@ -46,3 +46,15 @@ test('a WGSL error names the shader file and line', async () => {
     delete process.env.HLM_WGSL_DIR;
   }
 });
+
+test('a lost device is reported, not hung on', async () => {
+  const { Gpu } = await import('../src/gpu/device.js');
+  const { DeviceLostError } = await import('../src/errors.js');
+  const other = await Gpu.open('auto');
+  const buf = other.upload('doomed', new Float32Array(8));
+  other.device.destroy(); // as a driver reset would, behind the runtime's back
+  await other.device.lost;
+  await expect(other.readF32(buf)).rejects.toThrow(DeviceLostError);
+  expect(() => other.buffer('after', 16)).toThrow(/device lost/);
+  other.destroy();
+});
