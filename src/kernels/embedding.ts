@@ -1,0 +1,185 @@
+// Token + learned position embeddings (GPT-2's input), forward and a deterministic backward.
+// The backward is a scatter-add with repeated tokens; instead of float atomics the host
+// groups the batch's positions by token each step (embeddingBackwardIndex), uploads that
+// index into fixed-size buffers (writeEmbeddingIndex), and each distinct token's row is
+// then summed by one workgroup in position order.
+import type { Dispatch, Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { grid, packParams, type TensorRef } from './types.js';
+
+export interface EmbeddingForwardSpec {
+  B: number;
+  T: number;
+  d: number;
+  /** [B, T] token ids, u32 (or i32 ≥ 0). */
+  tokens: TensorRef;
+  /** wte [V, d] and wpe [P ≥ T, d]: read-only, normally in the one parameter buffer. */
+  wte: TensorRef;
+  wpe: TensorRef;
+  /** [B, T, d] */
+  out: TensorRef;
+  label?: string;
+  /** Cap on workgroups along x (default: the adapter's limit); tests lower it to exercise the fold into y. */
+  maxGroupsX?: number;
+}
+
+/** The grouped positions on the GPU, as uploaded by writeEmbeddingIndex. */
+export interface EmbeddingIndexRefs {
+  /** [capacity] positions grouped by token, increasing within a group. */
+  order: TensorRef;
+  /** [capacity + 1] group k is order[starts[k] .. starts[k+1]). */
+  starts: TensorRef;
+  /** [capacity] the distinct tokens, one per group. */
+  uniq: TensorRef;
+  /** [1] the number of groups this step. */
+  count: TensorRef;
+}
+
+/** Index buffers allocated by createEmbeddingIndex, with the most positions they hold. */
+export interface EmbeddingIndexBuffers extends EmbeddingIndexRefs {
+  capacity: number;
+}
+
+export interface EmbeddingBackwardSpec {
+  B: number;
+  T: number;
+  d: number;
+  /** [B, T, d] */
+  dout: TensorRef;
+  /** Written each step by writeEmbeddingIndex; must hold B·T positions. */
+  index: EmbeddingIndexRefs;
+  /** Accumulated: dwte [V, d] += ..., dwpe [P, d] += ... . Must be in the same (gradient) buffer. */
+  dwte: TensorRef;
+  dwpe: TensorRef;
+  label?: string;
+  maxGroupsX?: number;
+}
+
+export interface EmbeddingIndex {
+  order: Uint32Array;
+  starts: Uint32Array;
+  uniq: Uint32Array;
+}
+
+const WG = 256; // matches WG in embedding_forward.wgsl and embedding_backward_wpe.wgsl
+const WTE_WG = 64; // matches WG in embedding_backward_wte.wgsl
+
+function checkDims(label: string, dims: Record<string, number>): void {
+  for (const [k, v] of Object.entries(dims)) if (!(Number.isInteger(v) && v > 0)) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
+  const n = Object.values(dims).reduce((a, b) => a * b, 1);
+  if (n > 0xffffffff) throw new HlmError(`${label}: ${Object.keys(dims).join('·')} = ${n} exceeds u32 indexing`);
+}
+
+export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promise<Dispatch> {
+  const { B, T, d } = s;
+  const label = s.label ?? `embedding ${B}x${T}x${d}`;
+  checkDims(label, { B, T, d });
+  for (const [name, r] of [['tokens', s.tokens], ['wte', s.wte], ['wpe', s.wpe]] as const) {
+    if (r.buffer === s.out.buffer) throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
+  }
+  const pipeline = await gpu.pipeline('embedding_forward');
+  const uniform = gpu.uniform(`${label} params`, packParams([
+    ['u32', B * T * d], ['u32', T], ['u32', d], ['u32', s.tokens.offset ?? 0],
+    ['u32', s.wte.offset ?? 0], ['u32', s.wpe.offset ?? 0], ['u32', s.out.offset ?? 0], ['u32', 0],
+  ]));
+  return gpu.dispatch(label, pipeline, [s.tokens.buffer, s.wte.buffer, s.wpe.buffer, s.out.buffer, uniform], grid(gpu, B * T * d, WG, s.maxGroupsX), [uniform]);
+}
+
+/**
+ * dwte[v] += Σ_{positions p with token v, in increasing p} dout[p], and dwpe[t] += Σ_b dout[b, t].
+ * Two dispatches; the first covers B·T distinct tokens (the capacity) and the workgroups past
+ * this step's count return at once, so the dispatches are built once and reused every step.
+ */
+export async function embeddingBackward(gpu: Gpu, s: EmbeddingBackwardSpec): Promise<Dispatch[]> {
+  const { B, T, d } = s;
+  const label = s.label ?? `embedding backward ${B}x${T}x${d}`;
+  checkDims(label, { B, T, d });
+  if (s.dwte.buffer !== s.dwpe.buffer) throw new HlmError(`${label}: dwte and dwpe must be in the same (gradient) buffer`);
+  const { order, starts, uniq, count } = s.index;
+  for (const [name, r] of [['dout', s.dout], ['index.order', order], ['index.starts', starts], ['index.uniq', uniq], ['index.count', count]] as const) {
+    if (r.buffer === s.dwte.buffer) throw new HlmError(`${label}: the gradient buffer must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
+  }
+  const n = B * T;
+  for (const [name, r, need] of [['order', order, n], ['starts', starts, n + 1], ['uniq', uniq, n]] as const) {
+    const room = r.buffer.size / 4 - (r.offset ?? 0);
+    if (room < need) throw new HlmError(`${label}: index.${name} holds ${room} entries, B·T = ${n} needs ${need}`);
+  }
+  const wtePipe = await gpu.pipeline('embedding_backward_wte');
+  const wteParams = gpu.uniform(`${label} wte params`, packParams([
+    ['u32', d], ['u32', s.dout.offset ?? 0], ['u32', s.dwte.offset ?? 0], ['u32', count.offset ?? 0],
+    ['u32', order.offset ?? 0], ['u32', starts.offset ?? 0], ['u32', uniq.offset ?? 0], ['u32', 0],
+  ]));
+  const wte = gpu.dispatch(`${label} wte`, wtePipe, [s.dout.buffer, order.buffer, starts.buffer, uniq.buffer, count.buffer, s.dwte.buffer, wteParams], grid(gpu, n, 1, s.maxGroupsX), [wteParams]);
+  const wpePipe = await gpu.pipeline('embedding_backward_wpe');
+  const wpeParams = gpu.uniform(`${label} wpe params`, packParams([
+    ['u32', B], ['u32', T], ['u32', d], ['u32', 0],
+    ['u32', s.dout.offset ?? 0], ['u32', s.dwpe.offset ?? 0], ['u32', 0], ['u32', 0],
+  ]));
+  const wpe = gpu.dispatch(`${label} wpe`, wpePipe, [s.dout.buffer, s.dwpe.buffer, wpeParams], grid(gpu, T * d, WG, s.maxGroupsX), [wpeParams]);
+  return [wte, wpe];
+}
+
+/**
+ * Positions grouped by token: uniq holds the distinct tokens in increasing order, group k is
+ * order[starts[k] .. starts[k+1]) (positions in increasing order), starts has uniq.length + 1
+ * entries. With `vocab`, tokens outside [0, vocab) are refused (they would write outside dwte).
+ */
+export function embeddingBackwardIndex(tokens: ArrayLike<number>, vocab?: number): EmbeddingIndex {
+  const n = tokens.length;
+  const counts = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const v = tokens[i];
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff) || (vocab !== undefined && v >= vocab)) {
+      throw new HlmError(`embedding: token ${v} at position ${i} is not an id in [0, ${vocab ?? 2 ** 32})`);
+    }
+    counts.set(v, (counts.get(v) ?? 0) + 1);
+  }
+  const uniq = Uint32Array.from(counts.keys()).sort();
+  const starts = new Uint32Array(uniq.length + 1);
+  const next = new Map<number, number>();
+  for (let k = 0; k < uniq.length; k++) {
+    next.set(uniq[k], starts[k]);
+    starts[k + 1] = starts[k] + counts.get(uniq[k])!;
+  }
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = tokens[i];
+    const at = next.get(v)!;
+    order[at] = i;
+    next.set(v, at + 1);
+  }
+  return { order, starts, uniq };
+}
+
+/** Fixed-size index buffers for batches of up to `capacity` (= B·T) positions. */
+export function createEmbeddingIndex(gpu: Gpu, capacity: number, label = 'embedding index'): EmbeddingIndexBuffers {
+  if (!(Number.isInteger(capacity) && capacity > 0)) throw new HlmError(`${label}: capacity must be a positive integer, got ${capacity}`);
+  return {
+    capacity,
+    order: { buffer: gpu.buffer(`${label} order`, capacity * 4), offset: 0 },
+    starts: { buffer: gpu.buffer(`${label} starts`, (capacity + 1) * 4), offset: 0 },
+    uniq: { buffer: gpu.buffer(`${label} uniq`, capacity * 4), offset: 0 },
+    count: { buffer: gpu.buffer(`${label} count`, 4), offset: 0 },
+  };
+}
+
+export function freeEmbeddingIndex(gpu: Gpu, index: EmbeddingIndexRefs): void {
+  gpu.free(index.order.buffer, index.starts.buffer, index.uniq.buffer, index.count.buffer);
+}
+
+/** Group this batch's positions by token and upload the index (before the step's submit); returns the host copy. */
+export function writeEmbeddingIndex(gpu: Gpu, index: EmbeddingIndexRefs, tokens: ArrayLike<number>, vocab?: number): EmbeddingIndex {
+  const host = embeddingBackwardIndex(tokens, vocab);
+  const parts: [string, TensorRef, Uint32Array][] = [
+    ['order', index.order, host.order],
+    ['starts', index.starts, host.starts],
+    ['uniq', index.uniq, host.uniq],
+    ['count', index.count, Uint32Array.of(host.uniq.length)],
+  ];
+  for (const [name, r, data] of parts) {
+    const room = r.buffer.size / 4 - (r.offset ?? 0);
+    if (room < data.length) throw new HlmError(`embedding index: ${name} holds ${room} entries, this batch needs ${data.length}`);
+  }
+  for (const [, r, data] of parts) gpu.write(r.buffer, data, (r.offset ?? 0) * 4);
+  return host;
+}
