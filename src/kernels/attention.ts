@@ -1,0 +1,295 @@
+// Multi-head self-attention on GPT-2's packed c_attn output, forward and backward, llm.c's
+// way: permute qkv [B, T, 3d] into head-major q, k, v [B, H, T, hd]; scores = scale·q·kᵀ
+// (batched matmul over B·H); a masked, stable softmax in place → att [B, H, T, T]; y = att·v;
+// merge the heads back into out [B, T, d]. Backward: dy permuted; datt = dy·vᵀ, dv = attᵀ·dy;
+// softmax backward in place, ds = att ⊙ (datt − rowsum(att ⊙ datt)); dq = scale·ds·k,
+// dk = scale·dsᵀ·q; dq, dk, dv merged back into dqkv [B, T, 3d] (overwritten).
+//
+// Memory: a layer keeps only its probabilities att (B·H·T² floats) from forward to backward;
+// backward re-derives the head-major q, k, v from qkv (which the caller keeps anyway), so
+// everything else is scratch that all layers share (AttentionScratch). Inference (no backward)
+// can hand every layer the same AttentionBuffers.
+//
+// The caller's tensors (qkv, out, dout, dqkv, lengths) are never bound together in one
+// dispatch, so they may live in one buffer (an activation arena) as long as what is written
+// (out, dqkv) overlaps nothing else.
+//
+// Causal scores are computed in full and masked by the softmax (half the products wasted);
+// a fused flash-attention kernel can replace the middle of both passes later without
+// changing this interface.
+import type { Dispatch, Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { matmul, TILES, type MatmulTile } from './matmul.js';
+import { grid, packParams, type TensorRef } from './types.js';
+
+export interface AttentionShape {
+  /** Batch rows. */
+  B: number;
+  /** Sequence length. */
+  T: number;
+  /** Model width; heads are d / nHead wide. */
+  d: number;
+  nHead: number;
+}
+
+/** What one layer keeps from its forward to its backward. */
+export interface AttentionBuffers {
+  shape: AttentionShape;
+  /** Attention probabilities [B, H, T, T] (0 at hidden keys). */
+  att: GPUBuffer;
+  bytes: number;
+}
+
+/** Work space shared by every layer (a layer's forward or backward uses it only while it runs). */
+export interface AttentionScratch {
+  shape: AttentionShape;
+  /** Head-major q, k, v: [3, B, H, T, hd]. */
+  qkvh: GPUBuffer;
+  /** Head-major dq, dk, dv: [3, B, H, T, hd]. */
+  dqkvh: GPUBuffer;
+  /** Head-major y (forward) or dy (backward): [B, H, T, hd]. */
+  yh: GPUBuffer;
+  /** Gradient of att, then of the scores, in place: [B, H, T, T]. */
+  datt: GPUBuffer;
+  bytes: number;
+}
+
+export interface AttentionSpec extends AttentionShape {
+  /** Decoder (key j visible to query i only when j ≤ i) or encoder (all keys). */
+  causal: boolean;
+  /** Packed c_attn output [B, T, 3d]. */
+  qkv: TensorRef;
+  layer: AttentionBuffers;
+  scratch: AttentionScratch;
+  /** Key padding mask: B u32 valid lengths (keys j ≥ lengths[b] hidden; above T acts as T). Rows with no visible key output 0. */
+  lengths?: TensorRef;
+  /** Score scale; default 1/√(d / nHead). */
+  scale?: number;
+  /** Softmax row layout; default ROW_LAYOUTS[adapter kind]. */
+  rowLayout?: RowLayout;
+  /** Matmul tile; default TILES[adapter kind]. Products with N = hd use it narrowed to hd (fewer idle columns). */
+  tile?: MatmulTile;
+  label?: string;
+}
+
+export interface AttentionForwardSpec extends AttentionSpec {
+  /** Output [B, T, d], heads side by side (the input of c_proj). */
+  out: TensorRef;
+}
+
+export interface AttentionBackwardSpec extends AttentionSpec {
+  /** Gradient of out [B, T, d]. */
+  dout: TensorRef;
+  /** Gradient of qkv [B, T, 3d], overwritten (not accumulated). */
+  dqkv: TensorRef;
+}
+
+const F32 = 4;
+const PERMUTE_WG = 256; // matches WG in attention_permute.wgsl
+
+/** Bytes one layer keeps between forward and backward: 4·B·H·T². */
+export function attentionBuffersBytes(s: AttentionShape): number {
+  return F32 * s.B * s.nHead * s.T * s.T;
+}
+
+/** Bytes of the shared scratch: 4·(7·B·T·d + B·H·T²). */
+export function attentionScratchBytes(s: AttentionShape): number {
+  return F32 * (7 * s.B * s.T * s.d + s.B * s.nHead * s.T * s.T);
+}
+
+function checkShape(s: AttentionShape, label: string): number {
+  for (const [k, v] of Object.entries({ B: s.B, T: s.T, d: s.d, nHead: s.nHead })) {
+    if (!Number.isInteger(v) || v < 1) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
+  }
+  if (s.d % s.nHead !== 0) throw new HlmError(`${label}: d = ${s.d} is not a multiple of nHead = ${s.nHead}`);
+  return s.d / s.nHead;
+}
+
+export function createAttentionBuffers(gpu: Gpu, s: AttentionShape & { label?: string }): AttentionBuffers {
+  const label = s.label ?? 'attention';
+  checkShape(s, label);
+  const bytes = attentionBuffersBytes(s);
+  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, att: gpu.buffer(`${label} att`, bytes), bytes };
+}
+
+export function freeAttentionBuffers(gpu: Gpu, layer: AttentionBuffers): void {
+  gpu.free(layer.att);
+}
+
+/** Scratch for the largest shape the layers will run (smaller B or T fit in it too). */
+export function createAttentionScratch(gpu: Gpu, s: AttentionShape & { label?: string }): AttentionScratch {
+  const label = s.label ?? 'attention scratch';
+  checkShape(s, label);
+  const n = s.B * s.T * s.d;
+  return {
+    shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead },
+    qkvh: gpu.buffer(`${label} qkv heads`, 3 * n * F32),
+    dqkvh: gpu.buffer(`${label} dqkv heads`, 3 * n * F32),
+    yh: gpu.buffer(`${label} y heads`, n * F32),
+    datt: gpu.buffer(`${label} datt`, s.B * s.nHead * s.T * s.T * F32),
+    bytes: attentionScratchBytes(s),
+  };
+}
+
+export function freeAttentionScratch(gpu: Gpu, scratch: AttentionScratch): void {
+  gpu.free(scratch.qkvh, scratch.dqkvh, scratch.yh, scratch.datt);
+}
+
+function need(label: string, what: string, buf: GPUBuffer, elements: number, offset = 0): void {
+  if ((offset + elements) * F32 > buf.size) {
+    throw new HlmError(`${label}: ${what} needs ${(offset + elements) * F32} bytes from its buffer's start, but "${buf.label}" has ${buf.size}`);
+  }
+}
+
+function validate(s: AttentionSpec, label: string, outside: [string, TensorRef, number][]): number {
+  const hd = checkShape(s, label);
+  const { B, T, d, nHead: H } = s;
+  need(label, 'layer att', s.layer.att, B * H * T * T);
+  need(label, 'scratch qkv heads', s.scratch.qkvh, 3 * B * T * d);
+  need(label, 'scratch dqkv heads', s.scratch.dqkvh, 3 * B * T * d);
+  need(label, 'scratch y heads', s.scratch.yh, B * T * d);
+  need(label, 'scratch datt', s.scratch.datt, B * H * T * T);
+  const all: [string, TensorRef, number][] = [['qkv', s.qkv, 3 * B * T * d], ...outside];
+  if (s.lengths) all.push(['lengths', s.lengths, B]);
+  const internal = [s.layer.att, s.scratch.qkvh, s.scratch.dqkvh, s.scratch.yh, s.scratch.datt];
+  for (const [name, t, n] of all) {
+    need(label, name, t.buffer, n, t.offset ?? 0);
+    if (internal.includes(t.buffer)) throw new HlmError(`${label}: ${name} must not live in the attention's own layer or scratch buffers`);
+  }
+  // No dispatch binds two of the caller's tensors together (each goes through the scratch), so
+  // they may share one buffer; but what is written (out, dqkv) must not overlap anything else.
+  const written = (name: string) => name === 'out' || name === 'dqkv';
+  for (let i = 1; i < all.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const [ni, ti, ci] = all[i], [nj, tj, cj] = all[j];
+      if (ti.buffer !== tj.buffer || !(written(ni) || written(nj))) continue;
+      const oi = ti.offset ?? 0, oj = tj.offset ?? 0;
+      if (oi < oj + cj && oj < oi + ci) throw new HlmError(`${label}: ${ni} [${oi}, ${oi + ci}) overlaps ${nj} [${oj}, ${oj + cj}) in buffer "${ti.buffer.label}"`);
+    }
+  }
+  return hd;
+}
+
+/** A tile no wider than needed for products with N = hd columns (the tile's BN halved while that still covers hd). */
+function narrow(tile: MatmulTile, N: number): MatmulTile {
+  let BN = tile.BN;
+  while (BN / 2 >= N && (BN / 2) % tile.TN === 0 && (BN / 2) % 4 === 0) BN /= 2;
+  return { ...tile, BN };
+}
+
+/** Token-major [B, T, S, H, hd] ↔ head-major [S, B, H, T, hd]. */
+async function permute(gpu: Gpu, label: string, toHeads: boolean, s: AttentionShape, S: number, src: TensorRef, dst: TensorRef): Promise<Dispatch> {
+  const hd = s.d / s.nHead;
+  const n = S * s.B * s.T * s.d;
+  const pipeline = await gpu.pipeline('attention_permute', { TO_HEADS: toHeads });
+  const uniform = gpu.uniform(`${label} params`, packParams([
+    ['u32', s.B], ['u32', s.T], ['u32', s.nHead], ['u32', hd],
+    ['u32', S], ['u32', n], ['u32', src.offset ?? 0], ['u32', dst.offset ?? 0],
+  ]));
+  return gpu.dispatch(label, pipeline, [src.buffer, dst.buffer, uniform], grid(gpu, n, PERMUTE_WG), [uniform]);
+}
+
+/** How the softmax kernels lay rows out: ROWS rows a workgroup, TPR invocations a row (a power of two). */
+export interface RowLayout {
+  ROWS: number;
+  TPR: number;
+}
+
+/** Measured on llvmpipe (8-wide SIMD): 8 invocations a row beat 1 (gathers) and 32+ (barriers) by 3-4x. */
+export const ROW_LAYOUTS: Record<'hardware' | 'software', RowLayout> = {
+  hardware: { ROWS: 4, TPR: 32 },
+  software: { ROWS: 8, TPR: 8 },
+};
+
+async function softmax(gpu: Gpu, label: string, s: AttentionSpec, backward: boolean): Promise<Dispatch> {
+  const { B, T, nHead: H } = s;
+  const rows = B * H * T;
+  const layout = s.rowLayout ?? ROW_LAYOUTS[gpu.adapter.kind];
+  if (!(layout.ROWS >= 1 && layout.TPR >= 1 && Number.isInteger(Math.log2(layout.TPR)) && Number.isInteger(layout.ROWS))) {
+    throw new HlmError(`${label}: row layout ${JSON.stringify(layout)} needs ROWS ≥ 1 and TPR a power of two`);
+  }
+  const pipeline = await gpu.pipeline(backward ? 'attention_softmax_backward' : 'attention_softmax', { ...layout, CAUSAL: s.causal, LENGTHS: !!s.lengths });
+  const uniform = gpu.uniform(`${label} params`, packParams([
+    ['u32', rows], ['u32', T], ['u32', H * T], ['u32', 0],
+    ['u32', s.lengths?.offset ?? 0], ['u32', 0], ['u32', 0], ['u32', 0],
+  ]));
+  const lengths = s.lengths ? [s.lengths.buffer] : [];
+  const bindings = backward ? [s.layer.att, s.scratch.datt, uniform, ...lengths] : [s.layer.att, uniform, ...lengths];
+  return gpu.dispatch(label, pipeline, bindings, grid(gpu, rows, layout.ROWS), [uniform]);
+}
+
+/**
+ * out = attention(qkv): five dispatches (permute, scores, softmax, att·v, merge heads). Fills
+ * layer.att for the backward; uses scratch.qkvh and scratch.yh. Build once, submit every step;
+ * `gpu.release(...dispatches)` frees their parameter blocks.
+ */
+export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promise<Dispatch[]> {
+  const label = s.label ?? 'attention';
+  const hd = validate(s, label, [['out', s.out, s.B * s.T * s.d]]);
+  const { B, T, d, nHead: H } = s;
+  const n = B * T * d; // elements of each of q, k, v
+  const scale = s.scale ?? 1 / Math.sqrt(hd);
+  const qkvh = s.scratch.qkvh, att = s.layer.att;
+  const tile = s.tile ?? TILES[gpu.adapter.kind], thin = narrow(tile, hd);
+  return [
+    await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
+    await matmul(gpu, {
+      label: `${label} scores`, M: T, N: T, K: hd, batch: B * H, transB: true, alpha: scale, tile,
+      a: { buffer: qkvh, offset: 0 }, b: { buffer: qkvh, offset: n }, c: { buffer: att },
+      strideA: T * hd, strideB: T * hd, strideC: T * T,
+    }),
+    await softmax(gpu, `${label} softmax`, s, false),
+    await matmul(gpu, {
+      label: `${label} att·v`, M: T, N: hd, K: T, batch: B * H, tile: thin,
+      a: { buffer: att }, b: { buffer: qkvh, offset: 2 * n }, c: { buffer: s.scratch.yh },
+      strideA: T * T, strideB: T * hd, strideC: T * hd,
+    }),
+    await permute(gpu, `${label} merge heads`, false, s, 1, { buffer: s.scratch.yh }, s.out),
+  ];
+}
+
+/**
+ * dqkv = ∂L/∂qkv given dout = ∂L/∂out and the layer's att from its forward: eight dispatches.
+ * qkv must hold what the forward saw. Overwrites scratch.qkvh, yh, datt and dqkvh.
+ */
+export async function attentionBackward(gpu: Gpu, s: AttentionBackwardSpec): Promise<Dispatch[]> {
+  const label = s.label ?? 'attention';
+  const hd = validate(s, label, [['dout', s.dout, s.B * s.T * s.d], ['dqkv', s.dqkv, 3 * s.B * s.T * s.d]]);
+  const { B, T, d, nHead: H } = s;
+  const n = B * T * d;
+  const scale = s.scale ?? 1 / Math.sqrt(hd);
+  const { qkvh, dqkvh, yh: dyh, datt } = s.scratch;
+  const att = s.layer.att;
+  const tile = s.tile ?? TILES[gpu.adapter.kind];
+  const heads = { batch: B * H, tile }, thin = { batch: B * H, tile: narrow(tile, hd) };
+  return [
+    await permute(gpu, `${label}.bw split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
+    await permute(gpu, `${label}.bw split dout`, true, s, 1, s.dout, { buffer: dyh }),
+    // datt = dy·vᵀ
+    await matmul(gpu, {
+      ...heads, label: `${label}.bw datt`, M: T, N: T, K: hd, transB: true,
+      a: { buffer: dyh }, b: { buffer: qkvh, offset: 2 * n }, c: { buffer: datt },
+      strideA: T * hd, strideB: T * hd, strideC: T * T,
+    }),
+    // dv = attᵀ·dy
+    await matmul(gpu, {
+      ...thin, label: `${label}.bw dv`, M: T, N: hd, K: T, transA: true,
+      a: { buffer: att }, b: { buffer: dyh }, c: { buffer: dqkvh, offset: 2 * n },
+      strideA: T * T, strideB: T * hd, strideC: T * hd,
+    }),
+    await softmax(gpu, `${label}.bw softmax`, s, true),
+    // dq = scale·ds·k
+    await matmul(gpu, {
+      ...thin, label: `${label}.bw dq`, M: T, N: hd, K: T, alpha: scale,
+      a: { buffer: datt }, b: { buffer: qkvh, offset: n }, c: { buffer: dqkvh, offset: 0 },
+      strideA: T * T, strideB: T * hd, strideC: T * hd,
+    }),
+    // dk = scale·dsᵀ·q
+    await matmul(gpu, {
+      ...thin, label: `${label}.bw dk`, M: T, N: hd, K: T, transA: true, alpha: scale,
+      a: { buffer: datt }, b: { buffer: qkvh, offset: 0 }, c: { buffer: dqkvh, offset: n },
+      strideA: T * T, strideB: T * hd, strideC: T * hd,
+    }),
+    await permute(gpu, `${label}.bw merge dqkv`, false, s, 3, { buffer: dqkvh }, s.dqkv),
+  ];
+}
