@@ -25,7 +25,12 @@ export interface Clear {
   size?: number;
 }
 
-export type Command = Dispatch | Clear;
+/** Copy bytes between buffers between dispatches (e.g. a step's loss into a history ring). */
+export interface Copy {
+  copy: { from: GPUBuffer; fromOffset: number; to: GPUBuffer; toOffset: number; size: number };
+}
+
+export type Command = Dispatch | Clear | Copy;
 
 /** A binding: a whole buffer, or a byte range of one. */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -204,7 +209,7 @@ export class Gpu {
 
   /** Free the buffers the dispatches own (their parameter blocks). */
   release(...commands: Command[]): void {
-    for (const d of commands) if (!('clear' in d)) this.free(...d.owned);
+    for (const d of commands) if ('owned' in d) this.free(...d.owned);
   }
 
   /** Record the commands, in order, into one command encoder (compute passes split only by clears), and submit. */
@@ -213,10 +218,11 @@ export class Gpu {
     const enc = this.device.createCommandEncoder({ label });
     let pass: GPUComputePassEncoder | undefined;
     for (const c of commands) {
-      if ('clear' in c) {
+      if ('clear' in c || 'copy' in c) {
         pass?.end();
         pass = undefined;
-        enc.clearBuffer(c.clear, c.offset ?? 0, c.size);
+        if ('clear' in c) enc.clearBuffer(c.clear, c.offset ?? 0, c.size);
+        else enc.copyBufferToBuffer(c.copy.from, c.copy.fromOffset, c.copy.to, c.copy.toOffset, c.copy.size);
         continue;
       }
       if (c.workgroups.some((n) => n === 0)) continue;
@@ -236,7 +242,7 @@ export class Gpu {
     this.submit(dispatches, label);
     const invalid = await this.device.popErrorScope();
     const oom = await this.device.popErrorScope();
-    if (invalid) throw new GpuValidationError(`${label} [${dispatches.map((d) => ('clear' in d ? `clear ${d.clear.label}` : d.label)).join(', ')}]: ${invalid.message}`);
+    if (invalid) throw new GpuValidationError(`${label} [${dispatches.map((d) => ('clear' in d ? `clear ${d.clear.label}` : 'copy' in d ? `copy to ${d.copy.to.label}` : d.label)).join(', ')}]: ${invalid.message}`);
     if (oom) throw new HlmError(`${label}: GPU out of memory: ${oom.message}`);
     await this.done();
   }

@@ -1,0 +1,233 @@
+// `hlm pretrain`: resolve the run (preset, flags, --set overrides, --init, --resume), prepare the
+// data, then loop: batch -> one GPU step -> (every logEvery) read the loss ring, write
+// metrics.jsonl, show progress -> (every evalEvery) validation loss -> (every saveEvery) an
+// atomic checkpoint in <out>/checkpoint. A NaN or Inf loss stops the run and keeps the last
+// good checkpoint.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { log } from '../log.js';
+import { BatchSource, type Batch, type BatchState } from '../data/batches.js';
+import { defaultCorpusPath, projectRoot } from '../data/corpus.js';
+import { maskTokens } from '../data/mlm.js';
+import { prepareData } from '../data/shards.js';
+import { loadTokenizer, maskId, tokenizerFromJson, type Tokenizer } from '../data/tokenizer.js';
+import { MODEL_CONFIG_SCHEMA, preset, validateConfig, type ModelConfig, type Objective } from '../model/config.js';
+import { applyOverrides } from '../model/overrides.js';
+import { initParams } from '../model/params.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { lrAt, type Schedule } from './schedule.js';
+import { Trainer } from './trainer.js';
+
+export interface PretrainOptions {
+  arch: 'decoder' | 'encoder';
+  objective: Objective;
+  preset: string;
+  set: string[];
+  data: string[];
+  out: string;
+  init?: string;
+  resume: boolean;
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  lr: number;
+  optimizer: 'adamw' | 'sgd';
+  weightDecay: number;
+  warmup: number;
+  schedule: Schedule;
+  gradClip: number;
+  order: 'shuffled' | 'sequential';
+  seed: number;
+  evalEvery: number;
+  evalData?: string;
+  evalBatches: number;
+  saveEvery: number;
+  logEvery: number;
+}
+
+export interface PretrainResult {
+  out: string;
+  checkpoint: string;
+  steps: number;
+  tokens: number;
+  finalLoss: number;
+  valLoss: number | null;
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+  peakGpuBytes: number;
+  parameters: number;
+  device: string;
+}
+
+export type Progress = (p: { step: number; steps: number; loss: number; tokensPerSecond: number; etaSeconds: number }) => void;
+
+/** The held-out text used for validation when --eval-data is not given, if present. */
+export function defaultEvalData(): string | undefined {
+  const p = resolve(projectRoot(), '..', 'shared', 'data', 'corpus', 'wikitext-2', 'valid.txt');
+  return existsSync(p) ? p : undefined;
+}
+
+interface RunState {
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  params: Float32Array;
+  moments?: { m: Float32Array; v: Float32Array };
+  startStep: number;
+  data?: BatchState;
+}
+
+async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<RunState> {
+  if (o.resume) {
+    if (!existsSync(join(checkpointDir, 'config.json'))) throw new HlmError(`--resume: no checkpoint in ${checkpointDir}`);
+    const ck = await loadCheckpoint(checkpointDir, { optimizer: true });
+    const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(checkpointDir, 'tokenizer.json')) : await loadTokenizer('gpt2');
+    const step = Number(ck.hlm.step ?? 0);
+    if (o.optimizer === 'adamw' && !ck.optimizer) throw new HlmError(`--resume: ${checkpointDir} has no optimizer.safetensors`);
+    if (ck.config.causal !== (o.arch === 'decoder')) throw new HlmError(`--resume: ${checkpointDir} holds an ${ck.config.causal ? 'decoder' : 'encoder'}, not an ${o.arch}`);
+    return {
+      config: ck.config,
+      tokenizer,
+      params: ck.params,
+      moments: ck.optimizer ? { m: ck.optimizer.m, v: ck.optimizer.v } : undefined,
+      startStep: step,
+      data: ck.hlm.data as BatchState | undefined,
+    };
+  }
+  if (o.init) {
+    const ck = await loadCheckpoint(o.init, { optimizer: false });
+    const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(o.init, 'tokenizer.json')) : await loadTokenizer('gpt2');
+    const config = { ...ck.config, objective: o.objective, causal: o.arch === 'decoder' };
+    validateConfig(config, `--init ${o.init}`);
+    return { config, tokenizer, params: ck.params, startStep: 0 };
+  }
+  const tokenizer = await loadTokenizer('gpt2');
+  const base = { ...preset(o.preset), objective: o.objective, causal: o.arch === 'decoder' };
+  if (o.arch === 'encoder') {
+    // The mask token is the first id past the tokenizer's vocabulary.
+    base.vocab_size = tokenizer.vocabSize + 1;
+    base.mask_token_id = maskId(tokenizer);
+  }
+  base.eos_token_id = tokenizer.eotId;
+  const config = applyOverrides(base, o.set, MODEL_CONFIG_SCHEMA, '--set') as ModelConfig;
+  validateConfig(config, '--set');
+  return { config, tokenizer, params: initParams(config, o.seed), startStep: 0 };
+}
+
+/** Turn a data batch into the model's inputs and targets for the architecture. */
+function trainingPair(o: PretrainOptions, config: ModelConfig, tokenizer: Tokenizer, batch: Batch, step: number, seed: number): { inputs: Int32Array; targets: Int32Array } {
+  if (config.causal) return { inputs: batch.inputs, targets: batch.targets };
+  const m = maskTokens(batch.inputs, { seed, step, maskId: config.mask_token_id!, vocabSize: tokenizer.vocabSize, specialIds: tokenizer.specialIds });
+  return { inputs: m.inputs, targets: m.targets };
+}
+
+export async function pretrain(gpu: Gpu, o: PretrainOptions, progress?: Progress): Promise<PretrainResult> {
+  if (o.objective !== 'ce') throw new HlmError(`--objective ${o.objective} is not available yet: only ce trains in this version`);
+  const out = resolve(o.out);
+  const checkpointDir = join(out, 'checkpoint');
+  const metricsPath = join(out, 'metrics.jsonl');
+  if (!o.resume && existsSync(join(checkpointDir, 'config.json'))) {
+    throw new HlmError(`${checkpointDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`);
+  }
+  const run = await resolveRun(o, checkpointDir);
+  const { config, tokenizer } = run;
+  if (o.seqLen > config.n_positions) throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
+  if (run.startStep >= o.steps) throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
+
+  const dataPaths = o.data.length ? o.data : [defaultCorpusPath()];
+  log.info({ data: dataPaths }, 'preparing data');
+  const data = await prepareData(dataPaths, tokenizer);
+  const batches = BatchSource.open(data.shards, { batchSize: o.batchSize, seqLen: o.seqLen, order: o.order, seed: o.seed, vocabSize: tokenizer.vocabSize });
+  if (run.data) batches.restore(run.data);
+  const evalPath = o.evalData ?? defaultEvalData();
+  const evalSet = evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer) : undefined;
+
+  const trainer = await Trainer.create(gpu, config, {
+    B: o.batchSize, T: o.seqLen, optimizer: o.optimizer, weightDecay: o.weightDecay, gradClip: o.gradClip, historySize: o.logEvery,
+  });
+  try {
+    trainer.writeState(run.params, run.moments);
+    mkdirSync(out, { recursive: true });
+    const tokensPerStep = o.batchSize * o.seqLen;
+    const evaluate = async () => {
+      if (!evalSet) return null;
+      const src = BatchSource.open(evalSet.shards, { batchSize: o.batchSize, seqLen: o.seqLen, order: 'sequential', seed: 0, vocabSize: tokenizer.vocabSize });
+      try {
+        const pairs = Array.from({ length: o.evalBatches }, (_, i) => trainingPair(o, config, tokenizer, src.batchAt(i), i, 1234567));
+        return await trainer.evaluate(pairs);
+      } finally {
+        src.close();
+      }
+    };
+    let lastSaved = run.startStep;
+    const save = async (step: number) => {
+      const st = await trainer.readState();
+      await saveCheckpoint(checkpointDir, {
+        config,
+        params: st.params,
+        optimizer: st.m && st.v ? { step, m: st.m, v: st.v } : undefined,
+        tokenizerJson: tokenizer.toJSON({ withMask: !config.causal }),
+        hlm: { step, data: batches.state(), tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize }, run: { ...o, out } },
+      });
+      lastSaved = step;
+      log.info(`checkpoint at step ${step}: ${checkpointDir}`);
+    };
+
+    const t0 = performance.now();
+    let pending: { step: number; lr: number }[] = [];
+    let finalLoss = NaN;
+    let valLoss: number | null = null;
+    const flush = async () => {
+      if (!pending.length) return;
+      const records = await trainer.readHistory(pending.length);
+      const elapsed = (performance.now() - t0) / 1000;
+      const lines: string[] = [];
+      for (let i = 0; i < pending.length; i++) {
+        const { step, lr } = pending[i];
+        const { loss, gradNorm } = records[i];
+        if (!Number.isFinite(loss)) {
+          appendFileSync(metricsPath, lines.join(''));
+          throw new HlmError(`the loss became ${loss} at step ${step}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${checkpointDir}`);
+        }
+        lines.push(JSON.stringify({ step, loss, lr, grad_norm: gradNorm, tokens: step * tokensPerStep, elapsed_s: Number(elapsed.toFixed(3)) }) + '\n');
+        finalLoss = loss;
+      }
+      appendFileSync(metricsPath, lines.join(''));
+      const done = pending.at(-1)!.step - run.startStep;
+      const tps = (done * tokensPerStep) / elapsed;
+      progress?.({ step: pending.at(-1)!.step, steps: o.steps, loss: finalLoss, tokensPerSecond: tps, etaSeconds: ((o.steps - pending.at(-1)!.step) * tokensPerStep) / tps });
+      pending = [];
+    };
+
+    for (let step = run.startStep + 1; step <= o.steps; step++) {
+      const batch = batches.next();
+      const { inputs, targets } = trainingPair(o, config, tokenizer, batch, step, o.seed);
+      const lr = lrAt(step, { lr: o.lr, warmup: o.warmup, steps: o.steps, schedule: o.schedule });
+      trainer.step(inputs, targets, step, lr, pending.length);
+      pending.push({ step, lr });
+      const last = step === o.steps;
+      if (pending.length === o.logEvery || last || (o.evalEvery > 0 && step % o.evalEvery === 0) || (o.saveEvery > 0 && step % o.saveEvery === 0)) await flush();
+      if (evalSet && (step % o.evalEvery === 0 || last)) {
+        valLoss = await evaluate();
+        appendFileSync(metricsPath, JSON.stringify({ step, val_loss: valLoss, tokens: step * tokensPerStep, elapsed_s: Number(((performance.now() - t0) / 1000).toFixed(3)) }) + '\n');
+        log.info(`step ${step}: validation loss ${valLoss!.toFixed(4)}`);
+      }
+      if ((o.saveEvery > 0 && step % o.saveEvery === 0) || last) await save(step);
+    }
+    const elapsedSeconds = (performance.now() - t0) / 1000;
+    return {
+      out, checkpoint: checkpointDir, steps: o.steps, tokens: o.steps * tokensPerStep, finalLoss, valLoss,
+      tokensPerSecond: ((o.steps - run.startStep) * tokensPerStep) / elapsedSeconds, elapsedSeconds,
+      peakGpuBytes: gpu.memory().bytesPeak, parameters: trainer.model.layout.count, device: gpu.name,
+    };
+  } finally {
+    batches.close();
+    trainer.destroy();
+  }
+}
+
+/** Read metrics.jsonl back (tests and the comparison script use it). */
+export function readMetrics(out: string): Record<string, number>[] {
+  return readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}

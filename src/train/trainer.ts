@@ -1,0 +1,130 @@
+// One training step as one command encoder: clear gradients, forward, head (loss and its
+// gradient), backward, gradient norm and clipping scale, optimizer, and a copy of the step's
+// loss and gradient norm into a small history ring. Nothing is read back per step: the ring is
+// read when metrics are printed (every logEvery steps).
+import type { Command, Dispatch, Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { gradClip } from '../kernels/gradclip.js';
+import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
+import type { ModelConfig } from '../model/config.js';
+import { Gpt2 } from '../model/gpt2.js';
+import { createCeHead, type Head } from '../model/heads.js';
+
+export interface TrainerOptions {
+  B: number;
+  T: number;
+  optimizer: 'adamw' | 'sgd';
+  weightDecay: number;
+  gradClip: number;
+  /** Steps whose loss the history ring holds between readbacks. */
+  historySize: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+}
+
+export interface StepRecord {
+  loss: number;
+  gradNorm: number;
+}
+
+export class Trainer {
+  private base: Command[] = [];
+  private own: Dispatch[] = [];
+  private buffers: GPUBuffer[] = [];
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly model: Gpt2,
+    readonly head: Head,
+    readonly opts: TrainerOptions,
+    private readonly optimizer: Optimizer,
+    readonly m: GPUBuffer | undefined,
+    readonly v: GPUBuffer | undefined,
+    private readonly scalars: GPUBuffer, // [0] gradient scale, [1] gradient norm
+    private readonly history: GPUBuffer, // [historySize][loss, norm]
+  ) {}
+
+  static async create(gpu: Gpu, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
+    const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true });
+    const head = await createCeHead(model);
+    const n = model.layout.total;
+    const scalars = gpu.buffer('grad scalars', 16);
+    const history = gpu.buffer('loss history', opts.historySize * 8);
+    const mask = gpu.upload('decay mask', decayMask(model.layout));
+    const common = { n, params: { buffer: model.params }, grads: { buffer: model.grads! }, decayMask: { buffer: mask }, gradScale: { buffer: scalars, offset: 0 }, weightDecay: opts.weightDecay };
+    let m: GPUBuffer | undefined, v: GPUBuffer | undefined;
+    let optimizer: Optimizer;
+    if (opts.optimizer === 'adamw') {
+      m = gpu.buffer('adam m', n * 4);
+      v = gpu.buffer('adam v', n * 4);
+      optimizer = await AdamW.create(gpu, { ...common, m: { buffer: m }, v: { buffer: v }, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps });
+    } else {
+      optimizer = await Sgd.create(gpu, common);
+    }
+    const clip = await gradClip(gpu, { n, grads: { buffer: model.grads! }, maxNorm: opts.gradClip, scaleOut: { buffer: scalars, offset: 0 }, normOut: { buffer: scalars, offset: 1 } });
+    const t = new Trainer(gpu, model, head, opts, optimizer, m, v, scalars, history);
+    t.buffers.push(scalars, history, mask, ...(m ? [m] : []), ...(v ? [v] : []));
+    t.own.push(...clip, optimizer.dispatch);
+    t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...clip, optimizer.dispatch];
+    return t;
+  }
+
+  /** Queue one step (nothing is waited for or read back). `slot` picks the history entry. */
+  step(inputs: ArrayLike<number>, targets: ArrayLike<number>, step: number, lr: number, slot: number): void {
+    if (!(slot >= 0 && slot < this.opts.historySize)) throw new HlmError(`history slot ${slot} out of range`);
+    this.model.setTokens(inputs);
+    if (this.head.setTargets(targets) === 0) throw new HlmError(`step ${step}: the batch has no target to predict`);
+    this.optimizer.setStep(step, lr);
+    this.gpu.submit([
+      ...this.base,
+      { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
+      { copy: { from: this.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 } },
+    ], `train step ${step}`);
+  }
+
+  /** The loss and gradient norm of the last `count` history slots (waits for the GPU). */
+  async readHistory(count: number): Promise<StepRecord[]> {
+    const h = await this.gpu.readF32(this.history, 0, count * 2);
+    return Array.from({ length: count }, (_, i) => ({ loss: h[2 * i], gradNorm: h[2 * i + 1] }));
+  }
+
+  /** Mean loss over evaluation batches (forward only). */
+  async evaluate(batches: Iterable<{ inputs: ArrayLike<number>; targets: ArrayLike<number> }>): Promise<number> {
+    let sum = 0, weight = 0;
+    for (const b of batches) {
+      this.model.setTokens(b.inputs);
+      const count = this.head.setTargets(b.targets);
+      if (!count) continue;
+      await this.gpu.run([...this.model.forward, ...this.head.eval], 'eval');
+      sum += (await this.gpu.readF32(this.head.loss, 0, 1))[0] * count;
+      weight += count;
+    }
+    if (!weight) throw new HlmError('the evaluation data has no target to predict');
+    return sum / weight;
+  }
+
+  async readState(): Promise<{ params: Float32Array; m?: Float32Array; v?: Float32Array }> {
+    const n = this.model.layout.total;
+    return {
+      params: await this.model.readParams(),
+      m: this.m ? await this.gpu.readF32(this.m, 0, n) : undefined,
+      v: this.v ? await this.gpu.readF32(this.v, 0, n) : undefined,
+    };
+  }
+
+  writeState(params: Float32Array, moments?: { m: Float32Array; v: Float32Array }): void {
+    this.model.writeParams(params);
+    if (moments && this.m && this.v) {
+      this.gpu.write(this.m, moments.m);
+      this.gpu.write(this.v, moments.v);
+    }
+  }
+
+  destroy(): void {
+    this.gpu.release(...this.own);
+    this.gpu.free(...this.buffers);
+    this.head.destroy();
+    this.model.destroy();
+  }
+}

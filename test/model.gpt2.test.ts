@@ -1,0 +1,66 @@
+// The whole GPU model against the float64 reference: one micro-batch's loss and the gradient
+// of every parameter, for a decoder and an encoder, on a tiny odd-sized GPT-2.
+import { openTestGpu } from './helpers/gpu.js';
+import { expectClose, makeRandom } from './helpers/check.js';
+import type { Gpu } from '../src/gpu/device.js';
+import { Gpt2 } from '../src/model/gpt2.js';
+import { createCeHead } from '../src/model/heads.js';
+import { preset, type ModelConfig } from '../src/model/config.js';
+import { paramLayout } from '../src/model/params.js';
+import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
+
+let gpu: Gpu;
+beforeAll(async () => { gpu = await openTestGpu(); });
+afterAll(() => gpu?.destroy());
+const rand = makeRandom();
+
+function tinyConfig(causal: boolean): ModelConfig {
+  return { ...preset('tiny'), vocab_size: 37, n_positions: 11, n_embd: 12, n_layer: 2, n_head: 3, causal, mask_token_id: causal ? null : 36 };
+}
+
+async function checkStep(config: ModelConfig, B: number, T: number, targets: Int32Array, inputs: Int32Array) {
+  const layout = paramLayout(config);
+  const params = new Float32Array(layout.total);
+  const named: Record<string, Float64Array> = {};
+  for (const t of layout.tensors) {
+    // Larger than GPT-2's init so every path carries signal; LayerNorm weights around 1.
+    const v = t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
+    params.set(v, t.offset);
+    named[t.name] = Float64Array.from(v);
+  }
+  const model = await Gpt2.create(gpu, config, { B, T, train: true });
+  const head = await createCeHead(model);
+  model.writeParams(params);
+  model.setTokens(inputs);
+  head.setTargets(targets);
+  await gpu.run([{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward]);
+  const loss = (await gpu.readF32(head.loss, 0, 1))[0];
+  const grads = await model.readGrads();
+  const ref = gpt2LossAndGrads(named, { ...config }, inputs, targets, B, T, 'ce');
+  expectClose(await gpu.readF32(model.hf, 0, B * T * config.n_embd), ref.hidden, 1e-5, 'final hidden states');
+  expectClose([loss], [ref.loss], 1e-5, 'loss');
+  for (const t of layout.tensors) {
+    expectClose(grads.subarray(t.offset, t.offset + t.size), ref.grads[t.name], 2e-4, `d ${t.name}`);
+  }
+  head.destroy();
+  model.destroy();
+}
+
+test('decoder: loss and every gradient match float64', async () => {
+  const config = tinyConfig(true);
+  const B = 2, T = 7;
+  const tokens = rand.int(B * (T + 1), config.vocab_size);
+  const inputs = new Int32Array(B * T), targets = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) { inputs[b * T + t] = tokens[b * (T + 1) + t]; targets[b * T + t] = tokens[b * (T + 1) + t + 1]; }
+  targets[3] = -1; // an ignored position
+  await checkStep(config, B, T, targets, inputs);
+});
+
+test('encoder (bidirectional, masked targets): loss and every gradient match float64', async () => {
+  const config = tinyConfig(false);
+  const B = 3, T = 5;
+  const inputs = Int32Array.from(rand.int(B * T, 36));
+  const targets = new Int32Array(B * T).fill(-1);
+  for (const p of [0, 4, 7, 8, 13]) { targets[p] = inputs[p]; inputs[p] = 36; }
+  await checkStep(config, B, T, targets, inputs);
+});
