@@ -17,9 +17,9 @@ async function check(M: number, N: number, K: number, o: { transA?: boolean; tra
   const a = rand.uniform(offA + batch * M * K), b = rand.uniform(offB + batch * K * N), c0 = rand.uniform(offC + batch * M * N);
   const A = gpu.upload('A', a), B = gpu.upload('B', b), C = gpu.upload('C', c0);
   const d = await matmul(gpu, { M, N, K, batch, transA: o.transA, transB: o.transB, alpha: o.alpha, beta: o.beta, a: { buffer: A, offset: offA }, b: { buffer: B, offset: offB }, c: { buffer: C, offset: offC }, tile: o.tile });
-  await gpu.run([d]);
+  await gpu.run(d);
   const got = await gpu.readF32(C, offC, batch * M * N);
-  gpu.release(d);
+  gpu.release(...d);
   gpu.free(A, B, C);
   const want = matmulRef(a.subarray(offA), b.subarray(offB), M, N, K, o.transA ?? false, o.transB ?? false, { batch, alpha: o.alpha, beta: o.beta, C: c0.subarray(offC, offC + batch * M * N) });
   expectClose(got, want, 1e-5, `matmul ${M}x${N}x${K} ${JSON.stringify(o)}`);
@@ -45,14 +45,19 @@ describe.each(CHECKED_TILES)('%s tile', (_kind, tile) => {
   });
 });
 
+test('K long enough to need several dispatches on llvmpipe (its loop limiter stops invocations at 65,535 iterations)', async () => {
+  for (const [transA, transB] of TRANSPOSES) await check(3, 5, 40_003, { transA, transB, beta: 0.5 });
+  await check(4, 8, 50_000, { batch: 2 });
+});
+
 test('beta = 0 never reads C, so NaN there does not leak', async () => {
   const M = 9, N = 7, K = 5;
   const a = rand.uniform(M * K), b = rand.uniform(K * N);
   const A = gpu.upload('A', a), B = gpu.upload('B', b), C = gpu.upload('C', new Float32Array(M * N).fill(NaN));
   const d = await matmul(gpu, { M, N, K, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
-  await gpu.run([d]);
+  await gpu.run(d);
   expectClose(await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, false, false), 1e-5, 'beta=0 over NaN');
-  gpu.release(d);
+  gpu.release(...d);
   gpu.free(A, B, C);
 });
 

@@ -58,9 +58,9 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
       const a = random(M * K, next), b = random(K * N, next);
       const A = gpu.upload('check A', a), B = gpu.upload('check B', b), C = gpu.buffer('check C', M * N * 4);
       const d = await matmul(gpu, { M, N, K, transA, transB, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
-      await gpu.run([d], 'check matmul');
+      await gpu.run(d, 'check matmul');
       record(`matmul${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`, `${M}x${N}x${K}`, await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, transA, transB), 1e-5);
-      gpu.release(d);
+      gpu.release(...d);
       gpu.free(A, B, C);
     }
   }
@@ -88,18 +88,18 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
     const n = opts.size;
     const A = gpu.upload('bench A', random(n * n, next)), B = gpu.upload('bench B', random(n * n, next)), C = gpu.buffer('bench C', n * n * 4);
     const d = await matmul(gpu, { M: n, N: n, K: n, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
-    await gpu.run([d], 'warm-up');
+    await gpu.run(d, 'warm-up');
     const times: number[] = [];
     for (let r = 0; r < opts.reps; r++) {
       const t0 = performance.now();
-      gpu.submit([d], 'timed matmul');
+      gpu.submit(d, 'timed matmul');
       await gpu.done();
       times.push(performance.now() - t0);
     }
     times.sort((x, y) => x - y);
     const ms = times[Math.floor(times.length / 2)];
     throughput.push({ kernel: 'matmul', shape: `${n}x${n}x${n}`, ms, gflops: matmulFlops({ M: n, N: n, K: n }) / (ms * 1e6) });
-    gpu.release(d);
+    gpu.release(...d);
     gpu.free(A, B, C);
   }
   return { device: gpu.name, checks, throughput, ok: checks.every((c) => c.ok) };

@@ -16,7 +16,7 @@ export default class Pretrain extends HlmCommand {
     '<%= config.bin %> pretrain --preset tiny --steps 300',
     '<%= config.bin %> pretrain --arch encoder --preset tiny --data ../shared/data/corpus/enwiki --out runs/enc',
     '<%= config.bin %> pretrain --preset small --device gpu --batch-size 16 --seq-len 512 --steps 2000 --out runs/small',
-    '<%= config.bin %> pretrain --out runs/tiny --steps 600 --resume',
+    '<%= config.bin %> pretrain --out runs/tiny --steps 300 --schedule-steps 600 && <%= config.bin %> pretrain --out runs/tiny --steps 600 --resume',
   ];
   static override flags = {
     arch: Flags.option({ options: ['decoder', 'encoder'] as const, default: 'decoder' as const, description: 'causal decoder (next token) or bidirectional masked encoder' })(),
@@ -28,6 +28,7 @@ export default class Pretrain extends HlmCommand {
     init: Flags.string({ description: 'start from this checkpoint directory' }),
     resume: Flags.boolean({ description: 'continue <out>/checkpoint (weights, optimizer, data position) up to --steps', default: false }),
     steps: Flags.integer({ default: 300, min: 1 }),
+    'schedule-steps': Flags.integer({ min: 1, description: 'length of the LR schedule (default: --steps); give the final total when training in parts with --resume' }),
     'batch-size': Flags.integer({ default: 8, min: 1 }),
     'seq-len': Flags.integer({ default: 64, min: 1 }),
     lr: Flags.string({ default: '1e-3', description: 'peak learning rate' }),
@@ -57,7 +58,7 @@ export default class Pretrain extends HlmCommand {
     const tty = process.stderr.isTTY && !this.jsonEnabled();
     const result = await pretrain(gpu, {
       arch: flags.arch, objective: flags.objective, preset: flags.preset, set: flags.set, data: flags.data, out: flags.out,
-      init: flags.init, resume: flags.resume, steps: flags.steps, batchSize: flags['batch-size'], seqLen: flags['seq-len'],
+      init: flags.init, resume: flags.resume, steps: flags.steps, scheduleSteps: flags['schedule-steps'], batchSize: flags['batch-size'], seqLen: flags['seq-len'],
       lr: num('lr', flags.lr), optimizer: flags.optimizer, weightDecay: num('weight-decay', flags['weight-decay']), warmup: flags.warmup,
       schedule: flags.schedule, gradClip: num('grad-clip', flags['grad-clip']), order: flags.order, seed: flags.seed,
       evalEvery: flags['eval-every'], evalData: flags['eval-data'], evalBatches: flags['eval-batches'], saveEvery: flags['save-every'], logEvery: flags['log-every'],

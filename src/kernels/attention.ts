@@ -233,13 +233,13 @@ export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promi
   const tile = s.tile ?? TILES[gpu.adapter.kind], thin = narrow(tile, hd);
   return [
     await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
-    await matmul(gpu, {
+    ...await matmul(gpu, {
       label: `${label} scores`, M: T, N: T, K: hd, batch: B * H, transB: true, alpha: scale, tile,
       a: { buffer: qkvh, offset: 0 }, b: { buffer: qkvh, offset: n }, c: { buffer: att },
       strideA: T * hd, strideB: T * hd, strideC: T * T,
     }),
     await softmax(gpu, `${label} softmax`, s, false),
-    await matmul(gpu, {
+    ...await matmul(gpu, {
       label: `${label} att·v`, M: T, N: hd, K: T, batch: B * H, tile: thin,
       a: { buffer: att }, b: { buffer: qkvh, offset: 2 * n }, c: { buffer: s.scratch.yh },
       strideA: T * T, strideB: T * hd, strideC: T * hd,
@@ -266,26 +266,26 @@ export async function attentionBackward(gpu: Gpu, s: AttentionBackwardSpec): Pro
     await permute(gpu, `${label}.bw split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
     await permute(gpu, `${label}.bw split dout`, true, s, 1, s.dout, { buffer: dyh }),
     // datt = dy·vᵀ
-    await matmul(gpu, {
+    ...await matmul(gpu, {
       ...heads, label: `${label}.bw datt`, M: T, N: T, K: hd, transB: true,
       a: { buffer: dyh }, b: { buffer: qkvh, offset: 2 * n }, c: { buffer: datt },
       strideA: T * hd, strideB: T * hd, strideC: T * T,
     }),
     // dv = attᵀ·dy
-    await matmul(gpu, {
+    ...await matmul(gpu, {
       ...thin, label: `${label}.bw dv`, M: T, N: hd, K: T, transA: true,
       a: { buffer: att }, b: { buffer: dyh }, c: { buffer: dqkvh, offset: 2 * n },
       strideA: T * T, strideB: T * hd, strideC: T * hd,
     }),
     await softmax(gpu, `${label}.bw softmax`, s, true),
     // dq = scale·ds·k
-    await matmul(gpu, {
+    ...await matmul(gpu, {
       ...thin, label: `${label}.bw dq`, M: T, N: hd, K: T, alpha: scale,
       a: { buffer: datt }, b: { buffer: qkvh, offset: n }, c: { buffer: dqkvh, offset: 0 },
       strideA: T * T, strideB: T * hd, strideC: T * hd,
     }),
     // dk = scale·dsᵀ·q
-    await matmul(gpu, {
+    ...await matmul(gpu, {
       ...thin, label: `${label}.bw dk`, M: T, N: hd, K: T, transA: true, alpha: scale,
       a: { buffer: datt }, b: { buffer: qkvh, offset: 0 }, c: { buffer: dqkvh, offset: n },
       strideA: T * T, strideB: T * hd, strideC: T * hd,

@@ -47,7 +47,15 @@ function checkTile(t: MatmulTile): void {
   if (!ok) throw new HlmError(`matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, and TM, TN, BK be multiples of 4`);
 }
 
-export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
+/**
+ * Most K one dispatch covers on a software adapter: llvmpipe silently stops an invocation after
+ * 65,535 loop iterations (Mesa's loop limiter), which a long K loop reaches; longer products
+ * are split over several dispatches that accumulate (beta = 1 after the first).
+ */
+export const SOFTWARE_K_SPAN = 8192;
+
+/** The dispatches of one product (several along K on a software adapter); release frees them. */
+export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const { M, N, K } = s;
   const batch = s.batch ?? 1;
   const transA = s.transA ?? false;
@@ -67,12 +75,19 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
   const vecA = (transA ? M : K) % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
   const vecB = (transB ? K : N) % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
   const pipeline = await gpu.pipeline('matmul', { ...tile, TRANS_A: transA, TRANS_B: transB, VEC_A: vecA, VEC_B: vecB });
-  const params = packParams([
-    ['u32', M], ['u32', N], ['u32', K], ['u32', 0],
-    ['u32', offA], ['u32', offB], ['u32', offC], ['u32', 0],
-    ['u32', strideA], ['u32', strideB], ['u32', strideC], ['u32', 0],
-    ['f32', s.alpha ?? 1], ['f32', s.beta ?? 0], ['u32', 0], ['u32', 0],
-  ]);
-  const uniform = gpu.uniform(`${label} params`, params);
-  return gpu.dispatch(label, pipeline, [s.a.buffer, s.b.buffer, s.c.buffer, uniform], [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], [uniform]);
+  const span = gpu.adapter.kind === 'software' ? Math.max(tile.BK, Math.floor(SOFTWARE_K_SPAN / tile.BK) * tile.BK) : K;
+  const out: Dispatch[] = [];
+  for (let k0 = 0; k0 < K; k0 += span) {
+    const kEnd = Math.min(K, k0 + span);
+    const params = packParams([
+      ['u32', M], ['u32', N], ['u32', K], ['u32', k0],
+      ['u32', offA], ['u32', offB], ['u32', offC], ['u32', 0],
+      ['u32', strideA], ['u32', strideB], ['u32', strideC], ['u32', 0],
+      ['f32', s.alpha ?? 1], ['f32', k0 === 0 ? (s.beta ?? 0) : 1], ['u32', kEnd], ['u32', 0],
+    ]);
+    const part = span < K ? `${label} k ${k0}..${kEnd}` : label;
+    const uniform = gpu.uniform(`${part} params`, params);
+    out.push(gpu.dispatch(part, pipeline, [s.a.buffer, s.b.buffer, s.c.buffer, uniform], [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], [uniform]));
+  }
+  return out;
 }

@@ -135,7 +135,7 @@ export class Gpt2 {
 
     // A linear layer y = x·W + b (W is [in, out], Conv1D layout).
     const linear = async (x: GPUBuffer, W: TensorRef, b: TensorRef, y: GPUBuffer, nIn: number, nOut: number, label: string) => [
-      this.keep(await matmul(gpu, { M: N, N: nOut, K: nIn, a: at(x), b: W, c: at(y), label: `${label} x·W` })),
+      ...this.keep(await matmul(gpu, { M: N, N: nOut, K: nIn, a: at(x), b: W, c: at(y), label: `${label} x·W` })),
       this.keep(await add(gpu, { rows: N, cols: nOut, out: at(y), b, bStrides: [0, 1], label: `${label} +b` })),
     ];
 
@@ -171,9 +171,9 @@ export class Gpt2 {
 
     // Gradients of y = x·W + b given dy: dx (overwritten), dW += xᵀ·dy, db += 1ᵀ·dy.
     const linearBack = async (x: GPUBuffer, dyb: GPUBuffer, W: TensorRef, dW: TensorRef, db: TensorRef, dx: GPUBuffer, nIn: number, nOut: number, label: string) => [
-      this.keep(await matmul(gpu, { M: N, N: nIn, K: nOut, transB: true, a: at(dyb), b: W, c: at(dx), label: `${label} dx` })),
-      this.keep(await matmul(gpu, { M: nIn, N: nOut, K: N, transA: true, beta: 1, a: at(x), b: at(dyb), c: dW, label: `${label} dW` })),
-      this.keep(await matmul(gpu, { M: 1, N: nOut, K: N, beta: 1, a: at(ones), b: at(dyb), c: db, label: `${label} db` })),
+      ...this.keep(await matmul(gpu, { M: N, N: nIn, K: nOut, transB: true, a: at(dyb), b: W, c: at(dx), label: `${label} dx` })),
+      ...this.keep(await matmul(gpu, { M: nIn, N: nOut, K: N, transA: true, beta: 1, a: at(x), b: at(dyb), c: dW, label: `${label} dW` })),
+      ...this.keep(await matmul(gpu, { M: 1, N: nOut, K: N, beta: 1, a: at(ones), b: at(dyb), c: db, label: `${label} db` })),
     ];
 
     const b: Command[] = [{ clear: dres }];

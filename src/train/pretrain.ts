@@ -30,6 +30,8 @@ export interface PretrainOptions {
   init?: string;
   resume: boolean;
   steps: number;
+  /** Length of the LR schedule (default: steps). Give the final total when training in parts. */
+  scheduleSteps?: number;
   batchSize: number;
   seqLen: number;
   lr: number;
@@ -203,7 +205,7 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions, progress?: Progress
     for (let step = run.startStep + 1; step <= o.steps; step++) {
       const batch = batches.next();
       const { inputs, targets } = trainingPair(o, config, tokenizer, batch, step, o.seed);
-      const lr = lrAt(step, { lr: o.lr, warmup: o.warmup, steps: o.steps, schedule: o.schedule });
+      const lr = lrAt(step, { lr: o.lr, warmup: o.warmup, steps: o.scheduleSteps ?? o.steps, schedule: o.schedule });
       trainer.step(inputs, targets, step, lr, pending.length);
       pending.push({ step, lr });
       const last = step === o.steps;

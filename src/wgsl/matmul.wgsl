@@ -20,11 +20,13 @@ const WG_X: u32 = BN / TN;
 const WG_Y: u32 = BM / TM;
 const THREADS: u32 = WG_X * WG_Y;
 
+// The K loop runs over [kBegin, kEnd): the host splits long K into several dispatches on
+// llvmpipe, which silently stops any invocation after 65,535 loop iterations.
 struct Params {
-  M: u32, N: u32, K: u32, _pad0: u32,
+  M: u32, N: u32, K: u32, kBegin: u32,
   offA: u32, offB: u32, offC: u32, _pad1: u32,
   strideA: u32, strideB: u32, strideC: u32, _pad2: u32,
-  alpha: f32, beta: f32, _pad3: u32, _pad4: u32,
+  alpha: f32, beta: f32, kEnd: u32, _pad3: u32,
 }
 
 //#if VEC_A
@@ -56,7 +58,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
       let kk = i / (BM / 4u);
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (m < p.M && k < p.K) { v = A[(base + k * p.M + m) / 4u]; }
+      if (m < p.M && k < p.kEnd) { v = A[(base + k * p.M + m) / 4u]; }
       As[(kk * BM + mm) / 4u] = v;
     }
   } else { // A is M x K: vec4 runs along k
@@ -65,7 +67,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
       let mm = i / (BK / 4u);
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (m < p.M && k < p.K) { v = A[(base + m * p.K + k) / 4u]; }
+      if (m < p.M && k < p.kEnd) { v = A[(base + m * p.K + k) / 4u]; }
       setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y); setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
     }
   }
@@ -75,7 +77,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
     if (TRANS_A) { mm = i % BM; kk = i / BM; } else { kk = i % BK; mm = i / BK; }
     let m = m0 + mm; let k = k0 + kk;
     var v = 0.0;
-    if (m < p.M && k < p.K) {
+    if (m < p.M && k < p.kEnd) {
       if (TRANS_A) { v = A[base + k * p.M + m]; } else { v = A[base + m * p.K + k]; }
     }
     setA(kk * BM + mm, v);
@@ -92,7 +94,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
       let nn = i / (BK / 4u);
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (n < p.N && k < p.K) { v = B[(base + n * p.K + k) / 4u]; }
+      if (n < p.N && k < p.kEnd) { v = B[(base + n * p.K + k) / 4u]; }
       setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y); setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
     }
   } else { // B is K x N: vec4 runs along n
@@ -101,7 +103,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
       let kk = i / (BN / 4u);
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (n < p.N && k < p.K) { v = B[(base + k * p.N + n) / 4u]; }
+      if (n < p.N && k < p.kEnd) { v = B[(base + k * p.N + n) / 4u]; }
       Bs[(kk * BN + nn) / 4u] = v;
     }
   }
@@ -111,7 +113,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
     if (TRANS_B) { kk = i % BK; nn = i / BK; } else { nn = i % BN; kk = i / BN; }
     let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;
-    if (n < p.N && k < p.K) {
+    if (n < p.N && k < p.kEnd) {
       if (TRANS_B) { v = B[base + n * p.K + k]; } else { v = B[base + k * p.N + n]; }
     }
     setB(kk * BN + nn, v);
@@ -134,7 +136,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   var acc: array<vec4<f32>, TM * TN / 4u>;
   var a: array<vec4<f32>, TM / 4u>;
   var b: array<vec4<f32>, TN / 4u>;
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+  for (var k0 = p.kBegin; k0 < p.kEnd; k0 += BK) {
     loadA(baseA, m0, k0, tid);
     loadB(baseB, n0, k0, tid);
     workgroupBarrier();

@@ -1,0 +1,172 @@
+// The tied vanilla LM head (objective `ce`): logits = h·wteᵀ over the whole vocabulary,
+// softmax cross-entropy against the next tokens, and its gradients into the hidden states
+// and the embedding table. The N×V logits never exist at once: rows go through in chunks of
+// R, each chunk's logits in one scratch [R, V] buffer that its gradients then overwrite:
+//   scratch = h[rows]·wteᵀ                      (matmul)
+//   losses[rows], argmax[rows]; scratch ← (softmax − onehot)·lossScale   (crossentropy_rows)
+//   dwte += scratchᵀ·h[rows]                     (matmul, beta 1)
+//   dh[rows] = scratch·wte                       (matmul, overwrite)
+// dwte comes before dh within a chunk, so dh may overwrite h in place. The loss scale
+// (1 / counted targets) is read from a GPU buffer the trainer writes each step, so the list
+// of dispatches is built once and serves every step. Nothing here reads back.
+import type { Dispatch, Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { matmul } from './matmul.js';
+import { grid, packParams, type TensorRef } from './types.js';
+
+export interface CrossEntropySpec {
+  /** Rows (target positions), vocabulary size, model width. */
+  N: number;
+  V: number;
+  d: number;
+  /** Rows per chunk; default: defaultChunkRows(gpu, N, V). */
+  chunkRows?: number;
+  /** Final hidden states [N, d]. */
+  h: TensorRef;
+  /** The tied embedding table [V, d] (inside the parameter buffer). */
+  wte: TensorRef;
+  /** i32 [N]: the target token of each row; < 0 ignores the row (loss 0, no gradient). A target ≥ V gives a NaN loss and no gradient. */
+  targets: TensorRef;
+  /** f32 [N] out: each row's −log p(target) (0 where ignored). */
+  losses: TensorRef;
+  /** f32 scalar: the gradient's scale, 1 / (counted targets) for the mean loss. Required with dh or dwte. May sit in `losses`' buffer (outside its N rows). */
+  lossScale?: TensorRef;
+  /** f32 [N, d] out: the gradient into h, overwritten. May be h itself (same buffer and offset). */
+  dh?: TensorRef;
+  /** f32 [V, d]: the gradient into the embedding table, accumulated (+=). */
+  dwte?: TensorRef;
+  /** u32 [N] out: each row's argmax over the vocabulary (first index on ties). */
+  argmax?: TensorRef;
+  /** A buffer of at least chunkRows·V floats to hold the logits; default: one of its own (freed by gpu.release of the dispatches). */
+  scratch?: GPUBuffer;
+  label?: string;
+}
+
+export interface CrossEntropyHead {
+  dispatches: Dispatch[];
+  /** The logits scratch buffer used (the caller's, or the head's own, which release frees). */
+  scratch: GPUBuffer;
+  chunkRows: number;
+}
+
+/** Default bound on the logits scratch. */
+export const CE_SCRATCH_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Rows per chunk: as many as fit in `budget` bytes (and the adapter's binding and buffer
+ * limits), spread evenly over the chunks and rounded up to a multiple of 64 (the matmul
+ * tile) when that still fits.
+ */
+export function defaultChunkRows(gpu: Gpu, N: number, V: number, budget = CE_SCRATCH_BYTES): number {
+  const limit = Math.min(budget, gpu.limits.maxStorageBufferBindingSize ?? Infinity, gpu.limits.maxBufferSize ?? Infinity);
+  const most = Math.floor(limit / (4 * V));
+  if (most < 1) throw new HlmError(`cross-entropy: one row of ${V} logits does not fit in ${limit} bytes`);
+  if (N <= most) return N;
+  const chunks = Math.ceil(N / most);
+  const even = Math.ceil(N / chunks);
+  const rounded = Math.ceil(even / 64) * 64;
+  return rounded <= most ? rounded : even;
+}
+
+/** Floating-point operations of the head's matmuls (the softmax is O(N·V) besides). */
+export function crossEntropyFlops(N: number, V: number, d: number, grads: { dh?: boolean; dwte?: boolean } = {}): number {
+  return 2 * N * V * d * (1 + (grads.dh ? 1 : 0) + (grads.dwte ? 1 : 0));
+}
+
+function positive(label: string, dims: Record<string, number>): void {
+  for (const [k, v] of Object.entries(dims)) {
+    if (!Number.isInteger(v) || v < 1) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
+  }
+}
+
+function at(r: TensorRef, elements: number): TensorRef {
+  return { buffer: r.buffer, offset: (r.offset ?? 0) + elements };
+}
+
+export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<CrossEntropyHead> {
+  const { N, V, d } = s;
+  const label = s.label ?? `cross-entropy ${N}x${V}x${d}`;
+  positive(label, { N, V, d });
+  const grads = Boolean(s.dh || s.dwte);
+  if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
+  const R = s.chunkRows ?? defaultChunkRows(gpu, N, V);
+  positive(label, { chunkRows: R });
+  const bytes = R * V * 4;
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
+  if (s.scratch && s.scratch.size < bytes) throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits need ${bytes}`);
+  if (bytes > maxBinding) throw new HlmError(`${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage binding; use fewer chunkRows`);
+  const scratch = s.scratch ?? gpu.buffer(`${label} logits`, bytes);
+  const own = s.scratch ? [] : [scratch];
+
+  const refs: [string, TensorRef | undefined][] = [['h', s.h], ['wte', s.wte], ['targets', s.targets], ['losses', s.losses], ['lossScale', s.lossScale], ['dh', s.dh], ['dwte', s.dwte], ['argmax', s.argmax]];
+  for (const [name, r] of refs) if (r?.buffer === scratch) throw new HlmError(`${label}: ${name} must not share the logits scratch buffer`);
+  const conflict = (a: string, ra: TensorRef | undefined, b: string, rb: TensorRef | undefined) => {
+    if (ra && rb && ra.buffer === rb.buffer) throw new HlmError(`${label}: ${a} and ${b} must be in different buffers (WebGPU forbids writable aliasing)`);
+  };
+  conflict('losses', s.losses, 'targets', s.targets);
+  conflict('argmax', s.argmax, 'targets', s.targets);
+  conflict('argmax', s.argmax, 'losses', s.losses);
+  conflict('argmax', s.argmax, 'lossScale', s.lossScale);
+  conflict('dh', s.dh, 'wte', s.wte);
+  conflict('dwte', s.dwte, 'h', s.h);
+  conflict('dwte', s.dwte, 'wte', s.wte);
+  if (s.dh && s.dh.buffer === s.h.buffer && (s.dh.offset ?? 0) !== (s.h.offset ?? 0)) throw new HlmError(`${label}: dh may overwrite h only at the same offset`);
+  const scaleInLosses = grads && s.lossScale!.buffer === s.losses.buffer;
+  if (scaleInLosses) {
+    const o = s.lossScale!.offset ?? 0, lo = s.losses.offset ?? 0;
+    if (o >= lo && o < lo + N) throw new HlmError(`${label}: lossScale lies inside the losses it scales`);
+  }
+
+  const scaleBinding = grads && !scaleInLosses;
+  const pipeline = await gpu.pipeline('crossentropy_rows', {
+    GRAD: grads, ARGMAX: Boolean(s.argmax), SCALE_BINDING: scaleBinding,
+    B_SCALE: 4, B_ARGMAX: scaleBinding ? 5 : 4,
+  });
+  const dispatches: Dispatch[] = [];
+  // matmul gives one dispatch or several (split products): take either.
+  const mm = (d: Dispatch | Dispatch[]) => dispatches.push(...([] as Dispatch[]).concat(d));
+  for (let r0 = 0; r0 < N; r0 += R) {
+    const rows = Math.min(R, N - r0);
+    const part = `${label} rows ${r0}..${r0 + rows}`;
+    mm(await matmul(gpu, { M: rows, N: V, K: d, transB: true, a: at(s.h, r0 * d), b: s.wte, c: { buffer: scratch }, label: `${part} logits` }));
+    const uniform = gpu.uniform(`${part} softmax params`, packParams([
+      ['u32', rows], ['u32', V], ['u32', 0], ['u32', (s.targets.offset ?? 0) + r0],
+      ['u32', (s.losses.offset ?? 0) + r0], ['u32', s.lossScale?.offset ?? 0], ['u32', (s.argmax?.offset ?? 0) + r0], ['u32', 0x7fc00000],
+    ]));
+    const bindings: GPUBuffer[] = [scratch, s.targets.buffer, s.losses.buffer, uniform];
+    if (scaleBinding) bindings.push(s.lossScale!.buffer);
+    if (s.argmax) bindings.push(s.argmax.buffer);
+    dispatches.push(gpu.dispatch(`${part} softmax`, pipeline, bindings, grid(gpu, rows, 1), [uniform]));
+    if (s.dwte) mm(await matmul(gpu, { M: V, N: d, K: rows, transA: true, beta: 1, a: { buffer: scratch }, b: at(s.h, r0 * d), c: s.dwte, label: `${part} dwte` }));
+    if (s.dh) mm(await matmul(gpu, { M: rows, N: d, K: V, a: { buffer: scratch }, b: s.wte, c: at(s.dh, r0 * d), label: `${part} dh` }));
+  }
+  dispatches[dispatches.length - 1].owned.push(...own);
+  return { dispatches, scratch, chunkRows: R };
+}
+
+export interface LossMeanSpec {
+  /** Number of per-row losses. */
+  N: number;
+  losses: TensorRef;
+  /** f32 scalar multiplying the sum (1 / counted targets gives the mean loss); without it, out is the plain sum. May sit in `out`'s buffer or `losses`'. */
+  lossScale?: TensorRef;
+  /** f32 scalar out. */
+  out: TensorRef;
+  /** out += instead of out = (a loss over several micro-batches). */
+  accumulate?: boolean;
+  label?: string;
+}
+
+/** out = lossScale · Σ losses[0..N): the batch's mean loss as one scalar on the GPU. */
+export async function lossMean(gpu: Gpu, s: LossMeanSpec): Promise<Dispatch> {
+  const label = s.label ?? `loss mean ${s.N}`;
+  positive(label, { N: s.N });
+  if (s.out.buffer === s.losses.buffer) throw new HlmError(`${label}: out must not share a buffer with losses (WebGPU forbids writable aliasing)`);
+  const inOut = s.lossScale?.buffer === s.out.buffer;
+  if (inOut && (s.lossScale!.offset ?? 0) === (s.out.offset ?? 0)) throw new HlmError(`${label}: out would overwrite the loss scale it reads`);
+  const binding = Boolean(s.lossScale) && !inOut;
+  const pipeline = await gpu.pipeline('crossentropy_mean', { ACCUM: Boolean(s.accumulate), SCALE_IN_OUT: inOut, SCALE_BINDING: binding });
+  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.N], ['u32', s.losses.offset ?? 0], ['u32', s.out.offset ?? 0], ['u32', s.lossScale?.offset ?? 0]]));
+  const bindings = [s.losses.buffer, s.out.buffer, uniform, ...(binding ? [s.lossScale!.buffer] : [])];
+  return gpu.dispatch(label, pipeline, bindings, [1], [uniform]);
+}

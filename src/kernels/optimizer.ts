@@ -1,0 +1,240 @@
+// Optimizer steps over the whole flat parameter buffer, one dispatch each: AdamW (torch's
+// decoupled weight decay and bias-corrected moments) and plain SGD (torch's, no momentum).
+// Both multiply each gradient by an optional scale read from a GPU buffer (global-norm
+// clipping's, see gradclip.ts), and decay only where a mask built from the parameter layout
+// says so (matrices and embeddings, not biases or LayerNorm). The numbers that change per
+// step (lr, bias corrections) live in the dispatch's uniform: call setStep before each
+// submit; the recorded dispatch itself never changes. A buffer larger than the adapter's
+// storage-binding limit (llvmpipe: 128 MiB, less than the `small` preset's parameters) is
+// covered by several dispatches, each binding a window of it.
+import type { Binding, Dispatch, Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { grid, packParams, type TensorRef } from './types.js';
+
+/** Elements per bit of the decay mask; the parameter layout aligns every tensor to it. */
+export const MASK_BLOCK = 64;
+
+/**
+ * The decay mask of a parameter layout (`paramLayout(config)`, or any list of tensors on
+ * 64-element boundaries): bit b%32 of word b/32 is set when block b (elements [64b, 64b+64))
+ * belongs to a tensor marked `decay`. Upload it as u32 words.
+ */
+export function decayMask(layout: { total: number; tensors: readonly { name?: string; offset: number; size: number; decay: boolean }[] }): Uint32Array {
+  const blocks = Math.ceil(layout.total / MASK_BLOCK);
+  const mask = new Uint32Array(Math.max(1, Math.ceil(blocks / 32)));
+  for (const t of layout.tensors) {
+    if (t.offset % MASK_BLOCK !== 0) throw new HlmError(`decay mask: tensor ${t.name ?? '?'} starts at ${t.offset}, not a multiple of ${MASK_BLOCK}`);
+    if (t.offset + t.size > layout.total) throw new HlmError(`decay mask: tensor ${t.name ?? '?'} ends past the buffer's ${layout.total} elements`);
+    if (!t.decay) continue;
+    for (let b = t.offset / MASK_BLOCK; b < Math.ceil((t.offset + t.size) / MASK_BLOCK); b++) mask[b >>> 5] |= 1 << (b & 31);
+  }
+  return mask;
+}
+
+/** One dispatch's share of an elementwise pass: elements [start, start+count) of the range. */
+export interface RangePiece {
+  start: number;
+  count: number;
+  /** Per ref, in order: what to bind and the element offset of the piece's first element inside that binding. */
+  binds: { binding: Binding; offset: number }[];
+}
+
+/**
+ * Split an elementwise pass over `n` elements of each ref into pieces whose bindings fit the
+ * adapter's storage-binding limit (or `maxBindingBytes`, lower, for tests). Refs whose whole
+ * buffer fits are bound whole; the others get windows starting on the adapter's offset
+ * alignment. Pieces start on multiples of `quantum` elements. One piece when all fit.
+ */
+export function rangePieces(gpu: Gpu, n: number, refs: TensorRef[], quantum = 1, maxBindingBytes = Infinity): RangePiece[] {
+  const limit = Math.min(maxBindingBytes, gpu.limits.maxStorageBufferBindingSize ?? Infinity);
+  const align = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
+  const fits = (r: TensorRef) => r.buffer.size <= limit;
+  if (refs.every(fits)) return [{ start: 0, count: n, binds: refs.map((r) => ({ binding: r.buffer, offset: r.offset ?? 0 })) }];
+  const per = Math.floor((limit - align) / 4 / quantum) * quantum;
+  if (per < 1) throw new HlmError(`a storage binding of ${limit} bytes cannot hold ${quantum} elements past a ${align}-byte alignment`);
+  const pieces: RangePiece[] = [];
+  for (let start = 0; start < n; start += per) {
+    const count = Math.min(per, n - start);
+    pieces.push({
+      start, count,
+      binds: refs.map((r) => {
+        if (fits(r)) return { binding: r.buffer, offset: (r.offset ?? 0) + start };
+        const byte = ((r.offset ?? 0) + start) * 4;
+        const offset = Math.floor(byte / align) * align;
+        return { binding: { buffer: r.buffer, offset, size: byte - offset + count * 4 }, offset: (byte - offset) / 4 };
+      }),
+    });
+  }
+  return pieces;
+}
+
+/** What training code needs of an optimizer. */
+export interface Optimizer {
+  /** Usually one; more where a buffer exceeds the adapter's storage-binding limit. */
+  readonly dispatches: Dispatch[];
+  /** The dispatch when there is only one (throws otherwise): prefer `dispatches`. */
+  readonly dispatch: Dispatch;
+  /** Write this step's numbers (step counts from 1, including this one) before submitting. */
+  setStep(step: number, lr: number): void;
+}
+
+interface CommonSpec {
+  /** Number of elements of the parameter range. */
+  n: number;
+  params: TensorRef;
+  grads: TensorRef;
+  /** u32 words from decayMask (bit per 64 elements, counted from params' offset); default: every element decays. */
+  decayMask?: TensorRef;
+  /** f32 scalar each gradient is multiplied by (gradClip's scaleOut); default 1. */
+  gradScale?: TensorRef;
+  weightDecay?: number;
+  label?: string;
+  /** Cap on workgroups along x (default: the adapter's limit); tests lower it to exercise the fold into y. */
+  maxGroupsX?: number;
+  /** Cap on a binding's size below the adapter's; tests lower it to exercise windowed dispatches. */
+  maxBindingBytes?: number;
+}
+
+export interface AdamWSpec extends CommonSpec {
+  /** First and second moments, same length as params (zeros at the start of training). */
+  m: TensorRef;
+  v: TensorRef;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** torch.optim.AdamW's default 0.01. */
+  weightDecay?: number;
+}
+
+export interface SgdSpec extends CommonSpec {
+  /** Coupled (L2) decay, torch.optim.SGD's; default 0. */
+  weightDecay?: number;
+}
+
+const WG = 256; // matches WG in optimizer_*.wgsl
+
+function checkCommon(label: string, s: CommonSpec, written: [string, TensorRef][]): void {
+  if (!Number.isInteger(s.n) || s.n < 1) throw new HlmError(`${label}: n must be a positive integer, got ${s.n}`);
+  const wd = s.weightDecay ?? 0;
+  if (!(Number.isFinite(wd) && wd >= 0)) throw new HlmError(`${label}: weightDecay must be ≥ 0, got ${wd}`);
+  const read: [string, TensorRef | undefined][] = [['grads', s.grads], ['decayMask', s.decayMask], ['gradScale', s.gradScale]];
+  for (let i = 0; i < written.length; i++) {
+    for (const [name, r] of [...read, ...written.slice(i + 1)]) {
+      if (r && r.buffer === written[i][1].buffer) throw new HlmError(`${label}: ${written[i][0]} and ${name} must be in different buffers (WebGPU forbids writable aliasing)`);
+    }
+  }
+  for (const [name, r] of [...written, ['grads', s.grads] as [string, TensorRef]]) {
+    if (((r.offset ?? 0) + s.n) * 4 > r.buffer.size) throw new HlmError(`${label}: ${name} holds fewer than ${s.n} elements past offset ${r.offset ?? 0}`);
+  }
+  if (s.decayMask && ((s.decayMask.offset ?? 0) + Math.ceil(Math.ceil(s.n / MASK_BLOCK) / 32)) * 4 > s.decayMask.buffer.size) throw new HlmError(`${label}: decayMask is too short for ${s.n} elements`);
+}
+
+function checkStep(label: string, step: number, lr: number): void {
+  if (!Number.isInteger(step) || step < 1) throw new HlmError(`${label}: step must be an integer ≥ 1, got ${step}`);
+  if (!(Number.isFinite(lr) && lr >= 0)) throw new HlmError(`${label}: lr must be a finite number ≥ 0, got ${lr}`);
+}
+
+type Word = ['u32', number];
+
+function single(label: string, dispatches: Dispatch[]): Dispatch {
+  if (dispatches.length !== 1) throw new HlmError(`${label} runs as ${dispatches.length} dispatches (a buffer exceeds the storage-binding limit): use .dispatches`);
+  return dispatches[0];
+}
+
+/** Build one dispatch per piece; `fixed` gives each piece's fixed uniform words from its element offsets. */
+async function build(gpu: Gpu, label: string, shader: string, s: CommonSpec, big: TensorRef[], fixed: (offsets: number[], piece: RangePiece) => Word[], uniformWords: number) {
+  const mask = Boolean(s.decayMask), scale = Boolean(s.gradScale);
+  const first = big.length + 1; // the big buffers, then the uniform, then mask and scale
+  const pipeline = await gpu.pipeline(shader, { MASK: mask, SCALE: scale, B_MASK: first, B_SCALE: mask ? first + 1 : first });
+  const pieces = rangePieces(gpu, s.n, big, WG, s.maxBindingBytes);
+  const parts = pieces.map((piece, k) => {
+    const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
+    const uniform = gpu.uniform(`${name} params`, new Uint32Array(uniformWords));
+    const bindings: Binding[] = [...piece.binds.map((b) => b.binding), uniform, ...(mask ? [s.decayMask!.buffer] : []), ...(scale ? [s.gradScale!.buffer] : [])];
+    const dispatch = gpu.dispatch(name, pipeline, bindings, grid(gpu, piece.count, WG, s.maxGroupsX), [uniform]);
+    return { dispatch, uniform, words: fixed(piece.binds.map((b) => b.offset), piece) };
+  });
+  return parts;
+}
+
+export class AdamW implements Optimizer {
+  readonly dispatches: Dispatch[];
+
+  private constructor(
+    private readonly gpu: Gpu,
+    private readonly parts: { dispatch: Dispatch; uniform: GPUBuffer; words: Word[] }[],
+    readonly hyper: { beta1: number; beta2: number; eps: number; weightDecay: number },
+    private readonly label: string,
+  ) {
+    this.dispatches = parts.map((p) => p.dispatch);
+  }
+
+  get dispatch(): Dispatch {
+    return single(this.label, this.dispatches);
+  }
+
+  static async create(gpu: Gpu, s: AdamWSpec): Promise<AdamW> {
+    const label = s.label ?? `adamw ${s.n}`;
+    const hyper = { beta1: s.beta1 ?? 0.9, beta2: s.beta2 ?? 0.999, eps: s.eps ?? 1e-8, weightDecay: s.weightDecay ?? 0.01 };
+    for (const k of ['beta1', 'beta2'] as const) if (!(hyper[k] >= 0 && hyper[k] < 1)) throw new HlmError(`${label}: ${k} must be in [0, 1), got ${hyper[k]}`);
+    if (!(hyper.eps >= 0)) throw new HlmError(`${label}: eps must be ≥ 0, got ${hyper.eps}`);
+    checkCommon(label, { ...s, weightDecay: hyper.weightDecay }, [['params', s.params], ['m', s.m], ['v', s.v]]);
+    const parts = await build(gpu, label, 'optimizer_adamw', s, [s.params, s.grads, s.m, s.v], ([p, g, m, v], piece) => [
+      ['u32', piece.count], ['u32', p], ['u32', g], ['u32', m],
+      ['u32', v], ['u32', s.decayMask?.offset ?? 0], ['u32', s.gradScale?.offset ?? 0], ['u32', piece.start],
+    ], 16);
+    const opt = new AdamW(gpu, parts, hyper, label);
+    opt.setStep(1, 0);
+    return opt;
+  }
+
+  setStep(step: number, lr: number): void {
+    checkStep(this.label, step, lr);
+    const { beta1, beta2, eps, weightDecay } = this.hyper;
+    // In float64 here, as torch does in Python, then rounded once to f32.
+    const bc1 = 1 - beta1 ** step;
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+    for (const part of this.parts) {
+      this.gpu.write(part.uniform, packParams([
+        ...part.words,
+        ['f32', 1 - beta1], ['f32', beta2], ['f32', 1 - beta2], ['f32', eps],
+        ['f32', lr / bc1], ['f32', bc2Sqrt], ['f32', 1 - lr * weightDecay], ['u32', 0],
+      ]));
+    }
+  }
+}
+
+export class Sgd implements Optimizer {
+  readonly dispatches: Dispatch[];
+
+  private constructor(
+    private readonly gpu: Gpu,
+    private readonly parts: { dispatch: Dispatch; uniform: GPUBuffer; words: Word[] }[],
+    readonly hyper: { weightDecay: number },
+    private readonly label: string,
+  ) {
+    this.dispatches = parts.map((p) => p.dispatch);
+  }
+
+  get dispatch(): Dispatch {
+    return single(this.label, this.dispatches);
+  }
+
+  static async create(gpu: Gpu, s: SgdSpec): Promise<Sgd> {
+    const label = s.label ?? `sgd ${s.n}`;
+    const hyper = { weightDecay: s.weightDecay ?? 0 };
+    checkCommon(label, s, [['params', s.params]]);
+    const parts = await build(gpu, label, 'optimizer_sgd', s, [s.params, s.grads], ([p, g], piece) => [
+      ['u32', piece.count], ['u32', p], ['u32', g], ['u32', s.decayMask?.offset ?? 0], ['u32', s.gradScale?.offset ?? 0], ['u32', piece.start],
+    ], 8);
+    const opt = new Sgd(gpu, parts, hyper, label);
+    opt.setStep(1, 0);
+    return opt;
+  }
+
+  /** `step` is unused by plain SGD (kept for the common interface) but still checked. */
+  setStep(step: number, lr: number): void {
+    checkStep(this.label, step, lr);
+    for (const part of this.parts) this.gpu.write(part.uniform, packParams([...part.words, ['f32', -lr], ['f32', this.hyper.weightDecay]]));
+  }
+}

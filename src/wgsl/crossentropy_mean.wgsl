@@ -1,0 +1,47 @@
+// The batch loss as one scalar on the GPU: out = scale · Σ losses[0..n) (ACCUM: out += ...),
+// scale being the loss scale (1 / counted targets) from a GPU buffer, or 1 without one. One
+// workgroup, a strided fold and a fixed tree: bit-for-bit repeatable. Only this scalar is
+// ever read back, and only when it is printed.
+
+const WG: u32 = 256u;
+const ACCUM: bool = false;
+// The scale sits in `out`'s own buffer (read through that binding: WebGPU forbids a buffer
+// bound both writable and read-only in one dispatch).
+const SCALE_IN_OUT: bool = false;
+
+struct Params { n: u32, offLosses: u32, offOut: u32, offScale: u32 }
+
+@group(0) @binding(0) var<storage, read> losses: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+//#if SCALE_BINDING
+@group(0) @binding(3) var<storage, read> lossScale: array<f32>;
+//#endif
+
+var<workgroup> part: array<f32, WG>;
+
+fn scale() -> f32 {
+//#if SCALE_BINDING
+  return lossScale[p.offScale];
+//#else
+  if (SCALE_IN_OUT) { return out[p.offScale]; }
+  return 1.0;
+//#endif
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var acc = 0.0;
+  for (var i = t; i < p.n; i += WG) { acc += losses[p.offLosses + i]; }
+  part[t] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (t < s) { part[t] += part[t + s]; }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    var v = part[0] * scale();
+    if (ACCUM) { v += out[p.offOut]; }
+    out[p.offOut] = v;
+  }
+}

@@ -1,0 +1,237 @@
+// The chunked, tied cross-entropy head and the GPU loss mean against the float64 reference:
+// odd N, V, d, chunks that do not divide N, ignored targets, element offsets everywhere,
+// huge logits, dwte accumulating onto a non-zero gradient, dh in place over h, determinism.
+import { openTestGpu } from './helpers/gpu.js';
+import { expectClose, makeRandom } from './helpers/check.js';
+import type { Gpu } from '../src/gpu/device.js';
+import { crossEntropyHead, defaultChunkRows, lossMean } from '../src/kernels/crossentropy.js';
+import { crossEntropyTied, crossEntropyTiedBackward } from '../src/reference/crossentropy.js';
+
+let gpu: Gpu;
+beforeAll(async () => { gpu = await openTestGpu(); });
+afterAll(() => gpu?.destroy());
+const rand = makeRandom();
+
+interface Case {
+  N: number;
+  V: number;
+  d: number;
+  chunkRows?: number;
+  hScale?: number;
+  /** Rows whose target is -1. */
+  ignored?: number[];
+  grads?: boolean;
+  /** dh overwrites h (same buffer and offset). */
+  inPlace?: boolean;
+  /** The loss scale sits in the losses' buffer, after the N rows. */
+  scaleInLosses?: boolean;
+}
+
+// Element offsets of each tensor inside its buffer (wte on a 64-float boundary, like the layout).
+const OFF = { h: 5, wte: 128, targets: 3, losses: 2, scale: 1, dh: 7, argmax: 9, out: 3 };
+
+function targetsFor(N: number, V: number, ignored: number[] = []): Int32Array {
+  const t = Int32Array.from(rand.int(N, V));
+  for (const i of ignored) t[i] = -1;
+  return t;
+}
+
+function padded(data: Float32Array, before: number, after = 3): Float32Array {
+  const out = rand.uniform(before + data.length + after);
+  out.set(data, before);
+  return out;
+}
+
+async function runCase(c: Case) {
+  const { N, V, d } = c;
+  const grads = c.grads ?? true;
+  const hs = c.hScale ?? 1;
+  const h = rand.uniform(N * d, -hs, hs);
+  const E = rand.uniform(V * d);
+  const targets = targetsFor(N, V, c.ignored);
+  const count = targets.filter((t) => t >= 0).length;
+  const scale = count > 0 ? 1 / count : 0;
+  const dwte0 = rand.uniform(V * d);
+
+  const H = gpu.upload('h', padded(h, OFF.h));
+  const W = gpu.upload('params', padded(E, OFF.wte));
+  const T = gpu.upload('targets', Int32Array.from({ length: OFF.targets + N + 2 }, (_, i) => (i >= OFF.targets && i < OFF.targets + N ? targets[i - OFF.targets] : 12345)));
+  const L = gpu.buffer('losses', (OFF.losses + N + 4) * 4);
+  const S = c.scaleInLosses ? L : gpu.buffer('scale', (OFF.scale + 1) * 4);
+  const scaleRef = { buffer: S, offset: c.scaleInLosses ? OFF.losses + N + 1 : OFF.scale };
+  gpu.write(S, Float32Array.of(scale), scaleRef.offset * 4);
+  const G = grads ? gpu.upload('grads', padded(dwte0, OFF.wte)) : undefined;
+  const DH = grads ? (c.inPlace ? H : gpu.buffer('dh', (OFF.dh + N * d) * 4)) : undefined;
+  const A = gpu.buffer('argmax', (OFF.argmax + N) * 4);
+  const O = gpu.buffer('mean', 16);
+
+  const head = await crossEntropyHead(gpu, {
+    N, V, d, chunkRows: c.chunkRows,
+    h: { buffer: H, offset: OFF.h }, wte: { buffer: W, offset: OFF.wte }, targets: { buffer: T, offset: OFF.targets },
+    losses: { buffer: L, offset: OFF.losses }, lossScale: grads ? scaleRef : undefined,
+    dh: DH && { buffer: DH, offset: c.inPlace ? OFF.h : OFF.dh }, dwte: G && { buffer: G, offset: OFF.wte },
+    argmax: { buffer: A, offset: OFF.argmax },
+  });
+  const mean = await lossMean(gpu, { N, losses: { buffer: L, offset: OFF.losses }, lossScale: scaleRef, out: { buffer: O, offset: OFF.out } });
+  await gpu.run([...head.dispatches, mean]);
+
+  const got = {
+    losses: await gpu.readF32(L, OFF.losses, N),
+    argmax: await gpu.read(A, Uint32Array, OFF.argmax, N),
+    mean: (await gpu.readF32(O, OFF.out, 1))[0],
+    dh: DH ? await gpu.readF32(DH, c.inPlace ? OFF.h : OFF.dh, N * d) : undefined,
+    dwte: G ? await gpu.readF32(G, OFF.wte, V * d) : undefined,
+  };
+  const run = async () => {
+    // Rerun the same recorded dispatches from the same inputs (determinism checks).
+    if (G) gpu.write(G, dwte0, OFF.wte * 4);
+    if (c.inPlace) gpu.write(H, h, OFF.h * 4);
+    await gpu.run([...head.dispatches, mean]);
+    return {
+      losses: await gpu.readF32(L, OFF.losses, N),
+      dh: DH ? await gpu.readF32(DH, c.inPlace ? OFF.h : OFF.dh, N * d) : undefined,
+      dwte: G ? await gpu.readF32(G, OFF.wte, V * d) : undefined,
+      mean: (await gpu.readF32(O, OFF.out, 1))[0],
+    };
+  };
+  const cleanup = () => {
+    gpu.release(...head.dispatches, mean);
+    gpu.free(H, W, T, L, S, G, DH, A, O);
+  };
+  return { h, E, targets, count, dwte0, got, head, run, cleanup };
+}
+
+function checkAgainstReference(c: Case, r: Awaited<ReturnType<typeof runCase>>, tol = 1e-5, gradTol = tol) {
+  const { N, V, d } = c;
+  const ref = crossEntropyTied(r.h, r.E, r.targets, N, V, d);
+  expectClose(r.got.losses, ref.nll, tol, 'losses');
+  expectClose([r.got.mean], [ref.loss], tol, 'mean loss');
+  for (let i = 0; i < N; i++) {
+    // The argmax's logit is the row maximum (robust to near-ties between f32 and f64).
+    let mx = -Infinity;
+    for (let v = 0; v < V; v++) mx = Math.max(mx, ref.logits[i * V + v]);
+    const a = r.got.argmax[i];
+    if (!(a < V && ref.logits[i * V + a] >= mx - 1e-4 * (1 + Math.abs(mx)))) throw new Error(`argmax of row ${i}: ${a} is not a maximum`);
+  }
+  if (c.grads ?? true) {
+    const back = crossEntropyTiedBackward(1, r.h, r.E, r.targets, N, V, d);
+    expectClose(r.got.dh!, back.dh, gradTol, 'dh');
+    expectClose(r.got.dwte!, Float64Array.from(back.dE, (g, i) => g + r.dwte0[i]), gradTol, 'dwte (accumulated)');
+  }
+}
+
+describe('cross-entropy head against float64', () => {
+  const cases: [string, Case][] = [
+    ['N=7 V=131 d=10, chunks of 3, two ignored rows', { N: 7, V: 131, d: 10, chunkRows: 3, ignored: [1, 5] }],
+    ['N=33 V=1000 d=24, one chunk', { N: 33, V: 1000, d: 24, ignored: [0, 32] }],
+    ['N=33 V=1000 d=24, chunks of 10', { N: 33, V: 1000, d: 24, chunkRows: 10, ignored: [4] }],
+    ['N=70 V=257 d=16, chunks of 64 (vec4 matmul paths), loss scale beside the losses', { N: 70, V: 257, d: 16, chunkRows: 64, scaleInLosses: true }],
+    ['N=9 V=77 d=12, dh in place over h', { N: 9, V: 77, d: 12, chunkRows: 4, inPlace: true, ignored: [3] }],
+  ];
+  test.each(cases)('%s', async (_name, c) => {
+    const r = await runCase(c);
+    checkAgainstReference(c, r);
+    r.cleanup();
+  });
+
+  test('forward only (evaluation): losses, argmax and the plain sum, no loss scale needed', async () => {
+    const c: Case = { N: 13, V: 311, d: 8, chunkRows: 5, grads: false, ignored: [2] };
+    const r = await runCase(c);
+    checkAgainstReference(c, r);
+    // Evaluation sums log-likelihoods: a mean without lossScale is the plain sum.
+    const { N, V, d } = c;
+    const ref = crossEntropyTied(r.h, r.E, r.targets, N, V, d);
+    const O = gpu.buffer('sum', 16);
+    const losses = gpu.upload('losses copy', r.got.losses);
+    const sum = await lossMean(gpu, { N, losses: { buffer: losses }, out: { buffer: O } });
+    await gpu.run([sum]);
+    expectClose(await gpu.readF32(O, 0, 1), [ref.nll.reduce((a, b) => a + b, 0)], 1e-5, 'sum');
+    gpu.release(sum);
+    gpu.free(O, losses);
+    r.cleanup();
+  });
+
+  test('huge logits (h ×1000): finite and still accurate', async () => {
+    const c: Case = { N: 11, V: 203, d: 10, chunkRows: 4, hScale: 1000, ignored: [7] };
+    const r = await runCase(c);
+    for (const x of [...r.got.losses, ...r.got.dh!, ...r.got.dwte!]) if (!Number.isFinite(x)) throw new Error(`non-finite output ${x}`);
+    // Logits of ~±1e3 carry f32 errors of ~1e-4, which near-ties turn into ~1e-5 relative gradient errors.
+    checkAgainstReference(c, r, 1e-5, 1e-3);
+    r.cleanup();
+  });
+
+  test('every target ignored: zero loss, zero gradient, dwte unchanged', async () => {
+    const N = 5, V = 40, d = 6;
+    const r = await runCase({ N, V, d, ignored: [0, 1, 2, 3, 4] });
+    expect(Array.from(r.got.losses)).toEqual(new Array(N).fill(0));
+    expect(r.got.mean).toBe(0);
+    expect(Array.from(r.got.dh!).every((x) => x === 0)).toBe(true);
+    expect(Array.from(r.got.dwte!)).toEqual(Array.from(r.dwte0));
+    r.cleanup();
+  });
+
+  test('bit-identical when run twice', async () => {
+    const c: Case = { N: 33, V: 1000, d: 24, chunkRows: 7, ignored: [3] };
+    const r = await runCase(c);
+    const again = await r.run();
+    expect(Array.from(again.losses)).toEqual(Array.from(r.got.losses));
+    expect(Array.from(again.dh!)).toEqual(Array.from(r.got.dh!));
+    expect(Array.from(again.dwte!)).toEqual(Array.from(r.got.dwte!));
+    expect(again.mean).toBe(r.got.mean);
+    r.cleanup();
+  });
+});
+
+test('a target ≥ V gives a NaN loss and no gradient; the rest are unaffected', async () => {
+  const N = 4, V = 50, d = 8;
+  const h = rand.uniform(N * d), E = rand.uniform(V * d);
+  const targets = Int32Array.of(3, V + 7, -1, 49);
+  const H = gpu.upload('h', h), W = gpu.upload('wte', E), T = gpu.upload('t', targets);
+  const L = gpu.buffer('losses', N * 4), S = gpu.upload('scale', Float32Array.of(0.5)), DH = gpu.buffer('dh', N * d * 4), G = gpu.buffer('dwte', V * d * 4);
+  const head = await crossEntropyHead(gpu, { N, V, d, h: { buffer: H }, wte: { buffer: W }, targets: { buffer: T }, losses: { buffer: L }, lossScale: { buffer: S }, dh: { buffer: DH }, dwte: { buffer: G } });
+  await gpu.run(head.dispatches);
+  const losses = await gpu.readF32(L, 0, N);
+  expect(Number.isNaN(losses[1])).toBe(true);
+  expect(losses[2]).toBe(0);
+  const valid = Int32Array.of(3, -1, -1, 49);
+  const ref = crossEntropyTied(h, E, valid, N, V, d);
+  expectClose([losses[0], losses[3]], [ref.nll[0], ref.nll[3]], 1e-5, 'valid rows');
+  const back = crossEntropyTiedBackward(1, h, E, valid, N, V, d); // mean over 2 rows = lossScale 0.5
+  expectClose(await gpu.readF32(DH, 0, N * d), back.dh, 1e-5, 'dh');
+  expectClose(await gpu.readF32(G, 0, V * d), back.dE, 1e-5, 'dwte');
+  gpu.release(...head.dispatches);
+  gpu.free(H, W, T, L, S, DH, G);
+});
+
+test('lossMean accumulates over micro-batches, reading the scale from its own output buffer', async () => {
+  const losses = rand.uniform(37, 0, 5);
+  const Lb = gpu.upload('losses', losses);
+  const O = gpu.upload('scalars', Float32Array.of(0, 0.125)); // [loss, scale]
+  const d = await lossMean(gpu, { N: 37, losses: { buffer: Lb }, lossScale: { buffer: O, offset: 1 }, out: { buffer: O, offset: 0 }, accumulate: true });
+  await gpu.run([d, d]);
+  const total = losses.reduce((a, b) => a + b, 0);
+  expectClose(await gpu.readF32(O, 0, 1), [2 * 0.125 * total], 1e-6, 'accumulated mean');
+  gpu.release(d);
+  gpu.free(Lb, O);
+});
+
+test('default chunk rows: whole batch when it fits, else even chunks of ≤ budget', () => {
+  expect(defaultChunkRows(gpu, 33, 1000)).toBe(33);
+  expect(defaultChunkRows(gpu, 1024, 50257)).toBe(256); // 4 chunks of 256 rows, 51 MB of logits
+  expect(defaultChunkRows(gpu, 100, 1000, 30 * 4000)).toBe(25);
+  expect(defaultChunkRows(gpu, 1000, 1000, 300 * 4000)).toBe(256);
+});
+
+test('bad specs are refused with the reason', async () => {
+  const B = (n: number) => gpu.buffer('b', n * 4);
+  const h = B(64), wte = B(64), t = B(8), l = B(8), s = B(4), dh = B(64);
+  const base = { N: 4, V: 4, d: 4, h: { buffer: h }, wte: { buffer: wte }, targets: { buffer: t }, losses: { buffer: l } };
+  await expect(crossEntropyHead(gpu, { ...base, dh: { buffer: dh } })).rejects.toThrow(/lossScale/);
+  await expect(crossEntropyHead(gpu, { ...base, scratch: B(8) })).rejects.toThrow(/scratch holds/);
+  await expect(crossEntropyHead(gpu, { ...base, lossScale: { buffer: l, offset: 2 }, dh: { buffer: dh } })).rejects.toThrow(/inside the losses/);
+  await expect(crossEntropyHead(gpu, { ...base, lossScale: { buffer: s }, dh: { buffer: h, offset: 4 } })).rejects.toThrow(/same offset/);
+  await expect(crossEntropyHead(gpu, { ...base, losses: { buffer: t } })).rejects.toThrow(/different buffers/);
+  await expect(crossEntropyHead(gpu, { ...base, N: 0 })).rejects.toThrow(/N must be a positive integer/);
+  await expect(lossMean(gpu, { N: 4, losses: { buffer: l }, out: { buffer: l } })).rejects.toThrow(/must not share/);
+  gpu.free(h, wte, t, l, s, dh);
+});
