@@ -64,3 +64,43 @@ test('encoder (bidirectional, masked targets): loss and every gradient match flo
   for (const p of [0, 4, 7, 8, 13]) { targets[p] = inputs[p]; inputs[p] = 36; }
   await checkStep(config, B, T, targets, inputs);
 });
+
+test('finite differences through the GPU model itself (decoder and encoder) agree with its gradients', async () => {
+  for (const causal of [true, false]) {
+    const config = tinyConfig(causal);
+    const B = 2, T = 5, N = B * T;
+    const layout = paramLayout(config);
+    const params = new Float32Array(layout.total);
+    for (const t of layout.tensors) params.set(t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3), t.offset);
+    const inputs = Int32Array.from(rand.int(N, 36));
+    const targets = Int32Array.from(rand.int(N, 36));
+    const model = await Gpt2.create(gpu, config, { B, T, train: true });
+    const head = await createCeHead(model);
+    model.setTokens(inputs);
+    head.setTargets(targets);
+    const lossAt = async (p: Float32Array) => {
+      model.writeParams(p);
+      await gpu.run([...model.forward, ...head.eval]);
+      return (await gpu.readF32(head.loss, 0, 1))[0];
+    };
+    model.writeParams(params);
+    await gpu.run([{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward]);
+    const grads = await model.readGrads();
+    // One coordinate per tensor, central differences in f32 with a step large enough for f32.
+    const num: number[] = [], ana: number[] = [];
+    for (const t of layout.tensors) {
+      const i = t.offset + Math.floor(rand.next() * t.size);
+      const h = 1e-2;
+      const p = params.slice();
+      p[i] = params[i] + h;
+      const up = await lossAt(p);
+      p[i] = params[i] - h;
+      const down = await lossAt(p);
+      num.push((up - down) / (2 * h));
+      ana.push(grads[i]);
+    }
+    expectClose(ana, num, 2e-2, `${causal ? 'decoder' : 'encoder'} finite differences`);
+    head.destroy();
+    model.destroy();
+  }
+});

@@ -115,3 +115,10 @@ test('refusals: an existing checkpoint without --resume, missing data, a sequenc
   await expect(pretrain(gpu, opts(join(dir, 'x3'), { resume: true }))).rejects.toThrow(/no checkpoint/);
   expect(existsSync(join(dir, 'x2', 'checkpoint'))).toBe(false);
 });
+
+test('a diverging loss stops the run at the step it happened, keeping the last good checkpoint', async () => {
+  const out = join(dir, 'diverge');
+  await pretrain(gpu, opts(out, { steps: 2 }));
+  await expect(pretrain(gpu, opts(out, { steps: 8, resume: true, optimizer: 'sgd', lr: 1e30, gradClip: 0, warmup: 0, schedule: 'constant', logEvery: 1 }))).rejects.toThrow(/the loss became (NaN|Infinity) at step \d+; stopped\. The last good checkpoint \(step 2\)/);
+  expect((await loadCheckpoint(join(out, 'checkpoint'))).hlm.step).toBe(2);
+});

@@ -65,8 +65,8 @@ export class Trainer {
     const clip = await gradClip(gpu, { n, grads: { buffer: model.grads! }, maxNorm: opts.gradClip, scaleOut: { buffer: scalars, offset: 0 }, normOut: { buffer: scalars, offset: 1 } });
     const t = new Trainer(gpu, model, head, opts, optimizer, m, v, scalars, history);
     t.buffers.push(scalars, history, mask, ...(m ? [m] : []), ...(v ? [v] : []));
-    t.own.push(...clip, optimizer.dispatch);
-    t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...clip, optimizer.dispatch];
+    t.own.push(...clip, ...optimizer.dispatches);
+    t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...clip, ...optimizer.dispatches];
     return t;
   }
 
