@@ -4,7 +4,7 @@ import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { Gpt2 } from '../src/model/gpt2.js';
-import { createCeHead } from '../src/model/heads.js';
+import { createCeHead, createCwtHead } from '../src/model/heads.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { paramLayout } from '../src/model/params.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
@@ -18,7 +18,7 @@ function tinyConfig(causal: boolean): ModelConfig {
   return { ...preset('tiny'), vocab_size: 37, n_positions: 11, n_embd: 12, n_layer: 2, n_head: 3, causal, mask_token_id: causal ? null : 36 };
 }
 
-async function checkStep(config: ModelConfig, B: number, T: number, targets: Int32Array, inputs: Int32Array) {
+async function checkStep(config: ModelConfig, B: number, T: number, targets: Int32Array, inputs: Int32Array, kind: 'ce' | 'cwt' = 'ce', temperature = 1) {
   const layout = paramLayout(config);
   const params = new Float32Array(layout.total);
   const named: Record<string, Float64Array> = {};
@@ -29,14 +29,15 @@ async function checkStep(config: ModelConfig, B: number, T: number, targets: Int
     named[t.name] = Float64Array.from(v);
   }
   const model = await Gpt2.create(gpu, config, { B, T, train: true });
-  const head = await createCeHead(model);
+  const K = Array.from(targets).filter((t) => t >= 0).length;
+  const head = kind === 'ce' ? await createCeHead(model) : await createCwtHead(model, { K, temperature });
   model.writeParams(params);
   model.setTokens(inputs);
   head.setTargets(targets);
   await gpu.run([{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward]);
   const loss = (await gpu.readF32(head.loss, 0, 1))[0];
   const grads = await model.readGrads();
-  const ref = gpt2LossAndGrads(named, { ...config }, inputs, targets, B, T, 'ce');
+  const ref = gpt2LossAndGrads(named, { ...config }, inputs, targets, B, T, kind, { temperature });
   expectClose(await gpu.readF32(model.hf, 0, B * T * config.n_embd), ref.hidden, 1e-5, 'final hidden states');
   expectClose([loss], [ref.loss], 1e-5, 'loss');
   for (const t of layout.tensors) {
@@ -63,6 +64,24 @@ test('encoder (bidirectional, masked targets): loss and every gradient match flo
   const targets = new Int32Array(B * T).fill(-1);
   for (const p of [0, 4, 7, 8, 13]) { targets[p] = inputs[p]; inputs[p] = 36; }
   await checkStep(config, B, T, targets, inputs);
+});
+
+test('decoder with the CWT head (every position a target, duplicate targets, τ = 0.7): loss and every gradient match float64', async () => {
+  const config = tinyConfig(true);
+  const B = 2, T = 7;
+  const inputs = Int32Array.from(rand.int(B * T, 37));
+  const targets = Int32Array.from(rand.int(B * T, 5)); // few distinct tokens: many duplicates among the negatives
+  await checkStep(config, B, T, targets, inputs, 'cwt', 0.7);
+});
+
+test('encoder with the CWT head (masked positions only): loss and every gradient match float64', async () => {
+  const config = tinyConfig(false);
+  const B = 3, T = 5;
+  const inputs = Int32Array.from(rand.int(B * T, 36));
+  const targets = new Int32Array(B * T).fill(-1);
+  for (const p of [1, 4, 7, 8, 13, 14]) { targets[p] = inputs[p]; inputs[p] = 36; }
+  targets[8] = targets[1]; // a duplicate target
+  await checkStep(config, B, T, targets, inputs, 'cwt');
 });
 
 test('finite differences through the GPU model itself (decoder and encoder) agree with its gradients', async () => {

@@ -44,6 +44,7 @@ export default class Pretrain extends HlmCommand {
     'eval-batches': Flags.integer({ default: 8, min: 1 }),
     'save-every': Flags.integer({ default: 0, min: 0, description: 'checkpoint every N steps (0 = at the end only)' }),
     'log-every': Flags.integer({ default: 10, min: 1, description: 'read the loss back and write metrics every N steps' }),
+    'cwt-temperature': Flags.string({ default: '1', description: 'CWT only: scores are o·e / temperature' }),
     device: deviceFlag,
   };
 
@@ -61,13 +62,13 @@ export default class Pretrain extends HlmCommand {
       init: flags.init, resume: flags.resume, steps: flags.steps, scheduleSteps: flags['schedule-steps'], batchSize: flags['batch-size'], seqLen: flags['seq-len'],
       lr: num('lr', flags.lr), optimizer: flags.optimizer, weightDecay: num('weight-decay', flags['weight-decay']), warmup: flags.warmup,
       schedule: flags.schedule, gradClip: num('grad-clip', flags['grad-clip']), order: flags.order, seed: flags.seed,
-      evalEvery: flags['eval-every'], evalData: flags['eval-data'], evalBatches: flags['eval-batches'], saveEvery: flags['save-every'], logEvery: flags['log-every'],
+      evalEvery: flags['eval-every'], evalData: flags['eval-data'], evalBatches: flags['eval-batches'], saveEvery: flags['save-every'], logEvery: flags['log-every'], cwtTemperature: num('cwt-temperature', flags['cwt-temperature']),
     }, tty ? (p) => {
       const eta = p.etaSeconds >= 60 ? `${Math.floor(p.etaSeconds / 60)}m${Math.round(p.etaSeconds % 60)}s` : `${Math.round(p.etaSeconds)}s`;
       process.stderr.write(`\rstep ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSecond)} tok/s  ETA ${eta}   ${p.step === p.steps ? '\n' : ''}`);
     } : undefined);
     this.log(`trained ${result.steps} steps (${result.tokens} tokens) in ${result.elapsedSeconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s on ${result.device}`);
-    this.log(`final training loss ${result.finalLoss.toFixed(4)}${result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`}`);
+    this.log(`final training loss ${result.finalLoss.toFixed(4)}${result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`}${result.valCe !== null && flags.objective === 'cwt' ? ` (tied-embedding cross-entropy ${result.valCe.toFixed(4)})` : ''}`);
     this.log(`checkpoint: ${result.checkpoint}`);
     return result;
   }

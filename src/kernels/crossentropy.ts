@@ -19,6 +19,8 @@ export interface CrossEntropySpec {
   N: number;
   V: number;
   d: number;
+  /** logits = logitScale · h·wteᵀ (1 / temperature for the CWT head); default 1. */
+  logitScale?: number;
   /** Rows per chunk; default: defaultChunkRows(gpu, N, V). */
   chunkRows?: number;
   /** Final hidden states [N, d]. */
@@ -128,7 +130,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   for (let r0 = 0; r0 < N; r0 += R) {
     const rows = Math.min(R, N - r0);
     const part = `${label} rows ${r0}..${r0 + rows}`;
-    mm(await matmul(gpu, { M: rows, N: V, K: d, transB: true, a: at(s.h, r0 * d), b: s.wte, c: { buffer: scratch }, label: `${part} logits` }));
+    mm(await matmul(gpu, { M: rows, N: V, K: d, transB: true, alpha: s.logitScale ?? 1, a: at(s.h, r0 * d), b: s.wte, c: { buffer: scratch }, label: `${part} logits` }));
     const uniform = gpu.uniform(`${part} softmax params`, packParams([
       ['u32', rows], ['u32', V], ['u32', 0], ['u32', (s.targets.offset ?? 0) + r0],
       ['u32', (s.losses.offset ?? 0) + r0], ['u32', s.lossScale?.offset ?? 0], ['u32', (s.argmax?.offset ?? 0) + r0], ['u32', 0x7fc00000],
@@ -137,8 +139,8 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     if (scaleBinding) bindings.push(s.lossScale!.buffer);
     if (s.argmax) bindings.push(s.argmax.buffer);
     dispatches.push(gpu.dispatch(`${part} softmax`, pipeline, bindings, grid(gpu, rows, 1), [uniform]));
-    if (s.dwte) mm(await matmul(gpu, { M: V, N: d, K: rows, transA: true, beta: 1, a: { buffer: scratch }, b: at(s.h, r0 * d), c: s.dwte, label: `${part} dwte` }));
-    if (s.dh) mm(await matmul(gpu, { M: rows, N: d, K: V, a: { buffer: scratch }, b: s.wte, c: at(s.dh, r0 * d), label: `${part} dh` }));
+    if (s.dwte) mm(await matmul(gpu, { M: V, N: d, K: rows, transA: true, alpha: s.logitScale ?? 1, beta: 1, a: { buffer: scratch }, b: at(s.h, r0 * d), c: s.dwte, label: `${part} dwte` }));
+    if (s.dh) mm(await matmul(gpu, { M: rows, N: d, K: V, alpha: s.logitScale ?? 1, a: { buffer: scratch }, b: s.wte, c: at(s.dh, r0 * d), label: `${part} dh` }));
   }
   dispatches[dispatches.length - 1].owned.push(...own);
   return { dispatches, scratch, chunkRows: R };

@@ -104,12 +104,7 @@ export async function embeddingBackward(gpu: Gpu, s: EmbeddingBackwardSpec): Pro
     const room = r.buffer.size / 4 - (r.offset ?? 0);
     if (room < need) throw new HlmError(`${label}: index.${name} holds ${room} entries, B·T = ${n} needs ${need}`);
   }
-  const wtePipe = await gpu.pipeline('embedding_backward_wte');
-  const wteParams = gpu.uniform(`${label} wte params`, packParams([
-    ['u32', d], ['u32', s.dout.offset ?? 0], ['u32', s.dwte.offset ?? 0], ['u32', count.offset ?? 0],
-    ['u32', order.offset ?? 0], ['u32', starts.offset ?? 0], ['u32', uniq.offset ?? 0], ['u32', 0],
-  ]));
-  const wte = gpu.dispatch(`${label} wte`, wtePipe, [s.dout.buffer, order.buffer, starts.buffer, uniq.buffer, count.buffer, s.dwte.buffer, wteParams], grid(gpu, n, 1, s.maxGroupsX), [wteParams]);
+  const wte = await scatterAddRows(gpu, { n, d, src: s.dout, index: s.index, dst: s.dwte, label: `${label} wte`, maxGroupsX: s.maxGroupsX });
   const wpePipe = await gpu.pipeline('embedding_backward_wpe');
   const wpeParams = gpu.uniform(`${label} wpe params`, packParams([
     ['u32', B], ['u32', T], ['u32', d], ['u32', 0],
@@ -117,6 +112,36 @@ export async function embeddingBackward(gpu: Gpu, s: EmbeddingBackwardSpec): Pro
   ]));
   const wpe = gpu.dispatch(`${label} wpe`, wpePipe, [s.dout.buffer, s.dwpe.buffer, wpeParams], grid(gpu, T * d, WG, s.maxGroupsX), [wpeParams]);
   return [wte, wpe];
+}
+
+export interface ScatterAddSpec {
+  /** Index capacity: rows of src (groups past the index's count are skipped). */
+  n: number;
+  d: number;
+  /** [n, d] rows to add. */
+  src: TensorRef;
+  /** Rows of src grouped by destination row, as written by writeEmbeddingIndex. */
+  index: EmbeddingIndexRefs;
+  /** dst[uniq[u], :] += Σ src[order[k], :] over group u, in order. */
+  dst: TensorRef;
+  label?: string;
+  maxGroupsX?: number;
+}
+
+/**
+ * Deterministic scatter-add of rows by an index (no atomics): the token-embedding gradient of
+ * the input gather, and of the CWT head's target embeddings.
+ */
+export async function scatterAddRows(gpu: Gpu, s: ScatterAddSpec): Promise<Dispatch> {
+  const { n, d } = s;
+  const { order, starts, uniq, count } = s.index;
+  const label = s.label ?? `scatter-add rows ${n}x${d}`;
+  const pipeline = await gpu.pipeline('embedding_backward_wte');
+  const params = gpu.uniform(`${label} params`, packParams([
+    ['u32', d], ['u32', s.src.offset ?? 0], ['u32', s.dst.offset ?? 0], ['u32', count.offset ?? 0],
+    ['u32', order.offset ?? 0], ['u32', starts.offset ?? 0], ['u32', uniq.offset ?? 0], ['u32', 0],
+  ]));
+  return gpu.dispatch(label, pipeline, [s.src.buffer, order.buffer, starts.buffer, uniq.buffer, count.buffer, s.dst.buffer, params], grid(gpu, n, 1, s.maxGroupsX), [params]);
 }
 
 /**

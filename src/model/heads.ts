@@ -1,9 +1,18 @@
 // Training heads: what turns the final hidden states `hf` into a loss and the gradient `dhf`
 // the backward starts from. The trainer only sees this interface, so objectives stay swappable.
 //   ce:  vanilla LM head, logits = hf·wteᵀ over the whole vocabulary (tied), softmax cross-entropy.
+//   cwt: headless, Contrastive Weight Tying: the K target positions' hidden states o_k are scored
+//        against the input embeddings e_j = wte[t_j] of the micro-batch's K target tokens;
+//        loss = mean_k[−s_kk + logsumexp_j s_kj], s = o·eᵀ/τ, duplicates kept, gradients into
+//        both o and (scatter-added, deterministically) the embedding rows.
+//        It is the CE head's computation with the gathered target embeddings as a K-row
+//        "vocabulary" and target k = k, so the same chunked, max-subtracted kernels serve:
+//        the K×K scores exist only a row chunk at a time.
 import type { Command, Dispatch } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { crossEntropyHead, lossMean } from '../kernels/crossentropy.js';
+import { createEmbeddingIndex, scatterAddRows, writeEmbeddingIndex } from '../kernels/embedding.js';
+import { gatherRows, scatterRows } from '../kernels/rows.js';
 import type { Gpt2 } from './gpt2.js';
 
 export interface Head {
@@ -18,7 +27,7 @@ export interface Head {
   destroy(): void;
 }
 
-export async function createCeHead(model: Gpt2): Promise<Head> {
+export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean } = {}): Promise<Head> {
   const { gpu, N } = model;
   const { vocab_size: V, n_embd: d } = model.config;
   const targets = gpu.buffer('targets', N * 4);
@@ -32,7 +41,7 @@ export async function createCeHead(model: Gpt2): Promise<Head> {
   const dispatches: Dispatch[] = [mean];
   let trainCmds: Command[] = [];
   let scratch: GPUBuffer | undefined;
-  if (model.dhf) {
+  if (model.dhf && !opts.evalOnly) {
     const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: model.dhf }, dwte: model.G('transformer.wte.weight'), label: 'ce head' });
     scratch = t.scratch;
     dispatches.push(...t.dispatches);
@@ -63,6 +72,86 @@ export async function createCeHead(model: Gpt2): Promise<Head> {
     destroy(): void {
       gpu.release(...dispatches);
       gpu.free(targets, losses, scalars);
+    },
+  };
+}
+
+export interface CwtOptions {
+  /** Target positions per micro-batch: B·T for a decoder, the masked-LM count for an encoder. */
+  K: number;
+  temperature: number;
+}
+
+export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
+  const { gpu, N } = model;
+  const { vocab_size: V, n_embd: d } = model.config;
+  const { K } = o;
+  if (!(Number.isInteger(K) && K >= 1 && K <= N)) throw new HlmError(`CWT head: K = ${K} target positions must be in 1..${N}`);
+  if (!(o.temperature > 0)) throw new HlmError(`--cwt-temperature must be positive, got ${o.temperature}`);
+  const all = K === N; // decoder: every position is a target, in order; no gather of hidden states
+  const own: GPUBuffer[] = [];
+  const buf = (label: string, bytes: number) => { const b = gpu.buffer(label, bytes); own.push(b); return b; };
+  const tokens = buf('cwt target tokens', K * 4); // u32 t_k
+  const positions = buf('cwt target positions', K * 4); // u32 row of hf for k
+  const diagonal = buf('cwt diagonal targets', K * 4); // i32 k: the positive of row k
+  gpu.write(diagonal, Int32Array.from({ length: K }, (_, k) => k));
+  const E = buf('cwt target embeddings', K * d * 4);
+  const H = all ? model.hf : buf('cwt target hidden', K * d * 4);
+  const losses = buf('cwt row losses', K * 4);
+  const scalars = buf('cwt loss scalars', 16);
+  const lossScale = { buffer: scalars, offset: 1 };
+  gpu.write(scalars, new Float32Array([0, 1 / K]));
+  const wte = model.P('transformer.wte.weight');
+  const common = { N: K, V: K, d, logitScale: 1 / o.temperature, h: { buffer: H }, wte: { buffer: E }, targets: { buffer: diagonal }, losses: { buffer: losses }, lossScale };
+  const dispatches: Dispatch[] = [];
+  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => { dispatches.push(...(Array.isArray(x) ? x : [x])); return x; };
+  const gathers: Dispatch[] = [keep(await gatherRows(gpu, { n: K, d, src: wte, index: { buffer: tokens }, dst: { buffer: E }, label: 'cwt gather target embeddings' }))];
+  if (!all) gathers.push(keep(await gatherRows(gpu, { n: K, d, src: { buffer: model.hf }, index: { buffer: positions }, dst: { buffer: H }, label: 'cwt gather target hidden states' })));
+  const mean = keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars }, label: 'cwt loss mean' }));
+
+  let train: Command[] = [];
+  let index: ReturnType<typeof createEmbeddingIndex> | undefined;
+  let scratch: GPUBuffer | undefined;
+  if (model.dhf) {
+    const dE = buf('cwt dE', K * d * 4);
+    const dH = all ? model.dhf : buf('cwt dH', K * d * 4);
+    index = createEmbeddingIndex(gpu, K, 'cwt target index');
+    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: { buffer: dE }, label: 'cwt scores' });
+    scratch = t.scratch;
+    keep(t.dispatches);
+    const scatter: Command[] = [];
+    if (!all) scatter.push({ clear: model.dhf }, keep(await scatterRows(gpu, { n: K, d, src: { buffer: dH }, index: { buffer: positions }, dst: { buffer: model.dhf }, label: 'cwt scatter dH' })));
+    scatter.push(keep(await scatterAddRows(gpu, { n: K, d, src: { buffer: dE }, index, dst: model.G('transformer.wte.weight'), label: 'cwt scatter-add dE into dwte' })));
+    train = [...gathers, { clear: dE }, ...t.dispatches, mean, ...scatter];
+  }
+  const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'cwt scores (eval)' });
+  keep(e.dispatches);
+  return {
+    train,
+    eval: [...gathers, ...e.dispatches, mean],
+    loss: scalars,
+    setTargets(t: ArrayLike<number>): number {
+      if (t.length !== N) throw new HlmError(`expected ${N} targets, got ${t.length}`);
+      const tok = new Uint32Array(K), pos = new Uint32Array(K);
+      let k = 0;
+      for (let i = 0; i < N; i++) {
+        const v = t[i];
+        if (!(Number.isInteger(v) && v >= -1 && v < V)) throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
+        if (v < 0) continue;
+        if (k === K) throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has more`);
+        tok[k] = v;
+        pos[k++] = i;
+      }
+      if (k !== K) throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has ${k}`);
+      gpu.write(tokens, tok);
+      gpu.write(positions, pos);
+      if (index) writeEmbeddingIndex(gpu, index, tok, V);
+      return K;
+    },
+    destroy(): void {
+      gpu.release(...dispatches);
+      gpu.free(...own);
+      if (index) gpu.free(index.order.buffer, index.starts.buffer, index.uniq.buffer, index.count.buffer);
     },
   };
 }

@@ -8,7 +8,8 @@ import { gradClip } from '../kernels/gradclip.js';
 import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
-import { createCeHead, type Head } from '../model/heads.js';
+import { createCeHead, createCwtHead, type Head } from '../model/heads.js';
+import { mlmCount } from '../data/mlm.js';
 
 export interface TrainerOptions {
   B: number;
@@ -18,6 +19,8 @@ export interface TrainerOptions {
   gradClip: number;
   /** Steps whose loss the history ring holds between readbacks. */
   historySize: number;
+  /** CWT only: score temperature (default 1). */
+  cwtTemperature?: number;
   beta1?: number;
   beta2?: number;
   eps?: number;
@@ -37,6 +40,8 @@ export class Trainer {
     readonly gpu: Gpu,
     readonly model: Gpt2,
     readonly head: Head,
+    /** Tied-embedding cross-entropy for evaluating a CWT decoder on the CE scale (eval only). */
+    readonly ceEval: Head | undefined,
     readonly opts: TrainerOptions,
     private readonly optimizer: Optimizer,
     readonly m: GPUBuffer | undefined,
@@ -47,7 +52,10 @@ export class Trainer {
 
   static async create(gpu: Gpu, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
     const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true });
-    const head = await createCeHead(model);
+    // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
+    const K = config.causal ? model.N : mlmCount(model.N);
+    const head = config.objective === 'cwt' ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 }) : await createCeHead(model);
+    const ceEval = config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true }) : undefined;
     const n = model.layout.total;
     const scalars = gpu.buffer('grad scalars', 16);
     const history = gpu.buffer('loss history', opts.historySize * 8);
@@ -63,7 +71,7 @@ export class Trainer {
       optimizer = await Sgd.create(gpu, common);
     }
     const clip = await gradClip(gpu, { n, grads: { buffer: model.grads! }, maxNorm: opts.gradClip, scaleOut: { buffer: scalars, offset: 0 }, normOut: { buffer: scalars, offset: 1 } });
-    const t = new Trainer(gpu, model, head, opts, optimizer, m, v, scalars, history);
+    const t = new Trainer(gpu, model, head, ceEval, opts, optimizer, m, v, scalars, history);
     t.buffers.push(scalars, history, mask, ...(m ? [m] : []), ...(v ? [v] : []));
     t.own.push(...clip, ...optimizer.dispatches);
     t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...clip, ...optimizer.dispatches];
@@ -89,19 +97,21 @@ export class Trainer {
     return Array.from({ length: count }, (_, i) => ({ loss: h[2 * i], gradNorm: h[2 * i + 1] }));
   }
 
-  /** Mean loss over evaluation batches (forward only). */
-  async evaluate(batches: Iterable<{ inputs: ArrayLike<number>; targets: ArrayLike<number> }>): Promise<number> {
-    let sum = 0, weight = 0;
+  /** Mean loss over evaluation batches (forward only): the objective's, and the tied CE of a CWT decoder. */
+  async evaluate(batches: Iterable<{ inputs: ArrayLike<number>; targets: ArrayLike<number> }>): Promise<{ loss: number; ce: number | null }> {
+    let sum = 0, weight = 0, ceSum = 0;
     for (const b of batches) {
       this.model.setTokens(b.inputs);
       const count = this.head.setTargets(b.targets);
       if (!count) continue;
-      await this.gpu.run([...this.model.forward, ...this.head.eval], 'eval');
+      this.ceEval?.setTargets(b.targets);
+      await this.gpu.run([...this.model.forward, ...this.head.eval, ...(this.ceEval?.eval ?? [])], 'eval');
       sum += (await this.gpu.readF32(this.head.loss, 0, 1))[0] * count;
+      if (this.ceEval) ceSum += (await this.gpu.readF32(this.ceEval.loss, 0, 1))[0] * count;
       weight += count;
     }
     if (!weight) throw new HlmError('the evaluation data has no target to predict');
-    return sum / weight;
+    return { loss: sum / weight, ce: this.ceEval ? ceSum / weight : this.model.config.objective === 'ce' ? sum / weight : null };
   }
 
   async readState(): Promise<{ params: Float32Array; m?: Float32Array; v?: Float32Array }> {
@@ -125,6 +135,7 @@ export class Trainer {
     this.gpu.release(...this.own);
     this.gpu.free(...this.buffers);
     this.head.destroy();
+    this.ceEval?.destroy();
     this.model.destroy();
   }
 }
