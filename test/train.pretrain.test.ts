@@ -1,6 +1,6 @@
 // Training as a whole: the single-step contract (one plain SGD step from --init, checked
 // against the float64 reference), bit-for-bit resume, metrics, and clear refusals.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
@@ -144,3 +144,39 @@ test('a diverging loss stops the run at the step it happened, keeping the last g
   await expect(pretrain(gpu, opts(out, { steps: 8, resume: true, optimizer: 'sgd', lr: 1e30, gradClip: 0, warmup: 0, schedule: 'constant', logEvery: 1 }))).rejects.toThrow(/the loss became (NaN|Infinity) at step \d+; stopped\. The last good checkpoint \(step 2\)/);
   expect((await loadCheckpoint(join(out, 'checkpoint'))).hlm.step).toBe(2);
 });
+
+test('compare-objectives: CE and CWT on one budget, with throughput, peak memory and validation losses', async () => {
+  const { compareObjectives, comparisonTable } = await import('../src/train/compare.js');
+  const c = await compareObjectives(gpu, opts(join(dir, 'compare'), { steps: 4, evalEvery: 4, evalData: corpus }));
+  expect(c.rows.map((r) => r.objective)).toEqual(['ce', 'cwt']);
+  for (const r of c.rows) {
+    for (const k of ['tokensPerSecond', 'peakGpuBytes', 'finalTrainLoss', 'valLoss', 'valCe'] as const) if (!((r[k] as number) > 0)) throw new Error(`${r.objective} ${k} = ${r[k]}`);
+  }
+  // No V-sized logits: the headless model needs less memory.
+  if (!(c.memoryRatio < 1)) throw new Error(`cwt/ce peak memory ${c.memoryRatio}`);
+  expect(comparisonTable(c)).toMatch(/\| ce \|[\s\S]*\| cwt \|/);
+});
+
+test('multilingual: a BPE tokenizer trained on UDHR, then a tiny CWT model trained with it', async () => {
+  const { trainBpeTokenizer, saveTokenizer } = await import('../src/data/tokenizer.js').then(async (t) => ({ ...(await import('../src/data/hf-tokenizer.js')), saveTokenizer: t.saveTokenizer }));
+  const udhr = join(repoRootForTests(), '..', 'shared', 'data', 'multilingual', 'udhr');
+  const files = ['eng.txt', 'fra.txt', 'deu.txt', 'rus.txt', 'arb.txt', 'hin.txt', 'cmn_hans.txt'].map((f) => join(udhr, f)).filter((f) => existsSync(f));
+  expect(files.length).toBeGreaterThanOrEqual(5);
+  const tok = await trainBpeTokenizer(files, { vocabSize: 2000 });
+  const tdir = join(dir, 'ml-tok');
+  mkdirSync(tdir, { recursive: true });
+  saveTokenizer(tok, tdir);
+  const out = join(dir, 'ml-cwt');
+  await pretrain(gpu, opts(out, { objective: 'cwt', tokenizer: tdir, data: files, steps: 15, lr: 1e-2, batchSize: 4, evalEvery: 0 }));
+  const ck = await loadCheckpoint(join(out, 'checkpoint'));
+  expect(ck.config.vocab_size).toBe(tok.vocabSize);
+  expect(ck.tokenizerJson).toBeDefined();
+  const m = readMetrics(out).filter((x) => 'loss' in x);
+  if (!(m.at(-1)!.loss < m[0].loss)) throw new Error(`multilingual CWT loss ${m[0].loss} -> ${m.at(-1)!.loss}`);
+});
+
+function repoRootForTests(): string {
+  let d = new URL('.', import.meta.url).pathname;
+  while (!existsSync(join(d, 'package.json'))) d = join(d, '..');
+  return d;
+}

@@ -103,6 +103,11 @@ export class Gpu {
     return `${this.adapter.backend}: ${adapterName(this.adapter)}`;
   }
 
+  /** Start a new peak from what is allocated now (to measure one run among several). */
+  resetPeak(): void {
+    this.bytesPeak = this.bytesNow;
+  }
+
   memory(): MemoryStats {
     return { bytesNow: this.bytesNow, bytesPeak: this.bytesPeak, buffers: this.live.size };
   }

@@ -27,7 +27,7 @@ export interface Head {
   destroy(): void;
 }
 
-export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean } = {}): Promise<Head> {
+export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean; chunkRows?: number } = {}): Promise<Head> {
   const { gpu, N } = model;
   const { vocab_size: V, n_embd: d } = model.config;
   const targets = gpu.buffer('targets', N * 4);
@@ -36,7 +36,7 @@ export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean } = {
   const scalars = gpu.buffer('loss scalars', 16);
   const wte = model.P('transformer.wte.weight');
   const lossScale = { buffer: scalars, offset: 1 };
-  const common = { N, V, d, h: { buffer: model.hf }, wte, targets: { buffer: targets }, losses: { buffer: losses }, lossScale };
+  const common = { N, V, d, h: { buffer: model.hf }, wte, targets: { buffer: targets }, losses: { buffer: losses }, lossScale, chunkRows: opts.chunkRows };
   const mean = await lossMean(gpu, { N, losses: { buffer: losses }, lossScale, out: { buffer: scalars } });
   const dispatches: Dispatch[] = [mean];
   let trainCmds: Command[] = [];

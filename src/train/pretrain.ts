@@ -25,6 +25,8 @@ export interface PretrainOptions {
   objective: Objective;
   preset: string;
   set: string[];
+  /** Tokenizer for a fresh run: 'gpt2' (default), or a tokenizer.json path or directory. */
+  tokenizer?: string;
   data: string[];
   out: string;
   init?: string;
@@ -85,6 +87,7 @@ interface RunState {
 }
 
 async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<RunState> {
+  if (o.tokenizer && (o.init || o.resume)) throw new HlmError('--tokenizer applies to a fresh run: with --init or --resume the checkpoint\'s tokenizer is used');
   if (o.resume) {
     if (!existsSync(join(checkpointDir, 'config.json'))) throw new HlmError(`--resume: no checkpoint in ${checkpointDir}`);
     const ck = await loadCheckpoint(checkpointDir, { optimizer: true });
@@ -108,8 +111,8 @@ async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<Ru
     validateConfig(config, `--init ${o.init}`);
     return { config, tokenizer, params: ck.params, startStep: 0 };
   }
-  const tokenizer = await loadTokenizer('gpt2');
-  const base = { ...preset(o.preset), objective: o.objective, causal: o.arch === 'decoder' };
+  const tokenizer = await loadTokenizer(o.tokenizer ?? 'gpt2');
+  const base = { ...preset(o.preset), objective: o.objective, causal: o.arch === 'decoder', vocab_size: tokenizer.vocabSize };
   if (o.arch === 'encoder') {
     // The mask token is the first id past the tokenizer's vocabulary.
     base.vocab_size = tokenizer.vocabSize + 1;

@@ -55,7 +55,8 @@ export class Trainer {
     // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
     const K = config.causal ? model.N : mlmCount(model.N);
     const head = config.objective === 'cwt' ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 }) : await createCeHead(model);
-    const ceEval = config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true }) : undefined;
+    // Small logits chunks: evaluation is rare, and the headless run should not carry a V-sized scratch.
+    const ceEval = config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) }) : undefined;
     const n = model.layout.total;
     const scalars = gpu.buffer('grad scalars', 16);
     const history = gpu.buffer('loss history', opts.historySize * 8);

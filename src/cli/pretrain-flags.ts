@@ -1,0 +1,65 @@
+// The flags of `hlm pretrain`, shared with `hlm compare-objectives` (same run, both objectives).
+import { Flags } from '@oclif/core';
+import { deviceFlag } from './base.js';
+import { HlmError } from '../errors.js';
+import { PRESET_NAMES } from '../model/config.js';
+import { SCHEDULES } from '../train/schedule.js';
+import type { PretrainOptions, Progress } from '../train/pretrain.js';
+
+export const pretrainFlags = {
+    arch: Flags.option({ options: ['decoder', 'encoder'] as const, default: 'decoder' as const, description: 'causal decoder (next token) or bidirectional masked encoder' })(),
+    objective: Flags.option({ options: ['ce', 'cwt'] as const, default: 'ce' as const, description: 'ce: softmax over the vocabulary (tied head); cwt: headless contrastive weight tying' })(),
+    preset: Flags.option({ options: PRESET_NAMES, default: 'tiny' as const, description: 'model size' })(),
+    tokenizer: Flags.string({ description: 'gpt2 (default), or a Hugging Face tokenizer.json (or a directory holding one), e.g. from `hlm tokenizer train`' }),
+    set: Flags.string({ multiple: true, default: [], description: 'model config override key=value (e.g. n_layer=4)' }),
+    data: Flags.string({ multiple: true, default: [], description: 'text files, directories (WikiExtractor, JSONL, plain text) or .bin token shards' }),
+    out: Flags.string({ description: 'run directory: metrics.jsonl and checkpoint/', default: 'runs/pretrain' }),
+    init: Flags.string({ description: 'start from this checkpoint directory' }),
+    resume: Flags.boolean({ description: 'continue <out>/checkpoint (weights, optimizer, data position) up to --steps', default: false }),
+    steps: Flags.integer({ default: 300, min: 1 }),
+    'schedule-steps': Flags.integer({ min: 1, description: 'length of the LR schedule (default: --steps); give the final total when training in parts with --resume' }),
+    'batch-size': Flags.integer({ default: 8, min: 1 }),
+    'seq-len': Flags.integer({ default: 64, min: 1 }),
+    lr: Flags.string({ default: '1e-3', description: 'peak learning rate' }),
+    optimizer: Flags.option({ options: ['adamw', 'sgd'] as const, default: 'adamw' as const })(),
+    'weight-decay': Flags.string({ default: '0.1', description: 'decoupled (AdamW) or L2 (SGD) decay of matrices and embeddings' }),
+    warmup: Flags.integer({ default: 20, min: 0, description: 'linear warm-up steps' }),
+    schedule: Flags.option({ options: SCHEDULES, default: 'cosine' as const, description: 'after warm-up: cosine (to lr/10), linear (to 0) or constant' })(),
+    'grad-clip': Flags.string({ default: '1', description: 'global gradient-norm clip (0 = off)' }),
+    order: Flags.option({ options: ['shuffled', 'sequential'] as const, default: 'shuffled' as const })(),
+    seed: Flags.integer({ default: 1 }),
+    'eval-every': Flags.integer({ default: 100, min: 0, description: 'validation loss every N steps (0 = never)' }),
+    'eval-data': Flags.string({ description: 'held-out text for validation (default: WikiText-2 valid when present)' }),
+    'eval-batches': Flags.integer({ default: 8, min: 1 }),
+    'save-every': Flags.integer({ default: 0, min: 0, description: 'checkpoint every N steps (0 = at the end only)' }),
+    'log-every': Flags.integer({ default: 10, min: 1, description: 'read the loss back and write metrics every N steps' }),
+    'cwt-temperature': Flags.string({ default: '1', description: 'CWT only: scores are o·e / temperature' }),
+    device: deviceFlag,
+  };
+
+type Parsed = { [K in keyof typeof pretrainFlags]: unknown } & Record<string, unknown>;
+
+function num(name: string, v: unknown): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < 0) throw new HlmError(`--${name} must be a non-negative number, got ${v}`);
+  return x;
+}
+
+/** The library options for the parsed flags. */
+export function pretrainOptions(f: Parsed): PretrainOptions {
+  return {
+    arch: f.arch as PretrainOptions['arch'], objective: f.objective as PretrainOptions['objective'], preset: f.preset as string,
+    set: f.set as string[], tokenizer: f.tokenizer as string | undefined, data: f.data as string[], out: f.out as string, init: f.init as string | undefined, resume: f.resume as boolean,
+    steps: f.steps as number, scheduleSteps: f['schedule-steps'] as number | undefined, batchSize: f['batch-size'] as number, seqLen: f['seq-len'] as number,
+    lr: num('lr', f.lr), optimizer: f.optimizer as PretrainOptions['optimizer'], weightDecay: num('weight-decay', f['weight-decay']), warmup: f.warmup as number,
+    schedule: f.schedule as PretrainOptions['schedule'], gradClip: num('grad-clip', f['grad-clip']), order: f.order as PretrainOptions['order'], seed: f.seed as number,
+    evalEvery: f['eval-every'] as number, evalData: f['eval-data'] as string | undefined, evalBatches: f['eval-batches'] as number,
+    saveEvery: f['save-every'] as number, logEvery: f['log-every'] as number, cwtTemperature: num('cwt-temperature', f['cwt-temperature']),
+  };
+}
+
+/** A one-line progress display on stderr, for terminals only. */
+export const progressLine: Progress = (p) => {
+  const eta = p.etaSeconds >= 60 ? `${Math.floor(p.etaSeconds / 60)}m${Math.round(p.etaSeconds % 60)}s` : `${Math.round(p.etaSeconds)}s`;
+  process.stderr.write(`\rstep ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSecond)} tok/s  ETA ${eta}   ${p.step === p.steps ? '\n' : ''}`);
+};
