@@ -180,3 +180,25 @@ function repoRootForTests(): string {
   while (!existsSync(join(d, 'package.json'))) d = join(d, '..');
   return d;
 }
+
+test('head fine-tuning: --init <cwt checkpoint> --objective ce --untied-head starts lm_head from the input embeddings', async () => {
+  const cwt = join(dir, 'ft-cwt');
+  await pretrain(gpu, opts(cwt, { objective: 'cwt', steps: 3 }));
+  const src = await loadCheckpoint(join(cwt, 'checkpoint'));
+  const out = join(dir, 'ft-ce');
+  // lr 0: the saved weights are the initial ones, so the new head must equal wte exactly.
+  await pretrain(gpu, opts(out, { init: join(cwt, 'checkpoint'), objective: 'ce', untiedHead: true, steps: 1, lr: 0, optimizer: 'sgd', warmup: 0, schedule: 'constant' }));
+  const ft = await loadCheckpoint(join(out, 'checkpoint'));
+  expect(ft.config.tie_word_embeddings).toBe(false);
+  expect(ft.config.objective).toBe('ce');
+  const wte = src.layout.byName.get('transformer.wte.weight')!, head = ft.layout.byName.get('lm_head.weight')!;
+  const a = src.params.subarray(wte.offset, wte.offset + wte.size), b = ft.params.subarray(head.offset, head.offset + head.size);
+  expect(Buffer.from(b.slice().buffer).equals(Buffer.from(a.slice().buffer))).toBe(true);
+  // And it trains: a few steps with a real learning rate lower the CE loss.
+  const out2 = join(dir, 'ft-ce2');
+  await pretrain(gpu, opts(out2, { init: join(cwt, 'checkpoint'), objective: 'ce', untiedHead: true, steps: 15, lr: 3e-2, batchSize: 4 }));
+  const m = readMetrics(out2).filter((x) => 'loss' in x);
+  const first = (m[0].loss + m[1].loss + m[2].loss) / 3, last = (m[12].loss + m[13].loss + m[14].loss) / 3;
+  if (!(last < first - 0.3)) throw new Error(`head fine-tuning loss ${first} -> ${last}`);
+  await expect(pretrain(gpu, opts(join(dir, 'ft-bad'), { untiedHead: true }))).rejects.toThrow(/--untied-head goes with --init/);
+});

@@ -15,6 +15,7 @@ export const pretrainFlags = {
     data: Flags.string({ multiple: true, default: [], description: 'text files, directories (WikiExtractor, JSONL, plain text) or .bin token shards' }),
     out: Flags.string({ description: 'run directory: metrics.jsonl and checkpoint/', default: 'runs/pretrain' }),
     init: Flags.string({ description: 'start from this checkpoint directory' }),
+    'untied-head': Flags.boolean({ description: 'with --init <cwt checkpoint> --objective ce: train a separate output layer (lm_head.weight, tie_word_embeddings false), initialised from the input embeddings', default: false }),
     resume: Flags.boolean({ description: 'continue <out>/checkpoint (weights, optimizer, data position) up to --steps', default: false }),
     steps: Flags.integer({ default: 300, min: 1 }),
     'schedule-steps': Flags.integer({ min: 1, description: 'length of the LR schedule (default: --steps); give the final total when training in parts with --resume' }),
@@ -49,7 +50,7 @@ function num(name: string, v: unknown): number {
 export function pretrainOptions(f: Parsed): PretrainOptions {
   return {
     arch: f.arch as PretrainOptions['arch'], objective: f.objective as PretrainOptions['objective'], preset: f.preset as string,
-    set: f.set as string[], tokenizer: f.tokenizer as string | undefined, data: f.data as string[], out: f.out as string, init: f.init as string | undefined, resume: f.resume as boolean,
+    set: f.set as string[], tokenizer: f.tokenizer as string | undefined, data: f.data as string[], out: f.out as string, init: f.init as string | undefined, untiedHead: f['untied-head'] as boolean, resume: f.resume as boolean,
     steps: f.steps as number, scheduleSteps: f['schedule-steps'] as number | undefined, batchSize: f['batch-size'] as number, seqLen: f['seq-len'] as number,
     lr: num('lr', f.lr), optimizer: f.optimizer as PretrainOptions['optimizer'], weightDecay: num('weight-decay', f['weight-decay']), warmup: f.warmup as number,
     schedule: f.schedule as PretrainOptions['schedule'], gradClip: num('grad-clip', f['grad-clip']), order: f.order as PretrainOptions['order'], seed: f.seed as number,

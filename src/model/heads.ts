@@ -34,7 +34,9 @@ export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean; chun
   const losses = gpu.buffer('row losses', N * 4);
   // [0] mean loss, [1] loss scale = 1 / counted targets
   const scalars = gpu.buffer('loss scalars', 16);
-  const wte = model.P('transformer.wte.weight');
+  // Tied: the input embeddings are the output layer; untied (after head fine-tuning): lm_head.
+  const headName = model.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight';
+  const wte = model.P(headName);
   const lossScale = { buffer: scalars, offset: 1 };
   const common = { N, V, d, h: { buffer: model.hf }, wte, targets: { buffer: targets }, losses: { buffer: losses }, lossScale, chunkRows: opts.chunkRows };
   const mean = await lossMean(gpu, { N, losses: { buffer: losses }, lossScale, out: { buffer: scalars } });
@@ -42,7 +44,7 @@ export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean; chun
   let trainCmds: Command[] = [];
   let scratch: GPUBuffer | undefined;
   if (model.dhf && !opts.evalOnly) {
-    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: model.dhf }, dwte: model.G('transformer.wte.weight'), label: 'ce head' });
+    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: model.dhf }, dwte: model.G(headName), label: 'ce head' });
     scratch = t.scratch;
     dispatches.push(...t.dispatches);
     trainCmds = [...t.dispatches, mean];

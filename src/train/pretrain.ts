@@ -16,7 +16,7 @@ import { loadTokenizer, maskId, tokenizerFromJson, type Tokenizer } from '../dat
 import { MODEL_CONFIG_SCHEMA, preset, validateConfig, type ModelConfig, type Objective } from '../model/config.js';
 import { applyOverrides } from '../model/overrides.js';
 import { initParams } from '../model/params.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { Trainer } from './trainer.js';
 
@@ -30,6 +30,8 @@ export interface PretrainOptions {
   data: string[];
   out: string;
   init?: string;
+  /** With --init and --objective ce: a separate output layer lm_head, initialised from the input embeddings. */
+  untiedHead?: boolean;
   resume: boolean;
   steps: number;
   /** Length of the LR schedule (default: steps). Give the final total when training in parts. */
@@ -104,11 +106,20 @@ async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<Ru
       data: ck.hlm.data as BatchState | undefined,
     };
   }
+  if (o.untiedHead && !(o.init && o.objective === 'ce')) throw new HlmError('--untied-head goes with --init <checkpoint> --objective ce (head fine-tuning of a headless model)');
   if (o.init) {
-    const ck = await loadCheckpoint(o.init, { optimizer: false });
-    const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(o.init, 'tokenizer.json')) : await loadTokenizer('gpt2');
-    const config = { ...ck.config, objective: o.objective, causal: o.arch === 'decoder' };
+    const base = (await readCheckpointConfig(o.init)).config;
+    const config = { ...base, objective: o.objective, causal: o.arch === 'decoder', tie_word_embeddings: o.untiedHead ? false : base.tie_word_embeddings };
     validateConfig(config, `--init ${o.init}`);
+    // A new untied head starts as a copy of the input embeddings (the paper's head fine-tuning).
+    const ck = await loadCheckpoint(o.init, { optimizer: false, config, initMissing: { seed: o.seed, match: (n) => n === 'lm_head.weight' } });
+    if (ck.initialized.includes('lm_head.weight')) {
+      const layout = ck.layout;
+      const wte = layout.byName.get('transformer.wte.weight')!, head = layout.byName.get('lm_head.weight')!;
+      ck.params.copyWithin(head.offset, wte.offset, wte.offset + wte.size);
+      log.info('lm_head.weight initialised from transformer.wte.weight');
+    }
+    const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(o.init, 'tokenizer.json')) : await loadTokenizer('gpt2');
     return { config, tokenizer, params: ck.params, startStep: 0 };
   }
   const tokenizer = await loadTokenizer(o.tokenizer ?? 'gpt2');
