@@ -30,7 +30,7 @@ async function checkStep(config: ModelConfig, B: number, T: number, targets: Int
   }
   const model = await Gpt2.create(gpu, config, { B, T, train: true });
   const K = Array.from(targets).filter((t) => t >= 0).length;
-  const head = kind === 'ce' ? await createCeHead(model) : await createCwtHead(model, { K, temperature });
+  const head = kind === 'ce' ? await createCeHead(model, { rows: config.causal ? undefined : K }) : await createCwtHead(model, { K, temperature });
   model.writeParams(params);
   model.setTokens(inputs);
   head.setTargets(targets);

@@ -27,53 +27,89 @@ export interface Head {
   destroy(): void;
 }
 
-export async function createCeHead(model: Gpt2, opts: { evalOnly?: boolean; chunkRows?: number } = {}): Promise<Head> {
+export interface CeOptions {
+  /** Build only the loss (no gradients). */
+  evalOnly?: boolean;
+  /** Logits rows per chunk (default: as many as fit the scratch budget). */
+  chunkRows?: number;
+  /**
+   * Score only this many positions per micro-batch (an encoder's masked ones): their hidden
+   * states are gathered first, so the V-wide head costs K rows instead of B·T. Default B·T.
+   */
+  rows?: number;
+}
+
+export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<Head> {
   const { gpu, N } = model;
   const { vocab_size: V, n_embd: d } = model.config;
-  const targets = gpu.buffer('targets', N * 4);
-  const losses = gpu.buffer('row losses', N * 4);
+  const K = opts.rows ?? N;
+  if (!(Number.isInteger(K) && K >= 1 && K <= N)) throw new HlmError(`CE head: ${K} scored rows must be in 1..${N}`);
+  const gathered = K < N;
+  const own: GPUBuffer[] = [];
+  const buf = (label: string, bytes: number) => { const b = gpu.buffer(label, bytes); own.push(b); return b; };
+  const targets = buf('targets', K * 4);
+  const losses = buf('row losses', K * 4);
   // [0] mean loss, [1] loss scale = 1 / counted targets
-  const scalars = gpu.buffer('loss scalars', 16);
+  const scalars = buf('loss scalars', 16);
+  const positions = gathered ? buf('scored positions', K * 4) : undefined;
+  const H = gathered ? buf('scored hidden states', K * d * 4) : model.hf;
   // Tied: the input embeddings are the output layer; untied (after head fine-tuning): lm_head.
   const headName = model.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight';
   const wte = model.P(headName);
   const lossScale = { buffer: scalars, offset: 1 };
-  const common = { N, V, d, h: { buffer: model.hf }, wte, targets: { buffer: targets }, losses: { buffer: losses }, lossScale, chunkRows: opts.chunkRows };
-  const mean = await lossMean(gpu, { N, losses: { buffer: losses }, lossScale, out: { buffer: scalars } });
-  const dispatches: Dispatch[] = [mean];
+  const common = { N: K, V, d, h: { buffer: H }, wte, targets: { buffer: targets }, losses: { buffer: losses }, lossScale, chunkRows: opts.chunkRows };
+  const dispatches: Dispatch[] = [];
+  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => { dispatches.push(...(Array.isArray(x) ? x : [x])); return x; };
+  const mean = keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars } }));
+  const gather: Command[] = positions ? [keep(await gatherRows(gpu, { n: K, d, src: { buffer: model.hf }, index: { buffer: positions }, dst: { buffer: H }, label: 'ce gather scored hidden states' }))] : [];
   let trainCmds: Command[] = [];
   let scratch: GPUBuffer | undefined;
   if (model.dhf && !opts.evalOnly) {
-    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: model.dhf }, dwte: model.G(headName), label: 'ce head' });
+    const dH = gathered ? buf('scored dH', K * d * 4) : model.dhf;
+    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: model.G(headName), label: 'ce head' });
     scratch = t.scratch;
-    dispatches.push(...t.dispatches);
-    trainCmds = [...t.dispatches, mean];
+    keep(t.dispatches);
+    const scatter: Command[] = positions ? [{ clear: model.dhf }, keep(await scatterRows(gpu, { n: K, d, src: { buffer: dH }, index: { buffer: positions }, dst: { buffer: model.dhf }, label: 'ce scatter dH' }))] : [];
+    trainCmds = [...gather, ...t.dispatches, mean, ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'ce head (eval)' });
-  dispatches.push(...e.dispatches);
+  keep(e.dispatches);
   const scale = new Float32Array(1);
   return {
     train: trainCmds,
-    eval: [...e.dispatches, mean],
+    eval: [...gather, ...e.dispatches, mean],
     loss: scalars,
     setTargets(t: ArrayLike<number>): number {
       if (t.length !== N) throw new HlmError(`expected ${N} targets, got ${t.length}`);
-      const buf = new Int32Array(N);
+      const tk = new Int32Array(K).fill(-1);
+      const pos = new Uint32Array(K);
       let count = 0;
       for (let i = 0; i < N; i++) {
         const v = t[i];
         if (!(Number.isInteger(v) && v >= -1 && v < V)) throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
-        buf[i] = v;
+        if (!gathered) tk[i] = v;
+        else if (v >= 0) {
+          if (count === K) throw new HlmError(`the CE head scores ${K} positions per micro-batch; this one has more targets`);
+          tk[count] = v;
+          pos[count] = i;
+        }
         if (v >= 0) count++;
       }
-      gpu.write(targets, buf);
+      if (gathered) {
+        // Unused rows point at distinct ignored positions: their gradient is zero, and the
+        // scatter back stays one writer per row.
+        let k = count;
+        for (let i = 0; i < N && k < K; i++) if (t[i] < 0) pos[k++] = i;
+        gpu.write(positions!, pos);
+      }
+      gpu.write(targets, tk);
       scale[0] = count ? 1 / count : 0;
       gpu.write(scalars, scale, 4);
       return count;
     },
     destroy(): void {
       gpu.release(...dispatches);
-      gpu.free(targets, losses, scalars);
+      gpu.free(...own);
     },
   };
 }

@@ -54,7 +54,7 @@ export class Trainer {
     const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true });
     // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
     const K = config.causal ? model.N : mlmCount(model.N);
-    const head = config.objective === 'cwt' ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 }) : await createCeHead(model);
+    const head = config.objective === 'cwt' ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 }) : await createCeHead(model, { rows: K });
     // Small logits chunks: evaluation is rare, and the headless run should not carry a V-sized scratch.
     const ceEval = config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) }) : undefined;
     const n = model.layout.total;
