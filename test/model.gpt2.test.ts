@@ -84,8 +84,8 @@ test('encoder with the CWT head (masked positions only): loss and every gradient
   await checkStep(config, B, T, targets, inputs, 'cwt');
 });
 
-test('finite differences through the GPU model itself (decoder and encoder) agree with its gradients', async () => {
-  for (const causal of [true, false]) {
+test('finite differences through the GPU model itself (decoder and encoder, CE and CWT heads) agree with its gradients', async () => {
+  for (const [causal, kind] of [[true, 'ce'], [false, 'ce'], [true, 'cwt'], [false, 'cwt']] as const) {
     const config = tinyConfig(causal);
     const B = 2, T = 5, N = B * T;
     const layout = paramLayout(config);
@@ -93,8 +93,10 @@ test('finite differences through the GPU model itself (decoder and encoder) agre
     for (const t of layout.tensors) params.set(t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3), t.offset);
     const inputs = Int32Array.from(rand.int(N, 36));
     const targets = Int32Array.from(rand.int(N, 36));
+    if (!causal) for (let i = 0; i < N; i += 3) targets[i] = -1; // an encoder scores some positions only
+    const K = Array.from(targets).filter((t) => t >= 0).length;
     const model = await Gpt2.create(gpu, config, { B, T, train: true });
-    const head = await createCeHead(model);
+    const head = kind === 'ce' ? await createCeHead(model, { rows: K }) : await createCwtHead(model, { K, temperature: 1 });
     model.setTokens(inputs);
     head.setTargets(targets);
     const lossAt = async (p: Float32Array) => {
@@ -118,7 +120,7 @@ test('finite differences through the GPU model itself (decoder and encoder) agre
       num.push((up - down) / (2 * h));
       ana.push(grads[i]);
     }
-    expectClose(ana, num, 2e-2, `${causal ? 'decoder' : 'encoder'} finite differences`);
+    expectClose(ana, num, 2e-2, `${causal ? 'decoder' : 'encoder'} ${kind} finite differences`);
     head.destroy();
     model.destroy();
   }

@@ -8,6 +8,7 @@ import { reduceRows } from '../kernels/reduce.js';
 import { addBroadcast } from '../reference/broadcast.js';
 import { matmul as matmulRef } from '../reference/matmul.js';
 import { rowMax, rowSum } from '../reference/reductions.js';
+import { streamRng } from '../data/random.js';
 
 export interface CheckRow {
   kernel: string;
@@ -45,8 +46,7 @@ function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
 }
 
 export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; seed?: number }): Promise<SelfCheckResult> {
-  let state = (opts.seed ?? Date.now()) >>> 0;
-  const next = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const next = streamRng(opts.seed ?? Date.now());
   const checks: CheckRow[] = [];
   const record = (kernel: string, shape: string, got: ArrayLike<number>, ref: ArrayLike<number>, tolerance: number) => {
     const err = relErr(got, ref);

@@ -1,16 +1,11 @@
+import { streamRng } from '../../src/data/random.js';
+
 // Shared test helpers: fresh random inputs every run (the seed is printed on failure so a
 // failing draw can be replayed with HLM_TEST_SEED), and float64 comparisons written so NaN fails.
 
-/** Mulberry32: small, fast, seedable. */
+/** A seedable uniform generator in [0, 1) (the data layer's Mulberry32 stream). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return streamRng(seed);
 }
 
 export const SEED = process.env.HLM_TEST_SEED ? Number(process.env.HLM_TEST_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
