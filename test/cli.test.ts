@@ -30,7 +30,8 @@ test('hlm check passes on the software adapter and reports a throughput', () => 
   expect(r.status).toBe(0);
   const out = JSON.parse(r.stdout);
   expect(out.ok).toBe(true);
-  expect(out.checks.length).toBeGreaterThanOrEqual(11);
+  expect(out.checks.length).toBeGreaterThanOrEqual(15);
+  expect(out.checks.map((c: { kernel: string }) => c.kernel)).toContain('GPT-2 step, cwt');
   for (const c of out.checks) if (!(c.relErr <= c.tolerance)) throw new Error(`${c.kernel}: ${c.relErr}`);
   expect(out.throughput[0].gflops).toBeGreaterThan(0);
 });

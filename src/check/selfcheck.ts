@@ -1,5 +1,6 @@
 // The device self-check behind `hlm check`: every kernel run on the chosen device against its
-// float64 reference on small odd shapes with fresh random inputs, plus one timed matmul.
+// float64 reference on small odd shapes with fresh random inputs, then a whole tiny GPT-2
+// training step per head (loss and every gradient), plus one timed matmul.
 // It is how a user learns, on a new machine, that the GPU path computes the right numbers.
 import type { Gpu } from '../gpu/device.js';
 import { add } from '../kernels/add.js';
@@ -9,6 +10,11 @@ import { addBroadcast } from '../reference/broadcast.js';
 import { matmul as matmulRef } from '../reference/matmul.js';
 import { rowMax, rowSum } from '../reference/reductions.js';
 import { streamRng } from '../data/random.js';
+import { preset } from '../model/config.js';
+import { Gpt2 } from '../model/gpt2.js';
+import { createCeHead, createCwtHead } from '../model/heads.js';
+import { paramLayout } from '../model/params.js';
+import { gpt2LossAndGrads } from '../reference/gpt2.js';
 
 export interface CheckRow {
   kernel: string;
@@ -81,6 +87,43 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
     record('row max', `${rows}x${cols}`, await gpu.readF32(Mx, 0, rows), rowMax(x, rows, cols), 0);
     gpu.release(...ds);
     gpu.free(X, Bv, O, S, Mx);
+  }
+
+  // The whole model: one tiny GPT-2 micro-batch's loss and every parameter gradient, for each
+  // head and direction, against the float64 reference (exercises every training kernel).
+  for (const [causal, head] of [[true, 'ce'], [false, 'ce'], [true, 'cwt'], [false, 'cwt']] as const) {
+    const config = { ...preset('tiny'), vocab_size: 37, n_positions: 9, n_embd: 12, n_layer: 2, n_head: 3, causal, objective: head, mask_token_id: causal ? null : 36 };
+    const B = 2, T = 9, N = B * T;
+    const layout = paramLayout(config);
+    const params = new Float32Array(layout.total);
+    const named: Record<string, Float64Array> = {};
+    for (const t of layout.tensors) {
+      const v = Float32Array.from({ length: t.size }, () => (t.name.includes('ln_') && t.name.endsWith('weight') ? 1 : 0) + 0.6 * (next() - 0.5));
+      params.set(v, t.offset);
+      named[t.name] = Float64Array.from(v);
+    }
+    const inputs = Int32Array.from({ length: N }, () => Math.floor(next() * 36));
+    const targets = Int32Array.from({ length: N }, (_, i) => (causal || i % 4 === 1 ? Math.floor(next() * 36) : -1));
+    const K = targets.filter((t) => t >= 0).length;
+    const model = await Gpt2.create(gpu, config, { B, T, train: true });
+    const h = head === 'ce' ? await createCeHead(model, { rows: K }) : await createCwtHead(model, { K, temperature: 1 });
+    try {
+      model.writeParams(params);
+      model.setTokens(inputs);
+      h.setTargets(targets);
+      await gpu.run([{ clear: model.grads! }, ...model.forward, ...h.train, ...model.backward], 'check model');
+      const ref = gpt2LossAndGrads(named, config, inputs, targets, B, T, head);
+      const grads = await model.readGrads();
+      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]], want: number[] = [ref.loss];
+      for (const t of layout.tensors) {
+        got.push(...grads.subarray(t.offset, t.offset + t.size));
+        want.push(...ref.grads[t.name]);
+      }
+      record(`GPT-2 step, ${head}`, `${causal ? 'decoder' : 'encoder'} 2x9`, got, want, 2e-4);
+    } finally {
+      h.destroy();
+      model.destroy();
+    }
   }
 
   const throughput: Throughput[] = [];
