@@ -202,3 +202,26 @@ test('head fine-tuning: --init <cwt checkpoint> --objective ce --untied-head sta
   if (!(last < first - 0.3)) throw new Error(`head fine-tuning loss ${first} -> ${last}`);
   await expect(pretrain(gpu, opts(join(dir, 'ft-bad'), { untiedHead: true }))).rejects.toThrow(/--untied-head goes with --init/);
 });
+
+test('a JSON config file sets model and training keys; --set and explicit flags beat it; run.json repeats the run exactly', async () => {
+  const cfg = join(dir, 'run-config.json');
+  writeFileSync(cfg, JSON.stringify({ n_layer: 1, n_embd: 8, n_head: 2, n_positions: 16, steps: 3, batch_size: 2, seq_len: 8, lr: 0.05, warmup: 0 }));
+  const base = opts(join(dir, 'cfg1'), { set: [], configFile: cfg, steps: 99, explicit: [] });
+  await pretrain(gpu, base);
+  const a = await loadCheckpoint(join(dir, 'cfg1', 'checkpoint'));
+  expect(a.config.n_embd).toBe(8);
+  expect(a.hlm.step).toBe(3); // the file's steps beat the (non-explicit) default
+  const run = JSON.parse(readFileSync(join(dir, 'cfg1', 'checkpoint', 'run.json'), 'utf8'));
+  expect(run).toMatchObject({ n_embd: 8, n_layer: 1, steps: 3, batch_size: 2, seq_len: 8, lr: 0.05 });
+  // Repeating the run from its run.json gives the same weights, bit for bit.
+  await pretrain(gpu, opts(join(dir, 'cfg2'), { set: [], configFile: join(dir, 'cfg1', 'checkpoint', 'run.json'), explicit: [] }));
+  const b = await loadCheckpoint(join(dir, 'cfg2', 'checkpoint'));
+  expect(Buffer.from(b.params.buffer).equals(Buffer.from(a.params.buffer))).toBe(true);
+  // An explicit flag beats the file, --set beats both.
+  await pretrain(gpu, opts(join(dir, 'cfg3'), { set: ['steps=2'], configFile: cfg, steps: 1, explicit: ['steps'] }));
+  expect((await loadCheckpoint(join(dir, 'cfg3', 'checkpoint'))).hlm.step).toBe(2);
+  await pretrain(gpu, opts(join(dir, 'cfg4'), { set: [], configFile: cfg, steps: 1, explicit: ['steps'] }));
+  expect((await loadCheckpoint(join(dir, 'cfg4', 'checkpoint'))).hlm.step).toBe(1);
+  writeFileSync(cfg, JSON.stringify({ n_layers: 2 }));
+  await expect(pretrain(gpu, opts(join(dir, 'cfg5'), { set: [], configFile: cfg }))).rejects.toThrow(/n_layers[\s\S]*n_layer/);
+});

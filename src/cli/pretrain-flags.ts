@@ -11,7 +11,8 @@ export const pretrainFlags = {
     objective: Flags.option({ options: ['ce', 'cwt'] as const, default: 'ce' as const, description: 'ce: softmax over the vocabulary (tied head); cwt: headless contrastive weight tying' })(),
     preset: Flags.option({ options: PRESET_NAMES, default: 'tiny' as const, description: 'model size' })(),
     tokenizer: Flags.string({ description: 'gpt2 (default), or a Hugging Face tokenizer.json (or a directory holding one), e.g. from `hlm tokenizer train`' }),
-    set: Flags.string({ multiple: true, default: [], description: 'model config override key=value (e.g. n_layer=4)' }),
+    config: Flags.string({ description: 'JSON file of settings: model keys (n_layer, n_embd, ...) and training keys (lr, steps, batch_size, ...); explicit flags and --set override it. Each checkpoint holds its resolved run.json' }),
+    set: Flags.string({ multiple: true, default: [], description: 'override key=value, model or training (e.g. n_layer=4, lr=3e-4); beats flags and --config' }),
     data: Flags.string({ multiple: true, default: [], description: 'text files, directories (WikiExtractor, JSONL, plain text) or .bin token shards' }),
     out: Flags.string({ description: 'run directory: metrics.jsonl and checkpoint/', default: 'runs/pretrain' }),
     init: Flags.string({ description: 'start from this checkpoint directory' }),
@@ -47,8 +48,15 @@ function num(name: string, v: unknown): number {
 }
 
 /** The library options for the parsed flags. */
-export function pretrainOptions(f: Parsed): PretrainOptions {
+export function pretrainOptions(f: Parsed, explicit: readonly string[] = []): PretrainOptions {
+  const names: Record<string, keyof PretrainOptions> = {
+    lr: 'lr', steps: 'steps', 'schedule-steps': 'scheduleSteps', 'batch-size': 'batchSize', 'seq-len': 'seqLen', optimizer: 'optimizer',
+    'weight-decay': 'weightDecay', warmup: 'warmup', schedule: 'schedule', 'grad-clip': 'gradClip', order: 'order', seed: 'seed',
+    'eval-every': 'evalEvery', 'eval-batches': 'evalBatches', 'save-every': 'saveEvery', 'log-every': 'logEvery', 'cwt-temperature': 'cwtTemperature',
+  };
   return {
+    configFile: f.config as string | undefined,
+    explicit: explicit.flatMap((n) => (names[n] ? [names[n]] : [])),
     arch: f.arch as PretrainOptions['arch'], objective: f.objective as PretrainOptions['objective'], preset: f.preset as string,
     set: f.set as string[], tokenizer: f.tokenizer as string | undefined, data: f.data as string[], out: f.out as string, init: f.init as string | undefined, untiedHead: f['untied-head'] as boolean, resume: f.resume as boolean,
     steps: f.steps as number, scheduleSteps: f['schedule-steps'] as number | undefined, batchSize: f['batch-size'] as number, seqLen: f['seq-len'] as number,
@@ -64,3 +72,8 @@ export const progressLine: Progress = (p) => {
   const eta = p.etaSeconds >= 60 ? `${Math.floor(p.etaSeconds / 60)}m${Math.round(p.etaSeconds % 60)}s` : `${Math.round(p.etaSeconds)}s`;
   process.stderr.write(`\rstep ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSecond)} tok/s  ETA ${eta}   ${p.step === p.steps ? '\n' : ''}`);
 };
+
+/** The flags the user typed (not defaults), from oclif's parse metadata. */
+export function explicitFlags(metadata: { flags: Record<string, { setFromDefault?: boolean }> }, flags: Record<string, unknown>): string[] {
+  return Object.keys(flags).filter((k) => flags[k] !== undefined && !metadata.flags[k]?.setFromDefault);
+}

@@ -1,5 +1,5 @@
 import { HlmCommand } from '../cli/base.js';
-import { pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
+import { explicitFlags, pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
 import { compareObjectives, comparisonTable, type Comparison } from '../train/compare.js';
 
 const { objective: _objective, resume: _resume, ...flags } = pretrainFlags;
@@ -17,10 +17,10 @@ export default class CompareObjectives extends HlmCommand {
   static override flags = { ...flags, out: { ...flags.out, default: 'runs/compare' } };
 
   async run(): Promise<Comparison> {
-    const { flags: f } = await this.parse(CompareObjectives);
+    const { flags: f, metadata } = await this.parse(CompareObjectives);
     const gpu = await this.openGpu(f.device as string);
     const tty = process.stderr.isTTY && !this.jsonEnabled();
-    const result = await compareObjectives(gpu, pretrainOptions({ ...f, objective: 'ce', resume: false } as Parameters<typeof pretrainOptions>[0]), (objective) => {
+    const result = await compareObjectives(gpu, pretrainOptions({ ...f, objective: 'ce', resume: false } as Parameters<typeof pretrainOptions>[0], explicitFlags(metadata, f)), (objective) => {
       if (tty) process.stderr.write(`${objective}:\n`);
       return tty ? progressLine : undefined;
     });

@@ -1,5 +1,5 @@
 import { HlmCommand } from '../cli/base.js';
-import { pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
+import { explicitFlags, pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
 import { pretrain, type PretrainResult } from '../train/pretrain.js';
 
 export default class Pretrain extends HlmCommand {
@@ -19,10 +19,10 @@ export default class Pretrain extends HlmCommand {
   static override flags = pretrainFlags;
 
   async run(): Promise<PretrainResult> {
-    const { flags } = await this.parse(Pretrain);
+    const { flags, metadata } = await this.parse(Pretrain);
     const gpu = await this.openGpu(flags.device);
     const tty = process.stderr.isTTY && !this.jsonEnabled();
-    const result = await pretrain(gpu, pretrainOptions(flags), tty ? progressLine : undefined);
+    const result = await pretrain(gpu, pretrainOptions(flags, explicitFlags(metadata, flags)), tty ? progressLine : undefined);
     this.log(`trained ${result.steps} steps (${result.tokens} tokens) in ${result.elapsedSeconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s on ${result.device}`);
     this.log(`final training loss ${result.finalLoss.toFixed(4)}${result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`}${result.valCe !== null && flags.objective === 'cwt' ? ` (tied-embedding cross-entropy ${result.valCe.toFixed(4)})` : ''}`);
     this.log(`checkpoint: ${result.checkpoint}`);

@@ -14,13 +14,17 @@ import { maskTokens } from '../data/mlm.js';
 import { prepareData } from '../data/shards.js';
 import { loadTokenizer, maskId, tokenizerFromJson, type Tokenizer } from '../data/tokenizer.js';
 import { MODEL_CONFIG_SCHEMA, preset, validateConfig, type ModelConfig, type Objective } from '../model/config.js';
-import { applyOverrides } from '../model/overrides.js';
+import { parseOverrides, readConfigFile, type ConfigRecord, type ConfigSchema } from '../model/overrides.js';
 import { initParams } from '../model/params.js';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { Trainer } from './trainer.js';
 
 export interface PretrainOptions {
+  /** A JSON file of settings: model keys (n_layer, n_embd, ...) and training keys (lr, steps, batch_size, ...). */
+  configFile?: string;
+  /** Options the user gave explicitly on the command line: a config file does not override them (--set does). */
+  explicit?: readonly (keyof PretrainOptions)[];
   arch: 'decoder' | 'encoder';
   objective: Objective;
   preset: string;
@@ -73,6 +77,50 @@ export interface PretrainResult {
 
 export type Progress = (p: { step: number; steps: number; loss: number; tokensPerSecond: number; etaSeconds: number }) => void;
 
+/** Training settings a config file or `--set` may give, by their snake_case key. */
+const TRAINING_KEYS: Record<string, [keyof PretrainOptions, ConfigSchema[string]]> = {
+  lr: ['lr', { type: 'number' }],
+  steps: ['steps', { type: 'int' }],
+  schedule_steps: ['scheduleSteps', { type: 'int' }],
+  batch_size: ['batchSize', { type: 'int' }],
+  seq_len: ['seqLen', { type: 'int' }],
+  optimizer: ['optimizer', { type: 'enum', values: ['adamw', 'sgd'] }],
+  weight_decay: ['weightDecay', { type: 'number' }],
+  warmup: ['warmup', { type: 'int' }],
+  schedule: ['schedule', { type: 'enum', values: ['cosine', 'linear', 'constant'] }],
+  grad_clip: ['gradClip', { type: 'number' }],
+  order: ['order', { type: 'enum', values: ['shuffled', 'sequential'] }],
+  seed: ['seed', { type: 'int' }],
+  eval_every: ['evalEvery', { type: 'int' }],
+  eval_batches: ['evalBatches', { type: 'int' }],
+  save_every: ['saveEvery', { type: 'int' }],
+  log_every: ['logEvery', { type: 'int' }],
+  cwt_temperature: ['cwtTemperature', { type: 'number' }],
+};
+export const RUN_SCHEMA: ConfigSchema = { ...MODEL_CONFIG_SCHEMA, ...Object.fromEntries(Object.entries(TRAINING_KEYS).map(([k, [, spec]]) => [k, spec])) };
+
+/**
+ * Settings in order of precedence: --set, then explicit flags, then the config file, then the
+ * flags' defaults. Returns the training options and the model keys to apply to the config.
+ */
+export async function resolveSettings(o: PretrainOptions): Promise<{ options: PretrainOptions; model: ConfigRecord }> {
+  const file = o.configFile ? await readConfigFile(o.configFile, RUN_SCHEMA) : {};
+  const sets = parseOverrides(o.set, RUN_SCHEMA, '--set');
+  const options: Record<string, unknown> = { ...o };
+  const model: ConfigRecord = {};
+  for (const [source, rec] of [['file', file], ['set', sets]] as const) {
+    for (const [key, value] of Object.entries(rec)) {
+      const training = TRAINING_KEYS[key];
+      if (!training) model[key] = value;
+      else if (source === 'set' || !o.explicit?.includes(training[0])) options[training[0]] = value;
+    }
+  }
+  for (const k of ['steps', 'batchSize', 'seqLen', 'logEvery', 'evalBatches'] as const) {
+    if (!(Number.isInteger(options[k]) && (options[k] as number) >= 1)) throw new HlmError(`${k} must be a positive integer, got ${options[k]}`);
+  }
+  return { options: options as unknown as PretrainOptions, model };
+}
+
 /** The held-out text used for validation when --eval-data is not given, if present. */
 export function defaultEvalData(): string | undefined {
   const p = resolve(projectRoot(), '..', 'shared', 'data', 'corpus', 'wikitext-2', 'valid.txt');
@@ -88,11 +136,18 @@ interface RunState {
   data?: BatchState;
 }
 
-async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<RunState> {
+async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpointDir: string): Promise<RunState> {
+  // With --init or --resume the checkpoint's configuration rules; repeating the same model
+  // settings is fine (the same command line plus --resume), changing one is refused.
+  const sameModel = (config: ModelConfig, where: string) => {
+    const differ = Object.entries(modelKeys).filter(([k, v]) => (config as unknown as Record<string, unknown>)[k] !== v);
+    if (differ.length) throw new HlmError(`${where} holds ${differ.map(([k]) => `${k}=${(config as unknown as Record<string, unknown>)[k]}`).join(', ')}; the model settings (${differ.map(([k, v]) => `${k}=${v}`).join(', ')}) apply to fresh runs only`);
+  };
   if (o.tokenizer && (o.init || o.resume)) throw new HlmError('--tokenizer applies to a fresh run: with --init or --resume the checkpoint\'s tokenizer is used');
   if (o.resume) {
     if (!existsSync(join(checkpointDir, 'config.json'))) throw new HlmError(`--resume: no checkpoint in ${checkpointDir}`);
     const ck = await loadCheckpoint(checkpointDir, { optimizer: true });
+    sameModel(ck.config, checkpointDir);
     const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(checkpointDir, 'tokenizer.json')) : await loadTokenizer('gpt2');
     const step = Number(ck.hlm.step ?? 0);
     if (o.optimizer === 'adamw' && !ck.optimizer) throw new HlmError(`--resume: ${checkpointDir} has no optimizer.safetensors`);
@@ -109,6 +164,7 @@ async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<Ru
   if (o.untiedHead && !(o.init && o.objective === 'ce')) throw new HlmError('--untied-head goes with --init <checkpoint> --objective ce (head fine-tuning of a headless model)');
   if (o.init) {
     const base = (await readCheckpointConfig(o.init)).config;
+    sameModel(base, `--init ${o.init}`);
     const config = { ...base, objective: o.objective, causal: o.arch === 'decoder', tie_word_embeddings: o.untiedHead ? false : base.tie_word_embeddings };
     validateConfig(config, `--init ${o.init}`);
     // A new untied head starts as a copy of the input embeddings (the paper's head fine-tuning).
@@ -130,8 +186,8 @@ async function resolveRun(o: PretrainOptions, checkpointDir: string): Promise<Ru
     base.mask_token_id = maskId(tokenizer);
   }
   base.eos_token_id = tokenizer.eotId;
-  const config = applyOverrides(base, o.set, MODEL_CONFIG_SCHEMA, '--set') as ModelConfig;
-  validateConfig(config, '--set');
+  const config = { ...base, ...modelKeys } as ModelConfig;
+  validateConfig(config, o.configFile ? `--config ${o.configFile} / --set` : '--set');
   return { config, tokenizer, params: initParams(config, o.seed), startStep: 0 };
 }
 
@@ -142,14 +198,15 @@ function trainingPair(o: PretrainOptions, config: ModelConfig, tokenizer: Tokeni
   return { inputs: m.inputs, targets: m.targets };
 }
 
-export async function pretrain(gpu: Gpu, o: PretrainOptions, progress?: Progress): Promise<PretrainResult> {
+export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Progress): Promise<PretrainResult> {
+  const { options: o, model: modelKeys } = await resolveSettings(given);
   const out = resolve(o.out);
   const checkpointDir = join(out, 'checkpoint');
   const metricsPath = join(out, 'metrics.jsonl');
   if (!o.resume && existsSync(join(checkpointDir, 'config.json'))) {
     throw new HlmError(`${checkpointDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`);
   }
-  const run = await resolveRun(o, checkpointDir);
+  const run = await resolveRun(o, modelKeys, checkpointDir);
   const { config, tokenizer } = run;
   if (o.seqLen > config.n_positions) throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
   if (run.startStep >= o.steps) throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
@@ -188,6 +245,8 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions, progress?: Progress
         optimizer: st.m && st.v ? { step, m: st.m, v: st.v } : undefined,
         tokenizerJson: tokenizer.toJSON({ withMask: !config.causal }),
         hlm: { step, data: batches.state(), tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize }, run: { ...o, out } },
+        // The resolved run, in the config-file format: `hlm pretrain --config run.json` repeats it.
+        extraFiles: { 'run.json': JSON.stringify(runFile(o, config), null, 2) + '\n' },
       });
       lastSaved = step;
       log.info(`checkpoint at step ${step}: ${checkpointDir}`);
@@ -247,6 +306,13 @@ export async function pretrain(gpu: Gpu, o: PretrainOptions, progress?: Progress
     batches.close();
     trainer.destroy();
   }
+}
+
+/** The resolved settings as a config file: every training key plus the model configuration. */
+function runFile(o: PretrainOptions, config: ModelConfig): Record<string, unknown> {
+  const training = Object.fromEntries(Object.entries(TRAINING_KEYS).map(([k, [opt]]) => [k, o[opt] ?? null]).filter(([, v]) => v !== null));
+  const model = Object.fromEntries(Object.keys(MODEL_CONFIG_SCHEMA).map((k) => [k, (config as unknown as Record<string, unknown>)[k]]));
+  return { ...model, ...training };
 }
 
 /** Read metrics.jsonl back (tests and the comparison script use it). */

@@ -1,0 +1,75 @@
+// `hlm eval-lambada` as a function: checkpoint + data file in, metrics and per-passage
+// predictions out. Only the checkpoint's config.json, model.safetensors and tokenizer (its
+// tokenizer.json, or GPT-2's for a GPT-2 vocabulary) are used: no hlm-only state.
+import type { Gpu } from '../gpu/device.js';
+import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { lambadaRequest, readLambada, aggregateLambada, type LambadaFormat, type LambadaMetrics } from './lambada.js';
+import { scoreRequests } from './score.js';
+
+export interface LambadaPrediction {
+  index: number;
+  target: string;
+  /** The argmax tokens at the target positions, decoded. */
+  predicted: string;
+  predictedIds: number[];
+  targetIds: number[];
+  logLikelihood: number;
+  correct: boolean;
+}
+
+export interface EvalLambadaOptions {
+  model: string;
+  data: string;
+  format?: LambadaFormat;
+  limit?: number;
+  batchSize?: number;
+}
+
+export interface EvalLambadaResult extends LambadaMetrics {
+  task: 'lambada_openai';
+  objective: string;
+  /** The output projection used: 'lm_head.weight' or the tied 'transformer.wte.weight'. */
+  head: string;
+  tokenizer: string;
+  batchSize: number;
+  seqLen: number;
+  /** Passages per second over tokenization and the batched forward passes (model load and pipeline builds excluded). */
+  passagesPerSecond: number;
+  seconds: number;
+  device: string;
+  predictions: LambadaPrediction[];
+}
+
+async function decodeSafe(tokenizer: Tokenizer, ids: number[]): Promise<string> {
+  if (ids.every((t) => t < tokenizer.vocabSize)) return tokenizer.decode(ids);
+  const parts: string[] = [];
+  for (const t of ids) parts.push(t < tokenizer.vocabSize ? await tokenizer.decode([t]) : `<id ${t}>`);
+  return parts.join('');
+}
+
+export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<EvalLambadaResult> {
+  const ck = await loadCheckpoint(o.model, { optimizer: false });
+  const tokenizer = await tokenizerForCheckpoint(ck.dir, ck.config.vocab_size);
+  const passages = readLambada(o.data, { format: o.format, limit: o.limit });
+  const t0 = performance.now();
+  const requests = [];
+  for (const p of passages) requests.push(await lambadaRequest(tokenizer, p, ck.config.n_positions, `${o.data}:${p.line}`));
+  const tokenizeSeconds = (performance.now() - t0) / 1000;
+  const { scores, B, T, seconds } = await scoreRequests(gpu, ck.config, ck.params, requests, { batchSize: o.batchSize });
+  const predictions: LambadaPrediction[] = [];
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i], r = requests[i];
+    predictions.push({
+      index: s.index, target: r.target, predicted: await decodeSafe(tokenizer, s.predicted), predictedIds: s.predicted,
+      targetIds: r.targetTokens, logLikelihood: s.logLikelihood, correct: s.greedy,
+    });
+  }
+  const metrics = aggregateLambada(scores);
+  const total = tokenizeSeconds + seconds;
+  return {
+    task: 'lambada_openai', ...metrics, objective: ck.config.objective,
+    head: ck.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight', tokenizer: tokenizer.name,
+    batchSize: B, seqLen: T, passagesPerSecond: metrics.n / total, seconds: total, device: gpu.name, predictions,
+  };
+}
