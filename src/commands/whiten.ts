@@ -1,0 +1,108 @@
+import { Flags } from '@oclif/core';
+import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { HlmError } from '../errors.js';
+import { log } from '../log.js';
+import { EMBEDDING_FORMATS, readEmbeddings, readFrequencies, writeEmbeddings, type EmbeddingFormat } from '../whiten/formats.js';
+import { evaluateSts, findStsDatasets, type StsScore } from '../whiten/sts.js';
+import { WHITEN_METHODS, align, whiten, type SymmetryReport, type WhitenMethod } from '../whiten/whiten.js';
+
+export interface WhitenCommandResult {
+  method: WhitenMethod;
+  device: string;
+  input: { path: string; format: EmbeddingFormat; words: number; dim: number };
+  frequencies: { path: string; words: number };
+  kept: number;
+  dropped: { noFrequency: number; noVector: number };
+  out?: string;
+  epsilon?: number;
+  abttK?: number;
+  symmetry?: { input: SymmetryReport; output: SymmetryReport };
+  sts?: { input: StsScore[]; output: StsScore[] };
+  timings: { readMs: number; fitMs: number; applyMs: number; reportMs?: number; writeMs?: number };
+}
+
+function fmtSym(s: SymmetryReport): string {
+  return `Sym1 p ${s.p.sym1.toFixed(4)} uniform ${s.uniform.sym1.toFixed(4)} · Sym2 p ${s.p.sym2.toFixed(4)} uniform ${s.uniform.sym2.toFixed(4)}`;
+}
+
+export default class Whiten extends HlmCommand {
+  static override summary = 'Whiten word embeddings with frequency-weighted (Zipfian) or uniform statistics, or a baseline.';
+  static override description =
+    'Keeps the words present in both the embeddings and the frequency list, p(w) = count / total over them. ' +
+    'zipfian: z = (x − μ_p)·V Λ^(−1/2) from the p-weighted covariance, so that Σ p z zᵀ = I (Yokoi et al., 2024); ' +
+    'uniform: the same with p uniform (PCA whitening); center: subtract the mean; abtt: also remove the top k principal components. ' +
+    'Embeddings: word2vec text (header "V d"), GloVe text (no header), word2vec binary (.bin); the output keeps the input format. ' +
+    'Moments and the transform run on the GPU, the d×d eigendecomposition in float64.';
+  static override examples = [
+    '<%= config.bin %> whiten --embeddings vec.txt --frequencies ../shared/data/wordfreq/enwiki_vocab_min200.txt --method zipfian --out vec.zipf.txt --report',
+    '<%= config.bin %> whiten --embeddings vec.txt --frequencies freq.txt --method uniform --out - | head',
+    '<%= config.bin %> whiten --embeddings vec.txt --frequencies freq.txt --eval-sts ../shared/data/sts --json',
+  ];
+  static override flags = {
+    embeddings: Flags.string({ description: 'word vectors: word2vec text, GloVe text or word2vec binary (.bin)', required: true }),
+    frequencies: Flags.string({ description: '"word count" lines', required: true }),
+    method: Flags.option({ options: WHITEN_METHODS, default: 'zipfian' as const, description: 'zipfian | uniform | center | abtt' })(),
+    out: Flags.string({ description: 'output file, "-" for stdout (same format as the input unless --format)' }),
+    format: Flags.option({ options: EMBEDDING_FORMATS, description: 'output format (default: the input\'s)' })(),
+    report: Flags.boolean({ description: 'Sym1/Sym2 symmetry scores of input and output, under p and under the uniform measure', default: false }),
+    epsilon: Flags.string({ description: 'added to the covariance eigenvalues before Λ^(−1/2) (zipfian, uniform); default none' }),
+    'abtt-k': Flags.integer({ description: 'principal components removed by abtt', default: 3, min: 0 }),
+    'eval-sts': Flags.string({ description: 'directory with sts-test.csv / SICK_test_annotated.txt / STS.input.*.txt: Spearman×100 of mean-vector cosines, input vs output' }),
+    device: deviceFlag,
+  };
+
+  async run(): Promise<WhitenCommandResult> {
+    const { flags } = await this.parse(Whiten);
+    const toStdout = flags.out === '-';
+    if (toStdout && this.jsonEnabled()) throw new HlmError('--out - and --json both want stdout: write the vectors to a file');
+    let epsilon: number | undefined;
+    if (flags.epsilon !== undefined) {
+      epsilon = Number(flags.epsilon);
+      if (!(Number.isFinite(epsilon) && epsilon >= 0)) throw new HlmError(`--epsilon must be a non-negative number, got "${flags.epsilon}"`);
+    }
+    const t0 = performance.now();
+    const emb = readEmbeddings(flags.embeddings);
+    const counts = readFrequencies(flags.frequencies);
+    const readMs = performance.now() - t0;
+    log.info(`${flags.embeddings}: ${emb.words.length} words × ${emb.dim} (${emb.format}); ${flags.frequencies}: ${counts.size} words (${readMs.toFixed(0)} ms)`);
+    const gpu = await this.openGpu(flags.device);
+    const names = { embeddings: flags.embeddings, frequencies: flags.frequencies };
+    const r = await whiten(gpu, emb, counts, flags.method, { epsilon, abttK: flags['abtt-k'], report: flags.report, names });
+    log.info(`${flags.method}: ${r.out.words.length} words kept (${r.dropped.noFrequency} without a frequency, ${r.dropped.noVector} frequencies without a vector); fit ${r.timings.fitMs.toFixed(0)} ms, apply ${r.timings.applyMs.toFixed(0)} ms`);
+    const result: WhitenCommandResult = {
+      method: flags.method,
+      device: gpu.name,
+      input: { path: flags.embeddings, format: emb.format, words: emb.words.length, dim: emb.dim },
+      frequencies: { path: flags.frequencies, words: counts.size },
+      kept: r.out.words.length,
+      dropped: r.dropped,
+      ...(epsilon !== undefined ? { epsilon } : {}),
+      ...(flags.method === 'abtt' ? { abttK: flags['abtt-k'] } : {}),
+      timings: { readMs, ...r.timings },
+    };
+    // Human-readable lines go to stdout unless the vectors do.
+    const say = (s: string) => (toStdout ? process.stderr.write(s + '\n') : this.log(s));
+    if (flags.out) {
+      const t = performance.now();
+      writeEmbeddings(flags.out, r.out, flags.format ?? emb.format);
+      result.timings.writeMs = performance.now() - t;
+      if (!toStdout) result.out = flags.out;
+      log.info(`wrote ${toStdout ? 'stdout' : flags.out} (${result.timings.writeMs.toFixed(0)} ms)`);
+    }
+    if (r.symmetry) {
+      result.symmetry = r.symmetry;
+      say(`input:  ${fmtSym(r.symmetry.input)}`);
+      say(`output: ${fmtSym(r.symmetry.output)}`);
+    }
+    if (flags['eval-sts']) {
+      const sets = findStsDatasets(flags['eval-sts']);
+      const raw = align(emb, counts, names).emb;
+      result.sts = { input: sets.map((s) => evaluateSts(raw, s)), output: sets.map((s) => evaluateSts(r.out, s)) };
+      for (let i = 0; i < sets.length; i++) {
+        const a = result.sts.input[i], b = result.sts.output[i];
+        say(`${a.name.padEnd(14)} ${String(a.pairs).padStart(5)} pairs  input ${a.spearman.toFixed(2)}  ${flags.method} ${b.spearman.toFixed(2)}${a.empty ? `  (${a.empty} pairs without known words)` : ''}`);
+      }
+    }
+    return result;
+  }
+}

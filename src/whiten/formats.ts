@@ -1,0 +1,179 @@
+// Word-embedding files in and out: word2vec text (header "V d"), GloVe text (no header) and
+// word2vec binary (header line, then per word "word " and d little-endian f32). Errors name the
+// file and the line (or word index for binary) so a broken file can be fixed.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { HlmError } from '../errors.js';
+
+export type EmbeddingFormat = 'word2vec' | 'glove' | 'word2vec-bin';
+export const EMBEDDING_FORMATS: readonly EmbeddingFormat[] = ['word2vec', 'glove', 'word2vec-bin'];
+
+export interface Embeddings {
+  words: string[];
+  dim: number;
+  /** words.length × dim, row-major. */
+  vectors: Float32Array;
+  format: EmbeddingFormat;
+}
+
+/** The format of a file: `.bin` is word2vec binary; a first line of two integers is word2vec text; otherwise GloVe. */
+export function detectFormat(path: string, head: Buffer): EmbeddingFormat {
+  if (/\.bin$/i.test(path)) return 'word2vec-bin';
+  const nl = head.indexOf(0x0a);
+  const first = head.subarray(0, nl < 0 ? head.length : nl).toString('utf8').trim();
+  return /^\d+\s+\d+$/.test(first) ? 'word2vec' : 'glove';
+}
+
+function parseHeader(path: string, line: string): [number, number] {
+  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(line);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new HlmError(`${path}:1: word2vec header must be "<words> <dimensions>" (two positive integers), got "${line.slice(0, 80)}"`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+function parseText(path: string, text: string, format: 'word2vec' | 'glove'): Embeddings {
+  const lines = text.split('\n');
+  let start = 0, expected = -1, dim = -1;
+  if (format === 'word2vec') {
+    [expected, dim] = parseHeader(path, lines[0].replace(/\r$/, ''));
+    start = 1;
+  }
+  const words: string[] = [];
+  const seen = new Map<string, number>();
+  let values: Float32Array = new Float32Array(dim > 0 ? expected * dim : 0);
+  for (let li = start; li < lines.length; li++) {
+    const line = lines[li].replace(/\r$/, '');
+    if (line.trim() === '') continue;
+    const parts = line.trim().split(/[ \t]+/);
+    const word = parts[0];
+    const where = `${path}:${li + 1}`;
+    if (dim < 0) {
+      dim = parts.length - 1;
+      if (dim < 1) throw new HlmError(`${where}: a line needs a word and at least one number`);
+    }
+    if (parts.length - 1 !== dim) throw new HlmError(`${where}: "${word}" has ${parts.length - 1} values, expected ${dim}`);
+    if (seen.has(word)) throw new HlmError(`${where}: duplicate word "${word}" (first on line ${seen.get(word)})`);
+    seen.set(word, li + 1);
+    const row = words.length;
+    if (format === 'word2vec' && row >= expected) throw new HlmError(`${where}: more rows than the ${expected} the header announces`);
+    if ((row + 1) * dim > values.length) {
+      const grown = new Float32Array(Math.max(1024 * dim, values.length * 2));
+      grown.set(values);
+      values = grown;
+    }
+    for (let c = 0; c < dim; c++) {
+      const s = parts[c + 1];
+      const v = Number(s);
+      if (s === '' || !Number.isFinite(v)) throw new HlmError(`${where}: value ${c + 1} of "${word}" is not a finite number: "${s.slice(0, 40)}"`);
+      values[row * dim + c] = v;
+    }
+    words.push(word);
+  }
+  if (format === 'word2vec' && words.length !== expected) throw new HlmError(`${path}: header announces ${expected} words, the file has ${words.length}`);
+  if (!words.length) throw new HlmError(`${path}: no vectors`);
+  return { words, dim, vectors: values.slice(0, words.length * dim), format };
+}
+
+function parseBinary(path: string, buf: Buffer): Embeddings {
+  const nl = buf.indexOf(0x0a);
+  if (nl < 0) throw new HlmError(`${path}:1: word2vec binary header line missing`);
+  const [n, dim] = parseHeader(path, buf.subarray(0, nl).toString('utf8').replace(/\r$/, ''));
+  const words: string[] = [];
+  const seen = new Set<string>();
+  const vectors = new Float32Array(n * dim);
+  let pos = nl + 1;
+  for (let i = 0; i < n; i++) {
+    while (pos < buf.length && (buf[pos] === 0x0a || buf[pos] === 0x20)) pos++;
+    const sp = buf.indexOf(0x20, pos);
+    if (sp < 0 || pos >= buf.length) throw new HlmError(`${path}: word ${i + 1} of ${n}: file ends early (byte ${pos})`);
+    const word = buf.subarray(pos, sp).toString('utf8');
+    pos = sp + 1;
+    if (pos + dim * 4 > buf.length) throw new HlmError(`${path}: word ${i + 1} of ${n} ("${word}"): file ends inside its vector`);
+    if (seen.has(word)) throw new HlmError(`${path}: word ${i + 1}: duplicate word "${word}"`);
+    seen.add(word);
+    for (let c = 0; c < dim; c++) {
+      const v = buf.readFloatLE(pos + c * 4);
+      if (!Number.isFinite(v)) throw new HlmError(`${path}: word ${i + 1} ("${word}"): value ${c + 1} is not finite`);
+      vectors[i * dim + c] = v;
+    }
+    pos += dim * 4;
+    words.push(word);
+  }
+  return { words, dim, vectors, format: 'word2vec-bin' };
+}
+
+export function readEmbeddings(path: string, format?: EmbeddingFormat): Embeddings {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new HlmError(`${path}: cannot read embeddings: ${(e as Error).message}`);
+  }
+  const f = format ?? detectFormat(path, buf.subarray(0, 4096));
+  return f === 'word2vec-bin' ? parseBinary(path, buf) : parseText(path, buf.toString('utf8'), f);
+}
+
+/** %g-like shortest text that round-trips a float32. */
+function fmt(v: number): string {
+  return String(Math.fround(v));
+}
+
+export function serializeEmbeddings(e: Embeddings, format: EmbeddingFormat = e.format): Buffer {
+  const { words, dim, vectors } = e;
+  if (format === 'word2vec-bin') {
+    const head = Buffer.from(`${words.length} ${dim}\n`, 'utf8');
+    const parts: Buffer[] = [head];
+    for (let i = 0; i < words.length; i++) {
+      const w = Buffer.from(`${words[i]} `, 'utf8');
+      const v = Buffer.alloc(dim * 4 + 1);
+      for (let c = 0; c < dim; c++) v.writeFloatLE(vectors[i * dim + c], c * 4);
+      v[dim * 4] = 0x0a;
+      parts.push(w, v);
+    }
+    return Buffer.concat(parts);
+  }
+  const out: string[] = format === 'word2vec' ? [`${words.length} ${dim}`] : [];
+  const row: string[] = new Array(dim + 1);
+  for (let i = 0; i < words.length; i++) {
+    row[0] = words[i];
+    for (let c = 0; c < dim; c++) row[c + 1] = fmt(vectors[i * dim + c]);
+    out.push(row.join(' '));
+  }
+  return Buffer.from(out.join('\n') + '\n', 'utf8');
+}
+
+/** Write to a file, or to stdout for "-". */
+export function writeEmbeddings(path: string, e: Embeddings, format: EmbeddingFormat = e.format): void {
+  const data = serializeEmbeddings(e, format);
+  if (path === '-') {
+    process.stdout.write(data);
+    return;
+  }
+  try {
+    writeFileSync(path, data);
+  } catch (err) {
+    throw new HlmError(`${path}: cannot write embeddings: ${(err as Error).message}`);
+  }
+}
+
+/** `word count` lines (extra columns ignored); counts must be positive numbers; duplicates are an error. */
+export function readFrequencies(path: string): Map<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new HlmError(`${path}: cannot read frequencies: ${(e as Error).message}`);
+  }
+  const counts = new Map<string, number>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/\r$/, '').trim();
+    if (!line) continue;
+    const parts = line.split(/[ \t]+/);
+    if (parts.length < 2) throw new HlmError(`${path}:${i + 1}: expected "word count", got "${line.slice(0, 80)}"`);
+    const c = Number(parts[1]);
+    if (!(Number.isFinite(c) && c > 0)) throw new HlmError(`${path}:${i + 1}: count of "${parts[0]}" must be a positive number, got "${parts[1].slice(0, 40)}"`);
+    if (counts.has(parts[0])) throw new HlmError(`${path}:${i + 1}: duplicate word "${parts[0]}"`);
+    counts.set(parts[0], c);
+  }
+  if (!counts.size) throw new HlmError(`${path}: no "word count" lines`);
+  return counts;
+}
