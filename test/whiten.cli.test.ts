@@ -50,3 +50,31 @@ test('--out - puts only the vectors on stdout (GloVe in, GloVe out); a bad file 
   expect(bad.status).toBe(1);
   expect(bad.stderr).toMatch(/g\.txt:2: "b" has 2 values, expected 3/);
 });
+
+test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - refuses npy', () => {
+  const emb = join(dir, 'n.txt'), freq = join(dir, 'f3.txt'), out = join(dir, 'n.npy');
+  const words = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+  writeFileSync(emb, serializeEmbeddings({ words, dim: 5, vectors: rand.normal(45), format: 'word2vec' }));
+  writeFileSync(freq, words.map((w, i) => `${w} ${100 / (i + 1)}`).join('\n'));
+  const r = hlm(['whiten', '--embeddings', emb, '--frequencies', freq, '--method', 'zipfian', '--out', out, '--format', 'npy', '--device', 'cpu']);
+  if (r.status !== 0) throw new Error(r.stderr);
+  const z = readEmbeddings(out);
+  expect(z.format).toBe('npy');
+  expect(z.words).toEqual(words);
+  expect(readFileSync(join(dir, 'n.vocab'), 'utf8')).toBe(words.join('\n') + '\n');
+  writeFileSync(join(dir, 'other.words'), readFileSync(join(dir, 'n.vocab')));
+  const out2 = join(dir, 'c.txt');
+  const r2 = hlm(['whiten', '--embeddings', out, '--vocab', join(dir, 'other.words'), '--frequencies', freq, '--method', 'center', '--out', out2, '--format', 'word2vec', '--device', 'cpu']);
+  if (r2.status !== 0) throw new Error(r2.stderr);
+  const c = readEmbeddings(out2);
+  expect(c.words).toEqual(words);
+  // Zipfian-whitened vectors have Σ p z = 0, and center subtracts the uniform mean: the result has uniform mean 0.
+  for (let k = 0; k < 5; k++) {
+    let s = 0;
+    for (let i = 0; i < words.length; i++) s += c.vectors[i * 5 + k];
+    expect(Math.abs(s / words.length)).toBeLessThan(1e-5);
+  }
+  const bad = hlm(['whiten', '--embeddings', out, '--frequencies', freq, '--out', '-', '--device', 'cpu']);
+  expect(bad.status).toBe(1);
+  expect(bad.stderr).toMatch(/--out - cannot carry npy output/);
+});

@@ -31,7 +31,8 @@ export default class Whiten extends HlmCommand {
     'Keeps the words present in both the embeddings and the frequency list, p(w) = count / total over them. ' +
     'zipfian: z = (x − μ_p)·V Λ^(−1/2) from the p-weighted covariance, so that Σ p z zᵀ = I (Yokoi et al., 2024); ' +
     'uniform: the same with p uniform (PCA whitening); center: subtract the mean; abtt: also remove the top k principal components. ' +
-    'Embeddings: word2vec text (header "V d"), GloVe text (no header), word2vec binary (.bin); the output keeps the input format. ' +
+    'Embeddings: word2vec text (header "V d"), GloVe text (no header), word2vec binary (.bin), or .npy (float32, C order) with the words one per line in X.vocab (or --vocab); ' +
+    'the output keeps the input format unless --format (npy output also writes <out without .npy>.vocab). ' +
     'Moments and the transform run on the GPU, the d×d eigendecomposition in float64.';
   static override examples = [
     '<%= config.bin %> whiten --embeddings vec.txt --frequencies ../shared/data/wordfreq/enwiki_vocab_min200.txt --method zipfian --out vec.zipf.txt --report',
@@ -39,7 +40,8 @@ export default class Whiten extends HlmCommand {
     '<%= config.bin %> whiten --embeddings vec.txt --frequencies freq.txt --eval-sts ../shared/data/sts --json',
   ];
   static override flags = {
-    embeddings: Flags.string({ description: 'word vectors: word2vec text, GloVe text or word2vec binary (.bin)', required: true }),
+    embeddings: Flags.string({ description: 'word vectors: word2vec text, GloVe text, word2vec binary (.bin) or .npy with a vocabulary file', required: true }),
+    vocab: Flags.string({ description: 'vocabulary of an .npy --embeddings, one word per line (default: the .npy path with .vocab for .npy)' }),
     frequencies: Flags.string({ description: '"word count" lines', required: true }),
     method: Flags.option({ options: WHITEN_METHODS, default: 'zipfian' as const, description: 'zipfian | uniform | center | abtt' })(),
     out: Flags.string({ description: 'output file, "-" for stdout (same format as the input unless --format)' }),
@@ -61,7 +63,8 @@ export default class Whiten extends HlmCommand {
       if (!(Number.isFinite(epsilon) && epsilon >= 0)) throw new HlmError(`--epsilon must be a non-negative number, got "${flags.epsilon}"`);
     }
     const t0 = performance.now();
-    const emb = readEmbeddings(flags.embeddings);
+    const emb = readEmbeddings(flags.embeddings, undefined, { vocab: flags.vocab });
+    if (toStdout && (flags.format ?? emb.format) === 'npy') throw new HlmError('--out - cannot carry npy output (the words go to a separate .vocab file): give a file name or --format word2vec');
     const counts = readFrequencies(flags.frequencies);
     const readMs = performance.now() - t0;
     log.info(`${flags.embeddings}: ${emb.words.length} words × ${emb.dim} (${emb.format}); ${flags.frequencies}: ${counts.size} words (${readMs.toFixed(0)} ms)`);

@@ -5,6 +5,7 @@
 // layout (STS.input.<name>.txt with STS.gs.<name>.txt, blank gold lines skipped).
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { HlmError } from '../errors.js';
 import type { Embeddings } from './formats.js';
 
@@ -19,7 +20,7 @@ export interface StsDataset {
   pairs: StsPair[];
 }
 
-const sqrt = Math.sqrt;
+const sqrt = Math.sqrt, min = Math.min;
 
 function readText(path: string): string {
   try {
@@ -154,31 +155,121 @@ export interface StsScore {
   spearman: number;
 }
 
-/** Spearman × 100 of cosine similarities of mean word vectors; `known` limits the words used (default: every word with a vector). */
-export function evaluateSts(emb: Embeddings, data: StsDataset, known?: Set<string>): StsScore {
-  const d = emb.dim;
+export interface SifOptions {
+  /** p(w) for each row of the embeddings (e.g. `align(...).p`); words with p ≤ 0 or non-finite are dropped. */
+  p: ArrayLike<number>;
+  /** Smoothing a in a / (a + p(w)); default 1e-3. */
+  a?: number;
+  /** Leading principal components removed (default 1; 0 keeps the weighted means). */
+  pcs?: number;
+}
+
+export interface EvaluateStsOptions {
+  /** Limit the words used (default: every word with a vector). */
+  known?: Set<string>;
+  /** SIF (Arora et al., 2017): weighted mean with a / (a + p(w)), then the first principal component of the
+   * evaluated set's sentence vectors removed (fit on the sentences being scored). */
+  sif?: SifOptions;
+}
+
+/**
+ * SIF sentence embeddings (Arora, Liang & Ma, 2017): v_s = (1/|s|) Σ_w a/(a + p(w)) x_w over the words of s
+ * that have a vector and a frequency; then, with u_1..u_k the top singular vectors of the matrix whose rows are
+ * the non-empty v_s (no centering, as in the reference implementation), v_s ← v_s − Σ u uᵀ v_s.
+ * Returns the rows (n × d, float64) and which sentences had no known word (their row stays 0).
+ */
+export function sifEmbeddings(emb: Embeddings, sentences: string[], opts: SifOptions, known?: Set<string>): { rows: Float64Array; empty: boolean[]; components: Float64Array[] } {
+  const d = emb.dim, a = opts.a ?? 1e-3, pcs = opts.pcs ?? 1;
+  if (opts.p.length !== emb.words.length) throw new HlmError(`SIF: ${opts.p.length} probabilities for ${emb.words.length} words`);
+  if (!(a > 0)) throw new HlmError(`SIF: a must be positive, got ${a}`);
   const index = new Map<string, number>();
-  emb.words.forEach((w, i) => { if (!known || known.has(w)) index.set(w, i); });
-  const sentence = (s: string): Float64Array | undefined => {
-    const v = new Float64Array(d);
+  emb.words.forEach((w, i) => { const p = opts.p[i]; if ((!known || known.has(w)) && Number.isFinite(p) && p > 0) index.set(w, i); });
+  const n = sentences.length;
+  const rows = new Float64Array(n * d);
+  const empty: boolean[] = new Array(n).fill(false);
+  sentences.forEach((s, r) => {
     let k = 0;
     for (const t of tokenize(s)) {
       const i = index.get(t);
       if (i === undefined) continue;
-      for (let c = 0; c < d; c++) v[c] += emb.vectors[i * d + c];
+      const wgt = a / (a + opts.p[i]);
+      for (let c = 0; c < d; c++) rows[r * d + c] += wgt * emb.vectors[i * d + c];
       k++;
     }
-    return k ? v : undefined;
-  };
-  const sims = new Float64Array(data.pairs.length), golds = new Float64Array(data.pairs.length);
+    if (k) for (let c = 0; c < d; c++) rows[r * d + c] /= k;
+    else empty[r] = true;
+  });
+  const components: Float64Array[] = [];
+  if (pcs > 0) {
+    // Gram matrix G = Σ_s v_s v_sᵀ (empty rows are 0 and do not contribute); its top eigenvectors are the
+    // top right singular vectors of the sentence matrix.
+    const g: Float64Array[] = Array.from({ length: d }, () => new Float64Array(d));
+    for (let r = 0; r < n; r++) {
+      const o = r * d;
+      for (let i = 0; i < d; i++) {
+        const vi = rows[o + i];
+        if (vi === 0) continue;
+        const gi = g[i];
+        for (let j = 0; j < d; j++) gi[j] += vi * rows[o + j];
+      }
+    }
+    const evd = new EigenvalueDecomposition(new Matrix(g.map((x) => Array.from(x))), { assumeSymmetric: true });
+    const vals = evd.realEigenvalues, V = evd.eigenvectorMatrix;
+    const order = vals.map((_, i) => i).sort((x, y) => vals[y] - vals[x]);
+    for (let k = 0; k < min(pcs, d); k++) {
+      const u = Float64Array.from(V.getColumn(order[k]));
+      components.push(u);
+      for (let r = 0; r < n; r++) {
+        if (empty[r]) continue;
+        const o = r * d;
+        let dot = 0;
+        for (let c = 0; c < d; c++) dot += u[c] * rows[o + c];
+        for (let c = 0; c < d; c++) rows[o + c] -= dot * u[c];
+      }
+    }
+  }
+  return { rows, empty, components };
+}
+
+/** Spearman × 100 of cosine similarities of sentence vectors: mean word vectors, or SIF with `opts.sif`.
+ * A pair with a sentence without known words scores cosine 0 (counted in `empty`).
+ * The third argument may also be a Set of known words (the older signature). */
+export function evaluateSts(emb: Embeddings, data: StsDataset, opts?: Set<string> | EvaluateStsOptions): StsScore {
+  const o: EvaluateStsOptions = opts instanceof Set ? { known: opts } : opts ?? {};
+  const known = o.known;
+  const d = emb.dim;
+  const np = data.pairs.length;
+  let vec: (r: number) => Float64Array | undefined;
+  if (o.sif) {
+    const sentences: string[] = [];
+    for (const p of data.pairs) sentences.push(p.a, p.b);
+    const { rows, empty } = sifEmbeddings(emb, sentences, o.sif, known);
+    vec = (r) => (empty[r] ? undefined : rows.subarray(r * d, (r + 1) * d));
+  } else {
+    const index = new Map<string, number>();
+    emb.words.forEach((w, i) => { if (!known || known.has(w)) index.set(w, i); });
+    vec = (r) => {
+      const s = r % 2 === 0 ? data.pairs[r >> 1].a : data.pairs[r >> 1].b;
+      const v = new Float64Array(d);
+      let k = 0;
+      for (const t of tokenize(s)) {
+        const i = index.get(t);
+        if (i === undefined) continue;
+        for (let c = 0; c < d; c++) v[c] += emb.vectors[i * d + c];
+        k++;
+      }
+      return k ? v : undefined;
+    };
+  }
+  const sims = new Float64Array(np), golds = new Float64Array(np);
   let empty = 0;
   data.pairs.forEach((p, i) => {
     golds[i] = p.gold;
-    const a = sentence(p.a), b = sentence(p.b);
+    const a = vec(2 * i), b = vec(2 * i + 1);
     if (!a || !b) { empty++; return; }
     let ab = 0, aa = 0, bb = 0;
     for (let c = 0; c < d; c++) { ab += a[c] * b[c]; aa += a[c] * a[c]; bb += b[c] * b[c]; }
     sims[i] = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
   });
-  return { name: data.name, pairs: data.pairs.length, empty, spearman: 100 * spearman(sims, golds) };
+  return { name: data.name, pairs: np, empty, spearman: 100 * spearman(sims, golds) };
 }
