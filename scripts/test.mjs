@@ -1,7 +1,7 @@
 // Runs jest over the compiled tests with the environment dawn.node needs, and ends with
 // the plain line "N passed, N failed" that CI reads. Extra arguments go to jest.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,10 @@ const env = {
   XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? scratch,
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --experimental-vm-modules --no-warnings`.trim(),
 };
+// HLM_TEST_DEVICE=swiftshader: the Vulkan loader reads its ICD list from the environment,
+// which must be set here for the same reason as EGL_PLATFORM.
+const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (/swiftshader/i.test(process.env.HLM_TEST_DEVICE ?? '') && !env.VK_ICD_FILENAMES && existsSync(swiftshader)) env.VK_ICD_FILENAMES = swiftshader;
 const jest = join(root, 'node_modules/jest/bin/jest.js');
 const run = spawnSync(process.execPath, [jest, '--json', `--outputFile=${resultFile}`, ...process.argv.slice(2)], {
   cwd: root, env, stdio: 'inherit',

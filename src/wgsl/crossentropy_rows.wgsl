@@ -35,8 +35,11 @@ var<workgroup> vals: array<f32, WG>;
 var<workgroup> idx: array<u32, WG>;
 
 // (a, ia) vs (b, ib): the larger value, the lower index on ties; NaN wins (propagates).
+// WGSL lets compilers assume floats are never NaN, so `x != x` may fold away; test the bits.
+fn isNan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+
 fn better(a: f32, ia: u32, b: f32, ib: u32) -> bool {
-  if (b != b) { return a == a; }
+  if (isNan(b)) { return !isNan(a); }
   return b > a || (b == a && ib < ia);
 }
 

@@ -13,8 +13,12 @@ struct Params { rows: u32, cols: u32, offX: u32, offOut: u32 }
 
 var<workgroup> part: array<f32, WG>;
 
+// WGSL lets compilers assume floats are never NaN, so `x != x` may fold to false (SwiftShader
+// does); test the bits instead.
+fn isNan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+
 fn combine(a: f32, b: f32) -> f32 {
-  if (MAX) { return select(max(a, b), a + b, a != a || b != b); }
+  if (MAX) { return select(max(a, b), a + b, isNan(a) || isNan(b)); }
   return a + b;
 }
 
