@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { HlmError } from '../errors.js';
+import { spearman } from '../eval/glue-metrics.js';
 import type { Embeddings } from './formats.js';
 
 export interface StsPair {
@@ -113,39 +114,9 @@ export function tokenize(s: string): string[] {
   return s.toLowerCase().replace(/[\p{P}\p{S}]+/gu, ' ').split(/\s+/).filter(Boolean);
 }
 
-/** Average ranks (1-based), ties sharing the mean of their positions. */
-export function ranks(x: ArrayLike<number>): Float64Array {
-  const n = x.length;
-  const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => x[a] - x[b]);
-  const r = new Float64Array(n);
-  for (let i = 0; i < n;) {
-    let j = i;
-    while (j + 1 < n && x[idx[j + 1]] === x[idx[i]]) j++;
-    const avg = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) r[idx[k]] = avg;
-    i = j + 1;
-  }
-  return r;
-}
-
-export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const n = a.length;
-  if (n !== b.length) throw new HlmError(`correlation: ${n} values against ${b.length}`);
-  let ma = 0, mb = 0;
-  for (let i = 0; i < n; i++) { ma += a[i]; mb += b[i]; }
-  ma /= n; mb /= n;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = a[i] - ma, db = b[i] - mb;
-    sab += da * db; saa += da * da; sbb += db * db;
-  }
-  return sab / sqrt(saa * sbb);
-}
-
-/** Spearman's rho with ties (Pearson of average ranks); NaN when either side is constant. */
-export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  return pearson(ranks(a), ranks(b));
-}
+// One implementation of the rank statistics for the whole project (GLUE's STS-B uses them too);
+// a constant input gives 0 rather than NaN.
+export { averageRanks as ranks, pearson, spearman } from '../eval/glue-metrics.js';
 
 export interface StsScore {
   name: string;
