@@ -247,3 +247,38 @@ export function loadGlueTask(data: string, task: GlueTask, splits?: readonly Glu
   for (const s of want) out[s] = readGlueFile(found.files[s]!, task);
   return { ...found, spec, labelNames: spec.labelNames, numClasses: spec.numClasses, splits: out };
 }
+
+/**
+ * The sentences of a file to predict on: a task's train/dev layout, or GLUE's test.tsv layout
+ * (an index column and the sentence columns, no label; CoLA's test.tsv has a header although
+ * its train and dev files do not). Columns are found by header name when the first line names
+ * the sentence column.
+ */
+export function readGlueInputs(path: string, task: GlueTask): { a: string; b?: string }[] {
+  const spec = TASKS[task];
+  const names = (ref: ColumnRef | undefined): readonly string[] => (ref === undefined ? [] : typeof ref === 'number' ? ['sentence'] : ref);
+  const out: { a: string; b?: string }[] = [];
+  let ia = -1, ib = -1, expected = 0;
+  for (const { line, lineNo } of readLines(path)) {
+    if (line.length === 0) continue;
+    const f = line.split('\t');
+    if (ia < 0) {
+      const header = f.map((h) => h.trim());
+      const find = (ref: ColumnRef | undefined) => header.findIndex((h) => names(ref).includes(h));
+      if (find(spec.columns.a) >= 0) {
+        ia = find(spec.columns.a);
+        ib = spec.columns.b === undefined ? -1 : find(spec.columns.b);
+        if (spec.columns.b !== undefined && ib < 0) throw new HlmError(`${path}:1: the header has no "${names(spec.columns.b).join('" or "')}" column for ${spec.title} (header: ${header.join(' | ')})`);
+        expected = f.length;
+        continue;
+      }
+      if (spec.header) throw new HlmError(`${path}:1: expected a ${spec.title} header naming the "${names(spec.columns.a).join('" or "')}" column (got: ${header.join(' | ')})`);
+      ia = spec.columns.a as number;
+      expected = spec.columnCount!;
+    }
+    if (f.length !== expected) throw new HlmError(`${path}:${lineNo}: ${f.length} tab-separated columns, expected ${expected} for ${spec.title}`);
+    out.push(ib >= 0 ? { a: f[ia], b: f[ib] } : { a: f[ia] });
+  }
+  if (out.length === 0) throw new HlmError(`${path}: no rows to predict`);
+  return out;
+}

@@ -43,6 +43,16 @@ export interface Gpt2Options {
   T: number;
   /** Allocate gradients and build the backward pass. */
   train: boolean;
+  /**
+   * Right-padded rows: attention hides keys at or past each row's length (setLengths), so a
+   * padded batch gives every real position what it would get alone. Default off (full rows).
+   */
+  padding?: boolean;
+  /**
+   * Use this model's parameters (and gradients) instead of allocating new ones: the same
+   * network at another micro-batch shape, e.g. length buckets for short fine-tuning inputs.
+   */
+  shareWith?: Gpt2;
 }
 
 export class Gpt2 {
@@ -52,6 +62,8 @@ export class Gpt2 {
   readonly grads?: GPUBuffer;
   /** u32 [N] input tokens, written by setTokens. */
   readonly tokens: GPUBuffer;
+  /** u32 [B] valid length of each row when built with `padding` (setLengths). */
+  readonly lengths?: GPUBuffer;
   /** Final hidden states after ln_f [N, d], and their gradient (written by the head). */
   readonly hf: GPUBuffer;
   readonly dhf?: GPUBuffer;
@@ -65,19 +77,27 @@ export class Gpt2 {
   private scratch!: AttentionScratch;
   private index?: EmbeddingIndexBuffers;
 
-  private constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly B: number, readonly T: number, train: boolean) {
+  private constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly B: number, readonly T: number, train: boolean, padding: boolean, shareWith?: Gpt2) {
     this.layout = paramLayout(config);
     this.N = B * T;
     if (T > config.n_positions) throw new HlmError(`sequence length ${T} exceeds the model's n_positions ${config.n_positions}`);
-    this.params = this.buf('params', this.layout.total);
-    if (train) this.grads = this.buf('grads', this.layout.total);
+    if (shareWith) {
+      if (shareWith.layout.total !== this.layout.total) throw new HlmError('shareWith: the models have different parameter layouts');
+      if (train && !shareWith.grads) throw new HlmError('shareWith: a training model must share a model that has gradients');
+      this.params = shareWith.params;
+      this.grads = train ? shareWith.grads : undefined;
+    } else {
+      this.params = this.buf('params', this.layout.total);
+      if (train) this.grads = this.buf('grads', this.layout.total);
+    }
     this.tokens = this.buf('tokens', this.N);
+    if (padding) this.lengths = this.buf('lengths', B);
     this.hf = this.buf('hf', this.N * config.n_embd);
     if (train) this.dhf = this.buf('dhf', this.N * config.n_embd);
   }
 
   static async create(gpu: Gpu, config: ModelConfig, opts: Gpt2Options): Promise<Gpt2> {
-    const m = new Gpt2(gpu, config, opts.B, opts.T, opts.train);
+    const m = new Gpt2(gpu, config, opts.B, opts.T, opts.train, opts.padding ?? false, opts.shareWith);
     await m.build(opts.train);
     return m;
   }
@@ -95,6 +115,11 @@ export class Gpt2 {
   G(name: string): TensorRef {
     if (!this.grads) throw new HlmError('this model was built without gradients');
     return { buffer: this.grads, offset: findTensor(this.layout, name).offset };
+  }
+  /** Layer l's packed c_attn output [N, 3d] (q | k | v per row) after a forward; read it only (the KV cache copies k and v from it). */
+  qkv(l: number): GPUBuffer {
+    if (!this.layers[l]) throw new HlmError(`layer ${l} out of range [0, ${this.layers.length})`);
+    return this.layers[l].qkv;
   }
   private PB(l: number, name: BlockTensorName): TensorRef {
     return { buffer: this.params, offset: blockTensor(this.layout, l, name).offset };
@@ -146,7 +171,7 @@ export class Gpt2 {
       const next = l + 1 < L ? this.layers[l + 1].x : xL;
       f.push(this.keep(await layerNormForward(gpu, { rows: N, cols: d, eps, x: at(a.x), weight: this.PB(l, 'ln_1.weight'), bias: this.PB(l, 'ln_1.bias'), out: at(a.ln1), mean: at(a.ln1Stats), rstd: at(a.ln1Stats, N), label: `h${l} ln_1` })));
       f.push(...(await linear(a.ln1, this.PB(l, 'attn.c_attn.weight'), this.PB(l, 'attn.c_attn.bias'), a.qkv, d, 3 * d, `h${l} c_attn`)));
-      f.push(...this.keep(await attentionForward(gpu, { B, T, d, nHead: H, causal, qkv: at(a.qkv), out: at(a.y), layer: a.att, scratch: this.scratch, label: `h${l} attn` })));
+      f.push(...this.keep(await attentionForward(gpu, { B, T, d, nHead: H, causal, lengths: this.lengths && at(this.lengths), qkv: at(a.qkv), out: at(a.y), layer: a.att, scratch: this.scratch, label: `h${l} attn` })));
       f.push(...(await linear(a.y, this.PB(l, 'attn.c_proj.weight'), this.PB(l, 'attn.c_proj.bias'), tmp, d, d, `h${l} attn.c_proj`)));
       f.push(this.keep(await add(gpu, { rows: N, cols: d, out: at(a.xm), a: at(a.x), b: at(tmp), label: `h${l} residual 1` })));
       f.push(this.keep(await layerNormForward(gpu, { rows: N, cols: d, eps, x: at(a.xm), weight: this.PB(l, 'ln_2.weight'), bias: this.PB(l, 'ln_2.bias'), out: at(a.ln2), mean: at(a.ln2Stats), rstd: at(a.ln2Stats, N), label: `h${l} ln_2` })));
@@ -186,7 +211,7 @@ export class Gpt2 {
       b.push(...(await linearBack(a.ln2, dfc, this.PB(l, 'mlp.c_fc.weight'), this.GB(l, 'mlp.c_fc.weight'), this.GB(l, 'mlp.c_fc.bias'), dln, d, 4 * d, `h${l} c_fc`)));
       b.push(...this.keep(await layerNormBackward(gpu, { rows: N, cols: d, dout: at(dln), x: at(a.xm), weight: this.PB(l, 'ln_2.weight'), mean: at(a.ln2Stats), rstd: at(a.ln2Stats, N), dx: at(dres), dweight: this.GB(l, 'ln_2.weight'), dbias: this.GB(l, 'ln_2.bias'), label: `h${l} ln_2 backward` })));
       b.push(...(await linearBack(a.y, dres, this.PB(l, 'attn.c_proj.weight'), this.GB(l, 'attn.c_proj.weight'), this.GB(l, 'attn.c_proj.bias'), dy, d, d, `h${l} attn.c_proj`)));
-      b.push(...this.keep(await attentionBackward(gpu, { B, T, d, nHead: H, causal, qkv: at(a.qkv), dout: at(dy), dqkv: at(dqkv), layer: a.att, scratch: this.scratch, label: `h${l} attn backward` })));
+      b.push(...this.keep(await attentionBackward(gpu, { B, T, d, nHead: H, causal, lengths: this.lengths && at(this.lengths), qkv: at(a.qkv), dout: at(dy), dqkv: at(dqkv), layer: a.att, scratch: this.scratch, label: `h${l} attn backward` })));
       b.push(...(await linearBack(a.ln1, dqkv, this.PB(l, 'attn.c_attn.weight'), this.GB(l, 'attn.c_attn.weight'), this.GB(l, 'attn.c_attn.bias'), dln, d, 3 * d, `h${l} c_attn`)));
       b.push(...this.keep(await layerNormBackward(gpu, { rows: N, cols: d, dout: at(dln), x: at(a.x), weight: this.PB(l, 'ln_1.weight'), mean: at(a.ln1Stats), rstd: at(a.ln1Stats, N), dx: at(dres), dweight: this.GB(l, 'ln_1.weight'), dbias: this.GB(l, 'ln_1.bias'), label: `h${l} ln_1 backward` })));
     }
@@ -206,6 +231,19 @@ export class Gpt2 {
     }
     this.gpu.write(this.tokens, u);
     if (this.index) writeEmbeddingIndex(this.gpu, this.index, u, V);
+  }
+
+  /** Valid length of each row (1..T; positions past it are padding) for a model built with `padding`. */
+  setLengths(lengths: ArrayLike<number>): void {
+    if (!this.lengths) throw new HlmError('this model was built without padding');
+    if (lengths.length !== this.B) throw new HlmError(`expected ${this.B} row lengths, got ${lengths.length}`);
+    const u = new Uint32Array(this.B);
+    for (let b = 0; b < this.B; b++) {
+      const n = lengths[b];
+      if (!(Number.isInteger(n) && n >= 1 && n <= this.T)) throw new HlmError(`row ${b}: length ${n} is outside 1..${this.T}`);
+      u[b] = n;
+    }
+    this.gpu.write(this.lengths, u);
   }
 
   async readParams(): Promise<Float32Array> {

@@ -30,7 +30,13 @@ export interface Gpt2Config {
   causal: boolean;
 }
 
-export type Gpt2Head = 'ce' | 'cwt';
+/**
+ * A head given as code (e.g. the GLUE classifier in classifier.ts): the loss and d loss / d hidden
+ * from the final hidden states [B·T, d], plus the gradients of its own parameters.
+ */
+export type CustomHead = (hidden: Float64Array) => { loss: number; count: number; dHidden: Float64Array; grads?: Record<string, Float64Array> };
+
+export type Gpt2Head = 'ce' | 'cwt' | CustomHead;
 
 export interface Gpt2Options {
   /** Key padding mask: the valid length of each of the B rows (see attention.ts). */
@@ -136,6 +142,10 @@ export function gpt2Loss(params: Record<string, Vec>, config: Gpt2Config, inputs
   const { hidden } = trunkForward(params, config, inputs, B, T, opts);
   expectLength('gpt2 targets', targets, B * T);
   const d = config.n_embd, wte = params['transformer.wte.weight'];
+  if (typeof head === 'function') {
+    const { loss, count } = head(hidden);
+    return { loss, count };
+  }
   if (head === 'ce') {
     const { loss, count } = crossEntropyTied(hidden, wte, targets, B * T, config.vocab_size, d);
     return { loss, count };
@@ -163,7 +173,13 @@ export function gpt2LossAndGrads(params: Record<string, Vec>, config: Gpt2Config
 
   // Head: loss, d hidden, and the head's share of d wte.
   let loss: number, count: number, dHidden: Float64Array, dwteHead: Float64Array;
-  if (head === 'ce') {
+  let headGrads: Record<string, Float64Array> = {};
+  if (typeof head === 'function') {
+    const h = head(hidden);
+    ({ loss, count, dHidden } = h);
+    headGrads = h.grads ?? {};
+    dwteHead = new Float64Array(wte.length);
+  } else if (head === 'ce') {
     ({ loss, count } = crossEntropyTied(hidden, wte, targets, N, V, d));
     ({ dh: dHidden, dE: dwteHead } = crossEntropyTiedBackward(1, hidden, wte, targets, N, V, d));
   } else if (head === 'cwt') {
@@ -212,5 +228,6 @@ export function gpt2LossAndGrads(params: Record<string, Vec>, config: Gpt2Config
   // Same key order as gpt2ParamShapes, so callers can zip names, shapes and gradients.
   const ordered: Record<string, Float64Array> = {};
   for (const n of Object.keys(gpt2ParamShapes(config))) ordered[n] = grads[n];
+  Object.assign(ordered, headGrads);
   return { loss, count, grads: ordered, hidden };
 }

@@ -2,28 +2,21 @@
 // gradient), backward, gradient norm and clipping scale, optimizer, and a copy of the step's
 // loss and gradient norm into a small history ring. Nothing is read back per step: the ring is
 // read when metrics are printed (every logEvery steps).
-import type { Command, Dispatch, Gpu } from '../gpu/device.js';
+import type { Command, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { gradClip } from '../kernels/gradclip.js';
-import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { createCeHead, createCwtHead, type Head } from '../model/heads.js';
 import { mlmCount } from '../data/mlm.js';
+import { createUpdate, type Update, type UpdateOptions } from './update.js';
 
-export interface TrainerOptions {
+export interface TrainerOptions extends UpdateOptions {
   B: number;
   T: number;
-  optimizer: 'adamw' | 'sgd';
-  weightDecay: number;
-  gradClip: number;
   /** Steps whose loss the history ring holds between readbacks. */
   historySize: number;
   /** CWT only: score temperature (default 1). */
   cwtTemperature?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
 }
 
 export interface StepRecord {
@@ -33,7 +26,6 @@ export interface StepRecord {
 
 export class Trainer {
   private base: Command[] = [];
-  private own: Dispatch[] = [];
   private buffers: GPUBuffer[] = [];
 
   private constructor(
@@ -43,12 +35,12 @@ export class Trainer {
     /** Tied-embedding cross-entropy for evaluating a CWT decoder on the CE scale (eval only). */
     readonly ceEval: Head | undefined,
     readonly opts: TrainerOptions,
-    private readonly optimizer: Optimizer,
-    readonly m: GPUBuffer | undefined,
-    readonly v: GPUBuffer | undefined,
-    private readonly scalars: GPUBuffer, // [0] gradient scale, [1] gradient norm
+    private readonly update: Update,
     private readonly history: GPUBuffer, // [historySize][loss, norm]
   ) {}
+
+  get m(): GPUBuffer | undefined { return this.update.m; }
+  get v(): GPUBuffer | undefined { return this.update.v; }
 
   static async create(gpu: Gpu, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
     const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true });
@@ -57,25 +49,11 @@ export class Trainer {
     const head = config.objective === 'cwt' ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 }) : await createCeHead(model, { rows: K });
     // Small logits chunks: evaluation is rare, and the headless run should not carry a V-sized scratch.
     const ceEval = config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) }) : undefined;
-    const n = model.layout.total;
-    const scalars = gpu.buffer('grad scalars', 16);
+    const update = await createUpdate(gpu, model, opts);
     const history = gpu.buffer('loss history', opts.historySize * 8);
-    const mask = gpu.upload('decay mask', decayMask(model.layout));
-    const common = { n, params: { buffer: model.params }, grads: { buffer: model.grads! }, decayMask: { buffer: mask }, gradScale: { buffer: scalars, offset: 0 }, weightDecay: opts.weightDecay };
-    let m: GPUBuffer | undefined, v: GPUBuffer | undefined;
-    let optimizer: Optimizer;
-    if (opts.optimizer === 'adamw') {
-      m = gpu.buffer('adam m', n * 4);
-      v = gpu.buffer('adam v', n * 4);
-      optimizer = await AdamW.create(gpu, { ...common, m: { buffer: m }, v: { buffer: v }, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps });
-    } else {
-      optimizer = await Sgd.create(gpu, common);
-    }
-    const clip = await gradClip(gpu, { n, grads: { buffer: model.grads! }, maxNorm: opts.gradClip, scaleOut: { buffer: scalars, offset: 0 }, normOut: { buffer: scalars, offset: 1 } });
-    const t = new Trainer(gpu, model, head, ceEval, opts, optimizer, m, v, scalars, history);
-    t.buffers.push(scalars, history, mask, ...(m ? [m] : []), ...(v ? [v] : []));
-    t.own.push(...clip, ...optimizer.dispatches);
-    t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...clip, ...optimizer.dispatches];
+    const t = new Trainer(gpu, model, head, ceEval, opts, update, history);
+    t.buffers.push(history);
+    t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...update.commands];
     return t;
   }
 
@@ -84,11 +62,11 @@ export class Trainer {
     if (!(slot >= 0 && slot < this.opts.historySize)) throw new HlmError(`history slot ${slot} out of range`);
     this.model.setTokens(inputs);
     if (this.head.setTargets(targets) === 0) throw new HlmError(`step ${step}: the batch has no target to predict`);
-    this.optimizer.setStep(step, lr);
+    this.update.optimizer.setStep(step, lr);
     this.gpu.submit([
       ...this.base,
       { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
-      { copy: { from: this.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 } },
+      { copy: { from: this.update.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 } },
     ], `train step ${step}`);
   }
 
@@ -133,7 +111,7 @@ export class Trainer {
   }
 
   destroy(): void {
-    this.gpu.release(...this.own);
+    this.update.destroy();
     this.gpu.free(...this.buffers);
     this.head.destroy();
     this.ceEval?.destroy();

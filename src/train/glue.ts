@@ -1,0 +1,278 @@
+// `hlm finetune-glue` for one task: read the task's train and dev files, encode them, then per
+// seed fine-tune a fresh copy of the checkpoint (body + a new score head) for up to `epochs`
+// epochs, scoring the dev split(s) with GLUE's metrics after each epoch and keeping the best
+// epoch. The best (seed, epoch) model is saved as a checkpoint like any other, plus the head
+// and an `hlm.glue` record, so it can predict later (--predict) or be fine-tuned again.
+//
+// The defaults are the headless-LM paper's recipe: AdamW, lr 1e-5, batch 32, linear warm-up
+// over the first 10% of the steps and then a constant rate, up to 10 epochs, several seeds.
+import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
+import { tokenizerFromJson, loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import { GPT2_VOCAB_SIZE } from '../model/config.js';
+import { POOLINGS, type Pooling } from '../model/classifier.js';
+import { Rng } from '../model/random.js';
+import { encodeGlue } from '../eval/glue-encode.js';
+import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } from '../eval/glue-data.js';
+import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from '../eval/glue-metrics.js';
+import { log } from '../log.js';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint.js';
+import { Finetuner } from './finetune.js';
+
+export interface GlueRunOptions {
+  model: string;
+  task: GlueTask;
+  data: string;
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  /** Default: min(128, n_positions). */
+  maxSeqLen?: number;
+  seeds: number[];
+  /** Results and the fine-tuned checkpoint go to `<out>/<task>/`. */
+  out: string;
+  /** Default: encoder mean, decoder last (or what a fine-tuned checkpoint recorded). */
+  pooling?: Pooling;
+  classBalanced: boolean;
+  warmupRatio: number;
+  weightDecay: number;
+  gradClip: number;
+  /** A TSV (GLUE test layout, or train/dev) to predict with the best model. */
+  predict?: string;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  dev: TaskScore;
+  seconds: number;
+}
+
+export interface SeedRun {
+  seed: number;
+  epochs: EpochRecord[];
+  bestEpoch: number;
+  best: TaskScore;
+}
+
+export interface GlueTaskResult {
+  task: GlueTask;
+  title: string;
+  /** Mean ± std over seeds of each metric at each seed's best epoch. */
+  summary: SeedSummary | null;
+  seeds: SeedRun[];
+  /** The dev metrics of always predicting the most frequent train label (STS-B: the mean score); null when only predicting. */
+  majority: TaskScore | null;
+  pooling: Pooling;
+  input: string;
+  model: string;
+  checkpoint: string | null;
+  settings: { epochs: number; lr: number; batchSize: number; maxSeqLen: number; warmupRatio: number; weightDecay: number; gradClip: number; classBalanced: boolean };
+  examples: Partial<Record<GlueSplit, number>>;
+  truncated: number;
+  predictions?: string[];
+  seconds: number;
+  /** Training tokens (real, not padding) per second, over all seeds and epochs. */
+  tokensPerSecond: number | null;
+}
+
+interface GlueRecord { task: GlueTask; pooling: Pooling; max_seq_len: number; seed: number; epoch: number; dev: TaskScore['metrics'] }
+
+/** Class index (argmax) per row, or the score itself for regression. */
+export function predictionsFromLogits(z: Float32Array, C: number): number[] {
+  const n = z.length / C;
+  if (C === 1) return Array.from(z);
+  return Array.from({ length: n }, (_, r) => {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (z[r * C + c] > z[r * C + best]) best = c;
+    return best;
+  });
+}
+
+/** Per-class weights n / (C · n_c) for class-balanced cross-entropy. */
+export function classWeights(labels: readonly number[], C: number): number[] {
+  const counts = new Array(C).fill(0);
+  for (const y of labels) counts[y]++;
+  return counts.map((n) => (n ? labels.length / (C * n) : 0));
+}
+
+function majorityScore(task: GlueTask, trainLabels: readonly number[], dev: Partial<Record<GlueSplit, number[]>>): TaskScore {
+  const spec = TASKS[task];
+  let guess: number;
+  if (spec.numClasses === 1) guess = trainLabels.reduce((a, b) => a + b, 0) / trainLabels.length;
+  else {
+    const counts = new Array(spec.numClasses).fill(0);
+    for (const y of trainLabels) counts[y]++;
+    guess = counts.indexOf(Math.max(...counts));
+  }
+  const preds = Object.fromEntries(Object.entries(dev).map(([s, ys]) => [s, ys!.map(() => guess)]));
+  return taskScore(task, spec.evalSplits.length > 1 ? preds : preds[spec.evalSplits[0]], spec.evalSplits.length > 1 ? dev : dev[spec.evalSplits[0]]!);
+}
+
+export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTaskResult> {
+  const t0 = performance.now();
+  const spec = TASKS[o.task];
+  const C = spec.numClasses;
+  const { config: fileConfig, hlm } = await readCheckpointConfig(o.model);
+  const prior = hlm.glue as GlueRecord | undefined;
+  const tuned = fileConfig.num_labels > 0;
+  if (tuned && (prior?.task !== o.task || fileConfig.num_labels !== C)) {
+    throw new HlmError(`${o.model} already has a ${fileConfig.num_labels}-output score head${prior ? ` for ${TASKS[prior.task]?.title ?? prior.task}` : ''}; fine-tune ${spec.title} from the checkpoint it was made from`);
+  }
+  const predictOnly = Boolean(o.predict) && tuned;
+  const config = { ...fileConfig, num_labels: C };
+  const pooling = o.pooling ?? prior?.pooling ?? (config.causal ? 'last' : 'mean');
+  if (!POOLINGS.includes(pooling)) throw new HlmError(`unknown pooling '${pooling}'`);
+  const maxSeqLen = o.maxSeqLen ?? prior?.max_seq_len ?? Math.min(128, config.n_positions);
+  if (!(Number.isInteger(maxSeqLen) && maxSeqLen >= 3 && maxSeqLen <= config.n_positions)) throw new HlmError(`--max-seq-len must be in 3..${config.n_positions} (the model's n_positions), got ${maxSeqLen}`);
+  if (!(o.seeds.length >= 1)) throw new HlmError('give at least one seed');
+
+  const first = await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed: o.seeds[0] } });
+  const tokenizer: Tokenizer = first.tokenizerJson ? await tokenizerFromJson(first.tokenizerJson, join(first.dir, 'tokenizer.json')) : await loadTokenizer('gpt2');
+  if (!first.tokenizerJson && config.vocab_size < GPT2_VOCAB_SIZE) throw new HlmError(`${o.model} has vocab_size ${config.vocab_size} and no tokenizer.json`);
+  const sep = config.eos_token_id ?? tokenizer.eotId;
+  const input = `${spec.columns.b === undefined ? 'sentence' : 'sentence1 <sep> sentence2'} <sep>, <sep> = ${JSON.stringify(await tokenizer.decode([sep]))} (id ${sep})`;
+  const settings = { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, maxSeqLen, warmupRatio: o.warmupRatio, weightDecay: o.weightDecay, gradClip: o.gradClip, classBalanced: o.classBalanced };
+
+  const splits: GlueSplit[] = predictOnly ? [] : ['train', ...spec.evalSplits];
+  const data = loadGlueTask(o.data, o.task, splits);
+  const examples: Partial<Record<GlueSplit, number>> = {};
+  const enc: Partial<Record<GlueSplit, number[][]>> = {};
+  const labels: Partial<Record<GlueSplit, number[]>> = {};
+  let truncated = 0;
+  for (const s of splits) {
+    const ex = data.splits[s]!;
+    if (ex.length === 0) throw new HlmError(`${data.files[s]}: no examples`);
+    const e = await encodeGlue(tokenizer, ex, sep, maxSeqLen);
+    enc[s] = e.tokens;
+    labels[s] = ex.map((x) => x.label);
+    examples[s] = ex.length;
+    truncated += e.truncated;
+  }
+  if (truncated) log.info(`${spec.title}: ${truncated} inputs truncated to ${maxSeqLen} tokens`);
+
+  const ft = await Finetuner.create(gpu, config, { batchSize: o.batchSize, maxSeqLen, pooling, optimizer: 'adamw', weightDecay: o.weightDecay, gradClip: o.gradClip });
+  try {
+    const scoreDev = async (): Promise<TaskScore> => {
+      const preds: Partial<Record<GlueSplit, number[]>> = {};
+      for (const s of spec.evalSplits) preds[s] = predictionsFromLogits(await ft.predict(enc[s]!), C);
+      const one = spec.evalSplits.length === 1;
+      return taskScore(o.task, one ? preds[spec.evalSplits[0]]! : preds, one ? labels[spec.evalSplits[0]]! : labels);
+    };
+
+    const runs: SeedRun[] = [];
+    let best: { score: number; params: Float32Array; seed: number; epoch: number; dev: TaskScore } | null = null;
+    let trainTokens = 0, trainSeconds = 0;
+    if (!predictOnly) {
+      const train = enc.train!, y = labels.train!;
+      const weights = o.classBalanced && C > 1 ? classWeights(y, C) : null;
+      const perEpoch = Math.ceil(train.length / o.batchSize);
+      const total = perEpoch * o.epochs;
+      const warmup = Math.round(o.warmupRatio * total);
+      const lrAt = (step: number) => (warmup > 0 && step <= warmup ? (o.lr * step) / warmup : o.lr);
+      for (const seed of o.seeds) {
+        const init = seed === o.seeds[0] ? first : await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed } });
+        ft.reset(init.params);
+        const rng = new Rng(seed, 'glue order');
+        const epochs: EpochRecord[] = [];
+        let step = 0;
+        for (let epoch = 1; epoch <= o.epochs; epoch++) {
+          const te = performance.now();
+          const order = Array.from(train, (_, i) => i);
+          for (let i = order.length - 1; i > 0; i--) {
+            const j = rng.int(i + 1);
+            [order[i], order[j]] = [order[j], order[i]];
+          }
+          let lossSum = 0, lossN = 0;
+          const drain = async () => {
+            for (const l of await ft.readLosses()) {
+              if (!Number.isFinite(l)) throw new HlmError(`${spec.title} seed ${seed}: the loss became ${l} in epoch ${epoch}; try a lower --lr`);
+              lossSum += l;
+              lossN++;
+            }
+          };
+          for (let s = 0; s < order.length; s += o.batchSize) {
+            const rows = order.slice(s, s + o.batchSize);
+            step++;
+            ft.step(rows.map((i) => train[i]), rows.map((i) => y[i]), weights ? rows.map((i) => weights[y[i]]) : undefined, step, lrAt(step));
+            for (const i of rows) trainTokens += train[i].length;
+            if (step % 100 === 0) {
+              await drain();
+              log.debug(`${spec.title} seed ${seed} epoch ${epoch}: step ${step}/${total}, loss ${(lossSum / lossN).toFixed(4)}`);
+            }
+          }
+          await drain();
+          trainSeconds += (performance.now() - te) / 1000;
+          const dev = await scoreDev();
+          const seconds = (performance.now() - te) / 1000;
+          epochs.push({ epoch, trainLoss: lossSum / lossN, dev, seconds });
+          log.info(`${spec.title} seed ${seed} epoch ${epoch}/${o.epochs}: train loss ${(lossSum / lossN).toFixed(4)}, dev ${fmtScore(dev)} (${seconds.toFixed(1)} s)`);
+          if (!best || dev.score > best.score) best = { score: dev.score, params: await ft.readParams(), seed, epoch, dev };
+        }
+        const top = epochs.reduce((a, b) => (b.dev.score > a.dev.score ? b : a));
+        runs.push({ seed, epochs, bestEpoch: top.epoch, best: top.dev });
+      }
+    }
+
+    const taskDir = join(o.out, o.task);
+    let checkpoint: string | null = null;
+    if (best) {
+      checkpoint = join(taskDir, 'checkpoint');
+      const record: GlueRecord = { task: o.task, pooling, max_seq_len: maxSeqLen, seed: best.seed, epoch: best.epoch, dev: best.dev.metrics };
+      const { glue: _old, step: _step, data: _data, run: _run, ...keep } = hlm;
+      await saveCheckpoint(checkpoint, {
+        config,
+        params: best.params,
+        tokenizerJson: first.tokenizerJson,
+        hlm: { ...keep, glue: record, base_model: o.model },
+      });
+    } else if (!predictOnly) {
+      throw new HlmError(`${spec.title}: nothing was trained`);
+    }
+
+    let predictions: string[] | undefined;
+    if (o.predict) {
+      if (best) ft.reset(best.params);
+      const rows = readGlueInputs(o.predict, o.task);
+      const e = await encodeGlue(tokenizer, rows, sep, maxSeqLen);
+      const p = predictionsFromLogits(await ft.predict(e.tokens), C);
+      predictions = p.map((v) => (C === 1 ? v.toFixed(3) : spec.labelTokens![v]));
+    }
+
+    const majority = predictOnly ? null : majorityScore(o.task, labels.train!, Object.fromEntries(spec.evalSplits.map((s) => [s, labels[s]!])));
+    const result: GlueTaskResult = {
+      task: o.task,
+      title: spec.title,
+      summary: runs.length ? summarizeSeeds(runs.map((r) => r.best)) : null,
+      seeds: runs,
+      majority,
+      pooling,
+      input,
+      model: o.model,
+      checkpoint,
+      settings,
+      examples,
+      truncated,
+      predictions,
+      seconds: (performance.now() - t0) / 1000,
+      tokensPerSecond: trainSeconds > 0 ? trainTokens / trainSeconds : null,
+    };
+    if (!predictOnly) writeJsonAtomic(join(taskDir, 'result.json'), { ...result, predictions: undefined });
+    return result;
+  } finally {
+    ft.destroy();
+  }
+}
+
+export function fmtScore(s: TaskScore): string {
+  return TASKS[s.task].metrics.map((m) => `${m} ${(100 * s.metrics[m]!).toFixed(2)}`).join(', ');
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  mkdirSync(join(path, '..'), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  renameSync(tmp, path);
+}
