@@ -234,7 +234,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
 
     let predictions: string[] | undefined;
     if (o.predict) {
-      if (best) ft.reset(best.params);
+      ft.reset(best ? best.params : first.params);
       const rows = readGlueInputs(o.predict, o.task);
       const e = await encodeGlue(tokenizer, rows, sep, maxSeqLen);
       const p = predictionsFromLogits(await ft.predict(e.tokens), C);

@@ -1,0 +1,126 @@
+// finetune-glue end to end on a tiny synthetic task in SST-2's layout (the label says which of
+// two marker words a sentence holds, at a random place): the tiny model must reach perfect dev
+// accuracy, `--task all` must run the task present, skip the rest and print the table, the
+// saved checkpoint must predict test.tsv, and bad inputs must fail with one clear message.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hlm } from './helpers/cli.js';
+import { preset, type ModelConfig } from '../src/model/config.js';
+import { initParams } from '../src/model/params.js';
+import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { joinPair } from '../src/eval/glue-encode.js';
+import { readGlueInputs } from '../src/eval/glue-data.js';
+import { classWeights, predictionsFromLogits } from '../src/train/glue.js';
+
+let dir: string;
+const FILLER = ['the', 'film', 'was', 'very', 'a', 'story', 'of', 'and', 'it', 'is', 'quite', 'long', 'plot', 'this'];
+let seed = 7;
+const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+
+function sentence(label: number): string {
+  const words = Array.from({ length: 2 + Math.floor(next() * 5) }, () => FILLER[Math.floor(next() * FILLER.length)]);
+  words.splice(Math.floor(next() * (words.length + 1)), 0, label ? 'wonderful' : 'terrible');
+  return words.join(' ');
+}
+
+function split(n: number): { text: string; labels: number[] } {
+  const labels = Array.from({ length: n }, (_, i) => i % 2);
+  return { text: 'sentence\tlabel\n' + labels.map((y) => `${sentence(y)}\t${y}`).join('\n') + '\n', labels };
+}
+
+let testLabels: number[] = [];
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'hlm-glue-'));
+  mkdirSync(join(dir, 'glue', 'SST-2'), { recursive: true });
+  writeFileSync(join(dir, 'glue', 'SST-2', 'train.tsv'), split(96).text);
+  writeFileSync(join(dir, 'glue', 'SST-2', 'dev.tsv'), split(24).text);
+  testLabels = Array.from({ length: 10 }, () => (next() < 0.5 ? 1 : 0));
+  writeFileSync(join(dir, 'test.tsv'), 'index\tsentence\n' + testLabels.map((y, i) => `${i}\t${sentence(y)}`).join('\n') + '\n');
+  const config: ModelConfig = { ...preset('tiny'), n_positions: 32, n_embd: 32, n_layer: 1, n_head: 2, eos_token_id: 50256 };
+  await saveCheckpoint(join(dir, 'base'), { config, params: initParams(config, 3) });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a tiny decoder learns the synthetic task perfectly; --task all skips the missing tasks and prints the table', () => {
+  const out = join(dir, 'runs');
+  const r = hlm(['finetune-glue', '--model', join(dir, 'base'), '--task', 'all', '--data', join(dir, 'glue'), '--epochs', '8', '--lr', '2e-3', '--batch-size', '8', '--seeds', '1,2', '--out', out, '--device', 'cpu'], {}, 300_000);
+  if (r.status !== 0) throw new Error(r.stderr);
+  expect(r.stdout).toMatch(/\| SST-2 +\| accuracy +\| 100\.0 ± 0\.0/);
+  expect(r.stdout).toMatch(/GLUE average/);
+  expect(r.stderr).toMatch(/skipped CoLA: CoLA: no data files; looked for .*CoLA\/train\.tsv/);
+  const result = JSON.parse(readFileSync(join(out, 'sst2', 'result.json'), 'utf8'));
+  expect(result.pooling).toBe('last');
+  expect(result.seeds.map((s: { seed: number }) => s.seed)).toEqual([1, 2]);
+  for (const s of result.seeds) {
+    expect(s.epochs).toHaveLength(8);
+    expect(s.best.metrics.accuracy).toBe(1);
+  }
+  expect(result.summary.score).toEqual({ mean: 1, std: 0, n: 2 });
+  expect(result.majority.metrics.accuracy).toBe(0.5);
+  const config = JSON.parse(readFileSync(join(out, 'sst2', 'checkpoint', 'config.json'), 'utf8'));
+  expect(config.architectures).toEqual(['GPT2ForSequenceClassification']);
+  expect(config.hlm.glue).toMatchObject({ task: 'sst2', pooling: 'last', max_seq_len: 32 });
+
+  // The fine-tuned checkpoint predicts GLUE's test layout: one label a line on stdout.
+  const p = hlm(['finetune-glue', '--model', join(out, 'sst2', 'checkpoint'), '--task', 'sst2', '--data', join(dir, 'glue'), '--predict', join(dir, 'test.tsv'), '--device', 'cpu']);
+  if (p.status !== 0) throw new Error(p.stderr);
+  expect(p.stdout.trim().split('\n')).toEqual(testLabels.map(String));
+});
+
+test('bad inputs fail with one clear message', () => {
+  const base = join(dir, 'base');
+  const missing = hlm(['finetune-glue', '--model', base, '--task', 'rte', '--data', join(dir, 'glue'), '--device', 'cpu']);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toMatch(/hlm: RTE: no data files; looked for .*RTE\/train\.tsv, .*RTE\/dev\.tsv/);
+
+  const bad = join(dir, 'bad', 'SST-2');
+  mkdirSync(bad, { recursive: true });
+  writeFileSync(join(bad, 'train.tsv'), 'sentence\tlabel\ngood film\t1\nbad\tfilm\t0\n');
+  writeFileSync(join(bad, 'dev.tsv'), 'sentence\tlabel\ngood\t2\n');
+  const cols = hlm(['finetune-glue', '--model', base, '--task', 'sst2', '--data', join(dir, 'bad'), '--device', 'cpu']);
+  expect(cols.status).toBe(1);
+  expect(cols.stderr).toMatch(/hlm: .*SST-2\/train\.tsv:3: 3 tab-separated columns, expected 2/);
+  writeFileSync(join(bad, 'train.tsv'), 'sentence\tlabel\ngood film\t1\n');
+  const label = hlm(['finetune-glue', '--model', base, '--task', 'sst2', '--data', join(dir, 'bad'), '--device', 'cpu']);
+  expect(label.status).toBe(1);
+  expect(label.stderr).toMatch(/hlm: .*SST-2\/dev\.tsv:2: unknown label "2" for SST-2/);
+
+  const noModel = hlm(['finetune-glue', '--model', join(dir, 'nope'), '--task', 'sst2', '--data', join(dir, 'glue'), '--device', 'cpu']);
+  expect(noModel.status).toBe(1);
+  expect(noModel.stderr).toMatch(/hlm: .*nope/);
+  const seeds = hlm(['finetune-glue', '--model', base, '--task', 'sst2', '--data', join(dir, 'glue'), '--seeds', '1,x']);
+  expect(seeds.status).toBe(1);
+  expect(seeds.stderr).toMatch(/--seeds: invalid value "x"/);
+  expect(existsSync(join(dir, 'bad', 'SST-2', 'result.json'))).toBe(false);
+});
+
+test('sentence pairs are joined with separators and truncated from the longer one', () => {
+  expect(joinPair([1, 2, 3], [4, 5], 0, 9)).toEqual({ tokens: [1, 2, 3, 0, 4, 5, 0], truncated: false });
+  expect(joinPair([1, 2, 3, 4, 5, 6], [7, 8], 0, 7)).toEqual({ tokens: [1, 2, 3, 0, 7, 8, 0], truncated: true });
+  expect(joinPair([1, 2], [3, 4, 5, 6, 7], 0, 6)).toEqual({ tokens: [1, 2, 0, 3, 4, 0], truncated: true });
+  expect(joinPair([1, 2, 3], undefined, 9, 3)).toEqual({ tokens: [1, 2, 9], truncated: true });
+  expect(() => joinPair([1], [2], 0, 2)).toThrow(/max-seq-len 2 is too short/);
+});
+
+test('prediction files: GLUE test layouts (CoLA with a header) and the train layout', () => {
+  const f = join(dir, 'cola-test.tsv');
+  writeFileSync(f, 'index\tsentence\n0\tThe cat sat.\n1\tSat cat the.\n');
+  expect(readGlueInputs(f, 'cola')).toEqual([{ a: 'The cat sat.' }, { a: 'Sat cat the.' }]);
+  writeFileSync(f, 'gj04\t1\t\tThe cat sat.\n');
+  expect(readGlueInputs(f, 'cola')).toEqual([{ a: 'The cat sat.' }]);
+  const m = join(dir, 'mrpc-test.tsv');
+  writeFileSync(m, 'index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tA b.\tC d.\n');
+  expect(readGlueInputs(m, 'mrpc')).toEqual([{ a: 'A b.', b: 'C d.' }]);
+  writeFileSync(m, 'index\t#1 ID\t#2 ID\t#1 String\t#2 String\n0\t1\t2\tA b.\n');
+  expect(() => readGlueInputs(m, 'mrpc')).toThrow(/mrpc-test\.tsv:2: 4 tab-separated columns, expected 5/);
+  writeFileSync(m, 'index\tfoo\n');
+  expect(() => readGlueInputs(m, 'mrpc')).toThrow(/mrpc-test\.tsv:1: expected a MRPC header/);
+});
+
+test('argmax / scores from logits, and class-balanced weights', () => {
+  expect(predictionsFromLogits(Float32Array.from([0, 1, 3, 2, 5, 5]), 2)).toEqual([1, 0, 0]);
+  expect(predictionsFromLogits(Float32Array.from([0.5, 4.25]), 1)).toEqual([0.5, 4.25]);
+  expect(classWeights([0, 0, 0, 1], 2)).toEqual([4 / 6, 2]);
+  expect(classWeights([0, 0], 3)).toEqual([2 / 6, 0, 0]);
+});
