@@ -13,6 +13,8 @@ import { streamRng } from '../data/random.js';
 import { preset } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { createCeHead, createCwtHead } from '../model/heads.js';
+import { createClassifierHead } from '../model/classifier.js';
+import { classifierHeadReference } from '../reference/classifier.js';
 import { paramLayout } from '../model/params.js';
 import { gpt2LossAndGrads } from '../reference/gpt2.js';
 
@@ -42,7 +44,8 @@ function random(n: number, next: () => number): Float32Array {
   return Float32Array.from({ length: n }, () => 2 * next() - 1);
 }
 
-function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+/** ‖got − ref‖₂ / ‖ref‖₂ (NaN anywhere gives NaN); shared with `hlm bench`'s checks. */
+export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   let num = 0, den = 0;
   for (let i = 0; i < ref.length; i++) {
     num += (got[i] - ref[i]) ** 2;
@@ -120,6 +123,40 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
         want.push(...ref.grads[t.name]);
       }
       record(`GPT-2 step, ${head}`, `${causal ? 'decoder' : 'encoder'} 2x9`, got, want, 2e-4);
+    } finally {
+      h.destroy();
+      model.destroy();
+    }
+  }
+
+  // The GLUE head through the whole model: padded rows of different lengths, mean pooling.
+  {
+    const config = { ...preset('tiny'), vocab_size: 37, n_positions: 9, n_embd: 12, n_layer: 2, n_head: 3, causal: false, mask_token_id: 36, num_labels: 3 };
+    const B = 3, T = 9, lengths = [9, 4, 1], targets = [2, 0, 1];
+    const layout = paramLayout(config);
+    const params = Float32Array.from({ length: layout.total }, () => 0.6 * (next() - 0.5));
+    const named: Record<string, Float64Array> = {};
+    for (const t of layout.tensors) {
+      if (t.name.includes('ln_') && t.name.endsWith('weight')) for (let i = 0; i < t.size; i++) params[t.offset + i] += 1;
+      named[t.name] = Float64Array.from(params.subarray(t.offset, t.offset + t.size));
+    }
+    const inputs = Int32Array.from({ length: B * T }, () => Math.floor(next() * 36));
+    const model = await Gpt2.create(gpu, config, { B, T, train: true, padding: true });
+    const h = await createClassifierHead(model, 'mean');
+    try {
+      model.writeParams(params);
+      model.setTokens(inputs);
+      h.setBatch({ lengths, targets });
+      await gpu.run([{ clear: model.grads! }, ...model.forward, ...h.train, ...model.backward], 'check classifier');
+      const refHead = classifierHeadReference({ W: named['score.weight'], b: named['score.bias'], C: 3, d: 12, T, pooling: 'mean', lengths, targets });
+      const ref = gpt2LossAndGrads(named, config, inputs, new Int32Array(B * T), B, T, refHead, { lengths });
+      const grads = await model.readGrads();
+      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]], want: number[] = [ref.loss];
+      for (const t of layout.tensors) {
+        got.push(...grads.subarray(t.offset, t.offset + t.size));
+        want.push(...ref.grads[t.name]);
+      }
+      record('GPT-2 step, classifier', 'encoder 3x9 padded', got, want, 2e-4);
     } finally {
       h.destroy();
       model.destroy();

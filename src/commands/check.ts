@@ -28,7 +28,7 @@ export default class Check extends HlmCommand {
     const result = await selfCheck(gpu, { size, reps: flags.reps, seed: flags.seed });
     this.log(`device: ${result.device}`);
     for (const c of result.checks) {
-      this.log(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.kernel.padEnd(18)} ${c.shape.padEnd(14)} rel. error ${c.relErr.toExponential(2)} (tolerance ${c.tolerance.toExponential(0)})`);
+      this.log(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.kernel.padEnd(22)} ${c.shape.padEnd(18)} rel. error ${c.relErr.toExponential(2)} (tolerance ${c.tolerance.toExponential(0)})`);
     }
     for (const t of result.throughput) this.log(`${t.kernel} ${t.shape}: ${t.ms.toFixed(2)} ms, ${t.gflops.toFixed(1)} GFLOP/s`);
     if (!result.ok) {
