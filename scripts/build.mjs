@@ -1,5 +1,6 @@
 // Build: compile TypeScript (src and test) into dist/, copy the WGSL shader sources next to
-// the compiled kernels (dist/src/wgsl), then regenerate oclif.manifest.json from the commands.
+// the compiled kernels (dist/src/wgsl) and the bench record schema beside its validator,
+// then regenerate oclif.manifest.json from the commands.
 import { execFileSync } from 'node:child_process';
 import { cpSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,6 +15,7 @@ const out = join(root, process.env.HLM_OUT ?? 'dist');
 rmSync(out, { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', out], { stdio: 'inherit' });
 cpSync(join(root, 'src/wgsl'), join(out, 'src/wgsl'), { recursive: true });
+cpSync(join(root, 'src/bench/hlm.bench.schema.json'), join(out, 'src/bench/hlm.bench.schema.json'));
 if (process.env.HLM_OUT) process.exit(0);
 
 // The manifest lets oclif list commands without importing them all (fast `hlm --help`).

@@ -5,6 +5,7 @@ import { adapterName, probeAdapters, type AdapterSummary, type Candidate, type P
 import { shaderDisplayPath, shaderSource, specialise, type ShaderParams } from './shaders.js';
 import { DeviceLostError, GpuValidationError, HlmError, NoAdapterError, ShaderCompileError } from '../errors.js';
 import { log } from '../log.js';
+import type { GpuProfiler } from './timing.js';
 
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | (string & {});
 
@@ -73,6 +74,8 @@ export class Gpu {
   private pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private lostReason: string | undefined;
   private destroyed = false;
+  /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
+  profiler?: GpuProfiler;
 
   private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary) {
     this.features = new Set([...device.features].map(String));
@@ -231,12 +234,18 @@ export class Gpu {
         continue;
       }
       if (c.workgroups.some((n) => n === 0)) continue;
+      if (this.profiler) {
+        // A pass per dispatch, so each has its own begin and end timestamps.
+        pass?.end();
+        pass = enc.beginComputePass({ label, timestampWrites: this.profiler.writes(c) });
+      }
       pass ??= enc.beginComputePass({ label });
       pass.setPipeline(c.pipeline);
       pass.setBindGroup(0, c.bindGroup);
       pass.dispatchWorkgroups(...c.workgroups);
     }
     pass?.end();
+    this.profiler?.resolve(enc);
     this.device.queue.submit([enc.finish()]);
   }
 

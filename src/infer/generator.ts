@@ -285,6 +285,15 @@ export class Generator {
     return (await this.gpu.read(this.amax, Uint32Array, 0, 1))[0];
   }
 
+  /**
+   * Keep only the first n tokens of the sequence (n ≥ 1): the next step continues from there,
+   * overwriting the cache rows past n. Lets a benchmark decode again and again from one prefill.
+   */
+  rewind(n: number): void {
+    if (!(Number.isInteger(n) && n >= 1 && n <= this.seq.length)) throw new HlmError(`rewind: ${n} is not in 1..${this.seq.length}`);
+    this.seq.length = n;
+  }
+
   /** Forget the sequence (the cache is simply overwritten by the next prefill). */
   reset(): void {
     this.seq = [];

@@ -1,0 +1,54 @@
+// The suite registry and test selection: which cases a `hlm bench` run measures, in order.
+import { HlmError } from '../errors.js';
+import type { BenchCase } from './harness.js';
+import { inferCases } from './infer.js';
+import { kernelCases } from './kernel.js';
+import type { Params, Suite } from './record.js';
+import { trainCases } from './train.js';
+
+export const SUITE_CASES: Record<Suite, (quick: boolean) => BenchCase[]> = {
+  kernel: kernelCases,
+  train: trainCases,
+  // Names, tests and params match bench/torch_bench.py's, so --compare pairs them.
+  infer: inferCases,
+};
+
+export interface Selection {
+  /** What the run measures and reports. */
+  cases: BenchCase[];
+  /** Peak cases the filter left out but the selected kernel cases need (measured, not reported). */
+  hidden: BenchCase[];
+}
+
+/** The string --filter matches: suite/name/test. */
+export function caseId(c: Pick<BenchCase, 'suite' | 'name' | 'test'>): string {
+  return `${c.suite}/${c.name}/${c.test}`;
+}
+
+export function parseSuites(list: string): Suite[] {
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (!(n in SUITE_CASES)) throw new HlmError(`--suite: unknown suite "${n}"; suites: ${Object.keys(SUITE_CASES).join(', ')}`);
+  return [...new Set(names)] as Suite[];
+}
+
+export function parseFilter(filter: string | undefined): RegExp | undefined {
+  if (filter === undefined) return undefined;
+  try {
+    return new RegExp(filter, 'i');
+  } catch (e) {
+    throw new HlmError(`--filter: not a regular expression: ${(e as Error).message}`);
+  }
+}
+
+export function selectCases(suites: Suite[], quick: boolean, filter?: RegExp): Selection {
+  const all = suites.flatMap((s) => SUITE_CASES[s](quick));
+  const cases = filter ? all.filter((c) => filter.test(caseId(c))) : all;
+  const needPeaks = cases.some((c) => c.suite === 'kernel' && !c.peak);
+  const hidden = needPeaks ? all.filter((c) => c.peak && !cases.includes(c)) : [];
+  return { cases, hidden };
+}
+
+/** A case as --list shows it. */
+export function describeCase(c: BenchCase): { suite: Suite; name: string; test: string; params: Params } {
+  return { suite: c.suite, name: c.name, test: c.test, params: c.params };
+}

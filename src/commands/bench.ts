@@ -1,0 +1,104 @@
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { Flags } from '@oclif/core';
+import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { HlmError } from '../errors.js';
+import { compare, comparisonTable, parseThreshold, readRecords, type Comparison } from '../bench/compare.js';
+import type { BenchRecord } from '../bench/record.js';
+import { FORMATS, render, renderList, type ListedCase } from '../bench/report.js';
+import { runBench } from '../bench/run.js';
+import { describeCase, parseFilter, parseSuites, selectCases } from '../bench/suites.js';
+
+export interface BenchResult {
+  records?: BenchRecord[];
+  tests?: ListedCase[];
+  comparison?: Comparison;
+}
+
+export default class Bench extends HlmCommand {
+  static override summary = 'Benchmark kernels and training steps on the chosen device: one hlm.bench/1 JSON line per test.';
+  static override description =
+    'Suites: kernel (the device\'s FMA and copy peaks, matmul on square and transformer shapes in each transpose, the CE and ' +
+    'CWT loss heads, the whitening covariance, attention, LayerNorm, AdamW; each checked against its float64 reference) and ' +
+    'train (one AdamW step of each preset with the CE and the CWT head: tokens/s, and forward/head/backward/optimizer GPU ' +
+    'time where the adapter has timestamp queries). tinybench times the repetitions after a warm-up. --compare puts a ' +
+    'baseline (an earlier run, or bench/torch_bench.py\'s PyTorch records) beside this run and fails when a throughput ' +
+    'fell by more than --threshold. --from reports or compares records already written instead of measuring.';
+  static override examples = [
+    '<%= config.bin %> bench --suite kernel --quick --format md',
+    '<%= config.bin %> bench --suite kernel,train --out bench.jsonl',
+    '<%= config.bin %> bench --suite kernel --filter "matmul.*NT" --reps 50',
+    '<%= config.bin %> bench --quick --compare baseline.jsonl --threshold 10%',
+    '<%= config.bin %> bench --from hlm.jsonl --compare torch.jsonl --format md',
+    '<%= config.bin %> bench --suite kernel,train --list',
+  ];
+  static override flags = {
+    suite: Flags.string({ description: 'comma-separated suites: kernel, train, infer', default: 'kernel,train' }),
+    filter: Flags.string({ description: 'only tests whose suite/name/test matches this regular expression (case-insensitive)' }),
+    quick: Flags.boolean({ description: 'small shapes and few repetitions (CI): tiny-preset shapes, train suite tiny only' }),
+    reps: Flags.integer({ description: 'measured repetitions per test (default: 5 with --quick, else 20)', min: 1 }),
+    warmup: Flags.integer({ description: 'warm-up repetitions before measuring, besides the first run (default: 1 with --quick, else 3)', min: 0 }),
+    format: Flags.option({ options: FORMATS, default: 'jsonl' as const, description: 'jsonl (one record a line, written as each test ends), json, csv, or md (a table)' })(),
+    out: Flags.string({ description: 'write the report here instead of stdout' }),
+    compare: Flags.string({ description: 'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold' }),
+    threshold: Flags.string({ description: 'largest tolerated throughput drop for --compare', default: '10%' }),
+    from: Flags.string({ description: 'take the records from this JSON-lines file instead of running (to reformat or compare)' }),
+    list: Flags.boolean({ description: 'list the selected tests without running them' }),
+    device: deviceFlag,
+  };
+
+  async run(): Promise<BenchResult> {
+    const { flags } = await this.parse(Bench);
+    const threshold = parseThreshold(flags.threshold);
+    const baseline = flags.compare ? readRecords(flags.compare) : undefined;
+    const toStdout = !flags.out && !this.jsonEnabled();
+    const emit = (text: string) => {
+      if (flags.out) appendFileSync(flags.out, text);
+      else if (toStdout) process.stdout.write(text);
+    };
+    if (flags.out) {
+      try {
+        writeFileSync(flags.out, '');
+      } catch (e) {
+        throw new HlmError(`cannot write ${flags.out}: ${(e as Error).message}`);
+      }
+    }
+
+    let records: BenchRecord[];
+    if (flags.from) {
+      records = readRecords(flags.from);
+      emit(render(records, flags.format));
+    } else {
+      const selection = selectCases(parseSuites(flags.suite), flags.quick, parseFilter(flags.filter));
+      if (flags.list) {
+        const tests = selection.cases.map(describeCase);
+        emit(renderList(tests, flags.format));
+        return { tests };
+      }
+      if (!selection.cases.length) throw new HlmError(`no test matches --suite ${flags.suite}${flags.filter ? ` --filter ${flags.filter}` : ''} (the infer suite comes with hlm generate)`);
+      const gpu = await this.openGpu(flags.device);
+      // JSON lines are flushed as each test ends; the other formats need every record first.
+      records = await runBench(gpu, selection, { quick: flags.quick, reps: flags.reps, warmup: flags.warmup }, (r) => { if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n'); });
+      if (flags.format !== 'jsonl') emit(render(records, flags.format));
+    }
+
+    let comparison: Comparison | undefined;
+    if (baseline) {
+      comparison = compare(records, baseline, threshold);
+      const table = comparisonTable(comparison);
+      // Beside a Markdown report the table belongs to it; beside machine-readable records, on stderr.
+      if (flags.format === 'md' && toStdout) process.stdout.write('\n' + table);
+      else if (flags.format === 'md' && flags.out) appendFileSync(flags.out, '\n' + table);
+      else process.stderr.write(table);
+      if (comparison.regressions) {
+        if (this.jsonEnabled()) this.logJson({ records, comparison });
+        throw new HlmError(`${comparison.regressions} test(s) lost more than ${flags.threshold} of their throughput against ${flags.compare}`);
+      }
+    }
+    const failed = records.filter((r) => r.status === 'error' || (r.check && !r.check.ok));
+    if (failed.length && !flags.from) {
+      if (this.jsonEnabled()) this.logJson({ records, comparison });
+      throw new HlmError(`${failed.length} test(s) failed: ${failed.map((r) => `${r.name} ${r.test}: ${r.error ?? `check ${r.check?.value} > ${r.check?.tolerance}`}`).join('; ')}`);
+    }
+    return { records, comparison };
+  }
+}
