@@ -163,3 +163,18 @@ test('refusals: encoders, prompts past the context, tokens outside the vocabular
   await expect(Generator.create(gpu, CONFIG, params, { maxContext: 41 })).rejects.toThrow(/maxContext/);
   gen.destroy();
 }, 60_000);
+
+test('rewind: decoding again from a shorter prefix gives that prefix\'s logits (the benchmark decodes from one prefill)', async () => {
+  const { params, named } = randomModel(CONFIG);
+  const gen = await Generator.create(gpu, CONFIG, params);
+  const seq = Array.from(rand.int(9, CONFIG.vocab_size));
+  await gen.prefill(seq.slice(0, 5));
+  for (const t of seq.slice(5)) await gen.step(t); // the cache now holds 9 positions
+  gen.rewind(5);
+  expect(gen.tokens()).toEqual(seq.slice(0, 5));
+  const other = (seq[5] + 1) % CONFIG.vocab_size;
+  await gen.step(other); // overwrites cache row 5; rows 6..8 are stale and must not be read
+  expectClose(await gen.logits(), referenceLogits(CONFIG, named, [...seq.slice(0, 5), other]), 1e-4, 'logits after rewind');
+  expect(() => gen.rewind(0)).toThrow(/rewind: 0 is not in 1\.\.6/);
+  gen.destroy();
+});
