@@ -124,3 +124,46 @@ test('argmax / scores from logits, and class-balanced weights', () => {
   expect(classWeights([0, 0, 0, 1], 2)).toEqual([4 / 6, 2]);
   expect(classWeights([0, 0], 3)).toEqual([2 / 6, 0, 0]);
 });
+
+test('pairs: MNLI (three classes, matched and mismatched dev) and STS-B (regression) train and report their metrics', () => {
+  const root = join(dir, 'pairs');
+  const MARK = ['yes', 'maybe', 'no'], GOLD = ['entailment', 'neutral', 'contradiction'];
+  const head12 = 'index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label';
+  const head16 = head12.replace('label1\tgold_label', 'label1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label');
+  const mnliRow = (i: number, dev: boolean) => {
+    const y = i % 3, s1 = sentence(i % 2), s2 = `${sentence(1 - (i % 2))} ${MARK[y]}`;
+    return [i, 1, `${i}n`, 'fiction', `( ${s1} )`, `( ${s2} )`, `(ROOT ${s1})`, `(ROOT ${s2})`, s1, s2, ...(dev ? [GOLD[y], GOLD[y], GOLD[y], GOLD[y], GOLD[y]] : [GOLD[y]]), GOLD[y]].join('\t');
+  };
+  mkdirSync(join(root, 'MNLI'), { recursive: true });
+  writeFileSync(join(root, 'MNLI', 'train.tsv'), [head12, ...Array.from({ length: 72 }, (_, i) => mnliRow(i, false))].join('\n') + '\n');
+  writeFileSync(join(root, 'MNLI', 'dev_matched.tsv'), [head16, ...Array.from({ length: 18 }, (_, i) => mnliRow(i, true))].join('\n') + '\n');
+  writeFileSync(join(root, 'MNLI', 'dev_mismatched.tsv'), [head16, ...Array.from({ length: 15 }, (_, i) => mnliRow(i + 1, true))].join('\n') + '\n');
+  const stsRow = (i: number) => {
+    const same = i % 2 === 0, score = same ? 4 + (i % 5) / 5 : (i % 5) / 5;
+    return ['main-captions', 'MSRvid', '2012test', String(i).padStart(4, '0'), score.toFixed(3), sentence(1), `${sentence(0)} ${same ? 'same' : 'other'}`].join('\t');
+  };
+  mkdirSync(join(root, 'STS-B'), { recursive: true });
+  const stsHead = 'index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore';
+  const stsFile = (n: number, from: number) => [stsHead, ...Array.from({ length: n }, (_, i) => {
+    const [genre, file, year, idx, score, s1, s2] = stsRow(from + i).split('\t');
+    return [from + i, genre, file, year, idx, 'none', 'none', s1, s2, score].join('\t');
+  })].join('\n') + '\n';
+  writeFileSync(join(root, 'STS-B', 'train.tsv'), stsFile(64, 0));
+  writeFileSync(join(root, 'STS-B', 'dev.tsv'), stsFile(20, 100));
+
+  const args = ['--model', join(dir, 'base'), '--data', root, '--epochs', '15', '--lr', '2e-3', '--batch-size', '8', '--seeds', '3', '--out', join(dir, 'pair-runs'), '--device', 'cpu', '--json'];
+  const mnli = hlm(['finetune-glue', '--task', 'mnli', ...args], {}, 300_000);
+  if (mnli.status !== 0) throw new Error(mnli.stderr);
+  const m = JSON.parse(mnli.stdout).tasks[0];
+  expect(Object.keys(m.summary.metrics)).toEqual(['matched_accuracy', 'mismatched_accuracy']);
+  expect(m.examples).toEqual({ train: 72, dev_matched: 18, dev_mismatched: 15 });
+  expect(m.input).toMatch(/^sentence1 <sep> sentence2 <sep>/);
+  if (!(m.summary.metrics.matched_accuracy.mean >= 0.9 && m.summary.metrics.mismatched_accuracy.mean >= 0.9)) throw new Error(`MNLI: ${JSON.stringify(m.summary.metrics)}`);
+
+  const sts = hlm(['finetune-glue', '--task', 'stsb', ...args], {}, 300_000);
+  if (sts.status !== 0) throw new Error(sts.stderr);
+  const s = JSON.parse(sts.stdout).tasks[0];
+  expect(Object.keys(s.summary.metrics)).toEqual(['pearson', 'spearman']);
+  expect(s.majority.metrics).toEqual({ pearson: 0, spearman: 0 }); // a constant predictor
+  if (!(s.summary.metrics.pearson.mean >= 0.9)) throw new Error(`STS-B: ${JSON.stringify(s.summary.metrics)}`);
+});

@@ -51,6 +51,7 @@ test('Pearson and Spearman, ties and constants', () => {
   close(pearson([1, 2, 3], [6, 4, 2]), -1);
   close(spearman([1, 2, 3, 4], [9, 3, 2, 1]), -1);
   close(pearson([2, 2, 2], [1, 2, 3]), 0); // constant input: 0, not NaN
+  expect(pearson(new Array(20).fill(2.1234567), Array.from({ length: 20 }, (_, i) => i % 7))).toBe(0); // exactly 0, though the rounded mean is not 2.1234567
   close(spearman([1, 2, 3], [4, 4, 4]), 0);
   close(pearson([1e9 + 1, 1e9 + 2, 1e9 + 3], [1, 2, 3]), 1, 1e-9); // centred: no cancellation
 });

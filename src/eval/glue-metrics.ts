@@ -74,6 +74,9 @@ export function matthews(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
 /** Pearson correlation (two-pass, centred); 0 when either input is constant. */
 export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = check('pearson', x, y);
+  // Exactly constant input: the rounded mean need not equal the value, so test it directly.
+  const constant = (v: ArrayLike<number>) => { for (let i = 1; i < n; i++) if (v[i] !== v[0]) return false; return true; };
+  if (constant(x) || constant(y)) return 0;
   let mx = 0, my = 0;
   for (let i = 0; i < n; i++) { mx += x[i]; my += y[i]; }
   mx /= n; my /= n;
