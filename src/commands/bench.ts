@@ -15,12 +15,13 @@ export interface BenchResult {
 }
 
 export default class Bench extends HlmCommand {
-  static override summary = 'Benchmark kernels and training steps on the chosen device: one hlm.bench/1 JSON line per test.';
+  static override summary = 'Benchmark kernels, training steps and inference on the chosen device: one hlm.bench/1 JSON line per test.';
   static override description =
     'Suites: kernel (the device\'s FMA and copy peaks, matmul on square and transformer shapes in each transpose, the CE and ' +
     'CWT loss heads, the whitening covariance, attention, LayerNorm, AdamW; each checked against its float64 reference) and ' +
     'train (one AdamW step of each preset with the CE and the CWT head: tokens/s, and forward/head/backward/optimizer GPU ' +
-    'time where the adapter has timestamp queries). tinybench times the repetitions after a warm-up. --compare puts a ' +
+    'time where the adapter has timestamp queries) and infer (through hlm generate's KV cache: prefill and decode tokens/s, ' +
+    'time to first token, time per output token). tinybench times the repetitions after a warm-up. --compare puts a ' +
     'baseline (an earlier run, or bench/torch_bench.py\'s PyTorch records) beside this run and fails when a throughput ' +
     'fell by more than --threshold. --from reports or compares records already written instead of measuring.';
   static override examples = [
@@ -32,9 +33,9 @@ export default class Bench extends HlmCommand {
     '<%= config.bin %> bench --suite kernel,train --list',
   ];
   static override flags = {
-    suite: Flags.string({ description: 'comma-separated suites: kernel, train, infer', default: 'kernel,train' }),
+    suite: Flags.string({ description: 'comma-separated suites: kernel, train, infer', default: 'kernel,train,infer' }),
     filter: Flags.string({ description: 'only tests whose suite/name/test matches this regular expression (case-insensitive)' }),
-    quick: Flags.boolean({ description: 'small shapes and few repetitions (CI): tiny-preset shapes, train suite tiny only' }),
+    quick: Flags.boolean({ description: 'small shapes and few repetitions (CI): tiny-preset shapes, train and infer suites tiny only' }),
     reps: Flags.integer({ description: 'measured repetitions per test (default: 5 with --quick, else 20)', min: 1 }),
     warmup: Flags.integer({ description: 'warm-up repetitions before measuring, besides the first run (default: 1 with --quick, else 3)', min: 0 }),
     format: Flags.option({ options: FORMATS, default: 'jsonl' as const, description: 'jsonl (one record a line, written as each test ends), json, csv, or md (a table)' })(),
@@ -74,7 +75,7 @@ export default class Bench extends HlmCommand {
         emit(renderList(tests, flags.format));
         return { tests };
       }
-      if (!selection.cases.length) throw new HlmError(`no test matches --suite ${flags.suite}${flags.filter ? ` --filter ${flags.filter}` : ''} (the infer suite comes with hlm generate)`);
+      if (!selection.cases.length) throw new HlmError(`no test matches --suite ${flags.suite}${flags.filter ? ` --filter ${flags.filter}` : ''}`);
       const gpu = await this.openGpu(flags.device);
       // JSON lines are flushed as each test ends; the other formats need every record first.
       records = await runBench(gpu, selection, { quick: flags.quick, reps: flags.reps, warmup: flags.warmup }, (r) => { if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n'); });
