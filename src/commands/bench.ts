@@ -18,9 +18,9 @@ export default class Bench extends HlmCommand {
   static override summary = 'Benchmark kernels, training steps and inference on the chosen device: one hlm.bench/1 JSON line per test.';
   static override description =
     'Suites: kernel (the device\'s FMA and copy peaks, matmul on square and transformer shapes in each transpose, the CE and ' +
-    'CWT loss heads, the whitening covariance, attention, LayerNorm, AdamW; each checked against its float64 reference) and ' +
+    'CWT loss heads, the whitening covariance, attention, LayerNorm, AdamW; each checked against its float64 reference), ' +
     'train (one AdamW step of each preset with the CE and the CWT head: tokens/s, and forward/head/backward/optimizer GPU ' +
-    'time where the adapter has timestamp queries) and infer (through hlm generate's KV cache: prefill and decode tokens/s, ' +
+    'time where the adapter has timestamp queries) and infer (through the KV cache of hlm generate: prefill and decode tokens/s, ' +
     'time to first token, time per output token). tinybench times the repetitions after a warm-up. --compare puts a ' +
     'baseline (an earlier run, or bench/torch_bench.py\'s PyTorch records) beside this run and fails when a throughput ' +
     'fell by more than --threshold. --from reports or compares records already written instead of measuring.';
