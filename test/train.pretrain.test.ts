@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
+import { pretrain, readMetrics, type PretrainOptions, trainingDefaults } from '../src/train/pretrain.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
 import { BatchSource } from '../src/data/batches.js';
 import { defaultCorpusPath } from '../src/data/corpus.js';
@@ -224,4 +224,16 @@ test('a JSON config file sets model and training keys; --set and explicit flags 
   expect((await loadCheckpoint(join(dir, 'cfg4', 'checkpoint'))).hlm.step).toBe(1);
   writeFileSync(cfg, JSON.stringify({ n_layers: 2 }));
   await expect(pretrain(gpu, opts(join(dir, 'cfg5'), { set: [], configFile: cfg }))).rejects.toThrow(/n_layers[\s\S]*n_layer/);
+});
+
+test('batch, sequence and learning rate default by model width, and run.json records what was used', async () => {
+  expect(trainingDefaults(preset('tiny'))).toEqual({ batchSize: 16, seqLen: 128, lr: 6e-3 });
+  expect(trainingDefaults(preset('small'))).toEqual({ batchSize: 16, seqLen: 512, lr: 1e-3 });
+  expect(trainingDefaults(preset('base'))).toEqual({ batchSize: 8, seqLen: 1024, lr: 6e-4 });
+  expect(trainingDefaults({ ...preset('tiny'), n_positions: 32 }).seqLen).toBe(32);
+  const out = join(dir, 'defaults');
+  const r = await pretrain(gpu, opts(out, { steps: 1, set: ['n_layer=1', 'n_embd=8', 'n_head=2', 'n_positions=8'], batchSize: undefined, seqLen: undefined, lr: undefined }));
+  expect([r.batchSize, r.seqLen, r.lr]).toEqual([16, 8, 6e-3]);
+  const run = JSON.parse(readFileSync(join(out, 'checkpoint', 'run.json'), 'utf8'));
+  expect(run).toMatchObject({ batch_size: 16, seq_len: 8, lr: 6e-3 });
 });

@@ -43,13 +43,16 @@ function row(objective: Objective, r: PretrainResult): ComparisonRow {
 
 export async function compareObjectives(gpu: Gpu, o: PretrainOptions, progress?: (objective: Objective) => Progress | undefined): Promise<Comparison> {
   const rows: ComparisonRow[] = [];
+  let shape = { batchSize: 0, seqLen: 0 };
   for (const objective of ['ce', 'cwt'] as const) {
     gpu.resetPeak();
-    rows.push(row(objective, await pretrain(gpu, { ...o, objective, out: join(o.out, objective) }, progress?.(objective))));
+    const r = await pretrain(gpu, { ...o, objective, out: join(o.out, objective) }, progress?.(objective));
+    shape = { batchSize: r.batchSize, seqLen: r.seqLen };
+    rows.push(row(objective, r));
   }
   const [ce, cwt] = rows;
   return {
-    device: gpu.name, arch: o.arch, preset: o.preset, steps: o.steps, batchSize: o.batchSize, seqLen: o.seqLen, rows,
+    device: gpu.name, arch: o.arch, preset: o.preset, steps: o.steps, ...shape, rows,
     speedup: cwt.tokensPerSecond / ce.tokensPerSecond, memoryRatio: cwt.peakGpuBytes / ce.peakGpuBytes,
   };
 }
