@@ -2,7 +2,7 @@
 // cached step equal the full reference forward of the same sequence; greedy decoding with and
 // without the KV cache gives the same tokens; seeded sampling repeats; top-k 1 is greedy.
 import { openTestGpu } from './helpers/gpu.js';
-import { expectClose, makeRandom } from './helpers/check.js';
+import { expectClose, makeRandom, randomGpt2Params } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { Generator, generate, type GenerateOptions, type StopReason } from '../src/infer/generator.js';
 import { argmaxHost, sampleToken } from '../src/infer/sampling.js';
@@ -19,17 +19,8 @@ const rand = makeRandom();
 
 const CONFIG: ModelConfig = { ...preset('tiny'), vocab_size: 61, n_positions: 40, n_embd: 24, n_layer: 2, n_head: 3, eos_token_id: 60 };
 
-/** Random weights larger than GPT-2's init, so every path carries signal; LayerNorm weights around 1. */
 function randomModel(config: ModelConfig) {
-  const layout = paramLayout(config);
-  const params = new Float32Array(layout.total);
-  const named: Record<string, Float64Array> = {};
-  for (const t of layout.tensors) {
-    const v = t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
-    params.set(v, t.offset);
-    named[t.name] = Float64Array.from(v);
-  }
-  return { params, named };
+  return randomGpt2Params(paramLayout(config), rand);
 }
 
 /** The reference's next-token logits after `seq`: the last position's h·Eᵀ (E = lm_head when untied). */

@@ -3,7 +3,7 @@
 // decoder, right-padded rows of different lengths and a partial batch; and padding that
 // changes nothing: a row's logits are the same alone, padded, or in another length bucket.
 import { openTestGpu } from './helpers/gpu.js';
-import { expectClose, makeRandom } from './helpers/check.js';
+import { expectClose, makeRandom, randomGpt2Params } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { Gpt2 } from '../src/model/gpt2.js';
 import { createClassifierHead, poolingMatrix, type Pooling } from '../src/model/classifier.js';
@@ -24,14 +24,7 @@ function config(causal: boolean, C: number): ModelConfig {
 
 function randomParams(c: ModelConfig) {
   const layout = paramLayout(c);
-  const params = new Float32Array(layout.total);
-  const named: Record<string, Float64Array> = {};
-  for (const t of layout.tensors) {
-    const v = t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
-    params.set(v, t.offset);
-    named[t.name] = Float64Array.from(v);
-  }
-  return { layout, params, named };
+  return { layout, ...randomGpt2Params(layout, rand) };
 }
 
 const cases: [string, boolean, Pooling, number][] = [

@@ -1,7 +1,7 @@
 // The whole GPU model against the float64 reference: one micro-batch's loss and the gradient
 // of every parameter, for a decoder and an encoder, on a tiny odd-sized GPT-2.
 import { openTestGpu } from './helpers/gpu.js';
-import { expectClose, makeRandom } from './helpers/check.js';
+import { expectClose, makeRandom, randomGpt2Params } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { Gpt2 } from '../src/model/gpt2.js';
 import { createCeHead, createCwtHead } from '../src/model/heads.js';
@@ -20,14 +20,7 @@ function tinyConfig(causal: boolean): ModelConfig {
 
 async function checkStep(config: ModelConfig, B: number, T: number, targets: Int32Array, inputs: Int32Array, kind: 'ce' | 'cwt' = 'ce', temperature = 1) {
   const layout = paramLayout(config);
-  const params = new Float32Array(layout.total);
-  const named: Record<string, Float64Array> = {};
-  for (const t of layout.tensors) {
-    // Larger than GPT-2's init so every path carries signal; LayerNorm weights around 1.
-    const v = t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
-    params.set(v, t.offset);
-    named[t.name] = Float64Array.from(v);
-  }
+  const { params, named } = randomGpt2Params(layout, rand);
   const model = await Gpt2.create(gpu, config, { B, T, train: true });
   const K = Array.from(targets).filter((t) => t >= 0).length;
   const head = kind === 'ce' ? await createCeHead(model, { rows: config.causal ? undefined : K }) : await createCwtHead(model, { K, temperature });

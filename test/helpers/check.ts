@@ -51,3 +51,18 @@ export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol:
   if (!(err <= tol)) throw new Error(`${what}: relative error ${err} > ${tol} (HLM_TEST_SEED=${SEED})`);
   return err;
 }
+
+/**
+ * Random GPT-2 weights in the flat layout and by name (float64), larger than GPT-2's init so
+ * every path carries signal; LayerNorm weights around 1.
+ */
+export function randomGpt2Params(layout: { total: number; tensors: readonly { name: string; offset: number; size: number }[] }, rand: ReturnType<typeof makeRandom>) {
+  const params = new Float32Array(layout.total);
+  const named: Record<string, Float64Array> = {};
+  for (const t of layout.tensors) {
+    const v = t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
+    params.set(v, t.offset);
+    named[t.name] = Float64Array.from(v);
+  }
+  return { params, named };
+}
