@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_gpt2 import PRESETS, Gpt2, ce_loss, cwt_loss  # noqa: E402
 
 V = 50257
-TRAIN_SHAPES = {'tiny': (4, 64), 'small': (8, 512), 'base': (8, 512)}  # src/bench/train.ts
+TRAIN_SHAPES = {'tiny': (4, 64), 'small': (16, 512), 'base': (8, 512)}  # src/bench/train.ts
 
 
 def default_tests(quick, suites):
@@ -128,7 +128,8 @@ def base_record(dev, args):
     props = torch.cuda.get_device_properties(dev) if cuda else None
     return {
         'schema': 'hlm.bench/1',
-        'build': {'tool': 'torch', 'version': torch.__version__, 'commit': None, 'cuda': torch.version.cuda, 'tf32': 'off'},
+        'build': {'tool': 'torch', 'version': torch.__version__, 'commit': None, 'cuda': torch.version.cuda, 'precision': args.precision,
+                  'tf32': 'on' if args.precision == 'tf32' else 'off'},
         'env': {'os': f'{platform.system()} {platform.release()}', 'arch': platform.machine(), 'cpu': platform.processor() or platform.machine(),
                 'cores': os.cpu_count() or 1, 'memory_bytes': os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'),
                 'runtime': f'python {platform.python_version()}', 'host': platform.node()},
@@ -203,7 +204,8 @@ def run_train(p, dev, args, energy):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model, model(x), y)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.precision == 'bf16'):
+            loss = loss_fn(model, model(x), y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -280,11 +282,13 @@ def main():
     ap.add_argument('--warmup', type=int, default=None, help='warm-up repetitions (default: 2 with --quick, else 4)')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--out', help='write the JSON lines here (default: stdout)')
+    ap.add_argument('--precision', choices=['fp32', 'tf32', 'bf16'], default='fp32',
+                    help='fp32: TF32 off (the baseline hlm is compared with); tf32: TF32 matmuls; bf16: the train step under bf16 autocast')
     args = ap.parse_args()
     args.reps = args.reps or (5 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 4)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = args.precision == 'tf32'
+    torch.backends.cudnn.allow_tf32 = args.precision == 'tf32'
     dev = torch.device(args.device)
     if args.tests:
         with open(args.tests) as f:

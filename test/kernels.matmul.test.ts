@@ -1,9 +1,9 @@
 // Matmul against float64 on odd shapes (no multiple of any tile), all four transposes,
-// batched with strides and offsets, beta accumulation, for both tile configurations.
+// batched with strides and offsets, beta accumulation, for every tile configuration shipped.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { matmul, TILES, type MatmulTile } from '../src/kernels/matmul.js';
+import { defaultTile, matmul, SMALL_HARDWARE_TILE, TILES, type MatmulTile } from '../src/kernels/matmul.js';
 import { matmul as matmulRef } from '../src/reference/matmul.js';
 
 let gpu: Gpu;
@@ -28,8 +28,19 @@ async function check(M: number, N: number, K: number, o: { transA?: boolean; tra
 const SHAPES: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [127, 129, 65], [256, 384, 200], [4, 8, 12], [65, 3, 131]];
 const TRANSPOSES = [[false, false], [true, false], [false, true], [true, true]] as const;
 
-// Both shipped tiles, plus a TM != TN one, so the GPU's tile is checked here on the CPU adapter too.
-const CHECKED_TILES: [string, MatmulTile][] = [...Object.entries(TILES), ['mixed', { BM: 32, BN: 64, BK: 4, TM: 4, TN: 8 }]];
+// The shipped tiles, plus TM != TN both ways, so the GPU's tiles are checked here on the CPU adapter too.
+const CHECKED_TILES: [string, MatmulTile][] = [
+  ...Object.entries(TILES), ['hardware, few tiles', SMALL_HARDWARE_TILE],
+  ['4x8 blocks', { BM: 32, BN: 64, BK: 4, TM: 4, TN: 8 }], ['8x4 blocks', { BM: 64, BN: 32, BK: 8, TM: 8, TN: 4 }],
+];
+
+test('hardware products with few large tiles get the small tile; llvmpipe always its own', async () => {
+  expect(defaultTile('hardware', 4096, 4096, 1)).toBe(TILES.hardware);
+  expect(defaultTile('hardware', 512, 2048, 1)).toBe(SMALL_HARDWARE_TILE); // a weight gradient: 64 large tiles
+  expect(defaultTile('hardware', 512, 512, 64)).toBe(TILES.hardware); // batched attention products fill the GPU
+  expect(defaultTile('software', 512, 2048, 1)).toBe(TILES.software);
+  await expect(matmul(gpu, { M: 2, N: 2, K: 2, a: { buffer: gpu.buffer('a', 16) }, b: { buffer: gpu.buffer('b', 16) }, c: { buffer: gpu.buffer('c', 16) }, tile: { BM: 12, BN: 12, BK: 4, TM: 12, TN: 12 } })).rejects.toThrow(/TM and TN be 4 or 8/);
+});
 
 describe.each(CHECKED_TILES)('%s tile', (_kind, tile) => {
   test.each(SHAPES)('%i x %i x %i, all transposes', async (M, N, K) => {

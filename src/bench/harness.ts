@@ -44,6 +44,8 @@ export interface RunOptions {
   warmup: number;
   /** Repetitions timed with timestamp queries (0: none). */
   gpuReps: number;
+  /** Log this many dispatch labels with the most GPU time per repetition (0: none). */
+  top?: number;
 }
 
 export interface Session {
@@ -119,7 +121,7 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
     if (energy) record.energy = energy;
 
     if (s.profiler && o.gpuReps > 0) {
-      const totals: number[] = [], phases: Record<string, number> = {};
+      const totals: number[] = [], phases: Record<string, number> = {}, byLabel = new Map<string, { ms: number; count: number }>();
       gpu.profiler = s.profiler;
       try {
         for (let r = 0; r < o.gpuReps; r++) {
@@ -130,6 +132,10 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
           if (s.profiler.overflow) throw new Error(`more than ${s.profiler.capacity} dispatches in one repetition`);
           totals.push(times.reduce((a, t) => a + t.ms, 0));
           if (p.phase) for (const t of times) { const k = p.phase(t.dispatch); phases[k] = (phases[k] ?? 0) + t.ms / o.gpuReps; }
+          for (const t of times) {
+            const e = byLabel.get(t.dispatch.label) ?? { ms: 0, count: 0 };
+            byLabel.set(t.dispatch.label, { ms: e.ms + t.ms / o.gpuReps, count: e.count + 1 / o.gpuReps });
+          }
         }
       } catch (e) {
         log.warn(`${c.name} ${c.test}: no GPU time (${(e as Error).message})`);
@@ -137,6 +143,7 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
       } finally {
         gpu.profiler = undefined;
       }
+      if (totals.length && o.top) logTop(`${c.name} ${c.test}`, byLabel, o.top, totals.reduce((a, b) => a + b, 0) / totals.length);
       if (totals.length) {
         const sorted = [...totals].sort((a, b) => a - b);
         record.gpu_ms = { mean: totals.reduce((a, b) => a + b, 0) / totals.length, p50: quantile(sorted, 0.5), min: sorted[0], max: sorted.at(-1)!, n: totals.length, ...(p.phase ? { phases } : {}) };
@@ -175,4 +182,11 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
   record.memory = { rss_peak_bytes: rssPeakBytes(), gpu_peak_bytes: gpu.memory().bytesPeak - before };
   record.time = new Date().toISOString();
   return record;
+}
+
+/** Where the GPU time of one repetition went: the heaviest dispatch labels, for tuning. */
+function logTop(what: string, byLabel: Map<string, { ms: number; count: number }>, n: number, total: number): void {
+  const rows = [...byLabel].sort((a, b) => b[1].ms - a[1].ms).slice(0, n);
+  const lines = rows.map(([label, t]) => `  ${t.ms.toFixed(3).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}%  ×${Math.round(t.count)}  ${label}`);
+  process.stderr.write(`${what}: GPU time per repetition ${total.toFixed(3)} ms; heaviest dispatches:\n${lines.join('\n')}\n`);
 }

@@ -12,16 +12,19 @@ export interface BenchOptions {
   /** Measured repetitions (default: 5 with --quick, else 20). */
   reps?: number;
   warmup?: number;
+  /** Log the N dispatch labels with the most GPU time per test. */
+  top?: number;
 }
 
 export function runOptions(o: BenchOptions): RunOptions {
   const reps = o.reps ?? (o.quick ? 5 : 20);
-  return { reps, warmup: o.warmup ?? (o.quick ? 1 : 3), gpuReps: Math.min(reps, o.quick ? 2 : 5) };
+  return { reps, warmup: o.warmup ?? (o.quick ? 1 : 3), gpuReps: Math.min(reps, o.quick ? 2 : 5), top: o.top };
 }
 
 export async function runBench(gpu: Gpu, sel: Selection, o: BenchOptions, onRecord: (r: BenchRecord) => void): Promise<BenchRecord[]> {
   const session = openSession(gpu);
   const opts = runOptions(o);
+  if (opts.top && !session.profiler) log.warn(`--top: ${gpu.name} has no timestamp-query, so no GPU time per dispatch`);
   const records: BenchRecord[] = [];
   try {
     for (const c of sel.hidden) {

@@ -10,8 +10,8 @@ import { initParams, paramCount } from '../model/params.js';
 import { Trainer } from '../train/trainer.js';
 import type { BenchCase, Prepared } from './harness.js';
 
-/** Batch and sequence per preset: the same on every device, so that runs compare. */
-export const TRAIN_SHAPES = { tiny: { B: 4, T: 64 }, small: { B: 8, T: 512 }, base: { B: 8, T: 512 } } as const;
+/** Batch and sequence per preset: the same on every device, so that runs compare (small: 16×512, the batch of issue 3's PyTorch reference). */
+export const TRAIN_SHAPES = { tiny: { B: 4, T: 64 }, small: { B: 16, T: 512 }, base: { B: 8, T: 512 } } as const;
 
 /** FLOPs of one step: 6 per non-embedding parameter and token, attention's full T×T scores, and the head's three products. */
 export function trainStepFlops(c: ModelConfig, B: number, T: number): number {

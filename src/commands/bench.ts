@@ -43,6 +43,7 @@ export default class Bench extends HlmCommand {
     compare: Flags.string({ description: 'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold' }),
     threshold: Flags.string({ description: 'largest tolerated throughput drop for --compare', default: '10%' }),
     from: Flags.string({ description: 'take the records from this JSON-lines file instead of running (to reformat or compare)' }),
+    top: Flags.integer({ description: 'log to stderr the N dispatches with the most GPU time in each test (needs timestamp queries)', min: 1 }),
     list: Flags.boolean({ description: 'list the selected tests without running them' }),
     device: deviceFlag,
   };
@@ -78,7 +79,7 @@ export default class Bench extends HlmCommand {
       if (!selection.cases.length) throw new HlmError(`no test matches --suite ${flags.suite}${flags.filter ? ` --filter ${flags.filter}` : ''}`);
       const gpu = await this.openGpu(flags.device);
       // JSON lines are flushed as each test ends; the other formats need every record first.
-      records = await runBench(gpu, selection, { quick: flags.quick, reps: flags.reps, warmup: flags.warmup }, (r) => { if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n'); });
+      records = await runBench(gpu, selection, { quick: flags.quick, reps: flags.reps, warmup: flags.warmup, top: flags.top }, (r) => { if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n'); });
       if (flags.format !== 'jsonl') emit(render(records, flags.format));
     }
 

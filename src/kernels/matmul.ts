@@ -43,8 +43,23 @@ export function matmulFlops(s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch'>): num
 }
 
 function checkTile(t: MatmulTile): void {
-  const ok = t.BM % t.TM === 0 && t.BN % t.TN === 0 && t.TM % 4 === 0 && t.TN % 4 === 0 && t.BK % 4 === 0;
-  if (!ok) throw new HlmError(`matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, and TM, TN, BK be multiples of 4`);
+  const ok = t.BM % t.TM === 0 && t.BN % t.TN === 0 && [4, 8].includes(t.TM) && [4, 8].includes(t.TN) && t.BK % 4 === 0;
+  if (!ok) throw new HlmError(`matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, TM and TN be 4 or 8, and BK a multiple of 4`);
+}
+
+/**
+ * On a hardware GPU a product whose output has few 128×128 tiles (the weight gradients:
+ * d_in × d_out outputs, K = all tokens) would leave most of the GPU idle; 64×64 tiles give
+ * 4× the workgroups. Below this many large tiles, the smaller one is used.
+ */
+export const FEW_TILES = 264;
+export const SMALL_HARDWARE_TILE: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 };
+
+/** The tile for a product when the caller names none. */
+export function defaultTile(kind: 'hardware' | 'software', M: number, N: number, batch: number): MatmulTile {
+  const big = TILES[kind];
+  if (kind === 'hardware' && Math.ceil(M / big.BM) * Math.ceil(N / big.BN) * batch < FEW_TILES) return SMALL_HARDWARE_TILE;
+  return big;
 }
 
 /**
@@ -67,7 +82,7 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   if (s.c.buffer === s.a.buffer || s.c.buffer === s.b.buffer) {
     throw new HlmError(`${label}: C must not share a buffer with A or B (WebGPU forbids writable aliasing)`);
   }
-  const tile = s.tile ?? TILES[gpu.adapter.kind];
+  const tile = s.tile ?? defaultTile(gpu.adapter.kind, M, N, batch);
   checkTile(tile);
   const offA = s.a.offset ?? 0, offB = s.b.offset ?? 0, offC = s.c.offset ?? 0;
   const strideA = s.strideA ?? M * K, strideB = s.strideB ?? K * N, strideC = s.strideC ?? M * N;

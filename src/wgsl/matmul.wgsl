@@ -1,7 +1,8 @@
 // Batched, strided matrix product: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b].
 // Row-major; A is M x K (K x M when TRANS_A), B is K x N (N x K when TRANS_B).
 //
-// Each workgroup computes a BM x BN tile of C; each invocation a TM x TN register block.
+// Each workgroup computes a BM x BN tile of C; each invocation a TM x TN register block
+// (TM, TN: 4 or 8).
 // Per BK-slice of K, the workgroup stages A and B tiles in workgroup memory, stored
 // k-major (As[k][m], Bs[k][n]) whatever the transposes, so the inner loop is the same
 // for all four combinations. Global loads are vec4 along the contiguous dimension when
@@ -121,6 +122,35 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
 //#endif
 }
 
+// One k-step of a thread's register block: four rows (a) times four columns (b) into the
+// accumulators c0..c3 (row i of the block in ci).
+fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
+  (*c)[0] = fma(vec4<f32>(a.x), b, (*c)[0]);
+  (*c)[1] = fma(vec4<f32>(a.y), b, (*c)[1]);
+  (*c)[2] = fma(vec4<f32>(a.z), b, (*c)[2]);
+  (*c)[3] = fma(vec4<f32>(a.w), b, (*c)[3]);
+}
+
+// Rows m..m+3 x columns n..n+3 of C from a 4x4 accumulator block, bounds-checked.
+fn store(base: u32, m: u32, n: u32, c: mat4x4<f32>) {
+  for (var i = 0u; i < 4u; i++) {
+    if (m + i >= p.M) { return; }
+    for (var j = 0u; j < 4u; j++) {
+      if (n + j >= p.N) { break; }
+      let idx = base + (m + i) * p.N + n + j;
+      var v = p.alpha * c[i][j];
+      // beta == 0 must not read C: it may hold garbage (NaN * 0 is NaN).
+      if (p.beta != 0.0) { v = fma(p.beta, C[idx], v); }
+      C[idx] = v;
+    }
+  }
+}
+
+// A thread's TM x TN block is made of 4x4 blocks spaced WG_Y·4 rows and WG_X·4 columns
+// apart, so that neighbouring threads read neighbouring vec4s of As/Bs (no bank conflicts)
+// and write neighbouring columns of C. The accumulators are named matrices, not an
+// indexed array: GPU compilers keep those in registers, while a private array indexed in
+// loops can end up in (slow) local memory. TM and TN are 4 or 8.
 @compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let tid = lid.y * WG_X + lid.x;
@@ -129,40 +159,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let batch = wg.z;
   let baseA = p.offA + batch * p.strideA;
   let baseB = p.offB + batch * p.strideB;
-  let tm = lid.y * TM;
-  let tn = lid.x * TN;
+  let ta = lid.y;          // vec4 index of the thread's first rows in As[k]
+  let tb = lid.x;          // and of its first columns in Bs[k]
 
-  // acc[i][j4] holds C[tm + i, tn + 4·j4 .. +4].
-  var acc: array<vec4<f32>, TM * TN / 4u>;
-  var a: array<vec4<f32>, TM / 4u>;
-  var b: array<vec4<f32>, TN / 4u>;
+  var c00 = mat4x4<f32>(); // rows block 0, columns block 0
+  var c01 = mat4x4<f32>(); // rows block 0, columns block 1 (TN == 8)
+  var c10 = mat4x4<f32>(); // rows block 1 (TM == 8), columns block 0
+  var c11 = mat4x4<f32>();
   for (var k0 = p.kBegin; k0 < p.kEnd; k0 += BK) {
     loadA(baseA, m0, k0, tid);
     loadB(baseB, n0, k0, tid);
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[(kk * BM + tm) / 4u + i]; }
-      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[(kk * BN + tn) / 4u + j]; }
-      for (var i = 0u; i < TM; i++) {
-        let ai = vec4<f32>(a[i / 4u][i % 4u]);
-        for (var j = 0u; j < TN / 4u; j++) { acc[i * (TN / 4u) + j] = fma(ai, b[j], acc[i * (TN / 4u) + j]); }
+      let a0 = As[kk * (BM / 4u) + ta];
+      let b0 = Bs[kk * (BN / 4u) + tb];
+      rank1(a0, b0, &c00);
+      if (TN == 8u) { rank1(a0, Bs[kk * (BN / 4u) + WG_X + tb], &c01); }
+      if (TM == 8u) {
+        let a1 = As[kk * (BM / 4u) + WG_Y + ta];
+        rank1(a1, b0, &c10);
+        if (TN == 8u) { rank1(a1, Bs[kk * (BN / 4u) + WG_X + tb], &c11); }
       }
     }
     workgroupBarrier();
   }
 
   let baseC = p.offC + batch * p.strideC;
-  for (var i = 0u; i < TM; i++) {
-    let m = m0 + tm + i;
-    if (m >= p.M) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let n = n0 + tn + j;
-      if (n >= p.N) { break; }
-      let idx = baseC + m * p.N + n;
-      var c = p.alpha * acc[i * (TN / 4u) + j / 4u][j % 4u];
-      // beta == 0 must not read C: it may hold garbage (NaN * 0 is NaN).
-      if (p.beta != 0.0) { c = fma(p.beta, C[idx], c); }
-      C[idx] = c;
-    }
+  let m = m0 + ta * 4u;
+  let n = n0 + tb * 4u;
+  store(baseC, m, n, c00);
+  if (TN == 8u) { store(baseC, m, n + WG_X * 4u, c01); }
+  if (TM == 8u) {
+    store(baseC, m + WG_Y * 4u, n, c10);
+    if (TN == 8u) { store(baseC, m + WG_Y * 4u, n + WG_X * 4u, c11); }
   }
 }
