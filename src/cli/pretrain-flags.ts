@@ -20,7 +20,7 @@ export const pretrainFlags = {
     resume: Flags.boolean({ description: 'continue <out>/checkpoint (weights, optimizer, data position) up to --steps', default: false }),
     steps: Flags.integer({ default: 300, min: 1 }),
     'schedule-steps': Flags.integer({ min: 1, description: 'length of the LR schedule (default: --steps); give the final total when training in parts with --resume' }),
-    'batch-size': Flags.integer({ min: 1, description: 'sequences per step (default by model width: 16 up to d=128, 16 up to 512, else 8)' }),
+    'batch-size': Flags.integer({ min: 1, description: 'sequences per step (default by model width: 16 up to d=128 (64 for an encoder), 16 up to 512, else 8)' }),
     'seq-len': Flags.integer({ min: 1, description: 'tokens per sequence (default by model width: 128, 512, 1024; at most n_positions)' }),
     lr: Flags.string({ description: 'peak learning rate (default by model width: 6e-3 up to d=128, 1e-3 up to 512, else 6e-4)' }),
     optimizer: Flags.option({ options: ['adamw', 'sgd'] as const, default: 'adamw' as const })(),
