@@ -3,7 +3,7 @@
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { defaultTile, matmul, SMALL_HARDWARE_TILE, TILES, type MatmulTile } from '../src/kernels/matmul.js';
+import { defaultPlan, matmul, SMALL_HARDWARE_TILE, TILES, type MatmulTile } from '../src/kernels/matmul.js';
 import { matmul as matmulRef } from '../src/reference/matmul.js';
 
 let gpu: Gpu;
@@ -11,12 +11,12 @@ beforeAll(async () => { gpu = await openTestGpu(); });
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
-async function check(M: number, N: number, K: number, o: { transA?: boolean; transB?: boolean; batch?: number; beta?: number; alpha?: number; offA?: number; offB?: number; offC?: number; tile?: MatmulTile }) {
+async function check(M: number, N: number, K: number, o: { transA?: boolean; transB?: boolean; batch?: number; beta?: number; alpha?: number; offA?: number; offB?: number; offC?: number; tile?: MatmulTile; splitK?: number }) {
   const batch = o.batch ?? 1;
   const offA = o.offA ?? 0, offB = o.offB ?? 0, offC = o.offC ?? 0;
   const a = rand.uniform(offA + batch * M * K), b = rand.uniform(offB + batch * K * N), c0 = rand.uniform(offC + batch * M * N);
   const A = gpu.upload('A', a), B = gpu.upload('B', b), C = gpu.upload('C', c0);
-  const d = await matmul(gpu, { M, N, K, batch, transA: o.transA, transB: o.transB, alpha: o.alpha, beta: o.beta, a: { buffer: A, offset: offA }, b: { buffer: B, offset: offB }, c: { buffer: C, offset: offC }, tile: o.tile });
+  const d = await matmul(gpu, { M, N, K, batch, transA: o.transA, transB: o.transB, alpha: o.alpha, beta: o.beta, a: { buffer: A, offset: offA }, b: { buffer: B, offset: offB }, c: { buffer: C, offset: offC }, tile: o.tile, splitK: o.splitK });
   await gpu.run(d);
   const got = await gpu.readF32(C, offC, batch * M * N);
   gpu.release(...d);
@@ -34,14 +34,28 @@ const CHECKED_TILES: [string, MatmulTile][] = [
   ['4x8 blocks', { BM: 32, BN: 64, BK: 4, TM: 4, TN: 8 }], ['8x4 blocks', { BM: 64, BN: 32, BK: 8, TM: 8, TN: 4 }],
 ];
 
-test('hardware products with few large tiles get the small tile; llvmpipe always its own', async () => {
-  expect(defaultTile('hardware', 4096, 4096, 1)).toBe(TILES.hardware);
-  expect(defaultTile('hardware', 512, 2048, 1)).toBe(SMALL_HARDWARE_TILE); // a weight gradient: 64 large tiles
-  expect(defaultTile('hardware', 512, 512, 64)).toBe(TILES.hardware); // batched attention products fill the GPU
-  expect(defaultTile('software', 512, 2048, 1)).toBe(TILES.software);
+test('hardware products with few large tiles split K, or take the small tile when K is short; llvmpipe never', async () => {
+  expect(defaultPlan('hardware', 4096, 4096, 4096, 1)).toEqual({ tile: TILES.hardware, parts: 1 });
+  expect(defaultPlan('hardware', 512, 2048, 8192, 1)).toEqual({ tile: TILES.hardware, parts: 9 }); // c_fc's dW: 64 tiles
+  expect(defaultPlan('hardware', 512, 512, 8192, 1)).toEqual({ tile: TILES.hardware, parts: 16 }); // at most 16 parts
+  expect(defaultPlan('hardware', 8192, 512, 50257, 1)).toEqual({ tile: TILES.hardware, parts: 3 }); // the CE head's dh
+  expect(defaultPlan('hardware', 512, 2048, 600, 1)).toEqual({ tile: SMALL_HARDWARE_TILE, parts: 1 }); // K too short to split
+  expect(defaultPlan('hardware', 512, 512, 64, 64)).toEqual({ tile: TILES.hardware, parts: 1 }); // batched attention products fill the GPU
+  expect(defaultPlan('software', 512, 2048, 8192, 1)).toEqual({ tile: TILES.software, parts: 1 });
   await expect(matmul(gpu, { M: 2, N: 2, K: 2, a: { buffer: gpu.buffer('a', 16) }, b: { buffer: gpu.buffer('b', 16) }, c: { buffer: gpu.buffer('c', 16) }, tile: { BM: 12, BN: 12, BK: 4, TM: 12, TN: 12 } })).rejects.toThrow(/TM and TN be 4 or 8/);
+  await expect(matmul(gpu, { M: 2, N: 2, K: 2, a: { buffer: gpu.buffer('a', 16) }, b: { buffer: gpu.buffer('b', 16) }, c: { buffer: gpu.buffer('c', 16) }, splitK: 3 })).rejects.toThrow(/splitK must be an integer from 1 to K = 2/);
 });
 
+// Split-K (forced here; by default only on hardware GPUs): parts of K side by side, then summed.
+describe.each([['hardware', TILES.hardware], ['software', TILES.software]] as const)('split K, %s tile', (_kind, tile) => {
+  test.each([[2], [3], [7]])('%i parts: odd shapes, all transposes', async (parts) => {
+    for (const [transA, transB] of TRANSPOSES) await check(37, 29, 301, { transA, transB, tile, splitK: parts });
+  });
+  test('batched, with alpha, beta and offsets; more parts than K has tiles', async () => {
+    await check(33, 17, 140, { batch: 3, alpha: -0.5, beta: 0.75, offA: 4, offB: 8, offC: 12, tile, splitK: 4 });
+    await check(21, 23, 17, { alpha: 2, beta: 1, offA: 3, offB: 5, offC: 7, transA: true, tile, splitK: 5 });
+  });
+});
 describe.each(CHECKED_TILES)('%s tile', (_kind, tile) => {
   test.each(SHAPES)('%i x %i x %i, all transposes', async (M, N, K) => {
     for (const [transA, transB] of TRANSPOSES) await check(M, N, K, { transA, transB, tile });

@@ -18,7 +18,7 @@ function tinyConfig(causal: boolean): ModelConfig {
   return { ...preset('tiny'), vocab_size: 37, n_positions: 11, n_embd: 12, n_layer: 2, n_head: 3, causal, mask_token_id: causal ? null : 36 };
 }
 
-async function checkStep(config: ModelConfig, B: number, T: number, targets: Int32Array, inputs: Int32Array, kind: 'ce' | 'cwt' = 'ce', temperature = 1) {
+async function checkStep(config: ModelConfig, B: number, T: number, targets: Int32Array, inputs: Int32Array, kind: 'ce' | 'cwt' = 'ce', temperature = 1, labels?: string[]) {
   const layout = paramLayout(config);
   const { params, named } = randomGpt2Params(layout, rand);
   const model = await Gpt2.create(gpu, config, { B, T, train: true });
@@ -27,7 +27,9 @@ async function checkStep(config: ModelConfig, B: number, T: number, targets: Int
   model.writeParams(params);
   model.setTokens(inputs);
   head.setTargets(targets);
-  await gpu.run([{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward]);
+  const step = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward];
+  labels?.push(...step.flatMap((c) => ('label' in c ? [c.label] : [])));
+  await gpu.run(step);
   const loss = (await gpu.readF32(head.loss, 0, 1))[0];
   const grads = await model.readGrads();
   const ref = gpt2LossAndGrads(named, { ...config }, inputs, targets, B, T, kind, { temperature });
@@ -48,6 +50,28 @@ test('decoder: loss and every gradient match float64', async () => {
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) { inputs[b * T + t] = tokens[b * (T + 1) + t]; targets[b * T + t] = tokens[b * (T + 1) + t + 1]; }
   targets[3] = -1; // an ignored position
   await checkStep(config, B, T, targets, inputs);
+});
+
+// What a hardware GPU runs, here on the software adapter: 128x128 tiles, the whole CE head in
+// one chunk, and K split in the head's dh and dwte (K = V, K = rows) and in every weight
+// gradient (K = B·T = 1,024), the partial products sharing one scratch buffer.
+test('decoder under the hardware plan (split-K products, one head chunk): loss and every gradient match float64', async () => {
+  const adapter = gpu.adapter as { kind: string };
+  const kind = adapter.kind;
+  adapter.kind = 'hardware';
+  try {
+    const config = { ...tinyConfig(true), vocab_size: 1100, n_positions: 128 };
+    const B = 8, T = 128;
+    const tokens = rand.int(B * (T + 1), config.vocab_size);
+    const inputs = new Int32Array(B * T), targets = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) { inputs[b * T + t] = tokens[b * (T + 1) + t]; targets[b * T + t] = tokens[b * (T + 1) + t + 1]; }
+    const labels: string[] = [];
+    await checkStep(config, B, T, targets, inputs, 'ce', 1, labels);
+    const split = labels.filter((l) => / K parts\)$/.test(l));
+    expect(split.some((l) => l.includes('dh')) && split.some((l) => l.includes('c_fc dW'))).toBe(true);
+  } finally {
+    adapter.kind = kind;
+  }
 });
 
 test('encoder (bidirectional, masked targets): loss and every gradient match float64', async () => {

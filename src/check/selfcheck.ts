@@ -74,6 +74,18 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
     }
   }
 
+  // Split-K (what a hardware GPU does for weight gradients): three parts of K, then their sum.
+  for (const transA of [false, true]) {
+    const M = 67, N = 129, K = 1100;
+    const a = random(M * K, next), b = random(K * N, next);
+    const A = gpu.upload('check A', a), B = gpu.upload('check B', b), C = gpu.buffer('check C', M * N * 4);
+    const d = await matmul(gpu, { M, N, K, transA, splitK: 3, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
+    await gpu.run(d, 'check matmul split-K');
+    record(`matmul split-K${transA ? ' Aᵀ' : ''}`, `${M}x${N}x${K}`, await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, transA, false), 1e-5);
+    gpu.release(...d);
+    gpu.free(A, B, C);
+  }
+
   {
     const rows = 67, cols = 129;
     const x = random(rows * cols, next), bias = random(cols, next);

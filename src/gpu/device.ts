@@ -72,6 +72,7 @@ export class Gpu {
   private bytesPeak = 0;
   private live = new Map<GPUBuffer, { label: string; size: number }>();
   private pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private sharedBuffers = new Map<string, GPUBuffer>();
   private lostReason: string | undefined;
   private destroyed = false;
   /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
@@ -130,6 +131,22 @@ export class Gpu {
     this.live.set(buf, { label, size });
     this.bytesNow += size;
     this.bytesPeak = Math.max(this.bytesPeak, this.bytesNow);
+    return buf;
+  }
+
+  /**
+   * A storage buffer of at least `bytes` shared by every caller that names `name`, for data
+   * that lives only from one dispatch to the next (split-K partial products): commands run in
+   * order, so one buffer serves every product. A larger request allocates a larger buffer
+   * (sizes rounded up to a power of two); the smaller ones stay for the bind groups that hold
+   * them, until the device is closed.
+   */
+  shared(name: string, bytes: number): GPUBuffer {
+    const have = this.sharedBuffers.get(name);
+    if (have && have.size >= bytes) return have;
+    const rounded = Math.min(2 ** Math.ceil(Math.log2(Math.max(16, bytes))), this.limits.maxStorageBufferBindingSize ?? Infinity);
+    const buf = this.buffer(`shared ${name}`, Math.max(bytes, rounded));
+    this.sharedBuffers.set(name, buf);
     return buf;
   }
 

@@ -2,7 +2,7 @@
 // layer (forward: x·W; backward: dY·Wᵀ and xᵀ·dY) and of attention's score and value products.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { packParams, type TensorRef } from './types.js';
+import { grid, packParams, type TensorRef } from './types.js';
 
 export interface MatmulTile {
   BM: number;
@@ -35,6 +35,8 @@ export interface MatmulSpec {
   strideB?: number;
   strideC?: number;
   tile?: MatmulTile;
+  /** Split K into this many parts summed by a second dispatch (default: defaultPlan's, 1 with an explicit tile). */
+  splitK?: number;
   label?: string;
 }
 
@@ -49,17 +51,26 @@ function checkTile(t: MatmulTile): void {
 
 /**
  * On a hardware GPU a product whose output has few 128×128 tiles (the weight gradients:
- * d_in × d_out outputs, K = all tokens) would leave most of the GPU idle; 64×64 tiles give
- * 4× the workgroups. Below this many large tiles, the smaller one is used.
+ * d_in × d_out outputs, K = all tokens; the CE head's dh, K = V) leaves most of the GPU idle:
+ * on an H200, c_fc's dW (512×2048, K = 8,192) ran at ~7 TFLOP/s in 64×64 tiles against
+ * ~23 for the head's big products. Below FEW_TILES large tiles, K is split into parts that
+ * run side by side (aiming at SPLIT_K_GROUPS workgroups, each part at least SPLIT_K_MIN_SPAN
+ * long) and a second dispatch sums them; when K is too short to split, 64×64 tiles give 4×
+ * the workgroups instead. 264 is twice an H100's or H200's 132 multiprocessors.
  */
 export const FEW_TILES = 264;
+export const SPLIT_K_GROUPS = 528;
+export const SPLIT_K_MIN_SPAN = 512;
+export const SPLIT_K_MAX_PARTS = 16;
 export const SMALL_HARDWARE_TILE: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 };
 
-/** The tile for a product when the caller names none. */
-export function defaultTile(kind: 'hardware' | 'software', M: number, N: number, batch: number): MatmulTile {
+/** The tile and the number of K parts for a product when the caller names neither. */
+export function defaultPlan(kind: 'hardware' | 'software', M: number, N: number, K: number, batch: number): { tile: MatmulTile; parts: number } {
   const big = TILES[kind];
-  if (kind === 'hardware' && Math.ceil(M / big.BM) * Math.ceil(N / big.BN) * batch < FEW_TILES) return SMALL_HARDWARE_TILE;
-  return big;
+  const groups = Math.ceil(M / big.BM) * Math.ceil(N / big.BN) * batch;
+  if (kind === 'software' || groups >= FEW_TILES) return { tile: big, parts: 1 };
+  const parts = Math.min(SPLIT_K_MAX_PARTS, Math.ceil(SPLIT_K_GROUPS / groups), Math.floor(K / SPLIT_K_MIN_SPAN));
+  return parts >= 2 ? { tile: big, parts } : { tile: SMALL_HARDWARE_TILE, parts: 1 };
 }
 
 /**
@@ -82,7 +93,8 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   if (s.c.buffer === s.a.buffer || s.c.buffer === s.b.buffer) {
     throw new HlmError(`${label}: C must not share a buffer with A or B (WebGPU forbids writable aliasing)`);
   }
-  const tile = s.tile ?? defaultTile(gpu.adapter.kind, M, N, batch);
+  const plan = defaultPlan(gpu.adapter.kind, M, N, K, batch);
+  const tile = s.tile ?? plan.tile;
   checkTile(tile);
   const offA = s.a.offset ?? 0, offB = s.b.offset ?? 0, offC = s.c.offset ?? 0;
   const strideA = s.strideA ?? M * K, strideB = s.strideB ?? K * N, strideC = s.strideC ?? M * N;
@@ -90,19 +102,41 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const vecA = (transA ? M : K) % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
   const vecB = (transB ? K : N) % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
   const pipeline = await gpu.pipeline('matmul', { ...tile, TRANS_A: transA, TRANS_B: transB, VEC_A: vecA, VEC_B: vecB });
+  const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
+  const params = (o: { k0: number; kEnd: number; offC: number; strideC: number; alpha: number; beta: number; parts: number; kPart: number; strideP: number }) => packParams([
+    ['u32', M], ['u32', N], ['u32', K], ['u32', o.k0],
+    ['u32', offA], ['u32', offB], ['u32', o.offC], ['u32', o.parts],
+    ['u32', strideA], ['u32', strideB], ['u32', o.strideC], ['u32', o.strideP],
+    ['f32', o.alpha], ['f32', o.beta], ['u32', o.kEnd], ['u32', o.kPart],
+  ]);
+  const alpha = s.alpha ?? 1, beta = s.beta ?? 0;
+
+  const parts = s.splitK ?? (s.tile ? 1 : plan.parts);
+  if (!(Number.isInteger(parts) && parts >= 1 && parts <= K)) throw new HlmError(`${label}: splitK must be an integer from 1 to K = ${K}, got ${parts}`);
+  if (parts > 1) {
+    if (gpu.adapter.kind === 'software' && K > SOFTWARE_K_SPAN * parts) throw new HlmError(`${label}: K = ${K} in ${parts} parts is past llvmpipe's loop limit; use more parts`);
+    // Each part's span is a multiple of BK, so that a part's vec4 loads never straddle its end.
+    const kPart = Math.ceil(K / parts / tile.BK) * tile.BK;
+    const used = Math.ceil(K / kPart);
+    const scratch = gpu.shared('matmul split-K', used * batch * M * N * 4);
+    const u1 = gpu.uniform(`${label} parts params`, params({ k0: 0, kEnd: K, offC: 0, strideC: used * M * N, alpha: 1, beta: 0, parts: used, kPart, strideP: M * N }));
+    const sum = await gpu.pipeline('matmul_splitk_sum');
+    const u2 = gpu.uniform(`${label} sum params`, packParams([
+      ['u32', M * N], ['u32', used], ['u32', batch * M * N], ['u32', offC], ['u32', strideC], ['f32', alpha], ['f32', beta], ['u32', 0],
+    ]));
+    return [
+      gpu.dispatch(`${label} (${used} K parts)`, pipeline, [s.a.buffer, s.b.buffer, scratch, u1], workgroups(batch * used), [u1]),
+      gpu.dispatch(`${label} sum of K parts`, sum, [scratch, s.c.buffer, u2], grid(gpu, batch * M * N, 256), [u2]),
+    ];
+  }
+
   const span = gpu.adapter.kind === 'software' ? Math.max(tile.BK, Math.floor(SOFTWARE_K_SPAN / tile.BK) * tile.BK) : K;
   const out: Dispatch[] = [];
   for (let k0 = 0; k0 < K; k0 += span) {
     const kEnd = Math.min(K, k0 + span);
-    const params = packParams([
-      ['u32', M], ['u32', N], ['u32', K], ['u32', k0],
-      ['u32', offA], ['u32', offB], ['u32', offC], ['u32', 0],
-      ['u32', strideA], ['u32', strideB], ['u32', strideC], ['u32', 0],
-      ['f32', s.alpha ?? 1], ['f32', k0 === 0 ? (s.beta ?? 0) : 1], ['u32', kEnd], ['u32', 0],
-    ]);
     const part = span < K ? `${label} k ${k0}..${kEnd}` : label;
-    const uniform = gpu.uniform(`${part} params`, params);
-    out.push(gpu.dispatch(part, pipeline, [s.a.buffer, s.b.buffer, s.c.buffer, uniform], [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], [uniform]));
+    const uniform = gpu.uniform(`${part} params`, params({ k0, kEnd, offC, strideC, alpha, beta: k0 === 0 ? beta : 1, parts: 1, kPart: kEnd - k0, strideP: 0 }));
+    out.push(gpu.dispatch(part, pipeline, [s.a.buffer, s.b.buffer, s.c.buffer, uniform], workgroups(batch), [uniform]));
   }
   return out;
 }

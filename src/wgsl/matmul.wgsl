@@ -23,11 +23,14 @@ const THREADS: u32 = WG_X * WG_Y;
 
 // The K loop runs over [kBegin, kEnd): the host splits long K into several dispatches on
 // llvmpipe, which silently stops any invocation after 65,535 loop iterations.
+// Split-K: with parts > 1, workgroup z = batch·parts + part, and each part covers kPart of
+// K, writing its partial product strideP elements after the previous part's (the host then
+// sums the parts: matmul_splitk_sum.wgsl). parts = 1 is the plain product.
 struct Params {
   M: u32, N: u32, K: u32, kBegin: u32,
-  offA: u32, offB: u32, offC: u32, _pad1: u32,
-  strideA: u32, strideB: u32, strideC: u32, _pad2: u32,
-  alpha: f32, beta: f32, kEnd: u32, _pad3: u32,
+  offA: u32, offB: u32, offC: u32, parts: u32,
+  strideA: u32, strideB: u32, strideC: u32, strideP: u32,
+  alpha: f32, beta: f32, kEnd: u32, kPart: u32,
 }
 
 //#if VEC_A
@@ -51,7 +54,7 @@ fn setA(i: u32, v: f32) { As[i / 4u][i % 4u] = v; }
 fn setB(i: u32, v: f32) { Bs[i / 4u][i % 4u] = v; }
 
 // Stage A[m0.., k0..] into As[k][m].
-fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
+fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#if VEC_A
   if (TRANS_A) { // A is K x M: vec4 runs along m
     for (var i = tid; i < BK * BM / 4u; i += THREADS) {
@@ -59,7 +62,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
       let kk = i / (BM / 4u);
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (m < p.M && k < p.kEnd) { v = A[(base + k * p.M + m) / 4u]; }
+      if (m < p.M && k < kEnd) { v = A[(base + k * p.M + m) / 4u]; }
       As[(kk * BM + mm) / 4u] = v;
     }
   } else { // A is M x K: vec4 runs along k
@@ -68,7 +71,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
       let mm = i / (BK / 4u);
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (m < p.M && k < p.kEnd) { v = A[(base + m * p.K + k) / 4u]; }
+      if (m < p.M && k < kEnd) { v = A[(base + m * p.K + k) / 4u]; }
       setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y); setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
     }
   }
@@ -78,7 +81,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
     if (TRANS_A) { mm = i % BM; kk = i / BM; } else { kk = i % BK; mm = i / BK; }
     let m = m0 + mm; let k = k0 + kk;
     var v = 0.0;
-    if (m < p.M && k < p.kEnd) {
+    if (m < p.M && k < kEnd) {
       if (TRANS_A) { v = A[base + k * p.M + m]; } else { v = A[base + m * p.K + k]; }
     }
     setA(kk * BM + mm, v);
@@ -87,7 +90,7 @@ fn loadA(base: u32, m0: u32, k0: u32, tid: u32) {
 }
 
 // Stage B[k0.., n0..] into Bs[k][n].
-fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
+fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#if VEC_B
   if (TRANS_B) { // B is N x K: vec4 runs along k
     for (var i = tid; i < BK * BN / 4u; i += THREADS) {
@@ -95,7 +98,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
       let nn = i / (BK / 4u);
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (n < p.N && k < p.kEnd) { v = B[(base + n * p.K + k) / 4u]; }
+      if (n < p.N && k < kEnd) { v = B[(base + n * p.K + k) / 4u]; }
       setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y); setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
     }
   } else { // B is K x N: vec4 runs along n
@@ -104,7 +107,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
       let kk = i / (BN / 4u);
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (n < p.N && k < p.kEnd) { v = B[(base + k * p.N + n) / 4u]; }
+      if (n < p.N && k < kEnd) { v = B[(base + k * p.N + n) / 4u]; }
       Bs[(kk * BN + nn) / 4u] = v;
     }
   }
@@ -114,7 +117,7 @@ fn loadB(base: u32, n0: u32, k0: u32, tid: u32) {
     if (TRANS_B) { kk = i % BK; nn = i / BK; } else { nn = i % BN; kk = i / BN; }
     let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;
-    if (n < p.N && k < p.kEnd) {
+    if (n < p.N && k < kEnd) {
       if (TRANS_B) { v = B[base + n * p.K + k]; } else { v = B[base + k * p.N + n]; }
     }
     setB(kk * BN + nn, v);
@@ -156,7 +159,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let tid = lid.y * WG_X + lid.x;
   let m0 = wg.y * BM;
   let n0 = wg.x * BN;
-  let batch = wg.z;
+  let batch = wg.z / p.parts;
+  let part = wg.z % p.parts;
+  let kLo = p.kBegin + part * p.kPart;
+  let kHi = min(p.kEnd, kLo + p.kPart);
   let baseA = p.offA + batch * p.strideA;
   let baseB = p.offB + batch * p.strideB;
   let ta = lid.y;          // vec4 index of the thread's first rows in As[k]
@@ -166,9 +172,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   var c01 = mat4x4<f32>(); // rows block 0, columns block 1 (TN == 8)
   var c10 = mat4x4<f32>(); // rows block 1 (TM == 8), columns block 0
   var c11 = mat4x4<f32>();
-  for (var k0 = p.kBegin; k0 < p.kEnd; k0 += BK) {
-    loadA(baseA, m0, k0, tid);
-    loadB(baseB, n0, k0, tid);
+  for (var k0 = kLo; k0 < kHi; k0 += BK) {
+    loadA(baseA, m0, k0, kHi, tid);
+    loadB(baseB, n0, k0, kHi, tid);
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
       let a0 = As[kk * (BM / 4u) + ta];
@@ -184,7 +190,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     workgroupBarrier();
   }
 
-  let baseC = p.offC + batch * p.strideC;
+  let baseC = p.offC + batch * p.strideC + part * p.strideP;
   let m = m0 + ta * 4u;
   let n = n0 + tb * 4u;
   store(baseC, m, n, c00);
