@@ -125,8 +125,8 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#endif
 }
 
-// One k-step of a thread's register block: four rows (a) times four columns (b) into the
-// accumulators c0..c3 (row i of the block in ci).
+// One k-step of a 4x4 accumulator block: four rows (a) times four columns (b); (*c)[i]
+// holds row i of the block.
 fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
   (*c)[0] = fma(vec4<f32>(a.x), b, (*c)[0]);
   (*c)[1] = fma(vec4<f32>(a.y), b, (*c)[1]);
