@@ -228,7 +228,7 @@ test('a JSON config file sets model and training keys; --set and explicit flags 
 
 test('batch, sequence and learning rate default by model width, and run.json records what was used', async () => {
   expect(trainingDefaults(preset('tiny'))).toEqual({ batchSize: 16, seqLen: 128, lr: 6e-3 });
-  expect(trainingDefaults({ ...preset('tiny'), causal: false })).toEqual({ batchSize: 64, seqLen: 128, lr: 6e-3 });
+  expect(trainingDefaults({ ...preset('tiny'), causal: false })).toEqual({ batchSize: 128, seqLen: 64, lr: 6e-3 });
   expect(trainingDefaults({ ...preset('small'), causal: false }).batchSize).toBe(16);
   expect(trainingDefaults(preset('small'))).toEqual({ batchSize: 16, seqLen: 512, lr: 1e-3 });
   expect(trainingDefaults(preset('base'))).toEqual({ batchSize: 8, seqLen: 1024, lr: 6e-4 });
