@@ -21,7 +21,9 @@ if on check; then
   say devices; timeout 120 node bin/run.js devices --json > "$RES/devices.json"; head -c 600 "$RES/devices.json"; echo
   say check; timeout 180 node bin/run.js check --device "$DEV" --size 4096 2>&1 | tail -18
   for v in ${WGSL_VARIANTS:-}; do
-    say "check with shaders from $v"; HLM_WGSL_DIR=$PWD/$v timeout 120 node bin/run.js check --device "$DEV" --size 4096 2>&1 | grep -E "^(fail|matmul [0-9])"
+    say "check with shaders from $v"
+    HLM_WGSL_DIR=$PWD/$v timeout 120 node bin/run.js check --device "$DEV" --size 4096 2>&1 \
+      | grep -E "^(fail|matmul [0-9])"
   done
 fi
 
@@ -29,39 +31,49 @@ if on torch && [[ -z ${QUICK:-} ]]; then
   say "PyTorch train step ($P)"
   node bin/run.js bench --suite train --filter "train-$P/" --list > /tmp/tests.jsonl
   for prec in ${PRECISIONS:-fp32 tf32 bf16}; do
-    PYTHONUNBUFFERED=1 timeout 180 python3 bench/torch_bench.py --tests /tmp/tests.jsonl --precision $prec --reps "$REPS" --out "$RES/torch-$prec.jsonl"
+    PYTHONUNBUFFERED=1 timeout 180 python3 bench/torch_bench.py --tests /tmp/tests.jsonl --precision $prec \
+      --reps "$REPS" --out "$RES/torch-$prec.jsonl"
   done
 fi
 
 if on train; then
   say "hlm train step ($P)"
-  timeout 300 node bin/run.js bench --suite train --filter "train-$P/" --device "$DEV" --reps "$REPS" --top 12 --out "$RES/hlm-train.jsonl"
-  [[ -f $RES/torch-fp32.jsonl ]] && node bin/run.js bench --from "$RES/hlm-train.jsonl" --compare "$RES/torch-fp32.jsonl" --threshold 100% --format md
+  timeout 300 node bin/run.js bench --suite train --filter "train-$P/" --device "$DEV" --reps "$REPS" --top 12 \
+    --out "$RES/hlm-train.jsonl"
+  [[ -f $RES/torch-fp32.jsonl ]] && node bin/run.js bench --from "$RES/hlm-train.jsonl" \
+    --compare "$RES/torch-fp32.jsonl" --threshold 100% --format md
 fi
 
 if on pretrain; then
   say "pretrain $P decoder, $STEPS steps"
-  timeout 400 node bin/run.js pretrain --arch decoder --objective ce --preset "$P" --data $D/enwiki20.bin --eval-data $D/wikitext-valid.bin \
-    --steps "$STEPS" --eval-every 100 --eval-batches 20 --log-every 50 --out /tmp/pre-$P --device "$DEV" --json > "$RES/pretrain-$P.json"
+  timeout 400 node bin/run.js pretrain --arch decoder --objective ce --preset "$P" --data $D/enwiki20.bin \
+    --eval-data $D/wikitext-valid.bin --steps "$STEPS" --eval-every 100 --eval-batches 20 --log-every 50 \
+    --out /tmp/pre-$P --device "$DEV" --json > "$RES/pretrain-$P.json"
   tail -c 600 "$RES/pretrain-$P.json"; echo; cp /tmp/pre-$P/metrics.jsonl "$RES/pretrain-$P-metrics.jsonl" 2>/dev/null
 fi
 
 if on sweep; then
   say "tiny encoder sweep, $SWEEP_STEPS steps, held-out wiki_63"
   for B in ${SWEEP_B:-16 32 64}; do for LR in ${SWEEP_LR:-3e-3 6e-3 1.2e-2}; do
-    r=$(timeout 120 node bin/run.js pretrain --arch encoder --objective ce --preset tiny --data $D/enwiki20.bin --eval-data $D/wiki63.bin \
-      --steps "$SWEEP_STEPS" --batch-size "$B" --lr "$LR" --eval-every "$SWEEP_STEPS" --eval-batches 40 --out /tmp/enc-$B-$LR --device "$DEV" --json 2>/dev/null)
+    r=$(timeout 120 node bin/run.js pretrain --arch encoder --objective ce --preset tiny --data $D/enwiki20.bin \
+      --eval-data $D/wiki63.bin --steps "$SWEEP_STEPS" --batch-size "$B" --lr "$LR" --eval-every "$SWEEP_STEPS" \
+      --eval-batches 40 --out /tmp/enc-$B-$LR --device "$DEV" --json 2>/dev/null)
     echo "{\"B\":$B,\"lr\":$LR,\"result\":${r:-null}}" >> "$RES/sweep.jsonl"
     node -e 'const r = JSON.parse(process.argv[1] || "null");
-      console.log(`B=${process.argv[2]} lr=${process.argv[3]}: ` + (r ? `last loss ${r.finalLoss.toFixed(3)} held-out ${r.valLoss?.toFixed(3)} ${r.tokensPerSecond.toFixed(0)} tok/s` : "failed"))' "$r" $B $LR
+      const what = r ? `last loss ${r.finalLoss.toFixed(3)} held-out ${r.valLoss?.toFixed(3)}` : "failed";
+      const speed = r ? ` ${r.tokensPerSecond.toFixed(0)} tok/s` : "";
+      console.log(`B=${process.argv[2]} lr=${process.argv[3]}: ${what}${speed}`)' \
+      "$r" $B $LR
   done; done
 fi
 
 if on matmul && [[ -z ${QUICK:-} ]]; then
   say "matmul kernels, hlm and PyTorch fp32"
   node bin/run.js bench --suite kernel --filter matmul --list > /tmp/mm.jsonl
-  PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_bench.py --tests /tmp/mm.jsonl --reps 10 --out "$RES/torch-matmul.jsonl"
-  timeout 180 node bin/run.js bench --suite kernel --filter matmul --device "$DEV" --reps 10 --out "$RES/hlm-matmul.jsonl"
+  PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_bench.py --tests /tmp/mm.jsonl --reps 10 \
+    --out "$RES/torch-matmul.jsonl"
+  timeout 180 node bin/run.js bench --suite kernel --filter matmul --device "$DEV" --reps 10 \
+    --out "$RES/hlm-matmul.jsonl"
   node bin/run.js bench --from "$RES/hlm-matmul.jsonl" --compare "$RES/torch-matmul.jsonl" --threshold 100% --format md
 fi
 say done

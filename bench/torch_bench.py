@@ -40,28 +40,85 @@ def default_tests(quick, suites):
     tests = []
     if 'kernel' in suites:
         sq, rows, d = (256, 128, 64) if quick else (2048, 4096, 512)
-        mm = lambda label, M, N, K, ta, tb: {'suite': 'kernel', 'name': 'matmul', 'test': f"{label} {M}x{N}x{K} {'T' if ta else 'N'}{'T' if tb else 'N'}",
-                                             'params': {'M': M, 'N': N, 'K': K, 'transA': ta, 'transB': tb}}
-        tests += [mm('square', sq, sq, sq, ta, tb) for ta, tb in [(False, False), (False, True), (True, False), (True, True)]]
-        for layer, n_in, n_out in [('attn.c_attn', d, 3 * d), ('attn.c_proj', d, d), ('mlp.c_fc', d, 4 * d), ('mlp.c_proj', 4 * d, d)]:
-            tests += [mm(f'{layer} fwd', rows, n_out, n_in, False, False), mm(f'{layer} dx', rows, n_in, n_out, False, True), mm(f'{layer} dW', n_in, n_out, rows, True, False)]
+        mm = lambda label, M, N, K, ta, tb: {
+            'suite': 'kernel',
+            'name': 'matmul',
+            'test': f"{label} {M}x{N}x{K} {'T' if ta else 'N'}{'T' if tb else 'N'}",
+            'params': {'M': M, 'N': N, 'K': K, 'transA': ta, 'transB': tb},
+        }
+        tests += [
+            mm('square', sq, sq, sq, ta, tb) for ta, tb in [(False, False), (False, True), (True, False), (True, True)]
+        ]
+        for layer, n_in, n_out in [
+            ('attn.c_attn', d, 3 * d),
+            ('attn.c_proj', d, d),
+            ('mlp.c_fc', d, 4 * d),
+            ('mlp.c_proj', 4 * d, d),
+        ]:
+            tests += [
+                mm(f'{layer} fwd', rows, n_out, n_in, False, False),
+                mm(f'{layer} dx', rows, n_in, n_out, False, True),
+                mm(f'{layer} dW', n_in, n_out, rows, True, False),
+            ]
     presets = ['tiny'] if quick else ['tiny', 'small', 'base']
     if 'train' in suites:
         for p in presets:
             B, T = TRAIN_SHAPES[p]
-            tests += [{'suite': 'train', 'name': f'train-{p}', 'test': f'{o} step {B}x{T}', 'params': {'preset': p, 'objective': o, 'batch': B, 'seq': T, 'optimizer': 'adamw'}} for o in ('ce', 'cwt')]
+            tests += [
+                {
+                    'suite': 'train',
+                    'name': f'train-{p}',
+                    'test': f'{o} step {B}x{T}',
+                    'params': {'preset': p, 'objective': o, 'batch': B, 'seq': T, 'optimizer': 'adamw'},
+                }
+                for o in ('ce', 'cwt')
+            ]
     if 'infer' in suites:
         for p in presets:
             n = PRESETS[p]['n_positions']
             prompt = min(512, n // 2)
             steps = min(128, n - prompt)
             params = {'preset': p, 'prompt': prompt, 'steps': steps}
-            tests += [{'suite': 'infer', 'name': f'infer-{p}', 'test': f'prefill {prompt}', 'params': params}, {'suite': 'infer', 'name': f'infer-{p}', 'test': f'decode {steps}', 'params': params}]
+            tests += [
+                {'suite': 'infer', 'name': f'infer-{p}', 'test': f'prefill {prompt}', 'params': params},
+                {'suite': 'infer', 'name': f'infer-{p}', 'test': f'decode {steps}', 'params': params},
+            ]
     return tests
 
 
 # Two-sided 95% Student t critical values by degrees of freedom (tinybench's rme uses the same).
-T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+T95 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
 
 
 def quantile(s, q):
@@ -76,7 +133,17 @@ def stats(ms):
     sd = math.sqrt(sum((x - mean) ** 2 for x in s) / (n - 1)) if n > 1 else 0.0
     crit = T95[min(n - 1, len(T95)) - 1] if n > 1 else T95[0]
     rme = 100 * crit * sd / math.sqrt(n) / mean if n > 1 and mean > 0 else 0.0
-    return {'mean': mean, 'sd': sd, 'rme': rme, 'p50': quantile(s, .5), 'p75': quantile(s, .75), 'p99': quantile(s, .99), 'min': s[0], 'max': s[-1], 'n': n}
+    return {
+        'mean': mean,
+        'sd': sd,
+        'rme': rme,
+        'p50': quantile(s, 0.5),
+        'p75': quantile(s, 0.75),
+        'p99': quantile(s, 0.99),
+        'min': s[0],
+        'max': s[-1],
+        'n': n,
+    }
 
 
 class Energy:
@@ -84,7 +151,11 @@ class Energy:
 
     def __init__(self, dev):
         self.dev, self.proc, self.reason = dev, None, None
-        self.rapl = [f'/sys/class/powercap/{d}/energy_uj' for d in (os.listdir('/sys/class/powercap') if os.path.isdir('/sys/class/powercap') else []) if re.fullmatch(r'intel-rapl:\d+', d)]
+        self.rapl = [
+            f'/sys/class/powercap/{d}/energy_uj'
+            for d in (os.listdir('/sys/class/powercap') if os.path.isdir('/sys/class/powercap') else [])
+            if re.fullmatch(r'intel-rapl:\d+', d)
+        ]
         if dev.type == 'cuda':
             try:
                 subprocess.run(['nvidia-smi', '-L'], capture_output=True, check=True, timeout=10)
@@ -103,7 +174,19 @@ class Energy:
         if self.reason:
             return
         if self.dev.type == 'cuda':
-            self.proc = subprocess.Popen(['nvidia-smi', '--query-gpu=power.draw', '--format=csv,noheader,nounits', '-lms', '50', '-i', str(self.dev.index or 0)], stdout=subprocess.PIPE, text=True)
+            self.proc = subprocess.Popen(
+                [
+                    'nvidia-smi',
+                    '--query-gpu=power.draw',
+                    '--format=csv,noheader,nounits',
+                    '-lms',
+                    '50',
+                    '-i',
+                    str(self.dev.index or 0),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
         else:
             self.e0 = [int(open(f).read()) for f in self.rapl]
 
@@ -116,11 +199,26 @@ class Energy:
             out = self.proc.communicate()[0]
             w = [float(x) for x in out.split() if re.fullmatch(r'[\d.]+', x)]
             if not w:
-                return {'source': None, 'joules': None, 'watts': None, 'reason': f'no power sample within {s * 1e3:.0f} ms'}
+                return {
+                    'source': None,
+                    'joules': None,
+                    'watts': None,
+                    'reason': f'no power sample within {s * 1e3:.0f} ms',
+                }
             watts = sum(w) / len(w)
-            return {'source': 'nvidia-smi', 'joules': watts * s, 'watts': watts, 'reason': f'mean of {len(w)} power.draw samples x wall time'}
+            return {
+                'source': 'nvidia-smi',
+                'joules': watts * s,
+                'watts': watts,
+                'reason': f'mean of {len(w)} power.draw samples x wall time',
+            }
         uj = sum(max(0, int(open(f).read()) - e) for f, e in zip(self.rapl, self.e0))
-        return {'source': 'rapl', 'joules': uj / 1e6, 'watts': uj / 1e6 / s if s > 0 else None, 'reason': 'CPU package energy'}
+        return {
+            'source': 'rapl',
+            'joules': uj / 1e6,
+            'watts': uj / 1e6 / s if s > 0 else None,
+            'reason': 'CPU package energy',
+        }
 
 
 def base_record(dev, args):
@@ -128,15 +226,37 @@ def base_record(dev, args):
     props = torch.cuda.get_device_properties(dev) if cuda else None
     return {
         'schema': 'hlm.bench/1',
-        'build': {'tool': 'torch', 'version': torch.__version__, 'commit': None, 'cuda': torch.version.cuda, 'precision': args.precision,
-                  'tf32': 'on' if args.precision == 'tf32' else 'off'},
-        'env': {'os': f'{platform.system()} {platform.release()}', 'arch': platform.machine(), 'cpu': platform.processor() or platform.machine(),
-                'cores': os.cpu_count() or 1, 'memory_bytes': os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'),
-                'runtime': f'python {platform.python_version()}', 'host': platform.node()},
-        'gpu': {'backend': 'cuda' if cuda else 'cpu', 'vendor': 'nvidia' if cuda else '', 'architecture': f'sm_{props.major}{props.minor}' if cuda else '',
-                'device': props.name if cuda else 'cpu', 'features': []},
-        'method': {'harness': 'bench/torch_bench.py', 'warmup': args.warmup, 'reps': args.reps, 'timer': 'time.perf_counter() after synchronize',
-                   'gpu_timer': 'CUDA events' if cuda else None},
+        'build': {
+            'tool': 'torch',
+            'version': torch.__version__,
+            'commit': None,
+            'cuda': torch.version.cuda,
+            'precision': args.precision,
+            'tf32': 'on' if args.precision == 'tf32' else 'off',
+        },
+        'env': {
+            'os': f'{platform.system()} {platform.release()}',
+            'arch': platform.machine(),
+            'cpu': platform.processor() or platform.machine(),
+            'cores': os.cpu_count() or 1,
+            'memory_bytes': os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'),
+            'runtime': f'python {platform.python_version()}',
+            'host': platform.node(),
+        },
+        'gpu': {
+            'backend': 'cuda' if cuda else 'cpu',
+            'vendor': 'nvidia' if cuda else '',
+            'architecture': f'sm_{props.major}{props.minor}' if cuda else '',
+            'device': props.name if cuda else 'cpu',
+            'features': [],
+        },
+        'method': {
+            'harness': 'bench/torch_bench.py',
+            'warmup': args.warmup,
+            'reps': args.reps,
+            'timer': 'time.perf_counter() after synchronize',
+            'gpu_timer': 'CUDA events' if cuda else None,
+        },
     }
 
 
@@ -179,9 +299,21 @@ def run_matmul(p, dev, args, energy):
     ref = torch.matmul(op(a.double(), ta), op(b.double(), tb))
     err = (torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref)).item()
     flops = 2 * M * N * K
-    return {'latency_ms': lat, 'gpu_ms': gms, 'energy': e, 'work': {'flops': flops, 'bytes': 4 * (M * K + K * N + M * N), 'tokens': None},
-            'throughput': {'unit': 'GFLOP/s', 'value': flops / (lat['p50'] / 1e3) / 1e9, 'peak_fraction': None},
-            'check': {'reference': 'torch float64 matmul', 'metric': 'relative L2 error', 'value': err, 'tolerance': 1e-5, 'ok': err <= 1e-5, 'shape': 'same'}}
+    return {
+        'latency_ms': lat,
+        'gpu_ms': gms,
+        'energy': e,
+        'work': {'flops': flops, 'bytes': 4 * (M * K + K * N + M * N), 'tokens': None},
+        'throughput': {'unit': 'GFLOP/s', 'value': flops / (lat['p50'] / 1e3) / 1e9, 'peak_fraction': None},
+        'check': {
+            'reference': 'torch float64 matmul',
+            'metric': 'relative L2 error',
+            'value': err,
+            'tolerance': 1e-5,
+            'ok': err <= 1e-5,
+            'shape': 'same',
+        },
+    }
 
 
 def model_for(preset, dev):
@@ -215,9 +347,19 @@ def run_train(p, dev, args, energy):
         torch.cuda.reset_peak_memory_stats(dev)
     lat, gms, e = measure(step, dev, args, energy)
     loss = last['loss'].item()
-    return {'latency_ms': lat, 'gpu_ms': gms, 'energy': e, 'work': {'flops': None, 'bytes': None, 'tokens': B * T},
-            'throughput': {'unit': 'tokens/s', 'value': B * T / (lat['p50'] / 1e3), 'peak_fraction': None},
-            'check': {'reference': 'none: the last loss must be finite', 'metric': 'loss', 'value': loss if math.isfinite(loss) else None, 'ok': math.isfinite(loss)}}
+    return {
+        'latency_ms': lat,
+        'gpu_ms': gms,
+        'energy': e,
+        'work': {'flops': None, 'bytes': None, 'tokens': B * T},
+        'throughput': {'unit': 'tokens/s', 'value': B * T / (lat['p50'] / 1e3), 'peak_fraction': None},
+        'check': {
+            'reference': 'none: the last loss must be finite',
+            'metric': 'loss',
+            'value': loss if math.isfinite(loss) else None,
+            'ok': math.isfinite(loss),
+        },
+    }
 
 
 @torch.no_grad()
@@ -226,11 +368,11 @@ def cached_forward(model, x, cache):
     d, H = model.w('wte.weight').shape[1], model.n_head
     past = cache[0][0].shape[2] if cache else 0
     t = x.shape[1]
-    h = model.w('wte.weight')[x] + model.w('wpe.weight')[past:past + t]
+    h = model.w('wte.weight')[x] + model.w('wpe.weight')[past : past + t]
     for i in range(model.n_layer):
         g = lambda n: model.w(f'h.{i}.{n}')
         a = F.layer_norm(h, (d,), g('ln_1.weight'), g('ln_1.bias'), 1e-5)
-        q, k, v = ((a @ g('attn.c_attn.weight') + g('attn.c_attn.bias')).split(d, dim=2))
+        q, k, v = (a @ g('attn.c_attn.weight') + g('attn.c_attn.bias')).split(d, dim=2)
         q, k, v = (z.view(1, t, H, d // H).transpose(1, 2) for z in (q, k, v))
         if len(cache) > i:
             k, v = torch.cat([cache[i][0], k], 2), torch.cat([cache[i][1], v], 2)
@@ -239,11 +381,17 @@ def cached_forward(model, x, cache):
             cache.append((k, v))
         s = (q @ k.transpose(-1, -2)) / math.sqrt(d // H)
         if t > 1:
-            s = s.masked_fill(torch.triu(torch.ones(t, past + t, dtype=torch.bool, device=x.device), past + 1), float('-inf'))
+            s = s.masked_fill(
+                torch.triu(torch.ones(t, past + t, dtype=torch.bool, device=x.device), past + 1), float('-inf')
+            )
         y = (s.softmax(-1) @ v).transpose(1, 2).reshape(1, t, d)
         h = h + y @ g('attn.c_proj.weight') + g('attn.c_proj.bias')
         a = F.layer_norm(h, (d,), g('ln_2.weight'), g('ln_2.bias'), 1e-5)
-        h = h + F.gelu(a @ g('mlp.c_fc.weight') + g('mlp.c_fc.bias'), approximate='tanh') @ g('mlp.c_proj.weight') + g('mlp.c_proj.bias')
+        h = (
+            h
+            + F.gelu(a @ g('mlp.c_fc.weight') + g('mlp.c_fc.bias'), approximate='tanh') @ g('mlp.c_proj.weight')
+            + g('mlp.c_proj.bias')
+        )
     h = F.layer_norm(h[:, -1], (d,), model.w('ln_f.weight'), model.w('ln_f.bias'), 1e-5)
     return h @ model.w('wte.weight').T
 
@@ -258,18 +406,26 @@ def run_infer(p, test, dev, args, energy):
     else:
         prefilled = []
         first = cached_forward(model, prompt, prefilled).argmax(-1, keepdim=True)
-        steps = 1 if test.startswith('token at') else p['steps']  # 'token at P': one step, its latency = time per output token
+        steps = (
+            1 if test.startswith('token at') else p['steps']
+        )  # 'token at P': one step, its latency = time per output token
 
         def fn():  # decoding only: each repetition starts from the same prefilled cache
             cache, nxt = list(prefilled), first
             for _ in range(steps):
                 nxt = cached_forward(model, nxt, cache).argmax(-1, keepdim=True)
                 nxt.item()  # a streaming decoder reads every token back, as hlm's does
+
         tokens = steps
     lat, gms, e = measure(fn, dev, args, energy)
-    return {'latency_ms': lat, 'gpu_ms': gms, 'energy': e, 'work': {'flops': None, 'bytes': None, 'tokens': tokens},
-            'throughput': {'unit': 'tokens/s', 'value': tokens / (lat['p50'] / 1e3), 'peak_fraction': None},
-            'check': None}
+    return {
+        'latency_ms': lat,
+        'gpu_ms': gms,
+        'energy': e,
+        'work': {'flops': None, 'bytes': None, 'tokens': tokens},
+        'throughput': {'unit': 'tokens/s', 'value': tokens / (lat['p50'] / 1e3), 'peak_fraction': None},
+        'check': None,
+    }
 
 
 def main():
@@ -282,8 +438,13 @@ def main():
     ap.add_argument('--warmup', type=int, default=None, help='warm-up repetitions (default: 2 with --quick, else 4)')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--out', help='write the JSON lines here (default: stdout)')
-    ap.add_argument('--precision', choices=['fp32', 'tf32', 'bf16'], default='fp32',
-                    help='fp32: TF32 off (the baseline hlm is compared with); tf32: TF32 matmuls; bf16: the train step under bf16 autocast')
+    ap.add_argument(
+        '--precision',
+        choices=['fp32', 'tf32', 'bf16'],
+        default='fp32',
+        help='fp32: TF32 off (the baseline hlm is compared with); tf32: TF32 matmuls; '
+        'bf16: the train step under bf16 autocast',
+    )
     args = ap.parse_args()
     args.reps = args.reps or (5 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 4)
@@ -313,14 +474,30 @@ def main():
         try:
             rec.update(run())
         except Exception as e:  # e.g. CUDA out of memory: a record, and the run goes on
-            rec.update(status='error', error=f'{e.__class__.__name__}: {e}', latency_ms=None, gpu_ms=None, throughput=None, check=None,
-                       work={'flops': None, 'bytes': None, 'tokens': None}, energy={'source': None, 'joules': None, 'watts': None, 'reason': 'not measured'})
-        rec['memory'] = {'rss_peak_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                         'gpu_peak_bytes': torch.cuda.max_memory_allocated(dev) if dev.type == 'cuda' else None}
+            rec.update(
+                status='error',
+                error=f'{e.__class__.__name__}: {e}',
+                latency_ms=None,
+                gpu_ms=None,
+                throughput=None,
+                check=None,
+                work={'flops': None, 'bytes': None, 'tokens': None},
+                energy={'source': None, 'joules': None, 'watts': None, 'reason': 'not measured'},
+            )
+        rec['memory'] = {
+            'rss_peak_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            'gpu_peak_bytes': torch.cuda.max_memory_allocated(dev) if dev.type == 'cuda' else None,
+        }
         rec['time'] = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         out.write(json.dumps(rec) + '\n')
         out.flush()
-        print(f"{t['suite']}/{t['name']} {t['test']}: {rec['status']} {rec['throughput']['value']:.3g} {rec['throughput']['unit']}" if rec['throughput'] else f"{t['name']} {t['test']}: {rec.get('error')}", file=sys.stderr)
+        tp = rec['throughput']
+        print(
+            f"{t['suite']}/{t['name']} {t['test']}: {rec['status']} {tp['value']:.3g} {tp['unit']}"
+            if tp
+            else f"{t['name']} {t['test']}: {rec.get('error')}",
+            file=sys.stderr,
+        )
         if dev.type == 'cuda':
             torch.cuda.empty_cache()
 

@@ -38,13 +38,13 @@ def read_safetensors(path):
     with open(path, 'rb') as f:
         data = f.read()
     (n,) = struct.unpack('<Q', data[:8])
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     out = {}
     for name, t in header.items():
         if name == '__metadata__':
             continue
         a, b = t['data_offsets']
-        arr = np.frombuffer(data[8 + n + a:8 + n + b], dtype=DTYPES[t['dtype']]).reshape(t['shape'])
+        arr = np.frombuffer(data[8 + n + a : 8 + n + b], dtype=DTYPES[t['dtype']]).reshape(t['shape'])
         out[name.removeprefix('transformer.')] = torch.from_numpy(arr.astype(np.float32).copy())
     return out
 
@@ -58,11 +58,24 @@ class Gpt2(torch.nn.Module):
         d = n_embd
         p = lambda *s: torch.nn.Parameter(torch.empty(*s))
         # ParameterDict keys may not contain '.': Hugging Face names are stored with '_'.
-        self.params = torch.nn.ParameterDict({'wte_weight': p(V, d), 'wpe_weight': p(n_positions, d), 'ln_f_weight': p(d), 'ln_f_bias': p(d)})
+        self.params = torch.nn.ParameterDict(
+            {'wte_weight': p(V, d), 'wpe_weight': p(n_positions, d), 'ln_f_weight': p(d), 'ln_f_bias': p(d)}
+        )
         for i in range(n_layer):
-            for name, shape in [('ln_1.weight', (d,)), ('ln_1.bias', (d,)), ('attn.c_attn.weight', (d, 3 * d)), ('attn.c_attn.bias', (3 * d,)),
-                                ('attn.c_proj.weight', (d, d)), ('attn.c_proj.bias', (d,)), ('ln_2.weight', (d,)), ('ln_2.bias', (d,)),
-                                ('mlp.c_fc.weight', (d, 4 * d)), ('mlp.c_fc.bias', (4 * d,)), ('mlp.c_proj.weight', (4 * d, d)), ('mlp.c_proj.bias', (d,))]:
+            for name, shape in [
+                ('ln_1.weight', (d,)),
+                ('ln_1.bias', (d,)),
+                ('attn.c_attn.weight', (d, 3 * d)),
+                ('attn.c_attn.bias', (3 * d,)),
+                ('attn.c_proj.weight', (d, d)),
+                ('attn.c_proj.bias', (d,)),
+                ('ln_2.weight', (d,)),
+                ('ln_2.bias', (d,)),
+                ('mlp.c_fc.weight', (d, 4 * d)),
+                ('mlp.c_fc.bias', (4 * d,)),
+                ('mlp.c_proj.weight', (4 * d, d)),
+                ('mlp.c_proj.bias', (d,)),
+            ]:
                 self.params[f'h.{i}.{name}'.replace('.', '_')] = p(*shape)
         self.n_layer = n_layer
         self.init_gpt2()
@@ -129,13 +142,20 @@ def shard_batch(path, B, T):
     tokens = np.fromfile(path, dtype='<u2' if header[1] == 1 else '<u4', offset=1024, count=B * T + 1).astype(np.int64)
     if len(tokens) < B * T + 1:
         sys.exit(f'{path}: {len(tokens)} tokens, batch 0 needs {B * T + 1}')
-    rows = np.stack([tokens[r * T:r * T + T + 1] for r in range(B)])
+    rows = np.stack([tokens[r * T : r * T + T + 1] for r in range(B)])
     return torch.from_numpy(rows[:, :-1]), torch.from_numpy(rows[:, 1:])
 
 
 def cmd_loss(a):
     cfg = json.load(open(f'{a.checkpoint}/config.json'))
-    model = Gpt2(cfg['vocab_size'], cfg['n_positions'], cfg['n_embd'], cfg['n_layer'], cfg['n_head'], cfg.get('hlm', {}).get('causal', True))
+    model = Gpt2(
+        cfg['vocab_size'],
+        cfg['n_positions'],
+        cfg['n_embd'],
+        cfg['n_layer'],
+        cfg['n_head'],
+        cfg.get('hlm', {}).get('causal', True),
+    )
     model.load(read_safetensors(f'{a.checkpoint}/model.safetensors'))
     x, y = shard_batch(a.shard, a.batch, a.seq)
     with torch.no_grad():
@@ -170,15 +190,31 @@ def cmd_bench(a):
             times.append(time.perf_counter() - t0)
     times.sort()
     median = times[len(times) // 2]
-    print(json.dumps({
-        'schema': 'hlm.bench/1', 'suite': 'train', 'name': f'torch-{a.preset}-{a.objective}', 'status': 'ok',
-        'params': {'preset': a.preset, 'batch': a.batch, 'seq': a.seq, 'objective': a.objective, 'optimizer': 'adamw', 'dtype': 'fp32', 'tf32': False},
-        'build': {'torch': torch.__version__}, 'gpu': {'device': str(dev), 'name': torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'},
-        'method': {'warmup': a.warmup, 'reps': a.steps, 'timer': 'perf_counter after synchronize'},
-        'latency_ms': {'p50': median * 1e3, 'min': times[0] * 1e3, 'max': times[-1] * 1e3, 'n': len(times)},
-        'throughput': {'unit': 'tokens/s', 'value': a.batch * a.seq / median},
-        'memory': {'gpu_peak_bytes': torch.cuda.max_memory_allocated() if dev.type == 'cuda' else None},
-    }))
+    print(
+        json.dumps(
+            {
+                'schema': 'hlm.bench/1',
+                'suite': 'train',
+                'name': f'torch-{a.preset}-{a.objective}',
+                'status': 'ok',
+                'params': {
+                    'preset': a.preset,
+                    'batch': a.batch,
+                    'seq': a.seq,
+                    'objective': a.objective,
+                    'optimizer': 'adamw',
+                    'dtype': 'fp32',
+                    'tf32': False,
+                },
+                'build': {'torch': torch.__version__},
+                'gpu': {'device': str(dev), 'name': torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'},
+                'method': {'warmup': a.warmup, 'reps': a.steps, 'timer': 'perf_counter after synchronize'},
+                'latency_ms': {'p50': median * 1e3, 'min': times[0] * 1e3, 'max': times[-1] * 1e3, 'n': len(times)},
+                'throughput': {'unit': 'tokens/s', 'value': a.batch * a.seq / median},
+                'memory': {'gpu_peak_bytes': torch.cuda.max_memory_allocated() if dev.type == 'cuda' else None},
+            }
+        )
+    )
 
 
 def main():

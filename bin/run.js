@@ -13,7 +13,9 @@ if (process.env.HLM_OUT) {
   const plugin = new Plugin({ root, pjson, type: 'core', isRoot: true, ignoreManifest: true });
   await plugin.load();
   const config = await Config.load({ root, pjson, plugins: new Map([[plugin.name, plugin]]) });
-  await run(process.argv.slice(2), config).then(() => flush()).catch(handle);
+  await run(process.argv.slice(2), config)
+    .then(() => flush())
+    .catch(handle);
 } else {
   await execute({ dir: import.meta.url });
 }

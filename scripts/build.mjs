@@ -13,7 +13,11 @@ const require = createRequire(import.meta.url);
 // builds and test runs can share one checkout without deleting each other's output.
 const out = join(root, process.env.HLM_OUT ?? 'dist');
 rmSync(out, { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', out], { stdio: 'inherit' });
+execFileSync(
+  process.execPath,
+  [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', out],
+  { stdio: 'inherit' },
+);
 cpSync(join(root, 'src/wgsl'), join(out, 'src/wgsl'), { recursive: true });
 cpSync(join(root, 'src/bench/hlm.bench.schema.json'), join(out, 'src/bench/hlm.bench.schema.json'));
 if (process.env.HLM_OUT) process.exit(0);

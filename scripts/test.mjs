@@ -18,12 +18,16 @@ const env = {
 // HLM_TEST_DEVICE=swiftshader: the Vulkan loader reads its ICD list from the environment,
 // which must be set here for the same reason as EGL_PLATFORM.
 const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
-if (/swiftshader/i.test(process.env.HLM_TEST_DEVICE ?? '') && !env.VK_ICD_FILENAMES && existsSync(swiftshader)) env.VK_ICD_FILENAMES = swiftshader;
+if (/swiftshader/i.test(process.env.HLM_TEST_DEVICE ?? '') && !env.VK_ICD_FILENAMES && existsSync(swiftshader))
+  env.VK_ICD_FILENAMES = swiftshader;
 const jest = join(root, 'node_modules/jest/bin/jest.js');
 const run = spawnSync(process.execPath, [jest, '--json', `--outputFile=${resultFile}`, ...process.argv.slice(2)], {
-  cwd: root, env, stdio: 'inherit',
+  cwd: root,
+  env,
+  stdio: 'inherit',
 });
-let passed = 0, failed = 0;
+let passed = 0;
+let failed;
 try {
   const r = JSON.parse(readFileSync(resultFile, 'utf8'));
   passed = r.numPassedTests;

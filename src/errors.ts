@@ -1,7 +1,10 @@
 // Errors a user can act on. The CLI prints their message alone (no stack) and exits non-zero;
 // anything else is a bug and keeps its stack.
 export class HlmError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
     this.name = new.target.name;
   }

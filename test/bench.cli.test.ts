@@ -9,7 +9,9 @@ import { hlm } from './helpers/cli.js';
 import { syntheticRun } from './helpers/bench-records.js';
 
 let dir: string;
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'hlm-bench-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hlm-bench-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function jsonl(name: string, records: unknown[]): string {
@@ -21,14 +23,35 @@ function jsonl(name: string, records: unknown[]): string {
 test('--list names the tests without running them; --filter narrows them', () => {
   const all = hlm(['bench', '--suite', 'kernel,train', '--quick', '--list']);
   expect(all.status).toBe(0);
-  const tests = all.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const tests = all.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const ids = tests.map((t) => `${t.suite}/${t.name}/${t.test}`);
   expect(ids.slice(0, 2)).toEqual(['kernel/peak/fma 16384x1024', 'kernel/peak/copy 16 MiB']);
   for (const t of ['NN', 'NT', 'TN', 'TT']) expect(ids).toContain(`kernel/matmul/square 256x256x256 ${t}`);
-  for (const id of ['kernel/loss-head/ce 128x50257x64', 'kernel/loss-head/cwt 128x128x64', 'kernel/covariance/4096x64', 'kernel/adamw/1048576', 'train/train-tiny/ce step 4x64', 'train/train-tiny/cwt step 4x64']) expect(ids).toContain(id);
+  for (const id of [
+    'kernel/loss-head/ce 128x50257x64',
+    'kernel/loss-head/cwt 128x128x64',
+    'kernel/covariance/4096x64',
+    'kernel/adamw/1048576',
+    'train/train-tiny/ce step 4x64',
+    'train/train-tiny/cwt step 4x64',
+  ])
+    expect(ids).toContain(id);
   expect(ids.some((i) => i.startsWith('train/train-small'))).toBe(false); // --quick: tiny only
 
-  const some = hlm(['bench', '--suite', 'kernel,train', '--quick', '--list', '--filter', 'loss-head|TRAIN-tiny/cwt', '--format', 'md']);
+  const some = hlm([
+    'bench',
+    '--suite',
+    'kernel,train',
+    '--quick',
+    '--list',
+    '--filter',
+    'loss-head|TRAIN-tiny/cwt',
+    '--format',
+    'md',
+  ]);
   expect(some.status).toBe(0);
   const rows = some.stdout.trim().split('\n').slice(2);
   expect(rows).toEqual([
@@ -37,7 +60,14 @@ test('--list names the tests without running them; --filter narrows them', () =>
     '| train | train-tiny | cwt step 4x64 | preset=tiny objective=cwt batch=4 seq=64 optimizer=adamw |',
   ]);
   const full = hlm(['bench', '--suite', 'train', '--list', '--format', 'json']);
-  expect(JSON.parse(full.stdout).map((t: { name: string }) => t.name)).toEqual(['train-tiny', 'train-tiny', 'train-small', 'train-small', 'train-base', 'train-base']);
+  expect(JSON.parse(full.stdout).map((t: { name: string }) => t.name)).toEqual([
+    'train-tiny',
+    'train-tiny',
+    'train-small',
+    'train-small',
+    'train-base',
+    'train-base',
+  ]);
 
   const bad = hlm(['bench', '--list', '--filter', '(']);
   expect(bad.status).toBe(1);
@@ -53,15 +83,22 @@ test('--format md, csv and json render the records', () => {
   const lines = md.stdout.trim().split('\n');
   expect(lines[0]).toBe('hlm 0.1.0 (abc1234) on opengl: llvmpipe, node v20');
   expect(lines[2]).toBe('| name | test | params | throughput | p50 ms | % peak | error |');
-  expect(lines[4]).toBe('| kernel/matmul | square 256x256x256 NN | M=256 N=256 K=256 transA=false transB=false | 100 ± 2.5% GFLOP/s | 7.9 | 25.0% | 3.00e-7 |');
-  expect(lines[7]).toMatch(/^\| train\/train-tiny \| ce step 4x64 \| .* \| 2000 ± 2.5% tokens\/s \| 7.9 \| — \| loss 10.8 \|$/);
+  expect(lines[4]).toBe(
+    '| kernel/matmul | square 256x256x256 NN | M=256 N=256 K=256 transA=false transB=false | 100 ± 2.5% GFLOP/s | ' +
+      '7.9 | 25.0% | 3.00e-7 |',
+  );
+  expect(lines[7]).toMatch(
+    /^\| train\/train-tiny \| ce step 4x64 \| .* \| 2000 ± 2.5% tokens\/s \| 7.9 \| — \| loss 10.8 \|$/,
+  );
 
   const csv = hlm(['bench', '--from', file, '--format', 'csv']);
   expect(csv.status).toBe(0);
   const rows = csv.stdout.trim().split('\n');
   expect(rows).toHaveLength(5);
   expect(rows[0]).toMatch(/^suite,name,test,status,params,unit,throughput,rme_pct,mean_ms,p50_ms,/);
-  expect(rows[1]).toMatch(/^kernel,matmul,square 256x256x256 NN,ok,M=256 N=256 K=256 transA=false transB=false,GFLOP\/s,100,2.5,8,7.9,/);
+  expect(rows[1]).toMatch(
+    /^kernel,matmul,square 256x256x256 NN,ok,M=256 N=256 K=256 transA=false transB=false,GFLOP\/s,100,2.5,8,7.9,/,
+  );
   expect(rows[4]).toContain('"preset=tiny objective=ce note=a, ""b"""');
 
   const json = hlm(['bench', '--from', file, '--format', 'json']);
@@ -82,12 +119,24 @@ test('--compare flags a planted 20% regression, passes an unchanged run, and nam
   const slower = syntheticRun();
   slower[1].throughput!.value *= 0.8; // square NT: 90 → 72
   slower[3].throughput!.value *= 0.95; // within the threshold
-  const regressed = hlm(['bench', '--from', jsonl('slower.jsonl', slower), '--compare', baseline, '--threshold', '10%']);
+  const regressed = hlm([
+    'bench',
+    '--from',
+    jsonl('slower.jsonl', slower),
+    '--compare',
+    baseline,
+    '--threshold',
+    '10%',
+  ]);
   expect(regressed.status).toBe(1);
-  expect(regressed.stderr).toMatch(/\| kernel\/matmul \| square 256x256x256 NT \| .* \| 90.00 \| 72.00 GFLOP\/s \| 0.800x \| REGRESSION/);
+  expect(regressed.stderr).toMatch(
+    /\| kernel\/matmul \| square 256x256x256 NT \| .* \| 90.00 \| 72.00 GFLOP\/s \| 0.800x \| REGRESSION/,
+  );
   expect(regressed.stderr).toMatch(/0.950x \| +\|/);
   expect(regressed.stderr).toMatch(/1 test\(s\) lost more than 10% of their throughput against .*baseline.jsonl/);
-  expect(hlm(['bench', '--from', jsonl('slower2.jsonl', slower), '--compare', baseline, '--threshold', '25%']).status).toBe(0);
+  expect(
+    hlm(['bench', '--from', jsonl('slower2.jsonl', slower), '--compare', baseline, '--threshold', '25%']).status,
+  ).toBe(0);
 
   const json = hlm(['bench', '--from', same, '--compare', baseline, '--json']);
   expect(JSON.parse(json.stdout).comparison).toMatchObject({ threshold: 0.1, regressions: 0, unmatched: 0 });
@@ -98,18 +147,29 @@ test('--compare flags a planted 20% regression, passes an unchanged run, and nam
   expect(bad.status).toBe(1);
   expect(bad.stderr).toMatch(/broken\.jsonl:2: not JSON/);
   const invalid = jsonl('invalid.jsonl', [{ ...syntheticRun()[0], status: 'fine' }]);
-  expect(hlm(['bench', '--from', same, '--compare', invalid]).stderr).toMatch(/invalid\.jsonl:1: not an hlm.bench\/1 record: \$.status/);
-  expect(hlm(['bench', '--from', same, '--compare', baseline, '--threshold', 'ten']).stderr).toMatch(/--threshold: expected a percentage/);
+  expect(hlm(['bench', '--from', same, '--compare', invalid]).stderr).toMatch(
+    /invalid\.jsonl:1: not an hlm.bench\/1 record: \$.status/,
+  );
+  expect(hlm(['bench', '--from', same, '--compare', baseline, '--threshold', 'ten']).stderr).toMatch(
+    /--threshold: expected a percentage/,
+  );
 });
 
 test('the --quick kernel suite runs through the CLI and every record validates against hlm.bench/1', () => {
   const t0 = performance.now();
-  const r = hlm(['bench', '--suite', 'kernel', '--quick', '--format', 'jsonl', '--device', 'cpu', '--top', '3'], {}, 110_000);
+  const r = hlm(
+    ['bench', '--suite', 'kernel', '--quick', '--format', 'jsonl', '--device', 'cpu', '--top', '3'],
+    {},
+    110_000,
+  );
   const seconds = (performance.now() - t0) / 1e3;
   console.log(`hlm bench --suite kernel --quick: ${seconds.toFixed(1)} s`);
   expect(r.status).toBe(0);
   expect(r.stderr).toMatch(/--top: .* has no timestamp-query, so no GPU time per dispatch/); // llvmpipe has none
-  const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchRecord);
+  const records = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as BenchRecord);
   expect(records.length).toBe(26);
   for (const rec of records) {
     expect(validate(benchSchema(), rec)).toEqual([]);
@@ -118,16 +178,29 @@ test('the --quick kernel suite runs through the CLI and every record validates a
   }
   const matmul = records.find((x) => x.name === 'matmul')!;
   expect(matmul.throughput!.peak_fraction).toBeGreaterThan(0);
-  expect(records.find((x) => x.test.startsWith('ce '))!.check!.shape).toBe('ce 32x1021x64'); // float64 on a smaller case
+  // float64 on a smaller case
+  expect(records.find((x) => x.test.startsWith('ce '))!.check!.shape).toBe('ce 32x1021x64');
   expect(records.find((x) => x.test.startsWith('cwt '))!.check!.shape).toBe('same');
 }, 120_000);
 
 test('the infer suite: prefill, decode, time to first token and per token, checked against float64', () => {
   const list = hlm(['bench', '--suite', 'infer', '--quick', '--list']);
-  expect(list.stdout.trim().split('\n').map((l) => JSON.parse(l).test)).toEqual(['prefill 64', 'decode 64', 'first-token 64', 'token at 64']);
-  const r = hlm(['bench', '--suite', 'infer', '--quick', '--reps', '2', '--filter', 'prefill|token at', '--device', 'cpu'], {}, 110_000);
+  expect(
+    list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).test),
+  ).toEqual(['prefill 64', 'decode 64', 'first-token 64', 'token at 64']);
+  const r = hlm(
+    ['bench', '--suite', 'infer', '--quick', '--reps', '2', '--filter', 'prefill|token at', '--device', 'cpu'],
+    {},
+    110_000,
+  );
   expect(r.status).toBe(0);
-  const records = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as BenchRecord);
+  const records = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as BenchRecord);
   expect(records.map((x) => x.test)).toEqual(['prefill 64', 'token at 64']);
   for (const rec of records) {
     expect(validate(benchSchema(), rec)).toEqual([]);

@@ -18,14 +18,23 @@ test('type: a name or a list of names, integer and null included; NaN is not a n
 
 test('required, properties, additionalProperties (false or a schema), enum, items, minimum', () => {
   const s: Schema = {
-    type: 'object', required: ['a', 'b'], additionalProperties: false,
-    properties: { a: { enum: ['x', null] }, b: { type: 'array', items: { type: 'integer', minimum: 0 } }, c: { type: 'object', additionalProperties: { type: 'boolean' } } },
+    type: 'object',
+    required: ['a', 'b'],
+    additionalProperties: false,
+    properties: {
+      a: { enum: ['x', null] },
+      b: { type: 'array', items: { type: 'integer', minimum: 0 } },
+      c: { type: 'object', additionalProperties: { type: 'boolean' } },
+    },
   };
   expect(validate(s, { a: 'x', b: [0, 2], c: { k: true } })).toEqual([]);
   expect(validate(s, { a: null, b: [] })).toEqual([]);
   expect(validate(s, { b: [] })).toEqual(['$: missing required "a"']);
   expect(validate(s, { a: 'y', b: [] })).toEqual(['$.a: "y" is not one of ["x",null]']);
-  expect(validate(s, { a: 'x', b: [1, -1, 2.5] })).toEqual(['$.b[1]: -1 is below the minimum 0', '$.b[2]: expected integer, got 2.5']);
+  expect(validate(s, { a: 'x', b: [1, -1, 2.5] })).toEqual([
+    '$.b[1]: -1 is below the minimum 0',
+    '$.b[2]: expected integer, got 2.5',
+  ]);
   expect(validate(s, { a: 'x', b: [], d: 1 })).toEqual(['$: unexpected property "d"']);
   expect(validate(s, { a: 'x', b: [], c: { k: 1 } })).toEqual(['$.c.k: expected boolean, got 1']);
   // minimum ignores non-numbers (with a type list, null passes)
@@ -33,7 +42,9 @@ test('required, properties, additionalProperties (false or a schema), enum, item
 });
 
 test('a schema using a keyword the validator does not implement is refused', () => {
-  expect(() => assertSupported({ type: 'object', properties: { a: { type: 'string', pattern: '^x' } as Schema } })).toThrow(/#\/properties\/a: keyword "pattern" is not supported/);
+  expect(() =>
+    assertSupported({ type: 'object', properties: { a: { type: 'string', pattern: '^x' } as Schema } }),
+  ).toThrow(/#\/properties\/a: keyword "pattern" is not supported/);
   expect(() => assertSupported({ type: 'strnig' })).toThrow(/unknown type "strnig"/);
   expect(() => assertSupported({ title: 't', description: 'd', type: 'string' } as Schema)).not.toThrow();
 });
@@ -41,11 +52,21 @@ test('a schema using a keyword the validator does not implement is refused', () 
 test('hlm.bench.schema.json loads, accepts a complete record and an error record, and names what is wrong', () => {
   const schema = benchSchema();
   expect(validate(schema, syntheticRecord())).toEqual([]);
-  const failed = { ...syntheticRecord(), status: 'error', error: 'GPU out of memory', latency_ms: null, gpu_ms: null, throughput: null, check: null };
+  const failed = {
+    ...syntheticRecord(),
+    status: 'error',
+    error: 'GPU out of memory',
+    latency_ms: null,
+    gpu_ms: null,
+    throughput: null,
+    check: null,
+  };
   expect(validate(schema, failed)).toEqual([]);
   const { gpu: _gpu, ...missing } = syntheticRecord();
   expect(validate(schema, missing)).toContain('$: missing required "gpu"');
-  expect(validate(schema, { ...syntheticRecord(), suite: 'disk' })).toEqual(['$.suite: "disk" is not one of ["kernel","train","infer"]']);
+  expect(validate(schema, { ...syntheticRecord(), suite: 'disk' })).toEqual([
+    '$.suite: "disk" is not one of ["kernel","train","infer"]',
+  ]);
   const bad = syntheticRecord();
   (bad.latency_ms as { n: number }).n = 0;
   expect(validate(schema, bad)).toEqual(['$.latency_ms.n: 0 is below the minimum 1']);

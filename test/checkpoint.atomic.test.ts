@@ -7,7 +7,8 @@ import { initParams } from '../src/model/params.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointContents } from '../src/train/checkpoint.js';
 
 const CONFIG: ModelConfig = { ...preset('tiny'), vocab_size: 128, n_positions: 8, n_embd: 16, n_head: 2, n_layer: 1 };
-const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const same = (a: Float32Array, b: Float32Array) =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 function setup() {
   const parent = mkdtempSync(join(tmpdir(), 'hlm-atomic-'));
@@ -52,21 +53,38 @@ test('a failure mid-write leaves the previous checkpoint intact and no half-writ
 
   // With no previous checkpoint, a failed save leaves no target at all.
   const fresh = join(parent, 'fresh');
-  await expect(saveCheckpoint(fresh, { ...B(), extraFiles: { 'run.json': 42 as unknown as string } })).rejects.toThrow();
+  await expect(
+    saveCheckpoint(fresh, { ...B(), extraFiles: { 'run.json': 42 as unknown as string } }),
+  ).rejects.toThrow();
   expect(existsSync(fresh)).toBe(false);
   expect(readdirSync(parent)).toEqual(['ckpt']);
 });
 
 test('bad input is refused before anything is written', async () => {
   const { parent, target } = setup();
-  await expect(saveCheckpoint(target, { config: CONFIG, params: new Float32Array(10) })).rejects.toThrow(/parameter buffer holds 10 floats; the layout needs \d+/);
+  await expect(saveCheckpoint(target, { config: CONFIG, params: new Float32Array(10) })).rejects.toThrow(
+    /parameter buffer holds 10 floats; the layout needs \d+/,
+  );
   const params = initParams(CONFIG, 1);
-  await expect(saveCheckpoint(target, { config: CONFIG, params, optimizer: { step: 1, m: new Float32Array(params.length), v: new Float32Array(3) } }))
-    .rejects.toThrow(/optimizer moment v holds 3 floats/);
-  await expect(saveCheckpoint(target, { config: CONFIG, params, optimizer: { step: -1, m: params, v: params } })).rejects.toThrow(/step must be a non-negative integer/);
-  await expect(saveCheckpoint(target, { config: CONFIG, params, extraFiles: { '../x': 'y' } })).rejects.toThrow(/must be a plain file name/);
-  await expect(saveCheckpoint(target, { config: CONFIG, params, extraFiles: { 'config.json': 'y' } })).rejects.toThrow(/must be a plain file name other than/);
-  await expect(saveCheckpoint(target, { config: { ...CONFIG, n_head: 3 }, params })).rejects.toThrow(/n_embd \(16\) must be divisible by n_head \(3\)/);
+  await expect(
+    saveCheckpoint(target, {
+      config: CONFIG,
+      params,
+      optimizer: { step: 1, m: new Float32Array(params.length), v: new Float32Array(3) },
+    }),
+  ).rejects.toThrow(/optimizer moment v holds 3 floats/);
+  await expect(
+    saveCheckpoint(target, { config: CONFIG, params, optimizer: { step: -1, m: params, v: params } }),
+  ).rejects.toThrow(/step must be a non-negative integer/);
+  await expect(saveCheckpoint(target, { config: CONFIG, params, extraFiles: { '../x': 'y' } })).rejects.toThrow(
+    /must be a plain file name/,
+  );
+  await expect(saveCheckpoint(target, { config: CONFIG, params, extraFiles: { 'config.json': 'y' } })).rejects.toThrow(
+    /must be a plain file name other than/,
+  );
+  await expect(saveCheckpoint(target, { config: { ...CONFIG, n_head: 3 }, params })).rejects.toThrow(
+    /n_embd \(16\) must be divisible by n_head \(3\)/,
+  );
   expect(readdirSync(parent)).toEqual([]);
 });
 
@@ -75,7 +93,9 @@ test('a directory that is not a checkpoint is never replaced', async () => {
   mkdirSync(target);
   writeFileSync(join(target, 'metrics.jsonl'), '{"step":1}\n');
   await expect(saveCheckpoint(target, A())).rejects.toThrow(HlmError);
-  await expect(saveCheckpoint(target, A())).rejects.toThrow(/refusing to replace .*ckpt: it holds 'metrics.jsonl', which is not a file of this checkpoint/);
+  await expect(saveCheckpoint(target, A())).rejects.toThrow(
+    /refusing to replace .*ckpt: it holds 'metrics.jsonl', which is not a file of this checkpoint/,
+  );
   expect(readdirSync(target)).toEqual(['metrics.jsonl']);
   const withSub = join(parent, 'sub');
   mkdirSync(join(withSub, 'step-100'), { recursive: true });

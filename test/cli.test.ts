@@ -66,14 +66,36 @@ test('hlm pretrain: a tiny run through the CLI prints its result as JSON; bad in
     const text = join(dir, 'text.txt');
     writeFileSync(text, 'The quick brown fox jumps over the lazy dog. '.repeat(200));
     const env = { HLM_CACHE_DIR: join(dir, 'cache') };
-    const small = ['--set', 'n_layer=1', '--set', 'n_embd=8', '--set', 'n_head=2', '--set', 'n_positions=16', '--batch-size', '2', '--seq-len', '8', '--eval-every', '0'];
+    const small = [
+      '--set',
+      'n_layer=1',
+      '--set',
+      'n_embd=8',
+      '--set',
+      'n_head=2',
+      '--set',
+      'n_positions=16',
+      '--batch-size',
+      '2',
+      '--seq-len',
+      '8',
+      '--eval-every',
+      '0',
+    ];
     const r = hlm(['pretrain', '--data', text, '--out', join(dir, 'run'), '--steps', '2', ...small, '--json'], env);
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.steps).toBe(2);
     if (!(out.finalLoss > 0) || !(out.tokensPerSecond > 0)) throw new Error(r.stdout);
-    expect(readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
-    const bad = hlm(['pretrain', '--data', join(dir, 'missing.txt'), '--out', join(dir, 'run2'), '--steps', '1', ...small], env);
+    expect(
+      readFileSync(join(dir, 'run', 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).toHaveLength(2);
+    const bad = hlm(
+      ['pretrain', '--data', join(dir, 'missing.txt'), '--out', join(dir, 'run2'), '--steps', '1', ...small],
+      env,
+    );
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/missing\.txt/);
     const bad2 = hlm(['pretrain', '--data', text, '--out', join(dir, 'run3'), '--set', 'n_layerz=2'], env);

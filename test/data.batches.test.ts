@@ -13,7 +13,11 @@ function stream(sizes: number[], version: 1 | 2 = 1): { paths: string[]; n: numb
   let start = 0;
   const paths = sizes.map((size, i) => {
     const p = join(dir, `s${i}.bin`);
-    writeShard(p, Array.from({ length: size }, (_, k) => (start + k) % 65536), version);
+    writeShard(
+      p,
+      Array.from({ length: size }, (_, k) => (start + k) % 65536),
+      version,
+    );
     start += size;
     return p;
   });
@@ -22,7 +26,8 @@ function stream(sizes: number[], version: 1 | 2 = 1): { paths: string[]; n: numb
 
 test('sequential: row r of batch b is tokens [(bB+r)T, (bB+r)T+T+1), across shards and around the end', () => {
   const { paths, n } = stream([50, 7, 0, 60], 1); // 117 tokens, an empty shard in between
-  const B = 3, T = 8;
+  const B = 3;
+  const T = 8;
   const src = BatchSource.open(paths, { batchSize: B, seqLen: T, order: 'sequential' });
   expect(src.tokens).toBe(n);
   for (let b = 0; b < 12; b++) {
@@ -50,12 +55,14 @@ test('uint32 shards read the same way', () => {
 
 test('shuffled: each epoch visits every window once, in a seeded order that differs by epoch and seed', () => {
   const { paths, n } = stream([400, 333]);
-  const T = 16, B = 5;
+  const T = 16;
+  const B = 5;
   const src = BatchSource.open(paths, { batchSize: B, seqLen: T, order: 'shuffled', seed: 7 });
   const W = Math.floor((n - 1) / T);
   expect(src.windowsPerEpoch).toBe(W);
   const starts = (s: BatchSource, epoch: number) => Array.from({ length: W }, (_, i) => s.rowStart(epoch * W + i));
-  const e0 = starts(src, 0), e1 = starts(src, 1);
+  const e0 = starts(src, 0);
+  const e1 = starts(src, 1);
   const all = Array.from({ length: W }, (_, i) => i * T);
   expect([...e0].sort((a, b) => a - b)).toEqual(all);
   expect([...e1].sort((a, b) => a - b)).toEqual(all);
@@ -73,7 +80,8 @@ test('shuffled: each epoch visits every window once, in a seeded order that diff
       expect(batch.targets[r * T + t]).toBe(s + t + 1);
     }
   }
-  src.close(); other.close();
+  src.close();
+  other.close();
 });
 
 test('resume: a saved position gives bit-identical batches; a different corpus or setting is refused', () => {
@@ -102,14 +110,18 @@ test('with a vocabulary size, a token beyond it names the shard and index', () =
   const { paths } = stream([100, 100]);
   const src = BatchSource.open(paths, { batchSize: 1, seqLen: 10, order: 'sequential', vocabSize: 150 });
   expect(src.batchAt(13).inputs[0]).toBe(130);
-  expect(() => src.batchAt(15)).toThrow(`token shard ${paths[1]}: token 150 at index 50 is outside the vocabulary of 150 (made with another tokenizer?)`);
+  expect(() => src.batchAt(15)).toThrow(
+    `token shard ${paths[1]}: token 150 at index 50 is outside the vocabulary of 150 (made with another tokenizer?)`,
+  );
   src.close();
 });
 
 test('too little data for one sequence is a clear error', () => {
   const { paths } = stream([8]);
   expect(() => BatchSource.open(paths, { batchSize: 1, seqLen: 8 })).toThrow(HlmError);
-  expect(() => BatchSource.open(paths, { batchSize: 1, seqLen: 8 })).toThrow('the data has 8 tokens, fewer than one sequence of 8 plus its next token');
+  expect(() => BatchSource.open(paths, { batchSize: 1, seqLen: 8 })).toThrow(
+    'the data has 8 tokens, fewer than one sequence of 8 plus its next token',
+  );
   const ok = BatchSource.open(paths, { batchSize: 3, seqLen: 7, order: 'shuffled' });
   expect(ok.windowsPerEpoch).toBe(1);
   expect(Array.from(ok.batchAt(0).inputs)).toEqual([0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6]);

@@ -8,13 +8,17 @@ import { loadTokenizer, maskId, MASK_TOKEN, saveTokenizer } from '../src/data/to
 import { BYTE_ORDER } from '../src/data/byte-level.js';
 
 const udhr = join(projectRoot(), '..', 'shared', 'data', 'multilingual', 'udhr');
-const LANGS = ['eng', 'fra', 'deu', 'rus', 'ell_monotonic', 'cmn_hans', 'hin', 'arb'].map((l) => join(udhr, `${l}.txt`));
+const LANGS = ['eng', 'fra', 'deu', 'rus', 'ell_monotonic', 'cmn_hans', 'hin', 'arb'].map((l) =>
+  join(udhr, `${l}.txt`),
+);
 const SAMPLES = [
   'Everyone has the right to life, liberty and security of person.',
   'Tous les êtres humains naissent libres et égaux en dignité et en droits.',
   'Все люди рождаются свободными и равными в своем достоинстве и правах.',
-  '人人生而自由，在尊严和权利上一律平等。', 'सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता',
-  'unseen: 😀 ﷽ ᚠᛇᚻ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and a  double   space\n\n\n', '<|endoftext|>',
+  '人人生而自由，在尊严和权利上一律平等。',
+  'सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता',
+  'unseen: 😀 ﷽ ᚠᛇᚻ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and a  double   space\n\n\n',
+  '<|endoftext|>',
 ];
 
 test('byte-level BPE trained on multilingual text: exact size, all bytes, round trip, save and reload', async () => {
@@ -48,7 +52,9 @@ test('byte-level BPE trained on multilingual text: exact size, all bytes, round 
   // an encoder checkpoint's file carries the mask token; loading takes it off again
   saveTokenizer(tok, dir, { withMask: true });
   const added = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).added_tokens;
-  expect(added).toEqual(expect.arrayContaining([expect.objectContaining({ id: 1000, content: MASK_TOKEN, special: true })]));
+  expect(added).toEqual(
+    expect.arrayContaining([expect.objectContaining({ id: 1000, content: MASK_TOKEN, special: true })]),
+  );
   const masked = await loadTokenizer(dir);
   expect(masked.vocabSize).toBe(1000);
   expect(masked.fingerprint).toBe(tok.fingerprint);
@@ -63,7 +69,8 @@ test('training is deterministic, and a smaller vocabulary is a prefix of a large
   const small = JSON.parse(trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 400 }).toJSON()).model;
   const big = JSON.parse(a.toJSON()).model;
   expect(big.merges.slice(0, small.merges.length)).toEqual(small.merges);
-  for (const [t, id] of Object.entries(small.vocab as Record<string, number>)) if (t !== '<|endoftext|>') expect(big.vocab[t]).toBe(id);
+  for (const [t, id] of Object.entries(small.vocab as Record<string, number>))
+    if (t !== '<|endoftext|>') expect(big.vocab[t]).toBe(id);
 });
 
 test('sizes the binding cannot train, or that make no sense, are refused', () => {
@@ -72,7 +79,9 @@ test('sizes the binding cannot train, or that make no sense, are refused', () =>
   expect(BINDING_TRAINER_VOCAB).toBe(30000);
   // a corpus with pairs to spare still stops at the binding trainer's 30,000 tokens
   const wiki = join(projectRoot(), '..', 'shared', 'data', 'corpus', 'enwiki', 'wiki_00');
-  expect(() => trainBpeTokenizer([wiki], { vocabSize: 40000 })).toThrow(/BPE vocabulary size 40000 is out of reach: the tokenizers Node binding trains with BpeTrainer's defaults/);
+  expect(() => trainBpeTokenizer([wiki], { vocabSize: 40000 })).toThrow(
+    /BPE vocabulary size 40000 is out of reach: the tokenizers Node binding trains with BpeTrainer's defaults/,
+  );
 });
 
 test('a tiny corpus runs out of merges: the vocabulary is smaller than asked, and says so', () => {

@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
 import {
-  defaultCorpusPath, detectFormat, firstInvalidUtf8, listCorpusFiles, projectRoot, readDocuments, readJsonl, readLines, readTextFile, readWikiExtractor,
+  defaultCorpusPath,
+  detectFormat,
+  firstInvalidUtf8,
+  listCorpusFiles,
+  projectRoot,
+  readDocuments,
+  readJsonl,
+  readLines,
+  readTextFile,
+  readWikiExtractor,
 } from '../src/data/corpus.js';
 
 const shared = join(projectRoot(), '..', 'shared', 'data');
@@ -13,7 +22,9 @@ test('WikiExtractor shard: one document per <doc>, title line dropped, empty art
   const docs = [...readWikiExtractor(join(shared, 'corpus', 'enwiki', 'wiki_00'))];
   expect(docs.length).toBeGreaterThan(500);
   // the shard opens with "Marcus Claudius Tacitus" (title only: skipped), then "Jarred Shaw"
-  expect(docs[0].startsWith('Jarred Shaw (born September 28, 1990) is an American professional basketball player')).toBe(true);
+  expect(
+    docs[0].startsWith('Jarred Shaw (born September 28, 1990) is an American professional basketball player'),
+  ).toBe(true);
   for (const d of docs) {
     expect(d).not.toMatch(/<\/?doc/);
     expect(d).toBe(d.trimEnd());
@@ -25,7 +36,10 @@ test('WikiExtractor shard: one document per <doc>, title line dropped, empty art
 test('WikiExtractor errors name the file and the line of the unclosed <doc>', () => {
   const dir = scratch();
   const a = join(dir, 'wiki_a');
-  writeFileSync(a, '<doc id="1" url="u" title="A">\nA\n\nbody\n</doc>\n<doc id="2" url="u" title="B">\nB\nnever closed\n');
+  writeFileSync(
+    a,
+    '<doc id="1" url="u" title="A">\nA\n\nbody\n</doc>\n<doc id="2" url="u" title="B">\nB\nnever closed\n',
+  );
   expect(() => [...readWikiExtractor(a)]).toThrow(HlmError);
   expect(() => [...readWikiExtractor(a)]).toThrow(`${a}:6: <doc> without </doc> (the file ends first)`);
   const b = join(dir, 'wiki_b');
@@ -62,10 +76,16 @@ test('plain text: one document per file, BOM removed; bad UTF-8 is named by line
   writeFileSync(t, '\uFEFFFirst paragraph.\n\nSecond paragraph.\n');
   expect([...readTextFile(t)]).toEqual(['First paragraph.\n\nSecond paragraph.\n']);
   const bad = join(dir, 'bad.txt');
-  writeFileSync(bad, Buffer.concat([Buffer.from('ok line\nsecond é line\nthird '), Buffer.from([0xc3, 0x28]), Buffer.from(' rest\n')]));
+  writeFileSync(
+    bad,
+    Buffer.concat([Buffer.from('ok line\nsecond é line\nthird '), Buffer.from([0xc3, 0x28]), Buffer.from(' rest\n')]),
+  );
   expect(() => [...readTextFile(bad)]).toThrow(`${bad}:3:7: not valid UTF-8 (byte 0xc3)`);
   const badJsonl = join(dir, 'bad.jsonl');
-  writeFileSync(badJsonl, Buffer.concat([Buffer.from('{"text": "a"}\n{"text": "'), Buffer.from([0xff]), Buffer.from('"}\n')]));
+  writeFileSync(
+    badJsonl,
+    Buffer.concat([Buffer.from('{"text": "a"}\n{"text": "'), Buffer.from([0xff]), Buffer.from('"}\n')]),
+  );
   expect(() => [...readJsonl(badJsonl)]).toThrow(`${badJsonl}:2:11: not valid UTF-8 (byte 0xff)`);
   expect(firstInvalidUtf8(Buffer.from('héllo 😀'))).toBe(-1);
   expect(firstInvalidUtf8(Uint8Array.from([0x61, 0xc0, 0x80]))).toBe(1); // overlong
@@ -99,9 +119,17 @@ test('formats are told apart by content; directories expand recursively and skip
   writeFileSync(join(dir, '.hidden'), 'hidden');
   const files = listCorpusFiles([dir]);
   expect(files.map((f) => [f.path.slice(dir.length + 1), f.format])).toEqual([
-    ['sub/data', 'jsonl'], ['sub/deeper/book.txt', 'text'], ['sub/x.jsonl', 'jsonl'], ['wiki_00', 'wikiextractor'],
+    ['sub/data', 'jsonl'],
+    ['sub/deeper/book.txt', 'text'],
+    ['sub/x.jsonl', 'jsonl'],
+    ['wiki_00', 'wikiextractor'],
   ]);
-  expect([...readDocuments([dir])]).toEqual(['json without extension', '{ braces in prose }\nare still prose', 'j', 'Body.']);
+  expect([...readDocuments([dir])]).toEqual([
+    'json without extension',
+    '{ braces in prose }\nare still prose',
+    'j',
+    'Body.',
+  ]);
   writeFileSync(join(dir, 'blob'), Buffer.from([1, 2, 0, 3]));
   expect(() => detectFormat(join(dir, 'blob'))).toThrow(/looks binary/);
   expect(detectFormat(join(shared, 'corpus', 'wikitext-2', 'valid.txt'))).toBe('text');
@@ -125,5 +153,6 @@ test('the bundled default corpus is a WikiExtractor excerpt under 2 MB with its 
   const docs = [...readDocuments([path])];
   expect(docs.length).toBeGreaterThan(500); // 2,039 articles, many of them a title alone
   expect(statSync(join(path, '..', 'LICENSE')).isFile()).toBe(true);
-  expect(listCorpusFiles([join(path, '..')]).map((f) => f.path)).toEqual([path]); // README and LICENSE are not text to train on
+  // README and LICENSE are not text to train on
+  expect(listCorpusFiles([join(path, '..')]).map((f) => f.path)).toEqual([path]);
 });

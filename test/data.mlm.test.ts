@@ -1,16 +1,28 @@
 import { IGNORE, maskTokens, mlmCount } from '../src/data/mlm.js';
 import { makeRandom, SEED } from './helpers/check.js';
 
-const V = 50257, MASK = 50257, EOT = 50256;
+const V = 50257;
+const MASK = 50257;
+const EOT = 50256;
 
 test('proportions on a large batch: 15% selected, of those 80% masked, 10% random, 10% kept', () => {
   const r = makeRandom();
   const n = 64 * 1024;
   const tokens = Int32Array.from(r.int(n, V - 1)); // no EOT: every position is a candidate
-  const { inputs, targets, positions } = maskTokens(tokens, { seed: SEED, step: 3, maskId: MASK, vocabSize: V, specialIds: [EOT] });
+  const { inputs, targets, positions } = maskTokens(tokens, {
+    seed: SEED,
+    step: 3,
+    maskId: MASK,
+    vocabSize: V,
+    specialIds: [EOT],
+  });
   const k = positions.length;
   expect(k).toBe(Math.round(0.15 * n));
-  let masked = 0, random = 0, kept = 0, ignored = 0, wrong = 0;
+  let masked = 0;
+  let random = 0;
+  let kept = 0;
+  let ignored = 0;
+  let wrong = 0;
   let randomSum = 0;
   for (let i = 0; i < n; i++) {
     if (targets[i] === IGNORE) {
@@ -20,7 +32,8 @@ test('proportions on a large batch: 15% selected, of those 80% masked, 10% rando
     }
     if (targets[i] !== tokens[i]) wrong++;
     if (inputs[i] === MASK) masked++;
-    else if (inputs[i] === tokens[i]) kept++; // a random draw equal to the original counts as kept (p = 1/V)
+    else if (inputs[i] === tokens[i])
+      kept++; // a random draw equal to the original counts as kept (p = 1/V)
     else {
       random++;
       randomSum += inputs[i];
@@ -32,14 +45,17 @@ test('proportions on a large batch: 15% selected, of those 80% masked, 10% rando
   // binomial tolerances: 5 standard deviations
   const within = (count: number, p: number, what: string) => {
     const sd = Math.sqrt(k * p * (1 - p));
-    if (!(Math.abs(count - k * p) <= 5 * sd)) throw new Error(`${what}: ${count} of ${k}, expected ${k * p} ± ${5 * sd} (HLM_TEST_SEED=${SEED})`);
+    if (!(Math.abs(count - k * p) <= 5 * sd))
+      throw new Error(`${what}: ${count} of ${k}, expected ${k * p} ± ${5 * sd} (HLM_TEST_SEED=${SEED})`);
   };
   within(masked, 0.8, 'masked');
   within(random, 0.1, 'random');
   within(kept, 0.1, 'kept');
   // random replacements are uniform over the vocabulary: mean near (V-1)/2
-  const mean = randomSum / random, sdMean = V / Math.sqrt(12 * random);
-  if (!(Math.abs(mean - (V - 1) / 2) <= 5 * sdMean)) throw new Error(`random token mean ${mean} (HLM_TEST_SEED=${SEED})`);
+  const mean = randomSum / random;
+  const sdMean = V / Math.sqrt(12 * random);
+  if (!(Math.abs(mean - (V - 1) / 2) <= 5 * sdMean))
+    throw new Error(`random token mean ${mean} (HLM_TEST_SEED=${SEED})`);
   // selected positions are spread over the batch, not bunched at the start
   const firstHalf = Array.from(positions).filter((p) => p < n / 2).length;
   within(firstHalf, 0.5, 'positions in the first half');
@@ -48,7 +64,8 @@ test('proportions on a large batch: 15% selected, of those 80% masked, 10% rando
 test('deterministic in (seed, step); different for another step or seed', () => {
   const tokens = Int32Array.from(makeRandom().int(4096, 1000));
   const o = { seed: 11, step: 5, maskId: 1000, vocabSize: 1000 };
-  const a = maskTokens(tokens, o), b = maskTokens(tokens, o);
+  const a = maskTokens(tokens, o);
+  const b = maskTokens(tokens, o);
   expect(a.inputs).toEqual(b.inputs);
   expect(a.targets).toEqual(b.targets);
   expect(maskTokens(tokens, { ...o, step: 6 }).positions).not.toEqual(a.positions);
@@ -74,7 +91,13 @@ test('never zero positions; special tokens are not selected while others exist',
   expect(m.positions.length).toBe(Math.min(20, mlmCount(200)));
   for (const p of m.positions) expect(tokens[p]).toBe(7);
   // all special: positions are drawn from all of them
-  const allEot = maskTokens(new Int32Array(10).fill(EOT), { seed: 1, step: 1, maskId: MASK, vocabSize: V, specialIds: [EOT] });
+  const allEot = maskTokens(new Int32Array(10).fill(EOT), {
+    seed: 1,
+    step: 1,
+    maskId: MASK,
+    vocabSize: V,
+    specialIds: [EOT],
+  });
   expect(allEot.positions.length).toBe(mlmCount(10));
   expect(mlmCount(10)).toBe(2);
 });
@@ -83,6 +106,10 @@ test('bad settings are refused', () => {
   const t = new Int32Array(10);
   expect(() => maskTokens(new Int32Array(0), { seed: 1, step: 0, maskId: 5, vocabSize: 5 })).toThrow(RangeError);
   expect(() => maskTokens(t, { seed: 1, step: 0, maskId: 5, vocabSize: 5, rate: 0 })).toThrow(/rate/);
-  expect(() => maskTokens(t, { seed: 1, step: 0, maskId: 5, vocabSize: 5, maskFraction: 0.95, randomFraction: 0.1 })).toThrow(/fraction/);
-  expect(() => maskTokens(t, { seed: 1, step: 0, maskId: 2, vocabSize: 2, specialIds: [0, 1] })).toThrow(/no ordinary token/);
+  expect(() =>
+    maskTokens(t, { seed: 1, step: 0, maskId: 5, vocabSize: 5, maskFraction: 0.95, randomFraction: 0.1 }),
+  ).toThrow(/fraction/);
+  expect(() => maskTokens(t, { seed: 1, step: 0, maskId: 2, vocabSize: 2, specialIds: [0, 1] })).toThrow(
+    /no ordinary token/,
+  );
 });

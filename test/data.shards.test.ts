@@ -1,11 +1,28 @@
-import { mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, utimesSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
 import { defaultCorpusPath, readDocuments } from '../src/data/corpus.js';
 import { gpt2Tokenizer } from '../src/data/gpt2-tokenizer.js';
 import {
-  cacheRoot, prepareData, readShard, readShardHeader, SHARD_HEADER_BYTES, shardVersionFor, ShardWriter, tokenizeCorpus, writeShard,
+  cacheRoot,
+  prepareData,
+  readShard,
+  readShardHeader,
+  SHARD_HEADER_BYTES,
+  shardVersionFor,
+  ShardWriter,
+  tokenizeCorpus,
+  writeShard,
 } from '../src/data/shards.js';
 import { makeRandom } from './helpers/check.js';
 
@@ -38,10 +55,17 @@ test('llm.c layout: 256 int32 header (magic, version, count) then uint16 or uint
 test('a damaged shard is refused with the file and the byte counts', () => {
   const dir = scratch();
   const p = join(dir, 's.bin');
-  writeShard(p, Array.from({ length: 100 }, (_, i) => i), 1);
+  writeShard(
+    p,
+    Array.from({ length: 100 }, (_, i) => i),
+    1,
+  );
   truncateSync(p, 1024 + 150);
   expect(() => readShardHeader(p)).toThrow(HlmError);
-  expect(() => readShard(p)).toThrow(`token shard ${p} is truncated: its header promises 100 tokens (1224 bytes with the header) but the file has 1174 bytes`);
+  expect(() => readShard(p)).toThrow(
+    `token shard ${p} is truncated: its header promises 100 tokens (1224 bytes with the header) but the file has ` +
+      `1174 bytes`,
+  );
   truncateSync(p, 500);
   expect(() => readShardHeader(p)).toThrow(`token shard ${p} is truncated: 500 bytes, less than the 1024-byte header`);
   writeShard(p, [1, 2, 3], 1);
@@ -49,9 +73,12 @@ test('a damaged shard is refused with the file and the byte counts', () => {
   expect(() => readShardHeader(p)).toThrow(/2 bytes past the 3 tokens/);
   const notShard = join(dir, 'n.bin');
   writeFileSync(notShard, Buffer.alloc(2048, 7));
-  expect(() => readShardHeader(notShard)).toThrow(`${notShard} is not an llm.c token shard: magic 117901063, expected 20240520`);
+  expect(() => readShardHeader(notShard)).toThrow(
+    `${notShard} is not an llm.c token shard: magic 117901063, expected 20240520`,
+  );
   const v3 = Buffer.alloc(1024);
-  v3.writeInt32LE(20240520, 0); v3.writeInt32LE(3, 4);
+  v3.writeInt32LE(20240520, 0);
+  v3.writeInt32LE(3, 4);
   writeFileSync(join(dir, 'v3.bin'), v3);
   expect(() => readShardHeader(join(dir, 'v3.bin'))).toThrow(/version 3 is unknown/);
   expect(() => readShardHeader(join(dir, 'missing.bin'))).toThrow(/no such file/);
@@ -123,7 +150,8 @@ test('a different tokenizer is a different cache entry; HLM_CACHE_DIR moves the 
     expect(b.cached).toBe(false);
     expect(b.dir).not.toBe(a.dir);
   } finally {
-    if (saved === undefined) delete process.env.HLM_CACHE_DIR; else process.env.HLM_CACHE_DIR = saved;
+    if (saved === undefined) delete process.env.HLM_CACHE_DIR;
+    else process.env.HLM_CACHE_DIR = saved;
   }
   delete process.env.XDG_CACHE_HOME;
   expect(cacheRoot()).toMatch(/\.cache\/hlm$/);

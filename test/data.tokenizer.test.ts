@@ -6,17 +6,43 @@ import { BYTE_ORDER, BYTE_TO_CHAR, symbolsToBytes, textToSymbols } from '../src/
 import { gpt2Tokenizer, isGpt2Json, GPT2_EOT_ID } from '../src/data/gpt2-tokenizer.js';
 import { HfTokenizer } from '../src/data/hf-tokenizer.js';
 import { projectRoot, readWikiExtractor } from '../src/data/corpus.js';
-import { loadTokenizer, maskId, MASK_TOKEN, paddedVocab, saveTokenizer, tokenizerForCheckpoint, tokenizerFromJson } from '../src/data/tokenizer.js';
+import {
+  loadTokenizer,
+  maskId,
+  MASK_TOKEN,
+  paddedVocab,
+  saveTokenizer,
+  tokenizerForCheckpoint,
+  tokenizerFromJson,
+} from '../src/data/tokenizer.js';
 
 const shared = join(projectRoot(), '..', 'shared', 'data');
 const gpt2 = gpt2Tokenizer();
 
 /** Strings that exercise Unicode and whitespace handling. */
 const TRICKY = [
-  'hello world', 'a  b', '\n\n\n', 'trailing spaces   ', '   leading', 'tabs\tand\r\nCRLF\r\n', ' \n ',
-  'café naïve Ångström façade', 'Ωμέγα κόσμε', 'Привет, мир!', '日本語のテキストと漢字', '中文，标点。', '한국어 문장',
-  'עברית ومرحبا', '😀 emoji 👩‍👩‍👧‍👦 family 🇫🇷 flag 🙂🙃', 'e\u0301 combining, zero\u200bwidth', 'nbsp\u00a0here',
-  "I'm sure they'll've don't", '1234567 3.14159 -42', 'x'.repeat(300), '<|endoftext|> in text', '\u0000\u0001 control \u007f',
+  'hello world',
+  'a  b',
+  '\n\n\n',
+  'trailing spaces   ',
+  '   leading',
+  'tabs\tand\r\nCRLF\r\n',
+  ' \n ',
+  'café naïve Ångström façade',
+  'Ωμέγα κόσμε',
+  'Привет, мир!',
+  '日本語のテキストと漢字',
+  '中文，标点。',
+  '한국어 문장',
+  'עברית ومرحبا',
+  '😀 emoji 👩‍👩‍👧‍👦 family 🇫🇷 flag 🙂🙃',
+  'e\u0301 combining, zero\u200bwidth',
+  'nbsp\u00a0here',
+  "I'm sure they'll've don't",
+  '1234567 3.14159 -42',
+  'x'.repeat(300),
+  '<|endoftext|> in text',
+  '\u0000\u0001 control \u007f',
 ];
 
 test('GPT-2 ids that are known exactly', async () => {
@@ -65,7 +91,7 @@ test('decode of a split character gives U+FFFD and no state leaks into the next 
   expect(gpt2.decodeSync([31373, 50257, 995])).toBe(`hello${MASK_TOKEN} world`);
 });
 
-test('byte-level table is GPT-2\'s: ids 0..255 are the bytes in GPT-2 order', async () => {
+test("byte-level table is GPT-2's: ids 0..255 are the bytes in GPT-2 order", async () => {
   expect(BYTE_ORDER.length).toBe(256);
   expect(new Set(BYTE_ORDER).size).toBe(256);
   expect(BYTE_TO_CHAR[32]).toBe('Ġ');
@@ -94,7 +120,7 @@ describe('GPT-2 as a Hugging Face tokenizer.json', () => {
     hf = HfTokenizer.fromJson(json, 'gpt2 tokenizer.json');
   });
 
-  test('has GPT-2\'s layout: 50,257 ids, 50,000 merges, <|endoftext|> at 50256', () => {
+  test("has GPT-2's layout: 50,257 ids, 50,000 merges, <|endoftext|> at 50256", () => {
     const doc = JSON.parse(json);
     expect(Object.keys(doc.model.vocab).length).toBe(50257);
     expect(doc.model.merges.length).toBe(50000);
@@ -106,14 +132,17 @@ describe('GPT-2 as a Hugging Face tokenizer.json', () => {
     expect(hf.eotId).toBe(50256);
   });
 
-  test('Hugging Face\'s BPE on it gives gpt-tokenizer\'s ids: tricky strings, Wikipedia, LAMBADA', async () => {
+  test("Hugging Face's BPE on it gives gpt-tokenizer's ids: tricky strings, Wikipedia, LAMBADA", async () => {
     const texts = [...TRICKY.filter((s) => !s.includes('<|endoftext|>'))];
     let n = 0;
     for (const doc of readWikiExtractor(join(shared, 'corpus', 'enwiki', 'wiki_03'))) {
       texts.push(doc);
       if (++n === 60) break;
     }
-    const lambada = readFileSync(join(shared, 'lambada', 'lambada_test_sample200.jsonl'), 'utf8').trim().split('\n').slice(0, 60);
+    const lambada = readFileSync(join(shared, 'lambada', 'lambada_test_sample200.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(0, 60);
     for (const line of lambada) texts.push((JSON.parse(line) as { text: string }).text);
     const ours = await gpt2.encodeBatch(texts);
     const theirs = await hf.encodeBatch(texts);
@@ -155,7 +184,9 @@ test('loadTokenizer and tokenizerForCheckpoint pick GPT-2, a tokenizer.json, or 
   writeFileSync(join(dir, 'bad.json'), '{"model": 3}');
   await expect(loadTokenizer(join(dir, 'bad.json'))).rejects.toThrow(/bad\.json: the tokenizers library refused it/);
   writeFileSync(join(dir, 'worse.json'), '{not json');
-  await expect(loadTokenizer(join(dir, 'worse.json'))).rejects.toThrow(/worse\.json: not a Hugging Face tokenizer\.json/);
+  await expect(loadTokenizer(join(dir, 'worse.json'))).rejects.toThrow(
+    /worse\.json: not a Hugging Face tokenizer\.json/,
+  );
 
   // GPT-2 saved into a checkpoint folder comes back as the fast built-in tokenizer
   const ckpt = join(dir, 'ckpt');

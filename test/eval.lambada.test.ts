@@ -7,7 +7,16 @@ import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
 import { hlm } from './helpers/cli.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { aggregateLambada, lambadaFormatOf, lambadaRequest, parseLambadaJsonl, parseLambadaText, readLambada, splitLambada, type LambadaRequest } from '../src/eval/lambada.js';
+import {
+  aggregateLambada,
+  lambadaFormatOf,
+  lambadaRequest,
+  parseLambadaJsonl,
+  parseLambadaText,
+  readLambada,
+  splitLambada,
+  type LambadaRequest,
+} from '../src/eval/lambada.js';
 import { chooseBatchShape, scoreRequests } from '../src/eval/score.js';
 import { evalLambada } from '../src/eval/evaluate.js';
 import { loadTokenizer, type Tokenizer } from '../src/data/tokenizer.js';
@@ -17,7 +26,8 @@ import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
 import { HlmError } from '../src/errors.js';
 
-const exp = Math.exp, abs = Math.abs;
+const exp = Math.exp;
+const abs = Math.abs;
 const SAMPLE = '/work/shared/data/lambada/lambada_test_sample200.jsonl';
 const PLAIN = '/work/shared/data/lambada/lambada_development_plain_text.txt';
 
@@ -39,7 +49,7 @@ describe('the lambada_openai split', () => {
     ['he said to the dog', 'he said to the', ' dog'],
     // quotes and punctuation stay attached to the last word
     ['"I don\'t care about signs."', '"I don\'t care about', ' signs."'],
-    ['`` nineteen , \'\' she said , and told he', '`` nineteen , \'\' she said , and told', ' he'],
+    ["`` nineteen , '' she said , and told he", "`` nineteen , '' she said , and told", ' he'],
     ['she whispered, "Harlin!"', 'she whispered,', ' "Harlin!"'],
     // a trailing space: the harness's split(' ') gives an empty last word, target " "
     ['the end ', 'the end', ' '],
@@ -64,7 +74,10 @@ describe('the lambada_openai split', () => {
 describe('readers', () => {
   test('JSONL: one {"text"} per line, blank lines skipped, CRLF accepted, lines remembered', () => {
     const ps = parseLambadaJsonl('{"text": "a b"}\r\n\n{"text": "c \\"d\\" e", "id": 3}\n', 'f.jsonl');
-    expect(ps).toEqual([{ index: 0, line: 1, text: 'a b' }, { index: 1, line: 3, text: 'c "d" e' }]);
+    expect(ps).toEqual([
+      { index: 0, line: 1, text: 'a b' },
+      { index: 1, line: 3, text: 'c "d" e' },
+    ]);
   });
 
   test.each([
@@ -90,7 +103,10 @@ describe('readers', () => {
   });
 
   test('plain text: one passage a line', () => {
-    expect(parseLambadaText('x y\r\n\nz w \n', 'f.txt')).toEqual([{ index: 0, line: 1, text: 'x y' }, { index: 1, line: 3, text: 'z w ' }]);
+    expect(parseLambadaText('x y\r\n\nz w \n', 'f.txt')).toEqual([
+      { index: 0, line: 1, text: 'x y' },
+      { index: 1, line: 3, text: 'z w ' },
+    ]);
     expect(lambadaFormatOf('a/b.jsonl')).toBe('jsonl');
     expect(lambadaFormatOf('a/b.txt')).toBe('text');
   });
@@ -129,7 +145,13 @@ describe('requests', () => {
   });
 
   test('batch shape: T = longest input, B from the token budget or the option', () => {
-    const reqs = [{ input: [1, 2, 3] }, { input: [1] }].map((r, i) => ({ ...r, index: i, context: '', target: '', targetTokens: [1] }));
+    const reqs = [{ input: [1, 2, 3] }, { input: [1] }].map((r, i) => ({
+      ...r,
+      index: i,
+      context: '',
+      target: '',
+      targetTokens: [1],
+    }));
     expect(chooseBatchShape(reqs, 8)).toEqual({ B: 2, T: 3 });
     expect(chooseBatchShape(reqs, 8, 1)).toEqual({ B: 1, T: 3 });
     expect(() => chooseBatchShape(reqs, 2)).toThrow(/exceeds n_positions/);
@@ -137,7 +159,12 @@ describe('requests', () => {
 });
 
 test('aggregation: accuracy = mean greedy, perplexity = exp(−mean log-likelihood)', () => {
-  const scores = [{ logLikelihood: -1.5, greedy: true }, { logLikelihood: -3.25, greedy: false }, { logLikelihood: -0.25, greedy: true }, { logLikelihood: -7, greedy: false }];
+  const scores = [
+    { logLikelihood: -1.5, greedy: true },
+    { logLikelihood: -3.25, greedy: false },
+    { logLikelihood: -0.25, greedy: true },
+    { logLikelihood: -7, greedy: false },
+  ];
   const m = aggregateLambada(scores);
   expect(m.n).toBe(4);
   expect(m.accuracy).toBe(0.5);
@@ -160,14 +187,18 @@ function reference(config: ModelConfig, params: Float32Array, r: LambadaRequest)
   const layout = paramLayout(config);
   const rec: Record<string, Float64Array> = {};
   for (const t of layout.tensors) rec[t.name] = Float64Array.from(params.subarray(t.offset, t.offset + t.size));
-  const T = r.input.length, V = config.vocab_size;
+  const T = r.input.length;
+  const V = config.vocab_size;
   const lp = gpt2Forward(rec, config, r.input, 1, T, { logProbs: true }).logProbs!;
-  let ll = 0, greedy = true;
-  const argmax: number[] = [], margins: number[] = [];
+  let ll = 0;
+  let greedy = true;
+  const argmax: number[] = [];
+  const margins: number[] = [];
   r.targetTokens.forEach((tgt, j) => {
     const row = (T - r.targetTokens.length + j) * V;
     ll += lp[row + tgt];
-    let best = 0, second = -Infinity;
+    let best = 0;
+    let second = -Infinity;
     for (let v = 1; v < V; v++) {
       const x = lp[row + v];
       if (x > lp[row + best]) {
@@ -214,7 +245,9 @@ test('GPU scores equal the float64 reference per passage (batched, padded, left-
   expect(scores.slice(0, -1).some((s) => !s.greedy)).toBe(true);
   // The same scores whatever the batch size (padding and batching change nothing).
   const one = await scoreRequests(gpu, config, params, reqs, { batchSize: 7 });
-  one.scores.forEach((s, i) => expect(abs(s.logLikelihood - scores[i].logLikelihood)).toBeLessThan(1e-4 * (1 + abs(s.logLikelihood))));
+  one.scores.forEach((s, i) =>
+    expect(abs(s.logLikelihood - scores[i].logLikelihood)).toBeLessThan(1e-4 * (1 + abs(s.logLikelihood))),
+  );
 }, 120_000);
 
 test('evalLambada on a checkpoint: metrics aggregate the per-passage scores', async () => {
@@ -247,9 +280,14 @@ describe('the command', () => {
     expect(out.accuracy).toBeLessThanOrEqual(1);
     expect(Number.isFinite(out.perplexity) && out.perplexity > 1).toBe(true);
     expect(out.passagesPerSecond).toBeGreaterThan(0);
-    const lines = readFileSync(preds, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(preds, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBe(10);
-    expect(Object.keys(lines[0])).toEqual(expect.arrayContaining(['index', 'target', 'predicted', 'logLikelihood', 'correct']));
+    expect(Object.keys(lines[0])).toEqual(
+      expect.arrayContaining(['index', 'target', 'predicted', 'logLikelihood', 'correct']),
+    );
     const mean = lines.reduce((a: number, p: { logLikelihood: number }) => a + p.logLikelihood, 0) / 10;
     expect(abs(out.perplexity - exp(-mean)) / out.perplexity).toBeLessThan(1e-9);
     expect(out.accuracy).toBe(lines.filter((p: { correct: boolean }) => p.correct).length / 10);

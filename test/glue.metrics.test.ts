@@ -1,5 +1,14 @@
 import {
-  accuracy, averageRanks, f1, glueAverage, matthews, meanStd, pearson, spearman, summarizeSeeds, taskScore,
+  accuracy,
+  averageRanks,
+  f1,
+  glueAverage,
+  matthews,
+  meanStd,
+  pearson,
+  spearman,
+  summarizeSeeds,
+  taskScore,
 } from '../src/eval/glue-metrics.js';
 
 // Values are worked out by hand (see the comments); `close` fails on NaN.
@@ -40,7 +49,8 @@ test('Matthews correlation: binary, multiclass and the degenerate cases', () => 
 });
 
 test('Pearson and Spearman, ties and constants', () => {
-  const x = [1, 2, 3, 4, 5], y = [2, 4, 5, 4, 5];
+  const x = [1, 2, 3, 4, 5];
+  const y = [2, 4, 5, 4, 5];
   close(pearson(x, y), 6 / Math.sqrt(60)); // sxy 6, sxx 10, syy 6
   expect(Array.from(averageRanks(y))).toEqual([1, 2.5, 4.5, 2.5, 4.5]);
   expect(Array.from(averageRanks([10, 20, 20, 5]))).toEqual([2, 3.5, 3.5, 1]);
@@ -51,7 +61,12 @@ test('Pearson and Spearman, ties and constants', () => {
   close(pearson([1, 2, 3], [6, 4, 2]), -1);
   close(spearman([1, 2, 3, 4], [9, 3, 2, 1]), -1);
   close(pearson([2, 2, 2], [1, 2, 3]), 0); // constant input: 0, not NaN
-  expect(pearson(new Array(20).fill(2.1234567), Array.from({ length: 20 }, (_, i) => i % 7))).toBe(0); // exactly 0, though the rounded mean is not 2.1234567
+  expect(
+    pearson(
+      new Array(20).fill(2.1234567),
+      Array.from({ length: 20 }, (_, i) => i % 7),
+    ),
+  ).toBe(0); // exactly 0, though the rounded mean is not 2.1234567
   close(spearman([1, 2, 3], [4, 4, 4]), 0);
   close(pearson([1e9 + 1, 1e9 + 2, 1e9 + 3], [1, 2, 3]), 1, 1e-9); // centred: no cancellation
 });
@@ -69,17 +84,25 @@ test('taskScore reports each task the way GLUE does', () => {
   close(cola.score, -1 / 6);
   const mrpc = taskScore('mrpc', [1, 0, 1, 1], [1, 0, 0, 1]);
   expect(Object.keys(mrpc.metrics)).toEqual(['f1', 'accuracy']);
-  close(mrpc.metrics.f1!, 0.8); close(mrpc.metrics.accuracy!, 0.75); close(mrpc.score, 0.775);
+  close(mrpc.metrics.f1!, 0.8);
+  close(mrpc.metrics.accuracy!, 0.75);
+  close(mrpc.score, 0.775);
   const qqp = taskScore('qqp', { dev: [1, 0, 1, 1] }, { dev: [1, 0, 0, 1] });
   close(qqp.score, 0.775);
   const stsb = taskScore('stsb', [1, 2, 3, 4, 5], [2, 4, 5, 4, 5]);
   expect(Object.keys(stsb.metrics)).toEqual(['pearson', 'spearman']);
   close(stsb.score, (6 / Math.sqrt(60) + 7 / Math.sqrt(90)) / 2);
-  const mnli = taskScore('mnli', { dev_matched: [0, 1, 2, 2], dev_mismatched: [0, 0] }, { dev_matched: [0, 1, 2, 0], dev_mismatched: [0, 1] });
+  const mnli = taskScore(
+    'mnli',
+    { dev_matched: [0, 1, 2, 2], dev_mismatched: [0, 0] },
+    { dev_matched: [0, 1, 2, 0], dev_mismatched: [0, 1] },
+  );
   expect(mnli.metrics).toEqual({ matched_accuracy: 0.75, mismatched_accuracy: 0.5 });
   close(mnli.score, 0.625);
   expect(() => taskScore('mnli', [0], [0])).toThrow('must be given per split (dev_matched, dev_mismatched)');
-  expect(() => taskScore('mnli', { dev_matched: [0] }, { dev_matched: [0] })).toThrow('no predictions for dev_mismatched');
+  expect(() => taskScore('mnli', { dev_matched: [0] }, { dev_matched: [0] })).toThrow(
+    'no predictions for dev_mismatched',
+  );
   for (const t of ['sst2', 'qnli', 'rte', 'wnli'] as const) {
     const s = taskScore(t, [0, 1, 1, 0], [0, 1, 0, 0]);
     expect(s.metrics).toEqual({ accuracy: 0.75 });
@@ -93,7 +116,9 @@ test('taskScore reports each task the way GLUE does', () => {
 
 test('mean and sample standard deviation over seeds', () => {
   const m = meanStd([1, 2, 3, 4]);
-  close(m.mean, 2.5); close(m.std, Math.sqrt(5 / 3)); expect(m.n).toBe(4);
+  close(m.mean, 2.5);
+  close(m.std, Math.sqrt(5 / 3));
+  expect(m.n).toBe(4);
   expect(meanStd([0.7])).toEqual({ mean: 0.7, std: 0, n: 1 });
   expect(() => meanStd([])).toThrow('no values');
   expect(() => meanStd([1, NaN])).toThrow('value NaN');
@@ -102,8 +127,10 @@ test('mean and sample standard deviation over seeds', () => {
     taskScore('mrpc', [1, 0, 0, 1], [1, 0, 0, 1]), // f1 1, acc 1
   ];
   const s = summarizeSeeds(runs);
-  close(s.metrics.f1!.mean, 0.9); close(s.metrics.f1!.std, Math.sqrt(0.02));
-  close(s.metrics.accuracy!.mean, 0.875); close(s.score.mean, 0.8875);
+  close(s.metrics.f1!.mean, 0.9);
+  close(s.metrics.f1!.std, Math.sqrt(0.02));
+  close(s.metrics.accuracy!.mean, 0.875);
+  close(s.score.mean, 0.8875);
   close(s.score.std, Math.sqrt(2 * 0.1125 ** 2));
   expect(() => summarizeSeeds([runs[0], taskScore('cola', [1], [1])])).toThrow('mixes MRPC and CoLA');
 });

@@ -4,7 +4,9 @@ import { specialise } from '../src/gpu/shaders.js';
 import { ShaderCompileError } from '../src/errors.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 
 test('buffers are labelled and counted, now and at peak', () => {
@@ -28,7 +30,8 @@ test('upload and read round-trip, with an element offset', async () => {
 });
 
 test('templating replaces constants and keeps one //#if branch, line numbers intact', () => {
-  const src = 'const TM: u32 = 4u;\n//#if VEC\nalias T = vec4<f32>;\n//#else\nalias T = f32;\n//#endif\nconst S: f32 = 1.0;';
+  const src =
+    'const TM: u32 = 4u;\n//#if VEC\nalias T = vec4<f32>;\n//#else\nalias T = f32;\n//#endif\nconst S: f32 = 1.0;';
   const out = specialise('x', src, { TM: 8, VEC: false, S: 2 });
   expect(out.split('\n')).toEqual(['const TM: u32 = 8u;', '', '', '', 'alias T = f32;', '', 'const S: f32 = 2.0;']);
   expect(() => specialise('x', src, { TM: 8, VEC: true, S: 1, NOPE: 1 })).toThrow(/NOPE/);

@@ -9,12 +9,16 @@ import { preset } from '../src/model/config.js';
 import { cwtLoss, cwtLossBackward } from '../src/reference/cwt.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
 async function check(K: number, d: number, opts: { N?: number; V?: number; temperature?: number; hugeRow?: boolean }) {
-  const N = opts.N ?? K, V = opts.V ?? 11, temperature = opts.temperature ?? 1;
+  const N = opts.N ?? K;
+  const V = opts.V ?? 11;
+  const temperature = opts.temperature ?? 1;
   const nHead = d % 2 === 0 ? 2 : 1;
   const config = { ...preset('tiny'), vocab_size: V, n_positions: N, n_embd: d, n_layer: 1, n_head: nHead };
   const model = await Gpt2.create(gpu, config, { B: 1, T: N, train: true });
@@ -24,7 +28,13 @@ async function check(K: number, d: number, opts: { N?: number; V?: number; tempe
   const hf = rand.normal(N * d);
   if (opts.hugeRow) for (let c = 0; c < d; c++) hf[c] *= 1e4;
   const targets = new Int32Array(N).fill(-1);
-  const picked = N === K ? Array.from({ length: N }, (_, i) => i) : Array.from({ length: N }, (_, i) => i).sort(() => rand.next() - 0.5).slice(0, K).sort((a, b) => a - b);
+  const picked =
+    N === K
+      ? Array.from({ length: N }, (_, i) => i)
+      : Array.from({ length: N }, (_, i) => i)
+          .sort(() => rand.next() - 0.5)
+          .slice(0, K)
+          .sort((a, b) => a - b);
   for (const p of picked) targets[p] = Math.floor(rand.next() * Math.min(V, 4)); // ≤ 4 distinct tokens
   model.writeParams(params);
   gpu.write(model.hf, hf);
@@ -34,8 +44,12 @@ async function check(K: number, d: number, opts: { N?: number; V?: number; tempe
   const dhf = await gpu.readF32(model.dhf!, 0, N * d);
   const grads = await model.readGrads();
 
-  const h = new Float64Array(K * d), tk = new Int32Array(K);
-  picked.forEach((p, k) => { h.set(hf.subarray(p * d, p * d + d), k * d); tk[k] = targets[p]; });
+  const h = new Float64Array(K * d);
+  const tk = new Int32Array(K);
+  picked.forEach((p, k) => {
+    h.set(hf.subarray(p * d, p * d + d), k * d);
+    tk[k] = targets[p];
+  });
   const E = params.subarray(wteOff, wteOff + V * d);
   const ref = cwtLoss(h, E, tk, K, d, temperature);
   const back = cwtLossBackward(1, h, E, tk, K, d, temperature);
@@ -47,7 +61,13 @@ async function check(K: number, d: number, opts: { N?: number; V?: number; tempe
   if (opts.hugeRow) {
     // The huge row's softmax is all but one-hot, and which near-tied entry wins can differ
     // between f32 and f64, so its gradients are only required to be finite.
-    for (const [name, g] of [['dh', dhf], ['dE', dE]] as const) g.forEach((x, i) => { if (!Number.isFinite(x)) throw new Error(`${name}[${i}] = ${x}`); });
+    for (const [name, g] of [
+      ['dh', dhf],
+      ['dE', dE],
+    ] as const)
+      g.forEach((x, i) => {
+        if (!Number.isFinite(x)) throw new Error(`${name}[${i}] = ${x}`);
+      });
   } else {
     const dhRef = new Float64Array(N * d);
     picked.forEach((p, k) => dhRef.set(back.dh.subarray(k * d, k * d + d), p * d));
@@ -58,7 +78,13 @@ async function check(K: number, d: number, opts: { N?: number; V?: number; tempe
   model.destroy();
 }
 
-test.each([[1, 5], [7, 64], [333, 130], [7, 5], [333, 5]])('decoder layout: K = %i, d = %i', async (K, d) => {
+test.each([
+  [1, 5],
+  [7, 64],
+  [333, 130],
+  [7, 5],
+  [333, 5],
+])('decoder layout: K = %i, d = %i', async (K, d) => {
   await check(K, d, { temperature: K === 7 && d === 5 ? 0.5 : 1 });
 });
 
@@ -75,7 +101,9 @@ test('a micro-batch with a different number of targets than the head was built f
   const config = { ...preset('tiny'), vocab_size: 11, n_positions: 6, n_embd: 4, n_layer: 1, n_head: 1 };
   const model = await Gpt2.create(gpu, config, { B: 1, T: 6, train: true });
   const head = await createCwtHead(model, { K: 3, temperature: 1 });
-  expect(() => head.setTargets([1, -1, 2, -1, -1, -1])).toThrow(/built for 3 target positions per micro-batch; this one has 2/);
+  expect(() => head.setTargets([1, -1, 2, -1, -1, -1])).toThrow(
+    /built for 3 target positions per micro-batch; this one has 2/,
+  );
   head.destroy();
   model.destroy();
 });

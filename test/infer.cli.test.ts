@@ -36,7 +36,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const expectOneErrorLine = (r: { status: number | null; stderr: string }, message: RegExp) => {
   expect(r.status).not.toBe(0);
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('hlm: '));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('hlm: '));
   expect(lines.length).toBe(1);
   expect(lines[0]).toMatch(message);
   expect(r.stderr).not.toMatch(/at .*\.[jt]s:\d+/); // no stack trace
@@ -55,7 +58,14 @@ test('streams text to stdout; --json gives the same text and tokens; --no-kv-cac
   expect(out.tokens.length).toBe(12);
   expect(out.stop).toBe('max-tokens');
   expect(text.stdout).toBe(out.text + '\n');
-  expect(out).toMatchObject({ prompt: 'The history of', temperature: 0, cache: true, objective: 'ce', head: 'transformer.wte.weight', tokenizer: 'gpt2' });
+  expect(out).toMatchObject({
+    prompt: 'The history of',
+    temperature: 0,
+    cache: true,
+    objective: 'ce',
+    head: 'transformer.wte.weight',
+    tokenizer: 'gpt2',
+  });
   expect(out.promptTokens.length).toBe(3);
   expect(out.prefillTokensPerSecond).toBeGreaterThan(0);
   expect(out.decodeTokensPerSecond).toBeGreaterThan(0);
@@ -65,26 +75,66 @@ test('streams text to stdout; --json gives the same text and tokens; --no-kv-cac
   expect(slow.tokens).toEqual(out.tokens);
 }, 120_000);
 
-test('reads the prompt from stdin; sampling with a seed repeats; a CWT checkpoint decodes through its embeddings', () => {
-  const run = (seed: number) => {
-    const r = spawnSync(process.execPath, [join(repoRoot(), 'bin/run.js'), 'generate', '--model', join(dir, 'cwt'), '--max-tokens', '10', '--temperature', '0.9', '--top-k', '20', '--seed', String(seed), '--json'], {
-      cwd: repoRoot(), env: { ...process.env, HLM_LOG_LEVEL: 'warn' }, encoding: 'utf8', input: 'Once upon a time', timeout: 120_000,
-    });
-    expect(r.stderr).not.toMatch(/Error/);
-    expect(r.status).toBe(0);
-    return JSON.parse(r.stdout);
-  };
-  const a = run(5);
-  expect(a.prompt).toBe('Once upon a time');
-  expect(a.objective).toBe('cwt');
-  expect(a.head).toBe('transformer.wte.weight');
-  expect(a.tokens.length).toBe(10);
-  expect(run(5).tokens).toEqual(a.tokens);
-}, 120_000);
+test(
+  'reads the prompt from stdin; sampling with a seed repeats; a CWT checkpoint decodes ' + 'through its embeddings',
+  () => {
+    const run = (seed: number) => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(repoRoot(), 'bin/run.js'),
+          'generate',
+          '--model',
+          join(dir, 'cwt'),
+          '--max-tokens',
+          '10',
+          '--temperature',
+          '0.9',
+          '--top-k',
+          '20',
+          '--seed',
+          String(seed),
+          '--json',
+        ],
+        {
+          cwd: repoRoot(),
+          env: { ...process.env, HLM_LOG_LEVEL: 'warn' },
+          encoding: 'utf8',
+          input: 'Once upon a time',
+          timeout: 120_000,
+        },
+      );
+      expect(r.stderr).not.toMatch(/Error/);
+      expect(r.status).toBe(0);
+      return JSON.parse(r.stdout);
+    };
+    const a = run(5);
+    expect(a.prompt).toBe('Once upon a time');
+    expect(a.objective).toBe('cwt');
+    expect(a.head).toBe('transformer.wte.weight');
+    expect(a.tokens.length).toBe(10);
+    expect(run(5).tokens).toEqual(a.tokens);
+  },
+  120_000,
+);
 
 test('a full context stops with a note on stderr, not a crash', () => {
   // n_positions 24: a prompt of 20 tokens leaves room for 5 generated ones.
-  const r = hlm(['generate', '--model', join(dir, 'ce'), '--prompt', 'a b c d e f g h i j k l m n o p q r s t', '--max-tokens', '50', '--temperature', '0', '--json'], { HLM_LOG_LEVEL: 'info' });
+  const r = hlm(
+    [
+      'generate',
+      '--model',
+      join(dir, 'ce'),
+      '--prompt',
+      'a b c d e f g h i j k l m n o p q r s t',
+      '--max-tokens',
+      '50',
+      '--temperature',
+      '0',
+      '--json',
+    ],
+    { HLM_LOG_LEVEL: 'info' },
+  );
   expect(r.status).toBe(0);
   const out = JSON.parse(r.stdout);
   expect(out.promptTokens.length).toBe(20);
@@ -94,20 +144,50 @@ test('a full context stops with a note on stderr, not a crash', () => {
 }, 120_000);
 
 test.each([
-  ['a missing checkpoint', ['--model', '/nonexistent/ck', '--prompt', 'x'], /hlm: checkpoint directory \/nonexistent\/ck does not exist/],
-  ['an encoder', ['--model', 'ENC', '--prompt', 'x'], /hlm: .* is an encoder checkpoint \(causal: false\): it cannot generate text/],
-  ['a prompt past n_positions', ['--model', 'CE', '--prompt', 'one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five'], /hlm: the prompt is \d+ tokens long; this model's context \(n_positions\) is 24/],
-  ['a negative temperature', ['--model', 'CE', '--prompt', 'x', '--temperature', '-1'], /hlm: --temperature must be a number ≥ 0/],
-])('refuses %s with one clear line', (_, args, message) => {
-  const r = hlm(['generate', ...args.map((a) => (a === 'ENC' ? join(dir, 'encoder') : a === 'CE' ? join(dir, 'ce') : a))]);
-  expectOneErrorLine(r, message);
-}, 120_000);
+  [
+    'a missing checkpoint',
+    ['--model', '/nonexistent/ck', '--prompt', 'x'],
+    /hlm: checkpoint directory \/nonexistent\/ck does not exist/,
+  ],
+  [
+    'an encoder',
+    ['--model', 'ENC', '--prompt', 'x'],
+    /hlm: .* is an encoder checkpoint \(causal: false\): it cannot generate text/,
+  ],
+  [
+    'a prompt past n_positions',
+    [
+      '--model',
+      'CE',
+      '--prompt',
+      'one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen ' +
+        'eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five',
+    ],
+    /hlm: the prompt is \d+ tokens long; this model's context \(n_positions\) is 24/,
+  ],
+  [
+    'a negative temperature',
+    ['--model', 'CE', '--prompt', 'x', '--temperature', '-1'],
+    /hlm: --temperature must be a number ≥ 0/,
+  ],
+])(
+  'refuses %s with one clear line',
+  (_, args, message) => {
+    const r = hlm([
+      'generate',
+      ...args.map((a) => (a === 'ENC' ? join(dir, 'encoder') : a === 'CE' ? join(dir, 'ce') : a)),
+    ]);
+    expectOneErrorLine(r, message);
+  },
+  120_000,
+);
 
 test('TextStream holds back a split character until it is complete', async () => {
   const tok = await loadTokenizer('gpt2');
   const ids = await tok.encode('naïve 😀 café');
   const stream = new TextStream(tok);
-  let shown = '', held = 0;
+  let shown = '';
+  let held = 0;
   for (const id of ids) {
     const piece = await stream.push(id);
     expect(piece).not.toContain('\uFFFD');

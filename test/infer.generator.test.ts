@@ -13,11 +13,21 @@ import { gpt2Forward } from '../src/reference/gpt2.js';
 import { matmul } from '../src/reference/matmul.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
-const CONFIG: ModelConfig = { ...preset('tiny'), vocab_size: 61, n_positions: 40, n_embd: 24, n_layer: 2, n_head: 3, eos_token_id: 60 };
+const CONFIG: ModelConfig = {
+  ...preset('tiny'),
+  vocab_size: 61,
+  n_positions: 40,
+  n_embd: 24,
+  n_layer: 2,
+  n_head: 3,
+  eos_token_id: 60,
+};
 
 function randomModel(config: ModelConfig) {
   return randomGpt2Params(paramLayout(config), rand);
@@ -31,7 +41,11 @@ function referenceLogits(config: ModelConfig, named: Record<string, Float64Array
   return matmul(hidden.subarray((seq.length - 1) * d), E, 1, config.vocab_size, d, false, true);
 }
 
-async function collect(gen: Generator, prompt: number[], o: GenerateOptions): Promise<{ tokens: number[]; stop: StopReason }> {
+async function collect(
+  gen: Generator,
+  prompt: number[],
+  o: GenerateOptions,
+): Promise<{ tokens: number[]; stop: StopReason }> {
   const it = generate(gen, prompt, o);
   const tokens: number[] = [];
   for (let r = await it.next(); ; r = await it.next()) {
@@ -43,32 +57,36 @@ async function collect(gen: Generator, prompt: number[], o: GenerateOptions): Pr
 test.each([
   ['tied head', {}],
   ['untied lm_head', { tie_word_embeddings: false }],
-])('logits after prefill and each cached step equal the float64 forward (%s)', async (_, extra) => {
-  const config = { ...CONFIG, ...extra };
-  const { params, named } = randomModel(config);
-  const gen = await Generator.create(gpu, config, params);
-  const seq = Array.from(rand.int(5, config.vocab_size));
-  await gen.prefill(seq);
-  const check = async (what: string) => {
-    const ref = referenceLogits(config, named, seq);
-    expectClose(await gen.logits(), ref, 1e-4, what);
-    expect(await gen.argmax()).toBe(argmaxHost(ref));
-  };
-  await check('after prefill of 5');
-  for (let i = 0; i < 12; i++) {
-    const t = rand.int(1, config.vocab_size)[0];
-    await gen.step(t);
-    seq.push(t);
-    await check(`after step ${i + 1}`);
-  }
-  expect(gen.tokens()).toEqual(seq);
-  // A new prefill starts over (a longer prompt: another prefill model, the same cache).
-  const again = Array.from(rand.int(11, config.vocab_size));
-  await gen.prefill(again);
-  await gen.step(7);
-  expectClose(await gen.logits(), referenceLogits(config, named, [...again, 7]), 1e-4, 'second sequence');
-  gen.destroy();
-}, 60_000);
+])(
+  'logits after prefill and each cached step equal the float64 forward (%s)',
+  async (_, extra) => {
+    const config = { ...CONFIG, ...extra };
+    const { params, named } = randomModel(config);
+    const gen = await Generator.create(gpu, config, params);
+    const seq = Array.from(rand.int(5, config.vocab_size));
+    await gen.prefill(seq);
+    const check = async (what: string) => {
+      const ref = referenceLogits(config, named, seq);
+      expectClose(await gen.logits(), ref, 1e-4, what);
+      expect(await gen.argmax()).toBe(argmaxHost(ref));
+    };
+    await check('after prefill of 5');
+    for (let i = 0; i < 12; i++) {
+      const t = rand.int(1, config.vocab_size)[0];
+      await gen.step(t);
+      seq.push(t);
+      await check(`after step ${i + 1}`);
+    }
+    expect(gen.tokens()).toEqual(seq);
+    // A new prefill starts over (a longer prompt: another prefill model, the same cache).
+    const again = Array.from(rand.int(11, config.vocab_size));
+    await gen.prefill(again);
+    await gen.step(7);
+    expectClose(await gen.logits(), referenceLogits(config, named, [...again, 7]), 1e-4, 'second sequence');
+    gen.destroy();
+  },
+  60_000,
+);
 
 test('greedy decoding gives the same 20 tokens with and without the KV cache, and the reference argmaxes', async () => {
   const { params, named } = randomModel(CONFIG);
@@ -145,7 +163,9 @@ test('sampleToken: top-k keeps the k largest, temperature sharpens, draws follow
 
 test('refusals: encoders, prompts past the context, tokens outside the vocabulary, step before prefill', async () => {
   const encoder = { ...CONFIG, causal: false, mask_token_id: 60 };
-  await expect(Generator.create(gpu, encoder, new Float32Array(paramLayout(encoder).total))).rejects.toThrow(/encoder \(causal: false\)/);
+  await expect(Generator.create(gpu, encoder, new Float32Array(paramLayout(encoder).total))).rejects.toThrow(
+    /encoder \(causal: false\)/,
+  );
   const { params } = randomModel(CONFIG);
   const gen = await Generator.create(gpu, CONFIG, params, { maxContext: 10 });
   await expect(gen.step(1)).rejects.toThrow(/before prefill/);
@@ -155,17 +175,26 @@ test('refusals: encoders, prompts past the context, tokens outside the vocabular
   gen.destroy();
 }, 60_000);
 
-test('rewind: decoding again from a shorter prefix gives that prefix\'s logits (the benchmark decodes from one prefill)', async () => {
-  const { params, named } = randomModel(CONFIG);
-  const gen = await Generator.create(gpu, CONFIG, params);
-  const seq = Array.from(rand.int(9, CONFIG.vocab_size));
-  await gen.prefill(seq.slice(0, 5));
-  for (const t of seq.slice(5)) await gen.step(t); // the cache now holds 9 positions
-  gen.rewind(5);
-  expect(gen.tokens()).toEqual(seq.slice(0, 5));
-  const other = (seq[5] + 1) % CONFIG.vocab_size;
-  await gen.step(other); // overwrites cache row 5; rows 6..8 are stale and must not be read
-  expectClose(await gen.logits(), referenceLogits(CONFIG, named, [...seq.slice(0, 5), other]), 1e-4, 'logits after rewind');
-  expect(() => gen.rewind(0)).toThrow(/rewind: 0 is not in 1\.\.6/);
-  gen.destroy();
-});
+test(
+  "rewind: decoding again from a shorter prefix gives that prefix's logits (the benchmark " +
+    'decodes from one prefill)',
+  async () => {
+    const { params, named } = randomModel(CONFIG);
+    const gen = await Generator.create(gpu, CONFIG, params);
+    const seq = Array.from(rand.int(9, CONFIG.vocab_size));
+    await gen.prefill(seq.slice(0, 5));
+    for (const t of seq.slice(5)) await gen.step(t); // the cache now holds 9 positions
+    gen.rewind(5);
+    expect(gen.tokens()).toEqual(seq.slice(0, 5));
+    const other = (seq[5] + 1) % CONFIG.vocab_size;
+    await gen.step(other); // overwrites cache row 5; rows 6..8 are stale and must not be read
+    expectClose(
+      await gen.logits(),
+      referenceLogits(CONFIG, named, [...seq.slice(0, 5), other]),
+      1e-4,
+      'logits after rewind',
+    );
+    expect(() => gen.rewind(0)).toThrow(/rewind: 0 is not in 1\.\.6/);
+    gen.destroy();
+  },
+);

@@ -9,14 +9,20 @@ import { attention } from '../src/reference/attention.js';
 import { argmaxHost } from '../src/infer/sampling.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
 describe('attention over a KV cache', () => {
   // d=40 with 5 heads (hd 8: many key slices per head), d=150 with 2 heads (hd 75 > 64 invocations).
   test.each([
-    [40, 5, 1], [40, 5, 7], [40, 5, 33], [150, 2, 5], [150, 2, 70],
+    [40, 5, 1],
+    [40, 5, 7],
+    [40, 5, 33],
+    [150, 2, 5],
+    [150, 2, 70],
   ])('d=%i, %i heads, cache length %i', async (d, H, len) => {
     const maxLen = 71;
     const qkv = rand.normal(len * 3 * d);
@@ -25,9 +31,19 @@ describe('attention over a KV cache', () => {
     for (let t = 0; t < len; t++) kv.set(qkv.subarray(t * 3 * d + d, (t + 1) * 3 * d), t * 2 * d);
     const q = new Float32Array(d + 3); // at an offset
     q.set(qkv.subarray((len - 1) * 3 * d, (len - 1) * 3 * d + d), 3);
-    const qBuf = gpu.upload('q', q), kvBuf = gpu.upload('kv', kv), out = gpu.buffer('out', (d + 5) * 4);
+    const qBuf = gpu.upload('q', q);
+    const kvBuf = gpu.upload('kv', kv);
+    const out = gpu.buffer('out', (d + 5) * 4);
     const lenBuf = gpu.upload('len', Uint32Array.of(99, len));
-    const dispatch = await attentionDecode(gpu, { d, nHead: H, maxLen, q: { buffer: qBuf, offset: 3 }, kv: { buffer: kvBuf }, length: { buffer: lenBuf, offset: 1 }, out: { buffer: out, offset: 5 } });
+    const dispatch = await attentionDecode(gpu, {
+      d,
+      nHead: H,
+      maxLen,
+      q: { buffer: qBuf, offset: 3 },
+      kv: { buffer: kvBuf },
+      length: { buffer: lenBuf, offset: 1 },
+      out: { buffer: out, offset: 5 },
+    });
     await gpu.run([dispatch]);
     const got = await gpu.readF32(out, 5, d);
     const ref = attention(qkv, 1, len, d, H, { causal: true }).out.subarray((len - 1) * d);
@@ -37,12 +53,25 @@ describe('attention over a KV cache', () => {
   });
 
   test('the length is read on the GPU each run: one dispatch serves every step; length 0 gives zeros', async () => {
-    const d = 12, H = 3, maxLen = 9;
+    const d = 12;
+    const H = 3;
+    const maxLen = 9;
     const qkv = rand.normal(maxLen * 3 * d);
     const kv = new Float32Array(maxLen * 2 * d);
     for (let t = 0; t < maxLen; t++) kv.set(qkv.subarray(t * 3 * d + d, (t + 1) * 3 * d), t * 2 * d);
-    const q = gpu.buffer('q', d * 4), kvBuf = gpu.upload('kv', kv), out = gpu.buffer('out', d * 4), lenBuf = gpu.buffer('len', 4);
-    const dispatch = await attentionDecode(gpu, { d, nHead: H, maxLen, q: { buffer: q }, kv: { buffer: kvBuf }, length: { buffer: lenBuf }, out: { buffer: out } });
+    const q = gpu.buffer('q', d * 4);
+    const kvBuf = gpu.upload('kv', kv);
+    const out = gpu.buffer('out', d * 4);
+    const lenBuf = gpu.buffer('len', 4);
+    const dispatch = await attentionDecode(gpu, {
+      d,
+      nHead: H,
+      maxLen,
+      q: { buffer: q },
+      kv: { buffer: kvBuf },
+      length: { buffer: lenBuf },
+      out: { buffer: out },
+    });
     const ref = attention(qkv, 1, maxLen, d, H, { causal: true }).out;
     for (const len of [1, 4, 9]) {
       gpu.write(q, qkv.subarray((len - 1) * 3 * d, (len - 1) * 3 * d + d));
@@ -59,20 +88,54 @@ describe('attention over a KV cache', () => {
 
   test('refuses bad shapes and aliasing', async () => {
     const b = gpu.buffer('b', 4096);
-    await expect(attentionDecode(gpu, { d: 10, nHead: 3, maxLen: 4, q: { buffer: b }, kv: { buffer: b }, length: { buffer: b }, out: { buffer: gpu.buffer('o', 64) } })).rejects.toThrow(/not a multiple of nHead/);
-    await expect(attentionDecode(gpu, { d: 8, nHead: 2, maxLen: 4, q: { buffer: b }, kv: { buffer: b }, length: { buffer: b }, out: { buffer: b } })).rejects.toThrow(/out must not share/);
-    await expect(attentionDecode(gpu, { d: 8, nHead: 2, maxLen: 1000, q: { buffer: b }, kv: { buffer: b }, length: { buffer: b }, out: { buffer: gpu.buffer('o', 64) } })).rejects.toThrow(/kv needs/);
+    await expect(
+      attentionDecode(gpu, {
+        d: 10,
+        nHead: 3,
+        maxLen: 4,
+        q: { buffer: b },
+        kv: { buffer: b },
+        length: { buffer: b },
+        out: { buffer: gpu.buffer('o', 64) },
+      }),
+    ).rejects.toThrow(/not a multiple of nHead/);
+    await expect(
+      attentionDecode(gpu, {
+        d: 8,
+        nHead: 2,
+        maxLen: 4,
+        q: { buffer: b },
+        kv: { buffer: b },
+        length: { buffer: b },
+        out: { buffer: b },
+      }),
+    ).rejects.toThrow(/out must not share/);
+    await expect(
+      attentionDecode(gpu, {
+        d: 8,
+        nHead: 2,
+        maxLen: 1000,
+        q: { buffer: b },
+        kv: { buffer: b },
+        length: { buffer: b },
+        out: { buffer: gpu.buffer('o', 64) },
+      }),
+    ).rejects.toThrow(/kv needs/);
   });
 });
 
 test('row argmax: first index on ties, NaN wins, odd widths', async () => {
-  const rows = 5, n = 1037;
+  const rows = 5;
+  const n = 1037;
   const x = rand.normal(rows * n);
-  x[1 * n + 17] = 50; x[1 * n + 900] = 50; // a tie: the first wins
+  x[1 * n + 17] = 50;
+  x[1 * n + 900] = 50; // a tie: the first wins
   x[2 * n + n - 1] = 60; // the last column
-  x[3 * n + 400] = NaN; x[3 * n + 401] = 1e30;
+  x[3 * n + 400] = NaN;
+  x[3 * n + 401] = 1e30;
   x[4 * n] = 70; // the first column
-  const xb = gpu.upload('x', x), out = gpu.buffer('amax', rows * 4);
+  const xb = gpu.upload('x', x);
+  const out = gpu.buffer('amax', rows * 4);
   const dispatch = await argmaxRows(gpu, { rows, n, x: { buffer: xb }, out: { buffer: out } });
   await gpu.run([dispatch]);
   const got = Array.from(await gpu.read(out, Uint32Array, 0, rows));

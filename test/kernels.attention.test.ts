@@ -8,22 +8,39 @@ import type { Gpu } from '../src/gpu/device.js';
 import type { MatmulTile } from '../src/kernels/matmul.js';
 import { TILES } from '../src/kernels/matmul.js';
 import {
-  ROW_LAYOUTS, type RowLayout, attentionBackward, attentionBuffersBytes, attentionForward, attentionScratchBytes, createAttentionBuffers, createAttentionScratch,
-  freeAttentionBuffers, freeAttentionScratch, type AttentionScratch, type AttentionShape,
+  ROW_LAYOUTS,
+  type RowLayout,
+  attentionBackward,
+  attentionBuffersBytes,
+  attentionForward,
+  attentionScratchBytes,
+  createAttentionBuffers,
+  createAttentionScratch,
+  freeAttentionBuffers,
+  freeAttentionScratch,
+  type AttentionShape,
 } from '../src/kernels/attention.js';
 import { attention as attentionRef, attentionBackward as attentionBackwardRef } from '../src/reference/attention.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
 // Element offsets into the caller's buffers, so that offsets are exercised everywhere.
 const OFF = { qkv: 3, out: 1, dout: 5, dqkv: 2, lengths: 1 };
 
-interface Result { out: Float32Array; dqkv: Float32Array }
+interface Result {
+  out: Float32Array;
+  dqkv: Float32Array;
+}
 /** Kernel configuration: the adapter's defaults, or another adapter kind's, or an odd one. */
-interface Config { rowLayout?: RowLayout; tile?: MatmulTile }
+interface Config {
+  rowLayout?: RowLayout;
+  tile?: MatmulTile;
+}
 const CONFIGS: [string, Config][] = [
   ['default', {}],
   ['hardware', { rowLayout: ROW_LAYOUTS.hardware, tile: TILES.hardware }],
@@ -32,9 +49,20 @@ const CONFIGS: [string, Config][] = [
 ];
 
 /** Forward then backward on the GPU; dqkv starts as NaN so that anything not overwritten shows. */
-async function runGpu(shape: AttentionShape, causal: boolean, qkv: Float32Array, dout: Float32Array, lengths?: Uint32Array, config: Config = {}): Promise<Result> {
+async function runGpu(
+  shape: AttentionShape,
+  causal: boolean,
+  qkv: Float32Array,
+  dout: Float32Array,
+  lengths?: Uint32Array,
+  config: Config = {},
+): Promise<Result> {
   const { B, T, d } = shape;
-  const pad = (x: Float32Array, off: number) => { const p = new Float32Array(off + x.length + 3).fill(7); p.set(x, off); return p; };
+  const pad = (x: Float32Array, off: number) => {
+    const p = new Float32Array(off + x.length + 3).fill(7);
+    p.set(x, off);
+    return p;
+  };
   const QKV = gpu.upload('qkv', pad(qkv, OFF.qkv));
   const DOUT = gpu.upload('dout', pad(dout, OFF.dout));
   const OUT = gpu.upload('out', new Float32Array(OFF.out + B * T * d).fill(NaN));
@@ -42,9 +70,21 @@ async function runGpu(shape: AttentionShape, causal: boolean, qkv: Float32Array,
   const LEN = lengths && gpu.upload('lengths', Uint32Array.from([99, ...lengths]));
   const layer = createAttentionBuffers(gpu, { ...shape, label: 'layer0' });
   const scratch = createAttentionScratch(gpu, shape);
-  const common = { ...shape, ...config, causal, qkv: { buffer: QKV, offset: OFF.qkv }, layer, scratch, lengths: LEN && { buffer: LEN, offset: OFF.lengths } };
+  const common = {
+    ...shape,
+    ...config,
+    causal,
+    qkv: { buffer: QKV, offset: OFF.qkv },
+    layer,
+    scratch,
+    lengths: LEN && { buffer: LEN, offset: OFF.lengths },
+  };
   const fw = await attentionForward(gpu, { ...common, out: { buffer: OUT, offset: OFF.out } });
-  const bw = await attentionBackward(gpu, { ...common, dout: { buffer: DOUT, offset: OFF.dout }, dqkv: { buffer: DQKV, offset: OFF.dqkv } });
+  const bw = await attentionBackward(gpu, {
+    ...common,
+    dout: { buffer: DOUT, offset: OFF.dout },
+    dqkv: { buffer: DQKV, offset: OFF.dqkv },
+  });
   await gpu.run(fw, 'attention forward');
   await gpu.run(bw, 'attention backward');
   const out = await gpu.readF32(OUT, OFF.out, B * T * d);
@@ -65,11 +105,14 @@ function randomLengths(B: number, T: number): Uint32Array {
 
 async function check(shape: AttentionShape, causal: boolean, withLengths: boolean, config: Config = {}) {
   const { B, T, d, nHead } = shape;
-  const qkv = rand.normal(B * T * 3 * d), dout = rand.normal(B * T * d);
+  const qkv = rand.normal(B * T * 3 * d);
+  const dout = rand.normal(B * T * d);
   const lengths = withLengths ? randomLengths(B, T) : undefined;
   const got = await runGpu(shape, causal, qkv, dout, lengths, config);
   const opts = { causal, lengths };
-  const what = `${JSON.stringify(shape)} causal=${causal} lengths=${lengths ? `[${lengths}]` : 'none'} ${JSON.stringify(config)}`;
+  const what =
+    `${JSON.stringify(shape)} causal=${causal} lengths=${lengths ? `[${lengths}]` : 'none'} ` +
+    `${JSON.stringify(config)}`;
   expectClose(got.out, attentionRef(qkv, B, T, d, nHead, opts).out, 1e-5, `out ${what}`);
   expectClose(got.dqkv, attentionBackwardRef(dout, qkv, B, T, d, nHead, opts).dqkv, 1e-5, `dqkv ${what}`);
 }
@@ -94,7 +137,9 @@ describe.each([true, false])('causal=%s', (causal) => {
 
 describe.each(CONFIGS.slice(1))('%s softmax row layout and matmul tiles', (_n, config) => {
   test('every shape, causal and not, with and without lengths', async () => {
-    for (const shape of SHAPES) for (const causal of [true, false]) for (const lengths of [false, true]) await check(shape, causal, lengths, config);
+    for (const shape of SHAPES)
+      for (const causal of [true, false])
+        for (const lengths of [false, true]) await check(shape, causal, lengths, config);
   });
 });
 
@@ -105,7 +150,8 @@ test('a long row (T=300, several elements per softmax invocation), causal with l
 test('huge scores (qkv x 1e3) give finite outputs and gradients', async () => {
   const shape = { B: 2, T: 9, d: 12, nHead: 3 };
   for (const causal of [true, false]) {
-    const qkv = rand.normal(2 * 9 * 36).map((x) => x * 1e3), dout = rand.normal(2 * 9 * 12);
+    const qkv = rand.normal(2 * 9 * 36).map((x) => x * 1e3);
+    const dout = rand.normal(2 * 9 * 12);
     const got = await runGpu(shape, causal, qkv, dout, Uint32Array.from([9, 4]));
     expect(got.out.every(Number.isFinite)).toBe(true);
     expect(got.dqkv.every(Number.isFinite)).toBe(true);
@@ -118,7 +164,8 @@ test('huge scores (qkv x 1e3) give finite outputs and gradients', async () => {
 
 test('results repeat bit for bit', async () => {
   const shape = { B: 2, T: 37, d: 24, nHead: 3 };
-  const qkv = rand.normal(2 * 37 * 72), dout = rand.normal(2 * 37 * 24);
+  const qkv = rand.normal(2 * 37 * 72);
+  const dout = rand.normal(2 * 37 * 24);
   const lengths = Uint32Array.from([37, 20]);
   const a = await runGpu(shape, true, qkv, dout, lengths);
   const b = await runGpu(shape, true, qkv, dout, lengths);
@@ -137,16 +184,29 @@ test('one scratch (sized for a larger shape) serves several layers: forward 1, 2
   const DQKV = inputs.map((_, i) => gpu.buffer(`dqkv${i}`, 3 * B * T * d * 4));
   const layers = inputs.map((_, i) => createAttentionBuffers(gpu, { ...shape, label: `layer${i}` }));
   const spec = (i: number) => ({ ...shape, causal: false, qkv: { buffer: QKV[i] }, layer: layers[i], scratch });
-  const fw = [...await attentionForward(gpu, { ...spec(0), out: { buffer: OUT[0] } }), ...await attentionForward(gpu, { ...spec(1), out: { buffer: OUT[1] } })];
+  const fw = [
+    ...(await attentionForward(gpu, { ...spec(0), out: { buffer: OUT[0] } })),
+    ...(await attentionForward(gpu, { ...spec(1), out: { buffer: OUT[1] } })),
+  ];
   const bw = [
-    ...await attentionBackward(gpu, { ...spec(1), dout: { buffer: DOUT[1] }, dqkv: { buffer: DQKV[1] } }),
-    ...await attentionBackward(gpu, { ...spec(0), dout: { buffer: DOUT[0] }, dqkv: { buffer: DQKV[0] } }),
+    ...(await attentionBackward(gpu, { ...spec(1), dout: { buffer: DOUT[1] }, dqkv: { buffer: DQKV[1] } })),
+    ...(await attentionBackward(gpu, { ...spec(0), dout: { buffer: DOUT[0] }, dqkv: { buffer: DQKV[0] } })),
   ];
   await gpu.run([...fw, ...bw], 'two layers');
   for (const i of [0, 1]) {
     const opts = { causal: false };
-    expectClose(await gpu.readF32(OUT[i]), attentionRef(inputs[i].qkv, B, T, d, nHead, opts).out, 1e-5, `out layer ${i}`);
-    expectClose(await gpu.readF32(DQKV[i]), attentionBackwardRef(inputs[i].dout, inputs[i].qkv, B, T, d, nHead, opts).dqkv, 1e-5, `dqkv layer ${i}`);
+    expectClose(
+      await gpu.readF32(OUT[i]),
+      attentionRef(inputs[i].qkv, B, T, d, nHead, opts).out,
+      1e-5,
+      `out layer ${i}`,
+    );
+    expectClose(
+      await gpu.readF32(DQKV[i]),
+      attentionBackwardRef(inputs[i].dout, inputs[i].qkv, B, T, d, nHead, opts).dqkv,
+      1e-5,
+      `dqkv layer ${i}`,
+    );
   }
   gpu.release(...fw, ...bw);
   layers.forEach((l) => freeAttentionBuffers(gpu, l));
@@ -154,31 +214,66 @@ test('one scratch (sized for a larger shape) serves several layers: forward 1, 2
   gpu.free(...QKV, ...DOUT, ...OUT, ...DQKV);
 });
 
-test('qkv, out, dout, dqkv and lengths may share one buffer at disjoint offsets (an activation arena); a custom scale', async () => {
-  const shape = { B: 2, T: 9, d: 12, nHead: 2 };
-  const { B, T, d, nHead } = shape;
-  const qkv = rand.normal(B * T * 3 * d), dout = rand.normal(B * T * d), lengths = [9, 5];
-  const at = { qkv: 1, out: 1 + 3 * B * T * d, dout: 2 + 4 * B * T * d, dqkv: 3 + 5 * B * T * d, lengths: 3 + 8 * B * T * d };
-  const arena = new Float32Array(at.lengths + B).fill(NaN);
-  arena.set(qkv, at.qkv);
-  arena.set(dout, at.dout);
-  new Uint32Array(arena.buffer).set(lengths, at.lengths);
-  const X = gpu.upload('arena', arena);
-  const layer = createAttentionBuffers(gpu, shape), scratch = createAttentionScratch(gpu, shape);
-  const common = { ...shape, causal: true, scale: 0.37, qkv: { buffer: X, offset: at.qkv }, lengths: { buffer: X, offset: at.lengths }, layer, scratch };
-  const ds = [
-    ...await attentionForward(gpu, { ...common, out: { buffer: X, offset: at.out } }),
-    ...await attentionBackward(gpu, { ...common, dout: { buffer: X, offset: at.dout }, dqkv: { buffer: X, offset: at.dqkv } }),
-  ];
-  await gpu.run(ds);
-  const opts = { causal: true, lengths, scale: 0.37 };
-  expectClose(await gpu.readF32(X, at.out, B * T * d), attentionRef(qkv, B, T, d, nHead, opts).out, 1e-5, 'out in arena');
-  expectClose(await gpu.readF32(X, at.dqkv, 3 * B * T * d), attentionBackwardRef(dout, qkv, B, T, d, nHead, opts).dqkv, 1e-5, 'dqkv in arena');
-  gpu.release(...ds);
-  freeAttentionBuffers(gpu, layer);
-  freeAttentionScratch(gpu, scratch);
-  gpu.free(X);
-});
+test(
+  'qkv, out, dout, dqkv and lengths may share one buffer at disjoint offsets (an activation ' +
+    'arena); a custom scale',
+  async () => {
+    const shape = { B: 2, T: 9, d: 12, nHead: 2 };
+    const { B, T, d, nHead } = shape;
+    const qkv = rand.normal(B * T * 3 * d);
+    const dout = rand.normal(B * T * d);
+    const lengths = [9, 5];
+    const at = {
+      qkv: 1,
+      out: 1 + 3 * B * T * d,
+      dout: 2 + 4 * B * T * d,
+      dqkv: 3 + 5 * B * T * d,
+      lengths: 3 + 8 * B * T * d,
+    };
+    const arena = new Float32Array(at.lengths + B).fill(NaN);
+    arena.set(qkv, at.qkv);
+    arena.set(dout, at.dout);
+    new Uint32Array(arena.buffer).set(lengths, at.lengths);
+    const X = gpu.upload('arena', arena);
+    const layer = createAttentionBuffers(gpu, shape);
+    const scratch = createAttentionScratch(gpu, shape);
+    const common = {
+      ...shape,
+      causal: true,
+      scale: 0.37,
+      qkv: { buffer: X, offset: at.qkv },
+      lengths: { buffer: X, offset: at.lengths },
+      layer,
+      scratch,
+    };
+    const ds = [
+      ...(await attentionForward(gpu, { ...common, out: { buffer: X, offset: at.out } })),
+      ...(await attentionBackward(gpu, {
+        ...common,
+        dout: { buffer: X, offset: at.dout },
+        dqkv: { buffer: X, offset: at.dqkv },
+      })),
+    ];
+    await gpu.run(ds);
+    const opts = { causal: true, lengths, scale: 0.37 };
+    expectClose(
+      await gpu.readF32(X, at.out, B * T * d),
+      attentionRef(qkv, B, T, d, nHead, opts).out,
+      1e-5,
+      'out in arena',
+    );
+    expectClose(
+      await gpu.readF32(X, at.dqkv, 3 * B * T * d),
+      attentionBackwardRef(dout, qkv, B, T, d, nHead, opts).dqkv,
+      1e-5,
+      'dqkv in arena',
+    );
+    gpu.release(...ds);
+    freeAttentionBuffers(gpu, layer);
+    freeAttentionScratch(gpu, scratch);
+    gpu.free(X);
+  },
+);
 
 test('memory formulas match what is allocated', () => {
   const shape = { B: 2, T: 10, d: 12, nHead: 3 };
@@ -197,16 +292,34 @@ test('memory formulas match what is allocated', () => {
 
 test('bad specs are refused with the reason', async () => {
   const shape = { B: 1, T: 4, d: 8, nHead: 2 };
-  const layer = createAttentionBuffers(gpu, shape), scratch = createAttentionScratch(gpu, shape);
-  const QKV = gpu.buffer('qkv', 4 * 96), OUT = gpu.buffer('out', 4 * 32);
+  const layer = createAttentionBuffers(gpu, shape);
+  const scratch = createAttentionScratch(gpu, shape);
+  const QKV = gpu.buffer('qkv', 4 * 96);
+  const OUT = gpu.buffer('out', 4 * 32);
   const base = { ...shape, causal: true, qkv: { buffer: QKV }, out: { buffer: OUT }, layer, scratch };
   expect(() => createAttentionBuffers(gpu, { B: 1, T: 4, d: 9, nHead: 2 })).toThrow(/not a multiple of nHead/);
   await expect(attentionForward(gpu, { ...base, T: 5 })).rejects.toThrow(/needs \d+ bytes/);
-  await expect(attentionForward(gpu, { ...base, out: { buffer: QKV, offset: 64 } })).rejects.toThrow(/out \[64, 96\) overlaps qkv \[0, 96\)/);
+  await expect(attentionForward(gpu, { ...base, out: { buffer: QKV, offset: 64 } })).rejects.toThrow(
+    /out \[64, 96\) overlaps qkv \[0, 96\)/,
+  );
   await expect(attentionForward(gpu, { ...base, out: { buffer: OUT, offset: 1 } })).rejects.toThrow(/out needs/);
   const BIG = gpu.buffer('big', 4 * 300);
-  await expect(attentionBackward(gpu, { ...base, qkv: { buffer: BIG }, dout: { buffer: BIG, offset: 200 }, dqkv: { buffer: BIG, offset: 90 } })).rejects.toThrow(/dqkv \[90, 186\) overlaps qkv \[0, 96\)/);
-  await expect(attentionBackward(gpu, { ...base, qkv: { buffer: BIG }, dout: { buffer: BIG, offset: 120 }, dqkv: { buffer: BIG, offset: 96 } })).rejects.toThrow(/dqkv \[96, 192\) overlaps dout \[120, 152\)/);
+  await expect(
+    attentionBackward(gpu, {
+      ...base,
+      qkv: { buffer: BIG },
+      dout: { buffer: BIG, offset: 200 },
+      dqkv: { buffer: BIG, offset: 90 },
+    }),
+  ).rejects.toThrow(/dqkv \[90, 186\) overlaps qkv \[0, 96\)/);
+  await expect(
+    attentionBackward(gpu, {
+      ...base,
+      qkv: { buffer: BIG },
+      dout: { buffer: BIG, offset: 120 },
+      dqkv: { buffer: BIG, offset: 96 },
+    }),
+  ).rejects.toThrow(/dqkv \[96, 192\) overlaps dout \[120, 152\)/);
   await expect(attentionForward(gpu, { ...base, out: { buffer: scratch.yh } })).rejects.toThrow(/must not live in/);
   freeAttentionBuffers(gpu, layer);
   freeAttentionScratch(gpu, scratch);

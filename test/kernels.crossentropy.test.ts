@@ -8,7 +8,9 @@ import { crossEntropyHead, defaultChunkRows, lossMean } from '../src/kernels/cro
 import { crossEntropyTied, crossEntropyTiedBackward } from '../src/reference/crossentropy.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
@@ -55,7 +57,12 @@ async function runCase(c: Case) {
 
   const H = gpu.upload('h', padded(h, OFF.h));
   const W = gpu.upload('params', padded(E, OFF.wte));
-  const T = gpu.upload('targets', Int32Array.from({ length: OFF.targets + N + 2 }, (_, i) => (i >= OFF.targets && i < OFF.targets + N ? targets[i - OFF.targets] : 12345)));
+  const T = gpu.upload(
+    'targets',
+    Int32Array.from({ length: OFF.targets + N + 2 }, (_, i) =>
+      i >= OFF.targets && i < OFF.targets + N ? targets[i - OFF.targets] : 12345,
+    ),
+  );
   const L = gpu.buffer('losses', (OFF.losses + N + 4) * 4);
   const S = c.scaleInLosses ? L : gpu.buffer('scale', (OFF.scale + 1) * 4);
   const scaleRef = { buffer: S, offset: c.scaleInLosses ? OFF.losses + N + 1 : OFF.scale };
@@ -66,13 +73,25 @@ async function runCase(c: Case) {
   const O = gpu.buffer('mean', 16);
 
   const head = await crossEntropyHead(gpu, {
-    N, V, d, chunkRows: c.chunkRows,
-    h: { buffer: H, offset: OFF.h }, wte: { buffer: W, offset: OFF.wte }, targets: { buffer: T, offset: OFF.targets },
-    losses: { buffer: L, offset: OFF.losses }, lossScale: grads ? scaleRef : undefined,
-    dh: DH && { buffer: DH, offset: c.inPlace ? OFF.h : OFF.dh }, dwte: G && { buffer: G, offset: OFF.wte },
+    N,
+    V,
+    d,
+    chunkRows: c.chunkRows,
+    h: { buffer: H, offset: OFF.h },
+    wte: { buffer: W, offset: OFF.wte },
+    targets: { buffer: T, offset: OFF.targets },
+    losses: { buffer: L, offset: OFF.losses },
+    lossScale: grads ? scaleRef : undefined,
+    dh: DH && { buffer: DH, offset: c.inPlace ? OFF.h : OFF.dh },
+    dwte: G && { buffer: G, offset: OFF.wte },
     argmax: { buffer: A, offset: OFF.argmax },
   });
-  const mean = await lossMean(gpu, { N, losses: { buffer: L, offset: OFF.losses }, lossScale: scaleRef, out: { buffer: O, offset: OFF.out } });
+  const mean = await lossMean(gpu, {
+    N,
+    losses: { buffer: L, offset: OFF.losses },
+    lossScale: scaleRef,
+    out: { buffer: O, offset: OFF.out },
+  });
   await gpu.run([...head.dispatches, mean]);
 
   const got = {
@@ -111,12 +130,18 @@ function checkAgainstReference(c: Case, r: Awaited<ReturnType<typeof runCase>>, 
     let mx = -Infinity;
     for (let v = 0; v < V; v++) mx = Math.max(mx, ref.logits[i * V + v]);
     const a = r.got.argmax[i];
-    if (!(a < V && ref.logits[i * V + a] >= mx - 1e-4 * (1 + Math.abs(mx)))) throw new Error(`argmax of row ${i}: ${a} is not a maximum`);
+    if (!(a < V && ref.logits[i * V + a] >= mx - 1e-4 * (1 + Math.abs(mx))))
+      throw new Error(`argmax of row ${i}: ${a} is not a maximum`);
   }
   if (c.grads ?? true) {
     const back = crossEntropyTiedBackward(1, r.h, r.E, r.targets, N, V, d);
     expectClose(r.got.dh!, back.dh, gradTol, 'dh');
-    expectClose(r.got.dwte!, Float64Array.from(back.dE, (g, i) => g + r.dwte0[i]), gradTol, 'dwte (accumulated)');
+    expectClose(
+      r.got.dwte!,
+      Float64Array.from(back.dE, (g, i) => g + r.dwte0[i]),
+      gradTol,
+      'dwte (accumulated)',
+    );
   }
 }
 
@@ -125,7 +150,10 @@ describe('cross-entropy head against float64', () => {
     ['N=7 V=131 d=10, chunks of 3, two ignored rows', { N: 7, V: 131, d: 10, chunkRows: 3, ignored: [1, 5] }],
     ['N=33 V=1000 d=24, one chunk', { N: 33, V: 1000, d: 24, ignored: [0, 32] }],
     ['N=33 V=1000 d=24, chunks of 10', { N: 33, V: 1000, d: 24, chunkRows: 10, ignored: [4] }],
-    ['N=70 V=257 d=16, chunks of 64 (vec4 matmul paths), loss scale beside the losses', { N: 70, V: 257, d: 16, chunkRows: 64, scaleInLosses: true }],
+    [
+      'N=70 V=257 d=16, chunks of 64 (vec4 matmul paths), loss scale beside the losses',
+      { N: 70, V: 257, d: 16, chunkRows: 64, scaleInLosses: true },
+    ],
     ['N=9 V=77 d=12, dh in place over h', { N: 9, V: 77, d: 12, chunkRows: 4, inPlace: true, ignored: [3] }],
   ];
   test.each(cases)('%s', async (_name, c) => {
@@ -154,14 +182,17 @@ describe('cross-entropy head against float64', () => {
   test('huge logits (h ×1000): finite and still accurate', async () => {
     const c: Case = { N: 11, V: 203, d: 10, chunkRows: 4, hScale: 1000, ignored: [7] };
     const r = await runCase(c);
-    for (const x of [...r.got.losses, ...r.got.dh!, ...r.got.dwte!]) if (!Number.isFinite(x)) throw new Error(`non-finite output ${x}`);
+    for (const x of [...r.got.losses, ...r.got.dh!, ...r.got.dwte!])
+      if (!Number.isFinite(x)) throw new Error(`non-finite output ${x}`);
     // Logits of ~±1e3 carry f32 errors of ~1e-4, which near-ties turn into ~1e-5 relative gradient errors.
     checkAgainstReference(c, r, 1e-5, 1e-3);
     r.cleanup();
   });
 
   test('every target ignored: zero loss, zero gradient, dwte unchanged', async () => {
-    const N = 5, V = 40, d = 6;
+    const N = 5;
+    const V = 40;
+    const d = 6;
     const r = await runCase({ N, V, d, ignored: [0, 1, 2, 3, 4] });
     expect(Array.from(r.got.losses)).toEqual(new Array(N).fill(0));
     expect(r.got.mean).toBe(0);
@@ -183,12 +214,31 @@ describe('cross-entropy head against float64', () => {
 });
 
 test('a target ≥ V gives a NaN loss and no gradient; the rest are unaffected', async () => {
-  const N = 4, V = 50, d = 8;
-  const h = rand.uniform(N * d), E = rand.uniform(V * d);
+  const N = 4;
+  const V = 50;
+  const d = 8;
+  const h = rand.uniform(N * d);
+  const E = rand.uniform(V * d);
   const targets = Int32Array.of(3, V + 7, -1, 49);
-  const H = gpu.upload('h', h), W = gpu.upload('wte', E), T = gpu.upload('t', targets);
-  const L = gpu.buffer('losses', N * 4), S = gpu.upload('scale', Float32Array.of(0.5)), DH = gpu.buffer('dh', N * d * 4), G = gpu.buffer('dwte', V * d * 4);
-  const head = await crossEntropyHead(gpu, { N, V, d, h: { buffer: H }, wte: { buffer: W }, targets: { buffer: T }, losses: { buffer: L }, lossScale: { buffer: S }, dh: { buffer: DH }, dwte: { buffer: G } });
+  const H = gpu.upload('h', h);
+  const W = gpu.upload('wte', E);
+  const T = gpu.upload('t', targets);
+  const L = gpu.buffer('losses', N * 4);
+  const S = gpu.upload('scale', Float32Array.of(0.5));
+  const DH = gpu.buffer('dh', N * d * 4);
+  const G = gpu.buffer('dwte', V * d * 4);
+  const head = await crossEntropyHead(gpu, {
+    N,
+    V,
+    d,
+    h: { buffer: H },
+    wte: { buffer: W },
+    targets: { buffer: T },
+    losses: { buffer: L },
+    lossScale: { buffer: S },
+    dh: { buffer: DH },
+    dwte: { buffer: G },
+  });
   await gpu.run(head.dispatches);
   const losses = await gpu.readF32(L, 0, N);
   expect(Number.isNaN(losses[1])).toBe(true);
@@ -207,7 +257,13 @@ test('lossMean accumulates over micro-batches, reading the scale from its own ou
   const losses = rand.uniform(37, 0, 5);
   const Lb = gpu.upload('losses', losses);
   const O = gpu.upload('scalars', Float32Array.of(0, 0.125)); // [loss, scale]
-  const d = await lossMean(gpu, { N: 37, losses: { buffer: Lb }, lossScale: { buffer: O, offset: 1 }, out: { buffer: O, offset: 0 }, accumulate: true });
+  const d = await lossMean(gpu, {
+    N: 37,
+    losses: { buffer: Lb },
+    lossScale: { buffer: O, offset: 1 },
+    out: { buffer: O, offset: 0 },
+    accumulate: true,
+  });
   await gpu.run([d, d]);
   const total = losses.reduce((a, b) => a + b, 0);
   expectClose(await gpu.readF32(O, 0, 1), [2 * 0.125 * total], 1e-6, 'accumulated mean');
@@ -224,12 +280,29 @@ test('default chunk rows: whole batch when it fits, else even chunks of ≤ budg
 
 test('bad specs are refused with the reason', async () => {
   const B = (n: number) => gpu.buffer('b', n * 4);
-  const h = B(64), wte = B(64), t = B(8), l = B(8), s = B(4), dh = B(64);
-  const base = { N: 4, V: 4, d: 4, h: { buffer: h }, wte: { buffer: wte }, targets: { buffer: t }, losses: { buffer: l } };
+  const h = B(64);
+  const wte = B(64);
+  const t = B(8);
+  const l = B(8);
+  const s = B(4);
+  const dh = B(64);
+  const base = {
+    N: 4,
+    V: 4,
+    d: 4,
+    h: { buffer: h },
+    wte: { buffer: wte },
+    targets: { buffer: t },
+    losses: { buffer: l },
+  };
   await expect(crossEntropyHead(gpu, { ...base, dh: { buffer: dh } })).rejects.toThrow(/lossScale/);
   await expect(crossEntropyHead(gpu, { ...base, scratch: B(8) })).rejects.toThrow(/scratch holds/);
-  await expect(crossEntropyHead(gpu, { ...base, lossScale: { buffer: l, offset: 2 }, dh: { buffer: dh } })).rejects.toThrow(/inside the losses/);
-  await expect(crossEntropyHead(gpu, { ...base, lossScale: { buffer: s }, dh: { buffer: h, offset: 4 } })).rejects.toThrow(/same offset/);
+  await expect(
+    crossEntropyHead(gpu, { ...base, lossScale: { buffer: l, offset: 2 }, dh: { buffer: dh } }),
+  ).rejects.toThrow(/inside the losses/);
+  await expect(
+    crossEntropyHead(gpu, { ...base, lossScale: { buffer: s }, dh: { buffer: h, offset: 4 } }),
+  ).rejects.toThrow(/same offset/);
   await expect(crossEntropyHead(gpu, { ...base, losses: { buffer: t } })).rejects.toThrow(/different buffers/);
   await expect(crossEntropyHead(gpu, { ...base, N: 0 })).rejects.toThrow(/N must be a positive integer/);
   await expect(lossMean(gpu, { N: 4, losses: { buffer: l }, out: { buffer: l } })).rejects.toThrow(/must not share/);

@@ -5,11 +5,20 @@
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { createEmbeddingIndex, embeddingBackward, embeddingBackwardIndex, embeddingForward, freeEmbeddingIndex, writeEmbeddingIndex } from '../src/kernels/embedding.js';
+import {
+  createEmbeddingIndex,
+  embeddingBackward,
+  embeddingBackwardIndex,
+  embeddingForward,
+  freeEmbeddingIndex,
+  writeEmbeddingIndex,
+} from '../src/kernels/embedding.js';
 import { embedding as embeddingRef, embeddingBackward as embeddingBackwardRef } from '../src/reference/embedding.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
@@ -28,7 +37,8 @@ test('embeddingBackwardIndex groups positions by token, in order', () => {
 
 // Layout: params = [gap 7 | wte V·d | gap 3 | wpe P·d | gap 2], gradients the same.
 function layout(V: number, P: number, d: number) {
-  const offWte = 7, offWpe = 7 + V * d + 3;
+  const offWte = 7;
+  const offWpe = 7 + V * d + 3;
   return { offWte, offWpe, total: offWpe + P * d + 2 };
 }
 
@@ -43,25 +53,54 @@ const SHAPES: [number, number, number, number, number][] = [
 describe.each(SHAPES)('B=%i T=%i d=%i V=%i P=%i', (B, T, d, V, P) => {
   test('forward and backward (accumulating) against float64', async () => {
     const { offWte, offWpe, total } = layout(V, P, d);
-    const params = rand.normal(total), grad0 = rand.uniform(total);
-    const wte = params.subarray(offWte, offWte + V * d), wpe = params.subarray(offWpe, offWpe + P * d);
+    const params = rand.normal(total);
+    const grad0 = rand.uniform(total);
+    const wte = params.subarray(offWte, offWte + V * d);
+    const wpe = params.subarray(offWpe, offWpe + P * d);
     const tokens = rand.int(B * T, V);
     const dout = rand.normal(B * T * d);
-    const Prm = gpu.upload('params', params), G = gpu.upload('grad', grad0);
+    const Prm = gpu.upload('params', params);
+    const G = gpu.upload('grad', grad0);
     const Tok = gpu.upload('tokens', Uint32Array.from([99, ...tokens]));
     const Out = gpu.buffer('out', (B * T * d + 1) * 4);
     const Dout = gpu.upload('dout', Float32Array.from([0, 0, ...dout]));
     const index = createEmbeddingIndex(gpu, B * T);
-    const fwd = await embeddingForward(gpu, { B, T, d, tokens: { buffer: Tok, offset: 1 }, wte: { buffer: Prm, offset: offWte }, wpe: { buffer: Prm, offset: offWpe }, out: { buffer: Out, offset: 1 } });
-    const bwd = await embeddingBackward(gpu, { B, T, d, dout: { buffer: Dout, offset: 2 }, index, dwte: { buffer: G, offset: offWte }, dwpe: { buffer: G, offset: offWpe } });
+    const fwd = await embeddingForward(gpu, {
+      B,
+      T,
+      d,
+      tokens: { buffer: Tok, offset: 1 },
+      wte: { buffer: Prm, offset: offWte },
+      wpe: { buffer: Prm, offset: offWpe },
+      out: { buffer: Out, offset: 1 },
+    });
+    const bwd = await embeddingBackward(gpu, {
+      B,
+      T,
+      d,
+      dout: { buffer: Dout, offset: 2 },
+      index,
+      dwte: { buffer: G, offset: offWte },
+      dwpe: { buffer: G, offset: offWpe },
+    });
     writeEmbeddingIndex(gpu, index, tokens, V);
     await gpu.run([fwd, ...bwd]);
     const what = `embedding B=${B} T=${T} d=${d} V=${V}`;
     expectClose(await gpu.readF32(Out, 1, B * T * d), embeddingRef(wte, wpe, tokens, B, T, d), 1e-6, `${what} forward`);
     const ref = embeddingBackwardRef(dout, wte, wpe, tokens, B, T, d);
     const g = await gpu.readF32(G, 0, total);
-    expectClose(delta(g.subarray(offWte, offWte + V * d), grad0.subarray(offWte, offWte + V * d)), ref.dwte, 1e-5, `${what} dwte`);
-    expectClose(delta(g.subarray(offWpe, offWpe + P * d), grad0.subarray(offWpe, offWpe + P * d)), ref.dwpe, 1e-5, `${what} dwpe`);
+    expectClose(
+      delta(g.subarray(offWte, offWte + V * d), grad0.subarray(offWte, offWte + V * d)),
+      ref.dwte,
+      1e-5,
+      `${what} dwte`,
+    );
+    expectClose(
+      delta(g.subarray(offWpe, offWpe + P * d), grad0.subarray(offWpe, offWpe + P * d)),
+      ref.dwpe,
+      1e-5,
+      `${what} dwpe`,
+    );
     for (const i of [0, 6, offWte + V * d, offWpe - 1, total - 1]) expect(g[i]).toBe(grad0[i]); // gaps untouched
     gpu.release(fwd, ...bwd);
     freeEmbeddingIndex(gpu, index);
@@ -69,42 +108,84 @@ describe.each(SHAPES)('B=%i T=%i d=%i V=%i P=%i', (B, T, d, V, P) => {
   });
 });
 
-test('dispatches built once, reused over batches with different distinct-token counts; grid folded; bit-for-bit repeatable', async () => {
-  const B = 3, T = 29, d = 67, V = 40, P = 31;
-  const { offWte, offWpe, total } = layout(V, P, d);
-  const params = rand.normal(total), grad0 = rand.uniform(total);
-  const wte = params.subarray(offWte, offWte + V * d), wpe = params.subarray(offWpe, offWpe + P * d);
-  const G = gpu.upload('grad', grad0), G2 = gpu.upload('grad 2', grad0), Dout = gpu.buffer('dout', B * T * d * 4);
-  const index = createEmbeddingIndex(gpu, B * T);
-  const spec = { B, T, d, dout: { buffer: Dout }, index, maxGroupsX: 4 };
-  const bwd = await embeddingBackward(gpu, { ...spec, dwte: { buffer: G, offset: offWte }, dwpe: { buffer: G, offset: offWpe } });
-  const bwd2 = await embeddingBackward(gpu, { ...spec, dwte: { buffer: G2, offset: offWte }, dwpe: { buffer: G2, offset: offWpe } });
-  expect(bwd[0].workgroups[1]).toBeGreaterThan(1);
-  const want = Float64Array.from(grad0);
-  const batches = [rand.int(B * T, V), rand.int(B * T, 3), Uint32Array.from({ length: B * T }, () => 7), rand.int(B * T, V)];
-  for (const tokens of batches) {
-    const dout = rand.normal(B * T * d);
-    gpu.write(Dout, dout);
-    const host = writeEmbeddingIndex(gpu, index, tokens, V);
-    await gpu.run([...bwd, ...bwd2]);
-    const ref = embeddingBackwardRef(dout, wte, wpe, tokens, B, T, d);
-    for (let i = 0; i < V * d; i++) want[offWte + i] += ref.dwte[i];
-    for (let i = 0; i < P * d; i++) want[offWpe + i] += ref.dwpe[i];
-    const g = await gpu.readF32(G, 0, total);
-    expectClose(g, want, 1e-5, `after a batch with ${host.uniq.length} distinct tokens`);
-    const g2 = await gpu.readF32(G2, 0, total);
-    expect(Buffer.from(g.buffer).equals(Buffer.from(g2.buffer))).toBe(true);
-  }
-  gpu.release(...bwd, ...bwd2);
-  freeEmbeddingIndex(gpu, index);
-  gpu.free(G, G2, Dout);
-});
+test(
+  'dispatches built once, reused over batches with different distinct-token counts; grid folded; bit-for-bit ' +
+    'repeatable',
+  async () => {
+    const B = 3;
+    const T = 29;
+    const d = 67;
+    const V = 40;
+    const P = 31;
+    const { offWte, offWpe, total } = layout(V, P, d);
+    const params = rand.normal(total);
+    const grad0 = rand.uniform(total);
+    const wte = params.subarray(offWte, offWte + V * d);
+    const wpe = params.subarray(offWpe, offWpe + P * d);
+    const G = gpu.upload('grad', grad0);
+    const G2 = gpu.upload('grad 2', grad0);
+    const Dout = gpu.buffer('dout', B * T * d * 4);
+    const index = createEmbeddingIndex(gpu, B * T);
+    const spec = { B, T, d, dout: { buffer: Dout }, index, maxGroupsX: 4 };
+    const bwd = await embeddingBackward(gpu, {
+      ...spec,
+      dwte: { buffer: G, offset: offWte },
+      dwpe: { buffer: G, offset: offWpe },
+    });
+    const bwd2 = await embeddingBackward(gpu, {
+      ...spec,
+      dwte: { buffer: G2, offset: offWte },
+      dwpe: { buffer: G2, offset: offWpe },
+    });
+    expect(bwd[0].workgroups[1]).toBeGreaterThan(1);
+    const want = Float64Array.from(grad0);
+    const batches = [
+      rand.int(B * T, V),
+      rand.int(B * T, 3),
+      Uint32Array.from({ length: B * T }, () => 7),
+      rand.int(B * T, V),
+    ];
+    for (const tokens of batches) {
+      const dout = rand.normal(B * T * d);
+      gpu.write(Dout, dout);
+      const host = writeEmbeddingIndex(gpu, index, tokens, V);
+      await gpu.run([...bwd, ...bwd2]);
+      const ref = embeddingBackwardRef(dout, wte, wpe, tokens, B, T, d);
+      for (let i = 0; i < V * d; i++) want[offWte + i] += ref.dwte[i];
+      for (let i = 0; i < P * d; i++) want[offWpe + i] += ref.dwpe[i];
+      const g = await gpu.readF32(G, 0, total);
+      expectClose(g, want, 1e-5, `after a batch with ${host.uniq.length} distinct tokens`);
+      const g2 = await gpu.readF32(G2, 0, total);
+      expect(Buffer.from(g.buffer).equals(Buffer.from(g2.buffer))).toBe(true);
+    }
+    gpu.release(...bwd, ...bwd2);
+    freeEmbeddingIndex(gpu, index);
+    gpu.free(G, G2, Dout);
+  },
+);
 
 test('forward with the grid folded into y, i32 tokens', async () => {
-  const B = 2, T = 33, d = 45, V = 11;
-  const wte = rand.normal(V * d), wpe = rand.normal(T * d), tokens = Int32Array.from(rand.int(B * T, V));
-  const W = gpu.upload('wte', wte), Pb = gpu.upload('wpe', wpe), Tok = gpu.upload('tokens', tokens), Out = gpu.buffer('out', B * T * d * 4);
-  const f = await embeddingForward(gpu, { B, T, d, tokens: { buffer: Tok }, wte: { buffer: W }, wpe: { buffer: Pb }, out: { buffer: Out }, maxGroupsX: 3 });
+  const B = 2;
+  const T = 33;
+  const d = 45;
+  const V = 11;
+  const wte = rand.normal(V * d);
+  const wpe = rand.normal(T * d);
+  const tokens = Int32Array.from(rand.int(B * T, V));
+  const W = gpu.upload('wte', wte);
+  const Pb = gpu.upload('wpe', wpe);
+  const Tok = gpu.upload('tokens', tokens);
+  const Out = gpu.buffer('out', B * T * d * 4);
+  const f = await embeddingForward(gpu, {
+    B,
+    T,
+    d,
+    tokens: { buffer: Tok },
+    wte: { buffer: W },
+    wpe: { buffer: Pb },
+    out: { buffer: Out },
+    maxGroupsX: 3,
+  });
   expect(f.workgroups[1]).toBeGreaterThan(1);
   await gpu.run([f]);
   expectClose(await gpu.readF32(Out, 0, B * T * d), embeddingRef(wte, wpe, tokens, B, T, d), 1e-6, 'folded forward');
@@ -113,12 +194,46 @@ test('forward with the grid folded into y, i32 tokens', async () => {
 });
 
 test('bad specs are refused with the reason', async () => {
-  const A = gpu.buffer('a', 64), G = gpu.buffer('g', 64), H = gpu.buffer('h', 64);
-  await expect(embeddingForward(gpu, { B: 1, T: 0, d: 4, tokens: { buffer: A }, wte: { buffer: G }, wpe: { buffer: G }, out: { buffer: H } })).rejects.toThrow(/T must be a positive integer/);
-  await expect(embeddingForward(gpu, { B: 1, T: 2, d: 4, tokens: { buffer: A }, wte: { buffer: G }, wpe: { buffer: G }, out: { buffer: G } })).rejects.toThrow(/out must not share/);
+  const A = gpu.buffer('a', 64);
+  const G = gpu.buffer('g', 64);
+  const H = gpu.buffer('h', 64);
+  await expect(
+    embeddingForward(gpu, {
+      B: 1,
+      T: 0,
+      d: 4,
+      tokens: { buffer: A },
+      wte: { buffer: G },
+      wpe: { buffer: G },
+      out: { buffer: H },
+    }),
+  ).rejects.toThrow(/T must be a positive integer/);
+  await expect(
+    embeddingForward(gpu, {
+      B: 1,
+      T: 2,
+      d: 4,
+      tokens: { buffer: A },
+      wte: { buffer: G },
+      wpe: { buffer: G },
+      out: { buffer: G },
+    }),
+  ).rejects.toThrow(/out must not share/);
   const index = createEmbeddingIndex(gpu, 4);
-  await expect(embeddingBackward(gpu, { B: 1, T: 2, d: 4, dout: { buffer: A }, index, dwte: { buffer: G }, dwpe: { buffer: H } })).rejects.toThrow(/same \(gradient\) buffer/);
-  await expect(embeddingBackward(gpu, { B: 2, T: 3, d: 4, dout: { buffer: A }, index, dwte: { buffer: G }, dwpe: { buffer: G, offset: 8 } })).rejects.toThrow(/needs/);
+  await expect(
+    embeddingBackward(gpu, { B: 1, T: 2, d: 4, dout: { buffer: A }, index, dwte: { buffer: G }, dwpe: { buffer: H } }),
+  ).rejects.toThrow(/same \(gradient\) buffer/);
+  await expect(
+    embeddingBackward(gpu, {
+      B: 2,
+      T: 3,
+      d: 4,
+      dout: { buffer: A },
+      index,
+      dwte: { buffer: G },
+      dwpe: { buffer: G, offset: 8 },
+    }),
+  ).rejects.toThrow(/needs/);
   expect(() => writeEmbeddingIndex(gpu, index, [1, 2, 3, 4, 5])).toThrow(/holds 4 entries/);
   freeEmbeddingIndex(gpu, index);
   gpu.free(A, G, H);

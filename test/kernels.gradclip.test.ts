@@ -10,7 +10,9 @@ import { AdamW } from '../src/kernels/optimizer.js';
 import { adamwStep, clipGradNorm } from '../src/reference/optim.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
@@ -21,7 +23,11 @@ function norm(g: Float32Array): number {
   return sqrt(s);
 }
 
-async function clip(g: Float32Array, maxNorm: number, o: { off?: number; normOut?: 'same' | 'separate' | 'none'; maxGroupsX?: number; maxBindingBytes?: number } = {}) {
+async function clip(
+  g: Float32Array,
+  maxNorm: number,
+  o: { off?: number; normOut?: 'same' | 'separate' | 'none'; maxGroupsX?: number; maxBindingBytes?: number } = {},
+) {
   const off = o.off ?? 0;
   const padded = new Float32Array(off + g.length).fill(1e6);
   padded.set(g, off);
@@ -29,11 +35,31 @@ async function clip(g: Float32Array, maxNorm: number, o: { off?: number; normOut
   const S = gpu.upload('scalars', Float32Array.of(-1, -1, -1, -1));
   const Nb = o.normOut === 'separate' ? gpu.upload('norm', Float32Array.of(-1, -1)) : undefined;
   const normOut = o.normOut === 'same' ? { buffer: S, offset: 3 } : Nb ? { buffer: Nb, offset: 1 } : undefined;
-  const ds = await gradClip(gpu, { n: g.length, grads: { buffer: G, offset: off }, maxNorm, scaleOut: { buffer: S, offset: 1 }, normOut, maxGroupsX: o.maxGroupsX, maxBindingBytes: o.maxBindingBytes });
+  const ds = await gradClip(gpu, {
+    n: g.length,
+    grads: { buffer: G, offset: off },
+    maxNorm,
+    scaleOut: { buffer: S, offset: 1 },
+    normOut,
+    maxGroupsX: o.maxGroupsX,
+    maxBindingBytes: o.maxBindingBytes,
+  });
   await gpu.run(ds);
   const s = await gpu.readF32(S, 0, 4);
   const nrm = normOut ? (await gpu.readF32(normOut.buffer, normOut.offset, 1))[0] : undefined;
-  return { ds, G, S, Nb, scale: s[1], norm: nrm, untouched: [s[0], s[2]], cleanup: () => { gpu.release(...ds); gpu.free(G, S, Nb); } };
+  return {
+    ds,
+    G,
+    S,
+    Nb,
+    scale: s[1],
+    norm: nrm,
+    untouched: [s[0], s[2]],
+    cleanup: () => {
+      gpu.release(...ds);
+      gpu.free(G, S, Nb);
+    },
+  };
 }
 
 describe('gradient clipping against torch semantics', () => {
@@ -44,24 +70,33 @@ describe('gradient clipping against torch semantics', () => {
     ['n = 64·37+5, under the threshold (scale 1)', N1, 1e4, 'separate', {}],
     ['n = 64·37+5, off (maxNorm 0), norm still computed', N1, 0, 'same', {}],
     ['n ≈ 1.23 M, grid folded into y', N2, 3, 'separate', { maxGroupsX: 7 }],
-    ['n ≈ 1.23 M, windows of 4 blocks (storage-binding limit)', N2, 3, 'none', { maxBindingBytes: 4 * GRADCLIP_CHUNK * 4 + 256 }],
-  ] as [string, number, number, 'same' | 'separate' | 'none', { maxGroupsX?: number; maxBindingBytes?: number }][])('%s', async (_name, n, maxNorm, normOut, o) => {
-    const g = rand.uniform(n, -0.02, 0.02);
-    const r = await clip(g, maxNorm, { off: 3, normOut, ...o });
-    if (o.maxBindingBytes) expect(r.ds.length).toBe(Math.ceil(n / (4 * GRADCLIP_CHUNK)) + 1);
-    const want = norm(g);
-    if (maxNorm > 0) {
-      const ref = clipGradNorm([g], maxNorm);
-      expectClose([ref.norm], [want], 1e-12, 'reference norm');
-      expectClose([r.scale], [ref.scale], 1e-6, 'scale');
-      if (maxNorm > want) expect(r.scale).toBe(1);
-    } else {
-      expect(r.scale).toBe(1);
-    }
-    if (r.norm !== undefined) expectClose([r.norm], [want], 1e-6, 'norm');
-    expect(r.untouched).toEqual([-1, -1]);
-    r.cleanup();
-  });
+    [
+      'n ≈ 1.23 M, windows of 4 blocks (storage-binding limit)',
+      N2,
+      3,
+      'none',
+      { maxBindingBytes: 4 * GRADCLIP_CHUNK * 4 + 256 },
+    ],
+  ] as [string, number, number, 'same' | 'separate' | 'none', { maxGroupsX?: number; maxBindingBytes?: number }][])(
+    '%s',
+    async (_name, n, maxNorm, normOut, o) => {
+      const g = rand.uniform(n, -0.02, 0.02);
+      const r = await clip(g, maxNorm, { off: 3, normOut, ...o });
+      if (o.maxBindingBytes) expect(r.ds.length).toBe(Math.ceil(n / (4 * GRADCLIP_CHUNK)) + 1);
+      const want = norm(g);
+      if (maxNorm > 0) {
+        const ref = clipGradNorm([g], maxNorm);
+        expectClose([ref.norm], [want], 1e-12, 'reference norm');
+        expectClose([r.scale], [ref.scale], 1e-6, 'scale');
+        if (maxNorm > want) expect(r.scale).toBe(1);
+      } else {
+        expect(r.scale).toBe(1);
+      }
+      if (r.norm !== undefined) expectClose([r.norm], [want], 1e-6, 'norm');
+      expect(r.untouched).toEqual([-1, -1]);
+      r.cleanup();
+    },
+  );
 
   test('bit-identical when run twice, and with or without windows', async () => {
     const g = rand.normal(20 * GRADCLIP_CHUNK + 99);
@@ -78,14 +113,34 @@ describe('gradient clipping against torch semantics', () => {
 
   test('the scale feeds AdamW on the GPU: one step equals clip_grad_norm_ then AdamW', async () => {
     const n = 5000;
-    const p0 = rand.uniform(n), g = rand.normal(n);
-    const P = gpu.upload('params', p0), G = gpu.upload('grads', g);
-    const M = gpu.buffer('m', n * 4), V = gpu.buffer('v', n * 4), S = gpu.buffer('scalars', 16);
-    const ds = await gradClip(gpu, { n, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: S }, normOut: { buffer: S, offset: 1 } });
-    const opt = await AdamW.create(gpu, { n, params: { buffer: P }, grads: { buffer: G }, m: { buffer: M }, v: { buffer: V }, gradScale: { buffer: S }, weightDecay: 0.1 });
+    const p0 = rand.uniform(n);
+    const g = rand.normal(n);
+    const P = gpu.upload('params', p0);
+    const G = gpu.upload('grads', g);
+    const M = gpu.buffer('m', n * 4);
+    const V = gpu.buffer('v', n * 4);
+    const S = gpu.buffer('scalars', 16);
+    const ds = await gradClip(gpu, {
+      n,
+      grads: { buffer: G },
+      maxNorm: 1,
+      scaleOut: { buffer: S },
+      normOut: { buffer: S, offset: 1 },
+    });
+    const opt = await AdamW.create(gpu, {
+      n,
+      params: { buffer: P },
+      grads: { buffer: G },
+      m: { buffer: M },
+      v: { buffer: V },
+      gradScale: { buffer: S },
+      weightDecay: 0.1,
+    });
     opt.setStep(1, 1e-3);
     await gpu.run([...ds, ...opt.dispatches]);
-    const { grads: [gc] } = clipGradNorm([g], 1);
+    const {
+      grads: [gc],
+    } = clipGradNorm([g], 1);
     const ref = adamwStep(p0, gc, new Float64Array(n), new Float64Array(n), 1, { lr: 1e-3, weightDecay: 0.1 });
     expectClose(await gpu.readF32(M, 0, n), ref.m, 1e-5, 'm (clipped gradients)');
     expectClose(await gpu.readF32(P, 0, n), ref.param, 1e-6, 'params');
@@ -96,10 +151,19 @@ describe('gradient clipping against torch semantics', () => {
 });
 
 test('bad specs are refused with the reason', async () => {
-  const G = gpu.buffer('g', 64), S = gpu.buffer('s', 16);
-  await expect(gradClip(gpu, { n: 4, grads: { buffer: G }, maxNorm: -1, scaleOut: { buffer: S } })).rejects.toThrow(/maxNorm/);
-  await expect(gradClip(gpu, { n: 0, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: S } })).rejects.toThrow(/positive integer/);
-  await expect(gradClip(gpu, { n: 4, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: G, offset: 8 } })).rejects.toThrow(/must not share/);
-  await expect(gradClip(gpu, { n: 4, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: S }, normOut: { buffer: S } })).rejects.toThrow(/same element/);
+  const G = gpu.buffer('g', 64);
+  const S = gpu.buffer('s', 16);
+  await expect(gradClip(gpu, { n: 4, grads: { buffer: G }, maxNorm: -1, scaleOut: { buffer: S } })).rejects.toThrow(
+    /maxNorm/,
+  );
+  await expect(gradClip(gpu, { n: 0, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: S } })).rejects.toThrow(
+    /positive integer/,
+  );
+  await expect(
+    gradClip(gpu, { n: 4, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: G, offset: 8 } }),
+  ).rejects.toThrow(/must not share/);
+  await expect(
+    gradClip(gpu, { n: 4, grads: { buffer: G }, maxNorm: 1, scaleOut: { buffer: S }, normOut: { buffer: S } }),
+  ).rejects.toThrow(/same element/);
   gpu.free(G, S);
 });

@@ -9,7 +9,9 @@ import { layerNormBackward, layerNormBlocks, layerNormForward } from '../src/ker
 import { layerNorm as layerNormRef, layerNormBackward as layerNormBackwardRef } from '../src/reference/layernorm.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 const EPS = 1e-5;
@@ -33,7 +35,8 @@ interface Case {
 function makeCase(rows: number, cols: number): Case {
   const shift = rand.uniform(1, -3, 3)[0];
   return {
-    rows, cols,
+    rows,
+    cols,
     x: Float32Array.from(rand.normal(rows * cols, 2), (v) => v + shift), // off-centre rows test the two-pass variance
     weight: Float32Array.from(rand.normal(cols, 0.5), (v) => 1 + v),
     bias: rand.normal(cols, 0.5),
@@ -47,24 +50,59 @@ function makeCase(rows: number, cols: number): Case {
 // buffer (same offsets), x and dx at offsets in their own buffers, stats in their own buffers.
 async function runCase(c: Case, o: { rowsPerBlock?: number; maxGroupsX?: number; sharedStats?: boolean } = {}) {
   const { rows, cols } = c;
-  const offW = 3, offB = 3 + cols + 4, offX = 2, offOut = 1, offDx = 5, offMean = 3;
+  const offW = 3;
+  const offB = 3 + cols + 4;
+  const offX = 2;
+  const offOut = 1;
+  const offDx = 5;
+  const offMean = 3;
   const offRstd = o.sharedStats ? offMean + rows + 1 : 0;
   const params = new Float32Array(offB + cols + 2);
   params.set(c.weight, offW);
   params.set(c.bias, offB);
-  const xs = new Float32Array(offX + rows * cols); xs.set(c.x, offX);
-  const douts = new Float32Array(rows * cols + 1); douts.set(c.dout, 1);
-  const dxs = new Float32Array(offDx + rows * cols); dxs.set(c.dx0, offDx);
-  const grad = new Float32Array(offB + cols + 2); grad.set(c.grad0.subarray(0, grad.length));
-  const P = gpu.upload('params', params), X = gpu.upload('x', xs), Dout = gpu.upload('dout', douts), Dx = gpu.upload('dx', dxs), G = gpu.upload('grad', grad);
+  const xs = new Float32Array(offX + rows * cols);
+  xs.set(c.x, offX);
+  const douts = new Float32Array(rows * cols + 1);
+  douts.set(c.dout, 1);
+  const dxs = new Float32Array(offDx + rows * cols);
+  dxs.set(c.dx0, offDx);
+  const grad = new Float32Array(offB + cols + 2);
+  grad.set(c.grad0.subarray(0, grad.length));
+  const P = gpu.upload('params', params);
+  const X = gpu.upload('x', xs);
+  const Dout = gpu.upload('dout', douts);
+  const Dx = gpu.upload('dx', dxs);
+  const G = gpu.upload('grad', grad);
   const Out = gpu.buffer('out', (offOut + rows * cols) * 4);
   const Mean = gpu.buffer('mean', (offMean + 2 * rows + 1) * 4);
   const Rstd = o.sharedStats ? Mean : gpu.buffer('rstd', rows * 4);
-  const mean = { buffer: Mean, offset: offMean }, rstd = { buffer: Rstd, offset: offRstd };
-  const fwd = await layerNormForward(gpu, { rows, cols, eps: EPS, x: { buffer: X, offset: offX }, weight: { buffer: P, offset: offW }, bias: { buffer: P, offset: offB }, out: { buffer: Out, offset: offOut }, mean, rstd, maxGroupsX: o.maxGroupsX });
+  const mean = { buffer: Mean, offset: offMean };
+  const rstd = { buffer: Rstd, offset: offRstd };
+  const fwd = await layerNormForward(gpu, {
+    rows,
+    cols,
+    eps: EPS,
+    x: { buffer: X, offset: offX },
+    weight: { buffer: P, offset: offW },
+    bias: { buffer: P, offset: offB },
+    out: { buffer: Out, offset: offOut },
+    mean,
+    rstd,
+    maxGroupsX: o.maxGroupsX,
+  });
   const bwd = await layerNormBackward(gpu, {
-    rows, cols, dout: { buffer: Dout, offset: 1 }, x: { buffer: X, offset: offX }, weight: { buffer: P, offset: offW }, mean, rstd,
-    dx: { buffer: Dx, offset: offDx }, dweight: { buffer: G, offset: offW }, dbias: { buffer: G, offset: offB }, rowsPerBlock: o.rowsPerBlock, maxGroupsX: o.maxGroupsX,
+    rows,
+    cols,
+    dout: { buffer: Dout, offset: 1 },
+    x: { buffer: X, offset: offX },
+    weight: { buffer: P, offset: offW },
+    mean,
+    rstd,
+    dx: { buffer: Dx, offset: offDx },
+    dweight: { buffer: G, offset: offW },
+    dbias: { buffer: G, offset: offB },
+    rowsPerBlock: o.rowsPerBlock,
+    maxGroupsX: o.maxGroupsX,
   });
   const all: Dispatch[] = [fwd, ...bwd];
   await gpu.run(all);
@@ -93,7 +131,12 @@ async function check(rows: number, cols: number, o: Parameters<typeof runCase>[1
   expectClose(got.rstd, ref.rstd, 1e-5, `${what} rstd`);
   const bref = layerNormBackwardRef(c.dout, c.x, c.weight, c.bias, rows, cols, EPS);
   expectClose(delta(got.dx, c.dx0), bref.dx, 1e-5, `${what} dx (accumulated)`);
-  expectClose(delta(got.dweight, grad.subarray(offW, offW + cols)), bref.dweight, 1e-5, `${what} dweight (accumulated)`);
+  expectClose(
+    delta(got.dweight, grad.subarray(offW, offW + cols)),
+    bref.dweight,
+    1e-5,
+    `${what} dweight (accumulated)`,
+  );
   expectClose(delta(got.dbias, grad.subarray(offB, offB + cols)), bref.dbias, 1e-5, `${what} dbias (accumulated)`);
   // the rest of the gradient buffer is untouched
   for (let i = 0; i < grad.length; i++) {
@@ -129,7 +172,8 @@ test('grid folded into y; mean and rstd sharing one buffer', async () => {
 test('repeats bit for bit (forward, dx, and both parameter-sum paths)', async () => {
   for (const rowsPerBlock of [undefined, 9]) {
     const c = makeCase(67, 769);
-    const a = await runCase(c, { rowsPerBlock }), b = await runCase(c, { rowsPerBlock });
+    const a = await runCase(c, { rowsPerBlock });
+    const b = await runCase(c, { rowsPerBlock });
     for (const k of ['out', 'mean', 'rstd', 'dx', 'gradAll'] as const) {
       const same = Buffer.from(a.got[k].buffer).equals(Buffer.from(b.got[k].buffer));
       if (!same) throw new Error(`${k} differs between two runs (rowsPerBlock ${rowsPerBlock})`);
@@ -138,13 +182,44 @@ test('repeats bit for bit (forward, dx, and both parameter-sum paths)', async ()
 });
 
 test('bad specs are refused with the reason', async () => {
-  const A = gpu.buffer('a', 256), B = gpu.buffer('b', 256), C = gpu.buffer('c', 256), M = gpu.buffer('m', 64), R = gpu.buffer('r', 64);
-  const base = { rows: 2, cols: 4, eps: EPS, x: { buffer: A }, weight: { buffer: B }, bias: { buffer: B, offset: 4 }, out: { buffer: C }, mean: { buffer: M }, rstd: { buffer: R } };
+  const A = gpu.buffer('a', 256);
+  const B = gpu.buffer('b', 256);
+  const C = gpu.buffer('c', 256);
+  const M = gpu.buffer('m', 64);
+  const R = gpu.buffer('r', 64);
+  const base = {
+    rows: 2,
+    cols: 4,
+    eps: EPS,
+    x: { buffer: A },
+    weight: { buffer: B },
+    bias: { buffer: B, offset: 4 },
+    out: { buffer: C },
+    mean: { buffer: M },
+    rstd: { buffer: R },
+  };
   await expect(layerNormForward(gpu, { ...base, rows: 0 })).rejects.toThrow(/positive integers/);
-  await expect(layerNormForward(gpu, { ...base, out: { buffer: A } })).rejects.toThrow(/out must not share a buffer with x/);
+  await expect(layerNormForward(gpu, { ...base, out: { buffer: A } })).rejects.toThrow(
+    /out must not share a buffer with x/,
+  );
   await expect(layerNormForward(gpu, { ...base, rstd: { buffer: M, offset: 1 } })).rejects.toThrow(/overlap/);
-  const bw = { rows: 2, cols: 4, dout: { buffer: A }, x: { buffer: C }, weight: { buffer: B }, mean: { buffer: M }, rstd: { buffer: R }, dx: { buffer: gpu.buffer('dx', 64) }, dweight: { buffer: gpu.buffer('g', 64) }, dbias: { buffer: gpu.buffer('g2', 64) } };
+  const bw = {
+    rows: 2,
+    cols: 4,
+    dout: { buffer: A },
+    x: { buffer: C },
+    weight: { buffer: B },
+    mean: { buffer: M },
+    rstd: { buffer: R },
+    dx: { buffer: gpu.buffer('dx', 64) },
+    dweight: { buffer: gpu.buffer('g', 64) },
+    dbias: { buffer: gpu.buffer('g2', 64) },
+  };
   await expect(layerNormBackward(gpu, bw)).rejects.toThrow(/same \(gradient\) buffer/);
-  await expect(layerNormBackward(gpu, { ...bw, dbias: { buffer: bw.dweight.buffer, offset: 2 } })).rejects.toThrow(/overlap/);
-  await expect(layerNormBackward(gpu, { ...bw, dbias: { buffer: bw.dweight.buffer, offset: 4 }, dx: { buffer: A } })).rejects.toThrow(/dx must not share a buffer with dout/);
+  await expect(layerNormBackward(gpu, { ...bw, dbias: { buffer: bw.dweight.buffer, offset: 2 } })).rejects.toThrow(
+    /overlap/,
+  );
+  await expect(
+    layerNormBackward(gpu, { ...bw, dbias: { buffer: bw.dweight.buffer, offset: 4 }, dx: { buffer: A } }),
+  ).rejects.toThrow(/dx must not share a buffer with dout/);
 });

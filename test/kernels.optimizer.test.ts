@@ -10,7 +10,9 @@ import { paramLayout } from '../src/model/params.js';
 import { preset } from '../src/model/config.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
@@ -55,20 +57,30 @@ test('decayMask marks exactly the decayed tensors of a real layout, and refuses 
   const layout = paramLayout({ ...preset('tiny'), vocab_size: 101, num_labels: 3 });
   const mask = decayMask(layout);
   expect(mask.length).toBe(Math.ceil(layout.total / MASK_BLOCK / 32));
-  const bit = (w: Uint32Array, i: number) => (w[Math.floor(i / MASK_BLOCK) >>> 5] >>> (Math.floor(i / MASK_BLOCK) & 31)) & 1;
+  const bit = (w: Uint32Array, i: number) =>
+    (w[Math.floor(i / MASK_BLOCK) >>> 5] >>> (Math.floor(i / MASK_BLOCK) & 31)) & 1;
   expect(layout.tensors.some((t) => t.decay) && layout.tensors.some((t) => !t.decay)).toBe(true);
   for (const t of layout.tensors) {
-    for (let i = t.offset; i < t.offset + t.size; i++) if (bit(mask, i) !== (t.decay ? 1 : 0)) throw new Error(`${t.name}: mask bit of element ${i}`);
+    for (let i = t.offset; i < t.offset + t.size; i++)
+      if (bit(mask, i) !== (t.decay ? 1 : 0)) throw new Error(`${t.name}: mask bit of element ${i}`);
   }
   const mini = decayMask({ total: N, tensors: TENSORS });
-  for (let i = 0; i < N; i++) if (!PADDING[i] && bit(mini, i) !== DECAYS[i]) throw new Error(`mask bit of element ${i}`);
-  expect(() => decayMask({ total: 200, tensors: [{ name: 'x', offset: 10, size: 5, decay: true }] })).toThrow(/multiple of 64/);
-  expect(() => decayMask({ total: 100, tensors: [{ name: 'x', offset: 64, size: 64, decay: true }] })).toThrow(/past the buffer/);
+  for (let i = 0; i < N; i++)
+    if (!PADDING[i] && bit(mini, i) !== DECAYS[i]) throw new Error(`mask bit of element ${i}`);
+  expect(() => decayMask({ total: 200, tensors: [{ name: 'x', offset: 10, size: 5, decay: true }] })).toThrow(
+    /multiple of 64/,
+  );
+  expect(() => decayMask({ total: 100, tensors: [{ name: 'x', offset: 64, size: 64, decay: true }] })).toThrow(
+    /past the buffer/,
+  );
 });
 
 async function setup(opts: { m?: boolean } = {}) {
   const p0 = withPadding(rand.uniform(N));
-  const P = gpu.upload('params', Float32Array.from({ length: OFF.p + N + 4 }, (_, i) => (i >= OFF.p && i < OFF.p + N ? p0[i - OFF.p] : 7)));
+  const P = gpu.upload(
+    'params',
+    Float32Array.from({ length: OFF.p + N + 4 }, (_, i) => (i >= OFF.p && i < OFF.p + N ? p0[i - OFF.p] : 7)),
+  );
   const G = gpu.buffer('grads', (OFF.g + N) * 4);
   const M = opts.m ? gpu.upload('m', new Float32Array(OFF.m + N + 4).fill(0).fill(7, OFF.m + N)) : undefined;
   const Vb = opts.m ? gpu.upload('v', new Float32Array(OFF.v + N + 4).fill(0).fill(7, OFF.v + N)) : undefined;
@@ -79,47 +91,78 @@ async function setup(opts: { m?: boolean } = {}) {
 }
 
 describe('AdamW', () => {
-  test.each([['whole buffers', false], ['windows of 256 elements (storage-binding limit)', true]])('three steps with a changing lr, decay mask and gradient scale, against torch semantics: %s', async (_name, windowed) => {
-    const { p0, P, G, M, V, MK, S } = await setup({ m: true });
-    const hp = { beta1: 0.85, beta2: 0.995, eps: 1e-6, weightDecay: 0.1 };
-    const opt = await AdamW.create(gpu, {
-      n: N, params: { buffer: P, offset: OFF.p }, grads: { buffer: G, offset: OFF.g }, m: { buffer: M!, offset: OFF.m }, v: { buffer: V!, offset: OFF.v },
-      decayMask: { buffer: MK, offset: OFF.mask }, gradScale: { buffer: S, offset: OFF.scale }, ...hp, maxGroupsX: 3,
-      maxBindingBytes: windowed ? 2048 : undefined,
-    });
-    if (!windowed) expect(opt.dispatches[0].workgroups[1]).toBeGreaterThan(1); // the grid folds into y
-    expect(opt.dispatches.length).toBe(windowed ? 10 : 1);
-    let ref: { param: Float64Array; m: Float64Array; v: Float64Array } = { param: Float64Array.from(p0), m: new Float64Array(N), v: new Float64Array(N) };
-    const lrs = [1e-3, 5e-4, 3e-2];
-    for (let step = 1; step <= lrs.length; step++) {
-      const g = withPadding(rand.normal(N, step === 2 ? 1e-3 : 1)); // one step of tiny gradients: eps matters
-      const scale = [0.37, 1, 0.05][step - 1];
-      gpu.write(G, g, OFF.g * 4);
-      gpu.write(S, Float32Array.of(scale), OFF.scale * 4);
-      opt.setStep(step, lrs[step - 1]);
-      await gpu.run(opt.dispatches);
-      const gs = Float64Array.from(g, (x) => Math.fround(x * scale));
-      const a = adamwStep(ref.param, gs, ref.m, ref.v, step, { lr: lrs[step - 1], ...hp });
-      const b = adamwStep(ref.param, gs, ref.m, ref.v, step, { lr: lrs[step - 1], ...hp, weightDecay: 0 });
-      ref = { param: masked(a.param, b.param), m: a.m, v: a.v };
-      const p = await gpu.readF32(P), m = await gpu.readF32(M!), v = await gpu.readF32(V!);
-      expectClose(slice(p, OFF.p), ref.param, 1e-6, `params after step ${step}`);
-      expectClose(Float64Array.from(slice(p, OFF.p), (x, i) => x - p0[i]), Float64Array.from(ref.param, (x, i) => x - p0[i]), 1e-4, `update after step ${step}`);
-      expectClose(slice(m, OFF.m), ref.m, 1e-5, `m after step ${step}`);
-      expectClose(slice(v, OFF.v), ref.v, 1e-5, `v after step ${step}`);
-      // Padding stays zero; nothing outside the range is touched.
-      for (let i = 0; i < N; i++) if (PADDING[i] && p[OFF.p + i] !== 0) throw new Error(`padding element ${i} became ${p[OFF.p + i]}`);
-      expect([p[OFF.p - 1], p[OFF.p + N], m[OFF.m + N], v[OFF.v + N]]).toEqual([7, 7, 7, 7]);
-    }
-    gpu.release(...opt.dispatches);
-    gpu.free(P, G, M, V, MK, S);
-  });
+  test.each([
+    ['whole buffers', false],
+    ['windows of 256 elements (storage-binding limit)', true],
+  ])(
+    'three steps with a changing lr, decay mask and gradient scale, against torch semantics: %s',
+    async (_name, windowed) => {
+      const { p0, P, G, M, V, MK, S } = await setup({ m: true });
+      const hp = { beta1: 0.85, beta2: 0.995, eps: 1e-6, weightDecay: 0.1 };
+      const opt = await AdamW.create(gpu, {
+        n: N,
+        params: { buffer: P, offset: OFF.p },
+        grads: { buffer: G, offset: OFF.g },
+        m: { buffer: M!, offset: OFF.m },
+        v: { buffer: V!, offset: OFF.v },
+        decayMask: { buffer: MK, offset: OFF.mask },
+        gradScale: { buffer: S, offset: OFF.scale },
+        ...hp,
+        maxGroupsX: 3,
+        maxBindingBytes: windowed ? 2048 : undefined,
+      });
+      if (!windowed) expect(opt.dispatches[0].workgroups[1]).toBeGreaterThan(1); // the grid folds into y
+      expect(opt.dispatches.length).toBe(windowed ? 10 : 1);
+      let ref: { param: Float64Array; m: Float64Array; v: Float64Array } = {
+        param: Float64Array.from(p0),
+        m: new Float64Array(N),
+        v: new Float64Array(N),
+      };
+      const lrs = [1e-3, 5e-4, 3e-2];
+      for (let step = 1; step <= lrs.length; step++) {
+        const g = withPadding(rand.normal(N, step === 2 ? 1e-3 : 1)); // one step of tiny gradients: eps matters
+        const scale = [0.37, 1, 0.05][step - 1];
+        gpu.write(G, g, OFF.g * 4);
+        gpu.write(S, Float32Array.of(scale), OFF.scale * 4);
+        opt.setStep(step, lrs[step - 1]);
+        await gpu.run(opt.dispatches);
+        const gs = Float64Array.from(g, (x) => Math.fround(x * scale));
+        const a = adamwStep(ref.param, gs, ref.m, ref.v, step, { lr: lrs[step - 1], ...hp });
+        const b = adamwStep(ref.param, gs, ref.m, ref.v, step, { lr: lrs[step - 1], ...hp, weightDecay: 0 });
+        ref = { param: masked(a.param, b.param), m: a.m, v: a.v };
+        const p = await gpu.readF32(P);
+        const m = await gpu.readF32(M!);
+        const v = await gpu.readF32(V!);
+        expectClose(slice(p, OFF.p), ref.param, 1e-6, `params after step ${step}`);
+        expectClose(
+          Float64Array.from(slice(p, OFF.p), (x, i) => x - p0[i]),
+          Float64Array.from(ref.param, (x, i) => x - p0[i]),
+          1e-4,
+          `update after step ${step}`,
+        );
+        expectClose(slice(m, OFF.m), ref.m, 1e-5, `m after step ${step}`);
+        expectClose(slice(v, OFF.v), ref.v, 1e-5, `v after step ${step}`);
+        // Padding stays zero; nothing outside the range is touched.
+        for (let i = 0; i < N; i++)
+          if (PADDING[i] && p[OFF.p + i] !== 0) throw new Error(`padding element ${i} became ${p[OFF.p + i]}`);
+        expect([p[OFF.p - 1], p[OFF.p + N], m[OFF.m + N], v[OFF.v + N]]).toEqual([7, 7, 7, 7]);
+      }
+      gpu.release(...opt.dispatches);
+      gpu.free(P, G, M, V, MK, S);
+    },
+  );
 
   test('defaults (no mask: everything decays; no scale) and bit-identical reruns', async () => {
     const { p0, P, G, M, V, MK, S } = await setup({ m: true });
     const g = rand.normal(N);
     gpu.write(G, g, OFF.g * 4);
-    const opt = await AdamW.create(gpu, { n: N, params: { buffer: P, offset: OFF.p }, grads: { buffer: G, offset: OFF.g }, m: { buffer: M!, offset: OFF.m }, v: { buffer: V!, offset: OFF.v } });
+    const opt = await AdamW.create(gpu, {
+      n: N,
+      params: { buffer: P, offset: OFF.p },
+      grads: { buffer: G, offset: OFF.g },
+      m: { buffer: M!, offset: OFF.m },
+      v: { buffer: V!, offset: OFF.v },
+    });
     expect(opt.hyper).toEqual({ beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 });
     const results: Float32Array[] = [];
     for (let rep = 0; rep < 2; rep++) {
@@ -133,10 +176,19 @@ describe('AdamW', () => {
       results.push(await gpu.readF32(P, OFF.p, N));
     }
     expect(Array.from(results[1])).toEqual(Array.from(results[0]));
-    let ref: { param: Float64Array; m: Float64Array; v: Float64Array } = { param: Float64Array.from(p0), m: new Float64Array(N), v: new Float64Array(N) };
+    let ref: { param: Float64Array; m: Float64Array; v: Float64Array } = {
+      param: Float64Array.from(p0),
+      m: new Float64Array(N),
+      v: new Float64Array(N),
+    };
     for (let step = 1; step <= 2; step++) ref = adamwStep(ref.param, g, ref.m, ref.v, step, { lr: 1e-2 });
     expectClose(results[0], ref.param, 1e-6, 'params');
-    expectClose(Float64Array.from(results[0], (x, i) => x - p0[i]), Float64Array.from(ref.param, (x, i) => x - p0[i]), 1e-4, 'update');
+    expectClose(
+      Float64Array.from(results[0], (x, i) => x - p0[i]),
+      Float64Array.from(ref.param, (x, i) => x - p0[i]),
+      1e-4,
+      'update',
+    );
     gpu.release(...opt.dispatches);
     gpu.free(P, G, M, V, MK, S);
   });
@@ -146,13 +198,22 @@ describe('SGD', () => {
   test('coupled weight decay under the mask, gradient scale, two steps', async () => {
     const { p0, P, G, MK, S } = await setup();
     const opt = await Sgd.create(gpu, {
-      n: N, params: { buffer: P, offset: OFF.p }, grads: { buffer: G, offset: OFF.g },
-      decayMask: { buffer: MK, offset: OFF.mask }, gradScale: { buffer: S, offset: OFF.scale }, weightDecay: 0.3, maxGroupsX: 4, maxBindingBytes: 3000,
+      n: N,
+      params: { buffer: P, offset: OFF.p },
+      grads: { buffer: G, offset: OFF.g },
+      decayMask: { buffer: MK, offset: OFF.mask },
+      gradScale: { buffer: S, offset: OFF.scale },
+      weightDecay: 0.3,
+      maxGroupsX: 4,
+      maxBindingBytes: 3000,
     });
     expect(opt.dispatches.length).toBe(Math.ceil(N / 512));
     expect(() => opt.dispatch).toThrow(/use .dispatches/);
     let ref: Float64Array = Float64Array.from(p0);
-    for (const [step, lr, scale] of [[1, 0.1, 0.5], [2, 0.02, 1]]) {
+    for (const [step, lr, scale] of [
+      [1, 0.1, 0.5],
+      [2, 0.02, 1],
+    ]) {
       const g = withPadding(rand.normal(N));
       gpu.write(G, g, OFF.g * 4);
       gpu.write(S, Float32Array.of(scale), OFF.scale * 4);
@@ -162,7 +223,12 @@ describe('SGD', () => {
       ref = masked(sgdStep(ref, gs, { lr, weightDecay: 0.3 }).param, sgdStep(ref, gs, { lr }).param);
       const p = await gpu.readF32(P);
       expectClose(slice(p, OFF.p), ref, 1e-6, `params after step ${step}`);
-      expectClose(Float64Array.from(slice(p, OFF.p), (x, i) => x - p0[i]), Float64Array.from(ref, (x, i) => x - p0[i]), 1e-5, `update after step ${step}`);
+      expectClose(
+        Float64Array.from(slice(p, OFF.p), (x, i) => x - p0[i]),
+        Float64Array.from(ref, (x, i) => x - p0[i]),
+        1e-5,
+        `update after step ${step}`,
+      );
       expect([p[OFF.p - 1], p[OFF.p + N]]).toEqual([7, 7]);
     }
     gpu.release(...opt.dispatches);
@@ -174,16 +240,24 @@ describe('SGD', () => {
     const g = rand.normal(N, 3);
     gpu.write(G, g, OFF.g * 4);
     const lr = 0.0123;
-    const opt = await Sgd.create(gpu, { n: N, params: { buffer: P, offset: OFF.p }, grads: { buffer: G, offset: OFF.g }, decayMask: { buffer: MK, offset: OFF.mask } });
+    const opt = await Sgd.create(gpu, {
+      n: N,
+      params: { buffer: P, offset: OFF.p },
+      grads: { buffer: G, offset: OFF.g },
+      decayMask: { buffer: MK, offset: OFF.mask },
+    });
     opt.setStep(1, lr);
     await gpu.run(opt.dispatches);
     const p = await gpu.readF32(P, OFF.p, N);
-    const f = Math.fround, nlr = f(-lr);
+    const f = Math.fround;
+    const nlr = f(-lr);
     // torch: param.add_(grad, alpha=-lr) in f32: one rounding of the product and one of the sum
     // (or a single one where the compiler fuses them into an FMA).
     for (let i = 0; i < N; i++) {
-      const unfused = f(p0[i] + f(nlr * g[i])), fused = f(p0[i] + nlr * g[i]);
-      if (p[i] !== unfused && p[i] !== fused) throw new Error(`element ${i}: ${p[i]} is neither ${unfused} nor ${fused}`);
+      const unfused = f(p0[i] + f(nlr * g[i]));
+      const fused = f(p0[i] + nlr * g[i]);
+      if (p[i] !== unfused && p[i] !== fused)
+        throw new Error(`element ${i}: ${p[i]} is neither ${unfused} nor ${fused}`);
     }
     gpu.release(...opt.dispatches);
     gpu.free(P, G, MK, S);
@@ -191,12 +265,45 @@ describe('SGD', () => {
 });
 
 test('bad specs are refused with the reason', async () => {
-  const A = gpu.buffer('a', 400), B = gpu.buffer('b', 400), C = gpu.buffer('c', 400), D = gpu.buffer('d', 400);
-  await expect(AdamW.create(gpu, { n: 10, params: { buffer: A }, grads: { buffer: B }, m: { buffer: A, offset: 20 }, v: { buffer: C } })).rejects.toThrow(/params and m must be in different buffers/);
-  await expect(AdamW.create(gpu, { n: 10, params: { buffer: A }, grads: { buffer: B }, m: { buffer: C }, v: { buffer: D }, gradScale: { buffer: D, offset: 50 } })).rejects.toThrow(/v and gradScale/);
-  await expect(AdamW.create(gpu, { n: 200, params: { buffer: A }, grads: { buffer: B }, m: { buffer: C }, v: { buffer: D } })).rejects.toThrow(/fewer than 200/);
-  await expect(AdamW.create(gpu, { n: 10, params: { buffer: A }, grads: { buffer: B }, m: { buffer: C }, v: { buffer: D }, beta2: 1 })).rejects.toThrow(/beta2/);
-  await expect(Sgd.create(gpu, { n: 0, params: { buffer: A }, grads: { buffer: B } })).rejects.toThrow(/positive integer/);
+  const A = gpu.buffer('a', 400);
+  const B = gpu.buffer('b', 400);
+  const C = gpu.buffer('c', 400);
+  const D = gpu.buffer('d', 400);
+  await expect(
+    AdamW.create(gpu, {
+      n: 10,
+      params: { buffer: A },
+      grads: { buffer: B },
+      m: { buffer: A, offset: 20 },
+      v: { buffer: C },
+    }),
+  ).rejects.toThrow(/params and m must be in different buffers/);
+  await expect(
+    AdamW.create(gpu, {
+      n: 10,
+      params: { buffer: A },
+      grads: { buffer: B },
+      m: { buffer: C },
+      v: { buffer: D },
+      gradScale: { buffer: D, offset: 50 },
+    }),
+  ).rejects.toThrow(/v and gradScale/);
+  await expect(
+    AdamW.create(gpu, { n: 200, params: { buffer: A }, grads: { buffer: B }, m: { buffer: C }, v: { buffer: D } }),
+  ).rejects.toThrow(/fewer than 200/);
+  await expect(
+    AdamW.create(gpu, {
+      n: 10,
+      params: { buffer: A },
+      grads: { buffer: B },
+      m: { buffer: C },
+      v: { buffer: D },
+      beta2: 1,
+    }),
+  ).rejects.toThrow(/beta2/);
+  await expect(Sgd.create(gpu, { n: 0, params: { buffer: A }, grads: { buffer: B } })).rejects.toThrow(
+    /positive integer/,
+  );
   const sgd = await Sgd.create(gpu, { n: 10, params: { buffer: A }, grads: { buffer: B } });
   expect(() => sgd.setStep(0, 0.1)).toThrow(/step/);
   expect(() => sgd.setStep(1, NaN)).toThrow(/lr/);

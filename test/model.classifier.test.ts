@@ -14,12 +14,24 @@ import { classifierHeadReference } from '../src/reference/classifier.js';
 import { Finetuner, bucketLengths } from '../src/train/finetune.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
 function config(causal: boolean, C: number): ModelConfig {
-  return { ...preset('tiny'), vocab_size: 41, n_positions: 19, n_embd: 12, n_layer: 2, n_head: 3, causal, mask_token_id: causal ? null : 40, num_labels: C };
+  return {
+    ...preset('tiny'),
+    vocab_size: 41,
+    n_positions: 19,
+    n_embd: 12,
+    n_layer: 2,
+    n_head: 3,
+    causal,
+    mask_token_id: causal ? null : 40,
+    num_labels: C,
+  };
 }
 
 function randomParams(c: ModelConfig) {
@@ -37,7 +49,8 @@ const cases: [string, boolean, Pooling, number][] = [
 test.each(cases)('%s: loss and every gradient match float64', async (_name, causal, pooling, C) => {
   const c = config(causal, C);
   const { layout, params, named } = randomParams(c);
-  const B = 4, T = 9;
+  const B = 4;
+  const T = 9;
   const lengths = [9, 4, 1]; // a partial batch: the fourth row is padding
   const targets = lengths.map(() => (C === 1 ? 5 * rand.uniform(1, 0, 1)[0] : rand.int(1, C)[0]));
   const weights = [1, 2.5, 0.5];
@@ -51,10 +64,21 @@ test.each(cases)('%s: loss and every gradient match float64', async (_name, caus
   const loss = (await gpu.readF32(head.loss, 0, 1))[0];
   const grads = await model.readGrads();
   // The reference runs the same padded batch with the key-padding mask; the padding row gets length 1, as on the GPU.
-  const refHead = classifierHeadReference({ W: named['score.weight'], b: named['score.bias'], C, d: c.n_embd, T, pooling, lengths, targets, weights });
+  const refHead = classifierHeadReference({
+    W: named['score.weight'],
+    b: named['score.bias'],
+    C,
+    d: c.n_embd,
+    T,
+    pooling,
+    lengths,
+    targets,
+    weights,
+  });
   const ref = gpt2LossAndGrads(named, c, tokens, new Int32Array(B * T), B, T, refHead, { lengths: [...lengths, 1] });
   expectClose([loss], [ref.loss], 1e-5, 'loss');
-  for (const t of layout.tensors) expectClose(grads.subarray(t.offset, t.offset + t.size), ref.grads[t.name], 2e-4, `d ${t.name}`);
+  for (const t of layout.tensors)
+    expectClose(grads.subarray(t.offset, t.offset + t.size), ref.grads[t.name], 2e-4, `d ${t.name}`);
   head.destroy();
   model.destroy();
 });
@@ -62,19 +86,31 @@ test.each(cases)('%s: loss and every gradient match float64', async (_name, caus
 test('the pooling matrix: mean, first and last real positions of each row', () => {
   const P = poolingMatrix('mean', [2, 3], 3, 4);
   expect(Array.from(P.subarray(0, 12))).toEqual([0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-  expect(Array.from(P.subarray(12, 24)).map((x) => +x.toFixed(6))).toEqual([0, 0, 0, 0, 0.333333, 0.333333, 0.333333, 0, 0, 0, 0, 0]);
+  expect(Array.from(P.subarray(12, 24)).map((x) => +x.toFixed(6))).toEqual([
+    0, 0, 0, 0, 0.333333, 0.333333, 0.333333, 0, 0, 0, 0, 0,
+  ]);
   expect(Array.from(P.subarray(24))).toEqual(new Array(12).fill(0));
   expect(Array.from(poolingMatrix('last', [2], 1, 4))).toEqual([0, 1, 0, 0]);
   expect(Array.from(poolingMatrix('first', [2], 1, 4))).toEqual([1, 0, 0, 0]);
 });
 
-test.each([[false, 'mean'], [true, 'last']] as const)('padding and buckets change nothing (causal %s)', async (causal, pooling) => {
+test.each([
+  [false, 'mean'],
+  [true, 'last'],
+] as const)('padding and buckets change nothing (causal %s)', async (causal, pooling) => {
   const c = config(causal, 2);
   const { params } = randomParams(c);
   expect(bucketLengths(19)).toEqual([16, 19]);
   expect(bucketLengths(16)).toEqual([16]);
   expect(bucketLengths(100)).toEqual([16, 32, 64, 100]);
-  const ft = await Finetuner.create(gpu, c, { batchSize: 3, maxSeqLen: 19, pooling, optimizer: 'adamw', weightDecay: 0, gradClip: 1 });
+  const ft = await Finetuner.create(gpu, c, {
+    batchSize: 3,
+    maxSeqLen: 19,
+    pooling,
+    optimizer: 'adamw',
+    weightDecay: 0,
+    gradClip: 1,
+  });
   ft.reset(params);
   const rows = [5, 17, 1, 12, 3].map((n) => Array.from(rand.int(n, c.vocab_size)));
   const together = await ft.predict(rows); // batched by length: some rows share a batch, in either bucket

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
 import {
-  parseSafetensors, readSafetensorsFile, serializeSafetensors, tensorFloat32View, tensorToFloat32, tensorToIntegers, writeSafetensorsFile, type SafeTensor,
+  parseSafetensors,
+  readSafetensorsFile,
+  serializeSafetensors,
+  tensorFloat32View,
+  tensorToFloat32,
+  tensorToIntegers,
+  writeSafetensorsFile,
+  type SafeTensor,
 } from '../src/model/safetensors.js';
 import { makeRandom } from './helpers/check.js';
 
@@ -26,22 +33,22 @@ function get(file: ReturnType<typeof parseSafetensors>, name: string): SafeTenso
 test("byte-exact with the reference implementation's own test vectors", () => {
   // safetensors' Rust tests (test_serialization, test_empty): one F32 [1,2,3] tensor "attn.0".
   const expected = [
-    64, 0, 0, 0, 0, 0, 0, 0, 123, 34, 97, 116, 116, 110, 46, 48, 34, 58, 123, 34, 100,
-    116, 121, 112, 101, 34, 58, 34, 70, 51, 50, 34, 44, 34, 115, 104, 97, 112, 101, 34,
-    58, 91, 49, 44, 50, 44, 51, 93, 44, 34, 100, 97, 116, 97, 95, 111, 102, 102, 115,
-    101, 116, 115, 34, 58, 91, 48, 44, 50, 52, 93, 125, 125, 0, 0, 0, 0, 0, 0, 128, 63,
-    0, 0, 0, 64, 0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64,
+    64, 0, 0, 0, 0, 0, 0, 0, 123, 34, 97, 116, 116, 110, 46, 48, 34, 58, 123, 34, 100, 116, 121, 112, 101, 34, 58, 34,
+    70, 51, 50, 34, 44, 34, 115, 104, 97, 112, 101, 34, 58, 91, 49, 44, 50, 44, 51, 93, 44, 34, 100, 97, 116, 97, 95,
+    111, 102, 102, 115, 101, 116, 115, 34, 58, 91, 48, 44, 50, 52, 93, 125, 125, 0, 0, 0, 0, 0, 0, 128, 63, 0, 0, 0, 64,
+    0, 0, 64, 64, 0, 0, 128, 64, 0, 0, 160, 64,
   ];
-  const bytes = serializeSafetensors({ 'attn.0': { dtype: 'F32', shape: [1, 2, 3], data: Float32Array.of(0, 1, 2, 3, 4, 5) } });
+  const bytes = serializeSafetensors({
+    'attn.0': { dtype: 'F32', shape: [1, 2, 3], data: Float32Array.of(0, 1, 2, 3, 4, 5) },
+  });
   expect(Array.from(bytes)).toEqual(expected);
   const back = parseSafetensors(Uint8Array.from(expected), 'vec');
   expect(Array.from(tensorToFloat32(get(back, 'attn.0'), 'attn.0', 'vec'))).toEqual([0, 1, 2, 3, 4, 5]);
 
   expect(Array.from(serializeSafetensors({}))).toEqual([8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32]);
   expect(Array.from(serializeSafetensors({}, { framework: 'pt' }))).toEqual([
-    40, 0, 0, 0, 0, 0, 0, 0, 123, 34, 95, 95, 109, 101, 116, 97, 100, 97, 116, 97, 95,
-    95, 34, 58, 123, 34, 102, 114, 97, 109, 101, 119, 111, 114, 107, 34, 58, 34, 112,
-    116, 34, 125, 125, 32, 32, 32, 32, 32,
+    40, 0, 0, 0, 0, 0, 0, 0, 123, 34, 95, 95, 109, 101, 116, 97, 100, 97, 116, 97, 95, 95, 34, 58, 123, 34, 102, 114,
+    97, 109, 101, 119, 111, 114, 107, 34, 58, 34, 112, 116, 34, 125, 125, 32, 32, 32, 32, 32,
   ]);
 });
 
@@ -55,10 +62,32 @@ test("a file in Python safetensors' byte format (mixed dtypes, metadata) reads a
     '"half":{"dtype":"F16","shape":[3],"data_offsets":[24,30]}}';
   expect(header.length).toBe(206); // so two spaces of padding make 208
   const bytes = Uint8Array.from([
-    208, 0, 0, 0, 0, 0, 0, 0, ...ascii(header), 32, 32,
-    7, 0, 0, 0, 0, 0, 0, 0,
+    208,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    ...ascii(header),
+    32,
+    32,
+    7,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
     ...f32(1, 2, 3, 4),
-    0x00, 0x3c, 0x00, 0xc0, 0x00, 0x38,
+    0x00,
+    0x3c,
+    0x00,
+    0xc0,
+    0x00,
+    0x38,
   ]);
   const file = parseSafetensors(bytes, 'py.safetensors');
   expect(file.metadata).toEqual({ format: 'pt' });
@@ -93,13 +122,23 @@ test('half, bfloat16 and double widen or round to float32; integer dtypes read a
     }),
     'mix',
   );
-  expect(Array.from(tensorToFloat32(get(file, 'h'), 'h', 'mix'))).toEqual([2 ** -24, Infinity, -Infinity, Math.fround(0.333251953125), 65504]);
+  expect(Array.from(tensorToFloat32(get(file, 'h'), 'h', 'mix'))).toEqual([
+    2 ** -24,
+    Infinity,
+    -Infinity,
+    Math.fround(0.333251953125),
+    65504,
+  ]);
   expect(Array.from(tensorToFloat32(get(file, 'b'), 'b', 'mix'))).toEqual([1, -2.5, 0]);
   expect(Array.from(tensorToFloat32(get(file, 'd'), 'd', 'mix'))).toEqual([Math.fround(0.1), -Infinity]);
   expect(tensorToIntegers(get(file, 'i'), 'i', 'mix')).toEqual([-5, 2 ** 31 - 1]);
   expect(tensorToIntegers(get(file, 'u'), 'u', 'mix')).toEqual([0, 255]);
-  expect(() => tensorToIntegers(get(file, 'big'), 'big', 'mix')).toThrow(/mix: tensor 'big' element 0 \(1152921504606846976\) is too large/);
-  expect(() => tensorToFloat32(get(file, 'i'), 'i', 'mix')).toThrow(/tensor 'i' has dtype I32; a floating-point tensor/);
+  expect(() => tensorToIntegers(get(file, 'big'), 'big', 'mix')).toThrow(
+    /mix: tensor 'big' element 0 \(1152921504606846976\) is too large/,
+  );
+  expect(() => tensorToFloat32(get(file, 'i'), 'i', 'mix')).toThrow(
+    /tensor 'i' has dtype I32; a floating-point tensor/,
+  );
   expect(() => tensorToIntegers(get(file, 'd'), 'd', 'mix')).toThrow(/tensor 'd' has dtype F64; an integer tensor/);
 });
 
@@ -144,11 +183,16 @@ test('round trip through a file: random tensors, odd shapes, names JSON would re
   expect(copy.buffer).not.toBe(shifted.buffer);
   expect(copy).toEqual(tensors['b.weight'].data);
   // Writing refuses data that does not match dtype × shape.
-  expect(() => serializeSafetensors({ x: { dtype: 'F32', shape: [2, 2], data: new Float32Array(3) } })).toThrow(/tensor 'x' has 12 bytes of data; F32 × \[2, 2\] needs 16/);
+  expect(() => serializeSafetensors({ x: { dtype: 'F32', shape: [2, 2], data: new Float32Array(3) } })).toThrow(
+    /tensor 'x' has 12 bytes of data; F32 × \[2, 2\] needs 16/,
+  );
 });
 
 describe('a corrupt file is refused with the file and the tensor or byte offset at fault', () => {
-  const good = fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[3],"data_offsets":[8,20]}}', f32(1, 2, 3, 4, 5));
+  const good = fileOf(
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[3],"data_offsets":[8,20]}}',
+    f32(1, 2, 3, 4, 5),
+  );
   const headerLen = good.length - 20 - 8;
   const refuse = (bytes: Uint8Array, message: RegExp) => {
     let err: unknown;
@@ -169,10 +213,28 @@ describe('a corrupt file is refused with the file and the tensor or byte offset 
   test('truncated at several places', () => {
     refuse(good.subarray(0, 0), /file is 0 bytes, too short to hold the 8-byte header length/);
     refuse(good.subarray(0, 5), /file is 5 bytes/);
-    refuse(good.subarray(0, 8), new RegExp(`header length ${headerLen} \\(bytes 0-7\\) runs past the end of the file: the header would end at byte ${8 + headerLen}, the file has 8 bytes`));
+    refuse(
+      good.subarray(0, 8),
+      new RegExp(
+        `header length ${headerLen} \\(bytes 0-7\\) runs past the end of the file: the header would end at byte ` +
+          `${8 + headerLen}, the file has 8 bytes`,
+      ),
+    );
     refuse(good.subarray(0, 40), /runs past the end of the file/);
-    refuse(good.subarray(0, 8 + headerLen), new RegExp(`tensor 'a': data \\(bytes ${8 + headerLen}-${16 + headerLen} of the file\\) runs past the end of the file at byte ${8 + headerLen}`));
-    refuse(good.subarray(0, 8 + headerLen + 10), new RegExp(`tensor 'b': data \\(bytes ${16 + headerLen}-${28 + headerLen} of the file\\) runs past the end of the file at byte ${18 + headerLen}`));
+    refuse(
+      good.subarray(0, 8 + headerLen),
+      new RegExp(
+        `tensor 'a': data \\(bytes ${8 + headerLen}-${16 + headerLen} of the file\\) runs past the end of the file ` +
+          `at byte ${8 + headerLen}`,
+      ),
+    );
+    refuse(
+      good.subarray(0, 8 + headerLen + 10),
+      new RegExp(
+        `tensor 'b': data \\(bytes ${16 + headerLen}-${28 + headerLen} of the file\\) runs past the end of the file ` +
+          `at byte ${18 + headerLen}`,
+      ),
+    );
     refuse(good.subarray(0, good.length - 1), /tensor 'b': data .* runs past the end .*\(truncated\?\)/);
   });
 
@@ -182,7 +244,10 @@ describe('a corrupt file is refused with the file and the tensor or byte offset 
       new DataView(b.buffer).setBigUint64(0, n, true);
       return b;
     };
-    refuse(flip(BigInt(headerLen) | (1n << 40n)), /header length 1099511627\d+ \(bytes 0-7\) is over the 100000000-byte limit/);
+    refuse(
+      flip(BigInt(headerLen) | (1n << 40n)),
+      /header length 1099511627\d+ \(bytes 0-7\) is over the 100000000-byte limit/,
+    );
     refuse(flip(BigInt(good.length)), /runs past the end of the file/);
     refuse(flip(BigInt(headerLen - 8)), new RegExp(`header \\(bytes 8-${headerLen}\\) is not valid JSON`));
     // Eight bytes of float data join the header: 1.0f is 00 00 80 3f, and 0x80 cannot start a UTF-8 character.
@@ -190,22 +255,56 @@ describe('a corrupt file is refused with the file and the tensor or byte offset 
   });
 
   test('bad offsets: overlapping, with a gap, not matching dtype × shape, past the end, reversed', () => {
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[3],"data_offsets":[4,16]}}', f32(1, 2, 3, 4)),
-      /tensor 'b': data_offsets \[4, 16\] overlap tensor 'a' \[0, 8\]/);
-    const gap = fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}}', f32(1, 2, 3, 4, 5));
-    refuse(gap, /tensor 'b': data_offsets begin at 12 but the previous data ends at 8: bytes \d+-\d+ of the file belong to no tensor/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,8]}}', f32(1, 2)),
-      /tensor 'a': data_offsets \[0, 8\] hold 8 bytes, but F32 × \[2, 2\] needs 16/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', f32(1, 2)), /tensor 'a': data \(bytes \d+-\d+ of the file\) runs past the end/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}', f32(1, 2)), /tensor 'a': data_offsets \[8, 0\] end before they begin/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}}', f32(1, 2)), /tensor 'a': data_offsets \[0\] must be \[begin, end\]/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', f32(1, 2, 3)), /4 bytes after the last tensor's data \(from byte \d+\) belong to no tensor/);
+    refuse(
+      fileOf(
+        '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[3],"data_offsets":[4,16]}}',
+        f32(1, 2, 3, 4),
+      ),
+      /tensor 'b': data_offsets \[4, 16\] overlap tensor 'a' \[0, 8\]/,
+    );
+    const gap = fileOf(
+      '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}}',
+      f32(1, 2, 3, 4, 5),
+    );
+    refuse(
+      gap,
+      /tensor 'b': data_offsets begin at 12 but the previous data ends at 8: bytes \d+-\d+ of the file belong to no tensor/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,8]}}', f32(1, 2)),
+      /tensor 'a': data_offsets \[0, 8\] hold 8 bytes, but F32 × \[2, 2\] needs 16/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', f32(1, 2)),
+      /tensor 'a': data \(bytes \d+-\d+ of the file\) runs past the end/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}', f32(1, 2)),
+      /tensor 'a': data_offsets \[8, 0\] end before they begin/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}}', f32(1, 2)),
+      /tensor 'a': data_offsets \[0\] must be \[begin, end\]/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', f32(1, 2, 3)),
+      /4 bytes after the last tensor's data \(from byte \d+\) belong to no tensor/,
+    );
   });
 
   test('unknown dtype, bad shape, non-JSON, non-UTF-8, not an object, bad metadata', () => {
-    refuse(fileOf('{"a":{"dtype":"F17","shape":[2],"data_offsets":[0,8]}}', f32(1, 2)), /tensor 'a': unknown dtype "F17"/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}', f32(1, 2)), /tensor 'a': shape \[-2\] is not a list of non-negative integers/);
-    refuse(fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}', f32(1, 2)), /header \(bytes 8-\d+\) is not valid JSON/);
+    refuse(
+      fileOf('{"a":{"dtype":"F17","shape":[2],"data_offsets":[0,8]}}', f32(1, 2)),
+      /tensor 'a': unknown dtype "F17"/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}', f32(1, 2)),
+      /tensor 'a': shape \[-2\] is not a list of non-negative integers/,
+    );
+    refuse(
+      fileOf('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}', f32(1, 2)),
+      /header \(bytes 8-\d+\) is not valid JSON/,
+    );
     const latin = fileOf('{"\u00ff":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', f32(1));
     refuse(latin, /header \(bytes 8-\d+\) is not valid UTF-8/);
     refuse(fileOf('[1,2]'), /header \(bytes 8-\d+\) is not a JSON object/);
@@ -214,6 +313,8 @@ describe('a corrupt file is refused with the file and the tensor or byte offset 
   });
 
   test('a missing file is an HlmError naming it', async () => {
-    await expect(readSafetensorsFile('/nonexistent/model.safetensors')).rejects.toThrow(/cannot read \/nonexistent\/model.safetensors/);
+    await expect(readSafetensorsFile('/nonexistent/model.safetensors')).rejects.toThrow(
+      /cannot read \/nonexistent\/model.safetensors/,
+    );
   });
 });

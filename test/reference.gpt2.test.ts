@@ -4,13 +4,29 @@
 // padding, log-probs, the CWT rows' order, and Hugging Face's parameter count.
 import { SEED, makeRandom } from './helpers/check.js';
 import { numericGrad, pick } from '../src/reference/gradcheck.js';
-import { gpt2Forward, gpt2Loss, gpt2LossAndGrads, gpt2ParamShapes, type Gpt2Config, type Gpt2Head } from '../src/reference/gpt2.js';
+import {
+  gpt2Forward,
+  gpt2Loss,
+  gpt2LossAndGrads,
+  gpt2ParamShapes,
+  type Gpt2Config,
+  type Gpt2Head,
+} from '../src/reference/gpt2.js';
 import { cwtLoss } from '../src/reference/cwt.js';
 
 const r = makeRandom(SEED);
 const randn = (n: number, std = 1) => Float64Array.from(r.normal(n, std));
-const B = 2, T = 5;
-const tiny = (causal: boolean): Gpt2Config => ({ vocab_size: 23, n_positions: 7, n_embd: 12, n_layer: 2, n_head: 3, layer_norm_epsilon: 1e-5, causal });
+const B = 2;
+const T = 5;
+const tiny = (causal: boolean): Gpt2Config => ({
+  vocab_size: 23,
+  n_positions: 7,
+  n_embd: 12,
+  n_layer: 2,
+  n_head: 3,
+  layer_norm_epsilon: 1e-5,
+  causal,
+});
 
 /** Random weights at scales where nothing saturates: LayerNorm gains near 1, weights ~1/√fan-in. */
 function randomParams(config: Gpt2Config): Record<string, Float64Array> {
@@ -63,60 +79,87 @@ describe.each([
   ['encoder, ce', false, 'ce', undefined, undefined],
   ['encoder, cwt', false, 'cwt', undefined, undefined],
   ['encoder with key padding, cwt at temperature 0.5', false, 'cwt', [3, 5], 0.5],
-] as [string, boolean, Gpt2Head, number[] | undefined, number | undefined][])('%s', (_, causal, head, lengths, temperature) => {
-  test('every parameter\'s gradient against finite differences', () => {
-    const config = tiny(causal);
-    const params = randomParams(config);
-    const { inputs, targets } = batch(config);
-    const opts = { lengths, temperature };
-    const { loss, count, grads } = gpt2LossAndGrads(params, config, inputs, targets, B, T, head, opts);
-    if (!Number.isFinite(loss) || count < 2) throw new Error(`loss ${loss}, count ${count}`);
-    expect(gpt2Loss(params, config, inputs, targets, B, T, head, opts)).toEqual({ loss, count });
-    expect(Object.keys(grads)).toEqual(Object.keys(gpt2ParamShapes(config)));
-    const f = () => gpt2Loss(params, config, inputs, targets, B, T, head, opts).loss;
-    for (const [name, p] of Object.entries(params)) {
-      expect(grads[name].length).toBe(p.length);
-      const idx = subset(p.length, 24);
-      const num = numericGrad(f, p, idx), ana = pick(grads[name], idx);
-      let diff = 0, ref = 0;
-      for (let i = 0; i < idx.length; i++) { diff += (ana[i] - num[i]) ** 2; ref += num[i] ** 2; }
-      const err = Math.sqrt(diff) / Math.max(Math.sqrt(ref), 1e-3);
-      if (!(err <= TOL)) throw new Error(`${name}: error ${err} > ${TOL} (HLM_TEST_SEED=${SEED})`);
-    }
-    // Positions past T never reach the loss.
-    expect(grads['transformer.wpe.weight'].subarray(T * config.n_embd).every((v) => v === 0)).toBe(true);
-  });
-});
+] as [string, boolean, Gpt2Head, number[] | undefined, number | undefined][])(
+  '%s',
+  (_, causal, head, lengths, temperature) => {
+    test("every parameter's gradient against finite differences", () => {
+      const config = tiny(causal);
+      const params = randomParams(config);
+      const { inputs, targets } = batch(config);
+      const opts = { lengths, temperature };
+      const { loss, count, grads } = gpt2LossAndGrads(params, config, inputs, targets, B, T, head, opts);
+      if (!Number.isFinite(loss) || count < 2) throw new Error(`loss ${loss}, count ${count}`);
+      expect(gpt2Loss(params, config, inputs, targets, B, T, head, opts)).toEqual({ loss, count });
+      expect(Object.keys(grads)).toEqual(Object.keys(gpt2ParamShapes(config)));
+      const f = () => gpt2Loss(params, config, inputs, targets, B, T, head, opts).loss;
+      for (const [name, p] of Object.entries(params)) {
+        expect(grads[name].length).toBe(p.length);
+        const idx = subset(p.length, 24);
+        const num = numericGrad(f, p, idx);
+        const ana = pick(grads[name], idx);
+        let diff = 0;
+        let ref = 0;
+        for (let i = 0; i < idx.length; i++) {
+          diff += (ana[i] - num[i]) ** 2;
+          ref += num[i] ** 2;
+        }
+        const err = Math.sqrt(diff) / Math.max(Math.sqrt(ref), 1e-3);
+        if (!(err <= TOL)) throw new Error(`${name}: error ${err} > ${TOL} (HLM_TEST_SEED=${SEED})`);
+      }
+      // Positions past T never reach the loss.
+      expect(grads['transformer.wpe.weight'].subarray(T * config.n_embd).every((v) => v === 0)).toBe(true);
+    });
+  },
+);
 
 describe('forward conventions', () => {
   test('Hugging Face GPT-2 small has 124,439,808 parameters under these shapes', () => {
-    const shapes = gpt2ParamShapes({ vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, causal: true });
+    const shapes = gpt2ParamShapes({
+      vocab_size: 50257,
+      n_positions: 1024,
+      n_embd: 768,
+      n_layer: 12,
+      n_head: 12,
+      causal: true,
+    });
     expect(Object.keys(shapes)).toHaveLength(2 + 12 * 12 + 2);
     expect(Object.values(shapes).reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0)).toBe(124439808);
     expect(shapes['transformer.h.11.attn.c_attn.weight']).toEqual([768, 2304]);
     expect(shapes['transformer.h.0.mlp.c_proj.weight']).toEqual([3072, 768]);
   });
 
-  test('log-probs are normalised, agree with both heads\' losses, and the hidden states match', () => {
+  test("log-probs are normalised, agree with both heads' losses, and the hidden states match", () => {
     const config = tiny(true);
     const params = randomParams(config);
     const { inputs, targets } = batch(config);
     const { hidden, logProbs } = gpt2Forward(params, config, inputs, B, T);
-    const V = config.vocab_size, d = config.n_embd;
+    const V = config.vocab_size;
+    const d = config.n_embd;
     for (let n = 0; n < B * T; n++) {
       const z = logProbs!.subarray(n * V, (n + 1) * V).reduce((s, lp) => s + Math.exp(lp), 0);
       if (!(Math.abs(z - 1) <= 1e-12)) throw new Error(`position ${n}: probabilities sum to ${z}`);
     }
     const ce = gpt2LossAndGrads(params, config, inputs, targets, B, T, 'ce');
-    let nll = 0, count = 0;
-    for (let n = 0; n < B * T; n++) if (targets[n] >= 0) { nll -= logProbs![n * V + targets[n]]; count++; }
+    let nll = 0;
+    let count = 0;
+    for (let n = 0; n < B * T; n++)
+      if (targets[n] >= 0) {
+        nll -= logProbs![n * V + targets[n]];
+        count++;
+      }
     if (!(Math.abs(ce.loss - nll / count) <= 1e-12)) throw new Error(`ce ${ce.loss} vs log-probs ${nll / count}`);
     expect(Array.from(ce.hidden)).toEqual(Array.from(hidden));
     expect(gpt2Forward(params, config, inputs, B, T, { logProbs: false })).toEqual({ hidden });
     // CWT: the rows are the positions with a target, in row-major order.
     const pos = Array.from(targets.keys()).filter((n) => targets[n] >= 0);
     const hK = Float64Array.from(pos.flatMap((n) => Array.from(hidden.subarray(n * d, (n + 1) * d))));
-    const want = cwtLoss(hK, params['transformer.wte.weight'], pos.map((n) => targets[n]), pos.length, d).loss;
+    const want = cwtLoss(
+      hK,
+      params['transformer.wte.weight'],
+      pos.map((n) => targets[n]),
+      pos.length,
+      d,
+    ).loss;
     expect(gpt2LossAndGrads(params, config, inputs, targets, B, T, 'cwt').loss).toBe(want);
   });
 
@@ -132,11 +175,13 @@ describe('forward conventions', () => {
       const before = 3 * config.n_embd;
       const same = a.subarray(0, before).every((v, i) => v === b[i]);
       expect(same).toBe(causal);
-      expect(a.subarray(B * T * config.n_embd - T * config.n_embd).every((v, i) => v === b[(B - 1) * T * config.n_embd + i])).toBe(true); // other row
+      expect(
+        a.subarray(B * T * config.n_embd - T * config.n_embd).every((v, i) => v === b[(B - 1) * T * config.n_embd + i]),
+      ).toBe(true); // other row
     }
   });
 
-  test('with key padding, tokens past a row\'s length change nothing before it', () => {
+  test("with key padding, tokens past a row's length change nothing before it", () => {
     const config = tiny(false);
     const params = randomParams(config);
     const { inputs } = batch(config);
@@ -146,9 +191,11 @@ describe('forward conventions', () => {
     const opts = { lengths: [3, 5], logProbs: false };
     const a = gpt2Forward(params, config, inputs, B, T, opts).hidden;
     const b = gpt2Forward(params, config, padded, B, T, opts).hidden;
-    const valid = 3 * config.n_embd, rowEnd = T * config.n_embd;
+    const valid = 3 * config.n_embd;
+    const rowEnd = T * config.n_embd;
     expect(a.subarray(0, valid).every((v, i) => v === b[i])).toBe(true);
-    expect(a.subarray(valid, rowEnd).every((v, i) => v === b[valid + i])).toBe(false); // padded positions themselves differ
+    // padded positions themselves differ
+    expect(a.subarray(valid, rowEnd).every((v, i) => v === b[valid + i])).toBe(false);
   });
 
   test('no target: loss 0 and every gradient 0, for both heads', () => {
@@ -156,7 +203,15 @@ describe('forward conventions', () => {
     const params = randomParams(config);
     const { inputs } = batch(config);
     for (const head of ['ce', 'cwt'] as const) {
-      const { loss, count, grads } = gpt2LossAndGrads(params, config, inputs, new Int32Array(B * T).fill(-1), B, T, head);
+      const { loss, count, grads } = gpt2LossAndGrads(
+        params,
+        config,
+        inputs,
+        new Int32Array(B * T).fill(-1),
+        B,
+        T,
+        head,
+      );
       expect([loss, count]).toEqual([0, 0]);
       expect(Object.values(grads).every((g) => g.every((v) => v === 0))).toBe(true);
     }
@@ -167,7 +222,11 @@ describe('forward conventions', () => {
     const params = randomParams(config);
     const { inputs, targets } = batch(config);
     const { ['transformer.h.1.ln_2.bias']: _, ...missing } = params;
-    expect(() => gpt2Loss(missing, config, inputs, targets, B, T, 'ce')).toThrow(/transformer\.h\.1\.ln_2\.bias is missing/);
-    expect(() => gpt2Loss({ ...params, 'transformer.wpe.weight': new Float64Array(3) }, config, inputs, targets, B, T, 'ce')).toThrow(/transformer\.wpe\.weight/);
+    expect(() => gpt2Loss(missing, config, inputs, targets, B, T, 'ce')).toThrow(
+      /transformer\.h\.1\.ln_2\.bias is missing/,
+    );
+    expect(() =>
+      gpt2Loss({ ...params, 'transformer.wpe.weight': new Float64Array(3) }, config, inputs, targets, B, T, 'ce'),
+    ).toThrow(/transformer\.wpe\.weight/);
   });
 });

@@ -4,7 +4,11 @@ import { expectClose } from './helpers/check.js';
 
 describe('AdamW', () => {
   test('two steps worked by hand', () => {
-    const lr = 0.1, wd = 0.01, eps = 1e-8, b1 = 0.9, b2 = 0.999;
+    const lr = 0.1;
+    const wd = 0.01;
+    const eps = 1e-8;
+    const b1 = 0.9;
+    const b2 = 0.999;
     const s1 = adamwStep([1, -2], [0.5, 0.25], [0, 0], [0, 0], 1, { lr, weightDecay: wd });
     // step 1: m = 0.1·g, v = 0.001·g², m̂ = g, v̂ = g², so the update is lr·g/(|g| + eps).
     expectClose(s1.m, [0.05, 0.025], 1e-15, 'm1');
@@ -15,8 +19,11 @@ describe('AdamW', () => {
     const s2 = adamwStep(s1.param, [-1, 0.25], s1.m, s1.v, 2, { lr, weightDecay: wd, beta1: b1, beta2: b2, eps });
     const m2 = [0.9 * 0.05 + 0.1 * -1, 0.9 * 0.025 + 0.1 * 0.25];
     const v2 = [0.999 * 0.00025 + 0.001 * 1, 0.999 * 0.0000625 + 0.001 * 0.0625];
-    const bc1 = 1 - 0.81, bc2 = 1 - 0.998001;
-    const p2 = [0, 1].map((i) => p1[i] * (1 - lr * wd) - (lr / bc1) * m2[i] / (Math.sqrt(v2[i]) / Math.sqrt(bc2) + eps));
+    const bc1 = 1 - 0.81;
+    const bc2 = 1 - 0.998001;
+    const p2 = [0, 1].map(
+      (i) => p1[i] * (1 - lr * wd) - ((lr / bc1) * m2[i]) / (Math.sqrt(v2[i]) / Math.sqrt(bc2) + eps),
+    );
     expectClose(s2.m, m2, 1e-15, 'm2');
     expectClose(s2.v, v2, 1e-15, 'v2');
     expectClose(s2.param, p2, 1e-15, 'param2');
@@ -28,7 +35,9 @@ describe('AdamW', () => {
   });
 
   test('inputs are left untouched', () => {
-    const p = Float64Array.from([1, 2]), m = new Float64Array(2), v = new Float64Array(2);
+    const p = Float64Array.from([1, 2]);
+    const m = new Float64Array(2);
+    const v = new Float64Array(2);
     adamwStep(p, [1, 1], m, v, 1, { lr: 1 });
     expect([...p, ...m, ...v]).toEqual([1, 2, 0, 0, 0, 0]);
   });
@@ -37,7 +46,12 @@ describe('AdamW', () => {
 describe('SGD and gradient clipping', () => {
   test('SGD: p − lr·(g + wd·p)', () => {
     expectClose(sgdStep([1, -2], [0.5, 4], { lr: 0.1 }).param, [0.95, -2.4], 1e-15, 'plain');
-    expectClose(sgdStep([1, -2], [0.5, 4], { lr: 0.1, weightDecay: 0.5 }).param, [1 - 0.1 * (0.5 + 0.5), -2 - 0.1 * (4 - 1)], 1e-15, 'with decay');
+    expectClose(
+      sgdStep([1, -2], [0.5, 4], { lr: 0.1, weightDecay: 0.5 }).param,
+      [1 - 0.1 * (0.5 + 0.5), -2 - 0.1 * (4 - 1)],
+      1e-15,
+      'with decay',
+    );
   });
 
   test('global norm over all tensors, scale min(1, max/(norm + 1e-6))', () => {

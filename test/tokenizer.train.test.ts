@@ -7,8 +7,13 @@ import { HlmError } from '../src/errors.js';
 import { listCorpusFiles, projectRoot, readFile } from '../src/data/corpus.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import {
-  dominantScript, languageOfFile, maxTrainableVocab, MIN_TRAINED_VOCAB, trainTokenizer,
-  type CoverageStats, type TrainTokenizerResult,
+  dominantScript,
+  languageOfFile,
+  maxTrainableVocab,
+  MIN_TRAINED_VOCAB,
+  trainTokenizer,
+  type CoverageStats,
+  type TrainTokenizerResult,
 } from '../src/data/tokenizer-train.js';
 import { hlm } from './helpers/cli.js';
 
@@ -20,22 +25,29 @@ const SAMPLES = [
   'Все люди рождаются свободными и равными в своем достоинстве и правах.',
   'يولد جميع الناس أحراراً متساوين في الكرامة والحقوق.',
   'सभी मनुष्यों को गौरव और अधिकारों के मामले में जन्मजात स्वतन्त्रता',
-  '人人生而自由，在尊严和权利上一律平等。', 'すべての人間は、生まれながらにして自由であり',
-  '모든 인간은 태어날 때부터 자유로우며', 'unseen: 😀 ᚠᛇᚻ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢  two  spaces\n\n',
+  '人人生而自由，在尊严和权利上一律平等。',
+  'すべての人間は、生まれながらにして自由であり',
+  '모든 인간은 태어날 때부터 자유로우며',
+  'unseen: 😀 ᚠᛇᚻ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢  two  spaces\n\n',
 ];
 
 let scratch: string;
-beforeAll(() => { scratch = mkdtempSync(join(tmpdir(), 'hlm-tok-train-')); });
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'hlm-tok-train-'));
+});
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Every figure finite and consistent; written so that NaN fails. */
 function expectSane(s: CoverageStats, label: string): void {
-  const fail = (what: string) => { throw new Error(`${label}: ${what} in ${JSON.stringify(s)}`); };
+  const fail = (what: string) => {
+    throw new Error(`${label}: ${what} in ${JSON.stringify(s)}`);
+  };
   if (!(s.documents >= 1 && s.characters >= 1 && s.bytes >= s.characters && s.tokens >= 1)) fail('counts');
   if (!(s.tokens <= s.bytes)) fail('more tokens than bytes');
   if (!(s.charsPerToken > 0 && Math.abs(s.charsPerToken * s.tokensPerChar - 1) < 1e-9)) fail('chars per token');
   if (!(Math.abs(s.bytesPerToken - s.bytes / s.tokens) < 1e-9 && s.bytesPerToken >= 1)) fail('bytes per token');
-  for (const f of [s.singleByteFraction, s.byteFallbackFraction, s.splitCharFraction]) if (!(f >= 0 && f <= 1)) fail('fraction');
+  for (const f of [s.singleByteFraction, s.byteFallbackFraction, s.splitCharFraction])
+    if (!(f >= 0 && f <= 1)) fail('fraction');
   if (!(s.byteFallbackFraction <= s.singleByteFraction)) fail('fallback bytes are single-byte bytes');
 }
 
@@ -73,7 +85,11 @@ describe('training on UDHR translations in eight scripts', () => {
 
   test('corpus counts and coverage figures agree with an independent count', async () => {
     const tok = await loadTokenizer(r.path);
-    let docs = 0, chars = 0, bytes = 0, tokens = 0, singleBytes = 0;
+    let docs = 0;
+    let chars = 0;
+    let bytes = 0;
+    let tokens = 0;
+    let singleBytes = 0;
     for (const f of listCorpusFiles(FILES)) {
       for (const text of readFile(f)) {
         const ids = await tok.encode(text);
@@ -85,7 +101,8 @@ describe('training on UDHR translations in eight scripts', () => {
       }
     }
     expect(r.corpus).toMatchObject({ files: FILES.length, documents: docs, characters: chars, bytes });
-    if (!(r.corpus.distinctBytes > 100 && r.corpus.distinctBytes <= 243)) throw new Error(`distinct bytes ${r.corpus.distinctBytes}`);
+    if (!(r.corpus.distinctBytes > 100 && r.corpus.distinctBytes <= 243))
+      throw new Error(`distinct bytes ${r.corpus.distinctBytes}`);
     const all = r.coverage.overall;
     expect(all).toMatchObject({ documents: docs, characters: chars, bytes, tokens });
     expect(all.singleByteFraction).toBeCloseTo(singleBytes / bytes, 12);
@@ -94,7 +111,8 @@ describe('training on UDHR translations in eight scripts', () => {
 
   test('per-language and per-script figures are sane and tell the scripts apart', () => {
     const langs = r.coverage.byLanguage;
-    expect(Object.keys(langs)).toEqual(['eng', 'fra', 'rus', 'ara', 'hin', 'zho', 'jpn', 'kor']); // arb counts as ara, cmn as zho
+    // arb counts as ara, cmn as zho
+    expect(Object.keys(langs)).toEqual(['eng', 'fra', 'rus', 'ara', 'hin', 'zho', 'jpn', 'kor']);
     for (const [l, s] of Object.entries(langs)) {
       expectSane(s, l);
       expect(s.files).toBe(1);
@@ -102,10 +120,21 @@ describe('training on UDHR translations in eight scripts', () => {
     const sum = Object.values(langs).reduce((a, s) => a + s.tokens, 0);
     expect(sum).toBe(r.coverage.overall.tokens);
     // English has no multi-byte characters to fall back on; at 1200 tokens the CJK ones mostly do
-    if (!(langs.eng.byteFallbackFraction < 0.001 && langs.eng.charsPerToken > 2.5)) throw new Error(`eng: ${JSON.stringify(langs.eng)}`);
-    if (!(langs.zho.charsPerToken < langs.eng.charsPerToken / 2)) throw new Error(`zho ${langs.zho.charsPerToken} vs eng ${langs.eng.charsPerToken}`);
-    if (!(langs.zho.byteFallbackFraction > 0.1 && langs.zho.splitCharFraction > 0.1)) throw new Error(`zho: ${JSON.stringify(langs.zho)}`);
-    expect(Object.keys(r.coverage.byScript).sort()).toEqual(['Arabic', 'Cyrillic', 'Devanagari', 'Han', 'Hangul', 'Japanese', 'Latin']);
+    if (!(langs.eng.byteFallbackFraction < 0.001 && langs.eng.charsPerToken > 2.5))
+      throw new Error(`eng: ${JSON.stringify(langs.eng)}`);
+    if (!(langs.zho.charsPerToken < langs.eng.charsPerToken / 2))
+      throw new Error(`zho ${langs.zho.charsPerToken} vs eng ${langs.eng.charsPerToken}`);
+    if (!(langs.zho.byteFallbackFraction > 0.1 && langs.zho.splitCharFraction > 0.1))
+      throw new Error(`zho: ${JSON.stringify(langs.zho)}`);
+    expect(Object.keys(r.coverage.byScript).sort()).toEqual([
+      'Arabic',
+      'Cyrillic',
+      'Devanagari',
+      'Han',
+      'Hangul',
+      'Japanese',
+      'Latin',
+    ]);
     for (const [script, s] of Object.entries(r.coverage.byScript)) expectSane(s, script);
     expect(r.coverage.byScript.Latin.documents).toBe(2);
     expect(r.coverage.byScript.Japanese.tokens).toBe(langs.jpn.tokens);
@@ -132,7 +161,10 @@ describe('refusals are one clear HlmError, before any training or writing', () =
   const eng = join(udhr, 'eng.txt');
   const refuse = async (options: Parameters<typeof trainTokenizer>[0], message: RegExp) => {
     const t0 = performance.now();
-    const err = await trainTokenizer(options).then(() => null, (e: unknown) => e);
+    const err = await trainTokenizer(options).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(HlmError);
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');
@@ -141,7 +173,10 @@ describe('refusals are one clear HlmError, before any training or writing', () =
 
   test('a missing path names it', async () => {
     const out = join(scratch, 'never');
-    await refuse({ data: [eng, join(scratch, 'no-such-corpus')], vocabSize: 500, out }, /--data .*no-such-corpus: no such file or directory/);
+    await refuse(
+      { data: [eng, join(scratch, 'no-such-corpus')], vocabSize: 500, out },
+      /--data .*no-such-corpus: no such file or directory/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 
@@ -157,13 +192,22 @@ describe('refusals are one clear HlmError, before any training or writing', () =
 
   test('vocabulary sizes below the bytes and end-of-text, or past what the binding trains', async () => {
     expect(MIN_TRAINED_VOCAB).toBe(257);
-    await refuse({ data: [eng], vocabSize: 256, out: join(scratch, 'never') }, /--vocab-size 256: .*at least 257: the 256 single bytes .* and <\|endoftext\|>/);
-    await refuse({ data: [eng], vocabSize: 40000, out: join(scratch, 'never') }, /--vocab-size 40000 is more than the tokenizers Node binding can train: its train\(\) takes no trainer settings/);
+    await refuse(
+      { data: [eng], vocabSize: 256, out: join(scratch, 'never') },
+      /--vocab-size 256: .*at least 257: the 256 single bytes .* and <\|endoftext\|>/,
+    );
+    await refuse(
+      { data: [eng], vocabSize: 40000, out: join(scratch, 'never') },
+      /--vocab-size 40000 is more than the tokenizers Node binding can train: its train\(\) takes no trainer settings/,
+    );
     // the cap depends on the byte values the corpus uses: English UDHR uses few, so its cap is high
     const distinct = new Set(readFileSync(eng)).size;
     const cap = maxTrainableVocab(distinct);
     expect(cap).toBe(30000 - distinct + 257);
-    await refuse({ data: [eng], vocabSize: cap + 1, out: join(scratch, 'never') }, new RegExp(`--vocab-size ${cap + 1} .* on this corpus: .*the ${distinct} byte values .* at most ${cap} tokens`));
+    await refuse(
+      { data: [eng], vocabSize: cap + 1, out: join(scratch, 'never') },
+      new RegExp(`--vocab-size ${cap + 1} .* on this corpus: .*the ${distinct} byte values .* at most ${cap} tokens`),
+    );
   });
 
   test('an --out that exists as something else', async () => {
@@ -171,8 +215,14 @@ describe('refusals are one clear HlmError, before any training or writing', () =
     writeFileSync(file, 'keep me');
     await refuse({ data: [eng], vocabSize: 500, out: file }, /--out .*notes\.txt exists as a file that is not \.json/);
     expect(readFileSync(file, 'utf8')).toBe('keep me');
-    await refuse({ data: [eng], vocabSize: 500, out: '/dev/null' }, /--out \/dev\/null exists but is neither a directory nor a regular file/);
-    await refuse({ data: [eng], vocabSize: 500, out: join(file, 'sub', 'tok.json') }, /notes\.txt is a file, not a directory/);
+    await refuse(
+      { data: [eng], vocabSize: 500, out: '/dev/null' },
+      /--out \/dev\/null exists but is neither a directory nor a regular file/,
+    );
+    await refuse(
+      { data: [eng], vocabSize: 500, out: join(file, 'sub', 'tok.json') },
+      /notes\.txt is a file, not a directory/,
+    );
   });
 });
 
@@ -201,11 +251,27 @@ describe('the CLI', () => {
 
   test('hlm tokenizer train --json prints the result as JSON and exits 0', async () => {
     const out = join(scratch, 'cli');
-    const r = hlm(['tokenizer', 'train', '--data', join(udhr, 'eng.txt'), join(udhr, 'rus.txt'), '--vocab-size', '500', '--out', out, '--json']);
+    const r = hlm([
+      'tokenizer',
+      'train',
+      '--data',
+      join(udhr, 'eng.txt'),
+      join(udhr, 'rus.txt'),
+      '--vocab-size',
+      '500',
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.stderr).not.toMatch(/error/i);
     expect(r.status).toBe(0);
     const res = JSON.parse(r.stdout) as TrainTokenizerResult;
-    expect(res).toMatchObject({ path: join(out, 'tokenizer.json'), vocabSize: 500, requestedVocabSize: 500, eotId: 499 });
+    expect(res).toMatchObject({
+      path: join(out, 'tokenizer.json'),
+      vocabSize: 500,
+      requestedVocabSize: 500,
+      eotId: 499,
+    });
     expect(res.corpus).toMatchObject({ files: 2, documents: 2 });
     expectSane(res.coverage.overall, 'cli overall');
     expect(Object.keys(res.coverage.byLanguage)).toEqual(['eng', 'rus']);
@@ -214,7 +280,16 @@ describe('the CLI', () => {
 
   test('a missing --data path exits 1 and names the path', () => {
     const missing = join(scratch, 'there-is-no-such-corpus');
-    const r = hlm(['tokenizer', 'train', '--data', missing, '--vocab-size', '500', '--out', join(scratch, 'cli-missing')]);
+    const r = hlm([
+      'tokenizer',
+      'train',
+      '--data',
+      missing,
+      '--vocab-size',
+      '500',
+      '--out',
+      join(scratch, 'cli-missing'),
+    ]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`hlm: --data ${missing}: no such file or directory`);
     expect(r.stdout).toBe('');

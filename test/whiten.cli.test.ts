@@ -9,22 +9,57 @@ import { readEmbeddings, serializeEmbeddings } from '../src/whiten/formats.js';
 
 const rand = makeRandom();
 let dir: string;
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'hlm-whiten-cli-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hlm-whiten-cli-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('hlm whiten --json --report --eval-sts writes the vectors and reports symmetry and STS', () => {
-  const n = 61, d = 7;
+  const n = 61;
+  const d = 7;
   const words = Array.from({ length: n }, (_, i) => (i === 0 ? 'cat' : i === 1 ? 'dog' : `w${i}`));
   const vecs = Float32Array.from(rand.normal(n * d), (v, i) => v + (i % d === 0 ? 3 : 0));
-  const emb = join(dir, 'v.txt'), freq = join(dir, 'f.txt'), out = join(dir, 'z.txt');
+  const emb = join(dir, 'v.txt');
+  const freq = join(dir, 'f.txt');
+  const out = join(dir, 'z.txt');
   writeFileSync(emb, serializeEmbeddings({ words, dim: d, vectors: vecs, format: 'word2vec' }));
-  writeFileSync(freq, words.slice(0, n - 1).map((w, i) => `${w} ${Math.round(1e5 / (i + 1))}`).join('\n') + '\nunseen 5\n');
+  writeFileSync(
+    freq,
+    words
+      .slice(0, n - 1)
+      .map((w, i) => `${w} ${Math.round(1e5 / (i + 1))}`)
+      .join('\n') + '\nunseen 5\n',
+  );
   mkdirSync(join(dir, 'sts'));
-  writeFileSync(join(dir, 'sts/sts-test.csv'), 'g\tf\ty\t1\t5\tcat\tthe cat\ng\tf\ty\t2\t1\tcat\tdog\ng\tf\ty\t3\t3\tw5 w6\tw5\n');
-  const r = hlm(['whiten', '--embeddings', emb, '--frequencies', freq, '--method', 'zipfian', '--out', out, '--report', '--eval-sts', join(dir, 'sts'), '--device', 'cpu', '--json']);
+  writeFileSync(
+    join(dir, 'sts/sts-test.csv'),
+    'g\tf\ty\t1\t5\tcat\tthe cat\ng\tf\ty\t2\t1\tcat\tdog\ng\tf\ty\t3\t3\tw5 w6\tw5\n',
+  );
+  const r = hlm([
+    'whiten',
+    '--embeddings',
+    emb,
+    '--frequencies',
+    freq,
+    '--method',
+    'zipfian',
+    '--out',
+    out,
+    '--report',
+    '--eval-sts',
+    join(dir, 'sts'),
+    '--device',
+    'cpu',
+    '--json',
+  ]);
   if (r.status !== 0) throw new Error(r.stderr);
   const j = JSON.parse(r.stdout);
-  expect(j).toMatchObject({ method: 'zipfian', kept: n - 1, dropped: { noFrequency: 1, noVector: 1 }, input: { format: 'word2vec', words: n, dim: d } });
+  expect(j).toMatchObject({
+    method: 'zipfian',
+    kept: n - 1,
+    dropped: { noFrequency: 1, noVector: 1 },
+    input: { format: 'word2vec', words: n, dim: d },
+  });
   expect(j.symmetry.output.p.sym2).toBeGreaterThan(1 - 1e-4);
   expect(j.symmetry.input.p.sym1).toBeLessThan(j.symmetry.output.p.sym1);
   expect(j.sts.output[0]).toMatchObject({ name: 'STS-B test', pairs: 3 });
@@ -35,11 +70,26 @@ test('hlm whiten --json --report --eval-sts writes the vectors and reports symme
 });
 
 test('--out - puts only the vectors on stdout (GloVe in, GloVe out); a bad file fails with its line', () => {
-  const emb = join(dir, 'g.txt'), freq = join(dir, 'f2.txt');
+  const emb = join(dir, 'g.txt');
+  const freq = join(dir, 'f2.txt');
   const words = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
   writeFileSync(emb, serializeEmbeddings({ words, dim: 3, vectors: rand.normal(21), format: 'glove' }));
   writeFileSync(freq, words.map((w, i) => `${w} ${10 + i}`).join('\n'));
-  const r = hlm(['whiten', '--embeddings', emb, '--frequencies', freq, '--method', 'uniform', '--out', '-', '--device', 'cpu', '--log-level', 'info']);
+  const r = hlm([
+    'whiten',
+    '--embeddings',
+    emb,
+    '--frequencies',
+    freq,
+    '--method',
+    'uniform',
+    '--out',
+    '-',
+    '--device',
+    'cpu',
+    '--log-level',
+    'info',
+  ]);
   if (r.status !== 0) throw new Error(r.stderr);
   const lines = r.stdout.trim().split('\n');
   expect(lines.length).toBe(7);
@@ -52,11 +102,27 @@ test('--out - puts only the vectors on stdout (GloVe in, GloVe out); a bad file 
 });
 
 test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - refuses npy', () => {
-  const emb = join(dir, 'n.txt'), freq = join(dir, 'f3.txt'), out = join(dir, 'n.npy');
+  const emb = join(dir, 'n.txt');
+  const freq = join(dir, 'f3.txt');
+  const out = join(dir, 'n.npy');
   const words = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
   writeFileSync(emb, serializeEmbeddings({ words, dim: 5, vectors: rand.normal(45), format: 'word2vec' }));
   writeFileSync(freq, words.map((w, i) => `${w} ${100 / (i + 1)}`).join('\n'));
-  const r = hlm(['whiten', '--embeddings', emb, '--frequencies', freq, '--method', 'zipfian', '--out', out, '--format', 'npy', '--device', 'cpu']);
+  const r = hlm([
+    'whiten',
+    '--embeddings',
+    emb,
+    '--frequencies',
+    freq,
+    '--method',
+    'zipfian',
+    '--out',
+    out,
+    '--format',
+    'npy',
+    '--device',
+    'cpu',
+  ]);
   if (r.status !== 0) throw new Error(r.stderr);
   const z = readEmbeddings(out);
   expect(z.format).toBe('npy');
@@ -64,7 +130,23 @@ test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - r
   expect(readFileSync(join(dir, 'n.vocab'), 'utf8')).toBe(words.join('\n') + '\n');
   writeFileSync(join(dir, 'other.words'), readFileSync(join(dir, 'n.vocab')));
   const out2 = join(dir, 'c.txt');
-  const r2 = hlm(['whiten', '--embeddings', out, '--vocab', join(dir, 'other.words'), '--frequencies', freq, '--method', 'center', '--out', out2, '--format', 'word2vec', '--device', 'cpu']);
+  const r2 = hlm([
+    'whiten',
+    '--embeddings',
+    out,
+    '--vocab',
+    join(dir, 'other.words'),
+    '--frequencies',
+    freq,
+    '--method',
+    'center',
+    '--out',
+    out2,
+    '--format',
+    'word2vec',
+    '--device',
+    'cpu',
+  ]);
   if (r2.status !== 0) throw new Error(r2.stderr);
   const c = readEmbeddings(out2);
   expect(c.words).toEqual(words);

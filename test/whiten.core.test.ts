@@ -9,7 +9,9 @@ import { align, spectralEntropy, symmetryScores, whiten, type WhitenMethod } fro
 import type { Embeddings } from '../src/whiten/formats.js';
 
 let gpu: Gpu;
-beforeAll(async () => { gpu = await openTestGpu(); });
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 const sqrt = Math.sqrt;
@@ -21,11 +23,12 @@ function makeRows(n: number, d: number): Float32Array {
   const scale = rand.uniform(d, 0.3, 2);
   const off = rand.uniform(d, -0.5, 0.5);
   const x = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) {
-    let s = g[i * d + c] * scale[c];
-    for (let k = 0; k < d; k++) s += g[i * d + k] * mix[k * d + c];
-    x[i * d + c] = s + off[c];
-  }
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < d; c++) {
+      let s = g[i * d + c] * scale[c];
+      for (let k = 0; k < d; k++) s += g[i * d + k] * mix[k * d + c];
+      x[i * d + c] = s + off[c];
+    }
   return x;
 }
 
@@ -33,7 +36,10 @@ function zipf(n: number): Float64Array {
   const perm = Array.from({ length: n }, (_, i) => i).sort(() => rand.next() - 0.5);
   const p = new Float64Array(n);
   let t = 0;
-  for (let i = 0; i < n; i++) { p[perm[i]] = 1 / (i + 1); t += p[perm[i]]; }
+  for (let i = 0; i < n; i++) {
+    p[perm[i]] = 1 / (i + 1);
+    t += p[perm[i]];
+  }
   return p.map((v) => v / t);
 }
 
@@ -41,10 +47,11 @@ function refMoments(x: ArrayLike<number>, n: number, d: number, w: ArrayLike<num
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c] += w[i] * x[i * d + c];
   const cov = new Float64Array(d * d);
-  for (let i = 0; i < n; i++) for (let a = 0; a < d; a++) {
-    const xa = w[i] * (x[i * d + a] - mean[a]);
-    for (let b = 0; b < d; b++) cov[a * d + b] += xa * (x[i * d + b] - mean[b]);
-  }
+  for (let i = 0; i < n; i++)
+    for (let a = 0; a < d; a++) {
+      const xa = w[i] * (x[i * d + a] - mean[a]);
+      for (let b = 0; b < d; b++) cov[a * d + b] += xa * (x[i * d + b] - mean[b]);
+    }
   return { mean, cov };
 }
 
@@ -55,8 +62,15 @@ function identity(d: number): Float64Array {
 }
 
 describe('weighted moments kernel', () => {
-  test.each([[1, 1], [7, 3], [301, 17], [1031, 65], [9001, 5]])('n %i, d %i: mean and covariance vs float64', async (n, d) => {
-    const x = makeRows(n, d), p = zipf(n);
+  test.each([
+    [1, 1],
+    [7, 3],
+    [301, 17],
+    [1031, 65],
+    [9001, 5],
+  ])('n %i, d %i: mean and covariance vs float64', async (n, d) => {
+    const x = makeRows(n, d);
+    const p = zipf(n);
     const X = gpu.upload('x', x);
     const got = await weightedMoments(gpu, X, n, d, p);
     gpu.free(X);
@@ -67,17 +81,22 @@ describe('weighted moments kernel', () => {
   });
 
   test('apply: (X − μ)·T against float64 (n 257, d 9, k 5)', async () => {
-    const n = 257, d = 9, k = 5;
-    const x = rand.uniform(n * d), mu = rand.uniform(d), t = rand.uniform(d * k);
+    const n = 257;
+    const d = 9;
+    const k = 5;
+    const x = rand.uniform(n * d);
+    const mu = rand.uniform(d);
+    const t = rand.uniform(d * k);
     const X = gpu.upload('x', x);
     const got = await applyTransform(gpu, X, n, d, mu, t, k);
     gpu.free(X);
     const want = new Float64Array(n * k);
-    for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) {
-      let s = 0;
-      for (let c = 0; c < d; c++) s += (x[i * d + c] - mu[c]) * t[c * k + j];
-      want[i * k + j] = s;
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < k; j++) {
+        let s = 0;
+        for (let c = 0; c < d; c++) s += (x[i * d + c] - mu[c]) * t[c * k + j];
+        want[i * k + j] = s;
+      }
     expectClose(got, want, 1e-5, 'apply');
   });
 });
@@ -87,10 +106,12 @@ function emb(words: string[], d: number, vectors: Float32Array): Embeddings {
 }
 
 describe('whitening', () => {
-  const n = 403, d = 19;
+  const n = 403;
+  const d = 19;
   const words = Array.from({ length: n }, (_, i) => `w${i}`);
   test.each(['zipfian', 'uniform'] as WhitenMethod[])('%s: Σ q z = 0 and Σ q z zᵀ = I within 1e-4', async (method) => {
-    const x = makeRows(n, d), p = zipf(n);
+    const x = makeRows(n, d);
+    const p = zipf(n);
     const counts = new Map(words.map((w, i) => [w, p[i] * 1e6]));
     const r = await whiten(gpu, emb(words, d, x), counts, method);
     expect(r.out.words).toEqual(words);
@@ -98,7 +119,8 @@ describe('whitening', () => {
     const m = refMoments(r.out.vectors, n, d, q);
     const meanErr = maxAbsErr(m.mean, new Float64Array(d));
     const covErr = maxAbsErr(m.cov, identity(d));
-    if (!(meanErr <= 1e-4 && covErr <= 1e-4)) throw new Error(`${method}: mean err ${meanErr}, cov err ${covErr} (HLM_TEST_SEED=${SEED})`);
+    if (!(meanErr <= 1e-4 && covErr <= 1e-4))
+      throw new Error(`${method}: mean err ${meanErr}, cov err ${covErr} (HLM_TEST_SEED=${SEED})`);
     // The other measure is not whitened: zipfian output is not uniform-white, and vice versa.
     const other = refMoments(r.out.vectors, n, d, method === 'zipfian' ? new Float64Array(n).fill(1 / n) : r.p);
     expect(maxAbsErr(other.cov, identity(d))).toBeGreaterThan(1e-2);
@@ -106,7 +128,14 @@ describe('whitening', () => {
 
   test('words missing from either side are dropped and p renormalised; an empty intersection fails', () => {
     const e = emb(['a', 'b', 'c'], 2, Float32Array.from([1, 2, 3, 4, 5, 6]));
-    const a = align(e, new Map([['c', 3], ['a', 1], ['z', 100]]));
+    const a = align(
+      e,
+      new Map([
+        ['c', 3],
+        ['a', 1],
+        ['z', 100],
+      ]),
+    );
     expect(a.emb.words).toEqual(['a', 'c']);
     expect(Array.from(a.emb.vectors)).toEqual([1, 2, 5, 6]);
     expect(Array.from(a.p)).toEqual([0.25, 0.75]);
@@ -115,16 +144,22 @@ describe('whitening', () => {
   });
 
   test('a singular covariance fails without --epsilon and whitens with it', async () => {
-    const d2 = 5, n2 = 3; // 3 words in 5 dimensions: rank ≤ 2
+    const d2 = 5;
+    const n2 = 3; // 3 words in 5 dimensions: rank ≤ 2
     const e = emb(['a', 'b', 'c'], d2, rand.uniform(n2 * d2));
-    const counts = new Map([['a', 5], ['b', 3], ['c', 1]]);
+    const counts = new Map([
+      ['a', 5],
+      ['b', 3],
+      ['c', 1],
+    ]);
     await expect(whiten(gpu, e, counts, 'zipfian')).rejects.toThrow(/singular.*--epsilon/);
     const r = await whiten(gpu, e, counts, 'zipfian', { epsilon: 1e-3 });
     for (const v of r.out.vectors) expect(Number.isFinite(v)).toBe(true);
   });
 
   test('center removes the uniform mean; abtt also removes the top-k directions', async () => {
-    const x = makeRows(n, d), p = zipf(n);
+    const x = makeRows(n, d);
+    const p = zipf(n);
     const counts = new Map(words.map((w, i) => [w, p[i]]));
     const c = await whiten(gpu, emb(words, d, x), counts, 'center');
     const u = new Float64Array(n).fill(1 / n);
@@ -137,7 +172,8 @@ describe('whitening', () => {
     expect(maxAbsErr(m.mean, new Float64Array(d))).toBeLessThan(1e-4);
     // The covariance after abtt has rank d − k, its spectrum the original's minus the top k.
     const ev = a.transform.eigenvalues!;
-    let trace = 0, rest = 0;
+    let trace = 0;
+    let rest = 0;
     for (let i = 0; i < d; i++) trace += m.cov[i * d + i];
     for (let i = k; i < d; i++) rest += ev[i];
     expectClose([trace], [rest], 1e-4, 'abtt trace');
@@ -153,7 +189,8 @@ describe('symmetry scores', () => {
   });
 
   test('isotropic centred data scores near 1; a shifted, squashed cloud scores low', async () => {
-    const n = 4001, d = 7;
+    const n = 4001;
+    const d = 7;
     const x = rand.normal(n * d);
     const p = zipf(n);
     const iso = await symmetryScores(gpu, x, n, d, new Float64Array(n).fill(1 / n));
@@ -167,9 +204,11 @@ describe('symmetry scores', () => {
   });
 
   test('zipfian output is perfectly symmetric under p (Sym1 = Sym2 = 1), raw input is not', async () => {
-    const n = 301, d = 11;
+    const n = 301;
+    const d = 11;
     const words = Array.from({ length: n }, (_, i) => `w${i}`);
-    const x = makeRows(n, d), p = zipf(n);
+    const x = makeRows(n, d);
+    const p = zipf(n);
     const r = await whiten(gpu, emb(words, d, x), new Map(words.map((w, i) => [w, p[i]])), 'zipfian', { report: true });
     const s = r.symmetry!;
     expect(s.output.p.sym2).toBeGreaterThan(1 - 1e-4);

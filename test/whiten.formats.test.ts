@@ -3,13 +3,21 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readEmbeddings, readFrequencies, writeEmbeddings, type EmbeddingFormat, type Embeddings } from '../src/whiten/formats.js';
+import {
+  readEmbeddings,
+  readFrequencies,
+  writeEmbeddings,
+  type EmbeddingFormat,
+  type Embeddings,
+} from '../src/whiten/formats.js';
 import { evaluateSts, findStsDatasets, ranks, readStsBenchmark, spearman, tokenize } from '../src/whiten/sts.js';
 import { makeRandom } from './helpers/check.js';
 
 const rand = makeRandom();
 let dir: string;
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'hlm-whiten-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hlm-whiten-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function file(name: string, text: string | Buffer): string {
@@ -19,8 +27,17 @@ function file(name: string, text: string | Buffer): string {
 }
 
 describe('embedding files', () => {
-  const e: Embeddings = { words: ['the', 'of', 'naïve', 'x-ray', 'B'], dim: 3, vectors: rand.normal(15), format: 'word2vec' };
-  test.each([['word2vec', 'v.txt'], ['glove', 'g.txt'], ['word2vec-bin', 'v.bin']] as [EmbeddingFormat, string][])('%s round trip is exact and detected', (format, name) => {
+  const e: Embeddings = {
+    words: ['the', 'of', 'naïve', 'x-ray', 'B'],
+    dim: 3,
+    vectors: rand.normal(15),
+    format: 'word2vec',
+  };
+  test.each([
+    ['word2vec', 'v.txt'],
+    ['glove', 'g.txt'],
+    ['word2vec-bin', 'v.bin'],
+  ] as [EmbeddingFormat, string][])('%s round trip is exact and detected', (format, name) => {
     const p = join(dir, name);
     writeEmbeddings(p, e, format);
     const back = readEmbeddings(p);
@@ -31,22 +48,42 @@ describe('embedding files', () => {
   });
 
   test('malformed files fail naming the file and line', () => {
-    expect(() => readEmbeddings(file('short.txt', '2 3\na 1 2 3\nb 1 2\n'))).toThrow(/short\.txt:3: "b" has 2 values, expected 3/);
-    expect(() => readEmbeddings(file('nan.txt', '2 3\na 1 2 3\nb 1 zz 3\n'))).toThrow(/nan\.txt:3: value 2 of "b" is not a finite number: "zz"/);
-    expect(() => readEmbeddings(file('count.txt', '3 3\na 1 2 3\nb 1 2 3\n'))).toThrow(/count\.txt: header announces 3 words, the file has 2/);
-    expect(() => readEmbeddings(file('hdr.txt', '2 3\na 1 2 3\nb 4 5 6\nc 7 8 9\n'))).toThrow(/hdr\.txt:4: more rows than the 2/);
-    expect(() => readEmbeddings(file('dup.txt', 'a 1 2\nb 3 4\na 5 6\n'))).toThrow(/dup\.txt:3: duplicate word "a" \(first on line 1\)/);
-    expect(() => readEmbeddings(file('glove.txt', 'a 1 2\nb 3 4 5\n'))).toThrow(/glove\.txt:2: "b" has 3 values, expected 2/);
+    expect(() => readEmbeddings(file('short.txt', '2 3\na 1 2 3\nb 1 2\n'))).toThrow(
+      /short\.txt:3: "b" has 2 values, expected 3/,
+    );
+    expect(() => readEmbeddings(file('nan.txt', '2 3\na 1 2 3\nb 1 zz 3\n'))).toThrow(
+      /nan\.txt:3: value 2 of "b" is not a finite number: "zz"/,
+    );
+    expect(() => readEmbeddings(file('count.txt', '3 3\na 1 2 3\nb 1 2 3\n'))).toThrow(
+      /count\.txt: header announces 3 words, the file has 2/,
+    );
+    expect(() => readEmbeddings(file('hdr.txt', '2 3\na 1 2 3\nb 4 5 6\nc 7 8 9\n'))).toThrow(
+      /hdr\.txt:4: more rows than the 2/,
+    );
+    expect(() => readEmbeddings(file('dup.txt', 'a 1 2\nb 3 4\na 5 6\n'))).toThrow(
+      /dup\.txt:3: duplicate word "a" \(first on line 1\)/,
+    );
+    expect(() => readEmbeddings(file('glove.txt', 'a 1 2\nb 3 4 5\n'))).toThrow(
+      /glove\.txt:2: "b" has 3 values, expected 2/,
+    );
     const bin = Buffer.concat([Buffer.from('2 2\na '), Buffer.alloc(8), Buffer.from('\nb '), Buffer.alloc(4)]);
-    expect(() => readEmbeddings(file('cut.bin', bin))).toThrow(/cut\.bin: word 2 of 2 \("b"\): file ends inside its vector/);
+    expect(() => readEmbeddings(file('cut.bin', bin))).toThrow(
+      /cut\.bin: word 2 of 2 \("b"\): file ends inside its vector/,
+    );
     expect(() => readEmbeddings(join(dir, 'missing.txt'))).toThrow(/missing\.txt: cannot read/);
   });
 
   test('frequency files', () => {
     const f = readFrequencies(file('f.txt', 'the 100\nof 50 extra\r\n\nx 1\n'));
-    expect([...f]).toEqual([['the', 100], ['of', 50], ['x', 1]]);
+    expect([...f]).toEqual([
+      ['the', 100],
+      ['of', 50],
+      ['x', 1],
+    ]);
     expect(() => readFrequencies(file('f2.txt', 'the 100\nof\n'))).toThrow(/f2\.txt:2: expected "word count"/);
-    expect(() => readFrequencies(file('f3.txt', 'the 100\nof -3\n'))).toThrow(/f3\.txt:2: count of "of" must be a positive number/);
+    expect(() => readFrequencies(file('f3.txt', 'the 100\nof -3\n'))).toThrow(
+      /f3\.txt:2: count of "of" must be a positive number/,
+    );
     expect(() => readFrequencies(file('f4.txt', 'the 100\nthe 3\n'))).toThrow(/f4\.txt:2: duplicate word "the"/);
   });
 });
@@ -68,20 +105,40 @@ describe('STS', () => {
     mkdirSync(join(sts, 'STSBenchmark'), { recursive: true });
     mkdirSync(join(sts, 'SICK'), { recursive: true });
     mkdirSync(join(sts, 'STS12'), { recursive: true });
-    writeFileSync(join(sts, 'STSBenchmark/sts-test.csv'), 'g\tf\ty\t1\t5.0\tA cat.\tthe cat\ng\tf\ty\t2\t0.5\tA cat.\tA dog\textra\tcols\ng\tf\ty\t3\t2.5\tcat dog\tA dog!\n');
-    writeFileSync(join(sts, 'SICK/SICK_test_annotated.txt'), 'pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\r\n1\tcat\tcat\t4.5\tE\r\n2\tcat\tdog\t1\tN\r\n');
+    writeFileSync(
+      join(sts, 'STSBenchmark/sts-test.csv'),
+      'g\tf\ty\t1\t5.0\tA cat.\tthe cat\ng\tf\ty\t2\t0.5\tA cat.\tA dog\textra\tcols\ng\tf\ty\t3\t2.5\tcat dog\tA ' +
+        'dog!\n',
+    );
+    writeFileSync(
+      join(sts, 'SICK/SICK_test_annotated.txt'),
+      'pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\r\n1\tcat\tcat\t4.5\tE\r\n2' +
+        '\tcat\tdog\t1\tN\r\n',
+    );
     writeFileSync(join(sts, 'STS12/STS.input.toy.txt'), 'cat\tcat\ncat\tdog\nzebra\tcat\n');
     writeFileSync(join(sts, 'STS12/STS.gs.toy.txt'), '5\n\n1\n');
     expect(readStsBenchmark(join(sts, 'STSBenchmark/sts-test.csv'))[1]).toEqual({ a: 'A cat.', b: 'A dog', gold: 0.5 });
     const sets = findStsDatasets(sts);
-    expect(sets.map((s) => [s.name, s.pairs.length])).toEqual([['SICK-R test', 2], ['STS12 toy', 2], ['STS-B test', 3]]);
-    const e: Embeddings = { words: ['cat', 'dog', 'the', 'a'], dim: 2, vectors: Float32Array.from([1, 0, 0, 1, 0.1, 0.1, 0.1, 0.1]), format: 'glove' };
+    expect(sets.map((s) => [s.name, s.pairs.length])).toEqual([
+      ['SICK-R test', 2],
+      ['STS12 toy', 2],
+      ['STS-B test', 3],
+    ]);
+    const e: Embeddings = {
+      words: ['cat', 'dog', 'the', 'a'],
+      dim: 2,
+      vectors: Float32Array.from([1, 0, 0, 1, 0.1, 0.1, 0.1, 0.1]),
+      format: 'glove',
+    };
     const stsb = evaluateSts(e, sets[2]);
     // cosines: (a cat, the cat) ≈ 0.997 > (cat dog, a dog) ≈ 0.73 > (a cat, a dog) ≈ 0.18: same order as gold
     expect(stsb).toEqual({ name: 'STS-B test', pairs: 3, empty: 0, spearman: 100 });
     const toy = evaluateSts(e, sets[1]);
     // The blank gold line drops "cat|dog"; "zebra" has no vector, so that pair scores cosine 0.
-    expect(sets[1].pairs.map((p) => [p.a, p.b, p.gold])).toEqual([['cat', 'cat', 5], ['zebra', 'cat', 1]]);
+    expect(sets[1].pairs.map((p) => [p.a, p.b, p.gold])).toEqual([
+      ['cat', 'cat', 5],
+      ['zebra', 'cat', 1],
+    ]);
     expect(toy.empty).toBe(1);
     expect(toy.spearman).toBeCloseTo(100, 9);
     expect(() => findStsDatasets(join(dir, 'nothing-here'))).toThrow(/not a directory/);

@@ -16,11 +16,15 @@ import { readEmbeddings } from '../src/whiten/formats.js';
 import { countCorpusWords, countShardTokens, readCheckpointEmbeddings } from '../src/whiten/inputs.js';
 import { whiten } from '../src/whiten/whiten.js';
 
-const abs = Math.abs, max = Math.max;
+const abs = Math.abs;
+const max = Math.max;
 const rand = makeRandom();
-const V = 50, D = 8;
+const V = 50;
+const D = 8;
 let gpu: Gpu;
-let dir: string, ck: string, shards: string;
+let dir: string;
+let ck: string;
+let shards: string;
 // Token ids 0..39 appear (id t: 1 + (t % 7) times, more of the small ones); 40..49 never do.
 const tokens: number[] = [];
 for (let t = 0; t < 40; t++) for (let k = 0; k < 1 + (t % 7) + (t < 10 ? 5 : 0); k++) tokens.push(t);
@@ -28,7 +32,15 @@ for (let t = 0; t < 40; t++) for (let k = 0; k < 1 + (t % 7) + (t < 10 ? 5 : 0);
 beforeAll(async () => {
   gpu = await openTestGpu();
   dir = mkdtempSync(join(tmpdir(), 'hlm-whiten-inputs-'));
-  const config = { ...preset('tiny'), vocab_size: V, n_layer: 1, n_embd: D, n_head: 2, n_positions: 16, eos_token_id: null };
+  const config = {
+    ...preset('tiny'),
+    vocab_size: V,
+    n_layer: 1,
+    n_embd: D,
+    n_head: 2,
+    n_positions: 16,
+    eos_token_id: null,
+  };
   ck = join(dir, 'ck');
   await saveCheckpoint(ck, { config, params: initParams(config, 5) });
   shards = join(dir, 'shards');
@@ -53,7 +65,15 @@ test('checkpoint token embeddings: rows of transformer.wte.weight, words = token
   expect(e.words.length).toBe(V);
   expect(e.dim).toBe(D);
   expect(e.words.slice(0, 3)).toEqual(['0', '1', '2']);
-  const config = { ...preset('tiny'), vocab_size: V, n_layer: 1, n_embd: D, n_head: 2, n_positions: 16, eos_token_id: null };
+  const config = {
+    ...preset('tiny'),
+    vocab_size: V,
+    n_layer: 1,
+    n_embd: D,
+    n_head: 2,
+    n_positions: 16,
+    eos_token_id: null,
+  };
   const wte = paramLayout(config).byName.get('transformer.wte.weight')!;
   const params = initParams(config, 5);
   let err = 0;
@@ -66,7 +86,9 @@ test('token counts from a shard directory equal hand counts; a token id ≥ V na
   expect(countShardTokens(join(shards, 'a_000000.bin'), V).size).toBeGreaterThan(0);
   const bad = join(dir, 'bad.bin');
   writeShard(bad, [1, 2, V + 3], 1);
-  expect(() => countShardTokens(bad, V)).toThrow(/bad\.bin: token id 53 at index 2 is outside the checkpoint's vocabulary of 50/);
+  expect(() => countShardTokens(bad, V)).toThrow(
+    /bad\.bin: token id 53 at index 2 is outside the checkpoint's vocabulary of 50/,
+  );
 });
 
 test('zipfian whitening of a checkpoint with shard counts: Σ p z zᵀ = I and Σ p z = 0 over the kept ids', async () => {
@@ -74,7 +96,8 @@ test('zipfian whitening of a checkpoint with shard counts: Σ p z zᵀ = I and �
   const r = await whiten(gpu, e, countShardTokens(shards, V), 'zipfian');
   expect(r.out.words.length).toBe(40);
   expect(r.dropped).toEqual({ noFrequency: 10, noVector: 0 });
-  const n = r.out.words.length, z = r.out.vectors;
+  const n = r.out.words.length;
+  const z = r.out.vectors;
   const total = tokens.length;
   const counts = handCounts();
   let maxErr = 0;
@@ -104,7 +127,11 @@ describe('CLI (built dist/)', () => {
     const r = hlm(['whiten', '--embeddings', ck, '--frequencies', shards, '--out', out, '--device', 'cpu', '--json']);
     if (r.status !== 0) throw new Error(r.stderr);
     const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ kept: 40, input: { format: 'checkpoint', words: V, dim: D }, frequencies: { source: 'shards', words: 40 } });
+    expect(j).toMatchObject({
+      kept: 40,
+      input: { format: 'checkpoint', words: V, dim: D },
+      frequencies: { source: 'shards', words: 40 },
+    });
     const z = readEmbeddings(out);
     expect(z.format).toBe('word2vec');
     expect(z.words).toEqual(Array.from({ length: 40 }, (_, i) => String(i)));
@@ -124,31 +151,80 @@ describe('CLI (built dist/)', () => {
     expect(r2.stderr).toMatch(/only a checkpoint --embeddings has/);
   });
 
-  test('--count-from counts a corpus; with --frequencies, or with neither, a clear error; --sif adds the SIF row', () => {
-    const words = ['the', 'cat', 'sat', 'dog', 'ran', 'a', 'day', 'big', 'old'];
-    const emb = join(dir, 'w.txt');
-    const x = rand.normal(words.length * 4);
-    const rows = words.map((w, i) => `${w} ${Array.from({ length: 4 }, (_, c) => x[i * 4 + c].toFixed(5)).join(' ')}`);
-    writeFileSync(emb, `${words.length} 4\n${rows.join('\n')}\n`);
-    const corpus = join(dir, 'c.txt');
-    writeFileSync(corpus, 'The cat sat. The dog ran!\nA big old dog, a big day; the cat ran the day.\nOld cat, old dog.\n');
-    mkdirSync(join(dir, 'sts'), { recursive: true });
-    writeFileSync(join(dir, 'sts/sts-test.csv'), 'g\tf\ty\t1\t5\tthe cat\tthe cat sat\ng\tf\ty\t2\t1\tbig dog\tan old day\ng\tf\ty\t3\t3\tcat ran\tdog ran\ng\tf\ty\t4\t2\tthe day\ta big cat\n');
-    const r = hlm(['whiten', '--embeddings', emb, '--count-from', corpus, '--eval-sts', join(dir, 'sts'), '--sif', '--device', 'cpu', '--json']);
-    if (r.status !== 0) throw new Error(r.stdout + r.stderr);
-    const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ kept: 9, frequencies: { source: 'corpus', words: 9 }, dropped: { noFrequency: 0, noVector: 0 } });
-    expect(j.sts.sif).toHaveLength(1);
-    expect(j.sts.sif[0]).toMatchObject({ name: 'STS-B test', pairs: 4 });
-    expect(Number.isFinite(j.sts.sif[0].spearman)).toBe(true);
-    const human = hlm(['whiten', '--embeddings', emb, '--count-from', corpus, '--eval-sts', join(dir, 'sts'), '--sif', '--device', 'cpu']);
-    if (human.status !== 0) throw new Error(human.stderr);
-    expect(human.stdout).toMatch(/STS-B test .* SIF -?\d+\.\d\d/);
-    const both = hlm(['whiten', '--embeddings', emb, '--count-from', corpus, '--frequencies', corpus, '--device', 'cpu']);
-    expect(both.status).toBe(1);
-    expect(both.stderr).toMatch(/either --frequencies or --count-from, not both/);
-    const neither = hlm(['whiten', '--embeddings', emb, '--device', 'cpu']);
-    expect(neither.status).toBe(1);
-    expect(neither.stderr).toMatch(/give --frequencies <file\|shards> or --count-from <corpus>/);
-  });
+  test(
+    '--count-from counts a corpus; with --frequencies, or with neither, a clear error; --sif ' + 'adds the SIF row',
+    () => {
+      const words = ['the', 'cat', 'sat', 'dog', 'ran', 'a', 'day', 'big', 'old'];
+      const emb = join(dir, 'w.txt');
+      const x = rand.normal(words.length * 4);
+      const rows = words.map(
+        (w, i) => `${w} ${Array.from({ length: 4 }, (_, c) => x[i * 4 + c].toFixed(5)).join(' ')}`,
+      );
+      writeFileSync(emb, `${words.length} 4\n${rows.join('\n')}\n`);
+      const corpus = join(dir, 'c.txt');
+      writeFileSync(
+        corpus,
+        'The cat sat. The dog ran!\nA big old dog, a big day; the cat ran the day.\nOld cat, old dog.\n',
+      );
+      mkdirSync(join(dir, 'sts'), { recursive: true });
+      writeFileSync(
+        join(dir, 'sts/sts-test.csv'),
+        'g\tf\ty\t1\t5\tthe cat\tthe cat sat\ng\tf\ty\t2\t1\tbig dog\tan old day\ng\tf\ty\t3\t3\tcat ran\tdog ' +
+          'ran\ng\tf\ty\t4\t2\tthe day\ta big cat\n',
+      );
+      const r = hlm([
+        'whiten',
+        '--embeddings',
+        emb,
+        '--count-from',
+        corpus,
+        '--eval-sts',
+        join(dir, 'sts'),
+        '--sif',
+        '--device',
+        'cpu',
+        '--json',
+      ]);
+      if (r.status !== 0) throw new Error(r.stdout + r.stderr);
+      const j = JSON.parse(r.stdout);
+      expect(j).toMatchObject({
+        kept: 9,
+        frequencies: { source: 'corpus', words: 9 },
+        dropped: { noFrequency: 0, noVector: 0 },
+      });
+      expect(j.sts.sif).toHaveLength(1);
+      expect(j.sts.sif[0]).toMatchObject({ name: 'STS-B test', pairs: 4 });
+      expect(Number.isFinite(j.sts.sif[0].spearman)).toBe(true);
+      const human = hlm([
+        'whiten',
+        '--embeddings',
+        emb,
+        '--count-from',
+        corpus,
+        '--eval-sts',
+        join(dir, 'sts'),
+        '--sif',
+        '--device',
+        'cpu',
+      ]);
+      if (human.status !== 0) throw new Error(human.stderr);
+      expect(human.stdout).toMatch(/STS-B test .* SIF -?\d+\.\d\d/);
+      const both = hlm([
+        'whiten',
+        '--embeddings',
+        emb,
+        '--count-from',
+        corpus,
+        '--frequencies',
+        corpus,
+        '--device',
+        'cpu',
+      ]);
+      expect(both.status).toBe(1);
+      expect(both.stderr).toMatch(/either --frequencies or --count-from, not both/);
+      const neither = hlm(['whiten', '--embeddings', emb, '--device', 'cpu']);
+      expect(neither.status).toBe(1);
+      expect(neither.stderr).toMatch(/give --frequencies <file\|shards> or --count-from <corpus>/);
+    },
+  );
 });

@@ -3,19 +3,39 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseNpy, readEmbeddings, readVocab, serializeNpy, vocabPathFor, writeEmbeddings, type Embeddings } from '../src/whiten/formats.js';
+import {
+  parseNpy,
+  readEmbeddings,
+  readVocab,
+  serializeNpy,
+  vocabPathFor,
+  writeEmbeddings,
+  type Embeddings,
+} from '../src/whiten/formats.js';
 import { makeRandom } from './helpers/check.js';
 
 // np.save(f, np.array([[1.5, -2, 0.25], [3, 0.004, -7]], dtype=np.float32)) and the same as float64 (NumPy 2.4.6).
-const NP_F4 = 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAMA/AAAAwAAAgD4AAEBAbxKDOwAA4MA=';
-const NP_F8 = 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAD4PwAAAAAAAADAAAAAAAAA0D8AAAAAAAAIQPyp8dJNYnA/AAAAAAAAHMA=';
+const NP_F4 =
+  'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAg' +
+  'ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAMA/AAAAwAAAgD4AAEBAbxKDOwAA' +
+  '4MA=';
+const NP_F8 =
+  'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAg' +
+  'ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAD4PwAAAAAAAADAAAAAAAAA' +
+  '0D8AAAAAAAAIQPyp8dJNYnA/AAAAAAAAHMA=';
 const VALUES = [1.5, -2, 0.25, 3, 0.004, -7].map(Math.fround);
 
 const rand = makeRandom();
 let dir: string;
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'hlm-npy-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hlm-npy-'));
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const file = (name: string, data: string | Buffer) => { const p = join(dir, name); writeFileSync(p, data); return p; };
+const file = (name: string, data: string | Buffer) => {
+  const p = join(dir, name);
+  writeFileSync(p, data);
+  return p;
+};
 
 function header(descr: string, fortran: string, shape: string, data: Buffer): Buffer {
   let h = `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
@@ -38,7 +58,12 @@ describe('.npy embeddings', () => {
   });
 
   test('round trip with the vocabulary file is exact; detection by extension and by magic', () => {
-    const e: Embeddings = { words: ['the', 'naïve', 'x-ray', 'B', 'of'], dim: 7, vectors: rand.normal(35), format: 'npy' };
+    const e: Embeddings = {
+      words: ['the', 'naïve', 'x-ray', 'B', 'of'],
+      dim: 7,
+      vectors: rand.normal(35),
+      format: 'npy',
+    };
     const p = join(dir, 'v.npy');
     writeEmbeddings(p, e);
     expect(vocabPathFor(p)).toBe(join(dir, 'v.vocab'));
@@ -62,24 +87,42 @@ describe('.npy embeddings', () => {
     const d4 = Buffer.alloc(2 * 3 * 4);
     file('ok.vocab', 'a\nb\n');
     expect(() => readEmbeddings(file('magic.npy', 'hello world, not numpy'))).toThrow(/magic\.npy: not an \.npy file/);
-    expect(() => parseNpy('be.npy', header('>f4', 'False', '(2, 3)', d4))).toThrow(/be\.npy: \.npy dtype ">f4" not supported/);
+    expect(() => parseNpy('be.npy', header('>f4', 'False', '(2, 3)', d4))).toThrow(
+      /be\.npy: \.npy dtype ">f4" not supported/,
+    );
     expect(() => parseNpy('i4.npy', header('<i4', 'False', '(2, 3)', d4))).toThrow(/dtype "<i4" not supported/);
-    expect(() => parseNpy('f.npy', header('<f4', 'True', '(2, 3)', d4))).toThrow(/f\.npy: \.npy array is in Fortran order/);
-    expect(() => parseNpy('s.npy', header('<f4', 'False', '(6,)', d4))).toThrow(/s\.npy: \.npy shape \(6,\) must be 2-D/);
+    expect(() => parseNpy('f.npy', header('<f4', 'True', '(2, 3)', d4))).toThrow(
+      /f\.npy: \.npy array is in Fortran order/,
+    );
+    expect(() => parseNpy('s.npy', header('<f4', 'False', '(6,)', d4))).toThrow(
+      /s\.npy: \.npy shape \(6,\) must be 2-D/,
+    );
     expect(() => parseNpy('s3.npy', header('<f4', 'False', '(1, 2, 3)', d4))).toThrow(/must be 2-D/);
-    expect(() => parseNpy('t.npy', header('<f4', 'False', '(2, 3)', d4.subarray(0, 20)))).toThrow(/t\.npy: \.npy shape \(2, 3\) of <f4 needs 24 data bytes, the file has 20/);
-    const nan = Buffer.alloc(24); nan.writeFloatLE(NaN, 16);
-    expect(() => parseNpy('n.npy', header('<f4', 'False', '(2, 3)', nan))).toThrow(/n\.npy: row 2, column 2: value is not finite/);
-    const hdr = Buffer.from(NP_F4, 'base64'); hdr.writeUInt16LE(5000, 8);
+    expect(() => parseNpy('t.npy', header('<f4', 'False', '(2, 3)', d4.subarray(0, 20)))).toThrow(
+      /t\.npy: \.npy shape \(2, 3\) of <f4 needs 24 data bytes, the file has 20/,
+    );
+    const nan = Buffer.alloc(24);
+    nan.writeFloatLE(NaN, 16);
+    expect(() => parseNpy('n.npy', header('<f4', 'False', '(2, 3)', nan))).toThrow(
+      /n\.npy: row 2, column 2: value is not finite/,
+    );
+    const hdr = Buffer.from(NP_F4, 'base64');
+    hdr.writeUInt16LE(5000, 8);
     expect(() => parseNpy('h.npy', hdr)).toThrow(/h\.npy: \.npy header runs past the end/);
     const good = header('<f4', 'False', '(2, 3)', d4);
     file('three.vocab', 'a\nb\nc\n');
-    expect(() => readEmbeddings(file('three.npy', good))).toThrow(/three\.vocab: 3 words for the 2 rows of .*three\.npy/);
+    expect(() => readEmbeddings(file('three.npy', good))).toThrow(
+      /three\.vocab: 3 words for the 2 rows of .*three\.npy/,
+    );
     expect(() => readEmbeddings(file('novocab.npy', good))).toThrow(/novocab\.vocab: cannot read the vocabulary/);
-    expect(() => readVocab(file('dup.vocab', 'a\nb\na\n'))).toThrow(/dup\.vocab:3: duplicate word "a" \(first on line 1\)/);
+    expect(() => readVocab(file('dup.vocab', 'a\nb\na\n'))).toThrow(
+      /dup\.vocab:3: duplicate word "a" \(first on line 1\)/,
+    );
     expect(() => readVocab(file('empty.vocab', 'a\n\nb\n'))).toThrow(/empty\.vocab:2: empty word/);
     expect(readVocab(file('crlf.vocab', 'a\r\nb'))).toEqual(['a', 'b']);
     expect(() => writeEmbeddings('-', small, 'npy')).toThrow(/npy output needs a file/);
-    expect(() => writeEmbeddings(join(dir, 'bad.npy'), { ...small, words: ['a', 'b\nc'] })).toThrow(/cannot go in a one-word-per-line vocabulary/);
+    expect(() => writeEmbeddings(join(dir, 'bad.npy'), { ...small, words: ['a', 'b\nc'] })).toThrow(
+      /cannot go in a one-word-per-line vocabulary/,
+    );
   });
 });

@@ -6,7 +6,21 @@ import { Bench } from 'tinybench';
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { GpuProfiler } from '../gpu/timing.js';
 import { log } from '../log.js';
-import { SCHEMA, buildInfo, energyMeter, envInfo, gpuInfo, rssPeakBytes, type BenchRecord, type Check, type EnergyMeter, type Params, type Stats, type Suite, type Unit } from './record.js';
+import {
+  SCHEMA,
+  buildInfo,
+  energyMeter,
+  envInfo,
+  gpuInfo,
+  rssPeakBytes,
+  type BenchRecord,
+  type Check,
+  type EnergyMeter,
+  type Params,
+  type Stats,
+  type Suite,
+  type Unit,
+} from './record.js';
 
 /** A built case: what one repetition does, how much work it counts, and how to check it. */
 export interface Prepared {
@@ -56,7 +70,12 @@ export interface Session {
 }
 
 export function openSession(gpu: Gpu): Session {
-  return { ctx: { gpu, peak: {} }, base: { build: buildInfo(), env: envInfo(), gpu: gpuInfo(gpu) }, profiler: GpuProfiler.create(gpu), energy: energyMeter(gpu) };
+  return {
+    ctx: { gpu, peak: {} },
+    base: { build: buildInfo(), env: envInfo(), gpu: gpuInfo(gpu) },
+    profiler: GpuProfiler.create(gpu),
+    energy: energyMeter(gpu),
+  };
 }
 
 export function closeSession(s: Session): void {
@@ -65,7 +84,9 @@ export function closeSession(s: Session): void {
 }
 
 function quantile(sorted: number[], q: number): number {
-  const i = (sorted.length - 1) * q, lo = Math.floor(i), hi = Math.ceil(i);
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
 }
 
@@ -73,7 +94,8 @@ function quantile(sorted: number[], q: number): number {
 async function scoped<T>(gpu: Gpu, what: string, f: () => Promise<T>): Promise<T> {
   gpu.device.pushErrorScope('out-of-memory');
   gpu.device.pushErrorScope('validation');
-  let result: T | undefined, thrown: unknown;
+  let result: T | undefined;
+  let thrown: unknown;
   try {
     result = await f();
   } catch (e) {
@@ -91,10 +113,27 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
   const { gpu } = s.ctx;
   const gpuTimer = s.profiler ? 'timestamp-query, one compute pass per dispatch, separate repetitions' : null;
   const record: BenchRecord = {
-    schema: SCHEMA, suite: c.suite, name: c.name, test: c.test, status: 'ok', params: c.params, ...s.base,
-    method: { harness: `tinybench ${s.base.build.tinybench ?? ''}`.trim(), warmup: o.warmup + 1, reps: o.reps, timer: 'performance.now() from submit to onSubmittedWorkDone', gpu_timer: gpuTimer },
-    latency_ms: null, gpu_ms: null, work: { flops: null, bytes: null, tokens: null }, throughput: null,
-    memory: { rss_peak_bytes: null, gpu_peak_bytes: null }, energy: { source: null, joules: null, watts: null, reason: 'not measured' }, check: null,
+    schema: SCHEMA,
+    suite: c.suite,
+    name: c.name,
+    test: c.test,
+    status: 'ok',
+    params: c.params,
+    ...s.base,
+    method: {
+      harness: `tinybench ${s.base.build.tinybench ?? ''}`.trim(),
+      warmup: o.warmup + 1,
+      reps: o.reps,
+      timer: 'performance.now() from submit to onSubmittedWorkDone',
+      gpu_timer: gpuTimer,
+    },
+    latency_ms: null,
+    gpu_ms: null,
+    work: { flops: null, bytes: null, tokens: null },
+    throughput: null,
+    memory: { rss_peak_bytes: null, gpu_peak_bytes: null },
+    energy: { source: null, joules: null, watts: null, reason: 'not measured' },
+    check: null,
   };
   gpu.resetPeak();
   const before = gpu.memory().bytesNow;
@@ -104,24 +143,52 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
     const prepared = p;
     // The first repetition (a warm-up, counted in method.warmup) runs under error scopes, so
     // that a failure is this test's error.
-    await scoped(gpu, 'first repetition', async () => { await prepared.step(); await gpu.done(); });
+    await scoped(gpu, 'first repetition', async () => {
+      await prepared.step();
+      await gpu.done();
+    });
     record.work = { flops: p.work.flops ?? null, bytes: p.work.bytes ?? null, tokens: p.work.tokens ?? null };
     let energy: BenchRecord['energy'] | undefined;
     const bench = new Bench({
-      iterations: o.reps, time: 0, warmup: o.warmup > 0, warmupIterations: Math.max(1, o.warmup), warmupTime: 0, throws: true,
-      setup: (_t, mode) => { if (mode === 'run') s.energy.start(); },
-      teardown: async (_t, mode) => { if (mode === 'run') energy = await s.energy.stop(); },
+      iterations: o.reps,
+      time: 0,
+      warmup: o.warmup > 0,
+      warmupIterations: Math.max(1, o.warmup),
+      warmupTime: 0,
+      throws: true,
+      setup: (_t, mode) => {
+        if (mode === 'run') s.energy.start();
+      },
+      teardown: async (_t, mode) => {
+        if (mode === 'run') energy = await s.energy.stop();
+      },
     });
-    bench.add(c.test, async () => { await prepared.step(); await gpu.done(); });
+    bench.add(c.test, async () => {
+      await prepared.step();
+      await gpu.done();
+    });
     await bench.run();
     const result = bench.tasks[0].result;
-    if (result.state !== 'completed') throw result.state === 'errored' ? result.error : new Error(`tinybench ended in state ${result.state}`);
+    if (result.state !== 'completed')
+      throw result.state === 'errored' ? result.error : new Error(`tinybench ended in state ${result.state}`);
     const l = result.latency;
-    record.latency_ms = { mean: l.mean, sd: l.sd, rme: Number.isFinite(l.rme) ? l.rme : 0, p50: l.p50, p75: l.p75, p99: l.p99, min: l.min, max: l.max, n: l.samplesCount } satisfies Stats;
+    record.latency_ms = {
+      mean: l.mean,
+      sd: l.sd,
+      rme: Number.isFinite(l.rme) ? l.rme : 0,
+      p50: l.p50,
+      p75: l.p75,
+      p99: l.p99,
+      min: l.min,
+      max: l.max,
+      n: l.samplesCount,
+    } satisfies Stats;
     if (energy) record.energy = energy;
 
     if (s.profiler && o.gpuReps > 0) {
-      const totals: number[] = [], phases: Record<string, number> = {}, byLabel = new Map<string, { ms: number; count: number }>();
+      const totals: number[] = [];
+      const phases: Record<string, number> = {};
+      const byLabel = new Map<string, { ms: number; count: number }>();
       gpu.profiler = s.profiler;
       try {
         for (let r = 0; r < o.gpuReps; r++) {
@@ -131,7 +198,11 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
           const times = await s.profiler.read();
           if (s.profiler.overflow) throw new Error(`more than ${s.profiler.capacity} dispatches in one repetition`);
           totals.push(times.reduce((a, t) => a + t.ms, 0));
-          if (p.phase) for (const t of times) { const k = p.phase(t.dispatch); phases[k] = (phases[k] ?? 0) + t.ms / o.gpuReps; }
+          if (p.phase)
+            for (const t of times) {
+              const k = p.phase(t.dispatch);
+              phases[k] = (phases[k] ?? 0) + t.ms / o.gpuReps;
+            }
           for (const t of times) {
             const e = byLabel.get(t.dispatch.label) ?? { ms: 0, count: 0 };
             byLabel.set(t.dispatch.label, { ms: e.ms + t.ms / o.gpuReps, count: e.count + 1 / o.gpuReps });
@@ -143,10 +214,18 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
       } finally {
         gpu.profiler = undefined;
       }
-      if (totals.length && o.top) logTop(`${c.name} ${c.test}`, byLabel, o.top, totals.reduce((a, b) => a + b, 0) / totals.length);
+      if (totals.length && o.top)
+        logTop(`${c.name} ${c.test}`, byLabel, o.top, totals.reduce((a, b) => a + b, 0) / totals.length);
       if (totals.length) {
         const sorted = [...totals].sort((a, b) => a - b);
-        record.gpu_ms = { mean: totals.reduce((a, b) => a + b, 0) / totals.length, p50: quantile(sorted, 0.5), min: sorted[0], max: sorted.at(-1)!, n: totals.length, ...(p.phase ? { phases } : {}) };
+        record.gpu_ms = {
+          mean: totals.reduce((a, b) => a + b, 0) / totals.length,
+          p50: quantile(sorted, 0.5),
+          min: sorted[0],
+          max: sorted.at(-1)!,
+          n: totals.length,
+          ...(p.phase ? { phases } : {}),
+        };
       }
     }
 
@@ -187,6 +266,12 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
 /** Where the GPU time of one repetition went: the heaviest dispatch labels, for tuning. */
 function logTop(what: string, byLabel: Map<string, { ms: number; count: number }>, n: number, total: number): void {
   const rows = [...byLabel].sort((a, b) => b[1].ms - a[1].ms).slice(0, n);
-  const lines = rows.map(([label, t]) => `  ${t.ms.toFixed(3).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}%  ×${Math.round(t.count)}  ${label}`);
-  process.stderr.write(`${what}: GPU time per repetition ${total.toFixed(3)} ms; heaviest dispatches:\n${lines.join('\n')}\n`);
+  const lines = rows.map(
+    ([label, t]) =>
+      `  ${t.ms.toFixed(3).padStart(9)} ms ${((100 * t.ms) / total).toFixed(1).padStart(5)}%  ` +
+      `×${Math.round(t.count)}  ${label}`,
+  );
+  process.stderr.write(
+    `${what}: GPU time per repetition ${total.toFixed(3)} ms; heaviest dispatches:\n${lines.join('\n')}\n`,
+  );
 }

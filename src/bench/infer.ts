@@ -44,7 +44,8 @@ async function checkGenerator(ctx: BenchContext, config: ModelConfig, params: Fl
     unit: 'tokens/s',
     check: async () => {
       const seq = promptTokens(config, 12);
-      const got: number[] = [], want: number[] = [];
+      const got: number[] = [];
+      const want: number[] = [];
       const V = config.vocab_size;
       await gen.prefill(seq.slice(0, 8));
       for (let n = 8; ; n++) {
@@ -55,7 +56,13 @@ async function checkGenerator(ctx: BenchContext, config: ModelConfig, params: Fl
         await gen.step(seq[n]);
       }
       const value = relErr(got, want);
-      return { reference: 'float64 GPT-2 log-probabilities after a prefill and each cached step', metric: 'relative L2 error', value: Number.isFinite(value) ? value : null, tolerance: 1e-4, ok: value <= 1e-4 };
+      return {
+        reference: 'float64 GPT-2 log-probabilities after a prefill and each cached step',
+        metric: 'relative L2 error',
+        value: Number.isFinite(value) ? value : null,
+        tolerance: 1e-4,
+        ok: value <= 1e-4,
+      };
     },
     dispose: () => gen.destroy(),
   };
@@ -72,18 +79,29 @@ function checkParams(config: ModelConfig): Float32Array {
   const layout = paramLayout(config);
   const next = streamRng(7, layout.total);
   const p = Float32Array.from({ length: layout.total }, () => 0.6 * (next() - 0.5));
-  for (const t of layout.tensors) if (t.name.includes('ln_') && t.name.endsWith('weight')) for (let i = 0; i < t.size; i++) p[t.offset + i] += 1;
+  for (const t of layout.tensors)
+    if (t.name.includes('ln_') && t.name.endsWith('weight')) for (let i = 0; i < t.size; i++) p[t.offset + i] += 1;
   return p;
 }
 
 function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' | 'token'): BenchCase {
   const config = preset(name);
   const { prompt, steps } = inferShape(name);
-  const label = test === 'prefill' ? `prefill ${prompt}` : test === 'decode' ? `decode ${steps}` : test === 'first-token' ? `first-token ${prompt}` : `token at ${prompt}`;
+  const label =
+    test === 'prefill'
+      ? `prefill ${prompt}`
+      : test === 'decode'
+        ? `decode ${steps}`
+        : test === 'first-token'
+          ? `first-token ${prompt}`
+          : `token at ${prompt}`;
   const params = { preset: name, prompt, steps };
   const params1 = () => initParams(config, 1);
   return {
-    suite: 'infer', name: `infer-${name}`, test: label, params,
+    suite: 'infer',
+    name: `infer-${name}`,
+    test: label,
+    params,
     build: async ({ gpu }): Promise<Prepared> => {
       const gen = await Generator.create(gpu, config, params1());
       try {
@@ -95,7 +113,15 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
           case 'prefill':
             return { step: () => gen.prefill(tokens), work: { tokens: prompt }, unit: 'tokens/s', dispose };
           case 'first-token':
-            return { step: async () => { await gen.prefill(tokens); await gen.argmax(); }, work: { tokens: 1 }, unit: 'tokens/s', dispose };
+            return {
+              step: async () => {
+                await gen.prefill(tokens);
+                await gen.argmax();
+              },
+              work: { tokens: 1 },
+              unit: 'tokens/s',
+              dispose,
+            };
           case 'decode':
             return {
               step: async () => {
@@ -106,17 +132,34 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
                   next = await gen.argmax();
                 }
               },
-              work: { tokens: steps }, unit: 'tokens/s', dispose,
+              work: { tokens: steps },
+              unit: 'tokens/s',
+              dispose,
             };
           case 'token':
-            return { step: async () => { gen.rewind(prompt); await gen.step(first); await gen.argmax(); }, work: { tokens: 1 }, unit: 'tokens/s', dispose };
+            return {
+              step: async () => {
+                gen.rewind(prompt);
+                await gen.step(first);
+                await gen.argmax();
+              },
+              work: { tokens: 1 },
+              unit: 'tokens/s',
+              dispose,
+            };
         }
       } catch (e) {
         gen.destroy();
         throw e;
       }
     },
-    checkOn: test === 'prefill' || test === 'decode' ? { shape: `${name}, 8-token prompt + 4 cached steps`, build: (ctx) => checkGenerator(ctx, config, checkParams(config)) } : undefined,
+    checkOn:
+      test === 'prefill' || test === 'decode'
+        ? {
+            shape: `${name}, 8-token prompt + 4 cached steps`,
+            build: (ctx) => checkGenerator(ctx, config, checkParams(config)),
+          }
+        : undefined,
   };
 }
 

@@ -9,7 +9,14 @@
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { relErr } from '../check/selfcheck.js';
 import { streamRng } from '../data/random.js';
-import { attentionBackward, attentionForward, createAttentionBuffers, createAttentionScratch, freeAttentionBuffers, freeAttentionScratch } from '../kernels/attention.js';
+import {
+  attentionBackward,
+  attentionForward,
+  createAttentionBuffers,
+  createAttentionScratch,
+  freeAttentionBuffers,
+  freeAttentionScratch,
+} from '../kernels/attention.js';
 import { crossEntropyFlops, crossEntropyHead } from '../kernels/crossentropy.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul, matmulFlops } from '../kernels/matmul.js';
@@ -34,8 +41,32 @@ const SEED = 20240520;
 /** The shapes the suite runs: the tiny preset's (--quick) or the small preset's. */
 export function kernelShapes(quick: boolean) {
   return quick
-    ? { square: 256, rows: 128, B: 4, T: 32, d: 64, nHead: 4, V: 50257, whitenRows: 4096, adamN: 1 << 20, fma: { n: 1 << 14, iters: 1024 }, copy: 1 << 20 }
-    : { square: 2048, rows: 4096, B: 8, T: 512, d: 512, nHead: 8, V: 50257, whitenRows: 50257, adamN: paramCount(preset('small')), fma: { n: 1 << 19, iters: 2048 }, copy: 1 << 24 };
+    ? {
+        square: 256,
+        rows: 128,
+        B: 4,
+        T: 32,
+        d: 64,
+        nHead: 4,
+        V: 50257,
+        whitenRows: 4096,
+        adamN: 1 << 20,
+        fma: { n: 1 << 14, iters: 1024 },
+        copy: 1 << 20,
+      }
+    : {
+        square: 2048,
+        rows: 4096,
+        B: 8,
+        T: 512,
+        d: 512,
+        nHead: 8,
+        V: 50257,
+        whitenRows: 50257,
+        adamN: paramCount(preset('small')),
+        fma: { n: 1 << 19, iters: 2048 },
+        copy: 1 << 24,
+      };
 }
 
 function random(n: number, next: () => number, scale = 1): Float32Array {
@@ -44,55 +75,103 @@ function random(n: number, next: () => number, scale = 1): Float32Array {
 
 function checked(reference: string, got: ArrayLike<number>, want: ArrayLike<number>, tolerance: number): Check {
   const value = relErr(got, want);
-  return { reference, metric: 'relative L2 error', value: Number.isFinite(value) ? value : null, tolerance, ok: value <= tolerance };
+  return {
+    reference,
+    metric: 'relative L2 error',
+    value: Number.isFinite(value) ? value : null,
+    tolerance,
+    ok: value <= tolerance,
+  };
 }
 
 const concat = (...xs: ArrayLike<number>[]) => Float64Array.from(xs.flatMap((x) => Array.from(x)));
 
 /** A case whose reference runs on its own inputs when cheap enough, else on `small`. */
-function kernelCase(name: string, test: string, params: BenchCase['params'], build: BenchCase['build'], refCost: number, small?: { shape: string; build: BenchCase['build'] }): BenchCase {
+function kernelCase(
+  name: string,
+  test: string,
+  params: BenchCase['params'],
+  build: BenchCase['build'],
+  refCost: number,
+  small?: { shape: string; build: BenchCase['build'] },
+): BenchCase {
   return { suite: 'kernel', name, test, params, build, checkOn: refCost > REF_BUDGET ? small : undefined };
 }
 
 /** Buffers freed and dispatches released by dispose. */
 function owner(gpu: Gpu) {
-  const bufs: GPUBuffer[] = [], ds: Dispatch[] = [];
+  const bufs: GPUBuffer[] = [];
+  const ds: Dispatch[] = [];
   return {
-    up: (label: string, data: ArrayBufferView) => { const b = gpu.upload(label, data); bufs.push(b); return b; },
-    buf: (label: string, bytes: number) => { const b = gpu.buffer(label, bytes); bufs.push(b); return b; },
-    keep: <T extends Dispatch | Dispatch[]>(d: T): T => { ds.push(...([] as Dispatch[]).concat(d)); return d; },
-    dispose: () => { gpu.release(...ds); gpu.free(...bufs); },
+    up: (label: string, data: ArrayBufferView) => {
+      const b = gpu.upload(label, data);
+      bufs.push(b);
+      return b;
+    },
+    buf: (label: string, bytes: number) => {
+      const b = gpu.buffer(label, bytes);
+      bufs.push(b);
+      return b;
+    },
+    keep: <T extends Dispatch | Dispatch[]>(d: T): T => {
+      ds.push(...([] as Dispatch[]).concat(d));
+      return d;
+    },
+    dispose: () => {
+      gpu.release(...ds);
+      gpu.free(...bufs);
+    },
   };
 }
 
 function peakCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
   const { n, iters } = s.fma;
   const fma: BenchCase = {
-    suite: 'kernel', name: 'peak', test: `fma ${n}x${iters}`, params: { invocations: n, iters }, peak: 'flops',
+    suite: 'kernel',
+    name: 'peak',
+    test: `fma ${n}x${iters}`,
+    params: { invocations: n, iters },
+    peak: 'flops',
     build: async ({ gpu }) => {
       const o = owner(gpu);
       const out = o.buf('peak fma out', n * 4);
       const d = o.keep(await peakFma(gpu, { n, iters, out }));
       return {
-        step: () => gpu.submit([d], 'bench peak fma'), work: { flops: peakFmaFlops({ n, iters }), bytes: n * 4 }, unit: 'GFLOP/s', dispose: o.dispose,
+        step: () => gpu.submit([d], 'bench peak fma'),
+        work: { flops: peakFmaFlops({ n, iters }), bytes: n * 4 },
+        unit: 'GFLOP/s',
+        dispose: o.dispose,
         check: async () => {
           await gpu.run([d]);
           const got = await gpu.readF32(out, 0, n);
           const ref = Array.from({ length: 1024 }, (_, i) => peakFmaReference(i, iters));
-          return checked('peakFmaReference (float64 recurrence)', got, Float64Array.from({ length: n }, (_, i) => ref[i % 1024]), 1e-5);
+          return checked(
+            'peakFmaReference (float64 recurrence)',
+            got,
+            Float64Array.from({ length: n }, (_, i) => ref[i % 1024]),
+            1e-5,
+          );
         },
       };
     },
   };
   const copy: BenchCase = {
-    suite: 'kernel', name: 'peak', test: `copy ${(s.copy * 16) / 2 ** 20} MiB`, params: { vec4s: s.copy }, peak: 'bytes',
+    suite: 'kernel',
+    name: 'peak',
+    test: `copy ${(s.copy * 16) / 2 ** 20} MiB`,
+    params: { vec4s: s.copy },
+    peak: 'bytes',
     build: async ({ gpu }) => {
       const o = owner(gpu);
       const data = random(4 * s.copy, streamRng(SEED, 1));
-      const src = o.up('peak copy src', data), dst = o.buf('peak copy dst', data.byteLength);
+      const src = o.up('peak copy src', data);
+      const dst = o.buf('peak copy dst', data.byteLength);
       const d = o.keep(await peakCopy(gpu, { n4: s.copy, src, dst }));
       return {
-        step: () => gpu.submit([d], 'bench peak copy'), work: { bytes: peakCopyBytes(s.copy) }, unit: 'GB/s', dispose: o.dispose,
+        step: () => gpu.submit([d], 'bench peak copy'),
+        work: { bytes: peakCopyBytes(s.copy) },
+        unit: 'GB/s',
+        dispose: o.dispose,
         check: async () => {
           gpu.write(dst, new Float32Array(4 * s.copy));
           await gpu.run([d]);
@@ -106,30 +185,59 @@ function peakCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
 
 function matmulCase(label: string, M: number, N: number, K: number, transA: boolean, transB: boolean): BenchCase {
   const t = `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
-  const make = (M: number, N: number, K: number) => async ({ gpu }: BenchContext): Promise<Prepared> => {
-    const o = owner(gpu);
-    const next = streamRng(SEED, M, N, K);
-    const a = random(M * K, next), b = random(K * N, next);
-    const A = o.up('bench A', a), B = o.up('bench B', b), C = o.buf('bench C', M * N * 4);
-    const d = o.keep(await matmul(gpu, { M, N, K, transA, transB, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } }));
-    return {
-      step: () => gpu.submit(d, 'bench matmul'), work: { flops: matmulFlops({ M, N, K }), bytes: 4 * (M * K + K * N + M * N) }, unit: 'GFLOP/s', dispose: o.dispose,
-      check: async () => {
-        await gpu.run(d);
-        return checked('src/reference/matmul.ts (float64)', await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, transA, transB), 1e-5);
-      },
+  const make =
+    (M: number, N: number, K: number) =>
+    async ({ gpu }: BenchContext): Promise<Prepared> => {
+      const o = owner(gpu);
+      const next = streamRng(SEED, M, N, K);
+      const a = random(M * K, next);
+      const b = random(K * N, next);
+      const A = o.up('bench A', a);
+      const B = o.up('bench B', b);
+      const C = o.buf('bench C', M * N * 4);
+      const d = o.keep(
+        await matmul(gpu, { M, N, K, transA, transB, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } }),
+      );
+      return {
+        step: () => gpu.submit(d, 'bench matmul'),
+        work: { flops: matmulFlops({ M, N, K }), bytes: 4 * (M * K + K * N + M * N) },
+        unit: 'GFLOP/s',
+        dispose: o.dispose,
+        check: async () => {
+          await gpu.run(d);
+          return checked(
+            'src/reference/matmul.ts (float64)',
+            await gpu.readF32(C, 0, M * N),
+            matmulRef(a, b, M, N, K, transA, transB),
+            1e-5,
+          );
+        },
+      };
     };
-  };
   const [m, n, k] = [M, N, K].map((v) => Math.min(v, 129));
-  return kernelCase('matmul', `${label} ${M}x${N}x${K} ${t}`, { M, N, K, transA, transB }, make(M, N, K), M * N * K, { shape: `${m}x${n}x${k} ${t}`, build: make(m, n, k) });
+  return kernelCase('matmul', `${label} ${M}x${N}x${K} ${t}`, { M, N, K, transA, transB }, make(M, N, K), M * N * K, {
+    shape: `${m}x${n}x${k} ${t}`,
+    build: make(m, n, k),
+  });
 }
 
 function matmulCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
   const cases: BenchCase[] = [];
-  for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]]) cases.push(matmulCase('square', s.square, s.square, s.square, ta, tb));
+  for (const [ta, tb] of [
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ])
+    cases.push(matmulCase('square', s.square, s.square, s.square, ta, tb));
   // Each linear layer y = x·W (rows × in → out): forward NN, dx = dY·Wᵀ (NT), dW = xᵀ·dY (TN).
   const { rows, d } = s;
-  for (const [layer, nIn, nOut] of [['attn.c_attn', d, 3 * d], ['attn.c_proj', d, d], ['mlp.c_fc', d, 4 * d], ['mlp.c_proj', 4 * d, d]] as const) {
+  for (const [layer, nIn, nOut] of [
+    ['attn.c_attn', d, 3 * d],
+    ['attn.c_proj', d, d],
+    ['mlp.c_fc', d, 4 * d],
+    ['mlp.c_proj', 4 * d, d],
+  ] as const) {
     cases.push(matmulCase(`${layer} fwd`, rows, nOut, nIn, false, false));
     cases.push(matmulCase(`${layer} dx`, rows, nIn, nOut, false, true));
     cases.push(matmulCase(`${layer} dW`, nIn, nOut, rows, true, false));
@@ -143,92 +251,187 @@ function matmulCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
  * target embeddings as its "vocabulary" and target k = k (src/model/heads.ts).
  */
 function lossCase(head: 'ce' | 'cwt', N: number, V: number, d: number): BenchCase {
-  const make = (N: number, V: number) => async ({ gpu }: BenchContext): Promise<Prepared> => {
-    const o = owner(gpu);
-    const next = streamRng(SEED, N, V, d);
-    const h = random(N * d, next), E = random(V * d, next, 0.5);
-    const targets = head === 'cwt' ? Int32Array.from({ length: N }, (_, k) => k) : Int32Array.from({ length: N }, () => Math.floor(next() * V));
-    const H = o.up('bench h', h), W = o.up('bench E', E), Tg = o.up('bench targets', targets);
-    const L = o.buf('bench losses', N * 4), S = o.up('bench loss scale', new Float32Array([1 / N]));
-    const DH = o.buf('bench dh', N * d * 4), DW = o.buf('bench dE', V * d * 4);
-    const ce = await crossEntropyHead(gpu, { N, V, d, h: { buffer: H }, wte: { buffer: W }, targets: { buffer: Tg }, losses: { buffer: L }, lossScale: { buffer: S }, dh: { buffer: DH }, dwte: { buffer: DW }, label: `bench ${head}` });
-    o.keep(ce.dispatches);
-    return {
-      step: () => gpu.submit(ce.dispatches, `bench ${head} head`), work: { flops: crossEntropyFlops(N, V, d, { dh: true, dwte: true }) }, unit: 'GFLOP/s', dispose: o.dispose,
-      check: async () => {
-        await gpu.run([{ clear: DW }, ...ce.dispatches]);
-        const got = concat(await gpu.readF32(L, 0, N), await gpu.readF32(DH, 0, N * d), await gpu.readF32(DW, 0, V * d));
-        if (head === 'ce') {
-          const f = crossEntropyTied(h, E, targets, N, V, d), b = crossEntropyTiedBackward(1, h, E, targets, N, V, d);
-          return checked('src/reference/crossentropy.ts (float64): row losses, dh, dE', got, concat(f.nll, b.dh, b.dE), 1e-4);
-        }
-        const f = cwtLoss(h, E, targets, N, d), b = cwtLossBackward(1, h, E, targets, N, d);
-        const nll = Float64Array.from({ length: N }, (_, k) => f.lse[k] - f.scores[k * N + k]);
-        return checked('src/reference/cwt.ts (float64): row losses, dh, dE', got, concat(nll, b.dh, b.dE), 1e-4);
-      },
+  const make =
+    (N: number, V: number) =>
+    async ({ gpu }: BenchContext): Promise<Prepared> => {
+      const o = owner(gpu);
+      const next = streamRng(SEED, N, V, d);
+      const h = random(N * d, next);
+      const E = random(V * d, next, 0.5);
+      const targets =
+        head === 'cwt'
+          ? Int32Array.from({ length: N }, (_, k) => k)
+          : Int32Array.from({ length: N }, () => Math.floor(next() * V));
+      const H = o.up('bench h', h);
+      const W = o.up('bench E', E);
+      const Tg = o.up('bench targets', targets);
+      const L = o.buf('bench losses', N * 4);
+      const S = o.up('bench loss scale', new Float32Array([1 / N]));
+      const DH = o.buf('bench dh', N * d * 4);
+      const DW = o.buf('bench dE', V * d * 4);
+      const ce = await crossEntropyHead(gpu, {
+        N,
+        V,
+        d,
+        h: { buffer: H },
+        wte: { buffer: W },
+        targets: { buffer: Tg },
+        losses: { buffer: L },
+        lossScale: { buffer: S },
+        dh: { buffer: DH },
+        dwte: { buffer: DW },
+        label: `bench ${head}`,
+      });
+      o.keep(ce.dispatches);
+      return {
+        step: () => gpu.submit(ce.dispatches, `bench ${head} head`),
+        work: { flops: crossEntropyFlops(N, V, d, { dh: true, dwte: true }) },
+        unit: 'GFLOP/s',
+        dispose: o.dispose,
+        check: async () => {
+          await gpu.run([{ clear: DW }, ...ce.dispatches]);
+          const got = concat(
+            await gpu.readF32(L, 0, N),
+            await gpu.readF32(DH, 0, N * d),
+            await gpu.readF32(DW, 0, V * d),
+          );
+          if (head === 'ce') {
+            const f = crossEntropyTied(h, E, targets, N, V, d);
+            const b = crossEntropyTiedBackward(1, h, E, targets, N, V, d);
+            return checked(
+              'src/reference/crossentropy.ts (float64): row losses, dh, dE',
+              got,
+              concat(f.nll, b.dh, b.dE),
+              1e-4,
+            );
+          }
+          const f = cwtLoss(h, E, targets, N, d);
+          const b = cwtLossBackward(1, h, E, targets, N, d);
+          const nll = Float64Array.from({ length: N }, (_, k) => f.lse[k] - f.scores[k * N + k]);
+          return checked('src/reference/cwt.ts (float64): row losses, dh, dE', got, concat(nll, b.dh, b.dE), 1e-4);
+        },
+      };
     };
-  };
   const test = head === 'ce' ? `ce ${N}x${V}x${d}` : `cwt ${N}x${N}x${d}`;
   const [n, v] = head === 'ce' ? [Math.min(N, 32), Math.min(V, 1021)] : [Math.min(N, 96), Math.min(V, 96)];
-  return kernelCase('loss-head', test, { head, rows: N, V, d }, make(N, V), 3 * N * V * d, { shape: head === 'ce' ? `ce ${n}x${v}x${d}` : `cwt ${n}x${n}x${d}`, build: make(n, v) });
+  return kernelCase('loss-head', test, { head, rows: N, V, d }, make(N, V), 3 * N * V * d, {
+    shape: head === 'ce' ? `ce ${n}x${v}x${d}` : `cwt ${n}x${n}x${d}`,
+    build: make(n, v),
+  });
 }
 
 /** The whitening moments of src/kernels/whiten.ts: weighted mean, centring, then WᵀW (d × d over n rows). */
 function covarianceCase(n: number, d: number): BenchCase {
-  const make = (n: number, d: number) => async ({ gpu }: BenchContext): Promise<Prepared> => {
-    const o = owner(gpu);
-    const next = streamRng(SEED, n, d);
-    const x = random(n * d, next);
-    const raw = Float64Array.from({ length: n }, () => next() + 0.01), total = raw.reduce((a, b) => a + b, 0);
-    const w = Float32Array.from(raw, (v) => v / total);
-    const X = o.up('bench x', x), Wt = o.up('bench weights', w), MU = o.buf('bench mean', d * 4), WX = o.buf('bench weighted rows', n * d * 4), C = o.buf('bench covariance', d * d * 4);
-    const ds = [
-      ...o.keep(await matmul(gpu, { M: 1, N: d, K: n, a: { buffer: Wt }, b: { buffer: X }, c: { buffer: MU } })),
-      o.keep(await centerScale(gpu, { n, d, x: X, mu: MU, w: Wt, out: WX })),
-      ...o.keep(await matmul(gpu, { M: d, N: d, K: n, transA: true, a: { buffer: WX }, b: { buffer: WX }, c: { buffer: C } })),
-    ];
-    return {
-      step: () => gpu.submit(ds, 'bench covariance'), work: { flops: 2 * n * d + 3 * n * d + 2 * n * d * d, bytes: 4 * (3 * n * d + n + d * d) }, unit: 'GFLOP/s', dispose: o.dispose,
-      check: async () => {
-        await gpu.run(ds);
-        const mu = new Float64Array(d), cov = new Float64Array(d * d), c = new Float64Array(d);
-        for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mu[j] += w[i] * x[i * d + j];
-        for (let i = 0; i < n; i++) {
-          for (let j = 0; j < d; j++) c[j] = x[i * d + j] - mu[j];
-          for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) cov[j * d + k] += w[i] * c[j] * c[k];
-        }
-        return checked('weighted covariance in float64 (Σ w_i (x_i − μ)(x_i − μ)ᵀ)', await gpu.readF32(C, 0, d * d), cov, 1e-5);
-      },
+  const make =
+    (n: number, d: number) =>
+    async ({ gpu }: BenchContext): Promise<Prepared> => {
+      const o = owner(gpu);
+      const next = streamRng(SEED, n, d);
+      const x = random(n * d, next);
+      const raw = Float64Array.from({ length: n }, () => next() + 0.01);
+      const total = raw.reduce((a, b) => a + b, 0);
+      const w = Float32Array.from(raw, (v) => v / total);
+      const X = o.up('bench x', x);
+      const Wt = o.up('bench weights', w);
+      const MU = o.buf('bench mean', d * 4);
+      const WX = o.buf('bench weighted rows', n * d * 4);
+      const C = o.buf('bench covariance', d * d * 4);
+      const ds = [
+        ...o.keep(await matmul(gpu, { M: 1, N: d, K: n, a: { buffer: Wt }, b: { buffer: X }, c: { buffer: MU } })),
+        o.keep(await centerScale(gpu, { n, d, x: X, mu: MU, w: Wt, out: WX })),
+        ...o.keep(
+          await matmul(gpu, { M: d, N: d, K: n, transA: true, a: { buffer: WX }, b: { buffer: WX }, c: { buffer: C } }),
+        ),
+      ];
+      return {
+        step: () => gpu.submit(ds, 'bench covariance'),
+        work: { flops: 2 * n * d + 3 * n * d + 2 * n * d * d, bytes: 4 * (3 * n * d + n + d * d) },
+        unit: 'GFLOP/s',
+        dispose: o.dispose,
+        check: async () => {
+          await gpu.run(ds);
+          const mu = new Float64Array(d);
+          const cov = new Float64Array(d * d);
+          const c = new Float64Array(d);
+          for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mu[j] += w[i] * x[i * d + j];
+          for (let i = 0; i < n; i++) {
+            for (let j = 0; j < d; j++) c[j] = x[i * d + j] - mu[j];
+            for (let j = 0; j < d; j++) for (let k = 0; k < d; k++) cov[j * d + k] += w[i] * c[j] * c[k];
+          }
+          return checked(
+            'weighted covariance in float64 (Σ w_i (x_i − μ)(x_i − μ)ᵀ)',
+            await gpu.readF32(C, 0, d * d),
+            cov,
+            1e-5,
+          );
+        },
+      };
     };
-  };
-  return kernelCase('covariance', `${n}x${d}`, { n, d }, make(n, d), n * d * d, { shape: `${Math.min(n, 2000)}x${Math.min(d, 64)}`, build: make(Math.min(n, 2000), Math.min(d, 64)) });
+  return kernelCase('covariance', `${n}x${d}`, { n, d }, make(n, d), n * d * d, {
+    shape: `${Math.min(n, 2000)}x${Math.min(d, 64)}`,
+    build: make(Math.min(n, 2000), Math.min(d, 64)),
+  });
 }
 
-/** Attention forward or backward (its forward run once at build). FLOPs count the full T×T scores the kernels compute, mask or not. */
+/**
+ * Attention forward or backward (its forward run once at build). FLOPs count the full T×T scores the kernels compute,
+ * mask or not.
+ */
 function attentionCase(pass: 'forward' | 'backward', B: number, T: number, d: number, nHead: number): BenchCase {
-  const make = (B: number, T: number, d: number, nHead: number) => async ({ gpu }: BenchContext): Promise<Prepared> => {
-    const o = owner(gpu);
-    const next = streamRng(SEED, B, T, d);
-    const shape = { B, T, d, nHead };
-    const qkv = random(B * T * 3 * d, next), dout = random(B * T * d, next);
-    const QKV = o.up('bench qkv', qkv), DOUT = o.up('bench dout', dout), OUT = o.buf('bench out', B * T * d * 4), DQKV = o.buf('bench dqkv', 3 * B * T * d * 4);
-    const layer = createAttentionBuffers(gpu, { ...shape, label: 'bench att' }), scratch = createAttentionScratch(gpu, shape);
-    const common = { ...shape, causal: true, qkv: { buffer: QKV }, layer, scratch };
-    const fw = o.keep(await attentionForward(gpu, { ...common, out: { buffer: OUT } }));
-    const bw = o.keep(await attentionBackward(gpu, { ...common, dout: { buffer: DOUT }, dqkv: { buffer: DQKV } }));
-    await gpu.run(fw, 'bench attention forward');
-    const ds = pass === 'forward' ? fw : bw;
-    return {
-      step: () => gpu.submit(ds, `bench attention ${pass}`), work: { flops: (pass === 'forward' ? 4 : 8) * B * T * T * d }, unit: 'GFLOP/s',
-      dispose: () => { o.dispose(); freeAttentionBuffers(gpu, layer); freeAttentionScratch(gpu, scratch); },
-      check: async () => {
-        await gpu.run(ds);
-        if (pass === 'forward') return checked('src/reference/attention.ts (float64), causal', await gpu.readF32(OUT, 0, B * T * d), attentionRef(qkv, B, T, d, nHead, { causal: true }).out, 1e-5);
-        return checked('src/reference/attention.ts (float64), causal', await gpu.readF32(DQKV, 0, 3 * B * T * d), attentionBackwardRef(dout, qkv, B, T, d, nHead, { causal: true }).dqkv, 1e-5);
-      },
+  const make =
+    (B: number, T: number, d: number, nHead: number) =>
+    async ({ gpu }: BenchContext): Promise<Prepared> => {
+      const o = owner(gpu);
+      const next = streamRng(SEED, B, T, d);
+      const shape = { B, T, d, nHead };
+      const qkv = random(B * T * 3 * d, next);
+      const dout = random(B * T * d, next);
+      const QKV = o.up('bench qkv', qkv);
+      const DOUT = o.up('bench dout', dout);
+      const OUT = o.buf('bench out', B * T * d * 4);
+      const DQKV = o.buf('bench dqkv', 3 * B * T * d * 4);
+      const layer = createAttentionBuffers(gpu, { ...shape, label: 'bench att' });
+      const scratch = createAttentionScratch(gpu, shape);
+      const common = { ...shape, causal: true, qkv: { buffer: QKV }, layer, scratch };
+      const fw = o.keep(await attentionForward(gpu, { ...common, out: { buffer: OUT } }));
+      const bw = o.keep(await attentionBackward(gpu, { ...common, dout: { buffer: DOUT }, dqkv: { buffer: DQKV } }));
+      await gpu.run(fw, 'bench attention forward');
+      const ds = pass === 'forward' ? fw : bw;
+      return {
+        step: () => gpu.submit(ds, `bench attention ${pass}`),
+        work: { flops: (pass === 'forward' ? 4 : 8) * B * T * T * d },
+        unit: 'GFLOP/s',
+        dispose: () => {
+          o.dispose();
+          freeAttentionBuffers(gpu, layer);
+          freeAttentionScratch(gpu, scratch);
+        },
+        check: async () => {
+          await gpu.run(ds);
+          if (pass === 'forward')
+            return checked(
+              'src/reference/attention.ts (float64), causal',
+              await gpu.readF32(OUT, 0, B * T * d),
+              attentionRef(qkv, B, T, d, nHead, { causal: true }).out,
+              1e-5,
+            );
+          return checked(
+            'src/reference/attention.ts (float64), causal',
+            await gpu.readF32(DQKV, 0, 3 * B * T * d),
+            attentionBackwardRef(dout, qkv, B, T, d, nHead, { causal: true }).dqkv,
+            1e-5,
+          );
+        },
+      };
     };
-  };
-  return kernelCase('attention', `${pass} B${B} T${T} d${d} h${nHead}`, { pass, B, T, d, nHead, causal: true }, make(B, T, d, nHead), 3 * B * T * T * d, { shape: `B2 T33 d64 h4`, build: make(2, 33, 64, 4) });
+  return kernelCase(
+    'attention',
+    `${pass} B${B} T${T} d${d} h${nHead}`,
+    { pass, B, T, d, nHead, causal: true },
+    make(B, T, d, nHead),
+    3 * B * T * T * d,
+    { shape: `B2 T33 d64 h4`, build: make(2, 33, 64, 4) },
+  );
 }
 
 /** LayerNorm forward or backward; bytes count the rows×cols streams read and written. */
@@ -236,25 +439,70 @@ function layerNormCase(pass: 'forward' | 'backward', rows: number, cols: number)
   const build = async ({ gpu }: BenchContext): Promise<Prepared> => {
     const o = owner(gpu);
     const next = streamRng(SEED, rows, cols);
-    const x = random(rows * cols, next), w = random(cols, next), b = random(cols, next), dout = random(rows * cols, next);
-    const X = o.up('bench x', x), P = o.up('bench ln params', Float32Array.from(concat(w, b))), OUT = o.buf('bench out', rows * cols * 4);
-    const ST = o.buf('bench stats', 2 * rows * 4), DOUT = o.up('bench dout', dout), DX = o.buf('bench dx', rows * cols * 4), G = o.buf('bench dparams', 2 * cols * 4);
+    const x = random(rows * cols, next);
+    const w = random(cols, next);
+    const b = random(cols, next);
+    const dout = random(rows * cols, next);
+    const X = o.up('bench x', x);
+    const P = o.up('bench ln params', Float32Array.from(concat(w, b)));
+    const OUT = o.buf('bench out', rows * cols * 4);
+    const ST = o.buf('bench stats', 2 * rows * 4);
+    const DOUT = o.up('bench dout', dout);
+    const DX = o.buf('bench dx', rows * cols * 4);
+    const G = o.buf('bench dparams', 2 * cols * 4);
     const stats = { mean: { buffer: ST }, rstd: { buffer: ST, offset: rows } };
-    const fw = o.keep(await layerNormForward(gpu, { rows, cols, eps: 1e-5, x: { buffer: X }, weight: { buffer: P }, bias: { buffer: P, offset: cols }, out: { buffer: OUT }, ...stats }));
-    const bw = o.keep(await layerNormBackward(gpu, { rows, cols, dout: { buffer: DOUT }, x: { buffer: X }, weight: { buffer: P }, ...stats, dx: { buffer: DX }, dweight: { buffer: G }, dbias: { buffer: G, offset: cols } }));
+    const fw = o.keep(
+      await layerNormForward(gpu, {
+        rows,
+        cols,
+        eps: 1e-5,
+        x: { buffer: X },
+        weight: { buffer: P },
+        bias: { buffer: P, offset: cols },
+        out: { buffer: OUT },
+        ...stats,
+      }),
+    );
+    const bw = o.keep(
+      await layerNormBackward(gpu, {
+        rows,
+        cols,
+        dout: { buffer: DOUT },
+        x: { buffer: X },
+        weight: { buffer: P },
+        ...stats,
+        dx: { buffer: DX },
+        dweight: { buffer: G },
+        dbias: { buffer: G, offset: cols },
+      }),
+    );
     await gpu.run([fw], 'bench layernorm forward');
     const ds = pass === 'forward' ? [fw] : bw;
     return {
-      step: () => gpu.submit(ds, `bench layernorm ${pass}`), unit: 'GB/s', dispose: o.dispose,
-      work: { bytes: 4 * (pass === 'forward' ? 2 * rows * cols + 2 * cols + 2 * rows : 4 * rows * cols + 3 * cols + 2 * rows) },
+      step: () => gpu.submit(ds, `bench layernorm ${pass}`),
+      unit: 'GB/s',
+      dispose: o.dispose,
+      work: {
+        bytes: 4 * (pass === 'forward' ? 2 * rows * cols + 2 * cols + 2 * rows : 4 * rows * cols + 3 * cols + 2 * rows),
+      },
       check: async () => {
         if (pass === 'forward') {
           await gpu.run([fw]);
-          return checked('src/reference/layernorm.ts (float64)', await gpu.readF32(OUT, 0, rows * cols), layerNormRef(x, w, b, rows, cols).out, 1e-5);
+          return checked(
+            'src/reference/layernorm.ts (float64)',
+            await gpu.readF32(OUT, 0, rows * cols),
+            layerNormRef(x, w, b, rows, cols).out,
+            1e-5,
+          );
         }
         await gpu.run([{ clear: DX }, { clear: G }, ...bw]);
         const ref = layerNormBackwardRef(dout, x, w, b, rows, cols);
-        return checked('src/reference/layernorm.ts (float64): dx, dweight, dbias', concat(await gpu.readF32(DX, 0, rows * cols), await gpu.readF32(G, 0, 2 * cols)), concat(ref.dx, ref.dweight, ref.dbias), 1e-5);
+        return checked(
+          'src/reference/layernorm.ts (float64): dx, dweight, dbias',
+          concat(await gpu.readF32(DX, 0, rows * cols), await gpu.readF32(G, 0, 2 * cols)),
+          concat(ref.dx, ref.dweight, ref.dbias),
+          1e-5,
+        );
       },
     };
   };
@@ -263,25 +511,50 @@ function layerNormCase(pass: 'forward' | 'backward', rows: number, cols: number)
 
 /** One AdamW step over n parameters; bytes: read p, g, m, v and write p, m, v. */
 function adamwCase(n: number): BenchCase {
-  const make = (n: number) => async ({ gpu }: BenchContext): Promise<Prepared> => {
-    const o = owner(gpu);
-    const next = streamRng(SEED, n);
-    const p = random(n, next), g = random(n, next), m = random(n, next, 0.1), v = Float32Array.from(random(n, next, 0.1), Math.abs);
-    const P = o.up('bench params', p), G = o.up('bench grads', g), M = o.up('bench m', m), Vb = o.up('bench v', v);
-    const hp = { lr: 1e-3, weightDecay: 0.01 };
-    const opt = await AdamW.create(gpu, { n, params: { buffer: P }, grads: { buffer: G }, m: { buffer: M }, v: { buffer: Vb }, weightDecay: hp.weightDecay });
-    o.keep(opt.dispatches);
-    opt.setStep(1, hp.lr);
-    return {
-      step: () => gpu.submit(opt.dispatches, 'bench adamw'), work: { bytes: 7 * 4 * n, flops: 15 * n }, unit: 'GB/s', dispose: o.dispose,
-      check: async () => {
-        gpu.write(P, p); gpu.write(M, m); gpu.write(Vb, v);
-        await gpu.run(opt.dispatches);
-        const ref = adamwStep(p, g, m, v, 1, hp);
-        return checked('src/reference/optim.ts adamwStep (float64): params, m, v', concat(await gpu.readF32(P, 0, n), await gpu.readF32(M, 0, n), await gpu.readF32(Vb, 0, n)), concat(ref.param, ref.m, ref.v), 1e-6);
-      },
+  const make =
+    (n: number) =>
+    async ({ gpu }: BenchContext): Promise<Prepared> => {
+      const o = owner(gpu);
+      const next = streamRng(SEED, n);
+      const p = random(n, next);
+      const g = random(n, next);
+      const m = random(n, next, 0.1);
+      const v = Float32Array.from(random(n, next, 0.1), Math.abs);
+      const P = o.up('bench params', p);
+      const G = o.up('bench grads', g);
+      const M = o.up('bench m', m);
+      const Vb = o.up('bench v', v);
+      const hp = { lr: 1e-3, weightDecay: 0.01 };
+      const opt = await AdamW.create(gpu, {
+        n,
+        params: { buffer: P },
+        grads: { buffer: G },
+        m: { buffer: M },
+        v: { buffer: Vb },
+        weightDecay: hp.weightDecay,
+      });
+      o.keep(opt.dispatches);
+      opt.setStep(1, hp.lr);
+      return {
+        step: () => gpu.submit(opt.dispatches, 'bench adamw'),
+        work: { bytes: 7 * 4 * n, flops: 15 * n },
+        unit: 'GB/s',
+        dispose: o.dispose,
+        check: async () => {
+          gpu.write(P, p);
+          gpu.write(M, m);
+          gpu.write(Vb, v);
+          await gpu.run(opt.dispatches);
+          const ref = adamwStep(p, g, m, v, 1, hp);
+          return checked(
+            'src/reference/optim.ts adamwStep (float64): params, m, v',
+            concat(await gpu.readF32(P, 0, n), await gpu.readF32(M, 0, n), await gpu.readF32(Vb, 0, n)),
+            concat(ref.param, ref.m, ref.v),
+            1e-6,
+          );
+        },
+      };
     };
-  };
   return kernelCase('adamw', `${n}`, { n }, make(n), 20 * n, { shape: '65537', build: make(65537) });
 }
 

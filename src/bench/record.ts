@@ -52,7 +52,14 @@ export interface BenchRecord {
   params: Params;
   build: { tool: string; version: string; commit?: string | null; [k: string]: string | null | undefined };
   env: { os: string; arch: string; cpu: string; cores: number; memory_bytes: number; runtime: string; host?: string };
-  gpu: { backend: string; vendor: string; architecture: string; device: string; kind?: 'hardware' | 'software'; features: string[] };
+  gpu: {
+    backend: string;
+    vendor: string;
+    architecture: string;
+    device: string;
+    kind?: 'hardware' | 'software';
+    features: string[];
+  };
   method: { harness?: string; warmup: number; reps: number; timer: string; gpu_timer?: string | null };
   latency_ms: Stats | null;
   gpu_ms: { mean: number; p50: number; min: number; max: number; n: number; phases?: Record<string, number> } | null;
@@ -65,7 +72,9 @@ export interface BenchRecord {
 
 /** What identifies a test across runs and tools: --compare matches on it. */
 export function testKey(r: Pick<BenchRecord, 'suite' | 'name' | 'test' | 'params'>): string {
-  const params = Object.keys(r.params).sort().map((k) => [k, r.params[k]]);
+  const params = Object.keys(r.params)
+    .sort()
+    .map((k) => [k, r.params[k]]);
   return `${r.suite}\t${r.name}\t${r.test}\t${JSON.stringify(params)}`;
 }
 
@@ -109,7 +118,14 @@ export function envInfo(): BenchRecord['env'] {
 
 export function gpuInfo(gpu: Gpu): BenchRecord['gpu'] {
   const a = gpu.adapter;
-  return { backend: a.backend, vendor: a.vendor, architecture: a.architecture, device: a.device || a.description, kind: a.kind, features: [...gpu.features].sort() };
+  return {
+    backend: a.backend,
+    vendor: a.vendor,
+    architecture: a.architecture,
+    device: a.device || a.description,
+    kind: a.kind,
+    features: [...gpu.features].sort(),
+  };
 }
 
 /** Peak resident set of this process so far (Node reports KiB). */
@@ -122,7 +138,10 @@ export interface EnergyMeter {
   stop(): Promise<Energy>;
 }
 
-const none = (reason: string): EnergyMeter => ({ start() {}, stop: async () => ({ source: null, joules: null, watts: null, reason }) });
+const none = (reason: string): EnergyMeter => ({
+  start() {},
+  stop: async () => ({ source: null, joules: null, watts: null, reason }),
+});
 
 /** RAPL package counters (µJ, wrapping at max_energy_range_uj), when readable. */
 function raplDomains(): { file: string; range: number }[] | string {
@@ -141,41 +160,72 @@ function raplDomains(): { file: string; range: number }[] | string {
       return { file, range: Number(readFileSync(join(base, n, 'max_energy_range_uj'), 'utf8')) };
     });
   } catch (e) {
-    return `RAPL not readable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; energy_uj is root-only on most kernels)`;
+    return (
+      `RAPL not readable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; energy_uj is root-only ` +
+      `on most kernels)`
+    );
   }
 }
 
 function raplMeter(domains: { file: string; range: number }[]): EnergyMeter {
   const read = () => domains.map((d) => Number(readFileSync(d.file, 'utf8')));
-  let t0 = 0, e0: number[] = [];
+  let t0 = 0;
+  let e0: number[] = [];
   return {
-    start() { e0 = read(); t0 = performance.now(); },
+    start() {
+      e0 = read();
+      t0 = performance.now();
+    },
     async stop() {
-      const e1 = read(), s = (performance.now() - t0) / 1e3;
+      const e1 = read();
+      const s = (performance.now() - t0) / 1e3;
       const uj = e1.reduce((sum, e, i) => sum + (e >= e0[i] ? e - e0[i] : e + domains[i].range - e0[i]), 0);
-      return { source: 'rapl', joules: uj / 1e6, watts: s > 0 ? uj / 1e6 / s : null, reason: 'CPU package energy (the software adapter runs on the CPU)' };
+      return {
+        source: 'rapl',
+        joules: uj / 1e6,
+        watts: s > 0 ? uj / 1e6 / s : null,
+        reason: 'CPU package energy (the software adapter runs on the CPU)',
+      };
     },
   };
 }
 
 /** nvidia-smi's power.draw every 50 ms while measuring; energy = mean power × time. */
 function nvidiaMeter(): EnergyMeter {
-  let child: ChildProcess | undefined, samples: number[] = [], t0 = 0;
+  let child: ChildProcess | undefined;
+  let samples: number[] = [];
+  let t0 = 0;
   return {
     start() {
       samples = [];
       t0 = performance.now();
-      child = spawn('nvidia-smi', ['--query-gpu=power.draw', '--format=csv,noheader,nounits', '-lms', '50'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      child.stdout!.on('data', (b: Buffer) => { for (const line of b.toString().split('\n')) if (line.trim() && Number.isFinite(Number(line))) samples.push(Number(line)); });
+      child = spawn('nvidia-smi', ['--query-gpu=power.draw', '--format=csv,noheader,nounits', '-lms', '50'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      child.stdout!.on('data', (b: Buffer) => {
+        for (const line of b.toString().split('\n'))
+          if (line.trim() && Number.isFinite(Number(line))) samples.push(Number(line));
+      });
       child.on('error', () => {});
     },
     async stop() {
       const s = (performance.now() - t0) / 1e3;
       child?.kill();
       child = undefined;
-      if (!samples.length) return { source: null, joules: null, watts: null, reason: `no nvidia-smi power sample within ${(s * 1e3).toFixed(0)} ms (it samples every 50 ms or slower)` };
+      if (!samples.length)
+        return {
+          source: null,
+          joules: null,
+          watts: null,
+          reason: `no nvidia-smi power sample within ${(s * 1e3).toFixed(0)} ms (it samples every 50 ms or slower)`,
+        };
       const watts = samples.reduce((a, b) => a + b, 0) / samples.length;
-      return { source: 'nvidia-smi', joules: watts * s, watts, reason: `mean of ${samples.length} power.draw samples × wall time` };
+      return {
+        source: 'nvidia-smi',
+        joules: watts * s,
+        watts,
+        reason: `mean of ${samples.length} power.draw samples × wall time`,
+      };
     },
   };
 }
@@ -187,9 +237,16 @@ export function energyMeter(gpu: Pick<Gpu, 'adapter'>): EnergyMeter {
     return typeof d === 'string' ? none(d) : raplMeter(d);
   }
   if (/nvidia/i.test(`${gpu.adapter.vendor} ${gpu.adapter.description}`)) {
-    const probe = spawnSync('nvidia-smi', ['--query-gpu=power.draw', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000 });
+    const probe = spawnSync('nvidia-smi', ['--query-gpu=power.draw', '--format=csv,noheader,nounits'], {
+      encoding: 'utf8',
+      timeout: 5000,
+    });
     if (probe.status === 0 && Number.isFinite(parseFloat(probe.stdout))) return nvidiaMeter();
-    return none(probe.error ? `nvidia-smi not found (${(probe.error as NodeJS.ErrnoException).code})` : 'nvidia-smi reports no power.draw');
+    return none(
+      probe.error
+        ? `nvidia-smi not found (${(probe.error as NodeJS.ErrnoException).code})`
+        : 'nvidia-smi reports no power.draw',
+    );
   }
   return none(`no energy counter known for ${gpu.adapter.vendor || 'this'} ${gpu.adapter.kind} adapter`);
 }

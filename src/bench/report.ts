@@ -6,7 +6,9 @@ export const FORMATS = ['jsonl', 'json', 'csv', 'md'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export function paramsText(p: Params): string {
-  return Object.entries(p).map(([k, v]) => `${k}=${v}`).join(' ');
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 }
 
 function num(v: number, digits = 3): string {
@@ -24,7 +26,12 @@ export function throughputText(r: BenchRecord): string {
 function errorText(r: BenchRecord): string {
   if (r.status === 'error') return `error: ${r.error ?? 'unknown'}`;
   if (!r.check) return '—';
-  const v = r.check.value === null ? 'NaN' : r.check.metric === 'loss' ? `loss ${num(r.check.value, 4)}` : num(r.check.value, 2);
+  const v =
+    r.check.value === null
+      ? 'NaN'
+      : r.check.metric === 'loss'
+        ? `loss ${num(r.check.value, 4)}`
+        : num(r.check.value, 2);
   return `${v}${r.check.ok ? '' : ' FAIL'}${r.check.shape && r.check.shape !== 'same' ? ` (at ${r.check.shape})` : ''}`;
 }
 
@@ -35,19 +42,55 @@ export function markdown(records: BenchRecord[]): string {
   const first = records[0];
   const lines: string[] = [];
   if (first) {
-    const g = first.gpu, b = first.build;
-    lines.push(`${b.tool} ${b.version}${b.commit ? ` (${b.commit})` : ''} on ${g.backend}: ${g.device}${g.vendor ? ` (${g.vendor}${g.architecture ? ` ${g.architecture}` : ''})` : ''}, ${first.env.runtime}`, '');
+    const g = first.gpu;
+    const b = first.build;
+    lines.push(
+      `${b.tool} ${b.version}${b.commit ? ` (${b.commit})` : ''} on ${g.backend}: ` +
+        `${g.device}${g.vendor ? ` (${g.vendor}${g.architecture ? ` ${g.architecture}` : ''})` : ''}, ` +
+        `${first.env.runtime}`,
+      '',
+    );
   }
-  lines.push('| name | test | params | throughput | p50 ms | % peak | error |', '| --- | --- | --- | ---: | ---: | ---: | --- |');
+  lines.push(
+    '| name | test | params | throughput | p50 ms | % peak | error |',
+    '| --- | --- | --- | ---: | ---: | ---: | --- |',
+  );
   for (const r of records) {
     const p50 = r.latency_ms ? num(r.latency_ms.p50) : '—';
     const peak = r.throughput?.peak_fraction != null ? `${(100 * r.throughput.peak_fraction).toFixed(1)}%` : '—';
-    lines.push(`| ${[`${r.suite}/${r.name}`, r.test, paramsText(r.params), throughputText(r), p50, peak, errorText(r)].map(md).join(' | ')} |`);
+    const cells = [`${r.suite}/${r.name}`, r.test, paramsText(r.params), throughputText(r), p50, peak, errorText(r)];
+    lines.push(`| ${cells.map(md).join(' | ')} |`);
   }
   return lines.join('\n') + '\n';
 }
 
-const CSV_COLUMNS = ['suite', 'name', 'test', 'status', 'params', 'unit', 'throughput', 'rme_pct', 'mean_ms', 'p50_ms', 'min_ms', 'max_ms', 'n', 'gpu_ms', 'peak_fraction', 'flops', 'bytes', 'tokens', 'check_value', 'check_ok', 'gpu_peak_bytes', 'rss_peak_bytes', 'joules', 'device', 'error'] as const;
+const CSV_COLUMNS = [
+  'suite',
+  'name',
+  'test',
+  'status',
+  'params',
+  'unit',
+  'throughput',
+  'rme_pct',
+  'mean_ms',
+  'p50_ms',
+  'min_ms',
+  'max_ms',
+  'n',
+  'gpu_ms',
+  'peak_fraction',
+  'flops',
+  'bytes',
+  'tokens',
+  'check_value',
+  'check_ok',
+  'gpu_peak_bytes',
+  'rss_peak_bytes',
+  'joules',
+  'device',
+  'error',
+] as const;
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -58,12 +101,31 @@ function csvCell(v: unknown): string {
 export function csv(records: BenchRecord[]): string {
   const rows = records.map((r) => {
     const row: Record<(typeof CSV_COLUMNS)[number], unknown> = {
-      suite: r.suite, name: r.name, test: r.test, status: r.status, params: paramsText(r.params),
-      unit: r.throughput?.unit, throughput: r.throughput?.value, rme_pct: r.latency_ms?.rme,
-      mean_ms: r.latency_ms?.mean, p50_ms: r.latency_ms?.p50, min_ms: r.latency_ms?.min, max_ms: r.latency_ms?.max, n: r.latency_ms?.n,
-      gpu_ms: r.gpu_ms?.mean, peak_fraction: r.throughput?.peak_fraction, flops: r.work.flops, bytes: r.work.bytes, tokens: r.work.tokens,
-      check_value: r.check?.value, check_ok: r.check?.ok, gpu_peak_bytes: r.memory.gpu_peak_bytes, rss_peak_bytes: r.memory.rss_peak_bytes,
-      joules: r.energy.joules, device: r.gpu.device, error: r.error,
+      suite: r.suite,
+      name: r.name,
+      test: r.test,
+      status: r.status,
+      params: paramsText(r.params),
+      unit: r.throughput?.unit,
+      throughput: r.throughput?.value,
+      rme_pct: r.latency_ms?.rme,
+      mean_ms: r.latency_ms?.mean,
+      p50_ms: r.latency_ms?.p50,
+      min_ms: r.latency_ms?.min,
+      max_ms: r.latency_ms?.max,
+      n: r.latency_ms?.n,
+      gpu_ms: r.gpu_ms?.mean,
+      peak_fraction: r.throughput?.peak_fraction,
+      flops: r.work.flops,
+      bytes: r.work.bytes,
+      tokens: r.work.tokens,
+      check_value: r.check?.value,
+      check_ok: r.check?.ok,
+      gpu_peak_bytes: r.memory.gpu_peak_bytes,
+      rss_peak_bytes: r.memory.rss_peak_bytes,
+      joules: r.energy.joules,
+      device: r.gpu.device,
+      error: r.error,
     };
     return CSV_COLUMNS.map((c) => csvCell(row[c])).join(',');
   });
@@ -73,21 +135,45 @@ export function csv(records: BenchRecord[]): string {
 /** The whole report in one format (jsonl: one record a line, as streamed). */
 export function render(records: BenchRecord[], format: Format): string {
   switch (format) {
-    case 'jsonl': return records.map((r) => JSON.stringify(r) + '\n').join('');
-    case 'json': return JSON.stringify(records, null, 2) + '\n';
-    case 'csv': return csv(records);
-    case 'md': return markdown(records);
+    case 'jsonl':
+      return records.map((r) => JSON.stringify(r) + '\n').join('');
+    case 'json':
+      return JSON.stringify(records, null, 2) + '\n';
+    case 'csv':
+      return csv(records);
+    case 'md':
+      return markdown(records);
   }
 }
 
-export interface ListedCase { suite: string; name: string; test: string; params: Params }
+export interface ListedCase {
+  suite: string;
+  name: string;
+  test: string;
+  params: Params;
+}
 
 /** --list: the tests a run would measure. */
 export function renderList(cases: ListedCase[], format: Format): string {
   switch (format) {
-    case 'jsonl': return cases.map((c) => JSON.stringify(c) + '\n').join('');
-    case 'json': return JSON.stringify(cases, null, 2) + '\n';
-    case 'csv': return ['suite,name,test,params', ...cases.map((c) => [c.suite, c.name, c.test, paramsText(c.params)].map(csvCell).join(','))].join('\n') + '\n';
-    case 'md': return ['| suite | name | test | params |', '| --- | --- | --- | --- |', ...cases.map((c) => `| ${[c.suite, c.name, c.test, paramsText(c.params)].map(md).join(' | ')} |`)].join('\n') + '\n';
+    case 'jsonl':
+      return cases.map((c) => JSON.stringify(c) + '\n').join('');
+    case 'json':
+      return JSON.stringify(cases, null, 2) + '\n';
+    case 'csv':
+      return (
+        [
+          'suite,name,test,params',
+          ...cases.map((c) => [c.suite, c.name, c.test, paramsText(c.params)].map(csvCell).join(',')),
+        ].join('\n') + '\n'
+      );
+    case 'md':
+      return (
+        [
+          '| suite | name | test | params |',
+          '| --- | --- | --- | --- |',
+          ...cases.map((c) => `| ${[c.suite, c.name, c.test, paramsText(c.params)].map(md).join(' | ')} |`),
+        ].join('\n') + '\n'
+      );
   }
 }

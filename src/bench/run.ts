@@ -21,7 +21,12 @@ export function runOptions(o: BenchOptions): RunOptions {
   return { reps, warmup: o.warmup ?? (o.quick ? 1 : 3), gpuReps: Math.min(reps, o.quick ? 2 : 5), top: o.top };
 }
 
-export async function runBench(gpu: Gpu, sel: Selection, o: BenchOptions, onRecord: (r: BenchRecord) => void): Promise<BenchRecord[]> {
+export async function runBench(
+  gpu: Gpu,
+  sel: Selection,
+  o: BenchOptions,
+  onRecord: (r: BenchRecord) => void,
+): Promise<BenchRecord[]> {
   const session = openSession(gpu);
   const opts = runOptions(o);
   if (opts.top && !session.profiler) log.warn(`--top: ${gpu.name} has no timestamp-query, so no GPU time per dispatch`);
@@ -34,7 +39,10 @@ export async function runBench(gpu: Gpu, sel: Selection, o: BenchOptions, onReco
     for (const c of sel.cases) {
       const t0 = performance.now();
       const r = await runCase(session, c, opts);
-      log.info(`${c.suite}/${c.name} ${c.test}: ${r.status === 'ok' ? throughputText(r) : r.error} (${((performance.now() - t0) / 1e3).toFixed(1)} s)`);
+      log.info(
+        `${c.suite}/${c.name} ${c.test}: ${r.status === 'ok' ? throughputText(r) : r.error} ` +
+          `(${((performance.now() - t0) / 1e3).toFixed(1)} s)`,
+      );
       records.push(r);
       onRecord(r);
     }

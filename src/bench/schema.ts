@@ -25,10 +25,13 @@ export function assertSupported(schema: Schema, path = '#'): void {
   for (const [k, v] of Object.entries(schema)) {
     if (ANNOTATIONS.has(k)) continue;
     if (!CHECKED.has(k)) throw new HlmError(`schema ${path}: keyword "${k}" is not supported by src/bench/schema.ts`);
-    if (k === 'type') for (const t of ([] as string[]).concat(v as string | string[])) if (!TYPES.has(t)) throw new HlmError(`schema ${path}: unknown type "${t}"`);
+    if (k === 'type')
+      for (const t of ([] as string[]).concat(v as string | string[]))
+        if (!TYPES.has(t)) throw new HlmError(`schema ${path}: unknown type "${t}"`);
   }
   for (const [k, sub] of Object.entries(schema.properties ?? {})) assertSupported(sub, `${path}/properties/${k}`);
-  if (typeof schema.additionalProperties === 'object') assertSupported(schema.additionalProperties, `${path}/additionalProperties`);
+  if (typeof schema.additionalProperties === 'object')
+    assertSupported(schema.additionalProperties, `${path}/additionalProperties`);
   if (schema.items) assertSupported(schema.items, `${path}/items`);
 }
 
@@ -49,10 +52,15 @@ export function validate(schema: Schema, value: unknown, path = '$'): string[] {
   const errors: string[] = [];
   if (schema.type !== undefined) {
     const types = ([] as string[]).concat(schema.type);
-    if (!types.some((t) => matchesType(value, t))) return [`${path}: expected ${types.join(' or ')}, got ${typeOf(value) === 'number' ? String(value) : typeOf(value)}`];
+    if (!types.some((t) => matchesType(value, t)))
+      return [
+        `${path}: expected ${types.join(' or ')}, got ${typeOf(value) === 'number' ? String(value) : typeOf(value)}`,
+      ];
   }
-  if (schema.enum && !schema.enum.some((e) => e === value)) errors.push(`${path}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`);
-  if (schema.minimum !== undefined && typeof value === 'number' && !(value >= schema.minimum)) errors.push(`${path}: ${value} is below the minimum ${schema.minimum}`);
+  if (schema.enum && !schema.enum.some((e) => e === value))
+    errors.push(`${path}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`);
+  if (schema.minimum !== undefined && typeof value === 'number' && !(value >= schema.minimum))
+    errors.push(`${path}: ${value} is below the minimum ${schema.minimum}`);
   if (typeOf(value) === 'object') {
     const obj = value as Record<string, unknown>;
     for (const k of schema.required ?? []) if (!(k in obj)) errors.push(`${path}: missing required "${k}"`);
@@ -60,10 +68,12 @@ export function validate(schema: Schema, value: unknown, path = '$'): string[] {
       const sub = schema.properties?.[k];
       if (sub) errors.push(...validate(sub, v, `${path}.${k}`));
       else if (schema.additionalProperties === false) errors.push(`${path}: unexpected property "${k}"`);
-      else if (typeof schema.additionalProperties === 'object') errors.push(...validate(schema.additionalProperties, v, `${path}.${k}`));
+      else if (typeof schema.additionalProperties === 'object')
+        errors.push(...validate(schema.additionalProperties, v, `${path}.${k}`));
     }
   }
-  if (Array.isArray(value) && schema.items) value.forEach((v, i) => errors.push(...validate(schema.items!, v, `${path}[${i}]`)));
+  if (Array.isArray(value) && schema.items)
+    value.forEach((v, i) => errors.push(...validate(schema.items!, v, `${path}[${i}]`)));
   return errors;
 }
 

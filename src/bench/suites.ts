@@ -26,8 +26,13 @@ export function caseId(c: Pick<BenchCase, 'suite' | 'name' | 'test'>): string {
 }
 
 export function parseSuites(list: string): Suite[] {
-  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (!(n in SUITE_CASES)) throw new HlmError(`--suite: unknown suite "${n}"; suites: ${Object.keys(SUITE_CASES).join(', ')}`);
+  const names = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names)
+    if (!(n in SUITE_CASES))
+      throw new HlmError(`--suite: unknown suite "${n}"; suites: ${Object.keys(SUITE_CASES).join(', ')}`);
   return [...new Set(names)] as Suite[];
 }
 

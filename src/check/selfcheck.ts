@@ -46,7 +46,8 @@ function random(n: number, next: () => number): Float32Array {
 
 /** ‖got − ref‖₂ / ‖ref‖₂ (NaN anywhere gives NaN); shared with `hlm bench`'s checks. */
 export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0;
+  let den = 0;
   for (let i = 0; i < ref.length; i++) {
     num += (got[i] - ref[i]) ** 2;
     den += ref[i] ** 2;
@@ -54,7 +55,10 @@ export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   return Math.sqrt(num) / (den > 0 ? Math.sqrt(den) : 1);
 }
 
-export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; seed?: number }): Promise<SelfCheckResult> {
+export async function selfCheck(
+  gpu: Gpu,
+  opts: { size: number; reps: number; seed?: number },
+): Promise<SelfCheckResult> {
   const next = streamRng(opts.seed ?? Date.now());
   const checks: CheckRow[] = [];
   const record = (kernel: string, shape: string, got: ArrayLike<number>, ref: ArrayLike<number>, tolerance: number) => {
@@ -62,13 +66,30 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
     checks.push({ kernel, shape, relErr: err, tolerance, ok: err <= tolerance }); // NaN is not ok
   };
 
-  for (const [M, N, K] of [[127, 129, 65], [3, 5, 7]]) {
-    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
-      const a = random(M * K, next), b = random(K * N, next);
-      const A = gpu.upload('check A', a), B = gpu.upload('check B', b), C = gpu.buffer('check C', M * N * 4);
+  for (const [M, N, K] of [
+    [127, 129, 65],
+    [3, 5, 7],
+  ]) {
+    for (const [transA, transB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ]) {
+      const a = random(M * K, next);
+      const b = random(K * N, next);
+      const A = gpu.upload('check A', a);
+      const B = gpu.upload('check B', b);
+      const C = gpu.buffer('check C', M * N * 4);
       const d = await matmul(gpu, { M, N, K, transA, transB, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
       await gpu.run(d, 'check matmul');
-      record(`matmul${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`, `${M}x${N}x${K}`, await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, transA, transB), 1e-5);
+      record(
+        `matmul${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`,
+        `${M}x${N}x${K}`,
+        await gpu.readF32(C, 0, M * N),
+        matmulRef(a, b, M, N, K, transA, transB),
+        1e-5,
+      );
       gpu.release(...d);
       gpu.free(A, B, C);
     }
@@ -76,28 +97,50 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
 
   // Split-K (what a hardware GPU does for weight gradients): three parts of K, then their sum.
   for (const transA of [false, true]) {
-    const M = 67, N = 129, K = 1100;
-    const a = random(M * K, next), b = random(K * N, next);
-    const A = gpu.upload('check A', a), B = gpu.upload('check B', b), C = gpu.buffer('check C', M * N * 4);
+    const M = 67;
+    const N = 129;
+    const K = 1100;
+    const a = random(M * K, next);
+    const b = random(K * N, next);
+    const A = gpu.upload('check A', a);
+    const B = gpu.upload('check B', b);
+    const C = gpu.buffer('check C', M * N * 4);
     const d = await matmul(gpu, { M, N, K, transA, splitK: 3, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
     await gpu.run(d, 'check matmul split-K');
-    record(`matmul split-K${transA ? ' Aᵀ' : ''}`, `${M}x${N}x${K}`, await gpu.readF32(C, 0, M * N), matmulRef(a, b, M, N, K, transA, false), 1e-5);
+    record(
+      `matmul split-K${transA ? ' Aᵀ' : ''}`,
+      `${M}x${N}x${K}`,
+      await gpu.readF32(C, 0, M * N),
+      matmulRef(a, b, M, N, K, transA, false),
+      1e-5,
+    );
     gpu.release(...d);
     gpu.free(A, B, C);
   }
 
   {
-    const rows = 67, cols = 129;
-    const x = random(rows * cols, next), bias = random(cols, next);
-    const X = gpu.upload('check x', x), Bv = gpu.upload('check bias', bias), O = gpu.buffer('check out', rows * cols * 4);
-    const S = gpu.buffer('check sum', rows * 4), Mx = gpu.buffer('check max', rows * 4);
+    const rows = 67;
+    const cols = 129;
+    const x = random(rows * cols, next);
+    const bias = random(cols, next);
+    const X = gpu.upload('check x', x);
+    const Bv = gpu.upload('check bias', bias);
+    const O = gpu.buffer('check out', rows * cols * 4);
+    const S = gpu.buffer('check sum', rows * 4);
+    const Mx = gpu.buffer('check max', rows * 4);
     const ds = [
       await add(gpu, { rows, cols, out: { buffer: O }, a: { buffer: X }, b: { buffer: Bv }, bStrides: [0, 1] }),
       await reduceRows(gpu, { op: 'sum', rows, cols, x: { buffer: X }, out: { buffer: S } }),
       await reduceRows(gpu, { op: 'max', rows, cols, x: { buffer: X }, out: { buffer: Mx } }),
     ];
     await gpu.run(ds, 'check elementwise');
-    record('broadcast add', `${rows}x${cols}`, await gpu.readF32(O, 0, rows * cols), addBroadcast(x, bias, rows, cols, 0, 1), 1e-6);
+    record(
+      'broadcast add',
+      `${rows}x${cols}`,
+      await gpu.readF32(O, 0, rows * cols),
+      addBroadcast(x, bias, rows, cols, 0, 1),
+      1e-6,
+    );
     record('row sum', `${rows}x${cols}`, await gpu.readF32(S, 0, rows), rowSum(x, rows, cols), 1e-6);
     record('row max', `${rows}x${cols}`, await gpu.readF32(Mx, 0, rows), rowMax(x, rows, cols), 0);
     gpu.release(...ds);
@@ -106,14 +149,34 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
 
   // The whole model: one tiny GPT-2 micro-batch's loss and every parameter gradient, for each
   // head and direction, against the float64 reference (exercises every training kernel).
-  for (const [causal, head] of [[true, 'ce'], [false, 'ce'], [true, 'cwt'], [false, 'cwt']] as const) {
-    const config = { ...preset('tiny'), vocab_size: 37, n_positions: 9, n_embd: 12, n_layer: 2, n_head: 3, causal, objective: head, mask_token_id: causal ? null : 36 };
-    const B = 2, T = 9, N = B * T;
+  for (const [causal, head] of [
+    [true, 'ce'],
+    [false, 'ce'],
+    [true, 'cwt'],
+    [false, 'cwt'],
+  ] as const) {
+    const config = {
+      ...preset('tiny'),
+      vocab_size: 37,
+      n_positions: 9,
+      n_embd: 12,
+      n_layer: 2,
+      n_head: 3,
+      causal,
+      objective: head,
+      mask_token_id: causal ? null : 36,
+    };
+    const B = 2;
+    const T = 9;
+    const N = B * T;
     const layout = paramLayout(config);
     const params = new Float32Array(layout.total);
     const named: Record<string, Float64Array> = {};
     for (const t of layout.tensors) {
-      const v = Float32Array.from({ length: t.size }, () => (t.name.includes('ln_') && t.name.endsWith('weight') ? 1 : 0) + 0.6 * (next() - 0.5));
+      const v = Float32Array.from(
+        { length: t.size },
+        () => (t.name.includes('ln_') && t.name.endsWith('weight') ? 1 : 0) + 0.6 * (next() - 0.5),
+      );
       params.set(v, t.offset);
       named[t.name] = Float64Array.from(v);
     }
@@ -121,7 +184,8 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
     const targets = Int32Array.from({ length: N }, (_, i) => (causal || i % 4 === 1 ? Math.floor(next() * 36) : -1));
     const K = targets.filter((t) => t >= 0).length;
     const model = await Gpt2.create(gpu, config, { B, T, train: true });
-    const h = head === 'ce' ? await createCeHead(model, { rows: K }) : await createCwtHead(model, { K, temperature: 1 });
+    const h =
+      head === 'ce' ? await createCeHead(model, { rows: K }) : await createCwtHead(model, { K, temperature: 1 });
     try {
       model.writeParams(params);
       model.setTokens(inputs);
@@ -129,7 +193,8 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
       await gpu.run([{ clear: model.grads! }, ...model.forward, ...h.train, ...model.backward], 'check model');
       const ref = gpt2LossAndGrads(named, config, inputs, targets, B, T, head);
       const grads = await model.readGrads();
-      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]], want: number[] = [ref.loss];
+      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]];
+      const want: number[] = [ref.loss];
       for (const t of layout.tensors) {
         got.push(...grads.subarray(t.offset, t.offset + t.size));
         want.push(...ref.grads[t.name]);
@@ -143,13 +208,27 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
 
   // The GLUE head through the whole model: padded rows of different lengths, mean pooling.
   {
-    const config = { ...preset('tiny'), vocab_size: 37, n_positions: 9, n_embd: 12, n_layer: 2, n_head: 3, causal: false, mask_token_id: 36, num_labels: 3 };
-    const B = 3, T = 9, lengths = [9, 4, 1], targets = [2, 0, 1];
+    const config = {
+      ...preset('tiny'),
+      vocab_size: 37,
+      n_positions: 9,
+      n_embd: 12,
+      n_layer: 2,
+      n_head: 3,
+      causal: false,
+      mask_token_id: 36,
+      num_labels: 3,
+    };
+    const B = 3;
+    const T = 9;
+    const lengths = [9, 4, 1];
+    const targets = [2, 0, 1];
     const layout = paramLayout(config);
     const params = Float32Array.from({ length: layout.total }, () => 0.6 * (next() - 0.5));
     const named: Record<string, Float64Array> = {};
     for (const t of layout.tensors) {
-      if (t.name.includes('ln_') && t.name.endsWith('weight')) for (let i = 0; i < t.size; i++) params[t.offset + i] += 1;
+      if (t.name.includes('ln_') && t.name.endsWith('weight'))
+        for (let i = 0; i < t.size; i++) params[t.offset + i] += 1;
       named[t.name] = Float64Array.from(params.subarray(t.offset, t.offset + t.size));
     }
     const inputs = Int32Array.from({ length: B * T }, () => Math.floor(next() * 36));
@@ -160,10 +239,20 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
       model.setTokens(inputs);
       h.setBatch({ lengths, targets });
       await gpu.run([{ clear: model.grads! }, ...model.forward, ...h.train, ...model.backward], 'check classifier');
-      const refHead = classifierHeadReference({ W: named['score.weight'], b: named['score.bias'], C: 3, d: 12, T, pooling: 'mean', lengths, targets });
+      const refHead = classifierHeadReference({
+        W: named['score.weight'],
+        b: named['score.bias'],
+        C: 3,
+        d: 12,
+        T,
+        pooling: 'mean',
+        lengths,
+        targets,
+      });
       const ref = gpt2LossAndGrads(named, config, inputs, new Int32Array(B * T), B, T, refHead, { lengths });
       const grads = await model.readGrads();
-      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]], want: number[] = [ref.loss];
+      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]];
+      const want: number[] = [ref.loss];
       for (const t of layout.tensors) {
         got.push(...grads.subarray(t.offset, t.offset + t.size));
         want.push(...ref.grads[t.name]);
@@ -178,7 +267,9 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
   const throughput: Throughput[] = [];
   {
     const n = opts.size;
-    const A = gpu.upload('bench A', random(n * n, next)), B = gpu.upload('bench B', random(n * n, next)), C = gpu.buffer('bench C', n * n * 4);
+    const A = gpu.upload('bench A', random(n * n, next));
+    const B = gpu.upload('bench B', random(n * n, next));
+    const C = gpu.buffer('bench C', n * n * 4);
     const d = await matmul(gpu, { M: n, N: n, K: n, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
     await gpu.run(d, 'warm-up');
     const times: number[] = [];
@@ -190,7 +281,12 @@ export async function selfCheck(gpu: Gpu, opts: { size: number; reps: number; se
     }
     times.sort((x, y) => x - y);
     const ms = times[Math.floor(times.length / 2)];
-    throughput.push({ kernel: 'matmul', shape: `${n}x${n}x${n}`, ms, gflops: matmulFlops({ M: n, N: n, K: n }) / (ms * 1e6) });
+    throughput.push({
+      kernel: 'matmul',
+      shape: `${n}x${n}x${n}`,
+      ms,
+      gflops: matmulFlops({ M: n, N: n, K: n }) / (ms * 1e6),
+    });
     gpu.release(...d);
     gpu.free(A, B, C);
   }

@@ -14,7 +14,12 @@ export const deviceFlag = Flags.string({
 export abstract class HlmCommand extends Command {
   static override enableJsonFlag = true;
   static override baseFlags = {
-    'log-level': Flags.option({ options: LOG_LEVELS, default: 'info' as const, helpGroup: 'GLOBAL', summary: 'log level (logs go to stderr)' })(),
+    'log-level': Flags.option({
+      options: LOG_LEVELS,
+      default: 'info' as const,
+      helpGroup: 'GLOBAL',
+      summary: 'log level (logs go to stderr)',
+    })(),
   };
 
   private gpu?: Gpu;

@@ -15,14 +15,19 @@ export interface BenchResult {
 }
 
 export default class Bench extends HlmCommand {
-  static override summary = 'Benchmark kernels, training steps and inference on the chosen device: one hlm.bench/1 JSON line per test.';
+  static override summary =
+    'Benchmark kernels, training steps and inference on the chosen device: one hlm.bench/1 JSON line per test.';
   static override description =
-    'Suites: kernel (the device\'s FMA and copy peaks, matmul on square and transformer shapes in each transpose, the CE and ' +
-    'CWT loss heads, the whitening covariance, attention, LayerNorm, AdamW; each checked against its float64 reference), ' +
-    'train (one AdamW step of each preset with the CE and the CWT head: tokens/s, and forward/head/backward/optimizer GPU ' +
-    'time where the adapter has timestamp queries) and infer (through the KV cache of hlm generate: prefill and decode tokens/s, ' +
-    'time to first token, time per output token). tinybench times the repetitions after a warm-up. --compare puts a ' +
-    'baseline (an earlier run, or bench/torch_bench.py\'s PyTorch records) beside this run and fails when a throughput ' +
+    "Suites: kernel (the device's FMA and copy peaks, matmul on square and transformer shapes in each transpose, " +
+    'the CE and ' +
+    'CWT loss heads, the whitening covariance, attention, LayerNorm, AdamW; each checked against its float64 ' +
+    'reference), ' +
+    'train (one AdamW step of each preset with the CE and the CWT head: tokens/s, and ' +
+    'forward/head/backward/optimizer GPU ' +
+    'time where the adapter has timestamp queries) and infer (through the KV cache of hlm generate: prefill and ' +
+    'decode tokens/s, time to first token, time per output token). tinybench times the repetitions after a ' +
+    "warm-up. --compare puts a baseline (an earlier run, or bench/torch_bench.py's PyTorch records) beside this " +
+    'run and fails when a throughput ' +
     'fell by more than --threshold. --from reports or compares records already written instead of measuring.';
   static override examples = [
     '<%= config.bin %> bench --suite kernel --quick --format md',
@@ -34,16 +39,35 @@ export default class Bench extends HlmCommand {
   ];
   static override flags = {
     suite: Flags.string({ description: 'comma-separated suites: kernel, train, infer', default: 'kernel,train,infer' }),
-    filter: Flags.string({ description: 'only tests whose suite/name/test matches this regular expression (case-insensitive)' }),
-    quick: Flags.boolean({ description: 'small shapes and few repetitions (CI): tiny-preset shapes, train and infer suites tiny only' }),
+    filter: Flags.string({
+      description: 'only tests whose suite/name/test matches this regular expression (case-insensitive)',
+    }),
+    quick: Flags.boolean({
+      description: 'small shapes and few repetitions (CI): tiny-preset shapes, train and infer suites tiny only',
+    }),
     reps: Flags.integer({ description: 'measured repetitions per test (default: 5 with --quick, else 20)', min: 1 }),
-    warmup: Flags.integer({ description: 'warm-up repetitions before measuring, besides the first run (default: 1 with --quick, else 3)', min: 0 }),
-    format: Flags.option({ options: FORMATS, default: 'jsonl' as const, description: 'jsonl (one record a line, written as each test ends), json, csv, or md (a table)' })(),
+    warmup: Flags.integer({
+      description: 'warm-up repetitions before measuring, besides the first run (default: 1 with --quick, else 3)',
+      min: 0,
+    }),
+    format: Flags.option({
+      options: FORMATS,
+      default: 'jsonl' as const,
+      description: 'jsonl (one record a line, written as each test ends), json, csv, or md (a table)',
+    })(),
     out: Flags.string({ description: 'write the report here instead of stdout' }),
-    compare: Flags.string({ description: 'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold' }),
+    compare: Flags.string({
+      description:
+        'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold',
+    }),
     threshold: Flags.string({ description: 'largest tolerated throughput drop for --compare', default: '10%' }),
-    from: Flags.string({ description: 'take the records from this JSON-lines file instead of running (to reformat or compare)' }),
-    top: Flags.integer({ description: 'log to stderr the N dispatches with the most GPU time in each test (needs timestamp queries)', min: 1 }),
+    from: Flags.string({
+      description: 'take the records from this JSON-lines file instead of running (to reformat or compare)',
+    }),
+    top: Flags.integer({
+      description: 'log to stderr the N dispatches with the most GPU time in each test (needs timestamp queries)',
+      min: 1,
+    }),
     list: Flags.boolean({ description: 'list the selected tests without running them' }),
     device: deviceFlag,
   };
@@ -76,10 +100,18 @@ export default class Bench extends HlmCommand {
         emit(renderList(tests, flags.format));
         return { tests };
       }
-      if (!selection.cases.length) throw new HlmError(`no test matches --suite ${flags.suite}${flags.filter ? ` --filter ${flags.filter}` : ''}`);
+      if (!selection.cases.length)
+        throw new HlmError(`no test matches --suite ${flags.suite}${flags.filter ? ` --filter ${flags.filter}` : ''}`);
       const gpu = await this.openGpu(flags.device);
       // JSON lines are flushed as each test ends; the other formats need every record first.
-      records = await runBench(gpu, selection, { quick: flags.quick, reps: flags.reps, warmup: flags.warmup, top: flags.top }, (r) => { if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n'); });
+      records = await runBench(
+        gpu,
+        selection,
+        { quick: flags.quick, reps: flags.reps, warmup: flags.warmup, top: flags.top },
+        (r) => {
+          if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n');
+        },
+      );
       if (flags.format !== 'jsonl') emit(render(records, flags.format));
     }
 
@@ -93,13 +125,19 @@ export default class Bench extends HlmCommand {
       else process.stderr.write(table);
       if (comparison.regressions) {
         if (this.jsonEnabled()) this.logJson({ records, comparison });
-        throw new HlmError(`${comparison.regressions} test(s) lost more than ${flags.threshold} of their throughput against ${flags.compare}`);
+        throw new HlmError(
+          `${comparison.regressions} test(s) lost more than ${flags.threshold} of their throughput against ` +
+            `${flags.compare}`,
+        );
       }
     }
     const failed = records.filter((r) => r.status === 'error' || (r.check && !r.check.ok));
     if (failed.length && !flags.from) {
       if (this.jsonEnabled()) this.logJson({ records, comparison });
-      throw new HlmError(`${failed.length} test(s) failed: ${failed.map((r) => `${r.name} ${r.test}: ${r.error ?? `check ${r.check?.value} > ${r.check?.tolerance}`}`).join('; ')}`);
+      const why = (r: (typeof failed)[number]) => r.error ?? `check ${r.check?.value} > ${r.check?.tolerance}`;
+      throw new HlmError(
+        `${failed.length} test(s) failed: ${failed.map((r) => `${r.name} ${r.test}: ${why(r)}`).join('; ')}`,
+      );
     }
     return { records, comparison };
   }

@@ -5,11 +5,13 @@ import { compareObjectives, comparisonTable, type Comparison } from '../train/co
 const { objective: _objective, resume: _resume, ...flags } = pretrainFlags;
 
 export default class CompareObjectives extends HlmCommand {
-  static override summary = 'Train the same model with the vocabulary head (ce) and headless (cwt) on an equal budget, and compare.';
+  static override summary =
+    'Train the same model with the vocabulary head (ce) and headless (cwt) on an equal budget, and compare.';
   static override description =
     'Runs `hlm pretrain` twice with identical settings, into <out>/ce and <out>/cwt, and reports training tokens/s, ' +
-    'peak GPU memory allocated by hlm, final training loss and validation loss; for decoders also the CWT model\'s ' +
-    'cross-entropy with its tied input embeddings as the output head, on the same scale as the CE model\'s. Prints a table, or JSON with --json.';
+    "peak GPU memory allocated by hlm, final training loss and validation loss; for decoders also the CWT model's " +
+    "cross-entropy with its tied input embeddings as the output head, on the same scale as the CE model's. Prints a " +
+    'table, or JSON with --json.';
   static override examples = [
     '<%= config.bin %> compare-objectives --preset tiny --steps 200 --out runs/compare',
     '<%= config.bin %> compare-objectives --arch encoder --preset tiny --steps 200 --out runs/compare-enc --json',
@@ -20,10 +22,17 @@ export default class CompareObjectives extends HlmCommand {
     const { flags: f, metadata } = await this.parse(CompareObjectives);
     const gpu = await this.openGpu(f.device as string);
     const tty = process.stderr.isTTY && !this.jsonEnabled();
-    const result = await compareObjectives(gpu, pretrainOptions({ ...f, objective: 'ce', resume: false } as Parameters<typeof pretrainOptions>[0], explicitFlags(metadata, f)), (objective) => {
-      if (tty) process.stderr.write(`${objective}:\n`);
-      return tty ? progressLine : undefined;
-    });
+    const result = await compareObjectives(
+      gpu,
+      pretrainOptions(
+        { ...f, objective: 'ce', resume: false } as Parameters<typeof pretrainOptions>[0],
+        explicitFlags(metadata, f),
+      ),
+      (objective) => {
+        if (tty) process.stderr.write(`${objective}:\n`);
+        return tty ? progressLine : undefined;
+      },
+    );
     this.log(comparisonTable(result));
     return result;
   }

@@ -2,8 +2,12 @@ import { HlmCommand } from '../cli/base.js';
 import { adapterName, probeAdapters, type AdapterSummary } from '../gpu/adapters.js';
 
 const KEY_LIMITS = [
-  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension', 'maxStorageBuffersPerShaderStage',
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
 ];
 
 export interface DevicesResult {
@@ -33,9 +37,16 @@ export default class Devices extends HlmCommand {
     const auto = adapters[0] ? `${adapters[0].backend}: ${adapters[0].name}` : null;
     for (const a of adapters) {
       this.log(`${a.backend}: ${a.name}${auto === `${a.backend}: ${a.name}` ? '   <- auto' : ''}`);
-      this.log(`  kind ${a.kind}, feature level ${a.featureLevel}, vendor ${a.vendor || '-'}, architecture ${a.architecture || '-'}`);
+      this.log(
+        `  kind ${a.kind}, feature level ${a.featureLevel}, vendor ${a.vendor || '-'}, architecture ` +
+          `${a.architecture || '-'}`,
+      );
       this.log(`  features: ${a.features.join(', ') || '-'}`);
-      this.log(`  limits: ${Object.entries(a.limits).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+      this.log(
+        `  limits: ${Object.entries(a.limits)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')}`,
+      );
       if (a.subgroupMatrixConfigs.length) this.log(`  subgroup matrices: ${JSON.stringify(a.subgroupMatrixConfigs)}`);
     }
     for (const u of unavailable) this.log(`(${u.probe}: ${u.reason})`);

@@ -5,16 +5,21 @@ import { pretrain, type PretrainResult } from '../train/pretrain.js';
 export default class Pretrain extends HlmCommand {
   static override summary = 'Pretrain a GPT-2-style decoder or masked encoder on the GPU.';
   static override description =
-    'Tokenises the corpus into llm.c token shards (cached), trains with the chosen objective, writes one JSON line per step to ' +
+    'Tokenises the corpus into llm.c token shards (cached), trains with the chosen objective, writes one JSON line ' +
+    'per step to ' +
     '<out>/metrics.jsonl and an atomic checkpoint (Hugging Face GPT-2 names, model.safetensors) to <out>/checkpoint. ' +
-    'Without --data it trains on the bundled English Wikipedia excerpt. Validation loss uses WikiText-2 valid when ../shared/data has it. ' +
-    'With --init, --optimizer sgd, --order sequential, --grad-clip 0, --weight-decay 0, --schedule constant and --steps 1, ' +
+    'Without --data it trains on the bundled English Wikipedia excerpt. Validation loss uses WikiText-2 valid when ' +
+    '../shared/data has it. ' +
+    'With --init, --optimizer sgd, --order sequential, --grad-clip 0, --weight-decay 0, --schedule constant and ' +
+    '--steps 1, ' +
     'the saved weights are exactly one plain gradient step (mean loss) from the initial ones.';
   static override examples = [
     '<%= config.bin %> pretrain --preset tiny --steps 300',
     '<%= config.bin %> pretrain --arch encoder --preset tiny --data ../shared/data/corpus/enwiki --out runs/enc',
-    '<%= config.bin %> pretrain --preset small --device gpu --batch-size 16 --seq-len 512 --steps 2000 --out runs/small',
-    '<%= config.bin %> pretrain --out runs/tiny --steps 300 --schedule-steps 600 && <%= config.bin %> pretrain --out runs/tiny --steps 600 --resume',
+    '<%= config.bin %> pretrain --preset small --device gpu --batch-size 16 --seq-len 512 --steps 2000 --out ' +
+      'runs/small',
+    '<%= config.bin %> pretrain --out runs/tiny --steps 300 --schedule-steps 600 && <%= config.bin %> pretrain ' +
+      '--out runs/tiny --steps 600 --resume',
   ];
   static override flags = pretrainFlags;
 
@@ -22,9 +27,21 @@ export default class Pretrain extends HlmCommand {
     const { flags, metadata } = await this.parse(Pretrain);
     const gpu = await this.openGpu(flags.device);
     const tty = process.stderr.isTTY && !this.jsonEnabled();
-    const result = await pretrain(gpu, pretrainOptions(flags, explicitFlags(metadata, flags)), tty ? progressLine : undefined);
-    this.log(`trained ${result.steps} steps (${result.tokens} tokens) in ${result.elapsedSeconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s on ${result.device}`);
-    this.log(`final training loss ${result.finalLoss.toFixed(4)}${result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`}${result.valCe !== null && flags.objective === 'cwt' ? ` (tied-embedding cross-entropy ${result.valCe.toFixed(4)})` : ''}`);
+    const result = await pretrain(
+      gpu,
+      pretrainOptions(flags, explicitFlags(metadata, flags)),
+      tty ? progressLine : undefined,
+    );
+    this.log(
+      `trained ${result.steps} steps (${result.tokens} tokens) in ${result.elapsedSeconds.toFixed(1)} s, ` +
+        `${Math.round(result.tokensPerSecond)} tokens/s on ${result.device}`,
+    );
+    const val = result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`;
+    const tied =
+      result.valCe !== null && flags.objective === 'cwt'
+        ? ` (tied-embedding cross-entropy ${result.valCe.toFixed(4)})`
+        : '';
+    this.log(`final training loss ${result.finalLoss.toFixed(4)}${val}${tied}`);
     this.log(`checkpoint: ${result.checkpoint}`);
     return result;
   }

@@ -47,7 +47,10 @@ export interface BatchState {
   position: number;
 }
 
-interface OpenShard extends ShardHeader { fd: number; start: number }
+interface OpenShard extends ShardHeader {
+  fd: number;
+  start: number;
+}
 
 export class BatchSource {
   readonly order: BatchOrder;
@@ -67,7 +70,8 @@ export class BatchSource {
 
   private constructor(shards: OpenShard[], options: BatchOptions) {
     const { batchSize: B, seqLen: T } = options;
-    if (!(Number.isInteger(B) && B >= 1 && Number.isInteger(T) && T >= 1)) throw new RangeError(`batch size ${B} and sequence length ${T} must be positive integers`);
+    if (!(Number.isInteger(B) && B >= 1 && Number.isInteger(T) && T >= 1))
+      throw new RangeError(`batch size ${B} and sequence length ${T} must be positive integers`);
     this.shards = shards;
     this.order = options.order ?? 'shuffled';
     this.seed = options.seed ?? 0;
@@ -115,8 +119,10 @@ export class BatchSource {
   /** Batch b, independent of position. */
   batchAt(b: number): Batch {
     if (!(Number.isInteger(b) && b >= 0)) throw new RangeError(`batch index ${b} must be a non-negative integer`);
-    const B = this.batchSize, T = this.seqLen;
-    const inputs = new Int32Array(B * T), targets = new Int32Array(B * T);
+    const B = this.batchSize;
+    const T = this.seqLen;
+    const inputs = new Int32Array(B * T);
+    const targets = new Int32Array(B * T);
     const row = new Int32Array(T + 1);
     for (let r = 0; r < B; r++) {
       this.readTokens(this.rowStart(b * B + r), row);
@@ -131,16 +137,25 @@ export class BatchSource {
   }
 
   state(): BatchState {
-    return { order: this.order, seed: this.seed, batchSize: this.batchSize, seqLen: this.seqLen, tokens: this.tokens, position: this.position };
+    return {
+      order: this.order,
+      seed: this.seed,
+      batchSize: this.batchSize,
+      seqLen: this.seqLen,
+      tokens: this.tokens,
+      position: this.position,
+    };
   }
 
   /** Continues from a saved state; refuses one made with other data or settings. */
   restore(state: BatchState): void {
     const mine = this.state();
     for (const k of ['order', 'seed', 'batchSize', 'seqLen', 'tokens'] as const) {
-      if (state[k] !== mine[k]) throw new HlmError(`cannot resume the data order: saved ${k} ${state[k]}, now ${mine[k]}`);
+      if (state[k] !== mine[k])
+        throw new HlmError(`cannot resume the data order: saved ${k} ${state[k]}, now ${mine[k]}`);
     }
-    if (!(Number.isInteger(state.position) && state.position >= 0)) throw new HlmError(`cannot resume the data order: bad position ${state.position}`);
+    if (!(Number.isInteger(state.position) && state.position >= 0))
+      throw new HlmError(`cannot resume the data order: bad position ${state.position}`);
     this.position = state.position;
   }
 
@@ -155,13 +170,22 @@ export class BatchSource {
       const take = Math.min(out.length - filled, s.count - at);
       const bytes = take * s.bytesPerToken;
       const got = readSync(s.fd, this.scratch, 0, bytes, SHARD_HEADER_BYTES + at * s.bytesPerToken);
-      if (got !== bytes) throw new HlmError(`token shard ${s.path}: short read (${got} of ${bytes} bytes at token ${at}); was it changed while training?`);
-      const view = s.bytesPerToken === 2 ? new Uint16Array(this.scratch.buffer, 0, take) : new Uint32Array(this.scratch.buffer, 0, take);
+      if (got !== bytes)
+        throw new HlmError(
+          `token shard ${s.path}: short read (${got} of ${bytes} bytes at token ${at}); was it changed while training?`,
+        );
+      const view =
+        s.bytesPerToken === 2
+          ? new Uint16Array(this.scratch.buffer, 0, take)
+          : new Uint32Array(this.scratch.buffer, 0, take);
       for (let i = 0; i < take; i++) out[filled + i] = view[i];
       if (this.vocabSize !== undefined) {
         for (let i = 0; i < take; i++) {
           if (view[i] >= this.vocabSize) {
-            throw new HlmError(`token shard ${s.path}: token ${view[i]} at index ${at + i} is outside the vocabulary of ${this.vocabSize} (made with another tokenizer?)`);
+            throw new HlmError(
+              `token shard ${s.path}: token ${view[i]} at index ${at + i} is outside the vocabulary of ` +
+                `${this.vocabSize} (made with another tokenizer?)`,
+            );
           }
         }
       }
@@ -176,7 +200,11 @@ export class BatchSource {
 
   close(): void {
     for (const s of this.shards) {
-      try { closeSync(s.fd); } catch { /* already closed */ }
+      try {
+        closeSync(s.fd);
+      } catch {
+        /* already closed */
+      }
     }
     this.shards.length = 0;
   }
@@ -184,10 +212,12 @@ export class BatchSource {
 
 /** index of the shard holding stream offset pos */
 function binarySearch(shards: readonly OpenShard[], pos: number): number {
-  let lo = 0, hi = shards.length - 1;
+  let lo = 0;
+  let hi = shards.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1;
-    if (shards[mid].start <= pos) lo = mid; else hi = mid - 1;
+    if (shards[mid].start <= pos) lo = mid;
+    else hi = mid - 1;
   }
   return lo;
 }

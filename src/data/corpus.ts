@@ -62,12 +62,18 @@ export function detectFormat(path: string): CorpusFormat {
   const fd = openSync(path, 'r');
   const head = Buffer.alloc(65536);
   let n: number;
-  try { n = readSync(fd, head, 0, head.length, 0); } finally { closeSync(fd); }
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
   const bytes = head.subarray(0, n);
   const ext = extname(path).toLowerCase();
   if (ext === '.bin' || (n >= 4 && bytes.readInt32LE(0) === SHARD_MAGIC)) return 'shard';
   if (bytes.includes(0)) {
-    throw new HlmError(`${path}: looks binary (NUL bytes); --data takes UTF-8 text, WikiExtractor output, JSONL or llm.c .bin shards`);
+    throw new HlmError(
+      `${path}: looks binary (NUL bytes); --data takes UTF-8 text, WikiExtractor output, JSONL or llm.c .bin shards`,
+    );
   }
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
   const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
@@ -79,7 +85,9 @@ export function detectFormat(path: string): CorpusFormat {
       try {
         const v = JSON.parse(nl >= 0 ? start.slice(0, nl) : start) as unknown;
         if (v !== null && typeof v === 'object' && 'text' in v) return 'jsonl';
-      } catch { /* not JSON: plain text that starts with a brace */ }
+      } catch {
+        /* not JSON: plain text that starts with a brace */
+      }
     }
   }
   return 'text';
@@ -88,9 +96,13 @@ export function detectFormat(path: string): CorpusFormat {
 /** Message for bytes that are not UTF-8, with the line and column of the first bad byte. */
 function utf8Error(path: string, bytes: Uint8Array, firstLine = 1): HlmError {
   const at = firstInvalidUtf8(bytes);
-  let line = firstLine, col = 1;
+  let line = firstLine;
+  let col = 1;
   for (let i = 0; i < at; i++) {
-    if (bytes[i] === 10) { line++; col = 1; } else col++;
+    if (bytes[i] === 10) {
+      line++;
+      col = 1;
+    } else col++;
   }
   return new HlmError(`${path}:${line}:${col}: not valid UTF-8 (byte 0x${bytes[at].toString(16).padStart(2, '0')})`);
 }
@@ -100,12 +112,22 @@ export function firstInvalidUtf8(b: Uint8Array): number {
   let i = 0;
   while (i < b.length) {
     const c = b[i];
-    if (c < 0x80) { i++; continue; }
-    let n: number, min: number;
-    if (c >= 0xc2 && c <= 0xdf) { n = 1; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 2; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 3; min = 0x10000; }
-    else return i;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+    } else return i;
     let cp = c & (0x3f >> n);
     for (let k = 1; k <= n; k++) {
       const d = b[i + k];
@@ -142,7 +164,10 @@ export function* readLines(path: string): Generator<{ line: string; lineNo: numb
       let start = 0;
       for (;;) {
         const nl = data.indexOf(10, start);
-        if (nl < 0) { pending.push(Buffer.from(data.subarray(start))); break; }
+        if (nl < 0) {
+          pending.push(Buffer.from(data.subarray(start)));
+          break;
+        }
         const piece = data.subarray(start, nl);
         const bytes = pending.length ? Buffer.concat([...pending, piece]) : piece;
         pending = [];
@@ -165,7 +190,10 @@ export function* readLines(path: string): Generator<{ line: string; lineNo: numb
 export function* readTextFile(path: string): Generator<string> {
   const size = statSync(path).size;
   if (size > MAX_TEXT_BYTES) {
-    throw new HlmError(`${path}: ${size} bytes is too large for one plain-text document (max ${MAX_TEXT_BYTES}); split it into files or JSONL lines`);
+    throw new HlmError(
+      `${path}: ${size} bytes is too large for one plain-text document (max ${MAX_TEXT_BYTES}); split it into files ` +
+        `or JSONL lines`,
+    );
   }
   const bytes = readFileSync(path);
   if (!isUtf8(bytes)) throw utf8Error(path, bytes);
@@ -173,7 +201,14 @@ export function* readTextFile(path: string): Generator<string> {
   if (text.trim()) yield text;
 }
 
-const ENTITIES: Record<string, string> = { '&amp;': '&', '&quot;': '"', '&lt;': '<', '&gt;': '>', '&#39;': "'", '&apos;': "'" };
+const ENTITIES: Record<string, string> = {
+  '&amp;': '&',
+  '&quot;': '"',
+  '&lt;': '<',
+  '&gt;': '>',
+  '&#39;': "'",
+  '&apos;': "'",
+};
 
 /** WikiExtractor output: one document per `<doc …>` block, without the repeated title line. */
 export function* readWikiExtractor(path: string): Generator<string> {
@@ -191,10 +226,14 @@ export function* readWikiExtractor(path: string): Generator<string> {
       }
       continue;
     }
-    if (isOpen) throw new HlmError(`${path}:${open.lineNo}: <doc> without </doc> (the next <doc> starts at line ${lineNo})`);
+    if (isOpen)
+      throw new HlmError(`${path}:${open.lineNo}: <doc> without </doc> (the next <doc> starts at line ${lineNo})`);
     if (line.trim() === '</doc>') {
       if (body.length > 0 && body[0].trim() === open.title.trim()) body.shift();
-      const text = body.join('\n').replace(/^\s*\n/, '').trimEnd();
+      const text = body
+        .join('\n')
+        .replace(/^\s*\n/, '')
+        .trimEnd();
       if (text) yield text;
       open = null;
       continue;
@@ -222,16 +261,25 @@ export function* readJsonl(path: string): Generator<string> {
 
 export function* readFile(file: CorpusFile): Generator<string> {
   switch (file.format) {
-    case 'text': yield* readTextFile(file.path); break;
-    case 'wikiextractor': yield* readWikiExtractor(file.path); break;
-    case 'jsonl': yield* readJsonl(file.path); break;
-    case 'shard': throw new HlmError(`${file.path}: a token shard holds tokens, not text`);
+    case 'text':
+      yield* readTextFile(file.path);
+      break;
+    case 'wikiextractor':
+      yield* readWikiExtractor(file.path);
+      break;
+    case 'jsonl':
+      yield* readJsonl(file.path);
+      break;
+    case 'shard':
+      throw new HlmError(`${file.path}: a token shard holds tokens, not text`);
   }
 }
 
 /** Every document of the text files among `inputs` (paths or listed files), in order; none at all is an error. */
 export function* readDocuments(inputs: readonly (string | CorpusFile)[]): Generator<string> {
-  const files = inputs.flatMap((f) => (typeof f === 'string' ? listCorpusFiles([f]) : [f])).filter((f) => f.format !== 'shard');
+  const files = inputs
+    .flatMap((f) => (typeof f === 'string' ? listCorpusFiles([f]) : [f]))
+    .filter((f) => f.format !== 'shard');
   let count = 0;
   for (const file of files) {
     for (const doc of readFile(file)) {
@@ -241,7 +289,8 @@ export function* readDocuments(inputs: readonly (string | CorpusFile)[]): Genera
   }
   if (count === 0) {
     const names = files.map((f) => f.path);
-    throw new HlmError(`empty corpus: no documents in ${names.length ? names.slice(0, 5).join(', ') + (names.length > 5 ? ', …' : '') : 'the given inputs (no text files)'}`);
+    const listed = names.slice(0, 5).join(', ') + (names.length > 5 ? ', …' : '');
+    throw new HlmError(`empty corpus: no documents in ${names.length ? listed : 'the given inputs (no text files)'}`);
   }
 }
 
@@ -260,4 +309,3 @@ export function projectRoot(): string {
 export function defaultCorpusPath(): string {
   return resolve(projectRoot(), 'data', 'default', 'enwiki-excerpt');
 }
-

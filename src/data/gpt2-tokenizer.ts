@@ -46,15 +46,24 @@ function decodeIds(ids: ArrayLike<number>): string {
   const flush = () => {
     const all = new Uint8Array(size);
     let o = 0;
-    for (const p of parts) { all.set(p, o); o += p.length; }
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
     text += decoder.decode(all);
-    parts = []; size = 0;
+    parts = [];
+    size = 0;
   };
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    if (id === GPT2_VOCAB_SIZE) { flush(); text += MASK_TOKEN; continue; }
+    if (id === GPT2_VOCAB_SIZE) {
+      flush();
+      text += MASK_TOKEN;
+      continue;
+    }
     const b = table[id];
-    if (!Number.isInteger(id) || b === undefined) throw new RangeError(`gpt2: token id ${id} is outside the vocabulary (0..${GPT2_VOCAB_SIZE - 1})`);
+    if (!Number.isInteger(id) || b === undefined)
+      throw new RangeError(`gpt2: token id ${id} is outside the vocabulary (0..${GPT2_VOCAB_SIZE - 1})`);
     parts.push(b);
     size += b.length;
   }
@@ -73,16 +82,21 @@ function buildGpt2Json(): NonNullable<typeof gpt2Json> {
   const symbols = bytesOf().slice(0, GPT2_EOT_ID).map(bytesToSymbols);
   const rank = new Map<string, number>(symbols.map((s, i) => [s, i]));
   for (let i = 0; i < 256; i++) {
-    if (symbols[i] !== bytesToSymbols([BYTE_ORDER[i]])) throw new Error(`r50k_base rank ${i} is not byte ${BYTE_ORDER[i]}`);
+    if (symbols[i] !== bytesToSymbols([BYTE_ORDER[i]]))
+      throw new Error(`r50k_base rank ${i} is not byte ${BYTE_ORDER[i]}`);
   }
   const merges: string[] = [];
   for (let r = 256; r < symbols.length; r++) {
     let parts = Array.from(symbols[r]);
     while (parts.length > 2) {
-      let best = -1, bestRank = r;
+      let best = -1;
+      let bestRank = r;
       for (let i = 0; i + 1 < parts.length; i++) {
         const k = rank.get(parts[i] + parts[i + 1]);
-        if (k !== undefined && k < bestRank) { bestRank = k; best = i; }
+        if (k !== undefined && k < bestRank) {
+          bestRank = k;
+          best = i;
+        }
       }
       if (best < 0) break;
       parts = [...parts.slice(0, best), parts[best] + parts[best + 1], ...parts.slice(best + 2)];
@@ -93,7 +107,9 @@ function buildGpt2Json(): NonNullable<typeof gpt2Json> {
   // A Map, then Object.fromEntries: a token such as "constructor" must not meet Object.prototype.
   const vocab = new Map<string, number>(symbols.map((s, i) => [s, i]));
   vocab.set(GPT2_EOT, GPT2_EOT_ID);
-  const text = JSON.stringify(hfByteLevelJson(Object.fromEntries(vocab), merges, [{ id: GPT2_EOT_ID, content: GPT2_EOT }]));
+  const text = JSON.stringify(
+    hfByteLevelJson(Object.fromEntries(vocab), merges, [{ id: GPT2_EOT_ID, content: GPT2_EOT }]),
+  );
   return { text, vocab, merges };
 }
 
@@ -103,15 +119,25 @@ function gpt2JsonParts(): NonNullable<typeof gpt2Json> {
 
 /** True when a tokenizer.json maps every text to GPT-2's ids (MASK_TOKEN past the end allowed). */
 export function isGpt2Json(json: string): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- probed field by field below
   let doc: any;
-  try { doc = JSON.parse(json); } catch { return false; }
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return false;
+  }
   const model = doc?.model;
   if (model?.type !== 'BPE' || doc.normalizer != null || model.dropout != null || model.byte_fallback) return false;
   const pre = doc.pre_tokenizer;
   if (pre?.type !== 'ByteLevel' || pre.add_prefix_space || pre.use_regex === false) return false;
   if (!Array.isArray(model.merges) || model.merges.length !== 50000) return false;
   const added = (doc.added_tokens ?? []) as { id: number; content: string }[];
-  if (!added.every((t) => (t.id === GPT2_EOT_ID && t.content === GPT2_EOT) || (t.id === GPT2_VOCAB_SIZE && t.content === MASK_TOKEN))) return false;
+  if (
+    !added.every(
+      (t) => (t.id === GPT2_EOT_ID && t.content === GPT2_EOT) || (t.id === GPT2_VOCAB_SIZE && t.content === MASK_TOKEN),
+    )
+  )
+    return false;
   if (!added.some((t) => t.id === GPT2_EOT_ID)) return false;
   const ref = gpt2JsonParts();
   if (model.vocab === null || typeof model.vocab !== 'object' || Array.isArray(model.vocab)) return false;

@@ -29,7 +29,11 @@ export const TRAINED_EOT = '<|endoftext|>';
 /** BpeTrainer::default().vocab_size: the most tokens the binding's train() ever makes. */
 export const BINDING_TRAINER_VOCAB = 30000;
 
-interface AddedTokenJson { id: number; content: string; special?: boolean }
+interface AddedTokenJson {
+  id: number;
+  content: string;
+  special?: boolean;
+}
 
 function parse(json: string, source: string): { added_tokens?: AddedTokenJson[]; model?: { type?: string } } {
   try {
@@ -56,7 +60,14 @@ export class HfTokenizer implements Tokenizer {
   readonly eotId: number;
   readonly specialIds: readonly number[];
 
-  private constructor(private readonly tok: NativeTokenizer, private readonly json: string, modelType: string, eotId: number, vocabSize: number, specialIds: number[]) {
+  private constructor(
+    private readonly tok: NativeTokenizer,
+    private readonly json: string,
+    modelType: string,
+    eotId: number,
+    vocabSize: number,
+    specialIds: number[],
+  ) {
     this.vocabSize = vocabSize;
     this.eotId = eotId;
     this.specialIds = specialIds;
@@ -74,7 +85,9 @@ export class HfTokenizer implements Tokenizer {
     let vocab = tok.getVocab(true);
     const maskAt = vocab[MASK_TOKEN];
     if (maskAt !== undefined && (doc.added_tokens ?? []).some((t) => t.content === MASK_TOKEN)) {
-      const others = Object.entries(vocab).filter(([t]) => t !== MASK_TOKEN).reduce((m, [, id]) => Math.max(m, id), -1);
+      const others = Object.entries(vocab)
+        .filter(([t]) => t !== MASK_TOKEN)
+        .reduce((m, [, id]) => Math.max(m, id), -1);
       if (maskAt === others + 1) {
         doc.added_tokens = (doc.added_tokens ?? []).filter((t) => t.content !== MASK_TOKEN);
         json = JSON.stringify(doc);
@@ -85,11 +98,20 @@ export class HfTokenizer implements Tokenizer {
     const vocabSize = Object.values(vocab).reduce((m, id) => Math.max(m, id), -1) + 1;
     const eot = EOT_TOKENS.map((t) => vocab[t]).find((id) => id !== undefined);
     if (eot === undefined) {
-      throw new HlmError(`${source}: no end-of-text token (looked for ${EOT_TOKENS.join(' ')}); hlm separates documents with one`);
+      throw new HlmError(
+        `${source}: no end-of-text token (looked for ${EOT_TOKENS.join(' ')}); hlm separates documents with one`,
+      );
     }
     const specialIds = (doc.added_tokens ?? []).filter((t) => t.special).map((t) => t.id);
     if (!specialIds.includes(eot)) specialIds.push(eot);
-    return new HfTokenizer(tok, json, doc.model?.type ?? 'unknown', eot, vocabSize, specialIds.sort((a, b) => a - b));
+    return new HfTokenizer(
+      tok,
+      json,
+      doc.model?.type ?? 'unknown',
+      eot,
+      vocabSize,
+      specialIds.sort((a, b) => a - b),
+    );
   }
 
   async encode(text: string, _options: EncodeOptions = {}): Promise<number[]> {
@@ -113,8 +135,13 @@ export class HfTokenizer implements Tokenizer {
     };
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (id === mask) { await flush(); text += MASK_TOKEN; continue; }
-      if (!(Number.isInteger(id) && id >= 0 && id < mask)) throw new RangeError(`${this.name}: token id ${id} is outside the vocabulary (0..${mask - 1})`);
+      if (id === mask) {
+        await flush();
+        text += MASK_TOKEN;
+        continue;
+      }
+      if (!(Number.isInteger(id) && id >= 0 && id < mask))
+        throw new RangeError(`${this.name}: token id ${id} is outside the vocabulary (0..${mask - 1})`);
       run.push(id);
     }
     await flush();
@@ -145,7 +172,9 @@ export interface TrainBpeOptions {
 export function trainBpeTokenizer(inputs: readonly (string | CorpusFile)[], options: TrainBpeOptions): HfTokenizer {
   const { vocabSize } = options;
   if (!(Number.isInteger(vocabSize) && vocabSize >= 257)) {
-    throw new HlmError(`BPE vocabulary size ${vocabSize}: needs an integer >= 257 (256 bytes and the end-of-text token)`);
+    throw new HlmError(
+      `BPE vocabulary size ${vocabSize}: needs an integer >= 257 (256 bytes and the end-of-text token)`,
+    );
   }
   const scratch = mkdtempSync(join(tmpdir(), 'hlm-bpe-'));
   try {
@@ -161,8 +190,13 @@ export function trainBpeTokenizer(inputs: readonly (string | CorpusFile)[], opti
     writeFileSync(init, untrainedJson());
     const out = join(scratch, 'trained.json');
     runTrainer(init, text, out);
-    const trained = JSON.parse(readFileSync(out, 'utf8')) as { model: { vocab: Record<string, number>; merges: unknown[] } };
-    return HfTokenizer.fromJson(cutToSize(trained.model.vocab, trained.model.merges, vocabSize), 'trained BPE tokenizer');
+    const trained = JSON.parse(readFileSync(out, 'utf8')) as {
+      model: { vocab: Record<string, number>; merges: unknown[] };
+    };
+    return HfTokenizer.fromJson(
+      cutToSize(trained.model.vocab, trained.model.merges, vocabSize),
+      'trained BPE tokenizer',
+    );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -179,9 +213,15 @@ const { Tokenizer } = require(binding);
 const t = Tokenizer.fromString(require('node:fs').readFileSync(init, 'utf8'));
 t.train([corpus]);
 t.save(out, false);`;
-  const child = spawnSync(process.execPath, ['-e', code, binding, init, corpus, out], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const child = spawnSync(process.execPath, ['-e', code, binding, init, corpus, out], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
   if (child.status !== 0) {
-    throw new Error(`BPE training failed (${child.error?.message ?? `exit ${child.status ?? child.signal}`}): ${child.stderr?.trim() ?? ''}`);
+    throw new Error(
+      `BPE training failed (${child.error?.message ?? `exit ${child.status ?? child.signal}`}): ` +
+        `${child.stderr?.trim() ?? ''}`,
+    );
   }
 }
 
@@ -196,7 +236,8 @@ function cutToSize(trainedVocab: Record<string, number>, trainedMerges: readonly
     if (vocab.size >= target) break;
     const text = mergeText(m);
     const [a, b] = text?.split(' ') ?? [];
-    if (!text || a === undefined || b === undefined || !vocab.has(a) || !vocab.has(b)) throw new Error(`trained BPE merge ${JSON.stringify(m)} is malformed`);
+    if (!text || a === undefined || b === undefined || !vocab.has(a) || !vocab.has(b))
+      throw new Error(`trained BPE merge ${JSON.stringify(m)} is malformed`);
     merges.push(text);
     if (!vocab.has(a + b)) vocab.set(a + b, vocab.size);
   }
@@ -204,8 +245,10 @@ function cutToSize(trainedVocab: Record<string, number>, trainedMerges: readonly
     const trainedSize = Object.keys(trainedVocab).length;
     if (trainedSize >= BINDING_TRAINER_VOCAB) {
       throw new HlmError(
-        `BPE vocabulary size ${vocabSize} is out of reach: the tokenizers Node binding trains with BpeTrainer's defaults ` +
-          `(${BINDING_TRAINER_VOCAB} tokens including the characters seen), which gives at most ${vocab.size + 1} tokens here`,
+        `BPE vocabulary size ${vocabSize} is out of reach: the tokenizers Node binding trains with BpeTrainer's ` +
+          `defaults ` +
+          `(${BINDING_TRAINER_VOCAB} tokens including the characters seen), which gives at most ${vocab.size + 1} ` +
+          `tokens here`,
       );
     }
     log.warn(`BPE training: the corpus ran out of pairs to merge at ${vocab.size + 1} tokens (asked for ${vocabSize})`);

@@ -40,15 +40,27 @@ export function mlmCount(n: number, rate = 0.15): number {
 }
 
 export function maskTokens(tokens: ArrayLike<number>, options: MlmOptions): MlmBatch {
-  const { seed, step, maskId, vocabSize, specialIds = [], rate = 0.15, maskFraction = 0.8, randomFraction = 0.1 } = options;
+  const {
+    seed,
+    step,
+    maskId,
+    vocabSize,
+    specialIds = [],
+    rate = 0.15,
+    maskFraction = 0.8,
+    randomFraction = 0.1,
+  } = options;
   const n = tokens.length;
   if (n === 0) throw new RangeError('masked-LM batch of no tokens');
   if (!(rate > 0 && rate <= 1)) throw new RangeError(`mask rate ${rate} must be in (0, 1]`);
   if (!(maskFraction >= 0 && randomFraction >= 0 && maskFraction + randomFraction <= 1)) {
-    throw new RangeError(`mask fraction ${maskFraction} and random fraction ${randomFraction} must be >= 0 and sum to <= 1`);
+    throw new RangeError(
+      `mask fraction ${maskFraction} and random fraction ${randomFraction} must be >= 0 and sum to <= 1`,
+    );
   }
   const special = new Set(specialIds);
-  if (special.size >= vocabSize) throw new RangeError(`no ordinary token to draw: ${special.size} special ids in a vocabulary of ${vocabSize}`);
+  if (special.size >= vocabSize)
+    throw new RangeError(`no ordinary token to draw: ${special.size} special ids in a vocabulary of ${vocabSize}`);
   const rng = streamRng(seed, step, 0x6d6c6d); // 'mlm'
 
   let candidates: number[] = [];
@@ -58,7 +70,9 @@ export function maskTokens(tokens: ArrayLike<number>, options: MlmOptions): MlmB
   // partial Fisher-Yates: the first k of a seeded shuffle
   for (let i = 0; i < k; i++) {
     const j = i + Math.floor(rng() * (candidates.length - i));
-    const t = candidates[i]; candidates[i] = candidates[j]; candidates[j] = t;
+    const t = candidates[i];
+    candidates[i] = candidates[j];
+    candidates[j] = t;
   }
   const positions = Int32Array.from(candidates.slice(0, k)).sort();
 
@@ -70,7 +84,8 @@ export function maskTokens(tokens: ArrayLike<number>, options: MlmOptions): MlmB
     if (u < maskFraction) inputs[p] = maskId;
     else if (u < maskFraction + randomFraction) {
       let t: number;
-      do t = Math.floor(rng() * vocabSize); while (special.has(t));
+      do t = Math.floor(rng() * vocabSize);
+      while (special.has(t));
       inputs[p] = t;
     }
   }

@@ -36,8 +36,12 @@ export class IndexPermutation {
   private readonly halfBits: number;
   private readonly mask: number;
 
-  constructor(readonly n: number, private readonly key: readonly number[]) {
-    if (!(Number.isInteger(n) && n >= 1 && n <= 2 ** 32)) throw new RangeError(`permutation size ${n} must be an integer in [1, 2^32]`);
+  constructor(
+    readonly n: number,
+    private readonly key: readonly number[],
+  ) {
+    if (!(Number.isInteger(n) && n >= 1 && n <= 2 ** 32))
+      throw new RangeError(`permutation size ${n} must be an integer in [1, 2^32]`);
     let bits = 2;
     while (2 ** bits < n) bits += 2;
     this.halfBits = bits / 2;
@@ -45,15 +49,19 @@ export class IndexPermutation {
   }
 
   at(i: number): number {
-    if (!(Number.isInteger(i) && i >= 0 && i < this.n)) throw new RangeError(`permutation index ${i} outside [0, ${this.n})`);
+    if (!(Number.isInteger(i) && i >= 0 && i < this.n))
+      throw new RangeError(`permutation index ${i} outside [0, ${this.n})`);
     let x = i;
-    do x = this.round4(x); while (x >= this.n);
+    do x = this.round4(x);
+    while (x >= this.n);
     return x;
   }
 
   private round4(x: number): number {
-    const h = this.halfBits, m = this.mask;
-    let left = Math.floor(x / 2 ** h) & m, right = x & m;
+    const h = this.halfBits;
+    const m = this.mask;
+    let left = Math.floor(x / 2 ** h) & m;
+    let right = x & m;
     for (let r = 0; r < 4; r++) {
       const next = (left ^ hash32(...this.key, r, right)) & m;
       left = right;

@@ -3,7 +3,19 @@
 // tokenised into such shards once and cached; a second run with the same files (path, size,
 // mtime) and the same tokenizer reuses them.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { endianness, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
@@ -46,7 +58,8 @@ export function writeShard(path: string, tokens: ArrayLike<number>, version: Sha
   const max = version === 1 ? 0xffff : 0xffffffff;
   for (let i = 0; i < n; i++) {
     const t = tokens[i];
-    if (!(Number.isInteger(t) && t >= 0 && t <= max)) throw new HlmError(`${path}: token ${t} at index ${i} does not fit a version ${version} shard`);
+    if (!(Number.isInteger(t) && t >= 0 && t <= max))
+      throw new HlmError(`${path}: token ${t} at index ${i} does not fit a version ${version} shard`);
     body[i] = t;
   }
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -81,22 +94,32 @@ export function readShardHeader(path: string): ShardHeader {
 function headerOf(path: string, fd: number): ShardHeader {
   const size = fstatSync(fd).size;
   if (size < SHARD_HEADER_BYTES) {
-    throw new HlmError(`token shard ${path} is truncated: ${size} bytes, less than the ${SHARD_HEADER_BYTES}-byte header`);
+    throw new HlmError(
+      `token shard ${path} is truncated: ${size} bytes, less than the ${SHARD_HEADER_BYTES}-byte header`,
+    );
   }
   const head = Buffer.alloc(12);
   readSync(fd, head, 0, 12, 0);
-  const magic = head.readInt32LE(0), version = head.readInt32LE(4), count = head.readInt32LE(8);
-  if (magic !== SHARD_MAGIC) throw new HlmError(`${path} is not an llm.c token shard: magic ${magic}, expected ${SHARD_MAGIC}`);
-  if (version !== 1 && version !== 2) throw new HlmError(`token shard ${path}: version ${version} is unknown (1 = uint16 tokens, 2 = uint32)`);
+  const magic = head.readInt32LE(0);
+  const version = head.readInt32LE(4);
+  const count = head.readInt32LE(8);
+  if (magic !== SHARD_MAGIC)
+    throw new HlmError(`${path} is not an llm.c token shard: magic ${magic}, expected ${SHARD_MAGIC}`);
+  if (version !== 1 && version !== 2)
+    throw new HlmError(`token shard ${path}: version ${version} is unknown (1 = uint16 tokens, 2 = uint32)`);
   if (count < 0) throw new HlmError(`token shard ${path}: negative token count ${count}`);
   const bytesPerToken = version === 1 ? 2 : 4;
   const want = SHARD_HEADER_BYTES + count * bytesPerToken;
   if (size < want) {
     throw new HlmError(
-      `token shard ${path} is truncated: its header promises ${count} tokens (${want} bytes with the header) but the file has ${size} bytes`,
+      `token shard ${path} is truncated: its header promises ${count} tokens (${want} bytes with the header) but ` +
+        `the file has ${size} bytes`,
     );
   }
-  if (size > want) throw new HlmError(`token shard ${path}: ${size - want} bytes past the ${count} tokens its header declares (${want} bytes expected)`);
+  if (size > want)
+    throw new HlmError(
+      `token shard ${path}: ${size - want} bytes past the ${count} tokens its header declares (${want} bytes expected)`,
+    );
   return { path, version, count, bytesPerToken };
 }
 
@@ -118,8 +141,14 @@ export class ShardWriter {
   readonly paths: string[] = [];
   readonly counts: number[] = [];
 
-  constructor(private readonly dir: string, private readonly version: ShardVersion, private readonly shardTokens = DEFAULT_SHARD_TOKENS, private readonly prefix = 'shard') {
-    if (!(Number.isInteger(shardTokens) && shardTokens > 0)) throw new RangeError(`shardTokens ${shardTokens} must be a positive integer`);
+  constructor(
+    private readonly dir: string,
+    private readonly version: ShardVersion,
+    private readonly shardTokens = DEFAULT_SHARD_TOKENS,
+    private readonly prefix = 'shard',
+  ) {
+    if (!(Number.isInteger(shardTokens) && shardTokens > 0))
+      throw new RangeError(`shardTokens ${shardTokens} must be a positive integer`);
     this.buf = new Uint32Array(Math.min(shardTokens, 1 << 20));
   }
 
@@ -195,7 +224,11 @@ interface Manifest {
 }
 
 /** The cache key: the input files (absolute path, size, mtime, format) and the tokenizer. */
-function cacheKey(files: readonly CorpusFile[], tokenizer: Tokenizer, shardTokens: number): { id: string; key: object } {
+function cacheKey(
+  files: readonly CorpusFile[],
+  tokenizer: Tokenizer,
+  shardTokens: number,
+): { id: string; key: object } {
   const key = {
     format: 'hlm.shards/1',
     tokenizer: tokenizer.fingerprint,
@@ -210,14 +243,27 @@ function cacheKey(files: readonly CorpusFile[], tokenizer: Tokenizer, shardToken
  * Tokenises the documents of the text files into shards, each document preceded by the
  * end-of-text token (llm.c's layout, so every document boundary holds one EOT). Cached.
  */
-export async function tokenizeCorpus(inputs: readonly (string | CorpusFile)[], tokenizer: Tokenizer, options: TokenizeOptions = {}): Promise<TokenizedCorpus> {
-  const files = inputs.flatMap((f) => (typeof f === 'string' ? listCorpusFiles([f]) : [f])).filter((f) => f.format !== 'shard');
+export async function tokenizeCorpus(
+  inputs: readonly (string | CorpusFile)[],
+  tokenizer: Tokenizer,
+  options: TokenizeOptions = {},
+): Promise<TokenizedCorpus> {
+  const files = inputs
+    .flatMap((f) => (typeof f === 'string' ? listCorpusFiles([f]) : [f]))
+    .filter((f) => f.format !== 'shard');
   const shardTokens = options.shardTokens ?? DEFAULT_SHARD_TOKENS;
   const { id, key } = cacheKey(files, tokenizer, shardTokens);
   const root = join(options.cacheDir ? resolve(options.cacheDir) : cacheRoot(), 'shards');
   const dir = join(root, id);
   const cached = readManifest(dir);
-  if (cached) return { shards: cached.shards.map((s) => join(dir, s.file)), tokens: cached.tokens, documents: cached.documents, cached: true, dir };
+  if (cached)
+    return {
+      shards: cached.shards.map((s) => join(dir, s.file)),
+      tokens: cached.tokens,
+      documents: cached.documents,
+      cached: true,
+      dir,
+    };
 
   mkdirSync(root, { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -226,7 +272,8 @@ export async function tokenizeCorpus(inputs: readonly (string | CorpusFile)[], t
     const writer = new ShardWriter(tmp, shardVersionFor(tokenizer.vocabSize), shardTokens);
     const eot = [tokenizer.eotId];
     const perCall = options.batchDocuments ?? 256;
-    let documents = 0, tokens = 0;
+    let documents = 0;
+    let tokens = 0;
     let batch: string[] = [];
     const flush = async () => {
       for (const ids of await tokenizer.encodeBatch(batch)) {
@@ -245,9 +292,11 @@ export async function tokenizeCorpus(inputs: readonly (string | CorpusFile)[], t
     if (batch.length) await flush();
     const paths = writer.finish();
     const manifest: Manifest = {
-      format: 'hlm.shards/1', key,
+      format: 'hlm.shards/1',
+      key,
       shards: paths.map((p, i) => ({ file: p.slice(tmp.length + 1), tokens: writer.counts[i] })),
-      tokens, documents,
+      tokens,
+      documents,
     };
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
     try {
@@ -286,7 +335,11 @@ export interface PreparedData {
 }
 
 /** What `--data` means: files, directories and .bin shards in, a list of checked shards out. */
-export async function prepareData(paths: readonly string[], tokenizer: Tokenizer, options: TokenizeOptions = {}): Promise<PreparedData> {
+export async function prepareData(
+  paths: readonly string[],
+  tokenizer: Tokenizer,
+  options: TokenizeOptions = {},
+): Promise<PreparedData> {
   const files = listCorpusFiles(paths);
   const given = files.filter((f) => f.format === 'shard').map((f) => readShardHeader(f.path));
   const texts = files.filter((f) => f.format !== 'shard');

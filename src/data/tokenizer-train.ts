@@ -29,7 +29,22 @@ export function maxTrainableVocab(distinctBytes: number): number {
 }
 
 /** Languages reported by default, where the corpus has files for them. */
-export const DEFAULT_LANGUAGES = ['eng', 'fra', 'deu', 'spa', 'rus', 'ell', 'ara', 'heb', 'hin', 'ben', 'tha', 'zho', 'jpn', 'kor'] as const;
+export const DEFAULT_LANGUAGES = [
+  'eng',
+  'fra',
+  'deu',
+  'spa',
+  'rus',
+  'ell',
+  'ara',
+  'heb',
+  'hin',
+  'ben',
+  'tha',
+  'zho',
+  'jpn',
+  'kor',
+] as const;
 
 /** File-name codes that count as a reported language (ISO 639-3 macrolanguages and their members). */
 const LANGUAGE_ALIASES: Record<string, readonly string[]> = {
@@ -62,10 +77,27 @@ export function languageOfFile(path: string): string | null {
 }
 
 /** Scripts told apart per document; Japanese is Han mixed with kana, counted as one. */
-const SCRIPTS = ['Latin', 'Cyrillic', 'Greek', 'Arabic', 'Hebrew', 'Devanagari', 'Bengali', 'Tamil', 'Thai',
-  'Georgian', 'Armenian', 'Ethiopic', 'Hangul', 'Han', 'Kana'] as const;
+const SCRIPTS = [
+  'Latin',
+  'Cyrillic',
+  'Greek',
+  'Arabic',
+  'Hebrew',
+  'Devanagari',
+  'Bengali',
+  'Tamil',
+  'Thai',
+  'Georgian',
+  'Armenian',
+  'Ethiopic',
+  'Hangul',
+  'Han',
+  'Kana',
+] as const;
 const SCRIPT_RE = new RegExp(
-  SCRIPTS.map((s) => (s === 'Kana' ? '([\\p{sc=Hiragana}\\p{sc=Katakana}])' : `(\\p{sc=${s}})`)).join('|') + '|(\\p{L})', 'gu',
+  SCRIPTS.map((s) => (s === 'Kana' ? '([\\p{sc=Hiragana}\\p{sc=Katakana}])' : `(\\p{sc=${s}})`)).join('|') +
+    '|(\\p{L})',
+  'gu',
 );
 
 /**
@@ -78,7 +110,11 @@ export function dominantScript(text: string): string {
   let letters = 0;
   for (const m of text.slice(0, 4000).matchAll(SCRIPT_RE)) {
     letters++;
-    for (let g = 1; g <= SCRIPTS.length + 1; g++) if (m[g] !== undefined) { counts[g - 1]++; break; }
+    for (let g = 1; g <= SCRIPTS.length + 1; g++)
+      if (m[g] !== undefined) {
+        counts[g - 1]++;
+        break;
+      }
   }
   if (letters === 0) return 'None';
   if (counts[SCRIPTS.indexOf('Kana')] >= 0.1 * letters) return 'Japanese';
@@ -102,19 +138,32 @@ export interface CoverageStats {
   singleByteFraction: number;
   /** Byte fallback: bytes of multi-byte characters encoded as single-byte tokens, over all bytes. */
   byteFallbackFraction: number;
-  /** Non-ASCII characters whose bytes are split over two or more tokens, over the non-ASCII characters (0 when none). */
+  /**
+   * Non-ASCII characters whose bytes are split over two or more tokens, over the non-ASCII characters (0 when none).
+   */
   splitCharFraction: number;
 }
 
 /** Running sums behind CoverageStats. */
 class Tally {
-  documents = 0; characters = 0; bytes = 0; tokens = 0;
-  singleByteBytes = 0; fallbackBytes = 0; nonAsciiChars = 0; splitChars = 0;
+  documents = 0;
+  characters = 0;
+  bytes = 0;
+  tokens = 0;
+  singleByteBytes = 0;
+  fallbackBytes = 0;
+  nonAsciiChars = 0;
+  splitChars = 0;
 
   add(o: Tally): void {
-    this.documents += o.documents; this.characters += o.characters; this.bytes += o.bytes; this.tokens += o.tokens;
-    this.singleByteBytes += o.singleByteBytes; this.fallbackBytes += o.fallbackBytes;
-    this.nonAsciiChars += o.nonAsciiChars; this.splitChars += o.splitChars;
+    this.documents += o.documents;
+    this.characters += o.characters;
+    this.bytes += o.bytes;
+    this.tokens += o.tokens;
+    this.singleByteBytes += o.singleByteBytes;
+    this.fallbackBytes += o.fallbackBytes;
+    this.nonAsciiChars += o.nonAsciiChars;
+    this.splitChars += o.splitChars;
   }
 
   stats(): CoverageStats {
@@ -135,13 +184,17 @@ class Tally {
 
 /** Byte length of every token id of a byte-level BPE tokenizer.json (added tokens: their text's UTF-8 length). */
 export function tokenByteLengths(json: string): Uint32Array {
-  const doc = JSON.parse(json) as { model: { vocab: Record<string, number> }; added_tokens?: { id: number; content: string }[] };
+  const doc = JSON.parse(json) as {
+    model: { vocab: Record<string, number> };
+    added_tokens?: { id: number; content: string }[];
+  };
   let size = 0;
   for (const id of Object.values(doc.model.vocab)) size = Math.max(size, id + 1);
   for (const t of doc.added_tokens ?? []) size = Math.max(size, t.id + 1);
   const lengths = new Uint32Array(size);
   for (const [token, id] of Object.entries(doc.model.vocab)) {
-    for (const ch of token) if (!CHAR_TO_BYTE.has(ch)) throw new Error(`token ${JSON.stringify(token)} is not in the byte-level alphabet`);
+    for (const ch of token)
+      if (!CHAR_TO_BYTE.has(ch)) throw new Error(`token ${JSON.stringify(token)} is not in the byte-level alphabet`);
     lengths[id] = token.length; // one byte-level character (one UTF-16 unit, all below U+0180) per byte
   }
   for (const t of doc.added_tokens ?? []) lengths[t.id] = Buffer.byteLength(t.content);
@@ -151,26 +204,46 @@ export function tokenByteLengths(json: string): Uint32Array {
 /** Adds one document and its token ids to `tally`. */
 function tallyDocument(tally: Tally, text: string, ids: readonly number[], lengths: Uint32Array): void {
   const bytes = Buffer.from(text, 'utf8');
-  let chars = 0, nonAscii = 0;
+  let chars = 0;
+  let nonAscii = 0;
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
-    if ((b & 0xc0) !== 0x80) { chars++; if (b >= 0xc0) nonAscii++; }
+    if ((b & 0xc0) !== 0x80) {
+      chars++;
+      if (b >= 0xc0) nonAscii++;
+    }
   }
-  let pos = 0, singles = 0, fallback = 0, split = 0, lastSplit = -1;
+  let pos = 0;
+  let singles = 0;
+  let fallback = 0;
+  let split = 0;
+  let lastSplit = -1;
   for (const id of ids) {
     if (pos > 0 && pos < bytes.length && (bytes[pos] & 0xc0) === 0x80) {
       // this token starts inside a character: that character is split (count it once)
       let start = pos;
       while ((bytes[start] & 0xc0) === 0x80) start--;
-      if (start !== lastSplit) { split++; lastSplit = start; }
+      if (start !== lastSplit) {
+        split++;
+        lastSplit = start;
+      }
     }
     const n = lengths[id];
-    if (n === 1) { singles++; if (bytes[pos] >= 0x80) fallback++; }
+    if (n === 1) {
+      singles++;
+      if (bytes[pos] >= 0x80) fallback++;
+    }
     pos += n;
   }
   if (pos !== bytes.length) throw new Error(`token byte lengths add up to ${pos}, the text has ${bytes.length} bytes`);
-  tally.documents++; tally.characters += chars; tally.bytes += bytes.length; tally.tokens += ids.length;
-  tally.singleByteBytes += singles; tally.fallbackBytes += fallback; tally.nonAsciiChars += nonAscii; tally.splitChars += split;
+  tally.documents++;
+  tally.characters += chars;
+  tally.bytes += bytes.length;
+  tally.tokens += ids.length;
+  tally.singleByteBytes += singles;
+  tally.fallbackBytes += fallback;
+  tally.nonAsciiChars += nonAscii;
+  tally.splitChars += split;
 }
 
 export interface CoverageReport {
@@ -182,12 +255,19 @@ export interface CoverageReport {
 }
 
 /** Encodes every document of `files` and measures the coverage (documents are encoded in batches of about 4 MB). */
-export async function measureCoverage(tokenizer: HfTokenizer, files: readonly CorpusFile[], languages: readonly string[] = DEFAULT_LANGUAGES): Promise<CoverageReport> {
+export async function measureCoverage(
+  tokenizer: HfTokenizer,
+  files: readonly CorpusFile[],
+  languages: readonly string[] = DEFAULT_LANGUAGES,
+): Promise<CoverageReport> {
   const lengths = tokenByteLengths(tokenizer.toJSON());
   const overall = new Tally();
   const perLanguage = new Map<string, { tally: Tally; files: number }>();
   const perScript = new Map<string, Tally>();
-  const codes = languages.map((l) => ({ label: l, codes: new Set(LANGUAGE_ALIASES[l.toLowerCase()] ?? [l.toLowerCase()]) }));
+  const codes = languages.map((l) => ({
+    label: l,
+    codes: new Set(LANGUAGE_ALIASES[l.toLowerCase()] ?? [l.toLowerCase()]),
+  }));
   let batch: { text: string; tallies: Tally[] }[] = [];
   let batchChars = 0;
   const flush = async () => {
@@ -225,7 +305,8 @@ export async function measureCoverage(tokenizer: HfTokenizer, files: readonly Co
     if (entry) byLanguage[label] = { ...entry.tally.stats(), files: entry.files };
   }
   const byScript: CoverageReport['byScript'] = {};
-  for (const [script, tally] of [...perScript].sort((a, b) => b[1].characters - a[1].characters)) byScript[script] = tally.stats();
+  for (const [script, tally] of [...perScript].sort((a, b) => b[1].characters - a[1].characters))
+    byScript[script] = tally.stats();
   return { overall: overall.stats(), byLanguage, byScript };
 }
 
@@ -242,12 +323,16 @@ export function resolveTokenizerOut(out: string): string {
     if (st.isDirectory()) file = join(path, 'tokenizer.json');
     else if (st.isFile()) {
       if (extname(path).toLowerCase() !== '.json') {
-        throw new HlmError(`--out ${out} exists as a file that is not .json: give a directory (tokenizer.json goes inside) or a file path ending in .json`);
+        throw new HlmError(
+          `--out ${out} exists as a file that is not .json: give a directory (tokenizer.json goes inside) or a file ` +
+            `path ending in .json`,
+        );
       }
       file = path;
     } else throw new HlmError(`--out ${out} exists but is neither a directory nor a regular file`);
   } else file = extname(path).toLowerCase() === '.json' ? path : join(path, 'tokenizer.json');
-  if (existsSync(file) && !statSync(file).isFile()) throw new HlmError(`--out ${out}: ${file} exists and is not a regular file`);
+  if (existsSync(file) && !statSync(file).isFile())
+    throw new HlmError(`--out ${out}: ${file} exists and is not a regular file`);
   // the nearest existing ancestor must be a directory we can create the rest in
   let dir = dirname(file);
   while (!existsSync(dir)) dir = dirname(dir);
@@ -255,7 +340,9 @@ export function resolveTokenizerOut(out: string): string {
   return file;
 }
 
-/** Writes `text` to `file` through a temporary file in the same directory and a rename, creating directories as needed. */
+/**
+ * Writes `text` to `file` through a temporary file in the same directory and a rename, creating directories as needed.
+ */
 export function writeFileAtomic(file: string, text: string): void {
   try {
     mkdirSync(dirname(file), { recursive: true });
@@ -300,7 +387,9 @@ export interface TrainTokenizerResult {
 /** Reads the corpus once: its size, and which byte values its text uses. */
 function surveyCorpus(files: readonly CorpusFile[]): TrainTokenizerResult['corpus'] {
   const seen = new Uint8Array(256);
-  let documents = 0, characters = 0, bytes = 0;
+  let documents = 0;
+  let characters = 0;
+  let bytes = 0;
   for (const file of files) {
     for (const text of readFile(file)) {
       const b = Buffer.from(text, 'utf8');
@@ -314,12 +403,18 @@ function surveyCorpus(files: readonly CorpusFile[]): TrainTokenizerResult['corpu
   }
   if (documents === 0) {
     const names = files.map((f) => f.path);
-    throw new HlmError(`empty corpus: no text in ${names.slice(0, 5).join(', ')}${names.length > 5 ? `, … (${names.length} files)` : ''}`);
+    throw new HlmError(
+      `empty corpus: no text in ` +
+        `${names.slice(0, 5).join(', ')}${names.length > 5 ? `, … (${names.length} files)` : ''}`,
+    );
   }
   return { files: files.length, documents, characters, bytes, distinctBytes: seen.reduce((a, b) => a + b, 0) };
 }
 
-/** Trains, writes and measures a byte-level BPE tokenizer; every user mistake is an HlmError, raised before training where it can be. */
+/**
+ * Trains, writes and measures a byte-level BPE tokenizer; every user mistake is an HlmError, raised before training
+ * where it can be.
+ */
 export async function trainTokenizer(options: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
   const { vocabSize } = options;
   const t0 = performance.now();
@@ -331,8 +426,10 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   }
   if (vocabSize > maxTrainableVocab(1)) {
     throw new HlmError(
-      `--vocab-size ${vocabSize} is more than the tokenizers Node binding can train: its train() takes no trainer settings and stops at ` +
-        `BpeTrainer's default of ${BINDING_TRAINER_VOCAB} tokens (the byte values the corpus uses plus merges), which makes at most ` +
+      `--vocab-size ${vocabSize} is more than the tokenizers Node binding can train: its train() takes no trainer ` +
+        `settings and stops at ` +
+        `BpeTrainer's default of ${BINDING_TRAINER_VOCAB} tokens (the byte values the corpus uses plus merges), ` +
+        `which makes at most ` +
         `${maxTrainableVocab(0)} minus the number of byte values used once all 256 bytes and ${TRAINED_EOT} are in`,
     );
   }
@@ -342,20 +439,32 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   const cap = maxTrainableVocab(corpus.distinctBytes);
   if (vocabSize > cap) {
     throw new HlmError(
-      `--vocab-size ${vocabSize} is more than the tokenizers Node binding can train on this corpus: its train() takes no trainer ` +
-        `settings and stops at BpeTrainer's default of ${BINDING_TRAINER_VOCAB} tokens, i.e. the ${corpus.distinctBytes} byte values ` +
-        `this corpus uses plus ${BINDING_TRAINER_VOCAB - corpus.distinctBytes} merges, which makes at most ${cap} tokens with all 256 bytes and ${TRAINED_EOT}`,
+      `--vocab-size ${vocabSize} is more than the tokenizers Node binding can train on this corpus: its train() ` +
+        `takes no trainer ` +
+        `settings and stops at BpeTrainer's default of ${BINDING_TRAINER_VOCAB} tokens, i.e. the ` +
+        `${corpus.distinctBytes} byte values ` +
+        `this corpus uses plus ${BINDING_TRAINER_VOCAB - corpus.distinctBytes} merges, which makes at most ${cap} ` +
+        `tokens with all 256 bytes and ${TRAINED_EOT}`,
     );
   }
   const t1 = performance.now();
-  log.info(`tokenizer train: ${corpus.files} files, ${corpus.documents} documents, ${corpus.characters} characters; training ${vocabSize} tokens`);
+  log.info(
+    `tokenizer train: ${corpus.files} files, ${corpus.documents} documents, ${corpus.characters} characters; ` +
+      `training ${vocabSize} tokens`,
+  );
   const tokenizer = trainBpeTokenizer(files, { vocabSize });
   const t2 = performance.now();
   writeFileAtomic(path, tokenizer.toJSON());
-  log.info(`tokenizer train: ${tokenizer.vocabSize} tokens in ${((t2 - t1) / 1000).toFixed(1)} s, written to ${path}; measuring coverage`);
+  log.info(
+    `tokenizer train: ${tokenizer.vocabSize} tokens in ${((t2 - t1) / 1000).toFixed(1)} s, written to ${path}; ` +
+      `measuring coverage`,
+  );
   const coverage = await measureCoverage(tokenizer, files, options.languages ?? DEFAULT_LANGUAGES);
   const missing = (options.languages ?? []).filter((l) => !(l in coverage.byLanguage));
-  if (missing.length) log.warn(`tokenizer train: no corpus file names a language ${missing.join(', ')} (as in eng.txt or tatoeba.fra-eng.fra)`);
+  if (missing.length)
+    log.warn(
+      `tokenizer train: no corpus file names a language ${missing.join(', ')} (as in eng.txt or tatoeba.fra-eng.fra)`,
+    );
   const t3 = performance.now();
   return {
     path,

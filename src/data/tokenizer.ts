@@ -65,8 +65,12 @@ export function saveTokenizer(tokenizer: Tokenizer, dir: string, options: { with
  * A tokenizer.json that is GPT-2's own loads as the fast built-in GPT-2 tokenizer.
  */
 export async function loadTokenizer(spec: string): Promise<Tokenizer> {
-  if (['gpt2', 'gpt-2', 'r50k_base'].includes(spec.toLowerCase())) return (await import('./gpt2-tokenizer.js')).gpt2Tokenizer();
-  if (!existsSync(spec)) throw new HlmError(`tokenizer ${spec}: no such file or directory (expected 'gpt2', a tokenizer.json, or a directory holding one)`);
+  if (['gpt2', 'gpt-2', 'r50k_base'].includes(spec.toLowerCase()))
+    return (await import('./gpt2-tokenizer.js')).gpt2Tokenizer();
+  if (!existsSync(spec))
+    throw new HlmError(
+      `tokenizer ${spec}: no such file or directory (expected 'gpt2', a tokenizer.json, or a directory holding one)`,
+    );
   const file = statSync(spec).isDirectory() ? join(spec, 'tokenizer.json') : spec;
   if (!existsSync(file)) throw new HlmError(`tokenizer ${spec}: directory has no tokenizer.json`);
   return tokenizerFromJson(readFileSync(file, 'utf8'), file);
@@ -94,11 +98,15 @@ export async function tokenizerForCheckpoint(dir: string, vocabSize: number): Pr
   else {
     throw new HlmError(
       `checkpoint ${dir} has vocab_size ${vocabSize} and no tokenizer.json: only GPT-2's vocabulary ` +
-        `(${GPT2_VOCAB_SIZES.join(', ')}) can be assumed; put the tokenizer.json it was trained with beside config.json`,
+        `(${GPT2_VOCAB_SIZES.join(', ')}) can be assumed; put the tokenizer.json it was trained with beside ` +
+        `config.json`,
     );
   }
   if (tokenizer.vocabSize > vocabSize) {
-    throw new HlmError(`checkpoint ${dir}: tokenizer ${tokenizer.name} has ${tokenizer.vocabSize} tokens but the model only ${vocabSize}`);
+    throw new HlmError(
+      `checkpoint ${dir}: tokenizer ${tokenizer.name} has ${tokenizer.vocabSize} tokens but the model only ` +
+        `${vocabSize}`,
+    );
   }
   return tokenizer;
 }

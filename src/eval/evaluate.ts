@@ -54,22 +54,39 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
   const passages = readLambada(o.data, { format: o.format, limit: o.limit });
   const t0 = performance.now();
   const requests = [];
-  for (const p of passages) requests.push(await lambadaRequest(tokenizer, p, ck.config.n_positions, `${o.data}:${p.line}`));
+  for (const p of passages)
+    requests.push(await lambadaRequest(tokenizer, p, ck.config.n_positions, `${o.data}:${p.line}`));
   const tokenizeSeconds = (performance.now() - t0) / 1000;
-  const { scores, B, T, seconds } = await scoreRequests(gpu, ck.config, ck.params, requests, { batchSize: o.batchSize });
+  const { scores, B, T, seconds } = await scoreRequests(gpu, ck.config, ck.params, requests, {
+    batchSize: o.batchSize,
+  });
   const predictions: LambadaPrediction[] = [];
   for (let i = 0; i < scores.length; i++) {
-    const s = scores[i], r = requests[i];
+    const s = scores[i];
+    const r = requests[i];
     predictions.push({
-      index: s.index, target: r.target, predicted: await decodeSafe(tokenizer, s.predicted), predictedIds: s.predicted,
-      targetIds: r.targetTokens, logLikelihood: s.logLikelihood, correct: s.greedy,
+      index: s.index,
+      target: r.target,
+      predicted: await decodeSafe(tokenizer, s.predicted),
+      predictedIds: s.predicted,
+      targetIds: r.targetTokens,
+      logLikelihood: s.logLikelihood,
+      correct: s.greedy,
     });
   }
   const metrics = aggregateLambada(scores);
   const total = tokenizeSeconds + seconds;
   return {
-    task: 'lambada_openai', ...metrics, objective: ck.config.objective,
-    head: ck.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight', tokenizer: tokenizer.name,
-    batchSize: B, seqLen: T, passagesPerSecond: metrics.n / total, seconds: total, device: gpu.name, predictions,
+    task: 'lambada_openai',
+    ...metrics,
+    objective: ck.config.objective,
+    head: ck.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight',
+    tokenizer: tokenizer.name,
+    batchSize: B,
+    seqLen: T,
+    passagesPerSecond: metrics.n / total,
+    seconds: total,
+    device: gpu.name,
+    predictions,
   };
 }

@@ -23,7 +23,8 @@ export const GLUE_TASKS: readonly GlueTask[] = ['cola', 'sst2', 'mrpc', 'stsb', 
 export type GlueSplit = 'train' | 'dev' | 'dev_matched' | 'dev_mismatched';
 
 /** The metric names taskScore reports (fractions: accuracy in [0, 1], correlations in [-1, 1]). */
-export type GlueMetricName = 'mcc' | 'accuracy' | 'f1' | 'pearson' | 'spearman' | 'matched_accuracy' | 'mismatched_accuracy';
+export type GlueMetricName =
+  'mcc' | 'accuracy' | 'f1' | 'pearson' | 'spearman' | 'matched_accuracy' | 'mismatched_accuracy';
 
 /** A column: by position (headerless files) or by header name (the first name the header has). */
 export type ColumnRef = number | readonly string[];
@@ -60,53 +61,124 @@ const NLI2 = ['entailment', 'not_entailment'] as const;
 
 export const TASKS: Readonly<Record<GlueTask, GlueTaskSpec>> = {
   cola: {
-    name: 'cola', dir: 'CoLA', title: 'CoLA', files: SINGLE_DEV, evalSplits: ['dev'],
+    name: 'cola',
+    dir: 'CoLA',
+    title: 'CoLA',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
     // source, label, original judgement mark ('*', '?', … or empty), sentence
-    header: false, columnCount: 4, columns: { a: 3, label: 1 },
-    labelTokens: ['0', '1'], labelNames: ['unacceptable', 'acceptable'], numClasses: 2, metrics: ['mcc'],
+    header: false,
+    columnCount: 4,
+    columns: { a: 3, label: 1 },
+    labelTokens: ['0', '1'],
+    labelNames: ['unacceptable', 'acceptable'],
+    numClasses: 2,
+    metrics: ['mcc'],
   },
   sst2: {
-    name: 'sst2', dir: 'SST-2', title: 'SST-2', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['sentence'], label: ['label'] },
-    labelTokens: ['0', '1'], labelNames: ['negative', 'positive'], numClasses: 2, metrics: ['accuracy'],
+    name: 'sst2',
+    dir: 'SST-2',
+    title: 'SST-2',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['sentence'], label: ['label'] },
+    labelTokens: ['0', '1'],
+    labelNames: ['negative', 'positive'],
+    numClasses: 2,
+    metrics: ['accuracy'],
   },
   mrpc: {
-    name: 'mrpc', dir: 'MRPC', title: 'MRPC', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['#1 String'], b: ['#2 String'], label: ['Quality'], id: [['#1 ID'], ['#2 ID']] },
-    labelTokens: ['0', '1'], labelNames: ['not_equivalent', 'equivalent'], numClasses: 2, metrics: ['f1', 'accuracy'],
+    name: 'mrpc',
+    dir: 'MRPC',
+    title: 'MRPC',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['#1 String'], b: ['#2 String'], label: ['Quality'], id: [['#1 ID'], ['#2 ID']] },
+    labelTokens: ['0', '1'],
+    labelNames: ['not_equivalent', 'equivalent'],
+    numClasses: 2,
+    metrics: ['f1', 'accuracy'],
   },
   stsb: {
-    name: 'stsb', dir: 'STS-B', title: 'STS-B', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['sentence1'], b: ['sentence2'], label: ['score'], id: [['index']] },
-    labelTokens: null, labelNames: ['score'], numClasses: 1, scoreRange: [0, 5], metrics: ['pearson', 'spearman'],
+    name: 'stsb',
+    dir: 'STS-B',
+    title: 'STS-B',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['sentence1'], b: ['sentence2'], label: ['score'], id: [['index']] },
+    labelTokens: null,
+    labelNames: ['score'],
+    numClasses: 1,
+    scoreRange: [0, 5],
+    metrics: ['pearson', 'spearman'],
   },
   qqp: {
-    name: 'qqp', dir: 'QQP', title: 'QQP', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['question1'], b: ['question2'], label: ['is_duplicate'], id: [['id']] },
-    labelTokens: ['0', '1'], labelNames: ['not_duplicate', 'duplicate'], numClasses: 2, metrics: ['f1', 'accuracy'],
+    name: 'qqp',
+    dir: 'QQP',
+    title: 'QQP',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['question1'], b: ['question2'], label: ['is_duplicate'], id: [['id']] },
+    labelTokens: ['0', '1'],
+    labelNames: ['not_duplicate', 'duplicate'],
+    numClasses: 2,
+    metrics: ['f1', 'accuracy'],
   },
   mnli: {
-    name: 'mnli', dir: 'MNLI', title: 'MNLI',
+    name: 'mnli',
+    dir: 'MNLI',
+    title: 'MNLI',
     files: { train: 'train.tsv', dev_matched: 'dev_matched.tsv', dev_mismatched: 'dev_mismatched.tsv' },
     evalSplits: ['dev_matched', 'dev_mismatched'],
-    header: true, columns: { a: ['sentence1'], b: ['sentence2'], label: ['gold_label'], id: [['index']] },
-    labelTokens: ['entailment', 'neutral', 'contradiction'], labelNames: ['entailment', 'neutral', 'contradiction'],
-    numClasses: 3, metrics: ['matched_accuracy', 'mismatched_accuracy'],
+    header: true,
+    columns: { a: ['sentence1'], b: ['sentence2'], label: ['gold_label'], id: [['index']] },
+    labelTokens: ['entailment', 'neutral', 'contradiction'],
+    labelNames: ['entailment', 'neutral', 'contradiction'],
+    numClasses: 3,
+    metrics: ['matched_accuracy', 'mismatched_accuracy'],
   },
   qnli: {
-    name: 'qnli', dir: 'QNLI', title: 'QNLI', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['question'], b: ['sentence'], label: ['label'], id: [['index']] },
-    labelTokens: NLI2, labelNames: NLI2, numClasses: 2, metrics: ['accuracy'],
+    name: 'qnli',
+    dir: 'QNLI',
+    title: 'QNLI',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['question'], b: ['sentence'], label: ['label'], id: [['index']] },
+    labelTokens: NLI2,
+    labelNames: NLI2,
+    numClasses: 2,
+    metrics: ['accuracy'],
   },
   rte: {
-    name: 'rte', dir: 'RTE', title: 'RTE', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['sentence1'], b: ['sentence2'], label: ['label'], id: [['index']] },
-    labelTokens: NLI2, labelNames: NLI2, numClasses: 2, metrics: ['accuracy'],
+    name: 'rte',
+    dir: 'RTE',
+    title: 'RTE',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['sentence1'], b: ['sentence2'], label: ['label'], id: [['index']] },
+    labelTokens: NLI2,
+    labelNames: NLI2,
+    numClasses: 2,
+    metrics: ['accuracy'],
   },
   wnli: {
-    name: 'wnli', dir: 'WNLI', title: 'WNLI', files: SINGLE_DEV, evalSplits: ['dev'],
-    header: true, columns: { a: ['sentence1'], b: ['sentence2'], label: ['label'], id: [['index']] },
-    labelTokens: ['0', '1'], labelNames: ['not_entailment', 'entailment'], numClasses: 2, metrics: ['accuracy'],
+    name: 'wnli',
+    dir: 'WNLI',
+    title: 'WNLI',
+    files: SINGLE_DEV,
+    evalSplits: ['dev'],
+    header: true,
+    columns: { a: ['sentence1'], b: ['sentence2'], label: ['label'], id: [['index']] },
+    labelTokens: ['0', '1'],
+    labelNames: ['not_entailment', 'entailment'],
+    numClasses: 2,
+    metrics: ['accuracy'],
   },
 };
 
@@ -131,13 +203,18 @@ export function readGlueFile(path: string, task: GlueTask): GlueExample[] {
   const out: GlueExample[] = [];
   let expected = spec.columnCount ?? 0;
   let header: string[] | null = null;
-  let ia = -1, ib = -1, il = -1;
+  let ia = -1;
+  let ib = -1;
+  let il = -1;
   let iid: number[] = [];
   const resolve = (ref: ColumnRef): number => {
     if (typeof ref === 'number') return ref;
     const at = header!.findIndex((h) => ref.includes(h.trim()));
     if (at < 0) {
-      throw new HlmError(`${path}:1: the header has no "${ref.join('" or "')}" column for ${spec.title} (header: ${header!.join(' | ')})`);
+      throw new HlmError(
+        `${path}:1: the header has no "${ref.join('" or "')}" column for ${spec.title} (header: ` +
+          `${header!.join(' | ')})`,
+      );
     }
     return at;
   };
@@ -159,20 +236,28 @@ export function readGlueFile(path: string, task: GlueTask): GlueExample[] {
       continue;
     }
     if (f.length !== expected) {
-      throw new HlmError(`${path}:${lineNo}: ${f.length} tab-separated columns, expected ${expected} for ${spec.title} (GLUE TSVs are not quoted: a tab or newline inside a field breaks the row)`);
+      throw new HlmError(
+        `${path}:${lineNo}: ${f.length} tab-separated columns, expected ${expected} for ${spec.title} (GLUE TSVs ` +
+          `are not quoted: a tab or newline inside a field breaks the row)`,
+      );
     }
     const raw = f[il].trim();
     let label: number;
     if (tokens) {
       label = tokens.indexOf(raw);
       if (label < 0) {
-        throw new HlmError(`${path}:${lineNo}: unknown label "${raw}" for ${spec.title} (expected ${tokens.join(', ')})`);
+        throw new HlmError(
+          `${path}:${lineNo}: unknown label "${raw}" for ${spec.title} (expected ${tokens.join(', ')})`,
+        );
       }
     } else {
       const [lo, hi] = spec.scoreRange!;
       label = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw) ? Number(raw) : NaN;
       if (!(label >= lo && label <= hi)) {
-        throw new HlmError(`${path}:${lineNo}: unknown label "${raw}" for ${spec.title} (expected a similarity score from ${lo} to ${hi})`);
+        throw new HlmError(
+          `${path}:${lineNo}: unknown label "${raw}" for ${spec.title} (expected a similarity score from ${lo} to ` +
+            `${hi})`,
+        );
       }
     }
     const ex: GlueExample = { a: f[ia], label };
@@ -200,7 +285,8 @@ export interface GlueTaskFiles {
 export function findGlueTask(data: string, task: GlueTask, required: readonly GlueSplit[] = []): GlueTaskFiles {
   const spec = TASKS[task];
   const dirs = [join(data, spec.dir)];
-  if (basename(data).toLowerCase().replace(/[-_]/g, '') === spec.dir.toLowerCase().replace(/[-_]/g, '')) dirs.push(data);
+  if (basename(data).toLowerCase().replace(/[-_]/g, '') === spec.dir.toLowerCase().replace(/[-_]/g, ''))
+    dirs.push(data);
   const isFile = (p: string) => existsSync(p) && statSync(p).isFile();
   const splits = Object.keys(spec.files) as GlueSplit[];
   const lookedFor = (ss: readonly GlueSplit[]) => dirs.flatMap((d) => ss.map((s) => join(d, spec.files[s]!)));
@@ -222,7 +308,9 @@ export function findGlueTask(data: string, task: GlueTask, required: readonly Gl
   }
   const missing = required.filter((s) => !best!.files[s]);
   if (missing.length) {
-    throw new HlmError(`${spec.title}: missing ${missing.join(' and ')} split; looked for ${lookedFor(missing).join(', ')}`);
+    throw new HlmError(
+      `${spec.title}: missing ${missing.join(' and ')} split; looked for ${lookedFor(missing).join(', ')}`,
+    );
   }
   return best;
 }
@@ -256,9 +344,12 @@ export function loadGlueTask(data: string, task: GlueTask, splits?: readonly Glu
  */
 export function readGlueInputs(path: string, task: GlueTask): { a: string; b?: string }[] {
   const spec = TASKS[task];
-  const names = (ref: ColumnRef | undefined): readonly string[] => (ref === undefined ? [] : typeof ref === 'number' ? ['sentence'] : ref);
+  const names = (ref: ColumnRef | undefined): readonly string[] =>
+    ref === undefined ? [] : typeof ref === 'number' ? ['sentence'] : ref;
   const out: { a: string; b?: string }[] = [];
-  let ia = -1, ib = -1, expected = 0;
+  let ia = -1;
+  let ib = -1;
+  let expected = 0;
   for (const { line, lineNo } of readLines(path)) {
     if (line.length === 0) continue;
     const f = line.split('\t');
@@ -268,15 +359,26 @@ export function readGlueInputs(path: string, task: GlueTask): { a: string; b?: s
       if (find(spec.columns.a) >= 0) {
         ia = find(spec.columns.a);
         ib = spec.columns.b === undefined ? -1 : find(spec.columns.b);
-        if (spec.columns.b !== undefined && ib < 0) throw new HlmError(`${path}:1: the header has no "${names(spec.columns.b).join('" or "')}" column for ${spec.title} (header: ${header.join(' | ')})`);
+        if (spec.columns.b !== undefined && ib < 0)
+          throw new HlmError(
+            `${path}:1: the header has no "${names(spec.columns.b).join('" or "')}" column for ${spec.title} ` +
+              `(header: ${header.join(' | ')})`,
+          );
         expected = f.length;
         continue;
       }
-      if (spec.header) throw new HlmError(`${path}:1: expected a ${spec.title} header naming the "${names(spec.columns.a).join('" or "')}" column (got: ${header.join(' | ')})`);
+      if (spec.header)
+        throw new HlmError(
+          `${path}:1: expected a ${spec.title} header naming the "${names(spec.columns.a).join('" or "')}" column ` +
+            `(got: ${header.join(' | ')})`,
+        );
       ia = spec.columns.a as number;
       expected = spec.columnCount!;
     }
-    if (f.length !== expected) throw new HlmError(`${path}:${lineNo}: ${f.length} tab-separated columns, expected ${expected} for ${spec.title}`);
+    if (f.length !== expected)
+      throw new HlmError(
+        `${path}:${lineNo}: ${f.length} tab-separated columns, expected ${expected} for ${spec.title}`,
+      );
     out.push(ib >= 0 ? { a: f[ia], b: f[ib] } : { a: f[ia] });
   }
   if (out.length === 0) throw new HlmError(`${path}: no rows to predict`);

@@ -17,10 +17,19 @@ export interface EncodedInputs {
 }
 
 /** Join and truncate already-tokenized sentences. */
-export function joinPair(a: readonly number[], b: readonly number[] | undefined, sep: number, maxLen: number): { tokens: number[]; truncated: boolean } {
+export function joinPair(
+  a: readonly number[],
+  b: readonly number[] | undefined,
+  sep: number,
+  maxLen: number,
+): { tokens: number[]; truncated: boolean } {
   const specials = b ? 2 : 1;
-  if (maxLen < specials + 1) throw new HlmError(`max-seq-len ${maxLen} is too short: an input needs ${specials} separator(s) and at least one token`);
-  let la = a.length, lb = b?.length ?? 0;
+  if (maxLen < specials + 1)
+    throw new HlmError(
+      `max-seq-len ${maxLen} is too short: an input needs ${specials} separator(s) and at least one token`,
+    );
+  let la = a.length;
+  let lb = b?.length ?? 0;
   const budget = maxLen - specials;
   const truncated = la + lb > budget;
   while (la + lb > budget) {
@@ -32,7 +41,12 @@ export function joinPair(a: readonly number[], b: readonly number[] | undefined,
   return { tokens, truncated };
 }
 
-export async function encodeGlue(tokenizer: Tokenizer, inputs: readonly GlueInput[], sep: number, maxLen: number): Promise<EncodedInputs> {
+export async function encodeGlue(
+  tokenizer: Tokenizer,
+  inputs: readonly GlueInput[],
+  sep: number,
+  maxLen: number,
+): Promise<EncodedInputs> {
   const a = await tokenizer.encodeBatch(inputs.map((x) => x.a));
   const pairs = inputs.some((x) => x.b !== undefined);
   const b = pairs ? await tokenizer.encodeBatch(inputs.map((x) => x.b ?? '')) : [];

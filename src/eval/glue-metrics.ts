@@ -36,9 +36,12 @@ export function accuracy(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
 /** F1 of the positive class (default 1): 2·tp / (2·tp + fp + fn); 0 when there is no true positive. */
 export function f1(pred: ArrayLike<number>, gold: ArrayLike<number>, positive = 1): number {
   const n = check('f1', pred, gold);
-  let tp = 0, fp = 0, fn = 0;
+  let tp = 0;
+  let fp = 0;
+  let fn = 0;
   for (let i = 0; i < n; i++) {
-    const p = pred[i] === positive, g = gold[i] === positive;
+    const p = pred[i] === positive;
+    const g = gold[i] === positive;
     if (p && g) tp++;
     else if (p) fp++;
     else if (g) fn++;
@@ -61,8 +64,13 @@ export function matthews(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
     goldCount.set(gold[i], (goldCount.get(gold[i]) ?? 0) + 1);
     if (pred[i] === gold[i]) correct++;
   }
-  let pt = 0, pp = 0, tt = 0;
-  for (const [k, p] of predCount) { pp += p * p; pt += p * (goldCount.get(k) ?? 0); }
+  let pt = 0;
+  let pp = 0;
+  let tt = 0;
+  for (const [k, p] of predCount) {
+    pp += p * p;
+    pt += p * (goldCount.get(k) ?? 0);
+  }
   for (const t of goldCount.values()) tt += t * t;
   const s = n;
   const den = (s * s - pp) * (s * s - tt);
@@ -75,15 +83,28 @@ export function matthews(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
 export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = check('pearson', x, y);
   // Exactly constant input: the rounded mean need not equal the value, so test it directly.
-  const constant = (v: ArrayLike<number>) => { for (let i = 1; i < n; i++) if (v[i] !== v[0]) return false; return true; };
+  const constant = (v: ArrayLike<number>) => {
+    for (let i = 1; i < n; i++) if (v[i] !== v[0]) return false;
+    return true;
+  };
   if (constant(x) || constant(y)) return 0;
-  let mx = 0, my = 0;
-  for (let i = 0; i < n; i++) { mx += x[i]; my += y[i]; }
-  mx /= n; my /= n;
-  let sxy = 0, sxx = 0, syy = 0;
+  let mx = 0;
+  let my = 0;
   for (let i = 0; i < n; i++) {
-    const dx = x[i] - mx, dy = y[i] - my;
-    sxy += dx * dy; sxx += dx * dx; syy += dy * dy;
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= n;
+  my /= n;
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = x[i] - mx;
+    const dy = y[i] - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
   }
   if (sxx === 0 || syy === 0) return 0;
   return max(-1, min(1, sxy / sqrt(sxx * syy)));
@@ -124,7 +145,9 @@ export type SplitValues = ArrayLike<number> | Readonly<Partial<Record<GlueSplit,
 function forSplit(task: GlueTask, v: SplitValues, split: GlueSplit, what: string): ArrayLike<number> {
   if (typeof (v as ArrayLike<number>).length === 'number') {
     if (TASKS[task].evalSplits.length > 1) {
-      throw new RangeError(`${TASKS[task].title}: ${what} must be given per split (${TASKS[task].evalSplits.join(', ')})`);
+      throw new RangeError(
+        `${TASKS[task].title}: ${what} must be given per split (${TASKS[task].evalSplits.join(', ')})`,
+      );
     }
     return v as ArrayLike<number>;
   }
@@ -140,21 +163,39 @@ function forSplit(task: GlueTask, v: SplitValues, split: GlueSplit, what: string
  */
 export function taskScore(task: GlueTask, predictions: SplitValues, labels: SplitValues): TaskScore {
   const spec = TASKS[task];
-  const dev = (): [ArrayLike<number>, ArrayLike<number>] =>
-    [forSplit(task, predictions, 'dev', 'predictions'), forSplit(task, labels, 'dev', 'labels')];
+  const dev = (): [ArrayLike<number>, ArrayLike<number>] => [
+    forSplit(task, predictions, 'dev', 'predictions'),
+    forSplit(task, labels, 'dev', 'labels'),
+  ];
   const metrics: Partial<Record<GlueMetricName, number>> = {};
   for (const m of spec.metrics) {
     switch (m) {
-      case 'mcc': metrics.mcc = matthews(...dev()); break;
-      case 'accuracy': metrics.accuracy = accuracy(...dev()); break;
-      case 'f1': metrics.f1 = f1(...dev()); break;
-      case 'pearson': metrics.pearson = pearson(...dev()); break;
-      case 'spearman': metrics.spearman = spearman(...dev()); break;
+      case 'mcc':
+        metrics.mcc = matthews(...dev());
+        break;
+      case 'accuracy':
+        metrics.accuracy = accuracy(...dev());
+        break;
+      case 'f1':
+        metrics.f1 = f1(...dev());
+        break;
+      case 'pearson':
+        metrics.pearson = pearson(...dev());
+        break;
+      case 'spearman':
+        metrics.spearman = spearman(...dev());
+        break;
       case 'matched_accuracy':
-        metrics.matched_accuracy = accuracy(forSplit(task, predictions, 'dev_matched', 'predictions'), forSplit(task, labels, 'dev_matched', 'labels'));
+        metrics.matched_accuracy = accuracy(
+          forSplit(task, predictions, 'dev_matched', 'predictions'),
+          forSplit(task, labels, 'dev_matched', 'labels'),
+        );
         break;
       case 'mismatched_accuracy':
-        metrics.mismatched_accuracy = accuracy(forSplit(task, predictions, 'dev_mismatched', 'predictions'), forSplit(task, labels, 'dev_mismatched', 'labels'));
+        metrics.mismatched_accuracy = accuracy(
+          forSplit(task, predictions, 'dev_mismatched', 'predictions'),
+          forSplit(task, labels, 'dev_mismatched', 'labels'),
+        );
         break;
     }
   }
@@ -177,7 +218,11 @@ export function glueAverage(scores: readonly TaskScore[]): number {
   return ordered.reduce((s, x) => s + x.score, 0) / ordered.length;
 }
 
-export interface MeanStd { mean: number; std: number; n: number }
+export interface MeanStd {
+  mean: number;
+  std: number;
+  n: number;
+}
 
 /** Mean and sample standard deviation (n − 1 in the denominator; 0 for a single value). */
 export function meanStd(values: readonly number[]): MeanStd {
@@ -204,7 +249,8 @@ export interface SeedSummary {
 export function summarizeSeeds(runs: readonly TaskScore[]): SeedSummary {
   if (runs.length === 0) throw new RangeError('summarizeSeeds: no runs');
   const task = runs[0].task;
-  for (const r of runs) if (r.task !== task) throw new RangeError(`summarizeSeeds: mixes ${TASKS[task].title} and ${TASKS[r.task].title}`);
+  for (const r of runs)
+    if (r.task !== task) throw new RangeError(`summarizeSeeds: mixes ${TASKS[task].title} and ${TASKS[r.task].title}`);
   const metrics: Partial<Record<GlueMetricName, MeanStd>> = {};
   for (const m of TASKS[task].metrics) metrics[m] = meanStd(runs.map((r) => r.metrics[m]!));
   return { task, metrics, score: meanStd(runs.map((r) => r.score)) };

@@ -52,7 +52,10 @@ export function parseLambadaJsonl(content: string, file: string): LambadaPassage
     } catch (e) {
       throw new HlmError(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
     }
-    const text = obj !== null && typeof obj === 'object' && !Array.isArray(obj) ? (obj as Record<string, unknown>).text : undefined;
+    const text =
+      obj !== null && typeof obj === 'object' && !Array.isArray(obj)
+        ? (obj as Record<string, unknown>).text
+        : undefined;
     if (typeof text !== 'string') throw new HlmError(`${file}:${i + 1}: expected an object with a string "text" field`);
     out.push({ index: out.length, line: i + 1, text });
   });
@@ -103,12 +106,21 @@ export interface LambadaRequest {
 }
 
 /** Token-level request for one passage (see the header). */
-export async function lambadaRequest(tokenizer: Tokenizer, passage: Pick<LambadaPassage, 'index' | 'text'>, nPositions: number, where = 'passage'): Promise<LambadaRequest> {
+export async function lambadaRequest(
+  tokenizer: Tokenizer,
+  passage: Pick<LambadaPassage, 'index' | 'text'>,
+  nPositions: number,
+  where = 'passage',
+): Promise<LambadaRequest> {
   const { context, target } = splitLambada(passage.text, where);
   const contextEnc = context === '' ? [tokenizer.eotId] : await tokenizer.encode(context);
   const targetTokens = await tokenizer.encode(target);
-  if (targetTokens.length === 0) throw new HlmError(`${where}: the target ${JSON.stringify(target)} encodes to no tokens`);
-  if (targetTokens.length > nPositions) throw new HlmError(`${where}: the target has ${targetTokens.length} tokens, more than the model's n_positions ${nPositions}`);
+  if (targetTokens.length === 0)
+    throw new HlmError(`${where}: the target ${JSON.stringify(target)} encodes to no tokens`);
+  if (targetTokens.length > nPositions)
+    throw new HlmError(
+      `${where}: the target has ${targetTokens.length} tokens, more than the model's n_positions ${nPositions}`,
+    );
   const whole = [...contextEnc, ...targetTokens];
   const input = whole.slice(Math.max(0, whole.length - (nPositions + 1)), whole.length - 1);
   return { index: passage.index, context, target, input, targetTokens };
@@ -133,7 +145,8 @@ export interface LambadaMetrics {
 export function aggregateLambada(scores: readonly PassageScore[]): LambadaMetrics {
   const n = scores.length;
   if (n === 0) throw new HlmError('no passages were scored');
-  let ll = 0, correct = 0;
+  let ll = 0;
+  let correct = 0;
   for (const s of scores) {
     ll += s.logLikelihood;
     if (s.greedy) correct++;

@@ -42,24 +42,41 @@ export interface ScoreResult {
 }
 
 /** B and T for a set of requests: T = the longest input, B from the option or a token budget. */
-export function chooseBatchShape(requests: readonly LambadaRequest[], nPositions: number, batchSize?: number): { B: number; T: number } {
+export function chooseBatchShape(
+  requests: readonly LambadaRequest[],
+  nPositions: number,
+  batchSize?: number,
+): { B: number; T: number } {
   if (requests.length === 0) throw new HlmError('no passages to score');
   let T = 1;
   for (const r of requests) T = Math.max(T, r.input.length);
   if (T > nPositions) throw new HlmError(`a request of ${T} tokens exceeds n_positions ${nPositions}`);
-  if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1)) throw new HlmError(`batch size must be a positive integer, got ${batchSize}`);
-  const B = Math.min(requests.length, batchSize ?? Math.max(1, Math.min(MAX_DEFAULT_BATCH, Math.floor(DEFAULT_TOKENS_PER_BATCH / T))));
+  if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1))
+    throw new HlmError(`batch size must be a positive integer, got ${batchSize}`);
+  const B = Math.min(
+    requests.length,
+    batchSize ?? Math.max(1, Math.min(MAX_DEFAULT_BATCH, Math.floor(DEFAULT_TOKENS_PER_BATCH / T))),
+  );
   return { B, T };
 }
 
 /** Score every request with the model (flat parameters in paramLayout(config) order). */
-export async function scoreRequests(gpu: Gpu, config: ModelConfig, params: Float32Array, requests: readonly LambadaRequest[], options: ScoreOptions = {}): Promise<ScoreResult> {
-  if (!config.causal) throw new HlmError('LAMBADA scores next-token predictions: the checkpoint is an encoder (causal: false)');
+export async function scoreRequests(
+  gpu: Gpu,
+  config: ModelConfig,
+  params: Float32Array,
+  requests: readonly LambadaRequest[],
+  options: ScoreOptions = {},
+): Promise<ScoreResult> {
+  if (!config.causal)
+    throw new HlmError('LAMBADA scores next-token predictions: the checkpoint is an encoder (causal: false)');
   const { B, T } = chooseBatchShape(requests, config.n_positions, options.batchSize);
-  const V = config.vocab_size, d = config.n_embd;
+  const V = config.vocab_size;
+  const d = config.n_embd;
   for (const r of requests) {
     for (const t of [...r.input, ...r.targetTokens]) {
-      if (!(Number.isInteger(t) && t >= 0 && t < V)) throw new HlmError(`passage ${r.index}: token ${t} is outside the model's vocabulary (0..${V - 1})`);
+      if (!(Number.isInteger(t) && t >= 0 && t < V))
+        throw new HlmError(`passage ${r.index}: token ${t} is outside the model's vocabulary (0..${V - 1})`);
     }
   }
   let maxTarget = 1;
@@ -72,9 +89,15 @@ export async function scoreRequests(gpu: Gpu, config: ModelConfig, params: Float
   const losses = gpu.buffer('lambada losses', K * 4);
   const argmax = gpu.buffer('lambada argmax', K * 4);
   const head = await crossEntropyHead(gpu, {
-    N: K, V, d,
-    h: { buffer: hK }, wte: model.P(config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight'),
-    targets: { buffer: targets }, losses: { buffer: losses }, argmax: { buffer: argmax }, label: 'lambada head',
+    N: K,
+    V,
+    d,
+    h: { buffer: hK },
+    wte: model.P(config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight'),
+    targets: { buffer: targets },
+    losses: { buffer: losses },
+    argmax: { buffer: argmax },
+    label: 'lambada head',
   });
   try {
     model.writeParams(params);
@@ -87,10 +110,19 @@ export async function scoreRequests(gpu: Gpu, config: ModelConfig, params: Float
       const tgt = new Int32Array(K).fill(-1);
       const copies: Command[] = [];
       batch.forEach((r, row) => {
-        const L = r.input.length, nt = r.targetTokens.length;
+        const L = r.input.length;
+        const nt = r.targetTokens.length;
         tokens.set(r.input, row * T);
         tgt.set(r.targetTokens, row * maxTarget);
-        copies.push({ copy: { from: model.hf, fromOffset: (row * T + L - nt) * d * F32, to: hK, toOffset: row * maxTarget * d * F32, size: nt * d * F32 } });
+        copies.push({
+          copy: {
+            from: model.hf,
+            fromOffset: (row * T + L - nt) * d * F32,
+            to: hK,
+            toOffset: row * maxTarget * d * F32,
+            size: nt * d * F32,
+          },
+        });
       });
       model.setTokens(tokens);
       gpu.write(targets, tgt);
@@ -99,7 +131,8 @@ export async function scoreRequests(gpu: Gpu, config: ModelConfig, params: Float
       const lossRows = await gpu.readF32(losses, 0, rows);
       const argRows = await gpu.read(argmax, Uint32Array, 0, rows);
       batch.forEach((r, row) => {
-        let ll = 0, greedy = true;
+        let ll = 0;
+        let greedy = true;
         const predicted: number[] = [];
         r.targetTokens.forEach((t, j) => {
           const k = row * maxTarget + j;
@@ -107,7 +140,8 @@ export async function scoreRequests(gpu: Gpu, config: ModelConfig, params: Float
           predicted.push(argRows[k]);
           if (argRows[k] !== t) greedy = false;
         });
-        if (!Number.isFinite(ll)) throw new HlmError(`passage ${r.index}: the log-likelihood is ${ll} (non-finite model output)`);
+        if (!Number.isFinite(ll))
+          throw new HlmError(`passage ${r.index}: the log-likelihood is ${ll} (non-finite model output)`);
         scores.push({ index: r.index, logLikelihood: ll, greedy, predicted });
       });
       const done = b0 / B + 1;

@@ -38,14 +38,21 @@ export interface ProbeResult {
   reason?: string;
 }
 
-const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/x86_64-linux-gnu/vk_swiftshader_icd.json'];
+const SWIFTSHADER_ICDS = [
+  '/usr/lib/chromium/vk_swiftshader_icd.json',
+  '/usr/lib/x86_64-linux-gnu/vk_swiftshader_icd.json',
+];
 const SOFTWARE = /llvmpipe|softpipe|swiftshader|lavapipe|software/i;
 
 function vulkanLoaderPresent(): boolean {
   if (process.platform !== 'linux') return true;
   const dirs = [
     ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
-    '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib',
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib64',
+    '/usr/lib',
+    '/usr/local/lib',
   ];
   return dirs.some((d) => existsSync(`${d}/libvulkan.so.1`));
 }
@@ -92,7 +99,11 @@ function summarise(adapter: GPUAdapter, backend: Backend, featureLevel: 'core' |
 // Instances therefore live as long as the process.
 const instances: GPU[] = [];
 
-async function request(backend: Backend, req: GPURequestAdapterOptions, featureLevel: 'core' | 'compatibility'): Promise<Candidate | undefined> {
+async function request(
+  backend: Backend,
+  req: GPURequestAdapterOptions,
+  featureLevel: 'core' | 'compatibility',
+): Promise<Candidate | undefined> {
   const options = toggles(backend);
   const gpu = create(options);
   instances.push(gpu);
@@ -104,10 +115,12 @@ async function request(backend: Backend, req: GPURequestAdapterOptions, featureL
 async function probeHardware(): Promise<ProbeResult> {
   const backend: Backend = process.platform === 'darwin' ? 'metal' : process.platform === 'win32' ? 'd3d12' : 'vulkan';
   const probe = `${backend} (hardware)`;
-  if (backend === 'vulkan' && !vulkanLoaderPresent()) return { probe, reason: 'the Vulkan loader (libvulkan.so.1) is not installed' };
+  if (backend === 'vulkan' && !vulkanLoaderPresent())
+    return { probe, reason: 'the Vulkan loader (libvulkan.so.1) is not installed' };
   const c = await request(backend, { powerPreference: 'high-performance' }, 'core');
   if (!c) return { probe, reason: `Dawn found no ${backend} adapter` };
-  if (c.summary.kind === 'software') return { probe, reason: `only a software ${backend} adapter (${c.summary.device || c.summary.description})` };
+  if (c.summary.kind === 'software')
+    return { probe, reason: `only a software ${backend} adapter (${c.summary.device || c.summary.description})` };
   return { probe, candidate: c };
 }
 

@@ -43,7 +43,8 @@ const EXPERIMENTAL_FEATURES = ['chromium-experimental-subgroup-matrix'];
 export async function selectAdapter(choice: DeviceChoice): Promise<{ chosen: Candidate; probes: ProbeResult[] }> {
   const probes = await probeAdapters({ hardware: choice !== 'cpu', all: !['auto', 'gpu', 'cpu'].includes(choice) });
   const found = probes.flatMap((p) => (p.candidate ? [p.candidate] : []));
-  const why = () => probes.map((p) => `  ${p.probe}: ${p.candidate ? adapterName(p.candidate.summary) : p.reason}`).join('\n');
+  const why = () =>
+    probes.map((p) => `  ${p.probe}: ${p.candidate ? adapterName(p.candidate.summary) : p.reason}`).join('\n');
   let chosen: Candidate | undefined;
   if (choice === 'auto') chosen = found[0];
   else if (choice === 'gpu') chosen = found.find((c) => c.summary.kind === 'hardware');
@@ -53,7 +54,14 @@ export async function selectAdapter(choice: DeviceChoice): Promise<{ chosen: Can
     chosen = found.find((c) => `${c.summary.backend} ${adapterName(c.summary)}`.toLowerCase().includes(needle));
   }
   if (!chosen) {
-    const what = choice === 'gpu' ? 'no hardware GPU adapter' : choice === 'cpu' ? 'no software adapter' : choice === 'auto' ? 'no WebGPU adapter at all' : `no adapter matches "${choice}"`;
+    const what =
+      choice === 'gpu'
+        ? 'no hardware GPU adapter'
+        : choice === 'cpu'
+          ? 'no software adapter'
+          : choice === 'auto'
+            ? 'no WebGPU adapter at all'
+            : `no adapter matches "${choice}"`;
     throw new NoAdapterError(`--device ${choice}: ${what}. Probed:\n${why()}`);
   }
   return { chosen, probes };
@@ -78,7 +86,10 @@ export class Gpu {
   /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
   profiler?: GpuProfiler;
 
-  private constructor(readonly device: GPUDevice, readonly adapter: AdapterSummary) {
+  private constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterSummary,
+  ) {
     this.features = new Set([...device.features].map(String));
     this.limits = adapter.limits;
     device.lost.then((info) => {
@@ -95,7 +106,10 @@ export class Gpu {
   static async open(choice: DeviceChoice = 'auto'): Promise<Gpu> {
     const { chosen } = await selectAdapter(choice);
     const { adapter, summary } = chosen;
-    const wanted = [...OPTIONAL_FEATURES, ...(chosen.options.some((o) => o.includes('allow_unsafe_apis')) ? EXPERIMENTAL_FEATURES : [])];
+    const wanted = [
+      ...OPTIONAL_FEATURES,
+      ...(chosen.options.some((o) => o.includes('allow_unsafe_apis')) ? EXPERIMENTAL_FEATURES : []),
+    ];
     const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
     // Default limits cap a storage binding at 128 MiB and a workgroup at 256 invocations.
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: summary.limits, label: 'hlm' });
@@ -122,7 +136,11 @@ export class Gpu {
   }
 
   /** A storage buffer, rounded up to 16 bytes so vec4 views of it are legal. */
-  buffer(label: string, bytes: number, usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST): GPUBuffer {
+  buffer(
+    label: string,
+    bytes: number,
+    usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  ): GPUBuffer {
     this.check();
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     const max = this.limits.maxBufferSize ?? Infinity;
@@ -144,7 +162,10 @@ export class Gpu {
   shared(name: string, bytes: number): GPUBuffer {
     const have = this.sharedBuffers.get(name);
     if (have && have.size >= bytes) return have;
-    const rounded = Math.min(2 ** Math.ceil(Math.log2(Math.max(16, bytes))), this.limits.maxStorageBufferBindingSize ?? Infinity);
+    const rounded = Math.min(
+      2 ** Math.ceil(Math.log2(Math.max(16, bytes))),
+      this.limits.maxStorageBufferBindingSize ?? Infinity,
+    );
     const buf = this.buffer(`shared ${name}`, Math.max(bytes, rounded));
     this.sharedBuffers.set(name, buf);
     return buf;
@@ -166,7 +187,14 @@ export class Gpu {
     this.check();
     // writeBuffer wants a multiple of 4 bytes.
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    const padded = bytes.byteLength % 4 ? (() => { const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4); p.set(bytes); return p; })() : bytes;
+    const padded =
+      bytes.byteLength % 4
+        ? (() => {
+            const p = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+            p.set(bytes);
+            return p;
+          })()
+        : bytes;
     this.device.queue.writeBuffer(buffer, byteOffset, padded as Uint8Array<ArrayBuffer>);
   }
 
@@ -206,13 +234,19 @@ export class Gpu {
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
       const lines = code.split('\n');
-      const text = errors.map((m) => `${file}:${m.lineNum}:${m.linePos}: error: ${m.message}\n    ${(lines[m.lineNum - 1] ?? '').trim()}`);
+      const text = errors.map(
+        (m) => `${file}:${m.lineNum}:${m.linePos}: error: ${m.message}\n    ${(lines[m.lineNum - 1] ?? '').trim()}`,
+      );
       throw new ShaderCompileError(`WGSL compilation failed\n${text.join('\n')}`);
     }
     if (scoped) throw new ShaderCompileError(`${file}: ${scoped.message}`);
     this.device.pushErrorScope('validation');
     try {
-      return await this.device.createComputePipelineAsync({ label: `${shader}:${entry}`, layout: 'auto', compute: { module, entryPoint: entry } });
+      return await this.device.createComputePipelineAsync({
+        label: `${shader}:${entry}`,
+        layout: 'auto',
+        compute: { module, entryPoint: entry },
+      });
     } catch (e) {
       throw new GpuValidationError(`${file}: pipeline "${entry}" rejected: ${(e as Error).message}`);
     } finally {
@@ -222,11 +256,18 @@ export class Gpu {
   }
 
   /** Bind buffers to bindings 0..n-1 of group 0 and describe the dispatch. */
-  dispatch(label: string, pipeline: GPUComputePipeline, bindings: Binding[], workgroups: [number, number?, number?], owned: GPUBuffer[] = []): Dispatch {
+  dispatch(
+    label: string,
+    pipeline: GPUComputePipeline,
+    bindings: Binding[],
+    workgroups: [number, number?, number?],
+    owned: GPUBuffer[] = [],
+  ): Dispatch {
     this.check();
     const [x, y = 1, z = 1] = workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension ?? 65535;
-    if (x > maxWg || y > maxWg || z > maxWg) throw new HlmError(`${label}: ${x}x${y}x${z} workgroups exceed this adapter's ${maxWg} per dimension`);
+    if (x > maxWg || y > maxWg || z > maxWg)
+      throw new HlmError(`${label}: ${x}x${y}x${z} workgroups exceed this adapter's ${maxWg} per dimension`);
     const entries = bindings.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
     const bindGroup = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
     return { label, pipeline, bindGroup, workgroups: [x, y, z], owned };
@@ -273,7 +314,11 @@ export class Gpu {
     this.submit(dispatches, label);
     const invalid = await this.device.popErrorScope();
     const oom = await this.device.popErrorScope();
-    if (invalid) throw new GpuValidationError(`${label} [${dispatches.map((d) => ('clear' in d ? `clear ${d.clear.label}` : 'copy' in d ? `copy to ${d.copy.to.label}` : d.label)).join(', ')}]: ${invalid.message}`);
+    if (invalid) {
+      const name = (d: Command) =>
+        'clear' in d ? `clear ${d.clear.label}` : 'copy' in d ? `copy to ${d.copy.to.label}` : d.label;
+      throw new GpuValidationError(`${label} [${dispatches.map(name).join(', ')}]: ${invalid.message}`);
+    }
     if (oom) throw new HlmError(`${label}: GPU out of memory: ${oom.message}`);
     await this.done();
   }
@@ -286,12 +331,21 @@ export class Gpu {
   }
 
   /** Read `count` elements starting at element `offset` of `buffer` back to the host. */
-  async read<T extends Float32Array | Uint32Array | Int32Array>(buffer: GPUBuffer, ctor: { new (b: ArrayBuffer): T; BYTES_PER_ELEMENT: number }, offset = 0, count?: number): Promise<T> {
+  async read<T extends Float32Array | Uint32Array | Int32Array>(
+    buffer: GPUBuffer,
+    ctor: { new (b: ArrayBuffer): T; BYTES_PER_ELEMENT: number },
+    offset = 0,
+    count?: number,
+  ): Promise<T> {
     this.check();
     const bpe = ctor.BYTES_PER_ELEMENT;
     const n = count ?? Math.floor(buffer.size / bpe) - offset;
     const bytes = Math.ceil((n * bpe) / 4) * 4;
-    const staging = this.device.createBuffer({ label: 'readback', size: Math.max(bytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      label: 'readback',
+      size: Math.max(bytes, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     try {
       const enc = this.device.createCommandEncoder({ label: 'readback' });
       enc.copyBufferToBuffer(buffer, offset * bpe, staging, 0, bytes);

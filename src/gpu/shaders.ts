@@ -44,7 +44,8 @@ function literal(type: string, value: number | boolean, where: string): string {
   switch (type) {
     case 'u32':
     case 'i32':
-      if (!Number.isInteger(value as number)) throw new HlmError(`${where}: ${type} parameter needs an integer, got ${value}`);
+      if (!Number.isInteger(value as number))
+        throw new HlmError(`${where}: ${type} parameter needs an integer, got ${value}`);
       return `${value}${type === 'u32' ? 'u' : 'i'}`;
     case 'f32': {
       const s = String(Number(value));
@@ -98,6 +99,7 @@ export function specialise(name: string, source: string, params: ShaderParams): 
   });
   if (stack.length) throw new HlmError(`${shaderDisplayPath(name)}:${stack[0].line}: //#if without //#endif`);
   const unused = Object.keys(params).filter((k) => !used.has(k));
-  if (unused.length) throw new HlmError(`${shaderDisplayPath(name)}: no constant or //#if for parameter(s) ${unused.join(', ')}`);
+  if (unused.length)
+    throw new HlmError(`${shaderDisplayPath(name)}: no constant or //#if for parameter(s) ${unused.join(', ')}`);
   return out.join('\n');
 }

@@ -21,12 +21,23 @@ export class GpuProfiler {
   private readonly resolved: GPUBuffer;
   private readonly staging: GPUBuffer;
 
-  private constructor(private readonly gpu: Gpu, readonly capacity: number) {
+  private constructor(
+    private readonly gpu: Gpu,
+    readonly capacity: number,
+  ) {
     const { device } = gpu;
     // Raw device buffers, not gpu.buffer: the measurement must not count as hlm's memory.
     this.querySet = device.createQuerySet({ label: 'profiler', type: 'timestamp', count: 2 * capacity });
-    this.resolved = device.createBuffer({ label: 'profiler resolve', size: 16 * capacity, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    this.staging = device.createBuffer({ label: 'profiler readback', size: 16 * capacity, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.resolved = device.createBuffer({
+      label: 'profiler resolve',
+      size: 16 * capacity,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.staging = device.createBuffer({
+      label: 'profiler readback',
+      size: 16 * capacity,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
   }
 
   /** A profiler, or undefined when the device lacks `timestamp-query`. */
@@ -68,7 +79,10 @@ export class GpuProfiler {
     const ticks = new BigUint64Array(this.staging.getMappedRange(0, 16 * n).slice(0));
     this.staging.unmap();
     // Timestamps are nanoseconds; a pass whose end precedes its begin (a reset counter) counts 0.
-    return this.slots.map((dispatch, i) => ({ dispatch, ms: ticks[2 * i + 1] > ticks[2 * i] ? Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6 : 0 }));
+    return this.slots.map((dispatch, i) => ({
+      dispatch,
+      ms: ticks[2 * i + 1] > ticks[2 * i] ? Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6 : 0,
+    }));
   }
 
   destroy(): void {

@@ -91,10 +91,16 @@ export class Generator {
   private readonly logitsBuf: GPUBuffer;
   private readonly amax: GPUBuffer;
 
-  private constructor(readonly gpu: Gpu, readonly config: ModelConfig, private readonly owner: Gpt2, opts: GeneratorOptions) {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    private readonly owner: Gpt2,
+    opts: GeneratorOptions,
+  ) {
     const { n_positions: P, n_embd: d, vocab_size: V } = config;
     const max = opts.maxContext ?? P;
-    if (!(Number.isInteger(max) && max >= 1 && max <= P)) throw new HlmError(`maxContext must be an integer in 1..${P} (the model's n_positions), got ${max}`);
+    if (!(Number.isInteger(max) && max >= 1 && max <= P))
+      throw new HlmError(`maxContext must be an integer in 1..${P} (the model's n_positions), got ${max}`);
     this.maxContext = max;
     this.cache = opts.cache ?? true;
     this.state = this.buf('decode state', 4 * 4);
@@ -106,8 +112,16 @@ export class Generator {
   }
 
   /** A generator for a decoder; `params` in paramLayout(config) order (as loadCheckpoint gives them). */
-  static async create(gpu: Gpu, config: ModelConfig, params: Float32Array, opts: GeneratorOptions = {}): Promise<Generator> {
-    if (!config.causal) throw new HlmError('generation needs a decoder: this checkpoint is an encoder (causal: false), which cannot predict next tokens');
+  static async create(
+    gpu: Gpu,
+    config: ModelConfig,
+    params: Float32Array,
+    opts: GeneratorOptions = {},
+  ): Promise<Generator> {
+    if (!config.causal)
+      throw new HlmError(
+        'generation needs a decoder: this checkpoint is an encoder (causal: false), which cannot predict next tokens',
+      );
     const owner = await Gpt2.create(gpu, config, { B: 1, T: 1, train: false });
     let g: Generator | undefined;
     try {
@@ -147,8 +161,28 @@ export class Generator {
     const { gpu, config } = this;
     const tile = ROW_TILES[gpu.adapter.kind];
     this.head = [
-      ...this.keep(await matmul(gpu, { M: 1, N: config.vocab_size, K: config.n_embd, transB: true, tile, a: { buffer: this.hLast }, b: this.owner.P(headTensor(config)), c: { buffer: this.logitsBuf }, label: 'decode logits' })),
-      this.keep(await argmaxRows(gpu, { rows: 1, n: config.vocab_size, x: { buffer: this.logitsBuf }, out: { buffer: this.amax }, label: 'decode argmax' })),
+      ...this.keep(
+        await matmul(gpu, {
+          M: 1,
+          N: config.vocab_size,
+          K: config.n_embd,
+          transB: true,
+          tile,
+          a: { buffer: this.hLast },
+          b: this.owner.P(headTensor(config)),
+          c: { buffer: this.logitsBuf },
+          label: 'decode logits',
+        }),
+      ),
+      this.keep(
+        await argmaxRows(gpu, {
+          rows: 1,
+          n: config.vocab_size,
+          x: { buffer: this.logitsBuf },
+          out: { buffer: this.amax },
+          label: 'decode argmax',
+        }),
+      ),
     ];
   }
 
@@ -157,37 +191,114 @@ export class Generator {
     const { n_embd: d, n_layer: L, n_head: H, layer_norm_epsilon: eps } = config;
     const tile = ROW_TILES[gpu.adapter.kind];
     const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
-    const x = this.buf('decode x', d * F32), xm = this.buf('decode xm', d * F32), ln = this.buf('decode ln', d * F32);
-    const stats = this.buf('decode ln stats', 2 * F32), y = this.buf('decode y', d * F32), tmp = this.buf('decode proj out', d * F32);
-    const fc = this.buf('decode fc', 4 * d * F32), act = this.buf('decode gelu', 4 * d * F32);
+    const x = this.buf('decode x', d * F32);
+    const xm = this.buf('decode xm', d * F32);
+    const ln = this.buf('decode ln', d * F32);
+    const stats = this.buf('decode ln stats', 2 * F32);
+    const y = this.buf('decode y', d * F32);
+    const tmp = this.buf('decode proj out', d * F32);
+    const fc = this.buf('decode fc', 4 * d * F32);
+    const act = this.buf('decode gelu', 4 * d * F32);
     const scores = this.buf('decode attention scores', H * this.maxContext * F32);
     const PB = (l: number, name: string) => owner.P(`transformer.h.${l}.${name}`);
-    const linear = async (xin: GPUBuffer, l: number, name: string, out: GPUBuffer, nIn: number, nOut: number): Promise<Dispatch[]> => [
-      ...this.keep(await matmul(gpu, { M: 1, N: nOut, K: nIn, tile, a: at(xin), b: PB(l, `${name}.weight`), c: at(out), label: `decode h${l} ${name}` })),
-      this.keep(await add(gpu, { rows: 1, cols: nOut, out: at(out), b: PB(l, `${name}.bias`), bStrides: [0, 1], label: `decode h${l} ${name} +b` })),
+    const linear = async (
+      xin: GPUBuffer,
+      l: number,
+      name: string,
+      out: GPUBuffer,
+      nIn: number,
+      nOut: number,
+    ): Promise<Dispatch[]> => [
+      ...this.keep(
+        await matmul(gpu, {
+          M: 1,
+          N: nOut,
+          K: nIn,
+          tile,
+          a: at(xin),
+          b: PB(l, `${name}.weight`),
+          c: at(out),
+          label: `decode h${l} ${name}`,
+        }),
+      ),
+      this.keep(
+        await add(gpu, {
+          rows: 1,
+          cols: nOut,
+          out: at(out),
+          b: PB(l, `${name}.bias`),
+          bStrides: [0, 1],
+          label: `decode h${l} ${name} +b`,
+        }),
+      ),
     ];
     const norm = async (xin: GPUBuffer, w: string, out: GPUBuffer, label: string) =>
-      this.keep(await layerNormForward(gpu, { rows: 1, cols: d, eps, x: at(xin), weight: owner.P(`${w}.weight`), bias: owner.P(`${w}.bias`), out: at(out), mean: at(stats), rstd: at(stats, 1), label }));
+      this.keep(
+        await layerNormForward(gpu, {
+          rows: 1,
+          cols: d,
+          eps,
+          x: at(xin),
+          weight: owner.P(`${w}.weight`),
+          bias: owner.P(`${w}.bias`),
+          out: at(out),
+          mean: at(stats),
+          rstd: at(stats, 1),
+          label,
+        }),
+      );
 
-    this.embed = this.keep(await embeddingForward(gpu, { B: 1, T: 1, d, tokens: at(this.state), wte: owner.P('transformer.wte.weight'), wpe: at(this.posRow), out: at(x), label: 'decode embedding' }));
+    this.embed = this.keep(
+      await embeddingForward(gpu, {
+        B: 1,
+        T: 1,
+        d,
+        tokens: at(this.state),
+        wte: owner.P('transformer.wte.weight'),
+        wpe: at(this.posRow),
+        out: at(x),
+        label: 'decode embedding',
+      }),
+    );
     for (let l = 0; l < L; l++) {
       this.kv.push(this.buf(`h${l} kv cache`, this.maxContext * 2 * d * F32));
-      this.pre.push([await norm(x, `transformer.h.${l}.ln_1`, ln, `decode h${l} ln_1`), ...(await linear(ln, l, 'attn.c_attn', this.qkv, d, 3 * d))]);
+      this.pre.push([
+        await norm(x, `transformer.h.${l}.ln_1`, ln, `decode h${l} ln_1`),
+        ...(await linear(ln, l, 'attn.c_attn', this.qkv, d, 3 * d)),
+      ]);
       this.post.push([
-        this.keep(await attentionDecode(gpu, { d, nHead: H, maxLen: this.maxContext, q: at(this.qkv), kv: at(this.kv[l]), length: at(this.state, 1), out: at(y), scores, label: `decode h${l} attn` })),
+        this.keep(
+          await attentionDecode(gpu, {
+            d,
+            nHead: H,
+            maxLen: this.maxContext,
+            q: at(this.qkv),
+            kv: at(this.kv[l]),
+            length: at(this.state, 1),
+            out: at(y),
+            scores,
+            label: `decode h${l} attn`,
+          }),
+        ),
         ...(await linear(y, l, 'attn.c_proj', tmp, d, d)),
-        this.keep(await add(gpu, { rows: 1, cols: d, out: at(xm), a: at(x), b: at(tmp), label: `decode h${l} residual 1` })),
+        this.keep(
+          await add(gpu, { rows: 1, cols: d, out: at(xm), a: at(x), b: at(tmp), label: `decode h${l} residual 1` }),
+        ),
         await norm(xm, `transformer.h.${l}.ln_2`, ln, `decode h${l} ln_2`),
         ...(await linear(ln, l, 'mlp.c_fc', fc, d, 4 * d)),
         this.keep(await geluForward(gpu, { n: 4 * d, x: at(fc), out: at(act), label: `decode h${l} gelu` })),
         ...(await linear(act, l, 'mlp.c_proj', tmp, 4 * d, d)),
-        this.keep(await add(gpu, { rows: 1, cols: d, out: at(x), a: at(xm), b: at(tmp), label: `decode h${l} residual 2` })),
+        this.keep(
+          await add(gpu, { rows: 1, cols: d, out: at(x), a: at(xm), b: at(tmp), label: `decode h${l} residual 2` }),
+        ),
       ]);
     }
     this.lnf = await norm(x, 'transformer.ln_f', this.hLast, 'decode ln_f');
   }
 
-  /** The prefill model for n tokens: T = n rounded up to a power of two (at least MIN_PREFILL), capped at maxContext. */
+  /**
+   * The prefill model for n tokens: T = n rounded up to a power of two (at least MIN_PREFILL), capped at maxContext.
+   */
   private async prefillFor(n: number): Promise<Gpt2> {
     let T = MIN_PREFILL;
     while (T < n) T *= 2;
@@ -204,7 +315,16 @@ export class Generator {
       const idx = gpu.upload('prefill kv index', index);
       this.prefillGathers = [];
       for (let l = 0; l < config.n_layer; l++) {
-        this.prefillGathers.push(await gatherRows(gpu, { n: 2 * T, d: config.n_embd, src: { buffer: m.qkv(l) }, index: { buffer: idx }, dst: { buffer: this.kv[l] }, label: `prefill h${l} kv` }));
+        this.prefillGathers.push(
+          await gatherRows(gpu, {
+            n: 2 * T,
+            d: config.n_embd,
+            src: { buffer: m.qkv(l) },
+            index: { buffer: idx },
+            dst: { buffer: this.kv[l] },
+            label: `prefill h${l} kv`,
+          }),
+        );
       }
       this.prefillGathers[0].owned.push(idx);
     }
@@ -220,7 +340,9 @@ export class Generator {
 
   private checkTokens(tokens: readonly number[]): void {
     const V = this.config.vocab_size;
-    for (const t of tokens) if (!(Number.isInteger(t) && t >= 0 && t < V)) throw new HlmError(`token ${t} is outside the model's vocabulary (0..${V - 1})`);
+    for (const t of tokens)
+      if (!(Number.isInteger(t) && t >= 0 && t < V))
+        throw new HlmError(`token ${t} is outside the model's vocabulary (0..${V - 1})`);
   }
 
   /** Run the whole sequence `seq` through a batched forward; the last position's hidden state goes to the head. */
@@ -230,14 +352,17 @@ export class Generator {
     padded.set(seq);
     m.setTokens(padded);
     const d = this.config.n_embd;
-    const last: Command = { copy: { from: m.hf, fromOffset: (seq.length - 1) * d * F32, to: this.hLast, toOffset: 0, size: d * F32 } };
+    const last: Command = {
+      copy: { from: m.hf, fromOffset: (seq.length - 1) * d * F32, to: this.hLast, toOffset: 0, size: d * F32 },
+    };
     await this.gpu.run([...m.forward, ...(fillCache ? this.prefillGathers : []), last, ...this.head], 'prefill');
   }
 
   /** Start a sequence with these tokens (1..maxContext of them); the next token's logits are then ready. */
   async prefill(tokens: readonly number[]): Promise<void> {
     if (tokens.length < 1) throw new HlmError('prefill needs at least one token');
-    if (tokens.length > this.maxContext) throw new HlmError(`a prompt of ${tokens.length} tokens does not fit the context of ${this.maxContext}`);
+    if (tokens.length > this.maxContext)
+      throw new HlmError(`a prompt of ${tokens.length} tokens does not fit the context of ${this.maxContext}`);
     this.checkTokens(tokens);
     this.seq = [];
     await this.forwardAll([...tokens], this.cache);
@@ -259,9 +384,26 @@ export class Generator {
     const d = this.config.n_embd;
     gpu.write(this.state, Uint32Array.of(token, pos + 1));
     const wpe = this.owner.P('transformer.wpe.weight').offset ?? 0;
-    const commands: Command[] = [{ copy: { from: this.owner.params, fromOffset: (wpe + pos * d) * F32, to: this.posRow, toOffset: 0, size: d * F32 } }, this.embed];
+    const commands: Command[] = [
+      {
+        copy: {
+          from: this.owner.params,
+          fromOffset: (wpe + pos * d) * F32,
+          to: this.posRow,
+          toOffset: 0,
+          size: d * F32,
+        },
+      },
+      this.embed,
+    ];
     for (let l = 0; l < this.config.n_layer; l++) {
-      commands.push(...this.pre[l], { copy: { from: this.qkv, fromOffset: d * F32, to: this.kv[l], toOffset: pos * 2 * d * F32, size: 2 * d * F32 } }, ...this.post[l]);
+      commands.push(
+        ...this.pre[l],
+        {
+          copy: { from: this.qkv, fromOffset: d * F32, to: this.kv[l], toOffset: pos * 2 * d * F32, size: 2 * d * F32 },
+        },
+        ...this.post[l],
+      );
     }
     commands.push(this.lnf, ...this.head);
     gpu.submit(commands, 'decode step');
@@ -290,7 +432,8 @@ export class Generator {
    * overwriting the cache rows past n. Lets a benchmark decode again and again from one prefill.
    */
   rewind(n: number): void {
-    if (!(Number.isInteger(n) && n >= 1 && n <= this.seq.length)) throw new HlmError(`rewind: ${n} is not in 1..${this.seq.length}`);
+    if (!(Number.isInteger(n) && n >= 1 && n <= this.seq.length))
+      throw new HlmError(`rewind: ${n} is not in 1..${this.seq.length}`);
     this.seq.length = n;
   }
 
@@ -331,12 +474,19 @@ export interface GenerateOptions {
  * before the next is chosen. Returns why it stopped: maxTokens reached, the end-of-text token,
  * or the context full (maxContext tokens in the sequence).
  */
-export async function* generate(gen: Generator, prompt: readonly number[], o: GenerateOptions): AsyncGenerator<number, StopReason> {
-  const temperature = o.temperature ?? 1, topK = o.topK ?? 0, seed = checkSeed(o.seed ?? 0);
+export async function* generate(
+  gen: Generator,
+  prompt: readonly number[],
+  o: GenerateOptions,
+): AsyncGenerator<number, StopReason> {
+  const temperature = o.temperature ?? 1;
+  const topK = o.topK ?? 0;
+  const seed = checkSeed(o.seed ?? 0);
   const sampling = { temperature, topK, vocab: o.vocab };
   checkSampling(sampling);
-  if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 0)) throw new HlmError(`maxTokens must be an integer ≥ 0, got ${o.maxTokens}`);
-  const eos = o.stopAtEos === false ? null : (o.eosId === undefined ? gen.config.eos_token_id : o.eosId);
+  if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 0))
+    throw new HlmError(`maxTokens must be an integer ≥ 0, got ${o.maxTokens}`);
+  const eos = o.stopAtEos === false ? null : o.eosId === undefined ? gen.config.eos_token_id : o.eosId;
   // The GPU argmax covers the whole vocabulary; a restricted one is taken on the host.
   const gpuGreedy = (temperature === 0 || topK === 1) && (o.vocab === undefined || o.vocab >= gen.config.vocab_size);
   const rng = new Rng(seed, 'generate');

@@ -14,7 +14,8 @@ export interface SamplingOptions {
 }
 
 export function checkSampling(o: SamplingOptions): void {
-  if (!(o.temperature >= 0 && Number.isFinite(o.temperature))) throw new HlmError(`temperature must be a finite number ≥ 0, got ${o.temperature}`);
+  if (!(o.temperature >= 0 && Number.isFinite(o.temperature)))
+    throw new HlmError(`temperature must be a finite number ≥ 0, got ${o.temperature}`);
   if (!(Number.isInteger(o.topK) && o.topK >= 0)) throw new HlmError(`top-k must be an integer ≥ 0, got ${o.topK}`);
 }
 
@@ -22,7 +23,8 @@ export function checkSampling(o: SamplingOptions): void {
 export function argmaxHost(logits: ArrayLike<number>, n = logits.length): number {
   let best = 0;
   for (let i = 1; i < n; i++) {
-    const v = logits[i], b = logits[best];
+    const v = logits[i];
+    const b = logits[best];
     if (Number.isNaN(b)) break;
     if (v > b || Number.isNaN(v)) best = i;
   }

@@ -68,7 +68,9 @@ export class TextStream {
   }
 
   private take(text: string): string {
-    const piece = text.startsWith(this.shown) ? text.slice(this.shown.length) : text.slice(Math.min(this.shown.length, text.length));
+    const piece = text.startsWith(this.shown)
+      ? text.slice(this.shown.length)
+      : text.slice(Math.min(this.shown.length, text.length));
     this.shown = text;
     return piece;
   }
@@ -85,7 +87,8 @@ export interface PreparedGeneration {
 /** Everything that can be refused before a GPU is opened: the checkpoint, its tokenizer, the prompt's length. */
 export async function prepareGeneration(o: Pick<GenerateTextOptions, 'model' | 'prompt'>): Promise<PreparedGeneration> {
   const { config: declared } = await readCheckpointConfig(o.model);
-  if (!declared.causal) throw new HlmError(`${o.model} is an encoder checkpoint (causal: false): it cannot generate text; use a decoder`);
+  if (!declared.causal)
+    throw new HlmError(`${o.model} is an encoder checkpoint (causal: false): it cannot generate text; use a decoder`);
   const ck = await loadCheckpoint(o.model, { optimizer: false });
   const { config } = ck;
   const tokenizer = await tokenizerForCheckpoint(ck.dir, config.vocab_size);
@@ -93,19 +96,35 @@ export async function prepareGeneration(o: Pick<GenerateTextOptions, 'model' | '
   let prompt = await tokenizer.encode(o.prompt);
   // GPT-2 starts documents after an end-of-text token: an empty prompt is that token alone.
   if (prompt.length === 0) prompt = [eos];
-  if (prompt.length > config.n_positions) throw new HlmError(`the prompt is ${prompt.length} tokens long; this model's context (n_positions) is ${config.n_positions}`);
+  if (prompt.length > config.n_positions)
+    throw new HlmError(
+      `the prompt is ${prompt.length} tokens long; this model's context (n_positions) is ${config.n_positions}`,
+    );
   return { config, params: ck.params, tokenizer, prompt, eos };
 }
 
-export async function generateText(gpu: Gpu, o: GenerateTextOptions, onText: (piece: string) => void = () => {}, prepared?: PreparedGeneration): Promise<GenerateTextResult> {
+export async function generateText(
+  gpu: Gpu,
+  o: GenerateTextOptions,
+  onText: (piece: string) => void = () => {},
+  prepared?: PreparedGeneration,
+): Promise<GenerateTextResult> {
   const { config, params, tokenizer, prompt, eos } = prepared ?? (await prepareGeneration(o));
   const gen = await Generator.create(gpu, config, params, { cache: o.cache ?? true });
   try {
     const stream = new TextStream(tokenizer);
     const tokens: number[] = [];
     const t0 = performance.now();
-    let tFirst = 0, prefillSeconds = 0;
-    const it = generate(gen, prompt, { maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, seed: o.seed, eosId: eos, vocab: tokenizer.vocabSize });
+    let tFirst = 0;
+    let prefillSeconds = 0;
+    const it = generate(gen, prompt, {
+      maxTokens: o.maxTokens,
+      temperature: o.temperature,
+      topK: o.topK,
+      seed: o.seed,
+      eosId: eos,
+      vocab: tokenizer.vocabSize,
+    });
     let r = await it.next();
     prefillSeconds = (performance.now() - t0) / 1000; // includes choosing the first token
     for (; !r.done; r = await it.next()) {
@@ -118,11 +137,21 @@ export async function generateText(gpu: Gpu, o: GenerateTextOptions, onText: (pi
     const rest = await stream.flush();
     if (rest) onText(rest);
     const stop = r.value;
-    if (stop === 'context') log.warn(`stopped after ${tokens.length} tokens: the context of ${gen.maxContext} tokens is full`);
+    if (stop === 'context')
+      log.warn(`stopped after ${tokens.length} tokens: the context of ${gen.maxContext} tokens is full`);
     return {
-      prompt: o.prompt, text: stream.text, promptTokens: prompt, tokens, stop,
-      temperature: o.temperature, topK: o.topK, seed: o.seed, cache: gen.cache,
-      objective: config.objective, head: headTensor(config), tokenizer: tokenizer.name,
+      prompt: o.prompt,
+      text: stream.text,
+      promptTokens: prompt,
+      tokens,
+      stop,
+      temperature: o.temperature,
+      topK: o.topK,
+      seed: o.seed,
+      cache: gen.cache,
+      objective: config.objective,
+      head: headTensor(config),
+      tokenizer: tokenizer.name,
       timeToFirstToken: tokens.length ? (tFirst - t0) / 1000 : prefillSeconds,
       prefillTokensPerSecond: prompt.length / prefillSeconds,
       decodeTokensPerSecond: tokens.length > 1 ? ((tokens.length - 1) * 1000) / (tEnd - tFirst) : null,

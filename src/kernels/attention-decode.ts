@@ -20,7 +20,9 @@ export interface AttentionDecodeSpec {
   /** u32: how many cache rows the query sees (its own position + 1). */
   length: TensorRef;
   out: TensorRef;
-  /** Holds nHead·maxLen floats of scores; default: one the dispatch owns (freed by gpu.release). Layers may share one. */
+  /**
+   * Holds nHead·maxLen floats of scores; default: one the dispatch owns (freed by gpu.release). Layers may share one.
+   */
   scores?: GPUBuffer;
   /** Default 1/√(d / nHead). */
   scale?: number;
@@ -41,22 +43,48 @@ export async function attentionDecode(gpu: Gpu, s: AttentionDecodeSpec): Promise
   if (s.d % s.nHead !== 0) throw new HlmError(`${label}: d = ${s.d} is not a multiple of nHead = ${s.nHead}`);
   const hd = s.d / s.nHead;
   const need = (what: string, t: TensorRef, n: number) => {
-    if (((t.offset ?? 0) + n) * 4 > t.buffer.size) throw new HlmError(`${label}: ${what} needs ${n} elements from offset ${t.offset ?? 0}, but "${t.buffer.label}" has ${t.buffer.size} bytes`);
+    if (((t.offset ?? 0) + n) * 4 > t.buffer.size)
+      throw new HlmError(
+        `${label}: ${what} needs ${n} elements from offset ${t.offset ?? 0}, but "${t.buffer.label}" has ` +
+          `${t.buffer.size} bytes`,
+      );
   };
   need('q', s.q, s.d);
   need('kv', s.kv, s.maxLen * 2 * s.d);
   need('length', s.length, 1);
   need('out', s.out, s.d);
   const scoreBytes = attentionDecodeScoresBytes(s.nHead, s.maxLen);
-  if (s.scores && s.scores.size < scoreBytes) throw new HlmError(`${label}: the scores scratch needs ${scoreBytes} bytes, "${s.scores.label}" has ${s.scores.size}`);
+  if (s.scores && s.scores.size < scoreBytes)
+    throw new HlmError(
+      `${label}: the scores scratch needs ${scoreBytes} bytes, "${s.scores.label}" has ${s.scores.size}`,
+    );
   const scores = s.scores ?? gpu.buffer(`${label} scores`, scoreBytes);
-  if ([s.q.buffer, s.kv.buffer, s.length.buffer, scores].includes(s.out.buffer)) throw new HlmError(`${label}: out must not share a buffer with q, kv, length or scores (WebGPU forbids writable aliasing)`);
-  if ([s.q.buffer, s.kv.buffer, s.length.buffer].includes(scores)) throw new HlmError(`${label}: the scores scratch must be a buffer of its own`);
+  if ([s.q.buffer, s.kv.buffer, s.length.buffer, scores].includes(s.out.buffer))
+    throw new HlmError(
+      `${label}: out must not share a buffer with q, kv, length or scores (WebGPU forbids writable aliasing)`,
+    );
+  if ([s.q.buffer, s.kv.buffer, s.length.buffer].includes(scores))
+    throw new HlmError(`${label}: the scores scratch must be a buffer of its own`);
   const pipeline = await gpu.pipeline('attention_decode', { WG, HD: hd, SLICES: hd <= WG ? Math.floor(WG / hd) : 1 });
-  const uniform = gpu.uniform(`${label} params`, packParams([
-    ['u32', s.d], ['u32', s.maxLen], ['u32', s.q.offset ?? 0], ['u32', s.kv.offset ?? 0],
-    ['u32', s.out.offset ?? 0], ['u32', s.length.offset ?? 0], ['f32', s.scale ?? 1 / Math.sqrt(hd)], ['u32', 0],
-  ]));
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.d],
+      ['u32', s.maxLen],
+      ['u32', s.q.offset ?? 0],
+      ['u32', s.kv.offset ?? 0],
+      ['u32', s.out.offset ?? 0],
+      ['u32', s.length.offset ?? 0],
+      ['f32', s.scale ?? 1 / Math.sqrt(hd)],
+      ['u32', 0],
+    ]),
+  );
   const owned = s.scores ? [uniform] : [uniform, scores];
-  return gpu.dispatch(label, pipeline, [s.q.buffer, s.kv.buffer, s.out.buffer, scores, s.length.buffer, uniform], [s.nHead], owned);
+  return gpu.dispatch(
+    label,
+    pipeline,
+    [s.q.buffer, s.kv.buffer, s.out.buffer, scores, s.length.buffer, uniform],
+    [s.nHead],
+    owned,
+  );
 }

@@ -61,7 +61,10 @@ export interface AttentionSpec extends AttentionShape {
   qkv: TensorRef;
   layer: AttentionBuffers;
   scratch: AttentionScratch;
-  /** Key padding mask: B u32 valid lengths (keys j ≥ lengths[b] hidden; above T acts as T). Rows with no visible key output 0. */
+  /**
+   * Key padding mask: B u32 valid lengths (keys j ≥ lengths[b] hidden; above T acts as T). Rows with no visible key
+   * output 0.
+   */
   lengths?: TensorRef;
   /** Score scale; default 1/√(d / nHead). */
   scale?: number;
@@ -137,7 +140,10 @@ export function freeAttentionScratch(gpu: Gpu, scratch: AttentionScratch): void 
 
 function need(label: string, what: string, buf: GPUBuffer, elements: number, offset = 0): void {
   if ((offset + elements) * F32 > buf.size) {
-    throw new HlmError(`${label}: ${what} needs ${(offset + elements) * F32} bytes from its buffer's start, but "${buf.label}" has ${buf.size}`);
+    throw new HlmError(
+      `${label}: ${what} needs ${(offset + elements) * F32} bytes from its buffer's start, but "${buf.label}" has ` +
+        `${buf.size}`,
+    );
   }
 }
 
@@ -154,17 +160,23 @@ function validate(s: AttentionSpec, label: string, outside: [string, TensorRef, 
   const internal = [s.layer.att, s.scratch.qkvh, s.scratch.dqkvh, s.scratch.yh, s.scratch.datt];
   for (const [name, t, n] of all) {
     need(label, name, t.buffer, n, t.offset ?? 0);
-    if (internal.includes(t.buffer)) throw new HlmError(`${label}: ${name} must not live in the attention's own layer or scratch buffers`);
+    if (internal.includes(t.buffer))
+      throw new HlmError(`${label}: ${name} must not live in the attention's own layer or scratch buffers`);
   }
   // No dispatch binds two of the caller's tensors together (each goes through the scratch), so
   // they may share one buffer; but what is written (out, dqkv) must not overlap anything else.
   const written = (name: string) => name === 'out' || name === 'dqkv';
   for (let i = 1; i < all.length; i++) {
     for (let j = 0; j < i; j++) {
-      const [ni, ti, ci] = all[i], [nj, tj, cj] = all[j];
+      const [ni, ti, ci] = all[i];
+      const [nj, tj, cj] = all[j];
       if (ti.buffer !== tj.buffer || !(written(ni) || written(nj))) continue;
-      const oi = ti.offset ?? 0, oj = tj.offset ?? 0;
-      if (oi < oj + cj && oj < oi + ci) throw new HlmError(`${label}: ${ni} [${oi}, ${oi + ci}) overlaps ${nj} [${oj}, ${oj + cj}) in buffer "${ti.buffer.label}"`);
+      const oi = ti.offset ?? 0;
+      const oj = tj.offset ?? 0;
+      if (oi < oj + cj && oj < oi + ci)
+        throw new HlmError(
+          `${label}: ${ni} [${oi}, ${oi + ci}) overlaps ${nj} [${oj}, ${oj + cj}) in buffer "${ti.buffer.label}"`,
+        );
     }
   }
   return hd;
@@ -178,14 +190,31 @@ function narrow(tile: MatmulTile, N: number): MatmulTile {
 }
 
 /** Token-major [B, T, S, H, hd] ↔ head-major [S, B, H, T, hd]. */
-async function permute(gpu: Gpu, label: string, toHeads: boolean, s: AttentionShape, S: number, src: TensorRef, dst: TensorRef): Promise<Dispatch> {
+async function permute(
+  gpu: Gpu,
+  label: string,
+  toHeads: boolean,
+  s: AttentionShape,
+  S: number,
+  src: TensorRef,
+  dst: TensorRef,
+): Promise<Dispatch> {
   const hd = s.d / s.nHead;
   const n = S * s.B * s.T * s.d;
   const pipeline = await gpu.pipeline('attention_permute', { TO_HEADS: toHeads });
-  const uniform = gpu.uniform(`${label} params`, packParams([
-    ['u32', s.B], ['u32', s.T], ['u32', s.nHead], ['u32', hd],
-    ['u32', S], ['u32', n], ['u32', src.offset ?? 0], ['u32', dst.offset ?? 0],
-  ]));
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.B],
+      ['u32', s.T],
+      ['u32', s.nHead],
+      ['u32', hd],
+      ['u32', S],
+      ['u32', n],
+      ['u32', src.offset ?? 0],
+      ['u32', dst.offset ?? 0],
+    ]),
+  );
   return gpu.dispatch(label, pipeline, [src.buffer, dst.buffer, uniform], grid(gpu, n, PERMUTE_WG), [uniform]);
 }
 
@@ -205,14 +234,32 @@ async function softmax(gpu: Gpu, label: string, s: AttentionSpec, backward: bool
   const { B, T, nHead: H } = s;
   const rows = B * H * T;
   const layout = s.rowLayout ?? ROW_LAYOUTS[gpu.adapter.kind];
-  if (!(layout.ROWS >= 1 && layout.TPR >= 1 && Number.isInteger(Math.log2(layout.TPR)) && Number.isInteger(layout.ROWS))) {
+  if (!(
+    layout.ROWS >= 1 &&
+    layout.TPR >= 1 &&
+    Number.isInteger(Math.log2(layout.TPR)) &&
+    Number.isInteger(layout.ROWS)
+  )) {
     throw new HlmError(`${label}: row layout ${JSON.stringify(layout)} needs ROWS ≥ 1 and TPR a power of two`);
   }
-  const pipeline = await gpu.pipeline(backward ? 'attention_softmax_backward' : 'attention_softmax', { ...layout, CAUSAL: s.causal, LENGTHS: !!s.lengths });
-  const uniform = gpu.uniform(`${label} params`, packParams([
-    ['u32', rows], ['u32', T], ['u32', H * T], ['u32', 0],
-    ['u32', s.lengths?.offset ?? 0], ['u32', 0], ['u32', 0], ['u32', 0],
-  ]));
+  const pipeline = await gpu.pipeline(backward ? 'attention_softmax_backward' : 'attention_softmax', {
+    ...layout,
+    CAUSAL: s.causal,
+    LENGTHS: !!s.lengths,
+  });
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', rows],
+      ['u32', T],
+      ['u32', H * T],
+      ['u32', 0],
+      ['u32', s.lengths?.offset ?? 0],
+      ['u32', 0],
+      ['u32', 0],
+      ['u32', 0],
+    ]),
+  );
   const lengths = s.lengths ? [s.lengths.buffer] : [];
   const bindings = backward ? [s.layer.att, s.scratch.datt, uniform, ...lengths] : [s.layer.att, uniform, ...lengths];
   return gpu.dispatch(label, pipeline, bindings, grid(gpu, rows, layout.ROWS), [uniform]);
@@ -229,21 +276,43 @@ export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promi
   const { B, T, d, nHead: H } = s;
   const n = B * T * d; // elements of each of q, k, v
   const scale = s.scale ?? 1 / Math.sqrt(hd);
-  const qkvh = s.scratch.qkvh, att = s.layer.att;
-  const tile = s.tile ?? TILES[gpu.adapter.kind], thin = narrow(tile, hd);
+  const qkvh = s.scratch.qkvh;
+  const att = s.layer.att;
+  const tile = s.tile ?? TILES[gpu.adapter.kind];
+  const thin = narrow(tile, hd);
   return [
     await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
-    ...await matmul(gpu, {
-      label: `${label} scores`, M: T, N: T, K: hd, batch: B * H, transB: true, alpha: scale, tile,
-      a: { buffer: qkvh, offset: 0 }, b: { buffer: qkvh, offset: n }, c: { buffer: att },
-      strideA: T * hd, strideB: T * hd, strideC: T * T,
-    }),
+    ...(await matmul(gpu, {
+      label: `${label} scores`,
+      M: T,
+      N: T,
+      K: hd,
+      batch: B * H,
+      transB: true,
+      alpha: scale,
+      tile,
+      a: { buffer: qkvh, offset: 0 },
+      b: { buffer: qkvh, offset: n },
+      c: { buffer: att },
+      strideA: T * hd,
+      strideB: T * hd,
+      strideC: T * T,
+    })),
     await softmax(gpu, `${label} softmax`, s, false),
-    ...await matmul(gpu, {
-      label: `${label} att·v`, M: T, N: hd, K: T, batch: B * H, tile: thin,
-      a: { buffer: att }, b: { buffer: qkvh, offset: 2 * n }, c: { buffer: s.scratch.yh },
-      strideA: T * T, strideB: T * hd, strideC: T * hd,
-    }),
+    ...(await matmul(gpu, {
+      label: `${label} att·v`,
+      M: T,
+      N: hd,
+      K: T,
+      batch: B * H,
+      tile: thin,
+      a: { buffer: att },
+      b: { buffer: qkvh, offset: 2 * n },
+      c: { buffer: s.scratch.yh },
+      strideA: T * T,
+      strideB: T * hd,
+      strideC: T * hd,
+    })),
     await permute(gpu, `${label} merge heads`, false, s, 1, { buffer: s.scratch.yh }, s.out),
   ];
 }
@@ -254,42 +323,83 @@ export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promi
  */
 export async function attentionBackward(gpu: Gpu, s: AttentionBackwardSpec): Promise<Dispatch[]> {
   const label = s.label ?? 'attention';
-  const hd = validate(s, label, [['dout', s.dout, s.B * s.T * s.d], ['dqkv', s.dqkv, 3 * s.B * s.T * s.d]]);
+  const hd = validate(s, label, [
+    ['dout', s.dout, s.B * s.T * s.d],
+    ['dqkv', s.dqkv, 3 * s.B * s.T * s.d],
+  ]);
   const { B, T, d, nHead: H } = s;
   const n = B * T * d;
   const scale = s.scale ?? 1 / Math.sqrt(hd);
   const { qkvh, dqkvh, yh: dyh, datt } = s.scratch;
   const att = s.layer.att;
   const tile = s.tile ?? TILES[gpu.adapter.kind];
-  const heads = { batch: B * H, tile }, thin = { batch: B * H, tile: narrow(tile, hd) };
+  const heads = { batch: B * H, tile };
+  const thin = { batch: B * H, tile: narrow(tile, hd) };
   return [
     await permute(gpu, `${label}.bw split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
     await permute(gpu, `${label}.bw split dout`, true, s, 1, s.dout, { buffer: dyh }),
     // datt = dy·vᵀ
-    ...await matmul(gpu, {
-      ...heads, label: `${label}.bw datt`, M: T, N: T, K: hd, transB: true,
-      a: { buffer: dyh }, b: { buffer: qkvh, offset: 2 * n }, c: { buffer: datt },
-      strideA: T * hd, strideB: T * hd, strideC: T * T,
-    }),
+    ...(await matmul(gpu, {
+      ...heads,
+      label: `${label}.bw datt`,
+      M: T,
+      N: T,
+      K: hd,
+      transB: true,
+      a: { buffer: dyh },
+      b: { buffer: qkvh, offset: 2 * n },
+      c: { buffer: datt },
+      strideA: T * hd,
+      strideB: T * hd,
+      strideC: T * T,
+    })),
     // dv = attᵀ·dy
-    ...await matmul(gpu, {
-      ...thin, label: `${label}.bw dv`, M: T, N: hd, K: T, transA: true,
-      a: { buffer: att }, b: { buffer: dyh }, c: { buffer: dqkvh, offset: 2 * n },
-      strideA: T * T, strideB: T * hd, strideC: T * hd,
-    }),
+    ...(await matmul(gpu, {
+      ...thin,
+      label: `${label}.bw dv`,
+      M: T,
+      N: hd,
+      K: T,
+      transA: true,
+      a: { buffer: att },
+      b: { buffer: dyh },
+      c: { buffer: dqkvh, offset: 2 * n },
+      strideA: T * T,
+      strideB: T * hd,
+      strideC: T * hd,
+    })),
     await softmax(gpu, `${label}.bw softmax`, s, true),
     // dq = scale·ds·k
-    ...await matmul(gpu, {
-      ...thin, label: `${label}.bw dq`, M: T, N: hd, K: T, alpha: scale,
-      a: { buffer: datt }, b: { buffer: qkvh, offset: n }, c: { buffer: dqkvh, offset: 0 },
-      strideA: T * T, strideB: T * hd, strideC: T * hd,
-    }),
+    ...(await matmul(gpu, {
+      ...thin,
+      label: `${label}.bw dq`,
+      M: T,
+      N: hd,
+      K: T,
+      alpha: scale,
+      a: { buffer: datt },
+      b: { buffer: qkvh, offset: n },
+      c: { buffer: dqkvh, offset: 0 },
+      strideA: T * T,
+      strideB: T * hd,
+      strideC: T * hd,
+    })),
     // dk = scale·dsᵀ·q
-    ...await matmul(gpu, {
-      ...thin, label: `${label}.bw dk`, M: T, N: hd, K: T, transA: true, alpha: scale,
-      a: { buffer: datt }, b: { buffer: qkvh, offset: 0 }, c: { buffer: dqkvh, offset: n },
-      strideA: T * T, strideB: T * hd, strideC: T * hd,
-    }),
+    ...(await matmul(gpu, {
+      ...thin,
+      label: `${label}.bw dk`,
+      M: T,
+      N: hd,
+      K: T,
+      transA: true,
+      alpha: scale,
+      a: { buffer: datt },
+      b: { buffer: qkvh, offset: 0 },
+      c: { buffer: dqkvh, offset: n },
+      strideA: T * T,
+      strideB: T * hd,
+      strideC: T * hd,
+    })),
     await permute(gpu, `${label}.bw merge dqkv`, false, s, 3, { buffer: dqkvh }, s.dqkv),
   ];
 }

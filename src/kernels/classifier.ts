@@ -25,15 +25,35 @@ const WG = 64; // matches WG in classifier_loss.wgsl
 
 export async function classifierLoss(gpu: Gpu, s: ClassifierLossSpec): Promise<Dispatch> {
   const label = s.label ?? `classifier loss ${s.rows}x${s.C}`;
-  if (!(Number.isInteger(s.rows) && s.rows > 0 && Number.isInteger(s.C) && s.C > 0)) throw new HlmError(`${label}: rows and C must be positive integers`);
+  if (!(Number.isInteger(s.rows) && s.rows > 0 && Number.isInteger(s.C) && s.C > 0))
+    throw new HlmError(`${label}: rows and C must be positive integers`);
   const written = [s.losses.buffer, s.dlogits.buffer];
-  if (s.losses.buffer === s.dlogits.buffer || [s.logits, s.targets, s.weights].some((r) => written.includes(r.buffer))) {
+  if (
+    s.losses.buffer === s.dlogits.buffer ||
+    [s.logits, s.targets, s.weights].some((r) => written.includes(r.buffer))
+  ) {
     throw new HlmError(`${label}: losses and dlogits need their own buffers (WebGPU forbids writable aliasing)`);
   }
-  for (const r of [s.targets, s.weights, s.losses]) if (r.offset) throw new HlmError(`${label}: targets, weights and losses start at offset 0`);
+  for (const r of [s.targets, s.weights, s.losses])
+    if (r.offset) throw new HlmError(`${label}: targets, weights and losses start at offset 0`);
   const groups = Math.ceil(s.rows / WG);
-  if (groups > (gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535)) throw new HlmError(`${label}: ${s.rows} rows is more than one dispatch covers`);
+  if (groups > (gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535))
+    throw new HlmError(`${label}: ${s.rows} rows is more than one dispatch covers`);
   const pipeline = await gpu.pipeline('classifier_loss');
-  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.rows], ['u32', s.C], ['u32', s.logits.offset ?? 0], ['u32', s.dlogits.offset ?? 0]]));
-  return gpu.dispatch(label, pipeline, [s.logits.buffer, s.targets.buffer, s.weights.buffer, s.losses.buffer, s.dlogits.buffer, uniform], [groups], [uniform]);
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.rows],
+      ['u32', s.C],
+      ['u32', s.logits.offset ?? 0],
+      ['u32', s.dlogits.offset ?? 0],
+    ]),
+  );
+  return gpu.dispatch(
+    label,
+    pipeline,
+    [s.logits.buffer, s.targets.buffer, s.weights.buffer, s.losses.buffer, s.dlogits.buffer, uniform],
+    [groups],
+    [uniform],
+  );
 }

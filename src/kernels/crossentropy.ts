@@ -27,11 +27,17 @@ export interface CrossEntropySpec {
   h: TensorRef;
   /** The tied embedding table [V, d] (inside the parameter buffer). */
   wte: TensorRef;
-  /** i32 [N]: the target token of each row; < 0 ignores the row (loss 0, no gradient). A target ≥ V gives a NaN loss and no gradient. */
+  /**
+   * i32 [N]: the target token of each row; < 0 ignores the row (loss 0, no gradient). A target ≥ V gives a NaN loss and
+   * no gradient.
+   */
   targets: TensorRef;
   /** f32 [N] out: each row's −log p(target) (0 where ignored). */
   losses: TensorRef;
-  /** f32 scalar: the gradient's scale, 1 / (counted targets) for the mean loss. Required with dh or dwte. May sit in `losses`' buffer (outside its N rows). */
+  /**
+   * f32 scalar: the gradient's scale, 1 / (counted targets) for the mean loss. Required with dh or dwte. May sit in
+   * `losses`' buffer (outside its N rows).
+   */
   lossScale?: TensorRef;
   /** f32 [N, d] out: the gradient into h, overwritten. May be h itself (same buffer and offset). */
   dh?: TensorRef;
@@ -39,7 +45,10 @@ export interface CrossEntropySpec {
   dwte?: TensorRef;
   /** u32 [N] out: each row's argmax over the vocabulary (first index on ties). */
   argmax?: TensorRef;
-  /** A buffer of at least chunkRows·V floats to hold the logits; default: one of its own (freed by gpu.release of the dispatches). */
+  /**
+   * A buffer of at least chunkRows·V floats to hold the logits; default: one of its own (freed by gpu.release of the
+   * dispatches).
+   */
   scratch?: GPUBuffer;
   label?: string;
 }
@@ -65,8 +74,17 @@ export const CE_SCRATCH_BYTES_HARDWARE = 2 * 1024 * 1024 * 1024;
  * limits), spread evenly over the chunks and rounded up to a multiple of 64 (the matmul
  * tile) when that still fits.
  */
-export function defaultChunkRows(gpu: Gpu, N: number, V: number, budget = gpu.adapter.kind === 'hardware' ? CE_SCRATCH_BYTES_HARDWARE : CE_SCRATCH_BYTES): number {
-  const limit = Math.min(budget, gpu.limits.maxStorageBufferBindingSize ?? Infinity, gpu.limits.maxBufferSize ?? Infinity);
+export function defaultChunkRows(
+  gpu: Gpu,
+  N: number,
+  V: number,
+  budget = gpu.adapter.kind === 'hardware' ? CE_SCRATCH_BYTES_HARDWARE : CE_SCRATCH_BYTES,
+): number {
+  const limit = Math.min(
+    budget,
+    gpu.limits.maxStorageBufferBindingSize ?? Infinity,
+    gpu.limits.maxBufferSize ?? Infinity,
+  );
   const most = Math.floor(limit / (4 * V));
   if (most < 1) throw new HlmError(`cross-entropy: one row of ${V} logits does not fit in ${limit} bytes`);
   if (N <= most) return N;
@@ -77,7 +95,12 @@ export function defaultChunkRows(gpu: Gpu, N: number, V: number, budget = gpu.ad
 }
 
 /** Floating-point operations of the head's matmuls (the softmax is O(N·V) besides). */
-export function crossEntropyFlops(N: number, V: number, d: number, grads: { dh?: boolean; dwte?: boolean } = {}): number {
+export function crossEntropyFlops(
+  N: number,
+  V: number,
+  d: number,
+  grads: { dh?: boolean; dwte?: boolean } = {},
+): number {
   return 2 * N * V * d * (1 + (grads.dh ? 1 : 0) + (grads.dwte ? 1 : 0));
 }
 
@@ -101,15 +124,31 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   positive(label, { chunkRows: R });
   const bytes = R * V * 4;
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
-  if (s.scratch && s.scratch.size < bytes) throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits need ${bytes}`);
-  if (bytes > maxBinding) throw new HlmError(`${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage binding; use fewer chunkRows`);
+  if (s.scratch && s.scratch.size < bytes)
+    throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits need ${bytes}`);
+  if (bytes > maxBinding)
+    throw new HlmError(
+      `${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage ` +
+        `binding; use fewer chunkRows`,
+    );
   const scratch = s.scratch ?? gpu.buffer(`${label} logits`, bytes);
   const own = s.scratch ? [] : [scratch];
 
-  const refs: [string, TensorRef | undefined][] = [['h', s.h], ['wte', s.wte], ['targets', s.targets], ['losses', s.losses], ['lossScale', s.lossScale], ['dh', s.dh], ['dwte', s.dwte], ['argmax', s.argmax]];
-  for (const [name, r] of refs) if (r?.buffer === scratch) throw new HlmError(`${label}: ${name} must not share the logits scratch buffer`);
+  const refs: [string, TensorRef | undefined][] = [
+    ['h', s.h],
+    ['wte', s.wte],
+    ['targets', s.targets],
+    ['losses', s.losses],
+    ['lossScale', s.lossScale],
+    ['dh', s.dh],
+    ['dwte', s.dwte],
+    ['argmax', s.argmax],
+  ];
+  for (const [name, r] of refs)
+    if (r?.buffer === scratch) throw new HlmError(`${label}: ${name} must not share the logits scratch buffer`);
   const conflict = (a: string, ra: TensorRef | undefined, b: string, rb: TensorRef | undefined) => {
-    if (ra && rb && ra.buffer === rb.buffer) throw new HlmError(`${label}: ${a} and ${b} must be in different buffers (WebGPU forbids writable aliasing)`);
+    if (ra && rb && ra.buffer === rb.buffer)
+      throw new HlmError(`${label}: ${a} and ${b} must be in different buffers (WebGPU forbids writable aliasing)`);
   };
   conflict('losses', s.losses, 'targets', s.targets);
   conflict('argmax', s.argmax, 'targets', s.targets);
@@ -118,17 +157,22 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   conflict('dh', s.dh, 'wte', s.wte);
   conflict('dwte', s.dwte, 'h', s.h);
   conflict('dwte', s.dwte, 'wte', s.wte);
-  if (s.dh && s.dh.buffer === s.h.buffer && (s.dh.offset ?? 0) !== (s.h.offset ?? 0)) throw new HlmError(`${label}: dh may overwrite h only at the same offset`);
+  if (s.dh && s.dh.buffer === s.h.buffer && (s.dh.offset ?? 0) !== (s.h.offset ?? 0))
+    throw new HlmError(`${label}: dh may overwrite h only at the same offset`);
   const scaleInLosses = grads && s.lossScale!.buffer === s.losses.buffer;
   if (scaleInLosses) {
-    const o = s.lossScale!.offset ?? 0, lo = s.losses.offset ?? 0;
+    const o = s.lossScale!.offset ?? 0;
+    const lo = s.losses.offset ?? 0;
     if (o >= lo && o < lo + N) throw new HlmError(`${label}: lossScale lies inside the losses it scales`);
   }
 
   const scaleBinding = grads && !scaleInLosses;
   const pipeline = await gpu.pipeline('crossentropy_rows', {
-    GRAD: grads, ARGMAX: Boolean(s.argmax), SCALE_BINDING: scaleBinding,
-    B_SCALE: 4, B_ARGMAX: scaleBinding ? 5 : 4,
+    GRAD: grads,
+    ARGMAX: Boolean(s.argmax),
+    SCALE_BINDING: scaleBinding,
+    B_SCALE: 4,
+    B_ARGMAX: scaleBinding ? 5 : 4,
   });
   const dispatches: Dispatch[] = [];
   // matmul gives one dispatch or several (split products): take either.
@@ -136,17 +180,64 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   for (let r0 = 0; r0 < N; r0 += R) {
     const rows = Math.min(R, N - r0);
     const part = `${label} rows ${r0}..${r0 + rows}`;
-    mm(await matmul(gpu, { M: rows, N: V, K: d, transB: true, alpha: s.logitScale ?? 1, a: at(s.h, r0 * d), b: s.wte, c: { buffer: scratch }, label: `${part} logits` }));
-    const uniform = gpu.uniform(`${part} softmax params`, packParams([
-      ['u32', rows], ['u32', V], ['u32', 0], ['u32', (s.targets.offset ?? 0) + r0],
-      ['u32', (s.losses.offset ?? 0) + r0], ['u32', s.lossScale?.offset ?? 0], ['u32', (s.argmax?.offset ?? 0) + r0], ['u32', 0x7fc00000],
-    ]));
+    mm(
+      await matmul(gpu, {
+        M: rows,
+        N: V,
+        K: d,
+        transB: true,
+        alpha: s.logitScale ?? 1,
+        a: at(s.h, r0 * d),
+        b: s.wte,
+        c: { buffer: scratch },
+        label: `${part} logits`,
+      }),
+    );
+    const uniform = gpu.uniform(
+      `${part} softmax params`,
+      packParams([
+        ['u32', rows],
+        ['u32', V],
+        ['u32', 0],
+        ['u32', (s.targets.offset ?? 0) + r0],
+        ['u32', (s.losses.offset ?? 0) + r0],
+        ['u32', s.lossScale?.offset ?? 0],
+        ['u32', (s.argmax?.offset ?? 0) + r0],
+        ['u32', 0x7fc00000],
+      ]),
+    );
     const bindings: GPUBuffer[] = [scratch, s.targets.buffer, s.losses.buffer, uniform];
     if (scaleBinding) bindings.push(s.lossScale!.buffer);
     if (s.argmax) bindings.push(s.argmax.buffer);
     dispatches.push(gpu.dispatch(`${part} softmax`, pipeline, bindings, grid(gpu, rows, 1), [uniform]));
-    if (s.dwte) mm(await matmul(gpu, { M: V, N: d, K: rows, transA: true, alpha: s.logitScale ?? 1, beta: 1, a: { buffer: scratch }, b: at(s.h, r0 * d), c: s.dwte, label: `${part} dwte` }));
-    if (s.dh) mm(await matmul(gpu, { M: rows, N: d, K: V, alpha: s.logitScale ?? 1, a: { buffer: scratch }, b: s.wte, c: at(s.dh, r0 * d), label: `${part} dh` }));
+    if (s.dwte)
+      mm(
+        await matmul(gpu, {
+          M: V,
+          N: d,
+          K: rows,
+          transA: true,
+          alpha: s.logitScale ?? 1,
+          beta: 1,
+          a: { buffer: scratch },
+          b: at(s.h, r0 * d),
+          c: s.dwte,
+          label: `${part} dwte`,
+        }),
+      );
+    if (s.dh)
+      mm(
+        await matmul(gpu, {
+          M: rows,
+          N: d,
+          K: V,
+          alpha: s.logitScale ?? 1,
+          a: { buffer: scratch },
+          b: s.wte,
+          c: at(s.dh, r0 * d),
+          label: `${part} dh`,
+        }),
+      );
   }
   dispatches[dispatches.length - 1].owned.push(...own);
   return { dispatches, scratch, chunkRows: R };
@@ -156,7 +247,10 @@ export interface LossMeanSpec {
   /** Number of per-row losses. */
   N: number;
   losses: TensorRef;
-  /** f32 scalar multiplying the sum (1 / counted targets gives the mean loss); without it, out is the plain sum. May sit in `out`'s buffer or `losses`'. */
+  /**
+   * f32 scalar multiplying the sum (1 / counted targets gives the mean loss); without it, out is the plain sum. May sit
+   * in `out`'s buffer or `losses`'.
+   */
   lossScale?: TensorRef;
   /** f32 scalar out. */
   out: TensorRef;
@@ -169,12 +263,26 @@ export interface LossMeanSpec {
 export async function lossMean(gpu: Gpu, s: LossMeanSpec): Promise<Dispatch> {
   const label = s.label ?? `loss mean ${s.N}`;
   positive(label, { N: s.N });
-  if (s.out.buffer === s.losses.buffer) throw new HlmError(`${label}: out must not share a buffer with losses (WebGPU forbids writable aliasing)`);
+  if (s.out.buffer === s.losses.buffer)
+    throw new HlmError(`${label}: out must not share a buffer with losses (WebGPU forbids writable aliasing)`);
   const inOut = s.lossScale?.buffer === s.out.buffer;
-  if (inOut && (s.lossScale!.offset ?? 0) === (s.out.offset ?? 0)) throw new HlmError(`${label}: out would overwrite the loss scale it reads`);
+  if (inOut && (s.lossScale!.offset ?? 0) === (s.out.offset ?? 0))
+    throw new HlmError(`${label}: out would overwrite the loss scale it reads`);
   const binding = Boolean(s.lossScale) && !inOut;
-  const pipeline = await gpu.pipeline('crossentropy_mean', { ACCUM: Boolean(s.accumulate), SCALE_IN_OUT: inOut, SCALE_BINDING: binding });
-  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.N], ['u32', s.losses.offset ?? 0], ['u32', s.out.offset ?? 0], ['u32', s.lossScale?.offset ?? 0]]));
+  const pipeline = await gpu.pipeline('crossentropy_mean', {
+    ACCUM: Boolean(s.accumulate),
+    SCALE_IN_OUT: inOut,
+    SCALE_BINDING: binding,
+  });
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.N],
+      ['u32', s.losses.offset ?? 0],
+      ['u32', s.out.offset ?? 0],
+      ['u32', s.lossScale?.offset ?? 0],
+    ]),
+  );
   const bindings = [s.losses.buffer, s.out.buffer, uniform, ...(binding ? [s.lossScale!.buffer] : [])];
   return gpu.dispatch(label, pipeline, bindings, [1], [uniform]);
 }

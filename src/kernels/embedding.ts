@@ -62,10 +62,10 @@ export interface EmbeddingIndex {
 }
 
 const WG = 256; // matches WG in embedding_forward.wgsl and embedding_backward_wpe.wgsl
-const WTE_WG = 64; // matches WG in embedding_backward_wte.wgsl
 
 function checkDims(label: string, dims: Record<string, number>): void {
-  for (const [k, v] of Object.entries(dims)) if (!(Number.isInteger(v) && v > 0)) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(dims))
+    if (!(Number.isInteger(v) && v > 0)) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
   const n = Object.values(dims).reduce((a, b) => a * b, 1);
   if (n > 0xffffffff) throw new HlmError(`${label}: ${Object.keys(dims).join('·')} = ${n} exceeds u32 indexing`);
 }
@@ -74,15 +74,35 @@ export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promi
   const { B, T, d } = s;
   const label = s.label ?? `embedding ${B}x${T}x${d}`;
   checkDims(label, { B, T, d });
-  for (const [name, r] of [['tokens', s.tokens], ['wte', s.wte], ['wpe', s.wpe]] as const) {
-    if (r.buffer === s.out.buffer) throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
+  for (const [name, r] of [
+    ['tokens', s.tokens],
+    ['wte', s.wte],
+    ['wpe', s.wpe],
+  ] as const) {
+    if (r.buffer === s.out.buffer)
+      throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
   }
   const pipeline = await gpu.pipeline('embedding_forward');
-  const uniform = gpu.uniform(`${label} params`, packParams([
-    ['u32', B * T * d], ['u32', T], ['u32', d], ['u32', s.tokens.offset ?? 0],
-    ['u32', s.wte.offset ?? 0], ['u32', s.wpe.offset ?? 0], ['u32', s.out.offset ?? 0], ['u32', 0],
-  ]));
-  return gpu.dispatch(label, pipeline, [s.tokens.buffer, s.wte.buffer, s.wpe.buffer, s.out.buffer, uniform], grid(gpu, B * T * d, WG, s.maxGroupsX), [uniform]);
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', B * T * d],
+      ['u32', T],
+      ['u32', d],
+      ['u32', s.tokens.offset ?? 0],
+      ['u32', s.wte.offset ?? 0],
+      ['u32', s.wpe.offset ?? 0],
+      ['u32', s.out.offset ?? 0],
+      ['u32', 0],
+    ]),
+  );
+  return gpu.dispatch(
+    label,
+    pipeline,
+    [s.tokens.buffer, s.wte.buffer, s.wpe.buffer, s.out.buffer, uniform],
+    grid(gpu, B * T * d, WG, s.maxGroupsX),
+    [uniform],
+  );
 }
 
 /**
@@ -94,23 +114,60 @@ export async function embeddingBackward(gpu: Gpu, s: EmbeddingBackwardSpec): Pro
   const { B, T, d } = s;
   const label = s.label ?? `embedding backward ${B}x${T}x${d}`;
   checkDims(label, { B, T, d });
-  if (s.dwte.buffer !== s.dwpe.buffer) throw new HlmError(`${label}: dwte and dwpe must be in the same (gradient) buffer`);
+  if (s.dwte.buffer !== s.dwpe.buffer)
+    throw new HlmError(`${label}: dwte and dwpe must be in the same (gradient) buffer`);
   const { order, starts, uniq, count } = s.index;
-  for (const [name, r] of [['dout', s.dout], ['index.order', order], ['index.starts', starts], ['index.uniq', uniq], ['index.count', count]] as const) {
-    if (r.buffer === s.dwte.buffer) throw new HlmError(`${label}: the gradient buffer must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
+  for (const [name, r] of [
+    ['dout', s.dout],
+    ['index.order', order],
+    ['index.starts', starts],
+    ['index.uniq', uniq],
+    ['index.count', count],
+  ] as const) {
+    if (r.buffer === s.dwte.buffer)
+      throw new HlmError(
+        `${label}: the gradient buffer must not share a buffer with ${name} (WebGPU forbids writable aliasing)`,
+      );
   }
   const n = B * T;
-  for (const [name, r, need] of [['order', order, n], ['starts', starts, n + 1], ['uniq', uniq, n]] as const) {
+  for (const [name, r, need] of [
+    ['order', order, n],
+    ['starts', starts, n + 1],
+    ['uniq', uniq, n],
+  ] as const) {
     const room = r.buffer.size / 4 - (r.offset ?? 0);
     if (room < need) throw new HlmError(`${label}: index.${name} holds ${room} entries, B·T = ${n} needs ${need}`);
   }
-  const wte = await scatterAddRows(gpu, { n, d, src: s.dout, index: s.index, dst: s.dwte, label: `${label} wte`, maxGroupsX: s.maxGroupsX });
+  const wte = await scatterAddRows(gpu, {
+    n,
+    d,
+    src: s.dout,
+    index: s.index,
+    dst: s.dwte,
+    label: `${label} wte`,
+    maxGroupsX: s.maxGroupsX,
+  });
   const wpePipe = await gpu.pipeline('embedding_backward_wpe');
-  const wpeParams = gpu.uniform(`${label} wpe params`, packParams([
-    ['u32', B], ['u32', T], ['u32', d], ['u32', 0],
-    ['u32', s.dout.offset ?? 0], ['u32', s.dwpe.offset ?? 0], ['u32', 0], ['u32', 0],
-  ]));
-  const wpe = gpu.dispatch(`${label} wpe`, wpePipe, [s.dout.buffer, s.dwpe.buffer, wpeParams], grid(gpu, T * d, WG, s.maxGroupsX), [wpeParams]);
+  const wpeParams = gpu.uniform(
+    `${label} wpe params`,
+    packParams([
+      ['u32', B],
+      ['u32', T],
+      ['u32', d],
+      ['u32', 0],
+      ['u32', s.dout.offset ?? 0],
+      ['u32', s.dwpe.offset ?? 0],
+      ['u32', 0],
+      ['u32', 0],
+    ]),
+  );
+  const wpe = gpu.dispatch(
+    `${label} wpe`,
+    wpePipe,
+    [s.dout.buffer, s.dwpe.buffer, wpeParams],
+    grid(gpu, T * d, WG, s.maxGroupsX),
+    [wpeParams],
+  );
   return [wte, wpe];
 }
 
@@ -137,11 +194,26 @@ export async function scatterAddRows(gpu: Gpu, s: ScatterAddSpec): Promise<Dispa
   const { order, starts, uniq, count } = s.index;
   const label = s.label ?? `scatter-add rows ${n}x${d}`;
   const pipeline = await gpu.pipeline('embedding_backward_wte');
-  const params = gpu.uniform(`${label} params`, packParams([
-    ['u32', d], ['u32', s.src.offset ?? 0], ['u32', s.dst.offset ?? 0], ['u32', count.offset ?? 0],
-    ['u32', order.offset ?? 0], ['u32', starts.offset ?? 0], ['u32', uniq.offset ?? 0], ['u32', 0],
-  ]));
-  return gpu.dispatch(label, pipeline, [s.src.buffer, order.buffer, starts.buffer, uniq.buffer, count.buffer, s.dst.buffer, params], grid(gpu, n, 1, s.maxGroupsX), [params]);
+  const params = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', d],
+      ['u32', s.src.offset ?? 0],
+      ['u32', s.dst.offset ?? 0],
+      ['u32', count.offset ?? 0],
+      ['u32', order.offset ?? 0],
+      ['u32', starts.offset ?? 0],
+      ['u32', uniq.offset ?? 0],
+      ['u32', 0],
+    ]),
+  );
+  return gpu.dispatch(
+    label,
+    pipeline,
+    [s.src.buffer, order.buffer, starts.buffer, uniq.buffer, count.buffer, s.dst.buffer, params],
+    grid(gpu, n, 1, s.maxGroupsX),
+    [params],
+  );
 }
 
 /**
@@ -178,7 +250,8 @@ export function embeddingBackwardIndex(tokens: ArrayLike<number>, vocab?: number
 
 /** Fixed-size index buffers for batches of up to `capacity` (= B·T) positions. */
 export function createEmbeddingIndex(gpu: Gpu, capacity: number, label = 'embedding index'): EmbeddingIndexBuffers {
-  if (!(Number.isInteger(capacity) && capacity > 0)) throw new HlmError(`${label}: capacity must be a positive integer, got ${capacity}`);
+  if (!(Number.isInteger(capacity) && capacity > 0))
+    throw new HlmError(`${label}: capacity must be a positive integer, got ${capacity}`);
   return {
     capacity,
     order: { buffer: gpu.buffer(`${label} order`, capacity * 4), offset: 0 },
@@ -193,7 +266,12 @@ export function freeEmbeddingIndex(gpu: Gpu, index: EmbeddingIndexRefs): void {
 }
 
 /** Group this batch's positions by token and upload the index (before the step's submit); returns the host copy. */
-export function writeEmbeddingIndex(gpu: Gpu, index: EmbeddingIndexRefs, tokens: ArrayLike<number>, vocab?: number): EmbeddingIndex {
+export function writeEmbeddingIndex(
+  gpu: Gpu,
+  index: EmbeddingIndexRefs,
+  tokens: ArrayLike<number>,
+  vocab?: number,
+): EmbeddingIndex {
   const host = embeddingBackwardIndex(tokens, vocab);
   const parts: [string, TensorRef, Uint32Array][] = [
     ['order', index.order, host.order],
@@ -203,7 +281,8 @@ export function writeEmbeddingIndex(gpu: Gpu, index: EmbeddingIndexRefs, tokens:
   ];
   for (const [name, r, data] of parts) {
     const room = r.buffer.size / 4 - (r.offset ?? 0);
-    if (room < data.length) throw new HlmError(`embedding index: ${name} holds ${room} entries, this batch needs ${data.length}`);
+    if (room < data.length)
+      throw new HlmError(`embedding index: ${name} holds ${room} entries, this batch needs ${data.length}`);
   }
   for (const [, r, data] of parts) gpu.write(r.buffer, data, (r.offset ?? 0) * 4);
   return host;

@@ -35,9 +35,18 @@ export async function geluForward(gpu: Gpu, s: GeluForwardSpec): Promise<Dispatc
   const label = s.label ?? `gelu ${s.n}`;
   checkN(label, s.n);
   const inPlace = same(s.x, s.out);
-  if (!inPlace && s.x.buffer === s.out.buffer) throw new HlmError(`${label}: x and out share a buffer at different offsets (WebGPU forbids writable aliasing)`);
+  if (!inPlace && s.x.buffer === s.out.buffer)
+    throw new HlmError(`${label}: x and out share a buffer at different offsets (WebGPU forbids writable aliasing)`);
   const pipeline = await gpu.pipeline('gelu', { BACKWARD: false, IN_PLACE: inPlace });
-  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.n], ['u32', s.x.offset ?? 0], ['u32', 0], ['u32', s.out.offset ?? 0]]));
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.n],
+      ['u32', s.x.offset ?? 0],
+      ['u32', 0],
+      ['u32', s.out.offset ?? 0],
+    ]),
+  );
   const bindings = [s.out.buffer, uniform, ...(inPlace ? [] : [s.x.buffer])];
   return gpu.dispatch(label, pipeline, bindings, grid(gpu, s.n, WG, s.maxGroupsX), [uniform]);
 }
@@ -46,10 +55,19 @@ export async function geluBackward(gpu: Gpu, s: GeluBackwardSpec): Promise<Dispa
   const label = s.label ?? `gelu backward ${s.n}`;
   checkN(label, s.n);
   const inPlace = same(s.dout, s.dx);
-  if (!inPlace && s.dout.buffer === s.dx.buffer) throw new HlmError(`${label}: dout and dx share a buffer at different offsets (WebGPU forbids writable aliasing)`);
+  if (!inPlace && s.dout.buffer === s.dx.buffer)
+    throw new HlmError(`${label}: dout and dx share a buffer at different offsets (WebGPU forbids writable aliasing)`);
   if (s.x.buffer === s.dx.buffer) throw new HlmError(`${label}: x must not share a buffer with dx`);
   const pipeline = await gpu.pipeline('gelu', { BACKWARD: true, IN_PLACE: inPlace });
-  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.n], ['u32', s.x.offset ?? 0], ['u32', s.dout.offset ?? 0], ['u32', s.dx.offset ?? 0]]));
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.n],
+      ['u32', s.x.offset ?? 0],
+      ['u32', s.dout.offset ?? 0],
+      ['u32', s.dx.offset ?? 0],
+    ]),
+  );
   const bindings = [s.dx.buffer, uniform, s.x.buffer, ...(inPlace ? [] : [s.dout.buffer])];
   return gpu.dispatch(label, pipeline, bindings, grid(gpu, s.n, WG, s.maxGroupsX), [uniform]);
 }

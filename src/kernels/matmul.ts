@@ -46,7 +46,10 @@ export function matmulFlops(s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch'>): num
 
 function checkTile(t: MatmulTile): void {
   const ok = t.BM % t.TM === 0 && t.BN % t.TN === 0 && [4, 8].includes(t.TM) && [4, 8].includes(t.TN) && t.BK % 4 === 0;
-  if (!ok) throw new HlmError(`matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, TM and TN be 4 or 8, and BK a multiple of 4`);
+  if (!ok)
+    throw new HlmError(
+      `matmul tile ${JSON.stringify(t)}: BM/TM and BN/TN must divide, TM and TN be 4 or 8, and BK a multiple of 4`,
+    );
 }
 
 /**
@@ -65,7 +68,13 @@ export const SPLIT_K_MAX_PARTS = 16;
 export const SMALL_HARDWARE_TILE: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 };
 
 /** The tile and the number of K parts for a product when the caller names neither. */
-export function defaultPlan(kind: 'hardware' | 'software', M: number, N: number, K: number, batch: number): { tile: MatmulTile; parts: number } {
+export function defaultPlan(
+  kind: 'hardware' | 'software',
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+): { tile: MatmulTile; parts: number } {
   const big = TILES[kind];
   const groups = Math.ceil(M / big.BM) * Math.ceil(N / big.BN) * batch;
   if (kind === 'software' || groups >= FEW_TILES) return { tile: big, parts: 1 };
@@ -86,7 +95,8 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const batch = s.batch ?? 1;
   const transA = s.transA ?? false;
   const transB = s.transB ?? false;
-  const label = s.label ?? `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${batch > 1 ? ` ×${batch}` : ''}`;
+  const label =
+    s.label ?? `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${batch > 1 ? ` ×${batch}` : ''}`;
   for (const [k, v] of Object.entries({ M, N, K, batch })) {
     if (!Number.isInteger(v) || v < 1) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
   }
@@ -96,36 +106,91 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const plan = defaultPlan(gpu.adapter.kind, M, N, K, batch);
   const tile = s.tile ?? plan.tile;
   checkTile(tile);
-  const offA = s.a.offset ?? 0, offB = s.b.offset ?? 0, offC = s.c.offset ?? 0;
-  const strideA = s.strideA ?? M * K, strideB = s.strideB ?? K * N, strideC = s.strideC ?? M * N;
+  const offA = s.a.offset ?? 0;
+  const offB = s.b.offset ?? 0;
+  const offC = s.c.offset ?? 0;
+  const strideA = s.strideA ?? M * K;
+  const strideB = s.strideB ?? K * N;
+  const strideC = s.strideC ?? M * N;
   // vec4 loads need the contiguous dimension, the offset and the batch stride all divisible by 4.
   const vecA = (transA ? M : K) % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
   const vecB = (transB ? K : N) % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
-  const pipeline = await gpu.pipeline('matmul', { ...tile, TRANS_A: transA, TRANS_B: transB, VEC_A: vecA, VEC_B: vecB });
+  const pipeline = await gpu.pipeline('matmul', {
+    ...tile,
+    TRANS_A: transA,
+    TRANS_B: transB,
+    VEC_A: vecA,
+    VEC_B: vecB,
+  });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
-  const params = (o: { k0: number; kEnd: number; offC: number; strideC: number; alpha: number; beta: number; parts: number; kPart: number; strideP: number }) => packParams([
-    ['u32', M], ['u32', N], ['u32', K], ['u32', o.k0],
-    ['u32', offA], ['u32', offB], ['u32', o.offC], ['u32', o.parts],
-    ['u32', strideA], ['u32', strideB], ['u32', o.strideC], ['u32', o.strideP],
-    ['f32', o.alpha], ['f32', o.beta], ['u32', o.kEnd], ['u32', o.kPart],
-  ]);
-  const alpha = s.alpha ?? 1, beta = s.beta ?? 0;
+  const params = (o: {
+    k0: number;
+    kEnd: number;
+    offC: number;
+    strideC: number;
+    alpha: number;
+    beta: number;
+    parts: number;
+    kPart: number;
+    strideP: number;
+  }) =>
+    packParams([
+      ['u32', M],
+      ['u32', N],
+      ['u32', K],
+      ['u32', o.k0],
+      ['u32', offA],
+      ['u32', offB],
+      ['u32', o.offC],
+      ['u32', o.parts],
+      ['u32', strideA],
+      ['u32', strideB],
+      ['u32', o.strideC],
+      ['u32', o.strideP],
+      ['f32', o.alpha],
+      ['f32', o.beta],
+      ['u32', o.kEnd],
+      ['u32', o.kPart],
+    ]);
+  const alpha = s.alpha ?? 1;
+  const beta = s.beta ?? 0;
 
   const parts = s.splitK ?? (s.tile ? 1 : plan.parts);
-  if (!(Number.isInteger(parts) && parts >= 1 && parts <= K)) throw new HlmError(`${label}: splitK must be an integer from 1 to K = ${K}, got ${parts}`);
+  if (!(Number.isInteger(parts) && parts >= 1 && parts <= K))
+    throw new HlmError(`${label}: splitK must be an integer from 1 to K = ${K}, got ${parts}`);
   if (parts > 1) {
-    if (gpu.adapter.kind === 'software' && K > SOFTWARE_K_SPAN * parts) throw new HlmError(`${label}: K = ${K} in ${parts} parts is past llvmpipe's loop limit; use more parts`);
+    if (gpu.adapter.kind === 'software' && K > SOFTWARE_K_SPAN * parts)
+      throw new HlmError(`${label}: K = ${K} in ${parts} parts is past llvmpipe's loop limit; use more parts`);
     // Each part's span is a multiple of BK, so that a part's vec4 loads never straddle its end.
     const kPart = Math.ceil(K / parts / tile.BK) * tile.BK;
     const used = Math.ceil(K / kPart);
     const scratch = gpu.shared('matmul split-K', used * batch * M * N * 4);
-    const u1 = gpu.uniform(`${label} parts params`, params({ k0: 0, kEnd: K, offC: 0, strideC: used * M * N, alpha: 1, beta: 0, parts: used, kPart, strideP: M * N }));
+    const u1 = gpu.uniform(
+      `${label} parts params`,
+      params({ k0: 0, kEnd: K, offC: 0, strideC: used * M * N, alpha: 1, beta: 0, parts: used, kPart, strideP: M * N }),
+    );
     const sum = await gpu.pipeline('matmul_splitk_sum');
-    const u2 = gpu.uniform(`${label} sum params`, packParams([
-      ['u32', M * N], ['u32', used], ['u32', batch * M * N], ['u32', offC], ['u32', strideC], ['f32', alpha], ['f32', beta], ['u32', 0],
-    ]));
+    const u2 = gpu.uniform(
+      `${label} sum params`,
+      packParams([
+        ['u32', M * N],
+        ['u32', used],
+        ['u32', batch * M * N],
+        ['u32', offC],
+        ['u32', strideC],
+        ['f32', alpha],
+        ['f32', beta],
+        ['u32', 0],
+      ]),
+    );
     return [
-      gpu.dispatch(`${label} (${used} K parts)`, pipeline, [s.a.buffer, s.b.buffer, scratch, u1], workgroups(batch * used), [u1]),
+      gpu.dispatch(
+        `${label} (${used} K parts)`,
+        pipeline,
+        [s.a.buffer, s.b.buffer, scratch, u1],
+        workgroups(batch * used),
+        [u1],
+      ),
       gpu.dispatch(`${label} sum of K parts`, sum, [scratch, s.c.buffer, u2], grid(gpu, batch * M * N, 256), [u2]),
     ];
   }
@@ -135,7 +200,10 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   for (let k0 = 0; k0 < K; k0 += span) {
     const kEnd = Math.min(K, k0 + span);
     const part = span < K ? `${label} k ${k0}..${kEnd}` : label;
-    const uniform = gpu.uniform(`${part} params`, params({ k0, kEnd, offC, strideC, alpha, beta: k0 === 0 ? beta : 1, parts: 1, kPart: kEnd - k0, strideP: 0 }));
+    const uniform = gpu.uniform(
+      `${part} params`,
+      params({ k0, kEnd, offC, strideC, alpha, beta: k0 === 0 ? beta : 1, parts: 1, kPart: kEnd - k0, strideP: 0 }),
+    );
     out.push(gpu.dispatch(part, pipeline, [s.a.buffer, s.b.buffer, s.c.buffer, uniform], workgroups(batch), [uniform]));
   }
   return out;

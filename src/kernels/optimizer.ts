@@ -19,14 +19,20 @@ export const MASK_BLOCK = 64;
  * 64-element boundaries): bit b%32 of word b/32 is set when block b (elements [64b, 64b+64))
  * belongs to a tensor marked `decay`. Upload it as u32 words.
  */
-export function decayMask(layout: { total: number; tensors: readonly { name?: string; offset: number; size: number; decay: boolean }[] }): Uint32Array {
+export function decayMask(layout: {
+  total: number;
+  tensors: readonly { name?: string; offset: number; size: number; decay: boolean }[];
+}): Uint32Array {
   const blocks = Math.ceil(layout.total / MASK_BLOCK);
   const mask = new Uint32Array(Math.max(1, Math.ceil(blocks / 32)));
   for (const t of layout.tensors) {
-    if (t.offset % MASK_BLOCK !== 0) throw new HlmError(`decay mask: tensor ${t.name ?? '?'} starts at ${t.offset}, not a multiple of ${MASK_BLOCK}`);
-    if (t.offset + t.size > layout.total) throw new HlmError(`decay mask: tensor ${t.name ?? '?'} ends past the buffer's ${layout.total} elements`);
+    if (t.offset % MASK_BLOCK !== 0)
+      throw new HlmError(`decay mask: tensor ${t.name ?? '?'} starts at ${t.offset}, not a multiple of ${MASK_BLOCK}`);
+    if (t.offset + t.size > layout.total)
+      throw new HlmError(`decay mask: tensor ${t.name ?? '?'} ends past the buffer's ${layout.total} elements`);
     if (!t.decay) continue;
-    for (let b = t.offset / MASK_BLOCK; b < Math.ceil((t.offset + t.size) / MASK_BLOCK); b++) mask[b >>> 5] |= 1 << (b & 31);
+    for (let b = t.offset / MASK_BLOCK; b < Math.ceil((t.offset + t.size) / MASK_BLOCK); b++)
+      mask[b >>> 5] |= 1 << (b & 31);
   }
   return mask;
 }
@@ -45,18 +51,29 @@ export interface RangePiece {
  * buffer fits are bound whole; the others get windows starting on the adapter's offset
  * alignment. Pieces start on multiples of `quantum` elements. One piece when all fit.
  */
-export function rangePieces(gpu: Gpu, n: number, refs: TensorRef[], quantum = 1, maxBindingBytes = Infinity): RangePiece[] {
+export function rangePieces(
+  gpu: Gpu,
+  n: number,
+  refs: TensorRef[],
+  quantum = 1,
+  maxBindingBytes = Infinity,
+): RangePiece[] {
   const limit = Math.min(maxBindingBytes, gpu.limits.maxStorageBufferBindingSize ?? Infinity);
   const align = gpu.limits.minStorageBufferOffsetAlignment ?? 256;
   const fits = (r: TensorRef) => r.buffer.size <= limit;
-  if (refs.every(fits)) return [{ start: 0, count: n, binds: refs.map((r) => ({ binding: r.buffer, offset: r.offset ?? 0 })) }];
+  if (refs.every(fits))
+    return [{ start: 0, count: n, binds: refs.map((r) => ({ binding: r.buffer, offset: r.offset ?? 0 })) }];
   const per = Math.floor((limit - align) / 4 / quantum) * quantum;
-  if (per < 1) throw new HlmError(`a storage binding of ${limit} bytes cannot hold ${quantum} elements past a ${align}-byte alignment`);
+  if (per < 1)
+    throw new HlmError(
+      `a storage binding of ${limit} bytes cannot hold ${quantum} elements past a ${align}-byte alignment`,
+    );
   const pieces: RangePiece[] = [];
   for (let start = 0; start < n; start += per) {
     const count = Math.min(per, n - start);
     pieces.push({
-      start, count,
+      start,
+      count,
       binds: refs.map((r) => {
         if (fits(r)) return { binding: r.buffer, offset: (r.offset ?? 0) + start };
         const byte = ((r.offset ?? 0) + start) * 4;
@@ -117,16 +134,28 @@ function checkCommon(label: string, s: CommonSpec, written: [string, TensorRef][
   if (!Number.isInteger(s.n) || s.n < 1) throw new HlmError(`${label}: n must be a positive integer, got ${s.n}`);
   const wd = s.weightDecay ?? 0;
   if (!(Number.isFinite(wd) && wd >= 0)) throw new HlmError(`${label}: weightDecay must be ≥ 0, got ${wd}`);
-  const read: [string, TensorRef | undefined][] = [['grads', s.grads], ['decayMask', s.decayMask], ['gradScale', s.gradScale]];
+  const read: [string, TensorRef | undefined][] = [
+    ['grads', s.grads],
+    ['decayMask', s.decayMask],
+    ['gradScale', s.gradScale],
+  ];
   for (let i = 0; i < written.length; i++) {
     for (const [name, r] of [...read, ...written.slice(i + 1)]) {
-      if (r && r.buffer === written[i][1].buffer) throw new HlmError(`${label}: ${written[i][0]} and ${name} must be in different buffers (WebGPU forbids writable aliasing)`);
+      if (r && r.buffer === written[i][1].buffer)
+        throw new HlmError(
+          `${label}: ${written[i][0]} and ${name} must be in different buffers (WebGPU forbids writable aliasing)`,
+        );
     }
   }
   for (const [name, r] of [...written, ['grads', s.grads] as [string, TensorRef]]) {
-    if (((r.offset ?? 0) + s.n) * 4 > r.buffer.size) throw new HlmError(`${label}: ${name} holds fewer than ${s.n} elements past offset ${r.offset ?? 0}`);
+    if (((r.offset ?? 0) + s.n) * 4 > r.buffer.size)
+      throw new HlmError(`${label}: ${name} holds fewer than ${s.n} elements past offset ${r.offset ?? 0}`);
   }
-  if (s.decayMask && ((s.decayMask.offset ?? 0) + Math.ceil(Math.ceil(s.n / MASK_BLOCK) / 32)) * 4 > s.decayMask.buffer.size) throw new HlmError(`${label}: decayMask is too short for ${s.n} elements`);
+  if (
+    s.decayMask &&
+    ((s.decayMask.offset ?? 0) + Math.ceil(Math.ceil(s.n / MASK_BLOCK) / 32)) * 4 > s.decayMask.buffer.size
+  )
+    throw new HlmError(`${label}: decayMask is too short for ${s.n} elements`);
 }
 
 function checkStep(label: string, step: number, lr: number): void {
@@ -137,22 +166,51 @@ function checkStep(label: string, step: number, lr: number): void {
 type Word = ['u32', number];
 
 function single(label: string, dispatches: Dispatch[]): Dispatch {
-  if (dispatches.length !== 1) throw new HlmError(`${label} runs as ${dispatches.length} dispatches (a buffer exceeds the storage-binding limit): use .dispatches`);
+  if (dispatches.length !== 1)
+    throw new HlmError(
+      `${label} runs as ${dispatches.length} dispatches (a buffer exceeds the storage-binding limit): use .dispatches`,
+    );
   return dispatches[0];
 }
 
 /** Build one dispatch per piece; `fixed` gives each piece's fixed uniform words from its element offsets. */
-async function build(gpu: Gpu, label: string, shader: string, s: CommonSpec, big: TensorRef[], fixed: (offsets: number[], piece: RangePiece) => Word[], uniformWords: number) {
-  const mask = Boolean(s.decayMask), scale = Boolean(s.gradScale);
+async function build(
+  gpu: Gpu,
+  label: string,
+  shader: string,
+  s: CommonSpec,
+  big: TensorRef[],
+  fixed: (offsets: number[], piece: RangePiece) => Word[],
+  uniformWords: number,
+) {
+  const mask = Boolean(s.decayMask);
+  const scale = Boolean(s.gradScale);
   const first = big.length + 1; // the big buffers, then the uniform, then mask and scale
-  const pipeline = await gpu.pipeline(shader, { MASK: mask, SCALE: scale, B_MASK: first, B_SCALE: mask ? first + 1 : first });
+  const pipeline = await gpu.pipeline(shader, {
+    MASK: mask,
+    SCALE: scale,
+    B_MASK: first,
+    B_SCALE: mask ? first + 1 : first,
+  });
   const pieces = rangePieces(gpu, s.n, big, WG, s.maxBindingBytes);
   const parts = pieces.map((piece, k) => {
     const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
     const uniform = gpu.uniform(`${name} params`, new Uint32Array(uniformWords));
-    const bindings: Binding[] = [...piece.binds.map((b) => b.binding), uniform, ...(mask ? [s.decayMask!.buffer] : []), ...(scale ? [s.gradScale!.buffer] : [])];
+    const bindings: Binding[] = [
+      ...piece.binds.map((b) => b.binding),
+      uniform,
+      ...(mask ? [s.decayMask!.buffer] : []),
+      ...(scale ? [s.gradScale!.buffer] : []),
+    ];
     const dispatch = gpu.dispatch(name, pipeline, bindings, grid(gpu, piece.count, WG, s.maxGroupsX), [uniform]);
-    return { dispatch, uniform, words: fixed(piece.binds.map((b) => b.offset), piece) };
+    return {
+      dispatch,
+      uniform,
+      words: fixed(
+        piece.binds.map((b) => b.offset),
+        piece,
+      ),
+    };
   });
   return parts;
 }
@@ -175,14 +233,38 @@ export class AdamW implements Optimizer {
 
   static async create(gpu: Gpu, s: AdamWSpec): Promise<AdamW> {
     const label = s.label ?? `adamw ${s.n}`;
-    const hyper = { beta1: s.beta1 ?? 0.9, beta2: s.beta2 ?? 0.999, eps: s.eps ?? 1e-8, weightDecay: s.weightDecay ?? 0.01 };
-    for (const k of ['beta1', 'beta2'] as const) if (!(hyper[k] >= 0 && hyper[k] < 1)) throw new HlmError(`${label}: ${k} must be in [0, 1), got ${hyper[k]}`);
+    const hyper = {
+      beta1: s.beta1 ?? 0.9,
+      beta2: s.beta2 ?? 0.999,
+      eps: s.eps ?? 1e-8,
+      weightDecay: s.weightDecay ?? 0.01,
+    };
+    for (const k of ['beta1', 'beta2'] as const)
+      if (!(hyper[k] >= 0 && hyper[k] < 1)) throw new HlmError(`${label}: ${k} must be in [0, 1), got ${hyper[k]}`);
     if (!(hyper.eps >= 0)) throw new HlmError(`${label}: eps must be ≥ 0, got ${hyper.eps}`);
-    checkCommon(label, { ...s, weightDecay: hyper.weightDecay }, [['params', s.params], ['m', s.m], ['v', s.v]]);
-    const parts = await build(gpu, label, 'optimizer_adamw', s, [s.params, s.grads, s.m, s.v], ([p, g, m, v], piece) => [
-      ['u32', piece.count], ['u32', p], ['u32', g], ['u32', m],
-      ['u32', v], ['u32', s.decayMask?.offset ?? 0], ['u32', s.gradScale?.offset ?? 0], ['u32', piece.start],
-    ], 16);
+    checkCommon(label, { ...s, weightDecay: hyper.weightDecay }, [
+      ['params', s.params],
+      ['m', s.m],
+      ['v', s.v],
+    ]);
+    const parts = await build(
+      gpu,
+      label,
+      'optimizer_adamw',
+      s,
+      [s.params, s.grads, s.m, s.v],
+      ([p, g, m, v], piece) => [
+        ['u32', piece.count],
+        ['u32', p],
+        ['u32', g],
+        ['u32', m],
+        ['u32', v],
+        ['u32', s.decayMask?.offset ?? 0],
+        ['u32', s.gradScale?.offset ?? 0],
+        ['u32', piece.start],
+      ],
+      16,
+    );
     const opt = new AdamW(gpu, parts, hyper, label);
     opt.setStep(1, 0);
     return opt;
@@ -195,11 +277,20 @@ export class AdamW implements Optimizer {
     const bc1 = 1 - beta1 ** step;
     const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
     for (const part of this.parts) {
-      this.gpu.write(part.uniform, packParams([
-        ...part.words,
-        ['f32', 1 - beta1], ['f32', beta2], ['f32', 1 - beta2], ['f32', eps],
-        ['f32', lr / bc1], ['f32', bc2Sqrt], ['f32', 1 - lr * weightDecay], ['u32', 0],
-      ]));
+      this.gpu.write(
+        part.uniform,
+        packParams([
+          ...part.words,
+          ['f32', 1 - beta1],
+          ['f32', beta2],
+          ['f32', 1 - beta2],
+          ['f32', eps],
+          ['f32', lr / bc1],
+          ['f32', bc2Sqrt],
+          ['f32', 1 - lr * weightDecay],
+          ['u32', 0],
+        ]),
+      );
     }
   }
 }
@@ -224,9 +315,22 @@ export class Sgd implements Optimizer {
     const label = s.label ?? `sgd ${s.n}`;
     const hyper = { weightDecay: s.weightDecay ?? 0 };
     checkCommon(label, s, [['params', s.params]]);
-    const parts = await build(gpu, label, 'optimizer_sgd', s, [s.params, s.grads], ([p, g], piece) => [
-      ['u32', piece.count], ['u32', p], ['u32', g], ['u32', s.decayMask?.offset ?? 0], ['u32', s.gradScale?.offset ?? 0], ['u32', piece.start],
-    ], 8);
+    const parts = await build(
+      gpu,
+      label,
+      'optimizer_sgd',
+      s,
+      [s.params, s.grads],
+      ([p, g], piece) => [
+        ['u32', piece.count],
+        ['u32', p],
+        ['u32', g],
+        ['u32', s.decayMask?.offset ?? 0],
+        ['u32', s.gradScale?.offset ?? 0],
+        ['u32', piece.start],
+      ],
+      8,
+    );
     const opt = new Sgd(gpu, parts, hyper, label);
     opt.setStep(1, 0);
     return opt;
@@ -235,6 +339,7 @@ export class Sgd implements Optimizer {
   /** `step` is unused by plain SGD (kept for the common interface) but still checked. */
   setStep(step: number, lr: number): void {
     checkStep(this.label, step, lr);
-    for (const part of this.parts) this.gpu.write(part.uniform, packParams([...part.words, ['f32', -lr], ['f32', this.hyper.weightDecay]]));
+    for (const part of this.parts)
+      this.gpu.write(part.uniform, packParams([...part.words, ['f32', -lr], ['f32', this.hyper.weightDecay]]));
   }
 }

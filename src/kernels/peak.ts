@@ -27,10 +27,19 @@ export function peakFmaFlops(s: Pick<PeakFmaSpec, 'n' | 'iters'>): number {
 
 export async function peakFma(gpu: Gpu, s: PeakFmaSpec): Promise<Dispatch> {
   const label = `peak fma ${s.n}x${s.iters}`;
-  if (!(Number.isInteger(s.n) && s.n > 0 && Number.isInteger(s.iters) && s.iters > 0 && s.iters < 65536)) throw new HlmError(`${label}: n must be a positive integer and iters in 1..65535`);
+  if (!(Number.isInteger(s.n) && s.n > 0 && Number.isInteger(s.iters) && s.iters > 0 && s.iters < 65536))
+    throw new HlmError(`${label}: n must be a positive integer and iters in 1..65535`);
   if (s.out.size < s.n * 4) throw new HlmError(`${label}: out holds fewer than ${s.n} floats`);
   const pipeline = await gpu.pipeline('peak_fma');
-  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.n], ['u32', s.iters], ['f32', s.m ?? FMA_DEFAULTS.m], ['f32', s.c ?? FMA_DEFAULTS.c]]));
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.n],
+      ['u32', s.iters],
+      ['f32', s.m ?? FMA_DEFAULTS.m],
+      ['f32', s.c ?? FMA_DEFAULTS.c],
+    ]),
+  );
   return gpu.dispatch(label, pipeline, [s.out, uniform], grid(gpu, s.n, WG), [uniform]);
 }
 
@@ -61,7 +70,8 @@ export async function peakCopy(gpu: Gpu, s: PeakCopySpec): Promise<Dispatch> {
   const label = `peak copy ${s.n4} vec4`;
   if (!(Number.isInteger(s.n4) && s.n4 > 0)) throw new HlmError(`${label}: n4 must be a positive integer`);
   if (s.src === s.dst) throw new HlmError(`${label}: src and dst must be different buffers`);
-  if (s.src.size < s.n4 * 16 || s.dst.size < s.n4 * 16) throw new HlmError(`${label}: src and dst need ${s.n4 * 16} bytes`);
+  if (s.src.size < s.n4 * 16 || s.dst.size < s.n4 * 16)
+    throw new HlmError(`${label}: src and dst need ${s.n4 * 16} bytes`);
   const pipeline = await gpu.pipeline('peak_copy');
   const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.n4]]));
   return gpu.dispatch(label, pipeline, [s.src, s.dst, uniform], grid(gpu, s.n4, WG), [uniform]);

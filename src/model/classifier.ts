@@ -61,7 +61,11 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
   if (!(C >= 1)) throw new HlmError('the model has no classifier head (num_labels is 0)');
   if (!POOLINGS.includes(pooling)) throw new HlmError(`unknown pooling '${pooling}'; use ${POOLINGS.join(', ')}`);
   const own: GPUBuffer[] = [];
-  const buf = (label: string, floats: number) => { const b = gpu.buffer(label, floats * 4); own.push(b); return b; };
+  const buf = (label: string, floats: number) => {
+    const b = gpu.buffer(label, floats * 4);
+    own.push(b);
+    return b;
+  };
   const pool = buf('pooling matrix', B * N);
   const pooled = buf('pooled', B * d);
   const logits = buf('logits', B * C);
@@ -70,14 +74,33 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
   const losses = buf('row losses', B);
   const loss = buf('loss', 4);
   const dispatches: Dispatch[] = [];
-  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => { dispatches.push(...(Array.isArray(x) ? x : [x])); return x; };
+  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => {
+    dispatches.push(...(Array.isArray(x) ? x : [x]));
+    return x;
+  };
   const at = (buffer: GPUBuffer) => ({ buffer });
-  const W = model.P('score.weight'), bias = model.P('score.bias');
+  const W = model.P('score.weight');
+  const bias = model.P('score.bias');
 
   const forward: Command[] = [
-    ...keep(await matmul(gpu, { M: B, N: d, K: N, a: at(pool), b: at(model.hf), c: at(pooled), label: 'classifier pool' })),
-    ...keep(await matmul(gpu, { M: B, N: C, K: d, transB: true, a: at(pooled), b: W, c: at(logits), label: 'classifier score' })),
-    keep(await add(gpu, { rows: B, cols: C, out: at(logits), b: bias, bStrides: [0, 1], label: 'classifier score +b' })),
+    ...keep(
+      await matmul(gpu, { M: B, N: d, K: N, a: at(pool), b: at(model.hf), c: at(pooled), label: 'classifier pool' }),
+    ),
+    ...keep(
+      await matmul(gpu, {
+        M: B,
+        N: C,
+        K: d,
+        transB: true,
+        a: at(pooled),
+        b: W,
+        c: at(logits),
+        label: 'classifier score',
+      }),
+    ),
+    keep(
+      await add(gpu, { rows: B, cols: C, out: at(logits), b: bias, bStrides: [0, 1], label: 'classifier score +b' }),
+    ),
   ];
   let train: Command[] = [];
   if (model.dhf) {
@@ -87,12 +110,58 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
     gpu.write(ones, new Float32Array(B).fill(1));
     train = [
       ...forward,
-      keep(await classifierLoss(gpu, { rows: B, C, logits: at(logits), targets: at(targets), weights: at(weights), losses: at(losses), dlogits: at(dlogits) })),
+      keep(
+        await classifierLoss(gpu, {
+          rows: B,
+          C,
+          logits: at(logits),
+          targets: at(targets),
+          weights: at(weights),
+          losses: at(losses),
+          dlogits: at(dlogits),
+        }),
+      ),
       keep(await lossMean(gpu, { N: B, losses: at(losses), out: at(loss), label: 'classifier loss sum' })),
-      ...keep(await matmul(gpu, { M: C, N: d, K: B, transA: true, beta: 1, a: at(dlogits), b: at(pooled), c: model.G('score.weight'), label: 'classifier dW' })),
-      ...keep(await matmul(gpu, { M: 1, N: C, K: B, beta: 1, a: at(ones), b: at(dlogits), c: model.G('score.bias'), label: 'classifier db' })),
-      ...keep(await matmul(gpu, { M: B, N: d, K: C, a: at(dlogits), b: W, c: at(dpooled), label: 'classifier dpooled' })),
-      ...keep(await matmul(gpu, { M: N, N: d, K: B, transA: true, a: at(pool), b: at(dpooled), c: at(model.dhf), label: 'classifier dhf' })),
+      ...keep(
+        await matmul(gpu, {
+          M: C,
+          N: d,
+          K: B,
+          transA: true,
+          beta: 1,
+          a: at(dlogits),
+          b: at(pooled),
+          c: model.G('score.weight'),
+          label: 'classifier dW',
+        }),
+      ),
+      ...keep(
+        await matmul(gpu, {
+          M: 1,
+          N: C,
+          K: B,
+          beta: 1,
+          a: at(ones),
+          b: at(dlogits),
+          c: model.G('score.bias'),
+          label: 'classifier db',
+        }),
+      ),
+      ...keep(
+        await matmul(gpu, { M: B, N: d, K: C, a: at(dlogits), b: W, c: at(dpooled), label: 'classifier dpooled' }),
+      ),
+      ...keep(
+        await matmul(gpu, {
+          M: N,
+          N: d,
+          K: B,
+          transA: true,
+          a: at(pool),
+          b: at(dpooled),
+          c: at(model.dhf),
+          label: 'classifier dhf',
+        }),
+      ),
     ];
   }
   return {
@@ -105,12 +174,15 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
     setBatch(batch: ClassifierBatch): number {
       const n = batch.lengths.length;
       if (n < 1 || n > B) throw new HlmError(`a classifier batch has 1..${B} rows, got ${n}`);
-      if (batch.targets.length !== n || (batch.weights && batch.weights.length !== n)) throw new HlmError('classifier batch: lengths, targets and weights differ in length');
-      const t = new Float32Array(B), w = new Float32Array(B);
+      if (batch.targets.length !== n || (batch.weights && batch.weights.length !== n))
+        throw new HlmError('classifier batch: lengths, targets and weights differ in length');
+      const t = new Float32Array(B);
+      const w = new Float32Array(B);
       let total = 0;
       for (let b = 0; b < n; b++) {
         const y = batch.targets[b];
-        if (C > 1 ? !(Number.isInteger(y) && y >= 0 && y < C) : !Number.isFinite(y)) throw new HlmError(`row ${b}: target ${y} is not ${C > 1 ? `a class in 0..${C - 1}` : 'a finite score'}`);
+        if (C > 1 ? !(Number.isInteger(y) && y >= 0 && y < C) : !Number.isFinite(y))
+          throw new HlmError(`row ${b}: target ${y} is not ${C > 1 ? `a class in 0..${C - 1}` : 'a finite score'}`);
         t[b] = y;
         w[b] = batch.weights?.[b] ?? 1;
         if (!(w[b] >= 0)) throw new HlmError(`row ${b}: weight ${w[b]} must be non-negative`);

@@ -39,7 +39,8 @@ const common = {
   objective: 'ce' as Objective,
   tie_word_embeddings: true,
   mask_token_id: null,
-  // Set from the tokenizer when one is chosen (GPT-2's is GPT2_EOT); null keeps a preset valid under any --set vocab_size.
+  // Set from the tokenizer when one is chosen (GPT-2's is GPT2_EOT); null keeps a preset valid under any --set
+  // vocab_size.
   eos_token_id: null,
   num_labels: 0,
 };
@@ -61,7 +62,8 @@ export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
 
 /** A fresh copy of a preset. */
 export function preset(name: string): ModelConfig {
-  if (!Object.prototype.hasOwnProperty.call(PRESETS, name)) throw new HlmError(`unknown preset '${name}'; presets: ${PRESET_NAMES.join(', ')}`);
+  if (!Object.prototype.hasOwnProperty.call(PRESETS, name))
+    throw new HlmError(`unknown preset '${name}'; presets: ${PRESET_NAMES.join(', ')}`);
   return { ...PRESETS[name as PresetName] };
 }
 
@@ -99,17 +101,25 @@ export function validateConfig(c: ModelConfig, where = 'model config'): ModelCon
   const fail = (msg: string) => new HlmError(`${where}: ${msg}`);
   for (const k of ['vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'] as const) {
     const v = c[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw fail(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+      throw fail(`${k} must be a positive integer, got ${JSON.stringify(v)}`);
   }
   if (c.n_embd % c.n_head !== 0) throw fail(`n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`);
-  if (typeof c.layer_norm_epsilon !== 'number' || !(c.layer_norm_epsilon > 0) || !Number.isFinite(c.layer_norm_epsilon)) {
+  if (
+    typeof c.layer_norm_epsilon !== 'number' ||
+    !(c.layer_norm_epsilon > 0) ||
+    !Number.isFinite(c.layer_norm_epsilon)
+  ) {
     throw fail(`layer_norm_epsilon must be a positive number, got ${JSON.stringify(c.layer_norm_epsilon)}`);
   }
   if (typeof c.causal !== 'boolean') throw fail(`causal must be true or false, got ${JSON.stringify(c.causal)}`);
-  if (!OBJECTIVES.includes(c.objective)) throw fail(`objective must be one of ${OBJECTIVES.join('|')}, got ${JSON.stringify(c.objective)}`);
-  if (typeof c.tie_word_embeddings !== 'boolean') throw fail(`tie_word_embeddings must be true or false, got ${JSON.stringify(c.tie_word_embeddings)}`);
+  if (!OBJECTIVES.includes(c.objective))
+    throw fail(`objective must be one of ${OBJECTIVES.join('|')}, got ${JSON.stringify(c.objective)}`);
+  if (typeof c.tie_word_embeddings !== 'boolean')
+    throw fail(`tie_word_embeddings must be true or false, got ${JSON.stringify(c.tie_word_embeddings)}`);
   // CWT scores hidden states against the input embeddings: there is no separate output matrix to untie.
-  if (c.objective === 'cwt' && !c.tie_word_embeddings) throw fail('objective cwt uses the input embeddings as its targets: tie_word_embeddings must be true');
+  if (c.objective === 'cwt' && !c.tie_word_embeddings)
+    throw fail('objective cwt uses the input embeddings as its targets: tie_word_embeddings must be true');
   for (const k of ['mask_token_id', 'eos_token_id'] as const) {
     const v = c[k];
     if (v === null) continue;
@@ -117,14 +127,17 @@ export function validateConfig(c: ModelConfig, where = 'model config'): ModelCon
       throw fail(`${k} must be null or a token id in [0, ${c.vocab_size}), got ${JSON.stringify(v)}`);
     }
   }
-  if (!c.causal && c.mask_token_id === null) throw fail('an encoder (causal false) needs mask_token_id, the token its inputs are masked with');
+  if (!c.causal && c.mask_token_id === null)
+    throw fail('an encoder (causal false) needs mask_token_id, the token its inputs are masked with');
   if (typeof c.num_labels !== 'number' || !Number.isSafeInteger(c.num_labels) || c.num_labels < 0) {
     throw fail(`num_labels must be a non-negative integer, got ${JSON.stringify(c.num_labels)}`);
   }
   return c;
 }
 
-/** Hugging Face GPT-2 config.json keys, plus the `hlm` object (open: the trainer adds step, data position, tokenizer). */
+/**
+ * Hugging Face GPT-2 config.json keys, plus the `hlm` object (open: the trainer adds step, data position, tokenizer).
+ */
 export function toHfConfig(c: ModelConfig, hlm: Record<string, unknown> = {}): Record<string, unknown> {
   validateConfig(c);
   const out: Record<string, unknown> = {
@@ -154,11 +167,18 @@ export function toHfConfig(c: ModelConfig, hlm: Record<string, unknown> = {}): R
   if (c.num_labels > 0) {
     out.id2label = Object.fromEntries(Array.from({ length: c.num_labels }, (_, i) => [String(i), `LABEL_${i}`]));
     out.label2id = Object.fromEntries(Array.from({ length: c.num_labels }, (_, i) => [`LABEL_${i}`, i]));
-    if (c.eos_token_id !== null) out.pad_token_id = c.eos_token_id; // GPT2ForSequenceClassification pools at the last non-pad token
+    // GPT2ForSequenceClassification pools at the last non-pad token
+    if (c.eos_token_id !== null) out.pad_token_id = c.eos_token_id;
   }
   out.torch_dtype = 'float32';
   // The model's own keys win over same-named extras, so config.json never contradicts the weights.
-  out.hlm = { ...hlm, objective: c.objective, causal: c.causal, mask_token_id: c.mask_token_id, num_labels: c.num_labels };
+  out.hlm = {
+    ...hlm,
+    objective: c.objective,
+    causal: c.causal,
+    mask_token_id: c.mask_token_id,
+    num_labels: c.num_labels,
+  };
   return out;
 }
 
@@ -170,27 +190,39 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * Read a Hugging Face GPT-2 config.json (hlm's own or a plain HF one). Missing keys take
  * GPT2Config's defaults, as transformers does; features hlm does not implement are refused.
  */
-export function fromHfConfig(json: unknown, where = 'config.json'): { config: ModelConfig; hlm: Record<string, unknown> } {
+export function fromHfConfig(
+  json: unknown,
+  where = 'config.json',
+): { config: ModelConfig; hlm: Record<string, unknown> } {
   if (!isObject(json)) throw new HlmError(`${where}: expected a JSON object`);
   const fail = (msg: string) => new HlmError(`${where}: ${msg}`);
   if (json.model_type !== undefined && json.model_type !== 'gpt2') {
-    throw fail(`model_type is ${JSON.stringify(json.model_type)}; hlm reads GPT-2 checkpoints (model_type "gpt2") only`);
+    throw fail(
+      `model_type is ${JSON.stringify(json.model_type)}; hlm reads GPT-2 checkpoints (model_type "gpt2") only`,
+    );
   }
   const int = (key: string, dflt: number): number => {
     const v = json[key] ?? dflt;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw fail(`${key} must be an integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v))
+      throw fail(`${key} must be an integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const n_embd = int('n_embd', 768);
   const act = json.activation_function ?? 'gelu_new';
   if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') {
-    throw fail(`activation_function ${JSON.stringify(act)} is not supported: hlm's MLP uses GELU's tanh approximation (gelu_new)`);
+    throw fail(
+      `activation_function ${JSON.stringify(act)} is not supported: hlm's MLP uses GELU's tanh approximation ` +
+        `(gelu_new)`,
+    );
   }
   if (json.n_inner !== undefined && json.n_inner !== null && json.n_inner !== 4 * n_embd) {
-    throw fail(`n_inner ${JSON.stringify(json.n_inner)} is not supported: hlm's MLP is 4 × n_embd = ${4 * n_embd} wide`);
+    throw fail(
+      `n_inner ${JSON.stringify(json.n_inner)} is not supported: hlm's MLP is 4 × n_embd = ${4 * n_embd} wide`,
+    );
   }
   if (json.scale_attn_by_inverse_layer_idx === true) throw fail('scale_attn_by_inverse_layer_idx is not supported');
-  if (json.scale_attn_weights === false) throw fail('scale_attn_weights false is not supported: hlm scales attention scores by 1/sqrt(head size)');
+  if (json.scale_attn_weights === false)
+    throw fail('scale_attn_weights false is not supported: hlm scales attention scores by 1/sqrt(head size)');
   if (json.add_cross_attention === true) throw fail('add_cross_attention is not supported');
   const tie = json.tie_word_embeddings ?? true;
   if (typeof tie !== 'boolean') throw fail(`tie_word_embeddings must be true or false, got ${JSON.stringify(tie)}`);

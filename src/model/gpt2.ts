@@ -13,8 +13,21 @@
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { add } from '../kernels/add.js';
-import { attentionBackward, attentionForward, createAttentionBuffers, createAttentionScratch, type AttentionBuffers, type AttentionScratch } from '../kernels/attention.js';
-import { createEmbeddingIndex, embeddingBackward, embeddingForward, writeEmbeddingIndex, type EmbeddingIndexBuffers } from '../kernels/embedding.js';
+import {
+  attentionBackward,
+  attentionForward,
+  createAttentionBuffers,
+  createAttentionScratch,
+  type AttentionBuffers,
+  type AttentionScratch,
+} from '../kernels/attention.js';
+import {
+  createEmbeddingIndex,
+  embeddingBackward,
+  embeddingForward,
+  writeEmbeddingIndex,
+  type EmbeddingIndexBuffers,
+} from '../kernels/embedding.js';
 import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul } from '../kernels/matmul.js';
@@ -77,13 +90,24 @@ export class Gpt2 {
   private scratch!: AttentionScratch;
   private index?: EmbeddingIndexBuffers;
 
-  private constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly B: number, readonly T: number, train: boolean, padding: boolean, shareWith?: Gpt2) {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly B: number,
+    readonly T: number,
+    train: boolean,
+    padding: boolean,
+    shareWith?: Gpt2,
+  ) {
     this.layout = paramLayout(config);
     this.N = B * T;
-    if (T > config.n_positions) throw new HlmError(`sequence length ${T} exceeds the model's n_positions ${config.n_positions}`);
+    if (T > config.n_positions)
+      throw new HlmError(`sequence length ${T} exceeds the model's n_positions ${config.n_positions}`);
     if (shareWith) {
-      if (shareWith.layout.total !== this.layout.total) throw new HlmError('shareWith: the models have different parameter layouts');
-      if (train && !shareWith.grads) throw new HlmError('shareWith: a training model must share a model that has gradients');
+      if (shareWith.layout.total !== this.layout.total)
+        throw new HlmError('shareWith: the models have different parameter layouts');
+      if (train && !shareWith.grads)
+        throw new HlmError('shareWith: a training model must share a model that has gradients');
       this.params = shareWith.params;
       this.grads = train ? shareWith.grads : undefined;
     } else {
@@ -116,7 +140,10 @@ export class Gpt2 {
     if (!this.grads) throw new HlmError('this model was built without gradients');
     return { buffer: this.grads, offset: findTensor(this.layout, name).offset };
   }
-  /** Layer l's packed c_attn output [N, 3d] (q | k | v per row) after a forward; read it only (the KV cache copies k and v from it). */
+  /**
+   * Layer l's packed c_attn output [N, 3d] (q | k | v per row) after a forward; read it only (the KV cache copies k and
+   * v from it).
+   */
   qkv(l: number): GPUBuffer {
     if (!this.layers[l]) throw new HlmError(`layer ${l} out of range [0, ${this.layers.length})`);
     return this.layers[l].qkv;
@@ -159,28 +186,157 @@ export class Gpt2 {
     const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
 
     // A linear layer y = x·W + b (W is [in, out], Conv1D layout).
-    const linear = async (x: GPUBuffer, W: TensorRef, b: TensorRef, y: GPUBuffer, nIn: number, nOut: number, label: string) => [
+    const linear = async (
+      x: GPUBuffer,
+      W: TensorRef,
+      b: TensorRef,
+      y: GPUBuffer,
+      nIn: number,
+      nOut: number,
+      label: string,
+    ) => [
       ...this.keep(await matmul(gpu, { M: N, N: nOut, K: nIn, a: at(x), b: W, c: at(y), label: `${label} x·W` })),
       this.keep(await add(gpu, { rows: N, cols: nOut, out: at(y), b, bStrides: [0, 1], label: `${label} +b` })),
     ];
 
     const f: Command[] = [];
-    f.push(this.keep(await embeddingForward(gpu, { B, T, d, tokens: at(this.tokens), wte: this.P('transformer.wte.weight'), wpe: this.P('transformer.wpe.weight'), out: at(this.layers[0]?.x ?? xL) })));
+    f.push(
+      this.keep(
+        await embeddingForward(gpu, {
+          B,
+          T,
+          d,
+          tokens: at(this.tokens),
+          wte: this.P('transformer.wte.weight'),
+          wpe: this.P('transformer.wpe.weight'),
+          out: at(this.layers[0]?.x ?? xL),
+        }),
+      ),
+    );
     for (let l = 0; l < L; l++) {
       const a = this.layers[l];
       const next = l + 1 < L ? this.layers[l + 1].x : xL;
-      f.push(this.keep(await layerNormForward(gpu, { rows: N, cols: d, eps, x: at(a.x), weight: this.PB(l, 'ln_1.weight'), bias: this.PB(l, 'ln_1.bias'), out: at(a.ln1), mean: at(a.ln1Stats), rstd: at(a.ln1Stats, N), label: `h${l} ln_1` })));
-      f.push(...(await linear(a.ln1, this.PB(l, 'attn.c_attn.weight'), this.PB(l, 'attn.c_attn.bias'), a.qkv, d, 3 * d, `h${l} c_attn`)));
-      f.push(...this.keep(await attentionForward(gpu, { B, T, d, nHead: H, causal, lengths: this.lengths && at(this.lengths), qkv: at(a.qkv), out: at(a.y), layer: a.att, scratch: this.scratch, label: `h${l} attn` })));
-      f.push(...(await linear(a.y, this.PB(l, 'attn.c_proj.weight'), this.PB(l, 'attn.c_proj.bias'), tmp, d, d, `h${l} attn.c_proj`)));
-      f.push(this.keep(await add(gpu, { rows: N, cols: d, out: at(a.xm), a: at(a.x), b: at(tmp), label: `h${l} residual 1` })));
-      f.push(this.keep(await layerNormForward(gpu, { rows: N, cols: d, eps, x: at(a.xm), weight: this.PB(l, 'ln_2.weight'), bias: this.PB(l, 'ln_2.bias'), out: at(a.ln2), mean: at(a.ln2Stats), rstd: at(a.ln2Stats, N), label: `h${l} ln_2` })));
-      f.push(...(await linear(a.ln2, this.PB(l, 'mlp.c_fc.weight'), this.PB(l, 'mlp.c_fc.bias'), a.fc, d, 4 * d, `h${l} c_fc`)));
+      f.push(
+        this.keep(
+          await layerNormForward(gpu, {
+            rows: N,
+            cols: d,
+            eps,
+            x: at(a.x),
+            weight: this.PB(l, 'ln_1.weight'),
+            bias: this.PB(l, 'ln_1.bias'),
+            out: at(a.ln1),
+            mean: at(a.ln1Stats),
+            rstd: at(a.ln1Stats, N),
+            label: `h${l} ln_1`,
+          }),
+        ),
+      );
+      f.push(
+        ...(await linear(
+          a.ln1,
+          this.PB(l, 'attn.c_attn.weight'),
+          this.PB(l, 'attn.c_attn.bias'),
+          a.qkv,
+          d,
+          3 * d,
+          `h${l} c_attn`,
+        )),
+      );
+      f.push(
+        ...this.keep(
+          await attentionForward(gpu, {
+            B,
+            T,
+            d,
+            nHead: H,
+            causal,
+            lengths: this.lengths && at(this.lengths),
+            qkv: at(a.qkv),
+            out: at(a.y),
+            layer: a.att,
+            scratch: this.scratch,
+            label: `h${l} attn`,
+          }),
+        ),
+      );
+      f.push(
+        ...(await linear(
+          a.y,
+          this.PB(l, 'attn.c_proj.weight'),
+          this.PB(l, 'attn.c_proj.bias'),
+          tmp,
+          d,
+          d,
+          `h${l} attn.c_proj`,
+        )),
+      );
+      f.push(
+        this.keep(
+          await add(gpu, { rows: N, cols: d, out: at(a.xm), a: at(a.x), b: at(tmp), label: `h${l} residual 1` }),
+        ),
+      );
+      f.push(
+        this.keep(
+          await layerNormForward(gpu, {
+            rows: N,
+            cols: d,
+            eps,
+            x: at(a.xm),
+            weight: this.PB(l, 'ln_2.weight'),
+            bias: this.PB(l, 'ln_2.bias'),
+            out: at(a.ln2),
+            mean: at(a.ln2Stats),
+            rstd: at(a.ln2Stats, N),
+            label: `h${l} ln_2`,
+          }),
+        ),
+      );
+      f.push(
+        ...(await linear(
+          a.ln2,
+          this.PB(l, 'mlp.c_fc.weight'),
+          this.PB(l, 'mlp.c_fc.bias'),
+          a.fc,
+          d,
+          4 * d,
+          `h${l} c_fc`,
+        )),
+      );
       f.push(this.keep(await geluForward(gpu, { n: N * 4 * d, x: at(a.fc), out: at(a.gelu), label: `h${l} gelu` })));
-      f.push(...(await linear(a.gelu, this.PB(l, 'mlp.c_proj.weight'), this.PB(l, 'mlp.c_proj.bias'), tmp, 4 * d, d, `h${l} mlp.c_proj`)));
-      f.push(this.keep(await add(gpu, { rows: N, cols: d, out: at(next), a: at(a.xm), b: at(tmp), label: `h${l} residual 2` })));
+      f.push(
+        ...(await linear(
+          a.gelu,
+          this.PB(l, 'mlp.c_proj.weight'),
+          this.PB(l, 'mlp.c_proj.bias'),
+          tmp,
+          4 * d,
+          d,
+          `h${l} mlp.c_proj`,
+        )),
+      );
+      f.push(
+        this.keep(
+          await add(gpu, { rows: N, cols: d, out: at(next), a: at(a.xm), b: at(tmp), label: `h${l} residual 2` }),
+        ),
+      );
     }
-    f.push(this.keep(await layerNormForward(gpu, { rows: N, cols: d, eps, x: at(xL), weight: this.P('transformer.ln_f.weight'), bias: this.P('transformer.ln_f.bias'), out: at(this.hf), mean: at(lnfStats), rstd: at(lnfStats, N), label: 'ln_f' })));
+    f.push(
+      this.keep(
+        await layerNormForward(gpu, {
+          rows: N,
+          cols: d,
+          eps,
+          x: at(xL),
+          weight: this.P('transformer.ln_f.weight'),
+          bias: this.P('transformer.ln_f.bias'),
+          out: at(this.hf),
+          mean: at(lnfStats),
+          rstd: at(lnfStats, N),
+          label: 'ln_f',
+        }),
+      ),
+    );
     this.forward = f;
     if (!train) return;
 
@@ -195,38 +351,202 @@ export class Gpt2 {
     this.index = createEmbeddingIndex(gpu, N, 'embedding index');
 
     // Gradients of y = x·W + b given dy: dx (overwritten), dW += xᵀ·dy, db += 1ᵀ·dy.
-    const linearBack = async (x: GPUBuffer, dyb: GPUBuffer, W: TensorRef, dW: TensorRef, db: TensorRef, dx: GPUBuffer, nIn: number, nOut: number, label: string) => [
-      ...this.keep(await matmul(gpu, { M: N, N: nIn, K: nOut, transB: true, a: at(dyb), b: W, c: at(dx), label: `${label} dx` })),
-      ...this.keep(await matmul(gpu, { M: nIn, N: nOut, K: N, transA: true, beta: 1, a: at(x), b: at(dyb), c: dW, label: `${label} dW` })),
-      ...this.keep(await matmul(gpu, { M: 1, N: nOut, K: N, beta: 1, a: at(ones), b: at(dyb), c: db, label: `${label} db` })),
+    const linearBack = async (
+      x: GPUBuffer,
+      dyb: GPUBuffer,
+      W: TensorRef,
+      dW: TensorRef,
+      db: TensorRef,
+      dx: GPUBuffer,
+      nIn: number,
+      nOut: number,
+      label: string,
+    ) => [
+      ...this.keep(
+        await matmul(gpu, { M: N, N: nIn, K: nOut, transB: true, a: at(dyb), b: W, c: at(dx), label: `${label} dx` }),
+      ),
+      ...this.keep(
+        await matmul(gpu, {
+          M: nIn,
+          N: nOut,
+          K: N,
+          transA: true,
+          beta: 1,
+          a: at(x),
+          b: at(dyb),
+          c: dW,
+          label: `${label} dW`,
+        }),
+      ),
+      ...this.keep(
+        await matmul(gpu, { M: 1, N: nOut, K: N, beta: 1, a: at(ones), b: at(dyb), c: db, label: `${label} db` }),
+      ),
     ];
 
     const b: Command[] = [{ clear: dres }];
-    b.push(...this.keep(await layerNormBackward(gpu, { rows: N, cols: d, dout: at(this.dhf!), x: at(xL), weight: this.P('transformer.ln_f.weight'), mean: at(lnfStats), rstd: at(lnfStats, N), dx: at(dres), dweight: this.G('transformer.ln_f.weight'), dbias: this.G('transformer.ln_f.bias'), label: 'ln_f backward' })));
+    b.push(
+      ...this.keep(
+        await layerNormBackward(gpu, {
+          rows: N,
+          cols: d,
+          dout: at(this.dhf!),
+          x: at(xL),
+          weight: this.P('transformer.ln_f.weight'),
+          mean: at(lnfStats),
+          rstd: at(lnfStats, N),
+          dx: at(dres),
+          dweight: this.G('transformer.ln_f.weight'),
+          dbias: this.G('transformer.ln_f.bias'),
+          label: 'ln_f backward',
+        }),
+      ),
+    );
     for (let l = L - 1; l >= 0; l--) {
       const a = this.layers[l];
       // dres = dL/dx_{l+1}: the MLP branch's output gradient, and (unchanged) dL/dxm's residual share.
-      b.push(...(await linearBack(a.gelu, dres, this.PB(l, 'mlp.c_proj.weight'), this.GB(l, 'mlp.c_proj.weight'), this.GB(l, 'mlp.c_proj.bias'), dfc, 4 * d, d, `h${l} mlp.c_proj`)));
-      b.push(this.keep(await geluBackward(gpu, { n: N * 4 * d, x: at(a.fc), dout: at(dfc), dx: at(dfc), label: `h${l} gelu backward` })));
-      b.push(...(await linearBack(a.ln2, dfc, this.PB(l, 'mlp.c_fc.weight'), this.GB(l, 'mlp.c_fc.weight'), this.GB(l, 'mlp.c_fc.bias'), dln, d, 4 * d, `h${l} c_fc`)));
-      b.push(...this.keep(await layerNormBackward(gpu, { rows: N, cols: d, dout: at(dln), x: at(a.xm), weight: this.PB(l, 'ln_2.weight'), mean: at(a.ln2Stats), rstd: at(a.ln2Stats, N), dx: at(dres), dweight: this.GB(l, 'ln_2.weight'), dbias: this.GB(l, 'ln_2.bias'), label: `h${l} ln_2 backward` })));
-      b.push(...(await linearBack(a.y, dres, this.PB(l, 'attn.c_proj.weight'), this.GB(l, 'attn.c_proj.weight'), this.GB(l, 'attn.c_proj.bias'), dy, d, d, `h${l} attn.c_proj`)));
-      b.push(...this.keep(await attentionBackward(gpu, { B, T, d, nHead: H, causal, lengths: this.lengths && at(this.lengths), qkv: at(a.qkv), dout: at(dy), dqkv: at(dqkv), layer: a.att, scratch: this.scratch, label: `h${l} attn backward` })));
-      b.push(...(await linearBack(a.ln1, dqkv, this.PB(l, 'attn.c_attn.weight'), this.GB(l, 'attn.c_attn.weight'), this.GB(l, 'attn.c_attn.bias'), dln, d, 3 * d, `h${l} c_attn`)));
-      b.push(...this.keep(await layerNormBackward(gpu, { rows: N, cols: d, dout: at(dln), x: at(a.x), weight: this.PB(l, 'ln_1.weight'), mean: at(a.ln1Stats), rstd: at(a.ln1Stats, N), dx: at(dres), dweight: this.GB(l, 'ln_1.weight'), dbias: this.GB(l, 'ln_1.bias'), label: `h${l} ln_1 backward` })));
+      b.push(
+        ...(await linearBack(
+          a.gelu,
+          dres,
+          this.PB(l, 'mlp.c_proj.weight'),
+          this.GB(l, 'mlp.c_proj.weight'),
+          this.GB(l, 'mlp.c_proj.bias'),
+          dfc,
+          4 * d,
+          d,
+          `h${l} mlp.c_proj`,
+        )),
+      );
+      b.push(
+        this.keep(
+          await geluBackward(gpu, {
+            n: N * 4 * d,
+            x: at(a.fc),
+            dout: at(dfc),
+            dx: at(dfc),
+            label: `h${l} gelu backward`,
+          }),
+        ),
+      );
+      b.push(
+        ...(await linearBack(
+          a.ln2,
+          dfc,
+          this.PB(l, 'mlp.c_fc.weight'),
+          this.GB(l, 'mlp.c_fc.weight'),
+          this.GB(l, 'mlp.c_fc.bias'),
+          dln,
+          d,
+          4 * d,
+          `h${l} c_fc`,
+        )),
+      );
+      b.push(
+        ...this.keep(
+          await layerNormBackward(gpu, {
+            rows: N,
+            cols: d,
+            dout: at(dln),
+            x: at(a.xm),
+            weight: this.PB(l, 'ln_2.weight'),
+            mean: at(a.ln2Stats),
+            rstd: at(a.ln2Stats, N),
+            dx: at(dres),
+            dweight: this.GB(l, 'ln_2.weight'),
+            dbias: this.GB(l, 'ln_2.bias'),
+            label: `h${l} ln_2 backward`,
+          }),
+        ),
+      );
+      b.push(
+        ...(await linearBack(
+          a.y,
+          dres,
+          this.PB(l, 'attn.c_proj.weight'),
+          this.GB(l, 'attn.c_proj.weight'),
+          this.GB(l, 'attn.c_proj.bias'),
+          dy,
+          d,
+          d,
+          `h${l} attn.c_proj`,
+        )),
+      );
+      b.push(
+        ...this.keep(
+          await attentionBackward(gpu, {
+            B,
+            T,
+            d,
+            nHead: H,
+            causal,
+            lengths: this.lengths && at(this.lengths),
+            qkv: at(a.qkv),
+            dout: at(dy),
+            dqkv: at(dqkv),
+            layer: a.att,
+            scratch: this.scratch,
+            label: `h${l} attn backward`,
+          }),
+        ),
+      );
+      b.push(
+        ...(await linearBack(
+          a.ln1,
+          dqkv,
+          this.PB(l, 'attn.c_attn.weight'),
+          this.GB(l, 'attn.c_attn.weight'),
+          this.GB(l, 'attn.c_attn.bias'),
+          dln,
+          d,
+          3 * d,
+          `h${l} c_attn`,
+        )),
+      );
+      b.push(
+        ...this.keep(
+          await layerNormBackward(gpu, {
+            rows: N,
+            cols: d,
+            dout: at(dln),
+            x: at(a.x),
+            weight: this.PB(l, 'ln_1.weight'),
+            mean: at(a.ln1Stats),
+            rstd: at(a.ln1Stats, N),
+            dx: at(dres),
+            dweight: this.GB(l, 'ln_1.weight'),
+            dbias: this.GB(l, 'ln_1.bias'),
+            label: `h${l} ln_1 backward`,
+          }),
+        ),
+      );
     }
-    b.push(...this.keep(await embeddingBackward(gpu, { B, T, d, dout: at(dres), index: this.index, dwte: this.G('transformer.wte.weight'), dwpe: this.G('transformer.wpe.weight'), label: 'embedding backward' })));
+    b.push(
+      ...this.keep(
+        await embeddingBackward(gpu, {
+          B,
+          T,
+          d,
+          dout: at(dres),
+          index: this.index,
+          dwte: this.G('transformer.wte.weight'),
+          dwpe: this.G('transformer.wpe.weight'),
+          label: 'embedding backward',
+        }),
+      ),
+    );
     this.backward = b;
   }
 
   /** Write this micro-batch's input tokens (and, when training, the embedding-gradient index). */
   setTokens(tokens: ArrayLike<number>): void {
-    if (tokens.length !== this.N) throw new HlmError(`expected ${this.N} tokens (B=${this.B} x T=${this.T}), got ${tokens.length}`);
+    if (tokens.length !== this.N)
+      throw new HlmError(`expected ${this.N} tokens (B=${this.B} x T=${this.T}), got ${tokens.length}`);
     const V = this.config.vocab_size;
     const u = new Uint32Array(this.N);
     for (let i = 0; i < this.N; i++) {
       const t = tokens[i];
-      if (!(Number.isInteger(t) && t >= 0 && t < V)) throw new HlmError(`token ${t} at position ${i} is outside the model's vocabulary (0..${V - 1})`);
+      if (!(Number.isInteger(t) && t >= 0 && t < V))
+        throw new HlmError(`token ${t} at position ${i} is outside the model's vocabulary (0..${V - 1})`);
       u[i] = t;
     }
     this.gpu.write(this.tokens, u);
@@ -240,7 +560,8 @@ export class Gpt2 {
     const u = new Uint32Array(this.B);
     for (let b = 0; b < this.B; b++) {
       const n = lengths[b];
-      if (!(Number.isInteger(n) && n >= 1 && n <= this.T)) throw new HlmError(`row ${b}: length ${n} is outside 1..${this.T}`);
+      if (!(Number.isInteger(n) && n >= 1 && n <= this.T))
+        throw new HlmError(`row ${b}: length ${n} is outside 1..${this.T}`);
       u[b] = n;
     }
     this.gpu.write(this.lengths, u);
@@ -251,7 +572,8 @@ export class Gpt2 {
   }
 
   writeParams(params: Float32Array): void {
-    if (params.length !== this.layout.total) throw new HlmError(`expected ${this.layout.total} parameters, got ${params.length}`);
+    if (params.length !== this.layout.total)
+      throw new HlmError(`expected ${this.layout.total} parameters, got ${params.length}`);
     this.gpu.write(this.params, params);
   }
 
@@ -262,7 +584,15 @@ export class Gpt2 {
 
   destroy(): void {
     this.gpu.release(...this.dispatches);
-    this.gpu.free(...this.buffers, this.scratch.qkvh, this.scratch.dqkvh, this.scratch.yh, this.scratch.datt, ...this.layers.map((l) => l.att.att));
-    if (this.index) this.gpu.free(this.index.order.buffer, this.index.starts.buffer, this.index.uniq.buffer, this.index.count.buffer);
+    this.gpu.free(
+      ...this.buffers,
+      this.scratch.qkvh,
+      this.scratch.dqkvh,
+      this.scratch.yh,
+      this.scratch.datt,
+      ...this.layers.map((l) => l.att.att),
+    );
+    if (this.index)
+      this.gpu.free(this.index.order.buffer, this.index.starts.buffer, this.index.uniq.buffer, this.index.count.buffer);
   }
 }

@@ -46,7 +46,11 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
   if (!(Number.isInteger(K) && K >= 1 && K <= N)) throw new HlmError(`CE head: ${K} scored rows must be in 1..${N}`);
   const gathered = K < N;
   const own: GPUBuffer[] = [];
-  const buf = (label: string, bytes: number) => { const b = gpu.buffer(label, bytes); own.push(b); return b; };
+  const buf = (label: string, bytes: number) => {
+    const b = gpu.buffer(label, bytes);
+    own.push(b);
+    return b;
+  };
   const targets = buf('targets', K * 4);
   const losses = buf('row losses', K * 4);
   // [0] mean loss, [1] loss scale = 1 / counted targets
@@ -57,11 +61,37 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
   const headName = model.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight';
   const wte = model.P(headName);
   const lossScale = { buffer: scalars, offset: 1 };
-  const common = { N: K, V, d, h: { buffer: H }, wte, targets: { buffer: targets }, losses: { buffer: losses }, lossScale, chunkRows: opts.chunkRows };
+  const common = {
+    N: K,
+    V,
+    d,
+    h: { buffer: H },
+    wte,
+    targets: { buffer: targets },
+    losses: { buffer: losses },
+    lossScale,
+    chunkRows: opts.chunkRows,
+  };
   const dispatches: Dispatch[] = [];
-  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => { dispatches.push(...(Array.isArray(x) ? x : [x])); return x; };
+  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => {
+    dispatches.push(...(Array.isArray(x) ? x : [x]));
+    return x;
+  };
   const mean = keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars } }));
-  const gather: Command[] = positions ? [keep(await gatherRows(gpu, { n: K, d, src: { buffer: model.hf }, index: { buffer: positions }, dst: { buffer: H }, label: 'ce gather scored hidden states' }))] : [];
+  const gather: Command[] = positions
+    ? [
+        keep(
+          await gatherRows(gpu, {
+            n: K,
+            d,
+            src: { buffer: model.hf },
+            index: { buffer: positions },
+            dst: { buffer: H },
+            label: 'ce gather scored hidden states',
+          }),
+        ),
+      ]
+    : [];
   let trainCmds: Command[] = [];
   let scratch: GPUBuffer | undefined;
   if (model.dhf && !opts.evalOnly) {
@@ -69,7 +99,21 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: model.G(headName), label: 'ce head' });
     scratch = t.scratch;
     keep(t.dispatches);
-    const scatter: Command[] = positions ? [{ clear: model.dhf }, keep(await scatterRows(gpu, { n: K, d, src: { buffer: dH }, index: { buffer: positions }, dst: { buffer: model.dhf }, label: 'ce scatter dH' }))] : [];
+    const scatter: Command[] = positions
+      ? [
+          { clear: model.dhf },
+          keep(
+            await scatterRows(gpu, {
+              n: K,
+              d,
+              src: { buffer: dH },
+              index: { buffer: positions },
+              dst: { buffer: model.dhf },
+              label: 'ce scatter dH',
+            }),
+          ),
+        ]
+      : [];
     trainCmds = [...gather, ...t.dispatches, mean, ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'ce head (eval)' });
@@ -86,10 +130,12 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       let count = 0;
       for (let i = 0; i < N; i++) {
         const v = t[i];
-        if (!(Number.isInteger(v) && v >= -1 && v < V)) throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
+        if (!(Number.isInteger(v) && v >= -1 && v < V))
+          throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
         if (!gathered) tk[i] = v;
         else if (v >= 0) {
-          if (count === K) throw new HlmError(`the CE head scores ${K} positions per micro-batch; this one has more targets`);
+          if (count === K)
+            throw new HlmError(`the CE head scores ${K} positions per micro-batch; this one has more targets`);
           tk[count] = v;
           pos[count] = i;
         }
@@ -124,15 +170,23 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
   const { gpu, N } = model;
   const { vocab_size: V, n_embd: d } = model.config;
   const { K } = o;
-  if (!(Number.isInteger(K) && K >= 1 && K <= N)) throw new HlmError(`CWT head: K = ${K} target positions must be in 1..${N}`);
+  if (!(Number.isInteger(K) && K >= 1 && K <= N))
+    throw new HlmError(`CWT head: K = ${K} target positions must be in 1..${N}`);
   if (!(o.temperature > 0)) throw new HlmError(`--cwt-temperature must be positive, got ${o.temperature}`);
   const all = K === N; // decoder: every position is a target, in order; no gather of hidden states
   const own: GPUBuffer[] = [];
-  const buf = (label: string, bytes: number) => { const b = gpu.buffer(label, bytes); own.push(b); return b; };
+  const buf = (label: string, bytes: number) => {
+    const b = gpu.buffer(label, bytes);
+    own.push(b);
+    return b;
+  };
   const tokens = buf('cwt target tokens', K * 4); // u32 t_k
   const positions = buf('cwt target positions', K * 4); // u32 row of hf for k
   const diagonal = buf('cwt diagonal targets', K * 4); // i32 k: the positive of row k
-  gpu.write(diagonal, Int32Array.from({ length: K }, (_, k) => k));
+  gpu.write(
+    diagonal,
+    Int32Array.from({ length: K }, (_, k) => k),
+  );
   const E = buf('cwt target embeddings', K * d * 4);
   const H = all ? model.hf : buf('cwt target hidden', K * d * 4);
   const losses = buf('cwt row losses', K * 4);
@@ -140,12 +194,56 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
   const lossScale = { buffer: scalars, offset: 1 };
   gpu.write(scalars, new Float32Array([0, 1 / K]));
   const wte = model.P('transformer.wte.weight');
-  const common = { N: K, V: K, d, logitScale: 1 / o.temperature, h: { buffer: H }, wte: { buffer: E }, targets: { buffer: diagonal }, losses: { buffer: losses }, lossScale };
+  const common = {
+    N: K,
+    V: K,
+    d,
+    logitScale: 1 / o.temperature,
+    h: { buffer: H },
+    wte: { buffer: E },
+    targets: { buffer: diagonal },
+    losses: { buffer: losses },
+    lossScale,
+  };
   const dispatches: Dispatch[] = [];
-  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => { dispatches.push(...(Array.isArray(x) ? x : [x])); return x; };
-  const gathers: Dispatch[] = [keep(await gatherRows(gpu, { n: K, d, src: wte, index: { buffer: tokens }, dst: { buffer: E }, label: 'cwt gather target embeddings' }))];
-  if (!all) gathers.push(keep(await gatherRows(gpu, { n: K, d, src: { buffer: model.hf }, index: { buffer: positions }, dst: { buffer: H }, label: 'cwt gather target hidden states' })));
-  const mean = keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars }, label: 'cwt loss mean' }));
+  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => {
+    dispatches.push(...(Array.isArray(x) ? x : [x]));
+    return x;
+  };
+  const gathers: Dispatch[] = [
+    keep(
+      await gatherRows(gpu, {
+        n: K,
+        d,
+        src: wte,
+        index: { buffer: tokens },
+        dst: { buffer: E },
+        label: 'cwt gather target embeddings',
+      }),
+    ),
+  ];
+  if (!all)
+    gathers.push(
+      keep(
+        await gatherRows(gpu, {
+          n: K,
+          d,
+          src: { buffer: model.hf },
+          index: { buffer: positions },
+          dst: { buffer: H },
+          label: 'cwt gather target hidden states',
+        }),
+      ),
+    );
+  const mean = keep(
+    await lossMean(gpu, {
+      N: K,
+      losses: { buffer: losses },
+      lossScale,
+      out: { buffer: scalars },
+      label: 'cwt loss mean',
+    }),
+  );
 
   let train: Command[] = [];
   let index: ReturnType<typeof createEmbeddingIndex> | undefined;
@@ -158,8 +256,32 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     scratch = t.scratch;
     keep(t.dispatches);
     const scatter: Command[] = [];
-    if (!all) scatter.push({ clear: model.dhf }, keep(await scatterRows(gpu, { n: K, d, src: { buffer: dH }, index: { buffer: positions }, dst: { buffer: model.dhf }, label: 'cwt scatter dH' })));
-    scatter.push(keep(await scatterAddRows(gpu, { n: K, d, src: { buffer: dE }, index, dst: model.G('transformer.wte.weight'), label: 'cwt scatter-add dE into dwte' })));
+    if (!all)
+      scatter.push(
+        { clear: model.dhf },
+        keep(
+          await scatterRows(gpu, {
+            n: K,
+            d,
+            src: { buffer: dH },
+            index: { buffer: positions },
+            dst: { buffer: model.dhf },
+            label: 'cwt scatter dH',
+          }),
+        ),
+      );
+    scatter.push(
+      keep(
+        await scatterAddRows(gpu, {
+          n: K,
+          d,
+          src: { buffer: dE },
+          index,
+          dst: model.G('transformer.wte.weight'),
+          label: 'cwt scatter-add dE into dwte',
+        }),
+      ),
+    );
     train = [...gathers, { clear: dE }, ...t.dispatches, mean, ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'cwt scores (eval)' });
@@ -170,17 +292,21 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     loss: scalars,
     setTargets(t: ArrayLike<number>): number {
       if (t.length !== N) throw new HlmError(`expected ${N} targets, got ${t.length}`);
-      const tok = new Uint32Array(K), pos = new Uint32Array(K);
+      const tok = new Uint32Array(K);
+      const pos = new Uint32Array(K);
       let k = 0;
       for (let i = 0; i < N; i++) {
         const v = t[i];
-        if (!(Number.isInteger(v) && v >= -1 && v < V)) throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
+        if (!(Number.isInteger(v) && v >= -1 && v < V))
+          throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
         if (v < 0) continue;
-        if (k === K) throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has more`);
+        if (k === K)
+          throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has more`);
         tok[k] = v;
         pos[k++] = i;
       }
-      if (k !== K) throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has ${k}`);
+      if (k !== K)
+        throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has ${k}`);
       gpu.write(tokens, tok);
       gpu.write(positions, pos);
       if (index) writeEmbeddingIndex(gpu, index, tok, V);

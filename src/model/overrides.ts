@@ -28,7 +28,8 @@ function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length];
@@ -47,7 +48,12 @@ function unknownKey(key: string, schema: ConfigSchema, where: string): HlmError 
 }
 
 function describe(spec: FieldSpec): string {
-  const base = spec.type === 'enum' ? `one of ${(spec.values ?? []).join('|')}` : spec.type === 'int' ? 'an integer' : `a ${spec.type}`;
+  const base =
+    spec.type === 'enum'
+      ? `one of ${(spec.values ?? []).join('|')}`
+      : spec.type === 'int'
+        ? 'an integer'
+        : `a ${spec.type}`;
   return spec.nullable ? `${base} or null` : base;
 }
 
@@ -61,7 +67,8 @@ function fromText(key: string, text: string, spec: FieldSpec, where: string): Co
     case 'int':
     case 'number': {
       const v = Number(text);
-      if (!NUMBER.test(text.trim()) || !Number.isFinite(v) || (spec.type === 'int' && !Number.isSafeInteger(v))) throw bad();
+      if (!NUMBER.test(text.trim()) || !Number.isFinite(v) || (spec.type === 'int' && !Number.isSafeInteger(v)))
+        throw bad();
       return v;
     }
     case 'boolean':
@@ -107,7 +114,8 @@ function specOf(key: string, schema: ConfigSchema, where: string): FieldSpec {
 
 /** Check a whole object (e.g. a parsed config file): every key known, every value typed. */
 export function checkRecord(obj: unknown, schema: ConfigSchema, where: string): ConfigRecord {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new HlmError(`${where}: expected a JSON object of settings`);
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+    throw new HlmError(`${where}: expected a JSON object of settings`);
   const out: ConfigRecord = {};
   for (const [key, value] of Object.entries(obj)) out[key] = checkValue(key, value, specOf(key, schema, where), where);
   return out;
@@ -119,7 +127,8 @@ export function parseOverrides(sets: readonly string[], schema: ConfigSchema, wh
     const eq = s.indexOf('=');
     if (eq <= 0) throw new HlmError(`${where}: expected key=value, got '${s}'`);
     const key = s.slice(0, eq);
-    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(key)) throw new HlmError(`${where}: '${key}' is not a setting name (in '${s}')`);
+    if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(key))
+      throw new HlmError(`${where}: '${key}' is not a setting name (in '${s}')`);
     specOf(key, schema, where);
   }
   const parsed = yargsParser(
@@ -146,7 +155,12 @@ export function parseOverrides(sets: readonly string[], schema: ConfigSchema, wh
 }
 
 /** A copy of `base` with the `key=value` overrides applied; unknown keys and bad values are refused. */
-export function applyOverrides<T extends object>(base: T, sets: readonly string[], schema: ConfigSchema, where = '--set'): T {
+export function applyOverrides<T extends object>(
+  base: T,
+  sets: readonly string[],
+  schema: ConfigSchema,
+  where = '--set',
+): T {
   return { ...base, ...parseOverrides(sets, schema, where) };
 }
 
@@ -168,7 +182,12 @@ export async function readConfigFile(path: string, schema: ConfigSchema): Promis
 }
 
 /** defaults ← config file ← overrides, each layer checked against the schema. */
-export async function resolveSettings<T extends object>(defaults: T, schema: ConfigSchema, file?: string, sets: readonly string[] = []): Promise<T> {
+export async function resolveSettings<T extends object>(
+  defaults: T,
+  schema: ConfigSchema,
+  file?: string,
+  sets: readonly string[] = [],
+): Promise<T> {
   const fromFile = file ? await readConfigFile(file, schema) : {};
   return applyOverrides({ ...defaults, ...fromFile }, sets, schema);
 }

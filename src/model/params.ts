@@ -11,10 +11,7 @@ import { Rng, checkSeed } from './random.js';
 /** Alignment of every tensor's offset and of the total, in floats. */
 export const PARAM_ALIGN = 64;
 
-export type ParamInit =
-  | { kind: 'normal'; std: number }
-  | { kind: 'ones' }
-  | { kind: 'zeros' };
+export type ParamInit = { kind: 'normal'; std: number } | { kind: 'ones' } | { kind: 'zeros' };
 
 export interface ParamTensor {
   /** Hugging Face name, e.g. `transformer.h.0.attn.c_attn.weight`. */
@@ -42,12 +39,18 @@ export interface ParamLayout {
 
 /** The per-block tensors, by their name inside `transformer.h.{i}.`. */
 export const BLOCK_TENSORS = [
-  'ln_1.weight', 'ln_1.bias',
-  'attn.c_attn.weight', 'attn.c_attn.bias',
-  'attn.c_proj.weight', 'attn.c_proj.bias',
-  'ln_2.weight', 'ln_2.bias',
-  'mlp.c_fc.weight', 'mlp.c_fc.bias',
-  'mlp.c_proj.weight', 'mlp.c_proj.bias',
+  'ln_1.weight',
+  'ln_1.bias',
+  'attn.c_attn.weight',
+  'attn.c_attn.bias',
+  'attn.c_proj.weight',
+  'attn.c_proj.bias',
+  'ln_2.weight',
+  'ln_2.bias',
+  'mlp.c_fc.weight',
+  'mlp.c_fc.bias',
+  'mlp.c_proj.weight',
+  'mlp.c_proj.bias',
 ] as const;
 export type BlockTensorName = (typeof BLOCK_TENSORS)[number];
 
@@ -123,17 +126,22 @@ export function canonicalParamName(name: string): string {
 
 export function findTensor(layout: ParamLayout, name: string): ParamTensor {
   const t = layout.byName.get(canonicalParamName(name));
-  if (!t) throw new HlmError(`no parameter named '${name}' in this model (${layout.tensors.length} tensors, e.g. ${layout.tensors[0].name})`);
+  if (!t)
+    throw new HlmError(
+      `no parameter named '${name}' in this model (${layout.tensors.length} tensors, e.g. ${layout.tensors[0].name})`,
+    );
   return t;
 }
 
 export function blockTensor(layout: ParamLayout, layer: number, name: BlockTensorName): ParamTensor {
-  if (!Number.isInteger(layer) || layer < 0 || layer >= layout.config.n_layer) throw new HlmError(`layer ${layer} out of range [0, ${layout.config.n_layer})`);
+  if (!Number.isInteger(layer) || layer < 0 || layer >= layout.config.n_layer)
+    throw new HlmError(`layer ${layer} out of range [0, ${layout.config.n_layer})`);
   return findTensor(layout, `transformer.h.${layer}.${name}`);
 }
 
 function checkFlat(params: Float32Array, layout: ParamLayout, what = 'parameter buffer'): void {
-  if (params.length !== layout.total) throw new HlmError(`${what} holds ${params.length} floats; the layout needs ${layout.total}`);
+  if (params.length !== layout.total)
+    throw new HlmError(`${what} holds ${params.length} floats; the layout needs ${layout.total}`);
 }
 
 /** One tensor of the flat buffer, as a view that shares its memory. */

@@ -34,7 +34,8 @@ function rotl(x: number, k: number): number {
 
 /** Seeds are the integers a user can type: 0 .. 2^53−1. */
 export function checkSeed(seed: number, what = 'seed'): number {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new HlmError(`${what} must be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new HlmError(`${what} must be a non-negative integer, got ${seed}`);
   return seed;
 }
 
@@ -81,7 +82,8 @@ export class Rng {
 
   /** Uniform integer in [0, n), without modulo bias (n ≤ 2^32). */
   int(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 4294967296) throw new Error(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 4294967296)
+      throw new Error(`Rng.int: n must be an integer in [1, 2^32], got ${n}`);
     const limit = 4294967296 - (4294967296 % n);
     for (;;) {
       const x = this.nextU32();

@@ -10,11 +10,41 @@ import { endianness } from 'node:os';
 import { HlmError } from '../errors.js';
 
 /** The reference's dtypes, in its order of increasing alignment (used for sorting on write). */
-export const DTYPES = ['BOOL', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'F64', 'I64', 'U64'] as const;
+export const DTYPES = [
+  'BOOL',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'F64',
+  'I64',
+  'U64',
+] as const;
 export type Dtype = (typeof DTYPES)[number];
 
 export const DTYPE_SIZE: Readonly<Record<Dtype, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 
 /** The reference refuses larger headers. */
@@ -69,17 +99,24 @@ interface Prepared {
   dataBytes: number;
 }
 
-function prepare(tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>, metadata?: Record<string, string>): Prepared {
+function prepare(
+  tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Prepared {
   checkLittleEndian();
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   const rank = (d: Dtype) => DTYPES.indexOf(d);
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new HlmError('safetensors: a tensor cannot be named __metadata__');
     if (!DTYPES.includes(t.dtype)) throw new HlmError(`safetensors: tensor '${name}' has unknown dtype '${t.dtype}'`);
-    if (!t.shape.every((s) => Number.isSafeInteger(s) && s >= 0)) throw new HlmError(`safetensors: tensor '${name}' has shape ${fmtShape(t.shape)}`);
+    if (!t.shape.every((s) => Number.isSafeInteger(s) && s >= 0))
+      throw new HlmError(`safetensors: tensor '${name}' has shape ${fmtShape(t.shape)}`);
     const want = numel(t.shape) * DTYPE_SIZE[t.dtype];
     if (t.data.byteLength !== want) {
-      throw new HlmError(`safetensors: tensor '${name}' has ${t.data.byteLength} bytes of data; ${t.dtype} × ${fmtShape(t.shape)} needs ${want}`);
+      throw new HlmError(
+        `safetensors: tensor '${name}' has ${t.data.byteLength} bytes of data; ${t.dtype} × ${fmtShape(t.shape)} ` +
+          `needs ${want}`,
+      );
     }
   }
   // Descending alignment first, so every tensor's data starts aligned for its dtype.
@@ -87,14 +124,17 @@ function prepare(tensors: Record<string, TensorToWrite> | Map<string, TensorToWr
   const parts: string[] = [];
   if (metadata !== undefined) {
     const keys = Object.keys(metadata).sort(compareNames);
-    for (const k of keys) if (typeof metadata[k] !== 'string') throw new HlmError(`safetensors: metadata '${k}' must be a string`);
+    for (const k of keys)
+      if (typeof metadata[k] !== 'string') throw new HlmError(`safetensors: metadata '${k}' must be a string`);
     parts.push(`"__metadata__":{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(metadata[k])}`).join(',')}}`);
   }
   let offset = 0;
   for (const [name, t] of entries) {
     const end = offset + t.data.byteLength;
     // Built by hand: JSON.stringify would list integer-like names ("0") before the others.
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
+    parts.push(
+      `${JSON.stringify(name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`,
+    );
     offset = end;
   }
   const json = utf8.encode(`{${parts.join(',')}}`);
@@ -106,7 +146,10 @@ function prepare(tensors: Record<string, TensorToWrite> | Map<string, TensorToWr
 }
 
 /** The whole file in memory. */
-export function serializeSafetensors(tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+export function serializeSafetensors(
+  tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const { header, order, dataBytes } = prepare(tensors, metadata);
   const out = new Uint8Array(header.length + dataBytes);
   out.set(header);
@@ -122,7 +165,11 @@ export function serializeSafetensors(tensors: Record<string, TensorToWrite> | Ma
  * Write a file tensor by tensor (no second copy of a large model in memory), then fsync it
  * so a rename that follows publishes complete data.
  */
-export async function writeSafetensorsFile(path: string, tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>, metadata?: Record<string, string>): Promise<void> {
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): Promise<void> {
   const { header, order } = prepare(tensors, metadata);
   const fh = await open(path, 'w');
   try {
@@ -151,14 +198,22 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Parse and validate a whole file's bytes; `where` (the path) starts every message. */
 export function parseSafetensors(buf: Uint8Array, where: string): SafetensorsFile {
   const fail = (msg: string) => new HlmError(`${where}: ${msg}`);
-  if (buf.length < 8) throw fail(`file is ${buf.length} bytes, too short to hold the 8-byte header length (truncated?)`);
+  if (buf.length < 8)
+    throw fail(`file is ${buf.length} bytes, too short to hold the 8-byte header length (truncated?)`);
   const n64 = new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(MAX_HEADER_SIZE)) {
-    throw fail(`header length ${n64} (bytes 0-7) is over the ${MAX_HEADER_SIZE}-byte limit; the file is corrupt or not safetensors`);
+    throw fail(
+      `header length ${n64} (bytes 0-7) is over the ${MAX_HEADER_SIZE}-byte limit; the file is corrupt or not ` +
+        `safetensors`,
+    );
   }
   const n = Number(n64);
   const dataStart = 8 + n;
-  if (dataStart > buf.length) throw fail(`header length ${n} (bytes 0-7) runs past the end of the file: the header would end at byte ${dataStart}, the file has ${buf.length} bytes (truncated?)`);
+  if (dataStart > buf.length)
+    throw fail(
+      `header length ${n} (bytes 0-7) runs past the end of the file: the header would end at byte ${dataStart}, the ` +
+        `file has ${buf.length} bytes (truncated?)`,
+    );
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, dataStart));
@@ -187,8 +242,10 @@ export function parseSafetensors(buf: Uint8Array, where: string): SafetensorsFil
     const bad = (msg: string) => fail(`tensor '${name}': ${msg}`);
     if (!isObject(info)) throw bad('entry must be an object with dtype, shape and data_offsets');
     const { dtype, shape, data_offsets: offs } = info;
-    if (typeof dtype !== 'string' || !DTYPES.includes(dtype as Dtype)) throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (typeof dtype !== 'string' || !DTYPES.includes(dtype as Dtype))
+      throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0))
+      throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       throw bad(`data_offsets ${JSON.stringify(offs)} must be [begin, end], two non-negative integers`);
     }
@@ -197,7 +254,10 @@ export function parseSafetensors(buf: Uint8Array, where: string): SafetensorsFil
     const want = numel(shape as number[]) * DTYPE_SIZE[dtype as Dtype];
     if (!Number.isSafeInteger(want)) throw bad(`shape ${fmtShape(shape as number[])} is too large`);
     if (end - begin !== want) {
-      throw bad(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} × ${fmtShape(shape as number[])} needs ${want}`);
+      throw bad(
+        `data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} × ${fmtShape(shape as number[])} ` +
+          `needs ${want}`,
+      );
     }
     infos.push({ name, dtype: dtype as Dtype, shape: shape as number[], begin, end });
   }
@@ -210,20 +270,37 @@ export function parseSafetensors(buf: Uint8Array, where: string): SafetensorsFil
   for (const t of infos) {
     const at = prev?.end ?? 0;
     if (t.begin < at) {
-      throw fail(`tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] overlap tensor '${prev!.name}' [${prev!.begin}, ${prev!.end}]`);
+      throw fail(
+        `tensor '${t.name}': data_offsets [${t.begin}, ${t.end}] overlap tensor '${prev!.name}' [${prev!.begin}, ` +
+          `${prev!.end}]`,
+      );
     }
     if (t.begin > at) {
-      throw fail(`tensor '${t.name}': data_offsets begin at ${t.begin} but the previous data ends at ${at}: bytes ${dataStart + at}-${dataStart + t.begin} of the file belong to no tensor`);
+      throw fail(
+        `tensor '${t.name}': data_offsets begin at ${t.begin} but the previous data ends at ${at}: bytes ` +
+          `${dataStart + at}-${dataStart + t.begin} of the file belong to no tensor`,
+      );
     }
     if (t.end > dataLen) {
-      throw fail(`tensor '${t.name}': data (bytes ${dataStart + t.begin}-${dataStart + t.end} of the file) runs past the end of the file at byte ${buf.length} (truncated?)`);
+      throw fail(
+        `tensor '${t.name}': data (bytes ${dataStart + t.begin}-${dataStart + t.end} of the file) runs past the end ` +
+          `of the file at byte ${buf.length} (truncated?)`,
+      );
     }
-    tensors.set(t.name, { dtype: t.dtype, shape: t.shape, bytes: buf.subarray(dataStart + t.begin, dataStart + t.end), fileOffset: dataStart + t.begin });
+    tensors.set(t.name, {
+      dtype: t.dtype,
+      shape: t.shape,
+      bytes: buf.subarray(dataStart + t.begin, dataStart + t.end),
+      fileOffset: dataStart + t.begin,
+    });
     prev = t;
   }
   const covered = prev?.end ?? 0;
   if (covered !== dataLen) {
-    throw fail(`${dataLen - covered} bytes after the last tensor's data (from byte ${dataStart + covered}) belong to no tensor: the file is longer than its header says`);
+    throw fail(
+      `${dataLen - covered} bytes after the last tensor's data (from byte ${dataStart + covered}) belong to no ` +
+        `tensor: the file is longer than its header says`,
+    );
   }
   return { tensors, metadata, where };
 }
@@ -262,7 +339,8 @@ function f16ToF32(h: number): number {
 export function tensorToFloat32(t: SafeTensor, name: string, where: string, out?: Float32Array): Float32Array {
   checkLittleEndian();
   const n = numel(t.shape);
-  if (out && out.length !== n) throw new Error(`tensorToFloat32 ${name}: output holds ${out.length} floats, tensor has ${n}`);
+  if (out && out.length !== n)
+    throw new Error(`tensorToFloat32 ${name}: output holds ${out.length} floats, tensor has ${n}`);
   const dst = out ?? new Float32Array(n);
   switch (t.dtype) {
     case 'F32':
@@ -284,7 +362,9 @@ export function tensorToFloat32(t: SafeTensor, name: string, where: string, out?
       break;
     }
     default:
-      throw new HlmError(`${where}: tensor '${name}' has dtype ${t.dtype}; a floating-point tensor (F32, F16, BF16, F64) was expected`);
+      throw new HlmError(
+        `${where}: tensor '${name}' has dtype ${t.dtype}; a floating-point tensor (F32, F16, BF16, F64) was expected`,
+      );
   }
   return dst;
 }
@@ -308,21 +388,30 @@ export function tensorToIntegers(t: SafeTensor, name: string, where: string): nu
   const view = (() => {
     switch (t.dtype) {
       case 'BOOL':
-      case 'U8': return aligned(t, 1, (b, o, k) => new Uint8Array(b, o, k));
-      case 'I8': return aligned(t, 1, (b, o, k) => new Int8Array(b, o, k));
-      case 'I16': return aligned(t, 2, (b, o, k) => new Int16Array(b, o, k));
-      case 'U16': return aligned(t, 2, (b, o, k) => new Uint16Array(b, o, k));
-      case 'I32': return aligned(t, 4, (b, o, k) => new Int32Array(b, o, k));
-      case 'U32': return aligned(t, 4, (b, o, k) => new Uint32Array(b, o, k));
-      case 'I64': return aligned(t, 8, (b, o, k) => new BigInt64Array(b, o, k));
-      case 'U64': return aligned(t, 8, (b, o, k) => new BigUint64Array(b, o, k));
+      case 'U8':
+        return aligned(t, 1, (b, o, k) => new Uint8Array(b, o, k));
+      case 'I8':
+        return aligned(t, 1, (b, o, k) => new Int8Array(b, o, k));
+      case 'I16':
+        return aligned(t, 2, (b, o, k) => new Int16Array(b, o, k));
+      case 'U16':
+        return aligned(t, 2, (b, o, k) => new Uint16Array(b, o, k));
+      case 'I32':
+        return aligned(t, 4, (b, o, k) => new Int32Array(b, o, k));
+      case 'U32':
+        return aligned(t, 4, (b, o, k) => new Uint32Array(b, o, k));
+      case 'I64':
+        return aligned(t, 8, (b, o, k) => new BigInt64Array(b, o, k));
+      case 'U64':
+        return aligned(t, 8, (b, o, k) => new BigUint64Array(b, o, k));
       default:
         throw new HlmError(`${where}: tensor '${name}' has dtype ${t.dtype}; an integer tensor was expected`);
     }
   })();
   return Array.from(view as ArrayLike<number | bigint>, (v, i) => {
     const x = Number(v);
-    if (!Number.isSafeInteger(x)) throw new HlmError(`${where}: tensor '${name}' element ${i} (${v}) is too large for hlm`);
+    if (!Number.isSafeInteger(x))
+      throw new HlmError(`${where}: tensor '${name}' element ${i} (${v}) is too large for hlm`);
     return x;
   });
 }

@@ -25,12 +25,14 @@ function setup(qkv: Vec, B: number, T: number, d: number, nHead: number, opts: A
     expectLength('attention lengths', opts.lengths, B);
     for (let b = 0; b < B; b++) {
       const L = opts.lengths[b];
-      if (!Number.isInteger(L) || L < 0 || L > T) throw new RangeError(`attention: lengths[${b}] = ${L} outside [0, ${T}]`);
+      if (!Number.isInteger(L) || L < 0 || L > T)
+        throw new RangeError(`attention: lengths[${b}] = ${L} outside [0, ${T}]`);
     }
   }
   const hd = d / nHead;
   const scale = opts.scale ?? 1 / Math.sqrt(hd);
-  const sees = (b: number, i: number, j: number) => (!opts.causal || j <= i) && (opts.lengths === undefined || j < opts.lengths[b]);
+  const sees = (b: number, i: number, j: number) =>
+    (!opts.causal || j <= i) && (opts.lengths === undefined || j < opts.lengths[b]);
   // Element offsets of q, k, v of head h at (b, t); channel c within the head is added by the caller.
   const q = (b: number, t: number, h: number) => (b * T + t) * 3 * d + h * hd;
   const k = (b: number, t: number, h: number) => (b * T + t) * 3 * d + d + h * hd;
@@ -43,7 +45,14 @@ function setup(qkv: Vec, B: number, T: number, d: number, nHead: number, opts: A
  * lse [B, nHead, T] (log-sum-exp of each query's scaled scores, -Infinity when it sees no
  * key) are what fused kernels keep for their backward, returned so those can be checked too.
  */
-export function attention(qkv: Vec, B: number, T: number, d: number, nHead: number, opts: AttentionOptions): { out: Float64Array; probs: Float64Array; lse: Float64Array } {
+export function attention(
+  qkv: Vec,
+  B: number,
+  T: number,
+  d: number,
+  nHead: number,
+  opts: AttentionOptions,
+): { out: Float64Array; probs: Float64Array; lse: Float64Array } {
   const { hd, scale, sees, q, k, v } = setup(qkv, B, T, d, nHead, opts);
   const out = new Float64Array(B * T * d);
   const probs = new Float64Array(B * nHead * T * T);
@@ -82,7 +91,15 @@ export function attention(qkv: Vec, B: number, T: number, d: number, nHead: numb
  * one query i and dp_j = dOut_i·v_j: dv_j += p_j·dOut_i; ds_j = p_j·(dp_j − Σ p·dp);
  * dq_i += scale·Σ_j ds_j·k_j; dk_j += scale·ds_j·q_i.
  */
-export function attentionBackward(dOut: Vec, qkv: Vec, B: number, T: number, d: number, nHead: number, opts: AttentionOptions): { dqkv: Float64Array } {
+export function attentionBackward(
+  dOut: Vec,
+  qkv: Vec,
+  B: number,
+  T: number,
+  d: number,
+  nHead: number,
+  opts: AttentionOptions,
+): { dqkv: Float64Array } {
   const { hd, scale, sees, q, k, v } = setup(qkv, B, T, d, nHead, opts);
   expectLength('attention dOut', dOut, B * T * d);
   const { probs } = attention(qkv, B, T, d, nHead, opts);

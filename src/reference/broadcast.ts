@@ -15,12 +15,21 @@ export function addBroadcast(a: Vec, b: Vec, rows: number, cols: number, sbr: nu
   const need = bNeeded(rows, cols, sbr, sbc);
   if (b.length < need) throw new RangeError(`addBroadcast: b has ${b.length} elements, needs ${need}`);
   const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = a[r * cols + c] + b[r * sbr + c * sbc];
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < cols; c++) out[r * cols + c] = a[r * cols + c] + b[r * sbr + c * sbc];
   return out;
 }
 
 /** da = dOut; db (b's length) sums dOut over every place each b[i] was broadcast to. */
-export function addBroadcastBackward(dOut: Vec, a: Vec, b: Vec, rows: number, cols: number, sbr: number, sbc: number): { da: Float64Array; db: Float64Array } {
+export function addBroadcastBackward(
+  dOut: Vec,
+  a: Vec,
+  b: Vec,
+  rows: number,
+  cols: number,
+  sbr: number,
+  sbc: number,
+): { da: Float64Array; db: Float64Array } {
   expectDims({ rows, cols, sbr, sbc });
   expectLength('addBroadcast a', a, rows * cols);
   expectLength('addBroadcast dOut', dOut, rows * cols);

@@ -29,7 +29,8 @@ function poolWeights(c: ReferenceClassifier, r: number): [number, number][] {
 
 /** Logits [rows, C] from hidden states [B·T, d]. */
 export function classifierLogits(c: ReferenceClassifier, hidden: Float64Array): Float64Array {
-  const { C, d } = c, rows = c.lengths.length;
+  const { C, d } = c;
+  const rows = c.lengths.length;
   const z = new Float64Array(rows * C);
   for (let r = 0; r < rows; r++) {
     const pooled = new Float64Array(d);
@@ -43,16 +44,21 @@ export function classifierLogits(c: ReferenceClassifier, hidden: Float64Array): 
   return z;
 }
 
-export function classifierHeadReference(c: ReferenceClassifier, names = { W: 'score.weight', b: 'score.bias' }): CustomHead {
+export function classifierHeadReference(
+  c: ReferenceClassifier,
+  names = { W: 'score.weight', b: 'score.bias' },
+): CustomHead {
   return (hidden) => {
-    const { C, d } = c, rows = c.lengths.length;
+    const { C, d } = c;
+    const rows = c.lengths.length;
     const z = classifierLogits(c, hidden);
     const raw = c.weights ?? c.lengths.map(() => 1);
     const total = raw.reduce((a, b) => a + b, 0);
     const dz = new Float64Array(rows * C);
     let loss = 0;
     for (let r = 0; r < rows; r++) {
-      const w = raw[r] / total, y = c.targets[r];
+      const w = raw[r] / total;
+      const y = c.targets[r];
       if (C === 1) {
         const diff = z[r] - y;
         loss += w * diff * diff;
@@ -68,7 +74,9 @@ export function classifierHeadReference(c: ReferenceClassifier, names = { W: 'sc
       for (let k = 0; k < C; k++) dz[r * C + k] = w * (Math.exp(z[r * C + k] - lse) - (k === y ? 1 : 0));
     }
     // Backward: dW = dzᵀ·pooled, db = Σ dz, dHidden = pool weights × (dz·W).
-    const dW = new Float64Array(C * d), db = new Float64Array(C), dHidden = new Float64Array(hidden.length);
+    const dW = new Float64Array(C * d);
+    const db = new Float64Array(C);
+    const dHidden = new Float64Array(hidden.length);
     for (let r = 0; r < rows; r++) {
       const pw = poolWeights(c, r);
       const pooled = new Float64Array(d);

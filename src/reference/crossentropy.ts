@@ -22,7 +22,12 @@ function checkTargets(targets: Vec, N: number, V: number): number {
  * logits [N, V]. Returns the mean loss, count (targets ≥ 0), nll [N] (each row's −log p of
  * its target, 0 where ignored) and lse [N] (each row's log-sum-exp: log p = logit − lse).
  */
-export function softmaxCrossEntropy(logits: Vec, targets: Vec, N: number, V: number): { loss: number; count: number; nll: Float64Array; lse: Float64Array } {
+export function softmaxCrossEntropy(
+  logits: Vec,
+  targets: Vec,
+  N: number,
+  V: number,
+): { loss: number; count: number; nll: Float64Array; lse: Float64Array } {
   expectDims({ N, V });
   expectLength('cross-entropy logits', logits, N * V);
   const count = checkTargets(targets, N, V);
@@ -38,18 +43,32 @@ export function softmaxCrossEntropy(logits: Vec, targets: Vec, N: number, V: num
 }
 
 /** dlogits = dLoss/count · (softmax(logits) − onehot(target)) on counted rows, 0 on ignored ones. */
-export function softmaxCrossEntropyBackward(dLoss: number, logits: Vec, targets: Vec, N: number, V: number): { dlogits: Float64Array } {
+export function softmaxCrossEntropyBackward(
+  dLoss: number,
+  logits: Vec,
+  targets: Vec,
+  N: number,
+  V: number,
+): { dlogits: Float64Array } {
   const { count, lse } = softmaxCrossEntropy(logits, targets, N, V);
   const dlogits = new Float64Array(N * V);
   for (let n = 0; n < N; n++) {
     if (targets[n] < 0) continue;
-    for (let v = 0; v < V; v++) dlogits[n * V + v] = (dLoss / count) * (Math.exp(logits[n * V + v] - lse[n]) - (v === targets[n] ? 1 : 0));
+    for (let v = 0; v < V; v++)
+      dlogits[n * V + v] = (dLoss / count) * (Math.exp(logits[n * V + v] - lse[n]) - (v === targets[n] ? 1 : 0));
   }
   return { dlogits };
 }
 
 /** h [N, d], E [V, d]: logits = h·Eᵀ [N, V], then softmaxCrossEntropy. Returns its fields and the logits. */
-export function crossEntropyTied(h: Vec, E: Vec, targets: Vec, N: number, V: number, d: number): { loss: number; count: number; nll: Float64Array; lse: Float64Array; logits: Float64Array } {
+export function crossEntropyTied(
+  h: Vec,
+  E: Vec,
+  targets: Vec,
+  N: number,
+  V: number,
+  d: number,
+): { loss: number; count: number; nll: Float64Array; lse: Float64Array; logits: Float64Array } {
   expectDims({ N, V, d });
   expectLength('cross-entropy h', h, N * d);
   expectLength('cross-entropy E', E, V * d);
@@ -58,7 +77,15 @@ export function crossEntropyTied(h: Vec, E: Vec, targets: Vec, N: number, V: num
 }
 
 /** dh [N, d] and dE [V, d] (the head's share of the tied embedding's gradient). */
-export function crossEntropyTiedBackward(dLoss: number, h: Vec, E: Vec, targets: Vec, N: number, V: number, d: number): { dh: Float64Array; dE: Float64Array } {
+export function crossEntropyTiedBackward(
+  dLoss: number,
+  h: Vec,
+  E: Vec,
+  targets: Vec,
+  N: number,
+  V: number,
+  d: number,
+): { dh: Float64Array; dE: Float64Array } {
   const { logits } = crossEntropyTied(h, E, targets, N, V, d);
   const { dlogits } = softmaxCrossEntropyBackward(dLoss, logits, targets, N, V);
   const { dA, dB } = matmulBackward(dlogits, h, E, N, V, d, false, true);

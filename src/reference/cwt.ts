@@ -12,7 +12,8 @@ import { softmaxCrossEntropy, softmaxCrossEntropyBackward } from './crossentropy
 
 function gatherTargets(E: Vec, targets: Vec, K: number, d: number): Float64Array {
   expectLength('cwt targets', targets, K);
-  if (d === 0 || E.length % d !== 0) throw new RangeError(`cwt: E has ${E.length} elements, not a multiple of d = ${d}`);
+  if (d === 0 || E.length % d !== 0)
+    throw new RangeError(`cwt: E has ${E.length} elements, not a multiple of d = ${d}`);
   const V = E.length / d;
   const e = new Float64Array(K * d);
   for (let k = 0; k < K; k++) {
@@ -29,7 +30,14 @@ const diagonal = (K: number) => Int32Array.from({ length: K }, (_, k) => k);
  * token ids. Returns the loss (0 when K is 0), scores [K, K] (already divided by the
  * temperature) and lse [K] (each row's log-sum-exp of scores).
  */
-export function cwtLoss(h: Vec, E: Vec, targets: Vec, K: number, d: number, temperature = 1): { loss: number; scores: Float64Array; lse: Float64Array } {
+export function cwtLoss(
+  h: Vec,
+  E: Vec,
+  targets: Vec,
+  K: number,
+  d: number,
+  temperature = 1,
+): { loss: number; scores: Float64Array; lse: Float64Array } {
   expectDims({ K, d });
   expectLength('cwt h', h, K * d);
   if (!(temperature > 0)) throw new RangeError(`cwt: temperature must be positive, got ${temperature}`);
@@ -44,7 +52,15 @@ export function cwtLoss(h: Vec, E: Vec, targets: Vec, K: number, d: number, temp
  * scattered (d e_j = Σ_k dL/ds_kj · o_k / temperature); dE [V, d], that scatter-added over
  * duplicate targets.
  */
-export function cwtLossBackward(dLoss: number, h: Vec, E: Vec, targets: Vec, K: number, d: number, temperature = 1): { dh: Float64Array; de: Float64Array; dE: Float64Array } {
+export function cwtLossBackward(
+  dLoss: number,
+  h: Vec,
+  E: Vec,
+  targets: Vec,
+  K: number,
+  d: number,
+  temperature = 1,
+): { dh: Float64Array; de: Float64Array; dE: Float64Array } {
   const { scores } = cwtLoss(h, E, targets, K, d, temperature);
   const e = gatherTargets(E, targets, K, d);
   const { dlogits } = softmaxCrossEntropyBackward(dLoss, scores, diagonal(K), K, K);

@@ -4,8 +4,10 @@ import { type Vec, expectDims, expectIndex, expectLength } from './shapes.js';
 
 function check(wte: Vec, wpe: Vec, tokens: Vec, B: number, T: number, d: number) {
   expectDims({ B, T, d });
-  if (d === 0 || wte.length % d !== 0 || wpe.length % d !== 0) throw new RangeError(`embedding: wte (${wte.length}) and wpe (${wpe.length}) must be multiples of d = ${d}`);
-  const V = wte.length / d, P = wpe.length / d;
+  if (d === 0 || wte.length % d !== 0 || wpe.length % d !== 0)
+    throw new RangeError(`embedding: wte (${wte.length}) and wpe (${wpe.length}) must be multiples of d = ${d}`);
+  const V = wte.length / d;
+  const P = wpe.length / d;
   if (T > P) throw new RangeError(`embedding: T = ${T} exceeds the ${P} learned positions`);
   expectLength('embedding tokens', tokens, B * T);
   for (let i = 0; i < B * T; i++) expectIndex(`embedding tokens[${i}]`, tokens[i], V);
@@ -25,7 +27,15 @@ export function embedding(wte: Vec, wpe: Vec, tokens: Vec, B: number, T: number,
 }
 
 /** dwte [V, d] and dwpe [P, d] for dOut [B, T, d]; rows never used get zeros. */
-export function embeddingBackward(dOut: Vec, wte: Vec, wpe: Vec, tokens: Vec, B: number, T: number, d: number): { dwte: Float64Array; dwpe: Float64Array } {
+export function embeddingBackward(
+  dOut: Vec,
+  wte: Vec,
+  wpe: Vec,
+  tokens: Vec,
+  B: number,
+  T: number,
+  d: number,
+): { dwte: Float64Array; dwpe: Float64Array } {
   check(wte, wpe, tokens, B, T, d);
   expectLength('embedding dOut', dOut, B * T * d);
   const dwte = new Float64Array(wte.length);

@@ -34,7 +34,12 @@ export interface Gpt2Config {
  * A head given as code (e.g. the GLUE classifier in classifier.ts): the loss and d loss / d hidden
  * from the final hidden states [B·T, d], plus the gradients of its own parameters.
  */
-export type CustomHead = (hidden: Float64Array) => { loss: number; count: number; dHidden: Float64Array; grads?: Record<string, Float64Array> };
+export type CustomHead = (hidden: Float64Array) => {
+  loss: number;
+  count: number;
+  dHidden: Float64Array;
+  grads?: Record<string, Float64Array>;
+};
 
 export type Gpt2Head = 'ce' | 'cwt' | CustomHead;
 
@@ -49,17 +54,24 @@ export interface Gpt2Options {
 export function gpt2ParamShapes(config: Gpt2Config): Record<string, number[]> {
   const { vocab_size: V, n_positions: P, n_embd: d, n_layer: L } = config;
   expectDims({ vocab_size: V, n_positions: P, n_embd: d, n_layer: L, n_head: config.n_head });
-  if (config.n_head === 0 || d % config.n_head !== 0) throw new RangeError(`gpt2: n_embd = ${d} is not a multiple of n_head = ${config.n_head}`);
+  if (config.n_head === 0 || d % config.n_head !== 0)
+    throw new RangeError(`gpt2: n_embd = ${d} is not a multiple of n_head = ${config.n_head}`);
   const shapes: Record<string, number[]> = { 'transformer.wte.weight': [V, d], 'transformer.wpe.weight': [P, d] };
   for (let i = 0; i < L; i++) {
     const p = `transformer.h.${i}.`;
     Object.assign(shapes, {
-      [p + 'ln_1.weight']: [d], [p + 'ln_1.bias']: [d],
-      [p + 'attn.c_attn.weight']: [d, 3 * d], [p + 'attn.c_attn.bias']: [3 * d],
-      [p + 'attn.c_proj.weight']: [d, d], [p + 'attn.c_proj.bias']: [d],
-      [p + 'ln_2.weight']: [d], [p + 'ln_2.bias']: [d],
-      [p + 'mlp.c_fc.weight']: [d, 4 * d], [p + 'mlp.c_fc.bias']: [4 * d],
-      [p + 'mlp.c_proj.weight']: [4 * d, d], [p + 'mlp.c_proj.bias']: [d],
+      [p + 'ln_1.weight']: [d],
+      [p + 'ln_1.bias']: [d],
+      [p + 'attn.c_attn.weight']: [d, 3 * d],
+      [p + 'attn.c_attn.bias']: [3 * d],
+      [p + 'attn.c_proj.weight']: [d, d],
+      [p + 'attn.c_proj.bias']: [d],
+      [p + 'ln_2.weight']: [d],
+      [p + 'ln_2.bias']: [d],
+      [p + 'mlp.c_fc.weight']: [d, 4 * d],
+      [p + 'mlp.c_fc.bias']: [4 * d],
+      [p + 'mlp.c_proj.weight']: [4 * d, d],
+      [p + 'mlp.c_proj.bias']: [d],
     });
   }
   shapes['transformer.ln_f.weight'] = [d];
@@ -70,7 +82,11 @@ export function gpt2ParamShapes(config: Gpt2Config): Record<string, number[]> {
 function checkParams(params: Record<string, Vec>, config: Gpt2Config) {
   for (const [name, shape] of Object.entries(gpt2ParamShapes(config))) {
     if (!(name in params)) throw new RangeError(`gpt2: parameter ${name} is missing`);
-    expectLength(`gpt2 ${name}`, params[name], shape.reduce((a, b) => a * b, 1));
+    expectLength(
+      `gpt2 ${name}`,
+      params[name],
+      shape.reduce((a, b) => a * b, 1),
+    );
   }
 }
 
@@ -86,11 +102,20 @@ interface BlockCache {
   act: Float64Array;
 }
 
-function trunkForward(params: Record<string, Vec>, config: Gpt2Config, inputs: Vec, B: number, T: number, opts: Gpt2Options) {
+function trunkForward(
+  params: Record<string, Vec>,
+  config: Gpt2Config,
+  inputs: Vec,
+  B: number,
+  T: number,
+  opts: Gpt2Options,
+) {
   checkParams(params, config);
   expectDims({ B, T });
   expectLength('gpt2 inputs', inputs, B * T);
-  const d = config.n_embd, N = B * T, eps = config.layer_norm_epsilon ?? 1e-5;
+  const d = config.n_embd;
+  const N = B * T;
+  const eps = config.layer_norm_epsilon ?? 1e-5;
   const attOpts: AttentionOptions = { causal: config.causal, lengths: opts.lengths };
   let x = embedding(params['transformer.wte.weight'], params['transformer.wpe.weight'], inputs, B, T, d);
   const blocks: BlockCache[] = [];
@@ -118,17 +143,28 @@ function trunkForward(params: Record<string, Vec>, config: Gpt2Config, inputs: V
  * logits h·wteᵀ at every position, what LAMBADA scores (for a CWT model too, whose input
  * embeddings serve as output head).
  */
-export function gpt2Forward(params: Record<string, Vec>, config: Gpt2Config, inputs: Vec, B: number, T: number, opts: Gpt2Options & { logProbs?: boolean } = {}): { hidden: Float64Array; logProbs?: Float64Array } {
+export function gpt2Forward(
+  params: Record<string, Vec>,
+  config: Gpt2Config,
+  inputs: Vec,
+  B: number,
+  T: number,
+  opts: Gpt2Options & { logProbs?: boolean } = {},
+): { hidden: Float64Array; logProbs?: Float64Array } {
   const { hidden } = trunkForward(params, config, inputs, B, T, opts);
   if (opts.logProbs === false) return { hidden };
-  const N = B * T, V = config.vocab_size;
+  const N = B * T;
+  const V = config.vocab_size;
   const logits = matmul(hidden, params['transformer.wte.weight'], N, V, config.n_embd, false, true);
   const lse = logSumExpRows(logits, N, V);
   for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) logits[n * V + v] -= lse[n];
   return { hidden, logProbs: logits };
 }
 
-/** The CWT head's K rows: the positions with a target ≥ 0 in row-major order, their hidden states [K, d] and target ids [K]. */
+/**
+ * The CWT head's K rows: the positions with a target ≥ 0 in row-major order, their hidden states [K, d] and target ids
+ * [K].
+ */
 function cwtRows(hidden: Float64Array, targets: Vec, d: number) {
   const pos: number[] = [];
   for (let n = 0; n < targets.length; n++) if (targets[n] >= 0) pos.push(n);
@@ -138,10 +174,20 @@ function cwtRows(hidden: Float64Array, targets: Vec, d: number) {
 }
 
 /** The loss alone (no backward), e.g. for evaluation or finite differences; same conventions as gpt2LossAndGrads. */
-export function gpt2Loss(params: Record<string, Vec>, config: Gpt2Config, inputs: Vec, targets: Vec, B: number, T: number, head: Gpt2Head, opts: Gpt2Options = {}): { loss: number; count: number } {
+export function gpt2Loss(
+  params: Record<string, Vec>,
+  config: Gpt2Config,
+  inputs: Vec,
+  targets: Vec,
+  B: number,
+  T: number,
+  head: Gpt2Head,
+  opts: Gpt2Options = {},
+): { loss: number; count: number } {
   const { hidden } = trunkForward(params, config, inputs, B, T, opts);
   expectLength('gpt2 targets', targets, B * T);
-  const d = config.n_embd, wte = params['transformer.wte.weight'];
+  const d = config.n_embd;
+  const wte = params['transformer.wte.weight'];
   if (typeof head === 'function') {
     const { loss, count } = head(hidden);
     return { loss, count };
@@ -164,15 +210,29 @@ export function gpt2Loss(params: Record<string, Vec>, config: Gpt2Config, inputs
  * the batch, with count their number; with none, loss and gradients are 0. hidden [B, T, d]
  * is the final LayerNorm's output.
  */
-export function gpt2LossAndGrads(params: Record<string, Vec>, config: Gpt2Config, inputs: Vec, targets: Vec, B: number, T: number, head: Gpt2Head, opts: Gpt2Options = {}): { loss: number; count: number; grads: Record<string, Float64Array>; hidden: Float64Array } {
+export function gpt2LossAndGrads(
+  params: Record<string, Vec>,
+  config: Gpt2Config,
+  inputs: Vec,
+  targets: Vec,
+  B: number,
+  T: number,
+  head: Gpt2Head,
+  opts: Gpt2Options = {},
+): { loss: number; count: number; grads: Record<string, Float64Array>; hidden: Float64Array } {
   const { blocks, xFinal, hidden, attOpts, eps } = trunkForward(params, config, inputs, B, T, opts);
   expectLength('gpt2 targets', targets, B * T);
-  const d = config.n_embd, N = B * T, V = config.vocab_size;
+  const d = config.n_embd;
+  const N = B * T;
+  const V = config.vocab_size;
   const wte = params['transformer.wte.weight'];
   const grads: Record<string, Float64Array> = {};
 
   // Head: loss, d hidden, and the head's share of d wte.
-  let loss: number, count: number, dHidden: Float64Array, dwteHead: Float64Array;
+  let loss: number;
+  let count: number;
+  let dHidden: Float64Array;
+  let dwteHead: Float64Array;
   let headGrads: Record<string, Float64Array> = {};
   if (typeof head === 'function') {
     const h = head(hidden);
@@ -194,7 +254,15 @@ export function gpt2LossAndGrads(params: Record<string, Vec>, config: Gpt2Config
     throw new RangeError(`gpt2: unknown head ${String(head)}`);
   }
 
-  const lnf = layerNormBackward(dHidden, xFinal, params['transformer.ln_f.weight'], params['transformer.ln_f.bias'], N, d, eps);
+  const lnf = layerNormBackward(
+    dHidden,
+    xFinal,
+    params['transformer.ln_f.weight'],
+    params['transformer.ln_f.bias'],
+    N,
+    d,
+    eps,
+  );
   grads['transformer.ln_f.weight'] = lnf.dweight;
   grads['transformer.ln_f.bias'] = lnf.dbias;
   let dx = lnf.dx; // gradient of the residual stream, walked back block by block
@@ -213,12 +281,18 @@ export function gpt2LossAndGrads(params: Record<string, Vec>, config: Gpt2Config
     const ln1 = layerNormBackward(qkv.dx, c.x, p('ln_1.weight'), p('ln_1.bias'), N, d, eps);
     dx = dx1.map((g, j) => g + ln1.dx[j]);
     Object.assign(grads, {
-      [name('ln_1.weight')]: ln1.dweight, [name('ln_1.bias')]: ln1.dbias,
-      [name('attn.c_attn.weight')]: qkv.dW, [name('attn.c_attn.bias')]: qkv.dbias,
-      [name('attn.c_proj.weight')]: proj.dW, [name('attn.c_proj.bias')]: proj.dbias,
-      [name('ln_2.weight')]: ln2.dweight, [name('ln_2.bias')]: ln2.dbias,
-      [name('mlp.c_fc.weight')]: fc.dW, [name('mlp.c_fc.bias')]: fc.dbias,
-      [name('mlp.c_proj.weight')]: mlp.dW, [name('mlp.c_proj.bias')]: mlp.dbias,
+      [name('ln_1.weight')]: ln1.dweight,
+      [name('ln_1.bias')]: ln1.dbias,
+      [name('attn.c_attn.weight')]: qkv.dW,
+      [name('attn.c_attn.bias')]: qkv.dbias,
+      [name('attn.c_proj.weight')]: proj.dW,
+      [name('attn.c_proj.bias')]: proj.dbias,
+      [name('ln_2.weight')]: ln2.dweight,
+      [name('ln_2.bias')]: ln2.dbias,
+      [name('mlp.c_fc.weight')]: fc.dW,
+      [name('mlp.c_fc.bias')]: fc.dbias,
+      [name('mlp.c_proj.weight')]: mlp.dW,
+      [name('mlp.c_proj.bias')]: mlp.dbias,
     });
   }
   const emb = embeddingBackward(dx, wte, params['transformer.wpe.weight'], inputs, B, T, d);

@@ -9,8 +9,18 @@ function check(x: Vec, weight: Vec, bias: Vec, rows: number, cols: number) {
   expectLength('layerNorm bias', bias, cols);
 }
 
-/** out = (x − mean)·rstd·weight + bias per row; mean and rstd = 1/√(var + eps) are per row, as kernels save them for backward. */
-export function layerNorm(x: Vec, weight: Vec, bias: Vec, rows: number, cols: number, eps = 1e-5): { out: Float64Array; mean: Float64Array; rstd: Float64Array } {
+/**
+ * out = (x − mean)·rstd·weight + bias per row; mean and rstd = 1/√(var + eps) are per row, as kernels save them for
+ * backward.
+ */
+export function layerNorm(
+  x: Vec,
+  weight: Vec,
+  bias: Vec,
+  rows: number,
+  cols: number,
+  eps = 1e-5,
+): { out: Float64Array; mean: Float64Array; rstd: Float64Array } {
   check(x, weight, bias, rows, cols);
   const out = new Float64Array(rows * cols);
   const mean = new Float64Array(rows);
@@ -35,7 +45,15 @@ export function layerNorm(x: Vec, weight: Vec, bias: Vec, rows: number, cols: nu
  * With x̂ = (x − mean)·rstd and g = dOut ⊙ weight:
  *   dx = rstd · (g − mean_c(g) − x̂ · mean_c(g ⊙ x̂)),  dweight = Σ_rows dOut ⊙ x̂,  dbias = Σ_rows dOut.
  */
-export function layerNormBackward(dOut: Vec, x: Vec, weight: Vec, bias: Vec, rows: number, cols: number, eps = 1e-5): { dx: Float64Array; dweight: Float64Array; dbias: Float64Array } {
+export function layerNormBackward(
+  dOut: Vec,
+  x: Vec,
+  weight: Vec,
+  bias: Vec,
+  rows: number,
+  cols: number,
+  eps = 1e-5,
+): { dx: Float64Array; dweight: Float64Array; dbias: Float64Array } {
   check(x, weight, bias, rows, cols);
   expectLength('layerNorm dOut', dOut, rows * cols);
   const { mean, rstd } = layerNorm(x, weight, bias, rows, cols, eps);
@@ -43,7 +61,8 @@ export function layerNormBackward(dOut: Vec, x: Vec, weight: Vec, bias: Vec, row
   const dweight = new Float64Array(cols);
   const dbias = new Float64Array(cols);
   for (let r = 0; r < rows; r++) {
-    let gMean = 0, gxMean = 0;
+    let gMean = 0;
+    let gxMean = 0;
     for (let c = 0; c < cols; c++) {
       const xhat = (x[r * cols + c] - mean[r]) * rstd[r];
       const g = dOut[r * cols + c] * weight[c];

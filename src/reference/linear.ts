@@ -19,9 +19,33 @@ export function linear(x: Vec, W: Vec, bias: Vec | null, rows: number, nIn: numb
 }
 
 /** dx = dy·Wᵀ, dW = xᵀ·dy, dbias = column sums of dy (absent when bias is null). */
-export function linearBackward(dOut: Vec, x: Vec, W: Vec, bias: Vec, rows: number, nIn: number, nOut: number): { dx: Float64Array; dW: Float64Array; dbias: Float64Array };
-export function linearBackward(dOut: Vec, x: Vec, W: Vec, bias: null, rows: number, nIn: number, nOut: number): { dx: Float64Array; dW: Float64Array };
-export function linearBackward(dOut: Vec, x: Vec, W: Vec, bias: Vec | null, rows: number, nIn: number, nOut: number): { dx: Float64Array; dW: Float64Array; dbias?: Float64Array } {
+export function linearBackward(
+  dOut: Vec,
+  x: Vec,
+  W: Vec,
+  bias: Vec,
+  rows: number,
+  nIn: number,
+  nOut: number,
+): { dx: Float64Array; dW: Float64Array; dbias: Float64Array };
+export function linearBackward(
+  dOut: Vec,
+  x: Vec,
+  W: Vec,
+  bias: null,
+  rows: number,
+  nIn: number,
+  nOut: number,
+): { dx: Float64Array; dW: Float64Array };
+export function linearBackward(
+  dOut: Vec,
+  x: Vec,
+  W: Vec,
+  bias: Vec | null,
+  rows: number,
+  nIn: number,
+  nOut: number,
+): { dx: Float64Array; dW: Float64Array; dbias?: Float64Array } {
   check(x, W, bias, rows, nIn, nOut);
   expectLength('linear dOut', dOut, rows * nOut);
   const { dA: dx, dB: dW } = matmulBackward(dOut, x, W, rows, nOut, nIn);

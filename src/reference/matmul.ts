@@ -35,11 +35,22 @@ const idxA = (m: number, k: number, M: number, K: number, transA: boolean) => (t
 /** Offset of op(B)[k,n] inside one batch of B. */
 const idxB = (k: number, n: number, N: number, K: number, transB: boolean) => (transB ? n * K + k : k * N + n);
 
-export function matmul(A: Vec, B: Vec, M: number, N: number, K: number, transA = false, transB = false, opts: MatmulOptions = {}): Float64Array {
+export function matmul(
+  A: Vec,
+  B: Vec,
+  M: number,
+  N: number,
+  K: number,
+  transA = false,
+  transB = false,
+  opts: MatmulOptions = {},
+): Float64Array {
   const { batch, strideA, strideB, alpha, beta } = layout(M, N, K, opts, A, B);
   const out = new Float64Array(batch * M * N);
   for (let b = 0; b < batch; b++) {
-    const oa = b * strideA, ob = b * strideB, oc = b * M * N;
+    const oa = b * strideA;
+    const ob = b * strideB;
+    const oc = b * M * N;
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let s = 0;
@@ -56,13 +67,25 @@ export function matmul(A: Vec, B: Vec, M: number, N: number, K: number, transA =
  * A's and B's lengths and layouts; with a shared (stride 0) or overlapping operand the
  * batches' contributions add up. dC = beta·dOut is returned when opts.C was given.
  */
-export function matmulBackward(dOut: Vec, A: Vec, B: Vec, M: number, N: number, K: number, transA = false, transB = false, opts: MatmulOptions = {}): { dA: Float64Array; dB: Float64Array; dC?: Float64Array } {
+export function matmulBackward(
+  dOut: Vec,
+  A: Vec,
+  B: Vec,
+  M: number,
+  N: number,
+  K: number,
+  transA = false,
+  transB = false,
+  opts: MatmulOptions = {},
+): { dA: Float64Array; dB: Float64Array; dC?: Float64Array } {
   const { batch, strideA, strideB, alpha, beta } = layout(M, N, K, opts, A, B);
   expectLength('matmul dOut', dOut, batch * M * N);
   const dA = new Float64Array(A.length);
   const dB = new Float64Array(B.length);
   for (let b = 0; b < batch; b++) {
-    const oa = b * strideA, ob = b * strideB, oc = b * M * N;
+    const oa = b * strideA;
+    const ob = b * strideB;
+    const oc = b * M * N;
     // d op(A)[m,k] = alpha · Σ_n dOut[m,n] · op(B)[k,n]
     for (let m = 0; m < M; m++) {
       for (let k = 0; k < K; k++) {

@@ -10,7 +10,12 @@ export { layerNorm, layerNormBackward } from './layernorm.js';
 export { gelu, geluBackward } from './gelu.js';
 export { linear, linearBackward } from './linear.js';
 export { attention, attentionBackward, type AttentionOptions } from './attention.js';
-export { softmaxCrossEntropy, softmaxCrossEntropyBackward, crossEntropyTied, crossEntropyTiedBackward } from './crossentropy.js';
+export {
+  softmaxCrossEntropy,
+  softmaxCrossEntropyBackward,
+  crossEntropyTied,
+  crossEntropyTiedBackward,
+} from './crossentropy.js';
 export { cwtLoss, cwtLossBackward } from './cwt.js';
 export { embedding, embeddingBackward } from './embedding.js';
 export { adamwStep, sgdStep, clipGradNorm, type AdamWHyper } from './optim.js';

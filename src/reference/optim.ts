@@ -18,7 +18,14 @@ export interface AdamWHyper {
  *   p ← p·(1 − lr·wd);  m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
  *   p ← p − lr/(1−β1^t) · m / (√v / √(1−β2^t) + eps)
  */
-export function adamwStep(param: Vec, grad: Vec, m: Vec, v: Vec, step: number, hp: AdamWHyper): { param: Float64Array; m: Float64Array; v: Float64Array } {
+export function adamwStep(
+  param: Vec,
+  grad: Vec,
+  m: Vec,
+  v: Vec,
+  step: number,
+  hp: AdamWHyper,
+): { param: Float64Array; m: Float64Array; v: Float64Array } {
   const n = param.length;
   expectLength('adamw grad', grad, n);
   expectLength('adamw m', m, n);
@@ -32,7 +39,7 @@ export function adamwStep(param: Vec, grad: Vec, m: Vec, v: Vec, step: number, h
     const p = param[i] * (1 - lr * weightDecay);
     out.m[i] = beta1 * m[i] + (1 - beta1) * grad[i];
     out.v[i] = beta2 * v[i] + (1 - beta2) * grad[i] * grad[i];
-    out.param[i] = p - (lr / bc1) * out.m[i] / (Math.sqrt(out.v[i]) / bc2Sqrt + eps);
+    out.param[i] = p - ((lr / bc1) * out.m[i]) / (Math.sqrt(out.v[i]) / bc2Sqrt + eps);
   }
   return out;
 }

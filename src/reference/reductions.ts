@@ -31,7 +31,10 @@ export function rowArgmax(x: Vec, rows: number, cols: number): Int32Array {
     for (let c = 0; c < cols; c++) {
       const v = x[r * cols + c];
       if (c === 0 || v > x[r * cols + arg[r]]) arg[r] = c;
-      if (Number.isNaN(v)) { arg[r] = c; break; }
+      if (Number.isNaN(v)) {
+        arg[r] = c;
+        break;
+      }
     }
   }
   return arg;

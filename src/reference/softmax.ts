@@ -9,7 +9,10 @@ export function logSumExpRows(x: Vec, rows: number, cols: number): Float64Array 
   const max = rowMax(x, rows, cols);
   const out = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
-    if (max[r] === -Infinity) { out[r] = -Infinity; continue; }
+    if (max[r] === -Infinity) {
+      out[r] = -Infinity;
+      continue;
+    }
     let s = 0;
     for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c] - max[r]);
     out[r] = max[r] + Math.log(s);

@@ -15,7 +15,17 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { fromHfConfig, toHfConfig, validateConfig, type ModelConfig } from '../model/config.js';
 import { PARAM_ALIGN, canonicalParamName, initTensor, paramLayout, type ParamLayout } from '../model/params.js';
-import { DTYPE_SIZE, readSafetensorsFile, tensorFloat32View, tensorToFloat32, tensorToIntegers, writeSafetensorsFile, type SafeTensor, type SafetensorsFile, type TensorToWrite } from '../model/safetensors.js';
+import {
+  DTYPE_SIZE,
+  readSafetensorsFile,
+  tensorFloat32View,
+  tensorToFloat32,
+  tensorToIntegers,
+  writeSafetensorsFile,
+  type SafeTensor,
+  type SafetensorsFile,
+  type TensorToWrite,
+} from '../model/safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';
@@ -66,7 +76,9 @@ export interface LoadOptions {
   config?: ModelConfig;
   /** Read optimizer.safetensors when present (default true). */
   optimizer?: boolean;
-  /** Initialise missing tensors that `match` accepts (default: the heads, lm_head.* and score.*) instead of refusing. */
+  /**
+   * Initialise missing tensors that `match` accepts (default: the heads, lm_head.* and score.*) instead of refusing.
+   */
   initMissing?: { seed: number; match?: (name: string) => boolean };
 }
 
@@ -105,13 +117,21 @@ async function syncDir(path: string): Promise<void> {
 
 /** The model's tensors as safetensors entries: views into the flat buffer, no copies. */
 export function modelTensors(layout: ParamLayout, params: Float32Array): Map<string, TensorToWrite> {
-  if (params.length !== layout.total) throw new HlmError(`parameter buffer holds ${params.length} floats; the layout needs ${layout.total}`);
-  return new Map(layout.tensors.map((t) => [t.name, { dtype: 'F32', shape: t.shape, data: params.subarray(t.offset, t.offset + t.size) }]));
+  if (params.length !== layout.total)
+    throw new HlmError(`parameter buffer holds ${params.length} floats; the layout needs ${layout.total}`);
+  return new Map(
+    layout.tensors.map((t) => [
+      t.name,
+      { dtype: 'F32', shape: t.shape, data: params.subarray(t.offset, t.offset + t.size) },
+    ]),
+  );
 }
 
 function checkFileName(name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || STANDARD_FILES.includes(name)) {
-    throw new HlmError(`extra checkpoint file name '${name}' must be a plain file name other than ${STANDARD_FILES.join(', ')}`);
+    throw new HlmError(
+      `extra checkpoint file name '${name}' must be a plain file name other than ${STANDARD_FILES.join(', ')}`,
+    );
   }
 }
 
@@ -127,7 +147,10 @@ async function checkReplaceable(target: string, allowed: Set<string>): Promise<v
   const entries = await readdir(target, { withFileTypes: true });
   for (const e of entries) {
     if (!e.isFile() || !allowed.has(e.name)) {
-      throw new HlmError(`refusing to replace ${target}: it holds '${e.name}', which is not a file of this checkpoint; choose another directory or remove it`);
+      throw new HlmError(
+        `refusing to replace ${target}: it holds '${e.name}', which is not a file of this checkpoint; choose ` +
+          `another directory or remove it`,
+      );
     }
   }
 }
@@ -149,9 +172,14 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   const tensors = modelTensors(layout, c.params);
   if (c.optimizer) {
     const { step, m, v } = c.optimizer;
-    if (!Number.isSafeInteger(step) || step < 0) throw new HlmError(`optimizer step must be a non-negative integer, got ${step}`);
-    for (const [k, a] of [['m', m], ['v', v]] as const) {
-      if (a.length !== layout.total) throw new HlmError(`optimizer moment ${k} holds ${a.length} floats; the layout needs ${layout.total}`);
+    if (!Number.isSafeInteger(step) || step < 0)
+      throw new HlmError(`optimizer step must be a non-negative integer, got ${step}`);
+    for (const [k, a] of [
+      ['m', m],
+      ['v', v],
+    ] as const) {
+      if (a.length !== layout.total)
+        throw new HlmError(`optimizer moment ${k} holds ${a.length} floats; the layout needs ${layout.total}`);
     }
   }
   const extra = Object.entries(c.extraFiles ?? {});
@@ -214,7 +242,9 @@ async function readableDir(dir: string): Promise<string> {
 }
 
 /** Read only config.json: the model configuration and the `hlm` extras. */
-export async function readCheckpointConfig(dir: string): Promise<{ dir: string; config: ModelConfig; hlm: Record<string, unknown> }> {
+export async function readCheckpointConfig(
+  dir: string,
+): Promise<{ dir: string; config: ModelConfig; hlm: Record<string, unknown> }> {
   const from = await readableDir(dir);
   const path = join(from, CONFIG_FILE);
   let text: string;
@@ -233,7 +263,8 @@ export async function readCheckpointConfig(dir: string): Promise<{ dir: string; 
 }
 
 const fmtShape = (s: readonly number[]) => `[${s.join(', ')}]`;
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameShape = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
 const defaultInitMatch = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
 
 /**
@@ -241,7 +272,11 @@ const defaultInitMatch = (name: string) => name.startsWith('lm_head.') || name.s
  * or without the `transformer.` prefix are accepted; every layout tensor must be present with
  * its exact shape (else an HlmError naming it, expected and found), unless initMissing covers it.
  */
-export function paramsFromSafetensors(file: SafetensorsFile, layout: ParamLayout, initMissing?: LoadOptions['initMissing']): { params: Float32Array; ignored: string[]; initialized: string[] } {
+export function paramsFromSafetensors(
+  file: SafetensorsFile,
+  layout: ParamLayout,
+  initMissing?: LoadOptions['initMissing'],
+): { params: Float32Array; ignored: string[]; initialized: string[] } {
   const where = file.where;
   const byCanonical = new Map<string, [string, SafeTensor]>();
   for (const [name, t] of file.tensors) {
@@ -274,13 +309,18 @@ export function paramsFromSafetensors(file: SafetensorsFile, layout: ParamLayout
       const hint = transposed ? '; it is transposed (GPT-2 Conv1D weights are stored [in, out])' : '';
       throw new HlmError(
         `${where}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected ${fmtShape(spec.shape)} ` +
-        `(vocab_size ${config.vocab_size}, n_positions ${config.n_positions}, n_embd ${config.n_embd}, n_layer ${config.n_layer}${config.num_labels ? `, num_labels ${config.num_labels}` : ''})${hint}`,
+          `(vocab_size ${config.vocab_size}, n_positions ${config.n_positions}, n_embd ${config.n_embd}, n_layer ` +
+          `${config.n_layer}${config.num_labels ? `, num_labels ${config.num_labels}` : ''})${hint}`,
       );
     }
     tensorToFloat32(t, name, where, out);
     for (let i = 0; i < out.length; i++) {
       // x − x is 0 exactly when x is finite (and avoids a global lookup per element).
-      if (out[i] - out[i] !== 0) throw new HlmError(`${where}: tensor '${name}' holds ${out[i]} at element ${i} (file byte ${t.fileOffset + i * DTYPE_SIZE[t.dtype]})`);
+      if (out[i] - out[i] !== 0)
+        throw new HlmError(
+          `${where}: tensor '${name}' holds ${out[i]} at element ${i} (file byte ` +
+            `${t.fileOffset + i * DTYPE_SIZE[t.dtype]})`,
+        );
     }
     used.add(name);
   }
@@ -290,12 +330,19 @@ export function paramsFromSafetensors(file: SafetensorsFile, layout: ParamLayout
     if (name === 'lm_head.weight' && config.tie_word_embeddings) {
       // Some exports keep the tied output matrix; accept it only when it really is wte.
       const wte = layout.byName.get('transformer.wte.weight')!;
-      if (!sameShape(t.shape, wte.shape)) throw new HlmError(`${where}: tensor 'lm_head.weight' has shape ${fmtShape(t.shape)}, but the tied head must match transformer.wte.weight ${fmtShape(wte.shape)}`);
+      if (!sameShape(t.shape, wte.shape))
+        throw new HlmError(
+          `${where}: tensor 'lm_head.weight' has shape ${fmtShape(t.shape)}, but the tied head must match ` +
+            `transformer.wte.weight ${fmtShape(wte.shape)}`,
+        );
       const head = tensorToFloat32(t, name, where);
       const emb = params.subarray(wte.offset, wte.offset + wte.size);
       for (let i = 0; i < head.length; i++) {
         if (head[i] !== emb[i]) {
-          throw new HlmError(`${where}: tensor 'lm_head.weight' differs from transformer.wte.weight (element ${i}: ${head[i]} vs ${emb[i]}) but config.json says tie_word_embeddings true`);
+          throw new HlmError(
+            `${where}: tensor 'lm_head.weight' differs from transformer.wte.weight (element ${i}: ${head[i]} vs ` +
+              `${emb[i]}) but config.json says tie_word_embeddings true`,
+          );
         }
       }
     }
@@ -314,12 +361,16 @@ async function readOptimizer(path: string, layout: ParamLayout): Promise<Optimiz
   const moment = (name: string) => {
     const t = get(name);
     if (!sameShape(t.shape, [layout.total])) {
-      throw new HlmError(`${path}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected [${layout.total}] (the flat parameter layout of this model; was the model configuration changed?)`);
+      throw new HlmError(
+        `${path}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected [${layout.total}] (the flat parameter ` +
+          `layout of this model; was the model configuration changed?)`,
+      );
     }
     return tensorFloat32View(t, name, path);
   };
   const stepT = get('step');
-  if (stepT.shape.length !== 0) throw new HlmError(`${path}: tensor 'step' has shape ${fmtShape(stepT.shape)}, expected [] (a scalar)`);
+  if (stepT.shape.length !== 0)
+    throw new HlmError(`${path}: tensor 'step' has shape ${fmtShape(stepT.shape)}, expected [] (a scalar)`);
   const [step] = tensorToIntegers(stepT, 'step', path);
   return { step, m: moment('exp_avg'), v: moment('exp_avg_sq') };
 }
@@ -348,9 +399,14 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
         : '';
     throw new HlmError(`${from} has no ${MODEL_FILE}${hint}`);
   }
-  const { params, ignored, initialized } = paramsFromSafetensors(await readSafetensorsFile(modelPath), layout, opts.initMissing);
+  const { params, ignored, initialized } = paramsFromSafetensors(
+    await readSafetensorsFile(modelPath),
+    layout,
+    opts.initMissing,
+  );
   const optimizerPath = join(from, OPTIMIZER_FILE);
-  const optimizer = opts.optimizer !== false && (await exists(optimizerPath)) ? await readOptimizer(optimizerPath, layout) : undefined;
+  const optimizer =
+    opts.optimizer !== false && (await exists(optimizerPath)) ? await readOptimizer(optimizerPath, layout) : undefined;
   const tokenizerJson = await readOptional(join(from, TOKENIZER_FILE));
   return { dir: from, config, hlm, layout, params, optimizer, tokenizerJson, ignored, initialized };
 }

@@ -36,12 +36,22 @@ export interface Comparison {
 
 function row(objective: Objective, r: PretrainResult): ComparisonRow {
   return {
-    objective, tokensPerSecond: r.tokensPerSecond, peakGpuBytes: r.peakGpuBytes, finalTrainLoss: r.finalLoss,
-    valLoss: r.valLoss, valCe: r.valCe, elapsedSeconds: r.elapsedSeconds, checkpoint: r.checkpoint,
+    objective,
+    tokensPerSecond: r.tokensPerSecond,
+    peakGpuBytes: r.peakGpuBytes,
+    finalTrainLoss: r.finalLoss,
+    valLoss: r.valLoss,
+    valCe: r.valCe,
+    elapsedSeconds: r.elapsedSeconds,
+    checkpoint: r.checkpoint,
   };
 }
 
-export async function compareObjectives(gpu: Gpu, o: PretrainOptions, progress?: (objective: Objective) => Progress | undefined): Promise<Comparison> {
+export async function compareObjectives(
+  gpu: Gpu,
+  o: PretrainOptions,
+  progress?: (objective: Objective) => Progress | undefined,
+): Promise<Comparison> {
   const rows: ComparisonRow[] = [];
   let shape = { batchSize: 0, seqLen: 0 };
   for (const objective of ['ce', 'cwt'] as const) {
@@ -52,8 +62,14 @@ export async function compareObjectives(gpu: Gpu, o: PretrainOptions, progress?:
   }
   const [ce, cwt] = rows;
   return {
-    device: gpu.name, arch: o.arch, preset: o.preset, steps: o.steps, ...shape, rows,
-    speedup: cwt.tokensPerSecond / ce.tokensPerSecond, memoryRatio: cwt.peakGpuBytes / ce.peakGpuBytes,
+    device: gpu.name,
+    arch: o.arch,
+    preset: o.preset,
+    steps: o.steps,
+    ...shape,
+    rows,
+    speedup: cwt.tokensPerSecond / ce.tokensPerSecond,
+    memoryRatio: cwt.peakGpuBytes / ce.peakGpuBytes,
   };
 }
 
@@ -65,7 +81,11 @@ export function comparisonTable(c: Comparison): string {
     '',
     '| objective | tokens/s | peak GPU MiB | final train loss | val loss (own) | val CE (tied embeddings) |',
     '|---|---|---|---|---|---|',
-    ...c.rows.map((r) => `| ${r.objective} | ${Math.round(r.tokensPerSecond)} | ${(r.peakGpuBytes / 2 ** 20).toFixed(1)} | ${f(r.finalTrainLoss)} | ${f(r.valLoss)} | ${f(r.valCe)} |`),
+    ...c.rows.map(
+      (r) =>
+        `| ${r.objective} | ${Math.round(r.tokensPerSecond)} | ${(r.peakGpuBytes / 2 ** 20).toFixed(1)} | ` +
+        `${f(r.finalTrainLoss)} | ${f(r.valLoss)} | ${f(r.valCe)} |`,
+    ),
     '',
     `cwt/ce: ${c.speedup.toFixed(2)}× tokens/s, ${c.memoryRatio.toFixed(2)}× peak memory`,
   ];

@@ -47,17 +47,25 @@ export class Finetuner {
   ) {}
 
   static async create(gpu: Gpu, config: ModelConfig, opts: FinetunerOptions): Promise<Finetuner> {
-    if (opts.maxSeqLen > config.n_positions) throw new HlmError(`max-seq-len ${opts.maxSeqLen} exceeds the model's n_positions ${config.n_positions}`);
+    if (opts.maxSeqLen > config.n_positions)
+      throw new HlmError(`max-seq-len ${opts.maxSeqLen} exceeds the model's n_positions ${config.n_positions}`);
     const lengths = bucketLengths(opts.maxSeqLen);
     const buckets: Bucket[] = [];
     let owner: Gpt2 | undefined;
     for (const T of [...lengths].reverse()) {
-      const model = await Gpt2.create(gpu, config, { B: opts.batchSize, T, train: true, padding: true, shareWith: owner });
+      const model = await Gpt2.create(gpu, config, {
+        B: opts.batchSize,
+        T,
+        train: true,
+        padding: true,
+        shareWith: owner,
+      });
       owner ??= model;
       buckets.unshift({ T, model, head: await createClassifierHead(model, opts.pooling), step: [] });
     }
     const update = await createUpdate(gpu, owner!, opts);
-    for (const b of buckets) b.step = [{ clear: owner!.grads! }, ...b.model.forward, ...b.head.train, ...b.model.backward, ...update.commands];
+    for (const b of buckets)
+      b.step = [{ clear: owner!.grads! }, ...b.model.forward, ...b.head.train, ...b.model.backward, ...update.commands];
     return new Finetuner(gpu, config, opts, buckets, update, gpu.buffer('loss history', HISTORY * 4));
   }
 
@@ -70,7 +78,9 @@ export class Finetuner {
   /** Start over from these parameters, with fresh optimizer moments. */
   reset(params: Float32Array): void {
     this.buckets[this.buckets.length - 1].model.writeParams(params);
-    const clear: Command[] = [this.update.m, this.update.v].filter((b): b is GPUBuffer => !!b).map((b) => ({ clear: b }));
+    const clear: Command[] = [this.update.m, this.update.v]
+      .filter((b): b is GPUBuffer => !!b)
+      .map((b) => ({ clear: b }));
     this.gpu.submit(clear, 'reset optimizer');
     this.pending = 0;
   }
@@ -79,14 +89,26 @@ export class Finetuner {
    * Queue one optimizer step on these rows (at most batchSize). Nothing is read back; the loss
    * goes to the history ring (readLosses).
    */
-  step(tokens: readonly (readonly number[])[], targets: readonly number[], weights: readonly number[] | undefined, step: number, lr: number): void {
+  step(
+    tokens: readonly (readonly number[])[],
+    targets: readonly number[],
+    weights: readonly number[] | undefined,
+    step: number,
+    lr: number,
+  ): void {
     if (this.pending === HISTORY) throw new HlmError('read the loss history before queueing more steps');
     const len = Math.max(...tokens.map((t) => t.length));
     const b = this.bucketFor(len);
     this.write(b, tokens);
     b.head.setBatch({ lengths: tokens.map((t) => t.length), targets, weights });
     this.update.optimizer.setStep(step, lr);
-    this.gpu.submit([...b.step, { copy: { from: b.head.loss, fromOffset: 0, to: this.history, toOffset: this.pending * 4, size: 4 } }], `finetune step ${step}`);
+    this.gpu.submit(
+      [
+        ...b.step,
+        { copy: { from: b.head.loss, fromOffset: 0, to: this.history, toOffset: this.pending * 4, size: 4 } },
+      ],
+      `finetune step ${step}`,
+    );
     this.pending++;
   }
 
@@ -99,7 +121,8 @@ export class Finetuner {
 
   /** Logits [rows, C] for every input, in order (forward only). */
   async predict(tokens: readonly (readonly number[])[]): Promise<Float32Array> {
-    const C = this.config.num_labels, B = this.opts.batchSize;
+    const C = this.config.num_labels;
+    const B = this.opts.batchSize;
     const out = new Float32Array(tokens.length * C);
     // Similar lengths together: fewer padded positions per batch.
     const order = tokens.map((t, i) => i).sort((i, j) => tokens[i].length - tokens[j].length);

@@ -63,13 +63,25 @@ export interface GlueTaskResult {
   /** Mean ± std over seeds of each metric at each seed's best epoch. */
   summary: SeedSummary | null;
   seeds: SeedRun[];
-  /** The dev metrics of always predicting the most frequent train label (STS-B: the mean score); null when only predicting. */
+  /**
+   * The dev metrics of always predicting the most frequent train label (STS-B: the mean score); null when only
+   * predicting.
+   */
   majority: TaskScore | null;
   pooling: Pooling;
   input: string;
   model: string;
   checkpoint: string | null;
-  settings: { epochs: number; lr: number; batchSize: number; maxSeqLen: number; warmupRatio: number; weightDecay: number; gradClip: number; classBalanced: boolean };
+  settings: {
+    epochs: number;
+    lr: number;
+    batchSize: number;
+    maxSeqLen: number;
+    warmupRatio: number;
+    weightDecay: number;
+    gradClip: number;
+    classBalanced: boolean;
+  };
   examples: Partial<Record<GlueSplit, number>>;
   truncated: number;
   predictions?: string[];
@@ -78,7 +90,14 @@ export interface GlueTaskResult {
   tokensPerSecond: number | null;
 }
 
-interface GlueRecord { task: GlueTask; pooling: Pooling; max_seq_len: number; seed: number; epoch: number; dev: TaskScore['metrics'] }
+interface GlueRecord {
+  task: GlueTask;
+  pooling: Pooling;
+  max_seq_len: number;
+  seed: number;
+  epoch: number;
+  dev: TaskScore['metrics'];
+}
 
 /** Class index (argmax) per row, or the score itself for regression. */
 export function predictionsFromLogits(z: Float32Array, C: number): number[] {
@@ -98,7 +117,11 @@ export function classWeights(labels: readonly number[], C: number): number[] {
   return counts.map((n) => (n ? labels.length / (C * n) : 0));
 }
 
-function majorityScore(task: GlueTask, trainLabels: readonly number[], dev: Partial<Record<GlueSplit, number[]>>): TaskScore {
+function majorityScore(
+  task: GlueTask,
+  trainLabels: readonly number[],
+  dev: Partial<Record<GlueSplit, number[]>>,
+): TaskScore {
   const spec = TASKS[task];
   let guess: number;
   if (spec.numClasses === 1) guess = trainLabels.reduce((a, b) => a + b, 0) / trainLabels.length;
@@ -108,7 +131,11 @@ function majorityScore(task: GlueTask, trainLabels: readonly number[], dev: Part
     guess = counts.indexOf(Math.max(...counts));
   }
   const preds = Object.fromEntries(Object.entries(dev).map(([s, ys]) => [s, ys!.map(() => guess)]));
-  return taskScore(task, spec.evalSplits.length > 1 ? preds : preds[spec.evalSplits[0]], spec.evalSplits.length > 1 ? dev : dev[spec.evalSplits[0]]!);
+  return taskScore(
+    task,
+    spec.evalSplits.length > 1 ? preds : preds[spec.evalSplits[0]],
+    spec.evalSplits.length > 1 ? dev : dev[spec.evalSplits[0]]!,
+  );
 }
 
 export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTaskResult> {
@@ -119,22 +146,41 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
   const prior = hlm.glue as GlueRecord | undefined;
   const tuned = fileConfig.num_labels > 0;
   if (tuned && (prior?.task !== o.task || fileConfig.num_labels !== C)) {
-    throw new HlmError(`${o.model} already has a ${fileConfig.num_labels}-output score head${prior ? ` for ${TASKS[prior.task]?.title ?? prior.task}` : ''}; fine-tune ${spec.title} from the checkpoint it was made from`);
+    throw new HlmError(
+      `${o.model} already has a ${fileConfig.num_labels}-output score ` +
+        `head${prior ? ` for ${TASKS[prior.task]?.title ?? prior.task}` : ''}; fine-tune ${spec.title} from the ` +
+        `checkpoint it was made from`,
+    );
   }
   const predictOnly = Boolean(o.predict) && tuned;
   const config = { ...fileConfig, num_labels: C };
   const pooling = o.pooling ?? prior?.pooling ?? (config.causal ? 'last' : 'mean');
   if (!POOLINGS.includes(pooling)) throw new HlmError(`unknown pooling '${pooling}'`);
   const maxSeqLen = o.maxSeqLen ?? prior?.max_seq_len ?? Math.min(128, config.n_positions);
-  if (!(Number.isInteger(maxSeqLen) && maxSeqLen >= 3 && maxSeqLen <= config.n_positions)) throw new HlmError(`--max-seq-len must be in 3..${config.n_positions} (the model's n_positions), got ${maxSeqLen}`);
+  if (!(Number.isInteger(maxSeqLen) && maxSeqLen >= 3 && maxSeqLen <= config.n_positions))
+    throw new HlmError(`--max-seq-len must be in 3..${config.n_positions} (the model's n_positions), got ${maxSeqLen}`);
   if (!(o.seeds.length >= 1)) throw new HlmError('give at least one seed');
 
   const first = await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed: o.seeds[0] } });
-  const tokenizer: Tokenizer = first.tokenizerJson ? await tokenizerFromJson(first.tokenizerJson, join(first.dir, 'tokenizer.json')) : await loadTokenizer('gpt2');
-  if (!first.tokenizerJson && config.vocab_size < GPT2_VOCAB_SIZE) throw new HlmError(`${o.model} has vocab_size ${config.vocab_size} and no tokenizer.json`);
+  const tokenizer: Tokenizer = first.tokenizerJson
+    ? await tokenizerFromJson(first.tokenizerJson, join(first.dir, 'tokenizer.json'))
+    : await loadTokenizer('gpt2');
+  if (!first.tokenizerJson && config.vocab_size < GPT2_VOCAB_SIZE)
+    throw new HlmError(`${o.model} has vocab_size ${config.vocab_size} and no tokenizer.json`);
   const sep = config.eos_token_id ?? tokenizer.eotId;
-  const input = `${spec.columns.b === undefined ? 'sentence' : 'sentence1 <sep> sentence2'} <sep>, <sep> = ${JSON.stringify(await tokenizer.decode([sep]))} (id ${sep})`;
-  const settings = { epochs: o.epochs, lr: o.lr, batchSize: o.batchSize, maxSeqLen, warmupRatio: o.warmupRatio, weightDecay: o.weightDecay, gradClip: o.gradClip, classBalanced: o.classBalanced };
+  const input =
+    `${spec.columns.b === undefined ? 'sentence' : 'sentence1 <sep> sentence2'} <sep>, <sep> = ` +
+    `${JSON.stringify(await tokenizer.decode([sep]))} (id ${sep})`;
+  const settings = {
+    epochs: o.epochs,
+    lr: o.lr,
+    batchSize: o.batchSize,
+    maxSeqLen,
+    warmupRatio: o.warmupRatio,
+    weightDecay: o.weightDecay,
+    gradClip: o.gradClip,
+    classBalanced: o.classBalanced,
+  };
 
   const splits: GlueSplit[] = predictOnly ? [] : ['train', ...spec.evalSplits];
   const data = loadGlueTask(o.data, o.task, splits);
@@ -153,7 +199,14 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
   }
   if (truncated) log.info(`${spec.title}: ${truncated} inputs truncated to ${maxSeqLen} tokens`);
 
-  const ft = await Finetuner.create(gpu, config, { batchSize: o.batchSize, maxSeqLen, pooling, optimizer: 'adamw', weightDecay: o.weightDecay, gradClip: o.gradClip });
+  const ft = await Finetuner.create(gpu, config, {
+    batchSize: o.batchSize,
+    maxSeqLen,
+    pooling,
+    optimizer: 'adamw',
+    weightDecay: o.weightDecay,
+    gradClip: o.gradClip,
+  });
   try {
     const scoreDev = async (): Promise<TaskScore> => {
       const preds: Partial<Record<GlueSplit, number[]>> = {};
@@ -164,16 +217,21 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
 
     const runs: SeedRun[] = [];
     let best: { score: number; params: Float32Array; seed: number; epoch: number; dev: TaskScore } | null = null;
-    let trainTokens = 0, trainSeconds = 0;
+    let trainTokens = 0;
+    let trainSeconds = 0;
     if (!predictOnly) {
-      const train = enc.train!, y = labels.train!;
+      const train = enc.train!;
+      const y = labels.train!;
       const weights = o.classBalanced && C > 1 ? classWeights(y, C) : null;
       const perEpoch = Math.ceil(train.length / o.batchSize);
       const total = perEpoch * o.epochs;
       const warmup = Math.round(o.warmupRatio * total);
       const lrAt = (step: number) => (warmup > 0 && step <= warmup ? (o.lr * step) / warmup : o.lr);
       for (const seed of o.seeds) {
-        const init = seed === o.seeds[0] ? first : await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed } });
+        const init =
+          seed === o.seeds[0]
+            ? first
+            : await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed } });
         ft.reset(init.params);
         const rng = new Rng(seed, 'glue order');
         const epochs: EpochRecord[] = [];
@@ -185,10 +243,14 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
             const j = rng.int(i + 1);
             [order[i], order[j]] = [order[j], order[i]];
           }
-          let lossSum = 0, lossN = 0;
+          let lossSum = 0;
+          let lossN = 0;
           const drain = async () => {
             for (const l of await ft.readLosses()) {
-              if (!Number.isFinite(l)) throw new HlmError(`${spec.title} seed ${seed}: the loss became ${l} in epoch ${epoch}; try a lower --lr`);
+              if (!Number.isFinite(l))
+                throw new HlmError(
+                  `${spec.title} seed ${seed}: the loss became ${l} in epoch ${epoch}; try a lower --lr`,
+                );
               lossSum += l;
               lossN++;
             }
@@ -196,11 +258,20 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
           for (let s = 0; s < order.length; s += o.batchSize) {
             const rows = order.slice(s, s + o.batchSize);
             step++;
-            ft.step(rows.map((i) => train[i]), rows.map((i) => y[i]), weights ? rows.map((i) => weights[y[i]]) : undefined, step, lrAt(step));
+            ft.step(
+              rows.map((i) => train[i]),
+              rows.map((i) => y[i]),
+              weights ? rows.map((i) => weights[y[i]]) : undefined,
+              step,
+              lrAt(step),
+            );
             for (const i of rows) trainTokens += train[i].length;
             if (step % 100 === 0) {
               await drain();
-              log.debug(`${spec.title} seed ${seed} epoch ${epoch}: step ${step}/${total}, loss ${(lossSum / lossN).toFixed(4)}`);
+              log.debug(
+                `${spec.title} seed ${seed} epoch ${epoch}: step ${step}/${total}, loss ` +
+                  `${(lossSum / lossN).toFixed(4)}`,
+              );
             }
           }
           await drain();
@@ -208,8 +279,12 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
           const dev = await scoreDev();
           const seconds = (performance.now() - te) / 1000;
           epochs.push({ epoch, trainLoss: lossSum / lossN, dev, seconds });
-          log.info(`${spec.title} seed ${seed} epoch ${epoch}/${o.epochs}: train loss ${(lossSum / lossN).toFixed(4)}, dev ${fmtScore(dev)} (${seconds.toFixed(1)} s)`);
-          if (!best || dev.score > best.score) best = { score: dev.score, params: await ft.readParams(), seed, epoch, dev };
+          log.info(
+            `${spec.title} seed ${seed} epoch ${epoch}/${o.epochs}: train loss ${(lossSum / lossN).toFixed(4)}, dev ` +
+              `${fmtScore(dev)} (${seconds.toFixed(1)} s)`,
+          );
+          if (!best || dev.score > best.score)
+            best = { score: dev.score, params: await ft.readParams(), seed, epoch, dev };
         }
         const top = epochs.reduce((a, b) => (b.dev.score > a.dev.score ? b : a));
         runs.push({ seed, epochs, bestEpoch: top.epoch, best: top.dev });
@@ -220,7 +295,14 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     let checkpoint: string | null = null;
     if (best) {
       checkpoint = join(taskDir, 'checkpoint');
-      const record: GlueRecord = { task: o.task, pooling, max_seq_len: maxSeqLen, seed: best.seed, epoch: best.epoch, dev: best.dev.metrics };
+      const record: GlueRecord = {
+        task: o.task,
+        pooling,
+        max_seq_len: maxSeqLen,
+        seed: best.seed,
+        epoch: best.epoch,
+        dev: best.dev.metrics,
+      };
       const { glue: _old, step: _step, data: _data, run: _run, ...keep } = hlm;
       await saveCheckpoint(checkpoint, {
         config,
@@ -241,7 +323,9 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
       predictions = p.map((v) => (C === 1 ? v.toFixed(3) : spec.labelTokens![v]));
     }
 
-    const majority = predictOnly ? null : majorityScore(o.task, labels.train!, Object.fromEntries(spec.evalSplits.map((s) => [s, labels[s]!])));
+    const majority = predictOnly
+      ? null
+      : majorityScore(o.task, labels.train!, Object.fromEntries(spec.evalSplits.map((s) => [s, labels[s]!])));
     const result: GlueTaskResult = {
       task: o.task,
       title: spec.title,

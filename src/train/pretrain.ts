@@ -80,7 +80,13 @@ export interface PretrainResult {
   device: string;
 }
 
-export type Progress = (p: { step: number; steps: number; loss: number; tokensPerSecond: number; etaSeconds: number }) => void;
+export type Progress = (p: {
+  step: number;
+  steps: number;
+  loss: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+}) => void;
 
 /** Training settings a config file or `--set` may give, by their snake_case key. */
 const TRAINING_KEYS: Record<string, [keyof PretrainOptions, ConfigSchema[string]]> = {
@@ -102,7 +108,10 @@ const TRAINING_KEYS: Record<string, [keyof PretrainOptions, ConfigSchema[string]
   log_every: ['logEvery', { type: 'int' }],
   cwt_temperature: ['cwtTemperature', { type: 'number' }],
 };
-export const RUN_SCHEMA: ConfigSchema = { ...MODEL_CONFIG_SCHEMA, ...Object.fromEntries(Object.entries(TRAINING_KEYS).map(([k, [, spec]]) => [k, spec])) };
+export const RUN_SCHEMA: ConfigSchema = {
+  ...MODEL_CONFIG_SCHEMA,
+  ...Object.fromEntries(Object.entries(TRAINING_KEYS).map(([k, [, spec]]) => [k, spec])),
+};
 
 /**
  * Settings in order of precedence: --set, then explicit flags, then the config file, then the
@@ -113,7 +122,10 @@ export async function resolveSettings(o: PretrainOptions): Promise<{ options: Pr
   const sets = parseOverrides(o.set, RUN_SCHEMA, '--set');
   const options: Record<string, unknown> = { ...o };
   const model: ConfigRecord = {};
-  for (const [source, rec] of [['file', file], ['set', sets]] as const) {
+  for (const [source, rec] of [
+    ['file', file],
+    ['set', sets],
+  ] as const) {
     for (const [key, value] of Object.entries(rec)) {
       const training = TRAINING_KEYS[key];
       if (!training) model[key] = value;
@@ -122,7 +134,8 @@ export async function resolveSettings(o: PretrainOptions): Promise<{ options: Pr
   }
   for (const k of ['steps', 'batchSize', 'seqLen', 'logEvery', 'evalBatches'] as const) {
     if (options[k] === undefined && (k === 'batchSize' || k === 'seqLen')) continue; // from the model's width later
-    if (!(Number.isInteger(options[k]) && (options[k] as number) >= 1)) throw new HlmError(`${k} must be a positive integer, got ${options[k]}`);
+    if (!(Number.isInteger(options[k]) && (options[k] as number) >= 1))
+      throw new HlmError(`${k} must be a positive integer, got ${options[k]}`);
   }
   return { options: options as unknown as PretrainOptions, model };
 }
@@ -141,7 +154,8 @@ export async function resolveSettings(o: PretrainOptions): Promise<{ options: Pr
 export function trainingDefaults(config: ModelConfig): { batchSize: number; seqLen: number; lr: number } {
   const d = config.n_embd;
   const tiny = config.causal ? { batchSize: 16, seqLen: 128, lr: 6e-3 } : { batchSize: 128, seqLen: 64, lr: 6e-3 };
-  const t = d <= 128 ? tiny : d <= 512 ? { batchSize: 16, seqLen: 512, lr: 1e-3 } : { batchSize: 8, seqLen: 1024, lr: 6e-4 };
+  const t =
+    d <= 128 ? tiny : d <= 512 ? { batchSize: 16, seqLen: 512, lr: 1e-3 } : { batchSize: 8, seqLen: 1024, lr: 6e-4 };
   return { ...t, seqLen: Math.min(t.seqLen, config.n_positions) };
 }
 
@@ -164,18 +178,35 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
   // With --init or --resume the checkpoint's configuration rules; repeating the same model
   // settings is fine (the same command line plus --resume), changing one is refused.
   const sameModel = (config: ModelConfig, where: string) => {
-    const differ = Object.entries(modelKeys).filter(([k, v]) => (config as unknown as Record<string, unknown>)[k] !== v);
-    if (differ.length) throw new HlmError(`${where} holds ${differ.map(([k]) => `${k}=${(config as unknown as Record<string, unknown>)[k]}`).join(', ')}; the model settings (${differ.map(([k, v]) => `${k}=${v}`).join(', ')}) apply to fresh runs only`);
+    const differ = Object.entries(modelKeys).filter(
+      ([k, v]) => (config as unknown as Record<string, unknown>)[k] !== v,
+    );
+    if (differ.length)
+      throw new HlmError(
+        `${where} holds ` +
+          `${differ.map(([k]) => `${k}=${(config as unknown as Record<string, unknown>)[k]}`).join(', ')}; the ` +
+          `model settings (${differ.map(([k, v]) => `${k}=${v}`).join(', ')}) apply to fresh runs only`,
+      );
   };
-  if (o.tokenizer && (o.init || o.resume)) throw new HlmError('--tokenizer applies to a fresh run: with --init or --resume the checkpoint\'s tokenizer is used');
+  if (o.tokenizer && (o.init || o.resume))
+    throw new HlmError(
+      "--tokenizer applies to a fresh run: with --init or --resume the checkpoint's tokenizer is used",
+    );
   if (o.resume) {
-    if (!existsSync(join(checkpointDir, 'config.json'))) throw new HlmError(`--resume: no checkpoint in ${checkpointDir}`);
+    if (!existsSync(join(checkpointDir, 'config.json')))
+      throw new HlmError(`--resume: no checkpoint in ${checkpointDir}`);
     const ck = await loadCheckpoint(checkpointDir, { optimizer: true });
     sameModel(ck.config, checkpointDir);
-    const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(checkpointDir, 'tokenizer.json')) : await loadTokenizer('gpt2');
+    const tokenizer = ck.tokenizerJson
+      ? await tokenizerFromJson(ck.tokenizerJson, join(checkpointDir, 'tokenizer.json'))
+      : await loadTokenizer('gpt2');
     const step = Number(ck.hlm.step ?? 0);
-    if (o.optimizer === 'adamw' && !ck.optimizer) throw new HlmError(`--resume: ${checkpointDir} has no optimizer.safetensors`);
-    if (ck.config.causal !== (o.arch === 'decoder')) throw new HlmError(`--resume: ${checkpointDir} holds an ${ck.config.causal ? 'decoder' : 'encoder'}, not an ${o.arch}`);
+    if (o.optimizer === 'adamw' && !ck.optimizer)
+      throw new HlmError(`--resume: ${checkpointDir} has no optimizer.safetensors`);
+    if (ck.config.causal !== (o.arch === 'decoder'))
+      throw new HlmError(
+        `--resume: ${checkpointDir} holds an ${ck.config.causal ? 'decoder' : 'encoder'}, not an ${o.arch}`,
+      );
     return {
       config: ck.config,
       tokenizer,
@@ -185,25 +216,45 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
       data: ck.hlm.data as BatchState | undefined,
     };
   }
-  if (o.untiedHead && !(o.init && o.objective === 'ce')) throw new HlmError('--untied-head goes with --init <checkpoint> --objective ce (head fine-tuning of a headless model)');
+  if (o.untiedHead && !(o.init && o.objective === 'ce'))
+    throw new HlmError(
+      '--untied-head goes with --init <checkpoint> --objective ce (head fine-tuning of a headless model)',
+    );
   if (o.init) {
     const base = (await readCheckpointConfig(o.init)).config;
     sameModel(base, `--init ${o.init}`);
-    const config = { ...base, objective: o.objective, causal: o.arch === 'decoder', tie_word_embeddings: o.untiedHead ? false : base.tie_word_embeddings };
+    const config = {
+      ...base,
+      objective: o.objective,
+      causal: o.arch === 'decoder',
+      tie_word_embeddings: o.untiedHead ? false : base.tie_word_embeddings,
+    };
     validateConfig(config, `--init ${o.init}`);
     // A new untied head starts as a copy of the input embeddings (the paper's head fine-tuning).
-    const ck = await loadCheckpoint(o.init, { optimizer: false, config, initMissing: { seed: o.seed, match: (n) => n === 'lm_head.weight' } });
+    const ck = await loadCheckpoint(o.init, {
+      optimizer: false,
+      config,
+      initMissing: { seed: o.seed, match: (n) => n === 'lm_head.weight' },
+    });
     if (ck.initialized.includes('lm_head.weight')) {
       const layout = ck.layout;
-      const wte = layout.byName.get('transformer.wte.weight')!, head = layout.byName.get('lm_head.weight')!;
+      const wte = layout.byName.get('transformer.wte.weight')!;
+      const head = layout.byName.get('lm_head.weight')!;
       ck.params.copyWithin(head.offset, wte.offset, wte.offset + wte.size);
       log.info('lm_head.weight initialised from transformer.wte.weight');
     }
-    const tokenizer = ck.tokenizerJson ? await tokenizerFromJson(ck.tokenizerJson, join(o.init, 'tokenizer.json')) : await loadTokenizer('gpt2');
+    const tokenizer = ck.tokenizerJson
+      ? await tokenizerFromJson(ck.tokenizerJson, join(o.init, 'tokenizer.json'))
+      : await loadTokenizer('gpt2');
     return { config, tokenizer, params: ck.params, startStep: 0 };
   }
   const tokenizer = await loadTokenizer(o.tokenizer ?? 'gpt2');
-  const base = { ...preset(o.preset), objective: o.objective, causal: o.arch === 'decoder', vocab_size: tokenizer.vocabSize };
+  const base = {
+    ...preset(o.preset),
+    objective: o.objective,
+    causal: o.arch === 'decoder',
+    vocab_size: tokenizer.vocabSize,
+  };
   if (o.arch === 'encoder') {
     // The mask token is the first id past the tokenizer's vocabulary.
     base.vocab_size = tokenizer.vocabSize + 1;
@@ -216,9 +267,22 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
 }
 
 /** Turn a data batch into the model's inputs and targets for the architecture. */
-function trainingPair(o: PretrainOptions, config: ModelConfig, tokenizer: Tokenizer, batch: Batch, step: number, seed: number): { inputs: Int32Array; targets: Int32Array } {
+function trainingPair(
+  o: PretrainOptions,
+  config: ModelConfig,
+  tokenizer: Tokenizer,
+  batch: Batch,
+  step: number,
+  seed: number,
+): { inputs: Int32Array; targets: Int32Array } {
   if (config.causal) return { inputs: batch.inputs, targets: batch.targets };
-  const m = maskTokens(batch.inputs, { seed, step, maskId: config.mask_token_id!, vocabSize: tokenizer.vocabSize, specialIds: tokenizer.specialIds });
+  const m = maskTokens(batch.inputs, {
+    seed,
+    step,
+    maskId: config.mask_token_id!,
+    vocabSize: tokenizer.vocabSize,
+    specialIds: tokenizer.specialIds,
+  });
   return { inputs: m.inputs, targets: m.targets };
 }
 
@@ -228,25 +292,46 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
   const checkpointDir = join(out, 'checkpoint');
   const metricsPath = join(out, 'metrics.jsonl');
   if (!asked.resume && existsSync(join(checkpointDir, 'config.json'))) {
-    throw new HlmError(`${checkpointDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`);
+    throw new HlmError(
+      `${checkpointDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`,
+    );
   }
   const run = await resolveRun(asked, modelKeys, checkpointDir);
   const { config, tokenizer } = run;
   const defaults = trainingDefaults(config);
-  const o = { ...asked, batchSize: asked.batchSize ?? defaults.batchSize, seqLen: asked.seqLen ?? defaults.seqLen, lr: asked.lr ?? defaults.lr };
-  if (o.seqLen > config.n_positions) throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
-  if (run.startStep >= o.steps) throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
+  const o = {
+    ...asked,
+    batchSize: asked.batchSize ?? defaults.batchSize,
+    seqLen: asked.seqLen ?? defaults.seqLen,
+    lr: asked.lr ?? defaults.lr,
+  };
+  if (o.seqLen > config.n_positions)
+    throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
+  if (run.startStep >= o.steps)
+    throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
 
   const dataPaths = o.data.length ? o.data : [defaultCorpusPath()];
   log.info({ data: dataPaths }, 'preparing data');
   const data = await prepareData(dataPaths, tokenizer);
-  const batches = BatchSource.open(data.shards, { batchSize: o.batchSize, seqLen: o.seqLen, order: o.order, seed: o.seed, vocabSize: tokenizer.vocabSize });
+  const batches = BatchSource.open(data.shards, {
+    batchSize: o.batchSize,
+    seqLen: o.seqLen,
+    order: o.order,
+    seed: o.seed,
+    vocabSize: tokenizer.vocabSize,
+  });
   if (run.data) batches.restore(run.data);
   const evalPath = o.evalData ?? defaultEvalData();
   const evalSet = evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer) : undefined;
 
   const trainer = await Trainer.create(gpu, config, {
-    B: o.batchSize, T: o.seqLen, optimizer: o.optimizer, weightDecay: o.weightDecay, gradClip: o.gradClip, historySize: o.logEvery, cwtTemperature: o.cwtTemperature,
+    B: o.batchSize,
+    T: o.seqLen,
+    optimizer: o.optimizer,
+    weightDecay: o.weightDecay,
+    gradClip: o.gradClip,
+    historySize: o.logEvery,
+    cwtTemperature: o.cwtTemperature,
   });
   try {
     trainer.writeState(run.params, run.moments);
@@ -254,9 +339,17 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
     const tokensPerStep = o.batchSize * o.seqLen;
     const evaluate = async () => {
       if (!evalSet) return null;
-      const src = BatchSource.open(evalSet.shards, { batchSize: o.batchSize, seqLen: o.seqLen, order: 'sequential', seed: 0, vocabSize: tokenizer.vocabSize });
+      const src = BatchSource.open(evalSet.shards, {
+        batchSize: o.batchSize,
+        seqLen: o.seqLen,
+        order: 'sequential',
+        seed: 0,
+        vocabSize: tokenizer.vocabSize,
+      });
       try {
-        const pairs = Array.from({ length: o.evalBatches }, (_, i) => trainingPair(o, config, tokenizer, src.batchAt(i), i, 1234567));
+        const pairs = Array.from({ length: o.evalBatches }, (_, i) =>
+          trainingPair(o, config, tokenizer, src.batchAt(i), i, 1234567),
+        );
         return await trainer.evaluate(pairs);
       } finally {
         src.close();
@@ -270,7 +363,12 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
         params: st.params,
         optimizer: st.m && st.v ? { step, m: st.m, v: st.v } : undefined,
         tokenizerJson: tokenizer.toJSON({ withMask: !config.causal }),
-        hlm: { step, data: batches.state(), tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize }, run: { ...o, out } },
+        hlm: {
+          step,
+          data: batches.state(),
+          tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize },
+          run: { ...o, out },
+        },
         // The resolved run, in the config-file format: `hlm pretrain --config run.json` repeats it.
         extraFiles: { 'run.json': JSON.stringify(runFile(o, config), null, 2) + '\n' },
       });
@@ -293,15 +391,33 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
         const { loss, gradNorm } = records[i];
         if (!Number.isFinite(loss)) {
           appendFileSync(metricsPath, lines.join(''));
-          throw new HlmError(`the loss became ${loss} at step ${step}; stopped. The last good checkpoint (step ${lastSaved}) is kept in ${checkpointDir}`);
+          throw new HlmError(
+            `the loss became ${loss} at step ${step}; stopped. The last good checkpoint (step ${lastSaved}) is kept ` +
+              `in ${checkpointDir}`,
+          );
         }
-        lines.push(JSON.stringify({ step, loss, lr, grad_norm: gradNorm, tokens: step * tokensPerStep, elapsed_s: Number(elapsed.toFixed(3)) }) + '\n');
+        lines.push(
+          JSON.stringify({
+            step,
+            loss,
+            lr,
+            grad_norm: gradNorm,
+            tokens: step * tokensPerStep,
+            elapsed_s: Number(elapsed.toFixed(3)),
+          }) + '\n',
+        );
         finalLoss = loss;
       }
       appendFileSync(metricsPath, lines.join(''));
       const done = pending.at(-1)!.step - run.startStep;
       const tps = (done * tokensPerStep) / elapsed;
-      progress?.({ step: pending.at(-1)!.step, steps: o.steps, loss: finalLoss, tokensPerSecond: tps, etaSeconds: ((o.steps - pending.at(-1)!.step) * tokensPerStep) / tps });
+      progress?.({
+        step: pending.at(-1)!.step,
+        steps: o.steps,
+        loss: finalLoss,
+        tokensPerSecond: tps,
+        etaSeconds: ((o.steps - pending.at(-1)!.step) * tokensPerStep) / tps,
+      });
       pending = [];
     };
 
@@ -312,21 +428,48 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       trainer.step(inputs, targets, step, lr, pending.length);
       pending.push({ step, lr });
       const last = step === o.steps;
-      if (pending.length === o.logEvery || last || (o.evalEvery > 0 && step % o.evalEvery === 0) || (o.saveEvery > 0 && step % o.saveEvery === 0)) await flush();
+      if (
+        pending.length === o.logEvery ||
+        last ||
+        (o.evalEvery > 0 && step % o.evalEvery === 0) ||
+        (o.saveEvery > 0 && step % o.saveEvery === 0)
+      )
+        await flush();
       if (evalSet && (step % o.evalEvery === 0 || last)) {
         const v = (await evaluate())!;
         valLoss = v.loss;
         valCe = v.ce;
-        appendFileSync(metricsPath, JSON.stringify({ step, val_loss: valLoss, ...(valCe !== null && config.objective === 'cwt' ? { val_ce: valCe } : {}), tokens: step * tokensPerStep, elapsed_s: Number(((performance.now() - t0) / 1000).toFixed(3)) }) + '\n');
+        appendFileSync(
+          metricsPath,
+          JSON.stringify({
+            step,
+            val_loss: valLoss,
+            ...(valCe !== null && config.objective === 'cwt' ? { val_ce: valCe } : {}),
+            tokens: step * tokensPerStep,
+            elapsed_s: Number(((performance.now() - t0) / 1000).toFixed(3)),
+          }) + '\n',
+        );
         log.info(`step ${step}: validation loss ${valLoss!.toFixed(4)}`);
       }
       if ((o.saveEvery > 0 && step % o.saveEvery === 0) || last) await save(step);
     }
     const elapsedSeconds = (performance.now() - t0) / 1000;
     return {
-      out, checkpoint: checkpointDir, steps: o.steps, batchSize: o.batchSize, seqLen: o.seqLen, lr: o.lr, tokens: o.steps * tokensPerStep, finalLoss, valLoss, valCe,
-      tokensPerSecond: ((o.steps - run.startStep) * tokensPerStep) / elapsedSeconds, elapsedSeconds,
-      peakGpuBytes: gpu.memory().bytesPeak, parameters: trainer.model.layout.count, device: gpu.name,
+      out,
+      checkpoint: checkpointDir,
+      steps: o.steps,
+      batchSize: o.batchSize,
+      seqLen: o.seqLen,
+      lr: o.lr,
+      tokens: o.steps * tokensPerStep,
+      finalLoss,
+      valLoss,
+      valCe,
+      tokensPerSecond: ((o.steps - run.startStep) * tokensPerStep) / elapsedSeconds,
+      elapsedSeconds,
+      peakGpuBytes: gpu.memory().bytesPeak,
+      parameters: trainer.model.layout.count,
+      device: gpu.name,
     };
   } finally {
     batches.close();
@@ -336,12 +479,21 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
 
 /** The resolved settings as a config file: every training key plus the model configuration. */
 function runFile(o: PretrainOptions, config: ModelConfig): Record<string, unknown> {
-  const training = Object.fromEntries(Object.entries(TRAINING_KEYS).map(([k, [opt]]) => [k, o[opt] ?? null]).filter(([, v]) => v !== null));
-  const model = Object.fromEntries(Object.keys(MODEL_CONFIG_SCHEMA).map((k) => [k, (config as unknown as Record<string, unknown>)[k]]));
+  const training = Object.fromEntries(
+    Object.entries(TRAINING_KEYS)
+      .map(([k, [opt]]) => [k, o[opt] ?? null])
+      .filter(([, v]) => v !== null),
+  );
+  const model = Object.fromEntries(
+    Object.keys(MODEL_CONFIG_SCHEMA).map((k) => [k, (config as unknown as Record<string, unknown>)[k]]),
+  );
   return { ...model, ...training };
 }
 
 /** Read metrics.jsonl back (tests and the comparison script use it). */
 export function readMetrics(out: string): Record<string, number>[] {
-  return readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }

@@ -39,16 +39,26 @@ export class Trainer {
     private readonly history: GPUBuffer, // [historySize][loss, norm]
   ) {}
 
-  get m(): GPUBuffer | undefined { return this.update.m; }
-  get v(): GPUBuffer | undefined { return this.update.v; }
+  get m(): GPUBuffer | undefined {
+    return this.update.m;
+  }
+  get v(): GPUBuffer | undefined {
+    return this.update.v;
+  }
 
   static async create(gpu: Gpu, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
     const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true });
     // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
     const K = config.causal ? model.N : mlmCount(model.N);
-    const head = config.objective === 'cwt' ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 }) : await createCeHead(model, { rows: K });
+    const head =
+      config.objective === 'cwt'
+        ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 })
+        : await createCeHead(model, { rows: K });
     // Small logits chunks: evaluation is rare, and the headless run should not carry a V-sized scratch.
-    const ceEval = config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) }) : undefined;
+    const ceEval =
+      config.objective === 'cwt' && config.causal
+        ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) })
+        : undefined;
     const update = await createUpdate(gpu, model, opts);
     const history = gpu.buffer('loss history', opts.historySize * 8);
     const t = new Trainer(gpu, model, head, ceEval, opts, update, history);
@@ -63,11 +73,14 @@ export class Trainer {
     this.model.setTokens(inputs);
     if (this.head.setTargets(targets) === 0) throw new HlmError(`step ${step}: the batch has no target to predict`);
     this.update.optimizer.setStep(step, lr);
-    this.gpu.submit([
-      ...this.base,
-      { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
-      { copy: { from: this.update.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 } },
-    ], `train step ${step}`);
+    this.gpu.submit(
+      [
+        ...this.base,
+        { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
+        { copy: { from: this.update.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 } },
+      ],
+      `train step ${step}`,
+    );
   }
 
   /** The loss and gradient norm of the last `count` history slots (waits for the GPU). */
@@ -77,8 +90,12 @@ export class Trainer {
   }
 
   /** Mean loss over evaluation batches (forward only): the objective's, and the tied CE of a CWT decoder. */
-  async evaluate(batches: Iterable<{ inputs: ArrayLike<number>; targets: ArrayLike<number> }>): Promise<{ loss: number; ce: number | null }> {
-    let sum = 0, weight = 0, ceSum = 0;
+  async evaluate(
+    batches: Iterable<{ inputs: ArrayLike<number>; targets: ArrayLike<number> }>,
+  ): Promise<{ loss: number; ce: number | null }> {
+    let sum = 0;
+    let weight = 0;
+    let ceSum = 0;
     for (const b of batches) {
       this.model.setTokens(b.inputs);
       const count = this.head.setTargets(b.targets);
@@ -90,7 +107,10 @@ export class Trainer {
       weight += count;
     }
     if (!weight) throw new HlmError('the evaluation data has no target to predict');
-    return { loss: sum / weight, ce: this.ceEval ? ceSum / weight : this.model.config.objective === 'ce' ? sum / weight : null };
+    return {
+      loss: sum / weight,
+      ce: this.ceEval ? ceSum / weight : this.model.config.objective === 'ce' ? sum / weight : null,
+    };
   }
 
   async readState(): Promise<{ params: Float32Array; m?: Float32Array; v?: Float32Array }> {

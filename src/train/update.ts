@@ -33,20 +33,45 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
   const scalars = gpu.buffer('grad scalars', 16);
   const mask = gpu.upload('decay mask', decayMask(model.layout));
   const grads = { buffer: model.grads! };
-  const common = { n, params: { buffer: model.params }, grads, decayMask: { buffer: mask }, gradScale: { buffer: scalars, offset: 0 }, weightDecay: o.weightDecay };
-  let m: GPUBuffer | undefined, v: GPUBuffer | undefined;
+  const common = {
+    n,
+    params: { buffer: model.params },
+    grads,
+    decayMask: { buffer: mask },
+    gradScale: { buffer: scalars, offset: 0 },
+    weightDecay: o.weightDecay,
+  };
+  let m: GPUBuffer | undefined;
+  let v: GPUBuffer | undefined;
   let optimizer: Optimizer;
   if (o.optimizer === 'adamw') {
     m = gpu.buffer('adam m', n * 4);
     v = gpu.buffer('adam v', n * 4);
-    optimizer = await AdamW.create(gpu, { ...common, m: { buffer: m }, v: { buffer: v }, beta1: o.beta1, beta2: o.beta2, eps: o.eps });
+    optimizer = await AdamW.create(gpu, {
+      ...common,
+      m: { buffer: m },
+      v: { buffer: v },
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+    });
   } else {
     optimizer = await Sgd.create(gpu, common);
   }
-  const clip = await gradClip(gpu, { n, grads, maxNorm: o.gradClip, scaleOut: { buffer: scalars, offset: 0 }, normOut: { buffer: scalars, offset: 1 } });
+  const clip = await gradClip(gpu, {
+    n,
+    grads,
+    maxNorm: o.gradClip,
+    scaleOut: { buffer: scalars, offset: 0 },
+    normOut: { buffer: scalars, offset: 1 },
+  });
   const commands = [...clip, ...optimizer.dispatches];
   return {
-    commands, optimizer, m, v, scalars,
+    commands,
+    optimizer,
+    m,
+    v,
+    scalars,
     destroy(): void {
       gpu.release(...commands);
       gpu.free(scalars, mask, m, v);

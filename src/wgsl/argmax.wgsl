@@ -25,7 +25,11 @@ fn better(a: f32, ia: u32, b: f32, ib: u32) -> bool {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
   let row = wg.y * nwg.x + wg.x;
   if (row >= p.rows) { return; } // uniform per workgroup, so the barriers below stay uniform
   let base = p.offX + row * p.n;

@@ -45,7 +45,11 @@ fn rowSum(x: f32, slot: u32, t: u32) -> f32 {
 }
 
 @compute @workgroup_size(TPR, ROWS)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+) {
   let t = lid.x;
   let row = (wg.y * nwg.x + wg.x) * ROWS + lid.y;
   let valid = row < p.rows; // no early return: the barriers must stay in uniform control flow

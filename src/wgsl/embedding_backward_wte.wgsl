@@ -21,7 +21,11 @@ struct Params {
 @group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
   let u = wg.y * nwg.x + wg.x;
   if (u >= count[p.offCount]) { return; }
   let row = p.offDwte + uniq[p.offUniq + u] * p.d;

@@ -17,7 +17,11 @@ struct Params { n: u32, offG: u32, firstGroup: u32, _pad0: u32 }
 var<workgroup> part: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
   let w = wg.y * nwg.x + wg.x;
   let start = w * WG * PER;
   if (start >= p.n) { return; } // uniform per workgroup

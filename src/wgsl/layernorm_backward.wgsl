@@ -22,7 +22,11 @@ struct Params {
 var<workgroup> red: array<vec2<f32>, WG>;
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
   let row = wg.y * nwg.x + wg.x;
   if (row >= p.rows) { return; } // uniform per workgroup, so the barriers stay uniform
   let mean = meanIn[p.offMean + row];

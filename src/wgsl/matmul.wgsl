@@ -72,7 +72,8 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
       if (m < p.M && k < kEnd) { v = A[(base + m * p.K + k) / 4u]; }
-      setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y); setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
+      setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y);
+      setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
     }
   }
 //#else
@@ -99,7 +100,8 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
       if (n < p.N && k < kEnd) { v = B[(base + n * p.K + k) / 4u]; }
-      setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y); setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
+      setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y);
+      setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
     }
   } else { // B is K x N: vec4 runs along n
     for (var i = tid; i < BK * BN / 4u; i += THREADS) {

@@ -24,24 +24,35 @@ export interface Embeddings {
   format: EmbeddingFormat;
 }
 
-/** The format of a file: `.npy` (or the NumPy magic) is npy; `.bin` is word2vec binary; a first line of two integers is word2vec text; otherwise GloVe. */
+/**
+ * The format of a file: `.npy` (or the NumPy magic) is npy; `.bin` is word2vec binary; a first line of two integers is
+ * word2vec text; otherwise GloVe.
+ */
 export function detectFormat(path: string, head: Buffer): EmbeddingFormat {
   if (/\.npy$/i.test(path) || (head.length >= 6 && head.subarray(0, 6).equals(NPY_MAGIC))) return 'npy';
   if (/\.bin$/i.test(path)) return 'word2vec-bin';
   const nl = head.indexOf(0x0a);
-  const first = head.subarray(0, nl < 0 ? head.length : nl).toString('utf8').trim();
+  const first = head
+    .subarray(0, nl < 0 ? head.length : nl)
+    .toString('utf8')
+    .trim();
   return /^\d+\s+\d+$/.test(first) ? 'word2vec' : 'glove';
 }
 
 function parseHeader(path: string, line: string): [number, number] {
   const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(line);
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new HlmError(`${path}:1: word2vec header must be "<words> <dimensions>" (two positive integers), got "${line.slice(0, 80)}"`);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1)
+    throw new HlmError(
+      `${path}:1: word2vec header must be "<words> <dimensions>" (two positive integers), got "${line.slice(0, 80)}"`,
+    );
   return [Number(m[1]), Number(m[2])];
 }
 
 function parseText(path: string, text: string, format: 'word2vec' | 'glove'): Embeddings {
   const lines = text.split('\n');
-  let start = 0, expected = -1, dim = -1;
+  let start = 0;
+  let expected = -1;
+  let dim = -1;
   if (format === 'word2vec') {
     [expected, dim] = parseHeader(path, lines[0].replace(/\r$/, ''));
     start = 1;
@@ -59,11 +70,13 @@ function parseText(path: string, text: string, format: 'word2vec' | 'glove'): Em
       dim = parts.length - 1;
       if (dim < 1) throw new HlmError(`${where}: a line needs a word and at least one number`);
     }
-    if (parts.length - 1 !== dim) throw new HlmError(`${where}: "${word}" has ${parts.length - 1} values, expected ${dim}`);
+    if (parts.length - 1 !== dim)
+      throw new HlmError(`${where}: "${word}" has ${parts.length - 1} values, expected ${dim}`);
     if (seen.has(word)) throw new HlmError(`${where}: duplicate word "${word}" (first on line ${seen.get(word)})`);
     seen.set(word, li + 1);
     const row = words.length;
-    if (format === 'word2vec' && row >= expected) throw new HlmError(`${where}: more rows than the ${expected} the header announces`);
+    if (format === 'word2vec' && row >= expected)
+      throw new HlmError(`${where}: more rows than the ${expected} the header announces`);
     if ((row + 1) * dim > values.length) {
       const grown = new Float32Array(Math.max(1024 * dim, values.length * 2));
       grown.set(values);
@@ -72,12 +85,14 @@ function parseText(path: string, text: string, format: 'word2vec' | 'glove'): Em
     for (let c = 0; c < dim; c++) {
       const s = parts[c + 1];
       const v = Number(s);
-      if (s === '' || !Number.isFinite(v)) throw new HlmError(`${where}: value ${c + 1} of "${word}" is not a finite number: "${s.slice(0, 40)}"`);
+      if (s === '' || !Number.isFinite(v))
+        throw new HlmError(`${where}: value ${c + 1} of "${word}" is not a finite number: "${s.slice(0, 40)}"`);
       values[row * dim + c] = v;
     }
     words.push(word);
   }
-  if (format === 'word2vec' && words.length !== expected) throw new HlmError(`${path}: header announces ${expected} words, the file has ${words.length}`);
+  if (format === 'word2vec' && words.length !== expected)
+    throw new HlmError(`${path}: header announces ${expected} words, the file has ${words.length}`);
   if (!words.length) throw new HlmError(`${path}: no vectors`);
   return { words, dim, vectors: values.slice(0, words.length * dim), format };
 }
@@ -93,10 +108,12 @@ function parseBinary(path: string, buf: Buffer): Embeddings {
   for (let i = 0; i < n; i++) {
     while (pos < buf.length && (buf[pos] === 0x0a || buf[pos] === 0x20)) pos++;
     const sp = buf.indexOf(0x20, pos);
-    if (sp < 0 || pos >= buf.length) throw new HlmError(`${path}: word ${i + 1} of ${n}: file ends early (byte ${pos})`);
+    if (sp < 0 || pos >= buf.length)
+      throw new HlmError(`${path}: word ${i + 1} of ${n}: file ends early (byte ${pos})`);
     const word = buf.subarray(pos, sp).toString('utf8');
     pos = sp + 1;
-    if (pos + dim * 4 > buf.length) throw new HlmError(`${path}: word ${i + 1} of ${n} ("${word}"): file ends inside its vector`);
+    if (pos + dim * 4 > buf.length)
+      throw new HlmError(`${path}: word ${i + 1} of ${n} ("${word}"): file ends inside its vector`);
     if (seen.has(word)) throw new HlmError(`${path}: word ${i + 1}: duplicate word "${word}"`);
     seen.add(word);
     for (let c = 0; c < dim; c++) {
@@ -112,7 +129,8 @@ function parseBinary(path: string, buf: Buffer): Embeddings {
 
 /** Rows × columns of float32 from an .npy buffer (C order, 2-D, <f4 or <f8). */
 export function parseNpy(path: string, buf: Buffer): { rows: number; cols: number; data: Float32Array } {
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(NPY_MAGIC)) throw new HlmError(`${path}: not an .npy file (no \\x93NUMPY magic)`);
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(NPY_MAGIC))
+    throw new HlmError(`${path}: not an .npy file (no \\x93NUMPY magic)`);
   const major = buf[6];
   if (major < 1 || major > 3) throw new HlmError(`${path}: unsupported .npy format version ${major}.${buf[7]}`);
   const hlen = major === 1 ? buf.readUInt16LE(8) : buf.length >= 12 ? buf.readUInt32LE(8) : -1;
@@ -122,19 +140,33 @@ export function parseNpy(path: string, buf: Buffer): { rows: number; cols: numbe
   const descr = /['"]descr['"]\s*:\s*['"]([^'"]*)['"]/.exec(header)?.[1];
   const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(header)?.[1];
   const shape = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shape === undefined) throw new HlmError(`${path}: .npy header lacks descr, fortran_order or shape: ${header.trim().slice(0, 120)}`);
-  if (descr !== '<f4' && descr !== '<f8') throw new HlmError(`${path}: .npy dtype "${descr}" not supported (need little-endian float32 "<f4" or float64 "<f8")`);
+  if (descr === undefined || fortran === undefined || shape === undefined)
+    throw new HlmError(`${path}: .npy header lacks descr, fortran_order or shape: ${header.trim().slice(0, 120)}`);
+  if (descr !== '<f4' && descr !== '<f8')
+    throw new HlmError(
+      `${path}: .npy dtype "${descr}" not supported (need little-endian float32 "<f4" or float64 "<f8")`,
+    );
   if (fortran !== 'False') throw new HlmError(`${path}: .npy array is in Fortran order; save it in C order`);
-  const dims = shape.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (dims.length !== 2 || !dims.every((x) => Number.isInteger(x) && x >= 1)) throw new HlmError(`${path}: .npy shape (${shape}) must be 2-D (words, dimensions), both positive`);
+  const dims = shape
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (dims.length !== 2 || !dims.every((x) => Number.isInteger(x) && x >= 1))
+    throw new HlmError(`${path}: .npy shape (${shape}) must be 2-D (words, dimensions), both positive`);
   const [rows, cols] = dims;
   const size = descr === '<f4' ? 4 : 8;
   const off = start + hlen;
-  if (buf.length - off !== rows * cols * size) throw new HlmError(`${path}: .npy shape (${rows}, ${cols}) of ${descr} needs ${rows * cols * size} data bytes, the file has ${buf.length - off}`);
+  if (buf.length - off !== rows * cols * size)
+    throw new HlmError(
+      `${path}: .npy shape (${rows}, ${cols}) of ${descr} needs ${rows * cols * size} data bytes, the file has ` +
+        `${buf.length - off}`,
+    );
   const data = new Float32Array(rows * cols);
   for (let i = 0; i < data.length; i++) {
     const v = size === 4 ? buf.readFloatLE(off + 4 * i) : buf.readDoubleLE(off + 8 * i);
-    if (!Number.isFinite(v)) throw new HlmError(`${path}: row ${Math.floor(i / cols) + 1}, column ${(i % cols) + 1}: value is not finite`);
+    if (!Number.isFinite(v))
+      throw new HlmError(`${path}: row ${Math.floor(i / cols) + 1}, column ${(i % cols) + 1}: value is not finite`);
     data[i] = v;
   }
   return { rows, cols, data };
@@ -184,14 +216,16 @@ export function readEmbeddings(path: string, format?: EmbeddingFormat, opts: Rea
 
 /** An .npy (format 1.0) of the vectors: '<f4', C order, shape (words, dim); the header padded to 64 bytes. */
 export function serializeNpy(e: Embeddings): Buffer {
-  const n = e.words.length, d = e.dim;
+  const n = e.words.length;
+  const d = e.dim;
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${n}, ${d}), }`;
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
   if (header.length > 0xffff) throw new HlmError(`.npy header too long`);
   const head = Buffer.alloc(10);
   NPY_MAGIC.copy(head, 0);
-  head[6] = 1; head[7] = 0;
+  head[6] = 1;
+  head[7] = 0;
   head.writeUInt16LE(header.length, 8);
   const data = Buffer.alloc(n * d * 4);
   for (let i = 0; i < n * d; i++) data.writeFloatLE(e.vectors[i], 4 * i);
@@ -229,11 +263,17 @@ export function serializeEmbeddings(e: Embeddings, format: EmbeddingFormat = e.f
   return Buffer.from(out.join('\n') + '\n', 'utf8');
 }
 
-/** Write to a file, or to stdout for "-". npy also writes the words, one per line, to `vocab` (default vocabPathFor(path)). */
+/**
+ * Write to a file, or to stdout for "-". npy also writes the words, one per line, to `vocab` (default
+ * vocabPathFor(path)).
+ */
 export function writeEmbeddings(path: string, e: Embeddings, format: EmbeddingFormat = e.format, vocab?: string): void {
   if (format === 'npy') {
-    if (path === '-') throw new HlmError('npy output needs a file (the words go to a separate vocabulary file), not "-"');
-    for (const w of e.words) if (w === '' || /[\r\n]/.test(w)) throw new HlmError(`${path}: word ${JSON.stringify(w)} cannot go in a one-word-per-line vocabulary`);
+    if (path === '-')
+      throw new HlmError('npy output needs a file (the words go to a separate vocabulary file), not "-"');
+    for (const w of e.words)
+      if (w === '' || /[\r\n]/.test(w))
+        throw new HlmError(`${path}: word ${JSON.stringify(w)} cannot go in a one-word-per-line vocabulary`);
     const vp = vocab ?? vocabPathFor(path);
     try {
       writeFileSync(path, serializeNpy(e));
@@ -271,7 +311,10 @@ export function readFrequencies(path: string): Map<string, number> {
     const parts = line.split(/[ \t]+/);
     if (parts.length < 2) throw new HlmError(`${path}:${i + 1}: expected "word count", got "${line.slice(0, 80)}"`);
     const c = Number(parts[1]);
-    if (!(Number.isFinite(c) && c > 0)) throw new HlmError(`${path}:${i + 1}: count of "${parts[0]}" must be a positive number, got "${parts[1].slice(0, 40)}"`);
+    if (!(Number.isFinite(c) && c > 0))
+      throw new HlmError(
+        `${path}:${i + 1}: count of "${parts[0]}" must be a positive number, got "${parts[1].slice(0, 40)}"`,
+      );
     if (counts.has(parts[0])) throw new HlmError(`${path}:${i + 1}: duplicate word "${parts[0]}"`);
     counts.set(parts[0], c);
   }

@@ -19,14 +19,19 @@ export function isCheckpointDir(path: string): boolean {
   }
 }
 
-/** The token embeddings [V, d] of a checkpoint; words are the token ids as decimal strings. Output format word2vec text. */
+/**
+ * The token embeddings [V, d] of a checkpoint; words are the token ids as decimal strings. Output format word2vec text.
+ */
 export async function readCheckpointEmbeddings(dir: string): Promise<Embeddings & { vocabSize: number }> {
-  if (!existsSync(join(dir, MODEL_FILE))) throw new HlmError(`${dir}: a checkpoint directory needs ${CONFIG_FILE} and ${MODEL_FILE}`);
+  if (!existsSync(join(dir, MODEL_FILE)))
+    throw new HlmError(`${dir}: a checkpoint directory needs ${CONFIG_FILE} and ${MODEL_FILE}`);
   const ck = await loadCheckpoint(dir, { optimizer: false });
   const wte = ck.layout.byName.get('transformer.wte.weight');
   if (!wte) throw new HlmError(`${dir}: the checkpoint has no transformer.wte.weight`);
-  const V = ck.config.vocab_size, d = ck.config.n_embd;
-  if (wte.size !== V * d) throw new HlmError(`${dir}: transformer.wte.weight has ${wte.size} values, expected ${V} × ${d}`);
+  const V = ck.config.vocab_size;
+  const d = ck.config.n_embd;
+  if (wte.size !== V * d)
+    throw new HlmError(`${dir}: transformer.wte.weight has ${wte.size} values, expected ${V} × ${d}`);
   const vectors = ck.params.slice(wte.offset, wte.offset + wte.size);
   const words = Array.from({ length: V }, (_, i) => String(i));
   return { words, dim: d, vectors, format: 'word2vec', vocabSize: V };
@@ -35,7 +40,11 @@ export async function readCheckpointEmbeddings(dir: string): Promise<Embeddings 
 /** True when `path` is a directory or a file that starts with the llm.c shard magic (or ends in .bin). */
 export function looksLikeShards(path: string): boolean {
   let st;
-  try { st = statSync(path); } catch { return false; }
+  try {
+    st = statSync(path);
+  } catch {
+    return false;
+  }
   if (st.isDirectory()) return true;
   if (/\.bin$/i.test(path)) return true;
   const head = readFileSync(path).subarray(0, 4);
@@ -46,12 +55,17 @@ export function looksLikeShards(path: string): boolean {
 export function shardFiles(path: string): string[] {
   if (!existsSync(path)) throw new HlmError(`--frequencies ${path}: no such file or directory`);
   if (!statSync(path).isDirectory()) return [path];
-  const files = listCorpusFiles([path]).filter((f) => f.format === 'shard').map((f) => f.path);
+  const files = listCorpusFiles([path])
+    .filter((f) => f.format === 'shard')
+    .map((f) => f.path);
   if (!files.length) throw new HlmError(`--frequencies ${path}: no llm.c token shards (.bin) in this directory`);
   return files;
 }
 
-/** Occurrences of each token id over the shards of `path`, keyed by the id as a decimal string; an id ≥ vocabSize is an error naming the shard. */
+/**
+ * Occurrences of each token id over the shards of `path`, keyed by the id as a decimal string; an id ≥ vocabSize is an
+ * error naming the shard.
+ */
 export function countShardTokens(path: string, vocabSize: number): Map<string, number> {
   const counts = new Float64Array(vocabSize);
   let total = 0;
@@ -59,7 +73,10 @@ export function countShardTokens(path: string, vocabSize: number): Map<string, n
     const tokens = readShard(file);
     for (let i = 0; i < tokens.length; i++) {
       const t = tokens[i];
-      if (t >= vocabSize) throw new HlmError(`token shard ${file}: token id ${t} at index ${i} is outside the checkpoint's vocabulary of ${vocabSize}`);
+      if (t >= vocabSize)
+        throw new HlmError(
+          `token shard ${file}: token id ${t} at index ${i} is outside the checkpoint's vocabulary of ${vocabSize}`,
+        );
       counts[t]++;
     }
     total += tokens.length;
@@ -70,7 +87,10 @@ export function countShardTokens(path: string, vocabSize: number): Map<string, n
   return out;
 }
 
-/** Word counts over a text corpus (files or directories, as hlm's --data): lowercased, punctuation and symbols removed (sts.tokenize). */
+/**
+ * Word counts over a text corpus (files or directories, as hlm's --data): lowercased, punctuation and symbols removed
+ * (sts.tokenize).
+ */
 export function countCorpusWords(corpus: string): Map<string, number> {
   if (!existsSync(corpus)) throw new HlmError(`--count-from ${corpus}: no such file or directory`);
   const counts = new Map<string, number>();

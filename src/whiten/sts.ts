@@ -21,7 +21,8 @@ export interface StsDataset {
   pairs: StsPair[];
 }
 
-const sqrt = Math.sqrt, min = Math.min;
+const sqrt = Math.sqrt;
+const min = Math.min;
 
 function readText(path: string): string {
   try {
@@ -33,34 +34,47 @@ function readText(path: string): string {
 
 function gold(path: string, line: number, s: string): number {
   const v = Number(s);
-  if (s === undefined || s.trim() === '' || !Number.isFinite(v)) throw new HlmError(`${path}:${line}: gold score "${s}" is not a number`);
+  if (s === undefined || s.trim() === '' || !Number.isFinite(v))
+    throw new HlmError(`${path}:${line}: gold score "${s}" is not a number`);
   return v;
 }
 
 /** STS Benchmark: genre, file, year, id, score, s1, s2 (some rows carry extra trailing columns). */
 export function readStsBenchmark(path: string): StsPair[] {
   const pairs: StsPair[] = [];
-  readText(path).split('\n').forEach((raw, i) => {
-    const line = raw.replace(/\r$/, '');
-    if (!line.trim()) return;
-    const f = line.split('\t');
-    if (f.length < 7) throw new HlmError(`${path}:${i + 1}: expected at least 7 tab-separated fields (genre, file, year, id, score, s1, s2), got ${f.length}`);
-    pairs.push({ a: f[5], b: f[6], gold: gold(path, i + 1, f[4]) });
-  });
+  readText(path)
+    .split('\n')
+    .forEach((raw, i) => {
+      const line = raw.replace(/\r$/, '');
+      if (!line.trim()) return;
+      const f = line.split('\t');
+      if (f.length < 7)
+        throw new HlmError(
+          `${path}:${i + 1}: expected at least 7 tab-separated fields (genre, file, year, id, score, s1, s2), got ` +
+            `${f.length}`,
+        );
+      pairs.push({ a: f[5], b: f[6], gold: gold(path, i + 1, f[4]) });
+    });
   return pairs;
 }
 
 /** SICK: a header naming sentence_A, sentence_B and relatedness_score. */
 export function readSick(path: string): StsPair[] {
-  const lines = readText(path).split('\n').map((l) => l.replace(/\r$/, ''));
+  const lines = readText(path)
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''));
   const head = lines[0].split('\t');
-  const ia = head.indexOf('sentence_A'), ib = head.indexOf('sentence_B'), is = head.indexOf('relatedness_score');
-  if (ia < 0 || ib < 0 || is < 0) throw new HlmError(`${path}:1: SICK header must name sentence_A, sentence_B and relatedness_score`);
+  const ia = head.indexOf('sentence_A');
+  const ib = head.indexOf('sentence_B');
+  const is = head.indexOf('relatedness_score');
+  if (ia < 0 || ib < 0 || is < 0)
+    throw new HlmError(`${path}:1: SICK header must name sentence_A, sentence_B and relatedness_score`);
   const pairs: StsPair[] = [];
   for (let i = 1; i < lines.length; i++) {
     if (!lines[i].trim()) continue;
     const f = lines[i].split('\t');
-    if (f.length < head.length) throw new HlmError(`${path}:${i + 1}: ${f.length} fields, the header has ${head.length}`);
+    if (f.length < head.length)
+      throw new HlmError(`${path}:${i + 1}: ${f.length} fields, the header has ${head.length}`);
     pairs.push({ a: f[ia], b: f[ib], gold: gold(path, i + 1, f[is]) });
   }
   return pairs;
@@ -68,11 +82,16 @@ export function readSick(path: string): StsPair[] {
 
 /** SentEval STS12–16: STS.input.<x>.txt (s1 TAB s2) with STS.gs.<x>.txt; blank gold lines are unscored pairs. */
 export function readSentEval(inputPath: string, gsPath: string): StsPair[] {
-  const inputs = readText(inputPath).split('\n').map((l) => l.replace(/\r$/, ''));
-  const gs = readText(gsPath).split('\n').map((l) => l.replace(/\r$/, ''));
+  const inputs = readText(inputPath)
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''));
+  const gs = readText(gsPath)
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''));
   while (inputs.length && inputs.at(-1) === '') inputs.pop();
   while (gs.length && gs.at(-1) === '') gs.pop();
-  if (gs.length > inputs.length) throw new HlmError(`${gsPath}: ${gs.length} gold lines for ${inputs.length} sentence pairs in ${inputPath}`);
+  if (gs.length > inputs.length)
+    throw new HlmError(`${gsPath}: ${gs.length} gold lines for ${inputs.length} sentence pairs in ${inputPath}`);
   const pairs: StsPair[] = [];
   for (let i = 0; i < inputs.length; i++) {
     const g = gs[i]?.trim() ?? '';
@@ -84,7 +103,10 @@ export function readSentEval(inputPath: string, gsPath: string): StsPair[] {
   return pairs;
 }
 
-/** Every evaluation set found under dir (recursively, two levels): sts-test.csv, SICK_test_annotated.txt, STS.input.*.txt. */
+/**
+ * Every evaluation set found under dir (recursively, two levels): sts-test.csv, SICK_test_annotated.txt,
+ * STS.input.*.txt.
+ */
 export function findStsDatasets(dir: string): StsDataset[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new HlmError(`--eval-sts ${dir}: not a directory`);
   const out: StsDataset[] = [];
@@ -105,13 +127,18 @@ export function findStsDatasets(dir: string): StsDataset[] {
     }
   };
   visit(dir, 0);
-  if (!out.length) throw new HlmError(`--eval-sts ${dir}: found no sts-test.csv, SICK_test_annotated.txt or STS.input.*.txt`);
+  if (!out.length)
+    throw new HlmError(`--eval-sts ${dir}: found no sts-test.csv, SICK_test_annotated.txt or STS.input.*.txt`);
   return out;
 }
 
 /** Lowercase, punctuation and symbols to spaces, split on whitespace. */
 export function tokenize(s: string): string[] {
-  return s.toLowerCase().replace(/[\p{P}\p{S}]+/gu, ' ').split(/\s+/).filter(Boolean);
+  return s
+    .toLowerCase()
+    .replace(/[\p{P}\p{S}]+/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean);
 }
 
 // One implementation of the rank statistics for the whole project (GLUE's STS-B uses them too);
@@ -149,12 +176,23 @@ export interface EvaluateStsOptions {
  * the non-empty v_s (no centering, as in the reference implementation), v_s ← v_s − Σ u uᵀ v_s.
  * Returns the rows (n × d, float64) and which sentences had no known word (their row stays 0).
  */
-export function sifEmbeddings(emb: Embeddings, sentences: string[], opts: SifOptions, known?: Set<string>): { rows: Float64Array; empty: boolean[]; components: Float64Array[] } {
-  const d = emb.dim, a = opts.a ?? 1e-3, pcs = opts.pcs ?? 1;
-  if (opts.p.length !== emb.words.length) throw new HlmError(`SIF: ${opts.p.length} probabilities for ${emb.words.length} words`);
+export function sifEmbeddings(
+  emb: Embeddings,
+  sentences: string[],
+  opts: SifOptions,
+  known?: Set<string>,
+): { rows: Float64Array; empty: boolean[]; components: Float64Array[] } {
+  const d = emb.dim;
+  const a = opts.a ?? 1e-3;
+  const pcs = opts.pcs ?? 1;
+  if (opts.p.length !== emb.words.length)
+    throw new HlmError(`SIF: ${opts.p.length} probabilities for ${emb.words.length} words`);
   if (!(a > 0)) throw new HlmError(`SIF: a must be positive, got ${a}`);
   const index = new Map<string, number>();
-  emb.words.forEach((w, i) => { const p = opts.p[i]; if ((!known || known.has(w)) && Number.isFinite(p) && p > 0) index.set(w, i); });
+  emb.words.forEach((w, i) => {
+    const p = opts.p[i];
+    if ((!known || known.has(w)) && Number.isFinite(p) && p > 0) index.set(w, i);
+  });
   const n = sentences.length;
   const rows = new Float64Array(n * d);
   const empty: boolean[] = new Array(n).fill(false);
@@ -185,7 +223,8 @@ export function sifEmbeddings(emb: Embeddings, sentences: string[], opts: SifOpt
       }
     }
     const evd = new EigenvalueDecomposition(new Matrix(g.map((x) => Array.from(x))), { assumeSymmetric: true });
-    const vals = evd.realEigenvalues, V = evd.eigenvectorMatrix;
+    const vals = evd.realEigenvalues;
+    const V = evd.eigenvectorMatrix;
     const order = vals.map((_, i) => i).sort((x, y) => vals[y] - vals[x]);
     for (let k = 0; k < min(pcs, d); k++) {
       const u = Float64Array.from(V.getColumn(order[k]));
@@ -206,7 +245,7 @@ export function sifEmbeddings(emb: Embeddings, sentences: string[], opts: SifOpt
  * A pair with a sentence without known words scores cosine 0 (counted in `empty`).
  * The third argument may also be a Set of known words (the older signature). */
 export function evaluateSts(emb: Embeddings, data: StsDataset, opts?: Set<string> | EvaluateStsOptions): StsScore {
-  const o: EvaluateStsOptions = opts instanceof Set ? { known: opts } : opts ?? {};
+  const o: EvaluateStsOptions = opts instanceof Set ? { known: opts } : (opts ?? {});
   const known = o.known;
   const d = emb.dim;
   const np = data.pairs.length;
@@ -218,7 +257,9 @@ export function evaluateSts(emb: Embeddings, data: StsDataset, opts?: Set<string
     vec = (r) => (empty[r] ? undefined : rows.subarray(r * d, (r + 1) * d));
   } else {
     const index = new Map<string, number>();
-    emb.words.forEach((w, i) => { if (!known || known.has(w)) index.set(w, i); });
+    emb.words.forEach((w, i) => {
+      if (!known || known.has(w)) index.set(w, i);
+    });
     vec = (r) => {
       const s = r % 2 === 0 ? data.pairs[r >> 1].a : data.pairs[r >> 1].b;
       const v = new Float64Array(d);
@@ -232,14 +273,25 @@ export function evaluateSts(emb: Embeddings, data: StsDataset, opts?: Set<string
       return k ? v : undefined;
     };
   }
-  const sims = new Float64Array(np), golds = new Float64Array(np);
+  const sims = new Float64Array(np);
+  const golds = new Float64Array(np);
   let empty = 0;
   data.pairs.forEach((p, i) => {
     golds[i] = p.gold;
-    const a = vec(2 * i), b = vec(2 * i + 1);
-    if (!a || !b) { empty++; return; }
-    let ab = 0, aa = 0, bb = 0;
-    for (let c = 0; c < d; c++) { ab += a[c] * b[c]; aa += a[c] * a[c]; bb += b[c] * b[c]; }
+    const a = vec(2 * i);
+    const b = vec(2 * i + 1);
+    if (!a || !b) {
+      empty++;
+      return;
+    }
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let c = 0; c < d; c++) {
+      ab += a[c] * b[c];
+      aa += a[c] * a[c];
+      bb += b[c] * b[c];
+    }
     sims[i] = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
   });
   return { name: data.name, pairs: np, empty, spearman: 100 * spearman(sims, golds) };

@@ -15,7 +15,9 @@ import type { Embeddings } from './formats.js';
 export type WhitenMethod = 'zipfian' | 'uniform' | 'center' | 'abtt';
 export const WHITEN_METHODS: readonly WhitenMethod[] = ['zipfian', 'uniform', 'center', 'abtt'];
 
-const sqrt = Math.sqrt, log = Math.log, abs = Math.abs;
+const sqrt = Math.sqrt;
+const log = Math.log;
+const abs = Math.abs;
 
 export interface Aligned {
   /** The kept words' embeddings (intersection with the frequency list, in embedding order). */
@@ -26,10 +28,18 @@ export interface Aligned {
 }
 
 /** Keep the words present in both inputs; p = count / total over them. */
-export function align(emb: Embeddings, counts: Map<string, number>, what = { embeddings: 'embeddings', frequencies: 'frequencies' }): Aligned {
+export function align(
+  emb: Embeddings,
+  counts: Map<string, number>,
+  what = { embeddings: 'embeddings', frequencies: 'frequencies' },
+): Aligned {
   const keep: number[] = [];
   for (let i = 0; i < emb.words.length; i++) if (counts.has(emb.words[i])) keep.push(i);
-  if (!keep.length) throw new HlmError(`no word of ${what.embeddings} (${emb.words.length} words, e.g. "${emb.words.slice(0, 3).join('", "')}") appears in ${what.frequencies} (${counts.size} words): the intersection is empty`);
+  if (!keep.length)
+    throw new HlmError(
+      `no word of ${what.embeddings} (${emb.words.length} words, e.g. "${emb.words.slice(0, 3).join('", "')}") ` +
+        `appears in ${what.frequencies} (${counts.size} words): the intersection is empty`,
+    );
   const d = emb.dim;
   const vectors = new Float32Array(keep.length * d);
   const words: string[] = new Array(keep.length);
@@ -42,7 +52,11 @@ export function align(emb: Embeddings, counts: Map<string, number>, what = { emb
     total += p[r];
   });
   for (let r = 0; r < p.length; r++) p[r] /= total;
-  return { emb: { ...emb, words, vectors }, p, dropped: { noFrequency: emb.words.length - keep.length, noVector: counts.size - keep.length } };
+  return {
+    emb: { ...emb, words, vectors },
+    p,
+    dropped: { noFrequency: emb.words.length - keep.length, noVector: counts.size - keep.length },
+  };
 }
 
 /** Eigenvalues (descending) and the matching eigenvectors as columns of a d×d row-major array. */
@@ -79,7 +93,15 @@ export function uniformWeights(n: number): Float64Array {
 }
 
 /** Fit a method's transform on n×d rows already on the GPU, with word probabilities p. */
-export async function fitTransform(gpu: Gpu, x: GPUBuffer, n: number, d: number, p: Float64Array, method: WhitenMethod, o: FitOptions = {}): Promise<Transform> {
+export async function fitTransform(
+  gpu: Gpu,
+  x: GPUBuffer,
+  n: number,
+  d: number,
+  p: Float64Array,
+  method: WhitenMethod,
+  o: FitOptions = {},
+): Promise<Transform> {
   const weights = method === 'zipfian' ? p : uniformWeights(n);
   const { mean, cov } = await weightedMoments(gpu, x, n, d, weights);
   if (method === 'center') {
@@ -91,16 +113,21 @@ export async function fitTransform(gpu: Gpu, x: GPUBuffer, n: number, d: number,
   const T = new Float64Array(d * d);
   if (method === 'abtt') {
     const k = o.abttK ?? 3;
-    if (!(Number.isInteger(k) && k >= 0 && k < d)) throw new HlmError(`abtt: k must be an integer in [0, ${d - 1}], got ${k}`);
+    if (!(Number.isInteger(k) && k >= 0 && k < d))
+      throw new HlmError(`abtt: k must be an integer in [0, ${d - 1}], got ${k}`);
     for (let i = 0; i < d; i++) T[i * d + i] = 1;
-    for (let j = 0; j < k; j++) for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) T[r * d + c] -= vectors[r * d + j] * vectors[c * d + j];
+    for (let j = 0; j < k; j++)
+      for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) T[r * d + c] -= vectors[r * d + j] * vectors[c * d + j];
     return { method, mean, T, eigenvalues: values };
   }
   const eps = o.epsilon ?? 0;
   const scale = Float64Array.from(values, (l, j) => {
     const v = l + eps;
     if (!(v > 1e-12 * abs(values[0] + eps))) {
-      throw new HlmError(`${method} whitening: the ${method === 'zipfian' ? 'p-weighted ' : ''}covariance is singular (eigenvalue ${j + 1} of ${d} is ${l.toExponential(3)}; ${n} words for ${d} dimensions); pass --epsilon to regularise`);
+      throw new HlmError(
+        `${method} whitening: the ${method === 'zipfian' ? 'p-weighted ' : ''}covariance is singular (eigenvalue ` +
+          `${j + 1} of ${d} is ${l.toExponential(3)}; ${n} words for ${d} dimensions); pass --epsilon to regularise`,
+      );
     }
     return 1 / sqrt(v);
   });
@@ -115,7 +142,15 @@ export async function fitTransform(gpu: Gpu, x: GPUBuffer, n: number, d: number,
  * measures the weighted covariance C' of the whitened rows, which is close to I and so well
  * conditioned, and right-multiplies T by C'^(−1/2) (symmetric, so the axes barely move).
  */
-async function refine(gpu: Gpu, x: GPUBuffer, n: number, d: number, weights: ArrayLike<number>, mean: ArrayLike<number>, T: Float64Array): Promise<void> {
+async function refine(
+  gpu: Gpu,
+  x: GPUBuffer,
+  n: number,
+  d: number,
+  weights: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  T: Float64Array,
+): Promise<void> {
   const z = await applyTransform(gpu, x, n, d, mean, T, d);
   const Z = gpu.upload('whiten refinement', z);
   let cz: Float64Array;
@@ -126,17 +161,19 @@ async function refine(gpu: Gpu, x: GPUBuffer, n: number, d: number, weights: Arr
   }
   const { values, vectors } = symmetricEigen(cz, d);
   const R = new Float64Array(d * d);
-  for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (vectors[r * d + j] * vectors[c * d + j]) / sqrt(values[j]);
-    R[r * d + c] = s;
-  }
+  for (let r = 0; r < d; r++)
+    for (let c = 0; c < d; c++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += (vectors[r * d + j] * vectors[c * d + j]) / sqrt(values[j]);
+      R[r * d + c] = s;
+    }
   const out = new Float64Array(d * d);
-  for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += T[r * d + j] * R[j * d + c];
-    out[r * d + c] = s;
-  }
+  for (let r = 0; r < d; r++)
+    for (let c = 0; c < d; c++) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += T[r * d + j] * R[j * d + c];
+      out[r * d + c] = s;
+    }
   T.set(out);
 }
 
@@ -185,12 +222,21 @@ export function spectralEntropy(values: ArrayLike<number>): number {
 }
 
 /** Sym1 and Sym2 of n×d rows, under p and under the uniform measure (covariances on the GPU). */
-export async function symmetryScores(gpu: Gpu, x: Float32Array, n: number, d: number, p: Float64Array): Promise<SymmetryReport> {
+export async function symmetryScores(
+  gpu: Gpu,
+  x: Float32Array,
+  n: number,
+  d: number,
+  p: Float64Array,
+): Promise<SymmetryReport> {
   const X = gpu.upload('symmetry rows', x);
   try {
     const u = uniformWeights(n);
     const out: Partial<SymmetryReport> = {};
-    for (const [name, w] of [['p', p], ['uniform', u]] as const) {
+    for (const [name, w] of [
+      ['p', p],
+      ['uniform', u],
+    ] as const) {
       const { cov } = await weightedMoments(gpu, X, n, d, w);
       out[name] = { sym1: sym1(x, n, d, w), sym2: spectralEntropy(symmetricEigen(cov, d).values) };
     }
@@ -211,9 +257,16 @@ export interface WhitenResult {
 }
 
 /** Align, fit, apply (and score, with report) one method. */
-export async function whiten(gpu: Gpu, emb: Embeddings, counts: Map<string, number>, method: WhitenMethod, o: FitOptions & { report?: boolean; names?: { embeddings: string; frequencies: string } } = {}): Promise<WhitenResult> {
+export async function whiten(
+  gpu: Gpu,
+  emb: Embeddings,
+  counts: Map<string, number>,
+  method: WhitenMethod,
+  o: FitOptions & { report?: boolean; names?: { embeddings: string; frequencies: string } } = {},
+): Promise<WhitenResult> {
   const a = align(emb, counts, o.names);
-  const n = a.emb.words.length, d = a.emb.dim;
+  const n = a.emb.words.length;
+  const d = a.emb.dim;
   const X = gpu.upload('whiten input', a.emb.vectors);
   try {
     const t0 = performance.now();
@@ -222,9 +275,18 @@ export async function whiten(gpu: Gpu, emb: Embeddings, counts: Map<string, numb
     const z = await applyTransform(gpu, X, n, d, transform.mean, transform.T, d);
     const t2 = performance.now();
     const out: Embeddings = { ...a.emb, vectors: z };
-    const result: WhitenResult = { out, transform, p: a.p, dropped: a.dropped, timings: { fitMs: t1 - t0, applyMs: t2 - t1 } };
+    const result: WhitenResult = {
+      out,
+      transform,
+      p: a.p,
+      dropped: a.dropped,
+      timings: { fitMs: t1 - t0, applyMs: t2 - t1 },
+    };
     if (o.report) {
-      result.symmetry = { input: await symmetryScores(gpu, a.emb.vectors, n, d, a.p), output: await symmetryScores(gpu, z, n, d, a.p) };
+      result.symmetry = {
+        input: await symmetryScores(gpu, a.emb.vectors, n, d, a.p),
+        output: await symmetryScores(gpu, z, n, d, a.p),
+      };
       result.timings.reportMs = performance.now() - t2;
     }
     return result;

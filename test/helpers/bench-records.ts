@@ -3,7 +3,11 @@ import type { BenchRecord } from '../../src/bench/record.js';
 
 export function syntheticRecord(over: Partial<BenchRecord> = {}, value = 100): BenchRecord {
   return {
-    schema: 'hlm.bench/1', suite: 'kernel', name: 'matmul', test: 'square 256x256x256 NN', status: 'ok',
+    schema: 'hlm.bench/1',
+    suite: 'kernel',
+    name: 'matmul',
+    test: 'square 256x256x256 NN',
+    status: 'ok',
     params: { M: 256, N: 256, K: 256, transA: false, transB: false },
     build: { tool: 'hlm', version: '0.1.0', commit: 'abc1234' },
     env: { os: 'Linux 6', arch: 'x64', cpu: 'test cpu', cores: 2, memory_bytes: 1 << 30, runtime: 'node v20' },
@@ -25,8 +29,21 @@ export function syntheticRecord(over: Partial<BenchRecord> = {}, value = 100): B
 export function syntheticRun(scale = 1): BenchRecord[] {
   return [
     syntheticRecord({}, 100 * scale),
-    syntheticRecord({ test: 'square 256x256x256 NT', params: { M: 256, N: 256, K: 256, transA: false, transB: true } }, 90 * scale),
-    syntheticRecord({ name: 'loss-head', test: 'cwt 128x128x64', params: { head: 'cwt', rows: 128, V: 128, d: 64 } }, 5 * scale),
-    syntheticRecord({ suite: 'train', name: 'train-tiny', test: 'ce step 4x64', params: { preset: 'tiny', objective: 'ce', note: 'a, "b"' }, throughput: { unit: 'tokens/s', value: 2000 * scale, peak_fraction: null }, check: { reference: 'none', metric: 'loss', value: 10.8, ok: true } }),
+    syntheticRecord(
+      { test: 'square 256x256x256 NT', params: { M: 256, N: 256, K: 256, transA: false, transB: true } },
+      90 * scale,
+    ),
+    syntheticRecord(
+      { name: 'loss-head', test: 'cwt 128x128x64', params: { head: 'cwt', rows: 128, V: 128, d: 64 } },
+      5 * scale,
+    ),
+    syntheticRecord({
+      suite: 'train',
+      name: 'train-tiny',
+      test: 'ce step 4x64',
+      params: { preset: 'tiny', objective: 'ce', note: 'a, "b"' },
+      throughput: { unit: 'tokens/s', value: 2000 * scale, peak_fraction: null },
+      check: { reference: 'none', metric: 'loss', value: 10.8, ok: true },
+    }),
   ];
 }

@@ -8,7 +8,9 @@ export function rng(seed: number): () => number {
   return streamRng(seed);
 }
 
-export const SEED = process.env.HLM_TEST_SEED ? Number(process.env.HLM_TEST_SEED) : (Date.now() ^ (process.pid << 8)) >>> 0;
+export const SEED = process.env.HLM_TEST_SEED
+  ? Number(process.env.HLM_TEST_SEED)
+  : (Date.now() ^ (process.pid << 8)) >>> 0;
 
 export function makeRandom(seed = SEED) {
   const next = rng(seed);
@@ -17,7 +19,11 @@ export function makeRandom(seed = SEED) {
     /** uniform in [lo, hi) */
     uniform: (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * next()),
     /** standard normal (Box-Muller) */
-    normal: (n: number, std = 1) => Float32Array.from({ length: n }, () => std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next())),
+    normal: (n: number, std = 1) =>
+      Float32Array.from(
+        { length: n },
+        () => std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next()),
+      ),
     int: (n: number, hi: number) => Uint32Array.from({ length: n }, () => Math.floor(next() * hi)),
     next,
   };
@@ -26,7 +32,8 @@ export function makeRandom(seed = SEED) {
 /** ‖got − ref‖₂ / ‖ref‖₂ (absolute norm when ref is all zeros); NaN anywhere gives NaN. */
 export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   if (got.length !== ref.length) throw new Error(`length ${got.length} != reference length ${ref.length}`);
-  let num = 0, den = 0;
+  let num = 0;
+  let den = 0;
   for (let i = 0; i < ref.length; i++) {
     const d = got[i] - ref[i];
     num += d * d;
@@ -56,11 +63,15 @@ export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol:
  * Random GPT-2 weights in the flat layout and by name (float64), larger than GPT-2's init so
  * every path carries signal; LayerNorm weights around 1.
  */
-export function randomGpt2Params(layout: { total: number; tensors: readonly { name: string; offset: number; size: number }[] }, rand: ReturnType<typeof makeRandom>) {
+export function randomGpt2Params(
+  layout: { total: number; tensors: readonly { name: string; offset: number; size: number }[] },
+  rand: ReturnType<typeof makeRandom>,
+) {
   const params = new Float32Array(layout.total);
   const named: Record<string, Float64Array> = {};
   for (const t of layout.tensors) {
-    const v = t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
+    const v =
+      t.name.includes('ln_') && t.name.endsWith('weight') ? rand.uniform(t.size, 0.5, 1.5) : rand.normal(t.size, 0.3);
     params.set(v, t.offset);
     named[t.name] = Float64Array.from(v);
   }
