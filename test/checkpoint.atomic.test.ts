@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointContents } from '../src/train/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointContents } from '../src/model/checkpoint.js';
 
 const CONFIG: ModelConfig = { ...preset('tiny'), vocab_size: 128, n_positions: 8, n_embd: 16, n_head: 2, n_layer: 1 };
 const same = (a: Float32Array, b: Float32Array) =>

@@ -10,7 +10,7 @@ import {
   tensorToFloat32,
   type TensorToWrite,
 } from '../src/model/safetensors.js';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../src/model/checkpoint.js';
 import { makeRandom } from './helpers/check.js';
 
 const CONFIG: ModelConfig = {

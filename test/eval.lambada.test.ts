@@ -20,7 +20,7 @@ import {
 import { chooseBatchShape, scoreRequests } from '../src/eval/score.js';
 import { evalLambada } from '../src/eval/evaluate.js';
 import { loadTokenizer, type Tokenizer } from '../src/data/tokenizer.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { gpt2Forward } from '../src/reference/gpt2.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';

@@ -11,7 +11,7 @@ import {
   parseGlueTask,
   readGlueFile,
   type GlueTask,
-} from '../src/eval/glue-data.js';
+} from '../src/glue/data.js';
 
 const glue = join(projectRoot(), '..', 'shared', 'data', 'glue');
 const scratch = () => mkdtempSync(join(tmpdir(), 'hlm-glue-'));

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { hlm } from './helpers/cli.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
-import { joinPair } from '../src/eval/glue-encode.js';
-import { readGlueInputs } from '../src/eval/glue-data.js';
-import { classWeights, predictionsFromLogits } from '../src/train/glue.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
+import { joinPair } from '../src/glue/encode.js';
+import { readGlueInputs } from '../src/glue/data.js';
+import { classWeights, predictionsFromLogits } from '../src/glue/run.js';
 
 let dir: string;
 const FILLER = ['the', 'film', 'was', 'very', 'a', 'story', 'of', 'and', 'it', 'is', 'quite', 'long', 'plot', 'this'];

@@ -10,7 +10,7 @@ import { loadTokenizer } from '../src/data/tokenizer.js';
 import { TextStream } from '../src/infer/text.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 
 let dir: string;
 const SMALL = { n_layer: 2, n_embd: 16, n_head: 2, n_positions: 24, eos_token_id: 50256 };

@@ -11,7 +11,7 @@ import { preset, type ModelConfig } from '../src/model/config.js';
 import { paramLayout } from '../src/model/params.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
 import { classifierHeadReference } from '../src/reference/classifier.js';
-import { Finetuner, bucketLengths } from '../src/train/finetune.js';
+import { Finetuner, bucketLengths } from '../src/glue/finetune.js';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { openTestGpu } from './helpers/gpu.js';
 import { expectClose } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions, trainingDefaults } from '../src/train/pretrain.js';
-import { loadCheckpoint, saveCheckpoint } from '../src/train/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { BatchSource } from '../src/data/batches.js';
 import { defaultCorpusPath } from '../src/data/corpus.js';
 import { prepareData } from '../src/data/shards.js';

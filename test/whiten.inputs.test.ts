@@ -8,7 +8,7 @@ import { openTestGpu } from './helpers/gpu.js';
 import { hlm } from './helpers/cli.js';
 import { makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { saveCheckpoint } from '../src/train/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { writeShard } from '../src/data/shards.js';
 import { preset } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';

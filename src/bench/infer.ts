@@ -11,7 +11,7 @@
 // Generator's logits, after a prefill and after each of a few cached steps, with the float64
 // GPT-2 (on a short prompt, where float64 in JS is cheap).
 import { streamRng } from '../data/random.js';
-import { relErr } from '../check/selfcheck.js';
+import { relErr } from '../util/stats.js';
 import { Generator } from '../infer/generator.js';
 import { preset, type ModelConfig } from '../model/config.js';
 import { initParams, paramLayout } from '../model/params.js';

@@ -7,7 +7,7 @@
 // --quick uses the tiny preset's shapes (4×32 tokens, d = 64); the full suite the small
 // preset's (8×512 tokens, d = 512), the same on every device so that runs compare.
 import type { Dispatch, Gpu } from '../gpu/device.js';
-import { relErr } from '../check/selfcheck.js';
+import { relErr } from '../util/stats.js';
 import { streamRng } from '../data/random.js';
 import {
   attentionBackward,

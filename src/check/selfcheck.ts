@@ -10,6 +10,7 @@ import { addBroadcast } from '../reference/broadcast.js';
 import { matmul as matmulRef } from '../reference/matmul.js';
 import { rowMax, rowSum } from '../reference/reductions.js';
 import { streamRng } from '../data/random.js';
+import { relErr } from '../util/stats.js';
 import { preset } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { createCeHead, createCwtHead } from '../model/heads.js';
@@ -42,17 +43,6 @@ export interface SelfCheckResult {
 
 function random(n: number, next: () => number): Float32Array {
   return Float32Array.from({ length: n }, () => 2 * next() - 1);
-}
-
-/** ‖got − ref‖₂ / ‖ref‖₂ (NaN anywhere gives NaN); shared with `hlm bench`'s checks. */
-export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (got[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num) / (den > 0 ? Math.sqrt(den) : 1);
 }
 
 export async function selfCheck(

@@ -2,11 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { HlmError } from '../errors.js';
-import { GLUE_TASKS, TASKS, parseGlueTask, findGlueTask, type GlueTask } from '../eval/glue-data.js';
-import { glueAverage } from '../eval/glue-metrics.js';
+import { GLUE_TASKS, TASKS, parseGlueTask, findGlueTask, type GlueTask } from '../glue/data.js';
+import { glueAverage } from '../glue/metrics.js';
 import { POOLINGS } from '../model/classifier.js';
-import { fmtScore, runGlueTask, type GlueTaskResult } from '../train/glue.js';
-import { glueTable } from '../train/glue-table.js';
+import { fmtScore, runGlueTask, type GlueTaskResult } from '../glue/run.js';
+import { glueTable } from '../glue/table.js';
 
 export interface FinetuneGlueResult {
   tasks: GlueTaskResult[];

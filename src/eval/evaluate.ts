@@ -3,7 +3,7 @@
 // tokenizer.json, or GPT-2's for a GPT-2 vocabulary) are used: no hlm-only state.
 import type { Gpu } from '../gpu/device.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
 import { lambadaRequest, readLambada, aggregateLambada, type LambadaFormat, type LambadaMetrics } from './lambada.js';
 import { scoreRequests } from './score.js';
 

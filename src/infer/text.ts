@@ -6,7 +6,7 @@ import { HlmError } from '../errors.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { log } from '../log.js';
-import { loadCheckpoint, readCheckpointConfig } from '../train/checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
 import { Generator, generate, headTensor, type StopReason } from './generator.js';
 
 export interface GenerateTextOptions {

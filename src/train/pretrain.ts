@@ -16,7 +16,7 @@ import { loadTokenizer, maskId, tokenizerFromJson, type Tokenizer } from '../dat
 import { MODEL_CONFIG_SCHEMA, preset, validateConfig, type ModelConfig, type Objective } from '../model/config.js';
 import { parseOverrides, readConfigFile, type ConfigRecord, type ConfigSchema } from '../model/overrides.js';
 import { initParams } from '../model/params.js';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
 import { lrAt, type Schedule } from './schedule.js';
 import { Trainer } from './trainer.js';
 

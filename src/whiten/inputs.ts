@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HlmError } from '../errors.js';
-import { CONFIG_FILE, MODEL_FILE, loadCheckpoint } from '../train/checkpoint.js';
+import { CONFIG_FILE, MODEL_FILE, loadCheckpoint } from '../model/checkpoint.js';
 import { listCorpusFiles, readDocuments, SHARD_MAGIC } from '../data/corpus.js';
 import { readShard } from '../data/shards.js';
 import type { Embeddings } from './formats.js';

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { HlmError } from '../errors.js';
-import { spearman } from '../eval/glue-metrics.js';
+import { spearman } from '../util/stats.js';
 import type { Embeddings } from './formats.js';
 
 export interface StsPair {
@@ -143,7 +143,7 @@ export function tokenize(s: string): string[] {
 
 // One implementation of the rank statistics for the whole project (GLUE's STS-B uses them too);
 // a constant input gives 0 rather than NaN.
-export { averageRanks as ranks, pearson, spearman } from '../eval/glue-metrics.js';
+export { averageRanks as ranks, pearson, spearman } from '../util/stats.js';
 
 export interface StsScore {
   name: string;

@@ -1,4 +1,5 @@
 import { streamRng } from '../../src/data/random.js';
+import { relErr as statsRelErr } from '../../src/util/stats.js';
 
 // Shared test helpers: fresh random inputs every run (the seed is printed on failure so a
 // failing draw can be replayed with HLM_TEST_SEED), and float64 comparisons written so NaN fails.
@@ -29,17 +30,10 @@ export function makeRandom(seed = SEED) {
   };
 }
 
-/** ‖got − ref‖₂ / ‖ref‖₂ (absolute norm when ref is all zeros); NaN anywhere gives NaN. */
+/** src/util/stats.ts's relErr, refusing arrays of different lengths. */
 export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   if (got.length !== ref.length) throw new Error(`length ${got.length} != reference length ${ref.length}`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = got[i] - ref[i];
-    num += d * d;
-    den += ref[i] * ref[i];
-  }
-  return Math.sqrt(num) / (den > 0 ? Math.sqrt(den) : 1);
+  return statsRelErr(got, ref);
 }
 
 /** Largest |got − ref|; NaN anywhere gives NaN. */

@@ -13,8 +13,8 @@
 import { mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
-import { fromHfConfig, toHfConfig, validateConfig, type ModelConfig } from '../model/config.js';
-import { PARAM_ALIGN, canonicalParamName, initTensor, paramLayout, type ParamLayout } from '../model/params.js';
+import { fromHfConfig, toHfConfig, validateConfig, type ModelConfig } from './config.js';
+import { PARAM_ALIGN, canonicalParamName, initTensor, paramLayout, type ParamLayout } from './params.js';
 import {
   DTYPE_SIZE,
   readSafetensorsFile,
@@ -25,7 +25,7 @@ import {
   type SafeTensor,
   type SafetensorsFile,
   type TensorToWrite,
-} from '../model/safetensors.js';
+} from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';

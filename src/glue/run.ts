@@ -14,11 +14,11 @@ import { tokenizerFromJson, loadTokenizer, type Tokenizer } from '../data/tokeni
 import { GPT2_VOCAB_SIZE } from '../model/config.js';
 import { POOLINGS, type Pooling } from '../model/classifier.js';
 import { Rng } from '../model/random.js';
-import { encodeGlue } from '../eval/glue-encode.js';
-import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } from '../eval/glue-data.js';
-import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from '../eval/glue-metrics.js';
+import { encodeGlue } from './encode.js';
+import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } from './data.js';
+import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from './metrics.js';
 import { log } from '../log.js';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
 import { Finetuner } from './finetune.js';
 
 export interface GlueRunOptions {

@@ -8,26 +8,16 @@
 //   - Pearson and Spearman are 0 when either input is constant (zero variance; SciPy gives NaN).
 // Inputs must have equal, non-zero lengths and finite values (a diverged model's NaN prediction
 // is a RangeError, not a silent NaN score).
-import { GLUE_TASKS, TASKS, type GlueMetricName, type GlueSplit, type GlueTask } from './glue-data.js';
+import { checkPairs, pearson, spearman } from '../util/stats.js';
+import { GLUE_TASKS, TASKS, type GlueMetricName, type GlueSplit, type GlueTask } from './data.js';
 
 const sqrt = Math.sqrt;
 const max = Math.max;
 const min = Math.min;
 
-function check(what: string, pred: ArrayLike<number>, gold: ArrayLike<number>): number {
-  const n = gold.length;
-  if (pred.length !== n) throw new RangeError(`${what}: ${pred.length} predictions for ${n} labels`);
-  if (n === 0) throw new RangeError(`${what}: no examples`);
-  for (let i = 0; i < n; i++) {
-    if (!Number.isFinite(pred[i])) throw new RangeError(`${what}: prediction ${i} is ${pred[i]}`);
-    if (!Number.isFinite(gold[i])) throw new RangeError(`${what}: label ${i} is ${gold[i]}`);
-  }
-  return n;
-}
-
 /** Fraction of predictions equal to their label. */
 export function accuracy(pred: ArrayLike<number>, gold: ArrayLike<number>): number {
-  const n = check('accuracy', pred, gold);
+  const n = checkPairs('accuracy', pred, gold);
   let hit = 0;
   for (let i = 0; i < n; i++) if (pred[i] === gold[i]) hit++;
   return hit / n;
@@ -35,7 +25,7 @@ export function accuracy(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
 
 /** F1 of the positive class (default 1): 2·tp / (2·tp + fp + fn); 0 when there is no true positive. */
 export function f1(pred: ArrayLike<number>, gold: ArrayLike<number>, positive = 1): number {
-  const n = check('f1', pred, gold);
+  const n = checkPairs('f1', pred, gold);
   let tp = 0;
   let fp = 0;
   let fn = 0;
@@ -55,7 +45,7 @@ export function f1(pred: ArrayLike<number>, gold: ArrayLike<number>, positive = 
  * or constant labels).
  */
 export function matthews(pred: ArrayLike<number>, gold: ArrayLike<number>): number {
-  const n = check('matthews', pred, gold);
+  const n = checkPairs('matthews', pred, gold);
   const predCount = new Map<number, number>();
   const goldCount = new Map<number, number>();
   let correct = 0;
@@ -77,58 +67,6 @@ export function matthews(pred: ArrayLike<number>, gold: ArrayLike<number>): numb
   if (den === 0) return 0;
   const r = (correct * s - pt) / sqrt(den);
   return max(-1, min(1, r));
-}
-
-/** Pearson correlation (two-pass, centred); 0 when either input is constant. */
-export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  const n = check('pearson', x, y);
-  // Exactly constant input: the rounded mean need not equal the value, so test it directly.
-  const constant = (v: ArrayLike<number>) => {
-    for (let i = 1; i < n; i++) if (v[i] !== v[0]) return false;
-    return true;
-  };
-  if (constant(x) || constant(y)) return 0;
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) {
-    mx += x[i];
-    my += y[i];
-  }
-  mx /= n;
-  my /= n;
-  let sxy = 0;
-  let sxx = 0;
-  let syy = 0;
-  for (let i = 0; i < n; i++) {
-    const dx = x[i] - mx;
-    const dy = y[i] - my;
-    sxy += dx * dy;
-    sxx += dx * dx;
-    syy += dy * dy;
-  }
-  if (sxx === 0 || syy === 0) return 0;
-  return max(-1, min(1, sxy / sqrt(sxx * syy)));
-}
-
-/** 1-based ranks, ties given the mean of the ranks they span (SciPy's rankdata 'average'). */
-export function averageRanks(v: ArrayLike<number>): Float64Array {
-  const n = v.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => v[i] - v[j]);
-  const ranks = new Float64Array(n);
-  for (let i = 0; i < n;) {
-    let j = i + 1;
-    while (j < n && v[order[j]] === v[order[i]]) j++;
-    const r = (i + 1 + j) / 2; // mean of ranks i+1 … j
-    for (let k = i; k < j; k++) ranks[order[k]] = r;
-    i = j;
-  }
-  return ranks;
-}
-
-/** Spearman's rank correlation: Pearson of the average ranks; 0 when either input is constant. */
-export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  check('spearman', x, y);
-  return pearson(averageRanks(x), averageRanks(y));
 }
 
 export interface TaskScore {

@@ -1,7 +1,7 @@
 // The `--task all` table: one row per task with its GLUE metrics (×100, mean ± std over seeds),
 // the majority-class baseline beside it, and the GLUE average.
-import { TASKS } from '../eval/glue-data.js';
-import type { GlueTaskResult } from './glue.js';
+import { TASKS } from './data.js';
+import type { GlueTaskResult } from './run.js';
 
 const pct = (x: number) => (100 * x).toFixed(1);
 

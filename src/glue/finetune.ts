@@ -10,7 +10,7 @@ import { HlmError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { createClassifierHead, type ClassifierHead, type Pooling } from '../model/classifier.js';
 import { Gpt2 } from '../model/gpt2.js';
-import { createUpdate, type Update, type UpdateOptions } from './update.js';
+import { createUpdate, type Update, type UpdateOptions } from '../train/update.js';
 
 export interface FinetunerOptions extends UpdateOptions {
   batchSize: number;
