@@ -4,7 +4,7 @@
 import { encode as r50kEncode } from 'gpt-tokenizer/encoding/r50k_base';
 import ranks from 'gpt-tokenizer/bpeRanks/r50k_base';
 import { BYTE_ORDER, bytesToSymbols } from './byte-level.js';
-import { MASK_TOKEN, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { MASK_TOKEN, type EncodeOptions, type Tokenizer } from './tokenizer-interface.js';
 import { hfByteLevelJson, mergeText, withMaskToken } from './tokenizer-json.js';
 
 export const GPT2_VOCAB_SIZE = 50257;

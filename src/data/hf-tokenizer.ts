@@ -17,7 +17,7 @@ import { HlmError } from '../errors.js';
 import { log } from '../log.js';
 import { BYTE_ORDER, BYTE_TO_CHAR } from './byte-level.js';
 import { readDocuments, type CorpusFile } from './corpus.js';
-import { MASK_TOKEN, type EncodeOptions, type Tokenizer } from './tokenizer.js';
+import { MASK_TOKEN, type EncodeOptions, type Tokenizer } from './tokenizer-interface.js';
 import { hfByteLevelJson, mergeText, withMaskToken } from './tokenizer-json.js';
 
 /** End-of-text candidates, in order of preference, for tokenizer.json files made elsewhere. */

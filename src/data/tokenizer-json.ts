@@ -1,5 +1,5 @@
 // Hugging Face tokenizer.json pieces shared by the GPT-2 and trained tokenizers.
-import { MASK_TOKEN } from './tokenizer.js';
+import { MASK_TOKEN } from './tokenizer-interface.js';
 
 /** A byte-level BPE tokenizer.json laid out as Hugging Face writes GPT-2's. */
 export function hfByteLevelJson(

@@ -5,7 +5,6 @@ import { adapterName, probeAdapters, type AdapterSummary, type Candidate, type P
 import { shaderDisplayPath, shaderSource, specialise, type ShaderParams } from './shaders.js';
 import { DeviceLostError, GpuValidationError, HlmError, NoAdapterError, ShaderCompileError } from '../errors.js';
 import { log } from '../log.js';
-import type { GpuProfiler } from './timing.js';
 
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | (string & {});
 
@@ -32,6 +31,17 @@ export interface Copy {
 }
 
 export type Command = Dispatch | Clear | Copy;
+
+/**
+ * What submit needs of a timestamp profiler (GpuProfiler in timing.ts implements it; declared
+ * here so that the runtime does not depend on the profiler).
+ */
+export interface DispatchProfiler {
+  /** Timestamp writes for the compute pass that will hold `d`, or undefined when out of slots. */
+  writes(d: Dispatch): GPUComputePassTimestampWrites | undefined;
+  /** Resolve the queries written so far (before the encoder finishes). */
+  resolve(enc: GPUCommandEncoder): void;
+}
 
 /** A binding: a whole buffer, or a byte range of one. */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -84,7 +94,7 @@ export class Gpu {
   private lostReason: string | undefined;
   private destroyed = false;
   /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
-  profiler?: GpuProfiler;
+  profiler?: DispatchProfiler;
 
   private constructor(
     readonly device: GPUDevice,

@@ -3,7 +3,7 @@
 // of its own with a begin and an end timestamp, so times can be attributed to dispatches (and
 // from there to a training step's phases). One pass per dispatch costs a little, so the bench
 // times wall-clock latency with the profiler detached and GPU time in separate repetitions.
-import type { Dispatch, Gpu } from './device.js';
+import type { Dispatch, DispatchProfiler, Gpu } from './device.js';
 
 /** WebGPU's cap on a query set. */
 const MAX_QUERIES = 4096;
@@ -13,7 +13,7 @@ export interface DispatchTime {
   ms: number;
 }
 
-export class GpuProfiler {
+export class GpuProfiler implements DispatchProfiler {
   private slots: Dispatch[] = [];
   /** Dispatches submitted past the query set's capacity: their time is missing. */
   overflow = 0;
