@@ -1,4 +1,5 @@
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { HlmError } from '../errors.js';
@@ -7,6 +8,7 @@ import type { BenchRecord } from '../bench/record.js';
 import { FORMATS, render, renderList, type ListedCase } from '../bench/report.js';
 import { runBench } from '../bench/run.js';
 import { describeCase, parseFilter, parseSuites, selectCases } from '../bench/suites.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export interface BenchResult {
   records?: BenchRecord[];
@@ -77,13 +79,22 @@ export default class Bench extends HlmCommand {
     const threshold = parseThreshold(flags.threshold);
     const baseline = flags.compare ? readRecords(flags.compare) : undefined;
     const toStdout = !flags.out && !this.jsonEnabled();
+    // A run's JSON lines go to --out as each test ends; any other report is written whole at the end.
+    const streaming = flags.format === 'jsonl' && !flags.from && !flags.list;
+    let report = '';
     const emit = (text: string) => {
-      if (flags.out) appendFileSync(flags.out, text);
+      if (flags.out && streaming) appendFileSync(flags.out, text);
+      else if (flags.out) report += text;
       else if (toStdout) process.stdout.write(text);
     };
+    const writeReport = () => {
+      if (flags.out && !streaming) writeFileAtomic(flags.out, report, 'bench report');
+    };
     if (flags.out) {
+      // Fail now, not after the run, when --out cannot be written.
       try {
-        writeFileSync(flags.out, '');
+        if (streaming) writeFileSync(flags.out, '');
+        else accessSync(dirname(resolve(flags.out)), constants.W_OK);
       } catch (e) {
         throw new HlmError(`cannot write ${flags.out}: ${(e as Error).message}`);
       }
@@ -98,6 +109,7 @@ export default class Bench extends HlmCommand {
       if (flags.list) {
         const tests = selection.cases.map(describeCase);
         emit(renderList(tests, flags.format));
+        writeReport();
         return { tests };
       }
       if (!selection.cases.length)
@@ -120,16 +132,16 @@ export default class Bench extends HlmCommand {
       comparison = compare(records, baseline, threshold);
       const table = comparisonTable(comparison);
       // Beside a Markdown report the table belongs to it; beside machine-readable records, on stderr.
-      if (flags.format === 'md' && toStdout) process.stdout.write('\n' + table);
-      else if (flags.format === 'md' && flags.out) appendFileSync(flags.out, '\n' + table);
+      if (flags.format === 'md' && (toStdout || flags.out)) emit('\n' + table);
       else process.stderr.write(table);
-      if (comparison.regressions) {
-        if (this.jsonEnabled()) this.logJson({ records, comparison });
-        throw new HlmError(
-          `${comparison.regressions} test(s) lost more than ${flags.threshold} of their throughput against ` +
-            `${flags.compare}`,
-        );
-      }
+    }
+    writeReport();
+    if (comparison?.regressions) {
+      if (this.jsonEnabled()) this.logJson({ records, comparison });
+      throw new HlmError(
+        `${comparison.regressions} test(s) lost more than ${flags.threshold} of their throughput against ` +
+          `${flags.compare}`,
+      );
     }
     const failed = records.filter((r) => r.status === 'error' || (r.check && !r.check.ok));
     if (failed.length && !flags.from) {

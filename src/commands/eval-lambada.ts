@@ -1,8 +1,7 @@
-import { writeFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
-import { HlmError } from '../errors.js';
 import { evalLambada, type EvalLambadaResult } from '../eval/evaluate.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export type EvalLambadaSummary = Omit<EvalLambadaResult, 'predictions'> & { predictionsFile?: string };
 
@@ -68,11 +67,7 @@ export default class EvalLambada extends HlmCommand {
           correct: p.correct,
         }),
       );
-      try {
-        writeFileSync(flags.predictions, lines.join('\n') + '\n');
-      } catch (e) {
-        throw new HlmError(`cannot write predictions to ${flags.predictions}: ${(e as Error).message}`);
-      }
+      writeFileAtomic(flags.predictions, lines.join('\n') + '\n', 'LAMBADA predictions');
     }
     this.log(
       `lambada_openai on ${result.n} passages (${result.objective} checkpoint, head ${result.head}): accuracy ` +

@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { HlmError } from '../errors.js';
@@ -7,6 +6,7 @@ import { glueAverage } from '../glue/metrics.js';
 import { POOLINGS } from '../model/classifier.js';
 import { fmtScore, runGlueTask, type GlueTaskResult } from '../glue/run.js';
 import { glueTable } from '../glue/table.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export interface FinetuneGlueResult {
   tasks: GlueTaskResult[];
@@ -139,11 +139,7 @@ export default class FinetuneGlue extends HlmCommand {
     const preds = results[0]?.predictions;
     if (preds) {
       if (flags.predictions) {
-        try {
-          writeFileSync(flags.predictions, preds.join('\n') + '\n');
-        } catch (e) {
-          throw new HlmError(`cannot write predictions to ${flags.predictions}: ${(e as Error).message}`);
-        }
+        writeFileAtomic(flags.predictions, preds.join('\n') + '\n', 'GLUE predictions');
         out.predictionsFile = flags.predictions;
         results[0].predictions = undefined;
       } else if (!this.jsonEnabled()) {

@@ -13,12 +13,11 @@ import {
   readSync,
   renameSync,
   rmSync,
-  writeFileSync,
-  writeSync,
 } from 'node:fs';
 import { endianness, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { listCorpusFiles, readDocuments, SHARD_MAGIC, type CorpusFile } from './corpus.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -45,7 +44,7 @@ export interface ShardHeader {
   bytesPerToken: 2 | 4;
 }
 
-/** Writes one shard: a temporary file beside `path`, then a rename, so a reader never sees half a shard. */
+/** Writes one shard atomically, so a reader never sees half a shard. */
 export function writeShard(path: string, tokens: ArrayLike<number>, version: ShardVersion = 2): void {
   assertLittleEndian();
   const n = tokens.length;
@@ -62,22 +61,8 @@ export function writeShard(path: string, tokens: ArrayLike<number>, version: Sha
       throw new HlmError(`${path}: token ${t} at index ${i} does not fit a version ${version} shard`);
     body[i] = t;
   }
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeAll(fd, new Uint8Array(header.buffer));
-    writeAll(fd, new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 30));
+  const bytes = [new Uint8Array(header.buffer), new Uint8Array(body.buffer, body.byteOffset, body.byteLength)];
+  writeFileAtomic(path, bytes, 'token shard');
 }
 
 /** Reads and checks a shard's header against the file's size. */
@@ -298,7 +283,7 @@ export async function tokenizeCorpus(
       tokens,
       documents,
     };
-    writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n');
+    writeFileAtomic(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1) + '\n', 'token cache manifest');
     try {
       renameSync(tmp, dir);
     } catch (err) {

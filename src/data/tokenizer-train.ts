@@ -8,9 +8,10 @@
 //     single-byte tokens, the bytes of multi-byte characters among them (byte fallback proper),
 //     and the non-ASCII characters whose bytes end up split over several tokens.
 // Characters are Unicode code points; bytes are UTF-8 bytes.
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { log } from '../log.js';
 import { readFile, listCorpusFiles, type CorpusFile } from './corpus.js';
 import { BINDING_TRAINER_VOCAB, TRAINED_EOT, trainBpeTokenizer, type HfTokenizer } from './hf-tokenizer.js';
@@ -340,25 +341,6 @@ export function resolveTokenizerOut(out: string): string {
   return file;
 }
 
-/**
- * Writes `text` to `file` through a temporary file in the same directory and a rename, creating directories as needed.
- */
-export function writeFileAtomic(file: string, text: string): void {
-  try {
-    mkdirSync(dirname(file), { recursive: true });
-  } catch (err) {
-    throw new HlmError(`cannot create ${dirname(file)}: ${(err as Error).message}`);
-  }
-  const tmp = join(dirname(file), `.${basename(file)}.tmp-${process.pid}`);
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw new HlmError(`cannot write ${file}: ${(err as Error).message}`);
-  }
-}
-
 export interface TrainTokenizerOptions {
   /** Text files or directories (plain text, WikiExtractor, JSONL). */
   data: readonly string[];
@@ -454,7 +436,12 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   );
   const tokenizer = trainBpeTokenizer(files, { vocabSize });
   const t2 = performance.now();
-  writeFileAtomic(path, tokenizer.toJSON());
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (err) {
+    throw new HlmError(`cannot create ${dirname(path)}: ${(err as Error).message}`);
+  }
+  writeFileAtomic(path, tokenizer.toJSON(), 'tokenizer');
   log.info(
     `tokenizer train: ${tokenizer.vocabSize} tokens in ${((t2 - t1) / 1000).toFixed(1)} s, written to ${path}; ` +
       `measuring coverage`,

@@ -2,9 +2,10 @@
 // exact GPT-2 ids) or any Hugging Face tokenizer.json. Encoding is asynchronous because the
 // Hugging Face binding only offers promise-returning encode/decode; GPT-2's is synchronous
 // underneath and resolves at once.
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HlmError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tokenizer } from './tokenizer-interface.js';
 
 export { MASK_TOKEN, type EncodeOptions, type Tokenizer } from './tokenizer-interface.js';
@@ -22,12 +23,10 @@ export function paddedVocab(n: number, multiple = 64): number {
   return Math.ceil(n / multiple) * multiple;
 }
 
-/** Writes `<dir>/tokenizer.json` (temporary file, then rename). */
+/** Writes `<dir>/tokenizer.json` atomically. */
 export function saveTokenizer(tokenizer: Tokenizer, dir: string, options: { withMask?: boolean } = {}): string {
   const path = join(dir, 'tokenizer.json');
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, tokenizer.toJSON(options));
-  renameSync(tmp, path);
+  writeFileAtomic(path, tokenizer.toJSON(options), 'tokenizer');
   return path;
 }
 

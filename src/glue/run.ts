@@ -6,7 +6,7 @@
 //
 // The defaults are the headless-LM paper's recipe: AdamW, lr 1e-5, batch 32, linear warm-up
 // over the first 10% of the steps and then a constant rate, up to 10 epochs, several seeds.
-import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
@@ -18,6 +18,7 @@ import { encodeGlue } from './encode.js';
 import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } from './data.js';
 import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from './metrics.js';
 import { log } from '../log.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
 import { Finetuner } from './finetune.js';
 
@@ -343,7 +344,11 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
       seconds: (performance.now() - t0) / 1000,
       tokensPerSecond: trainSeconds > 0 ? trainTokens / trainSeconds : null,
     };
-    if (!predictOnly) writeJsonAtomic(join(taskDir, 'result.json'), { ...result, predictions: undefined });
+    if (!predictOnly) {
+      mkdirSync(taskDir, { recursive: true });
+      const json = JSON.stringify({ ...result, predictions: undefined }, null, 2) + '\n';
+      writeFileAtomic(join(taskDir, 'result.json'), json, 'GLUE result');
+    }
     return result;
   } finally {
     ft.destroy();
@@ -352,11 +357,4 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
 
 export function fmtScore(s: TaskScore): string {
   return TASKS[s.task].metrics.map((m) => `${m} ${(100 * s.metrics[m]!).toFixed(2)}`).join(', ');
-}
-
-function writeJsonAtomic(path: string, value: unknown): void {
-  mkdirSync(join(path, '..'), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
 }

@@ -10,9 +10,10 @@
 // replaces only a directory holding checkpoint files, never one with other content.
 // One save per target at a time; a process killed while writing leaves a `.NAME.tmp-*`
 // sibling, which nothing reads and which can be deleted.
-import { mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
+import { syncDir, writeFileAtomic } from '../util/atomic-write.js';
 import { fromHfConfig, toHfConfig, validateConfig, type ModelConfig } from './config.js';
 import { PARAM_ALIGN, canonicalParamName, initTensor, paramLayout, type ParamLayout } from './params.js';
 import {
@@ -95,26 +96,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function writeFileSynced(path: string, data: string | Uint8Array): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** fsync a directory, so the names created or renamed in it are durable. */
-async function syncDir(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** The model's tensors as safetensors entries: views into the flat buffer, no copies. */
 export function modelTensors(layout: ParamLayout, params: Float32Array): Map<string, TensorToWrite> {
   if (params.length !== layout.total)
@@ -192,7 +173,8 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
 
   const tmp = await mkdtemp(join(parent, `.${basename(target)}.tmp-`));
   try {
-    await writeFileSynced(join(tmp, CONFIG_FILE), JSON.stringify(toHfConfig(c.config, c.hlm), null, 2) + '\n');
+    const config = JSON.stringify(toHfConfig(c.config, c.hlm), null, 2) + '\n';
+    writeFileAtomic(join(tmp, CONFIG_FILE), config, 'checkpoint file');
     // transformers refuses a model.safetensors whose metadata lacks format "pt".
     await writeSafetensorsFile(join(tmp, MODEL_FILE), tensors, { format: 'pt' });
     if (c.optimizer) {
@@ -207,9 +189,8 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
         { format: 'hlm', layout: 'flat', param_align: String(PARAM_ALIGN), param_total: String(layout.total) },
       );
     }
-    if (c.tokenizerJson !== undefined) await writeFileSynced(join(tmp, TOKENIZER_FILE), c.tokenizerJson);
-    for (const [name, data] of extra) await writeFileSynced(join(tmp, name), data);
-    await syncDir(tmp);
+    if (c.tokenizerJson !== undefined) writeFileAtomic(join(tmp, TOKENIZER_FILE), c.tokenizerJson, 'checkpoint file');
+    for (const [name, data] of extra) writeFileAtomic(join(tmp, name), data, 'checkpoint file');
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -228,7 +209,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
-  await syncDir(parent);
+  syncDir(parent);
   if (replacing) await rm(old, { recursive: true, force: true });
 }
 

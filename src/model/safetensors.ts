@@ -5,9 +5,10 @@
 // descending dtype alignment then name, data contiguous in that order, compact JSON with
 // `__metadata__` first, the header padded with spaces to a multiple of 8 bytes. Read with the
 // reference's checks, each refusal naming the file and the tensor or byte offset at fault.
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { HlmError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 /** The reference's dtypes, in its order of increasing alignment (used for sorting on write). */
 export const DTYPES = [
@@ -161,34 +162,14 @@ export function serializeSafetensors(
   return out;
 }
 
-/**
- * Write a file tensor by tensor (no second copy of a large model in memory), then fsync it
- * so a rename that follows publishes complete data.
- */
+/** Write a file atomically, tensor by tensor (no second copy of a large model in memory). */
 export async function writeSafetensorsFile(
   path: string,
   tensors: Record<string, TensorToWrite> | Map<string, TensorToWrite>,
   metadata?: Record<string, string>,
 ): Promise<void> {
   const { header, order } = prepare(tensors, metadata);
-  const fh = await open(path, 'w');
-  try {
-    await writeAll(fh, header);
-    for (const [, t] of order) await writeAll(fh, bytesOf(t.data));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function writeAll(fh: import('node:fs/promises').FileHandle, bytes: Uint8Array): Promise<void> {
-  // One write call is capped near 2 GiB; a large tensor goes in pieces.
-  const CHUNK = 1 << 30;
-  for (let at = 0; at < bytes.length; at += CHUNK) {
-    const piece = bytes.subarray(at, Math.min(bytes.length, at + CHUNK));
-    let done = 0;
-    while (done < piece.length) done += (await fh.write(piece, done, piece.length - done)).bytesWritten;
-  }
+  writeFileAtomic(path, [header, ...order.map(([, t]) => bytesOf(t.data))], 'safetensors file');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

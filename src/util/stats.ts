@@ -73,7 +73,6 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return pearson(averageRanks(x), averageRanks(y));
 }
 
-
 /** ‖got − ref‖₂ / ‖ref‖₂ (absolute norm when ref is all zeros); NaN anywhere gives NaN. */
 export function relErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   let num = 0;

@@ -3,8 +3,9 @@
 // file and the line (or word index for binary) so a broken file can be fixed. NumPy `.npy`
 // (float32 little-endian, C order, 2-D; written as format 1.0, read 1.x–3.x, <f8 converted) with the
 // words in a vocabulary file, one per line, by default next to it: X.npy ↔ X.vocab.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { HlmError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 
 export type EmbeddingFormat = 'word2vec' | 'glove' | 'word2vec-bin' | 'npy';
 export const EMBEDDING_FORMATS: readonly EmbeddingFormat[] = ['word2vec', 'glove', 'word2vec-bin', 'npy'];
@@ -275,12 +276,8 @@ export function writeEmbeddings(path: string, e: Embeddings, format: EmbeddingFo
       if (w === '' || /[\r\n]/.test(w))
         throw new HlmError(`${path}: word ${JSON.stringify(w)} cannot go in a one-word-per-line vocabulary`);
     const vp = vocab ?? vocabPathFor(path);
-    try {
-      writeFileSync(path, serializeNpy(e));
-      writeFileSync(vp, e.words.join('\n') + '\n', 'utf8');
-    } catch (err) {
-      throw new HlmError(`${path}: cannot write embeddings: ${(err as Error).message}`);
-    }
+    writeFileAtomic(path, serializeNpy(e), 'embeddings');
+    writeFileAtomic(vp, e.words.join('\n') + '\n', 'vocabulary');
     return;
   }
   const data = serializeEmbeddings(e, format);
@@ -288,11 +285,7 @@ export function writeEmbeddings(path: string, e: Embeddings, format: EmbeddingFo
     process.stdout.write(data);
     return;
   }
-  try {
-    writeFileSync(path, data);
-  } catch (err) {
-    throw new HlmError(`${path}: cannot write embeddings: ${(err as Error).message}`);
-  }
+  writeFileAtomic(path, data, 'embeddings');
 }
 
 /** `word count` lines (extra columns ignored); counts must be positive numbers; duplicates are an error. */
