@@ -7,7 +7,7 @@ import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { GRADCLIP_CHUNK, gradClip } from '../src/kernels/gradclip.js';
 import { AdamW } from '../src/kernels/optimizer.js';
-import { adamwStep, clipGradNorm } from '../src/reference/optim.js';
+import { adamwStep, clipGradNorm } from '../src/reference/optimizer.js';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { AdamW, MASK_BLOCK, Sgd, decayMask } from '../src/kernels/optimizer.js';
-import { adamwStep, sgdStep } from '../src/reference/optim.js';
+import { adamwStep, sgdStep } from '../src/reference/optimizer.js';
 import { paramLayout } from '../src/model/params.js';
 import { preset } from '../src/model/config.js';
 

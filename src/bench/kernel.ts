@@ -30,7 +30,7 @@ import { crossEntropyTied, crossEntropyTiedBackward } from '../reference/crossen
 import { cwtLoss, cwtLossBackward } from '../reference/cwt.js';
 import { layerNorm as layerNormRef, layerNormBackward as layerNormBackwardRef } from '../reference/layernorm.js';
 import { matmul as matmulRef } from '../reference/matmul.js';
-import { adamwStep } from '../reference/optim.js';
+import { adamwStep } from '../reference/optimizer.js';
 import type { BenchCase, BenchContext, Prepared } from './harness.js';
 import type { Check } from './record.js';
 
@@ -547,7 +547,7 @@ function adamwCase(n: number): BenchCase {
           await gpu.run(opt.dispatches);
           const ref = adamwStep(p, g, m, v, 1, hp);
           return checked(
-            'src/reference/optim.ts adamwStep (float64): params, m, v',
+            'src/reference/optimizer.ts adamwStep (float64): params, m, v',
             concat(await gpu.readF32(P, 0, n), await gpu.readF32(M, 0, n), await gpu.readF32(Vb, 0, n)),
             concat(ref.param, ref.m, ref.v),
             1e-6,

@@ -2,7 +2,7 @@
 // torch.nn.Linear's layout), as c_attn, c_proj and c_fc are in Hugging Face checkpoints.
 import { type Vec, expectDims, expectLength } from './shapes.js';
 import { matmul, matmulBackward } from './matmul.js';
-import { addBroadcast } from './broadcast.js';
+import { addBroadcast } from './add.js';
 
 function check(x: Vec, W: Vec, bias: Vec | null, rows: number, nIn: number, nOut: number) {
   expectDims({ rows, nIn, nOut });

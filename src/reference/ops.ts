@@ -3,8 +3,8 @@
 // gradient of each input as d<name>.
 export { type Vec } from './shapes.js';
 export { matmul, matmulBackward, type MatmulOptions } from './matmul.js';
-export { addBroadcast, addBroadcastBackward } from './broadcast.js';
-export { rowSum, rowSumBackward, rowMax, rowMaxBackward, rowArgmax } from './reductions.js';
+export { addBroadcast, addBroadcastBackward } from './add.js';
+export { rowSum, rowSumBackward, rowMax, rowMaxBackward, rowArgmax } from './reduce.js';
 export { softmaxRows, softmaxRowsBackward, logSumExpRows, logSumExpRowsBackward } from './softmax.js';
 export { layerNorm, layerNormBackward } from './layernorm.js';
 export { gelu, geluBackward } from './gelu.js';
@@ -18,4 +18,4 @@ export {
 } from './crossentropy.js';
 export { cwtLoss, cwtLossBackward } from './cwt.js';
 export { embedding, embeddingBackward } from './embedding.js';
-export { adamwStep, sgdStep, clipGradNorm, type AdamWHyper } from './optim.js';
+export { adamwStep, sgdStep, clipGradNorm, type AdamWHyper } from './optimizer.js';

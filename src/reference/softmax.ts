@@ -3,7 +3,7 @@
 // -Infinity (every key masked) has log-sum-exp -Infinity and softmax all zeros, rather than
 // the NaN that -∞ − (-∞) would give.
 import { type Vec, expectDims, expectLength } from './shapes.js';
-import { rowMax } from './reductions.js';
+import { rowMax } from './reduce.js';
 
 export function logSumExpRows(x: Vec, rows: number, cols: number): Float64Array {
   const max = rowMax(x, rows, cols);

@@ -1,12 +1,10 @@
-// The decoding kernels against float64: single-query attention over a KV cache (the last row
-// of the reference causal attention), and the row argmax (first index on ties, NaN wins).
+// Single-query attention over a KV cache (the decoding step) against float64: the last row of
+// the reference causal attention.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { attentionDecode } from '../src/kernels/attention-decode.js';
-import { argmaxRows } from '../src/kernels/argmax.js';
 import { attention } from '../src/reference/attention.js';
-import { argmaxHost } from '../src/infer/sampling.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -122,26 +120,4 @@ describe('attention over a KV cache', () => {
       }),
     ).rejects.toThrow(/kv needs/);
   });
-});
-
-test('row argmax: first index on ties, NaN wins, odd widths', async () => {
-  const rows = 5;
-  const n = 1037;
-  const x = rand.normal(rows * n);
-  x[1 * n + 17] = 50;
-  x[1 * n + 900] = 50; // a tie: the first wins
-  x[2 * n + n - 1] = 60; // the last column
-  x[3 * n + 400] = NaN;
-  x[3 * n + 401] = 1e30;
-  x[4 * n] = 70; // the first column
-  const xb = gpu.upload('x', x);
-  const out = gpu.buffer('amax', rows * 4);
-  const dispatch = await argmaxRows(gpu, { rows, n, x: { buffer: xb }, out: { buffer: out } });
-  await gpu.run([dispatch]);
-  const got = Array.from(await gpu.read(out, Uint32Array, 0, rows));
-  const ref = Array.from({ length: rows }, (_, r) => argmaxHost(x.subarray(r * n, (r + 1) * n)));
-  expect(ref.slice(1)).toEqual([17, n - 1, 400, 0]);
-  expect(got).toEqual(ref);
-  gpu.release(dispatch);
-  gpu.free(xb, out);
 });
