@@ -3,6 +3,7 @@
 import { Command, Flags } from '@oclif/core';
 import type { LevelWithSilent } from 'pino';
 import { HlmError } from '../errors.js';
+import { FlagValueError } from './flags.js';
 import { Gpu, type DeviceChoice } from '../gpu/device.js';
 import { LOG_LEVELS, log, setLogLevel } from '../log.js';
 
@@ -39,8 +40,9 @@ export abstract class HlmCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     if (err instanceof HlmError) {
-      if (this.jsonEnabled()) this.logJson({ error: { name: err.name, message: err.message } });
-      else process.stderr.write(`hlm: ${err.message}\n`);
+      const message = err instanceof FlagValueError ? err.line : err.message;
+      if (this.jsonEnabled()) this.logJson({ error: { name: err.name, message } });
+      else process.stderr.write(`hlm: ${message}\n`);
       this.gpu?.destroy();
       process.exit(err.exitCode);
     }

@@ -2,6 +2,7 @@ import { accessSync, appendFileSync, constants, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { flagParser } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
 import { compare, comparisonTable, parseThreshold, readRecords, type Comparison } from '../bench/compare.js';
 import type { BenchRecord } from '../bench/record.js';
@@ -62,7 +63,12 @@ export default class Bench extends HlmCommand {
       description:
         'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold',
     }),
-    threshold: Flags.string({ description: 'largest tolerated throughput drop for --compare', default: '10%' }),
+    threshold: Flags.custom<number>({
+      description: 'largest tolerated throughput drop for --compare: a percentage, or a fraction up to 1',
+      default: 0.1,
+      defaultHelp: async () => '10%',
+      parse: flagParser(parseThreshold),
+    })(),
     from: Flags.string({
       description: 'take the records from this JSON-lines file instead of running (to reformat or compare)',
     }),
@@ -76,7 +82,7 @@ export default class Bench extends HlmCommand {
 
   async run(): Promise<BenchResult> {
     const { flags } = await this.parse(Bench);
-    const threshold = parseThreshold(flags.threshold);
+    const threshold = flags.threshold;
     const baseline = flags.compare ? readRecords(flags.compare) : undefined;
     const toStdout = !flags.out && !this.jsonEnabled();
     // A run's JSON lines go to --out as each test ends; any other report is written whole at the end.
@@ -139,8 +145,8 @@ export default class Bench extends HlmCommand {
     if (comparison?.regressions) {
       if (this.jsonEnabled()) this.logJson({ records, comparison });
       throw new HlmError(
-        `${comparison.regressions} test(s) lost more than ${flags.threshold} of their throughput against ` +
-          `${flags.compare}`,
+        `${comparison.regressions} test(s) lost more than ${+(100 * threshold).toPrecision(6)}% of their throughput ` +
+          `against ${flags.compare}`,
       );
     }
     const failed = records.filter((r) => r.status === 'error' || (r.check && !r.check.ok));

@@ -2,8 +2,6 @@ import { HlmCommand } from '../cli/base.js';
 import { explicitFlags, pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
 import { compareObjectives, comparisonTable, type Comparison } from '../train/compare.js';
 
-const { objective: _objective, resume: _resume, ...flags } = pretrainFlags;
-
 export default class CompareObjectives extends HlmCommand {
   static override summary =
     'Train the same model with the vocabulary head (ce) and headless (cwt) on an equal budget, and compare.';
@@ -16,7 +14,7 @@ export default class CompareObjectives extends HlmCommand {
     '<%= config.bin %> compare-objectives --preset tiny --steps 200 --out runs/compare',
     '<%= config.bin %> compare-objectives --arch encoder --preset tiny --steps 200 --out runs/compare-enc --json',
   ];
-  static override flags = { ...flags, out: { ...flags.out, default: 'runs/compare' } };
+  static override flags = pretrainFlags({ omit: ['objective', 'resume'], defaults: { out: 'runs/compare' } });
 
   async run(): Promise<Comparison> {
     const { flags: f, metadata } = await this.parse(CompareObjectives);
@@ -24,10 +22,7 @@ export default class CompareObjectives extends HlmCommand {
     const tty = process.stderr.isTTY && !this.jsonEnabled();
     const result = await compareObjectives(
       gpu,
-      pretrainOptions(
-        { ...f, objective: 'ce', resume: false } as Parameters<typeof pretrainOptions>[0],
-        explicitFlags(metadata, f),
-      ),
+      { ...pretrainOptions(f, explicitFlags(metadata, f)), objective: 'ce', resume: false },
       (objective) => {
         if (tty) process.stderr.write(`${objective}:\n`);
         return tty ? progressLine : undefined;

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { floatFlag } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
 import { GLUE_TASKS, TASKS, parseGlueTask, findGlueTask, type GlueTask } from '../glue/data.js';
 import { glueAverage } from '../glue/metrics.js';
@@ -47,7 +48,7 @@ export default class FinetuneGlue extends HlmCommand {
     task: Flags.string({ description: `${GLUE_TASKS.join('|')}|all`, required: true }),
     data: Flags.string({ description: 'glue_data directory (<TASK>/train.tsv, dev.tsv, ...)', required: true }),
     epochs: Flags.integer({ default: 10, min: 1 }),
-    lr: Flags.string({ default: '1e-5', description: 'AdamW learning rate (after warm-up)' }),
+    lr: floatFlag({ exclusiveMin: 0, default: 1e-5, description: 'AdamW learning rate (after warm-up)' }),
     'batch-size': Flags.integer({ default: 32, min: 1 }),
     'max-seq-len': Flags.integer({
       min: 3,
@@ -62,9 +63,9 @@ export default class FinetuneGlue extends HlmCommand {
       default: false,
       description: 'weight the cross-entropy by n / (classes · n_class)',
     }),
-    'warmup-ratio': Flags.string({ default: '0.1' }),
-    'weight-decay': Flags.string({ default: '0' }),
-    'grad-clip': Flags.string({ default: '1', description: 'global gradient-norm clip (0 = off)' }),
+    'warmup-ratio': floatFlag({ min: 0, max: 1, default: 0.1 }),
+    'weight-decay': floatFlag({ min: 0, default: 0 }),
+    'grad-clip': floatFlag({ min: 0, default: 1, description: 'global gradient-norm clip (0 = off)' }),
     out: Flags.string({ default: 'runs/glue' }),
     predict: Flags.string({
       description:
@@ -88,13 +89,13 @@ export default class FinetuneGlue extends HlmCommand {
       seeds,
       out: flags.out,
       pooling: flags.pooling,
-      lr: number('lr', flags.lr, (x) => x > 0 && Number.isFinite(x)),
+      lr: flags.lr,
       batchSize: flags['batch-size'],
       maxSeqLen: flags['max-seq-len'],
       classBalanced: flags['class-balanced'],
-      warmupRatio: number('warmup-ratio', flags['warmup-ratio'], (x) => x >= 0 && x <= 1),
-      weightDecay: number('weight-decay', flags['weight-decay'], (x) => x >= 0 && Number.isFinite(x)),
-      gradClip: number('grad-clip', flags['grad-clip'], (x) => x >= 0 && Number.isFinite(x)),
+      warmupRatio: flags['warmup-ratio'],
+      weightDecay: flags['weight-decay'],
+      gradClip: flags['grad-clip'],
       predict: flags.predict,
     };
     const skipped: FinetuneGlueResult['skipped'] = [];

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { floatFlag } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
 import { log } from '../log.js';
 import { generateText, prepareGeneration, type GenerateTextResult } from '../infer/text.js';
@@ -36,7 +37,7 @@ export default class Generate extends HlmCommand {
     }),
     prompt: Flags.string({ description: 'text to continue (default: read from stdin)' }),
     'max-tokens': Flags.integer({ min: 0, default: 64, description: 'most tokens to generate' }),
-    temperature: Flags.string({ default: '1', description: 'softmax temperature; 0 = greedy (argmax)' }),
+    temperature: floatFlag({ min: 0, default: 1, description: 'softmax temperature; 0 = greedy (argmax)' }),
     'top-k': Flags.integer({
       min: 0,
       default: 50,
@@ -54,9 +55,6 @@ export default class Generate extends HlmCommand {
 
   async run(): Promise<GenerateTextResult> {
     const { flags } = await this.parse(Generate);
-    const temperature = Number(flags.temperature);
-    if (!(Number.isFinite(temperature) && temperature >= 0))
-      throw new HlmError(`--temperature must be a number ≥ 0, got ${flags.temperature}`);
     let prompt = flags.prompt;
     if (prompt === undefined) {
       if (process.stdin.isTTY) throw new HlmError('no prompt: give --prompt "text" or pipe text into stdin');
@@ -66,7 +64,7 @@ export default class Generate extends HlmCommand {
       model: flags.model,
       prompt,
       maxTokens: flags['max-tokens'],
-      temperature,
+      temperature: flags.temperature,
       topK: flags['top-k'],
       seed: flags.seed,
       cache: flags['kv-cache'],

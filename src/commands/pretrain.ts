@@ -21,24 +21,21 @@ export default class Pretrain extends HlmCommand {
     '<%= config.bin %> pretrain --out runs/tiny --steps 300 --schedule-steps 600 && <%= config.bin %> pretrain ' +
       '--out runs/tiny --steps 600 --resume',
   ];
-  static override flags = pretrainFlags;
+  static override flags = pretrainFlags();
 
   async run(): Promise<PretrainResult> {
     const { flags, metadata } = await this.parse(Pretrain);
-    const gpu = await this.openGpu(flags.device);
+    const options = pretrainOptions(flags, explicitFlags(metadata, flags));
+    const gpu = await this.openGpu(flags.device as string);
     const tty = process.stderr.isTTY && !this.jsonEnabled();
-    const result = await pretrain(
-      gpu,
-      pretrainOptions(flags, explicitFlags(metadata, flags)),
-      tty ? progressLine : undefined,
-    );
+    const result = await pretrain(gpu, options, tty ? progressLine : undefined);
     this.log(
       `trained ${result.steps} steps (${result.tokens} tokens) in ${result.elapsedSeconds.toFixed(1)} s, ` +
         `${Math.round(result.tokensPerSecond)} tokens/s on ${result.device}`,
     );
     const val = result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`;
     const tied =
-      result.valCe !== null && flags.objective === 'cwt'
+      result.valCe !== null && options.objective === 'cwt'
         ? ` (tied-embedding cross-entropy ${result.valCe.toFixed(4)})`
         : '';
     this.log(`final training loss ${result.finalLoss.toFixed(4)}${val}${tied}`);

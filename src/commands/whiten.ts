@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { floatFlag } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
 import { log } from '../log.js';
 import {
@@ -97,7 +98,8 @@ export default class Whiten extends HlmCommand {
       description: 'Sym1/Sym2 symmetry scores of input and output, under p and under the uniform measure',
       default: false,
     }),
-    epsilon: Flags.string({
+    epsilon: floatFlag({
+      min: 0,
       description: 'added to the covariance eigenvalues before Λ^(−1/2) (zipfian, uniform); default none',
     }),
     'abtt-k': Flags.integer({ description: 'principal components removed by abtt', default: 3, min: 0 }),
@@ -120,12 +122,7 @@ export default class Whiten extends HlmCommand {
     const toStdout = flags.out === '-';
     if (toStdout && this.jsonEnabled())
       throw new HlmError('--out - and --json both want stdout: write the vectors to a file');
-    let epsilon: number | undefined;
-    if (flags.epsilon !== undefined) {
-      epsilon = Number(flags.epsilon);
-      if (!(Number.isFinite(epsilon) && epsilon >= 0))
-        throw new HlmError(`--epsilon must be a non-negative number, got "${flags.epsilon}"`);
-    }
+    const epsilon = flags.epsilon;
     if (flags.frequencies !== undefined && flags['count-from'] !== undefined)
       throw new HlmError('give either --frequencies or --count-from, not both');
     if (flags.frequencies === undefined && flags['count-from'] === undefined)

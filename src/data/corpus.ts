@@ -32,10 +32,11 @@ function skippedInDirectory(name: string): boolean {
 
 /**
  * Expands --data arguments: files as given, directories recursively (sorted by name, hidden
- * files and README/LICENSE-like files skipped), each with its detected format.
+ * files and README/LICENSE-like files skipped), each with its detected format. `flag` is the
+ * option the paths came from, for messages.
  */
-export function listCorpusFiles(paths: readonly string[]): CorpusFile[] {
-  if (paths.length === 0) throw new HlmError('no --data given');
+export function listCorpusFiles(paths: readonly string[], flag = '--data'): CorpusFile[] {
+  if (paths.length === 0) throw new HlmError(`no ${flag} given`);
   const out: CorpusFile[] = [];
   const visit = (path: string, explicit: boolean) => {
     const st = statSync(path);
@@ -45,14 +46,14 @@ export function listCorpusFiles(paths: readonly string[]): CorpusFile[] {
     } else if (st.isFile()) {
       out.push({ path, format: detectFormat(path), size: st.size, mtimeMs: st.mtimeMs });
     } else if (explicit) {
-      throw new HlmError(`--data ${path}: not a regular file or directory`);
+      throw new HlmError(`${flag} ${path}: not a regular file or directory`);
     }
   };
   for (const p of paths) {
-    if (!existsSync(p)) throw new HlmError(`--data ${p}: no such file or directory`);
+    if (!existsSync(p)) throw new HlmError(`${flag} ${p}: no such file or directory`);
     const before = out.length;
     visit(p, true);
-    if (out.length === before) throw new HlmError(`--data ${p}: no corpus files in this directory`);
+    if (out.length === before) throw new HlmError(`${flag} ${p}: no corpus files in this directory`);
   }
   return out;
 }

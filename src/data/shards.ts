@@ -319,18 +319,22 @@ export interface PreparedData {
   tokenized?: TokenizedCorpus;
 }
 
-/** What `--data` means: files, directories and .bin shards in, a list of checked shards out. */
+/**
+ * What `--data` means: files, directories and .bin shards in, a list of checked shards out. `flag` is the option the
+ * paths came from, for messages.
+ */
 export async function prepareData(
   paths: readonly string[],
   tokenizer: Tokenizer,
   options: TokenizeOptions = {},
+  flag = '--data',
 ): Promise<PreparedData> {
-  const files = listCorpusFiles(paths);
+  const files = listCorpusFiles(paths, flag);
   const given = files.filter((f) => f.format === 'shard').map((f) => readShardHeader(f.path));
   const texts = files.filter((f) => f.format !== 'shard');
   const tokenized = texts.length ? await tokenizeCorpus(texts, tokenizer, options) : undefined;
   const shards = [...given.map((h) => h.path), ...(tokenized?.shards ?? [])];
   const tokens = given.reduce((s, h) => s + h.count, 0) + (tokenized?.tokens ?? 0);
-  if (tokens === 0) throw new HlmError(`--data ${paths.join(' ')}: no tokens`);
+  if (tokens === 0) throw new HlmError(`${flag} ${paths.join(' ')}: no tokens`);
   return { shards, tokens, tokenized };
 }

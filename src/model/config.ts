@@ -67,20 +67,23 @@ export function preset(name: string): ModelConfig {
   return { ...PRESETS[name as PresetName] };
 }
 
-/** Types of the model's keys, for config files and `--set` (merge with the training keys). */
+/**
+ * Types and ranges of the model's keys, for config files and `--set` (merged with the training keys of
+ * src/train/pretrain-settings.ts). validateConfig adds what relates keys to each other.
+ */
 export const MODEL_CONFIG_SCHEMA: ConfigSchema = {
-  vocab_size: { type: 'int' },
-  n_positions: { type: 'int' },
-  n_embd: { type: 'int' },
-  n_layer: { type: 'int' },
-  n_head: { type: 'int' },
-  layer_norm_epsilon: { type: 'number' },
+  vocab_size: { type: 'int', min: 1 },
+  n_positions: { type: 'int', min: 1 },
+  n_embd: { type: 'int', min: 1 },
+  n_layer: { type: 'int', min: 1 },
+  n_head: { type: 'int', min: 1 },
+  layer_norm_epsilon: { type: 'number', exclusiveMin: 0 },
   causal: { type: 'boolean' },
   objective: { type: 'enum', values: OBJECTIVES },
   tie_word_embeddings: { type: 'boolean' },
-  mask_token_id: { type: 'int', nullable: true },
-  eos_token_id: { type: 'int', nullable: true },
-  num_labels: { type: 'int' },
+  mask_token_id: { type: 'int', nullable: true, min: 0 },
+  eos_token_id: { type: 'int', nullable: true, min: 0 },
+  num_labels: { type: 'int', min: 0 },
 };
 
 export const MODEL_CONFIG_KEYS = Object.keys(MODEL_CONFIG_SCHEMA) as (keyof ModelConfig)[];

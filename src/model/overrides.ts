@@ -17,6 +17,10 @@ export interface FieldSpec {
   values?: readonly string[];
   /** Whether null is a legal value (`--set key=null`). */
   nullable?: boolean;
+  /** Bounds of an 'int' or 'number': min and max inclusive, exclusiveMin exclusive. */
+  min?: number;
+  exclusiveMin?: number;
+  max?: number;
 }
 
 export type ConfigSchema = Readonly<Record<string, FieldSpec>>;
@@ -47,7 +51,8 @@ function unknownKey(key: string, schema: ConfigSchema, where: string): HlmError 
   return new HlmError(`${where}: unknown key '${key}'${hint}; known keys: ${known.join(', ')}`);
 }
 
-function describe(spec: FieldSpec): string {
+/** The field's type in words ("an integer", "one of a|b"), without its range. */
+function describeType(spec: FieldSpec): string {
   const base =
     spec.type === 'enum'
       ? `one of ${(spec.values ?? []).join('|')}`
@@ -57,54 +62,82 @@ function describe(spec: FieldSpec): string {
   return spec.nullable ? `${base} or null` : base;
 }
 
+/** The field's type and range in words: "a positive integer", "a number ≥ 0", "a number in [0, 1]". */
+export function describeField(spec: FieldSpec): string {
+  const { min, exclusiveMin: xmin, max } = spec;
+  if ((spec.type !== 'int' && spec.type !== 'number') || (min === undefined && xmin === undefined && max === undefined))
+    return describeType(spec);
+  const int = spec.type === 'int';
+  let base: string;
+  if (max === undefined && int && min === 1) base = 'a positive integer';
+  else if (max === undefined && int && min === 0) base = 'a non-negative integer';
+  else if (max === undefined && !int && xmin === 0 && min === undefined) base = 'a positive number';
+  else {
+    const what = int ? 'an integer' : 'a number';
+    const low = min !== undefined ? `[${min}` : xmin !== undefined ? `(${xmin}` : undefined;
+    if (low !== undefined && max !== undefined) base = `${what} in ${low}, ${max}]`;
+    else if (max !== undefined) base = `${what} ≤ ${max}`;
+    else base = min !== undefined ? `${what} ≥ ${min}` : `${what} > ${xmin}`;
+  }
+  return spec.nullable ? `${base} or null` : base;
+}
+
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
-/** Convert the text of an override to the schema's type. */
-function fromText(key: string, text: string, spec: FieldSpec, where: string): ConfigValue {
-  const bad = () => new HlmError(`${where}: ${key}=${text}: ${key} must be ${describe(spec)}`);
-  if (spec.nullable && text === 'null') return null;
+/** The finite number a text spells in decimal notation (no hex, no Infinity, blanks around allowed), or undefined. */
+export function numberFromText(text: string): number | undefined {
+  const v = Number(text);
+  return NUMBER.test(text.trim()) && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * What is wrong with a value for a field, or undefined when nothing is: the field's type in words when the value has
+ * the wrong type, its type and range when it is out of range.
+ */
+export function fieldProblem(value: unknown, spec: FieldSpec): string | undefined {
+  if (value === null) return spec.nullable ? undefined : describeType(spec);
   switch (spec.type) {
     case 'int':
     case 'number': {
-      const v = Number(text);
-      if (!NUMBER.test(text.trim()) || !Number.isFinite(v) || (spec.type === 'int' && !Number.isSafeInteger(v)))
-        throw bad();
-      return v;
+      const typed =
+        typeof value === 'number' && (spec.type === 'int' ? Number.isSafeInteger(value) : Number.isFinite(value));
+      if (!typed) return describeType(spec);
+      const ok =
+        (spec.min === undefined || value >= spec.min) &&
+        (spec.exclusiveMin === undefined || value > spec.exclusiveMin) &&
+        (spec.max === undefined || value <= spec.max);
+      return ok ? undefined : describeField(spec);
     }
     case 'boolean':
-      if (text === 'true') return true;
-      if (text === 'false') return false;
-      throw bad();
+      return typeof value === 'boolean' ? undefined : describeType(spec);
     case 'string':
+      return typeof value === 'string' ? undefined : describeType(spec);
     case 'enum':
-      return checkValue(key, text, spec, where);
+      return typeof value === 'string' && (spec.values ?? []).includes(value) ? undefined : describeType(spec);
   }
 }
 
-/** Check one value (from JSON or converted text) against its field's type. */
+/** The typed value a text stands for under a field (a number, a boolean, null), or the text itself. */
+export function valueFromText(text: string, spec: FieldSpec): unknown {
+  if (spec.nullable && text === 'null') return null;
+  if (spec.type === 'int' || spec.type === 'number') return numberFromText(text) ?? text;
+  if (spec.type === 'boolean') return text === 'true' ? true : text === 'false' ? false : text;
+  return text;
+}
+
+/** Convert the text of an override to the schema's type, checking it. */
+function fromText(key: string, text: string, spec: FieldSpec, where: string): ConfigValue {
+  const value = valueFromText(text, spec);
+  const problem = fieldProblem(value, spec);
+  if (problem) throw new HlmError(`${where} ${key}=${text}: ${key} must be ${problem}`);
+  return value as ConfigValue;
+}
+
+/** Check one value (from JSON or converted text) against its field's type and range. */
 export function checkValue(key: string, value: unknown, spec: FieldSpec, where: string): ConfigValue {
-  const bad = () => new HlmError(`${where}: ${key} must be ${describe(spec)}, got ${JSON.stringify(value)}`);
-  if (value === null) {
-    if (spec.nullable) return null;
-    throw bad();
-  }
-  switch (spec.type) {
-    case 'int':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw bad();
-      return value;
-    case 'number':
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw bad();
-      return value;
-    case 'boolean':
-      if (typeof value !== 'boolean') throw bad();
-      return value;
-    case 'string':
-      if (typeof value !== 'string') throw bad();
-      return value;
-    case 'enum':
-      if (typeof value !== 'string' || !(spec.values ?? []).includes(value)) throw bad();
-      return value;
-  }
+  const problem = fieldProblem(value, spec);
+  if (problem) throw new HlmError(`${where}: ${key} must be ${problem}, got ${JSON.stringify(value)}`);
+  return value as ConfigValue;
 }
 
 function specOf(key: string, schema: ConfigSchema, where: string): FieldSpec {

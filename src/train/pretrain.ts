@@ -13,52 +13,21 @@ import { defaultCorpusPath, projectRoot } from '../data/corpus.js';
 import { maskTokens } from '../data/mlm.js';
 import { prepareData } from '../data/shards.js';
 import { loadTokenizer, maskId, tokenizerFromJson, type Tokenizer } from '../data/tokenizer.js';
-import { MODEL_CONFIG_SCHEMA, preset, validateConfig, type ModelConfig, type Objective } from '../model/config.js';
-import { parseOverrides, readConfigFile, type ConfigRecord, type ConfigSchema } from '../model/overrides.js';
+import { MODEL_CONFIG_SCHEMA, preset, validateConfig, type ModelConfig } from '../model/config.js';
+import {
+  fieldProblem,
+  parseOverrides,
+  readConfigFile,
+  type ConfigRecord,
+  type ConfigSchema,
+} from '../model/overrides.js';
 import { initParams } from '../model/params.js';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
-import { lrAt, type Schedule } from './schedule.js';
+import { pretrainSettings, trainingSchema, TRAINING_KEYS, type PretrainOptions } from './pretrain-settings.js';
+import { lrAt } from './schedule.js';
 import { Trainer } from './trainer.js';
 
-export interface PretrainOptions {
-  /** A JSON file of settings: model keys (n_layer, n_embd, ...) and training keys (lr, steps, batch_size, ...). */
-  configFile?: string;
-  /** Options the user gave explicitly on the command line: a config file does not override them (--set does). */
-  explicit?: readonly (keyof PretrainOptions)[];
-  arch: 'decoder' | 'encoder';
-  objective: Objective;
-  preset: string;
-  set: string[];
-  /** Tokenizer for a fresh run: 'gpt2' (default), or a tokenizer.json path or directory. */
-  tokenizer?: string;
-  data: string[];
-  out: string;
-  init?: string;
-  /** With --init and --objective ce: a separate output layer lm_head, initialised from the input embeddings. */
-  untiedHead?: boolean;
-  resume: boolean;
-  steps: number;
-  /** Length of the LR schedule (default: steps). Give the final total when training in parts. */
-  scheduleSteps?: number;
-  /** Default: trainingDefaults(model) — the same for a fresh run, --init and --resume. */
-  batchSize?: number;
-  seqLen?: number;
-  lr?: number;
-  optimizer: 'adamw' | 'sgd';
-  weightDecay: number;
-  warmup: number;
-  schedule: Schedule;
-  gradClip: number;
-  order: 'shuffled' | 'sequential';
-  seed: number;
-  evalEvery: number;
-  evalData?: string;
-  evalBatches: number;
-  saveEvery: number;
-  logEvery: number;
-  /** CWT score temperature (default 1). */
-  cwtTemperature?: number;
-}
+export type { PretrainOptions } from './pretrain-settings.js';
 
 export interface PretrainResult {
   out: string;
@@ -88,54 +57,34 @@ export type Progress = (p: {
   etaSeconds: number;
 }) => void;
 
-/** Training settings a config file or `--set` may give, by their snake_case key. */
-const TRAINING_KEYS: Record<string, [keyof PretrainOptions, ConfigSchema[string]]> = {
-  lr: ['lr', { type: 'number' }],
-  steps: ['steps', { type: 'int' }],
-  schedule_steps: ['scheduleSteps', { type: 'int' }],
-  batch_size: ['batchSize', { type: 'int' }],
-  seq_len: ['seqLen', { type: 'int' }],
-  optimizer: ['optimizer', { type: 'enum', values: ['adamw', 'sgd'] }],
-  weight_decay: ['weightDecay', { type: 'number' }],
-  warmup: ['warmup', { type: 'int' }],
-  schedule: ['schedule', { type: 'enum', values: ['cosine', 'linear', 'constant'] }],
-  grad_clip: ['gradClip', { type: 'number' }],
-  order: ['order', { type: 'enum', values: ['shuffled', 'sequential'] }],
-  seed: ['seed', { type: 'int' }],
-  eval_every: ['evalEvery', { type: 'int' }],
-  eval_batches: ['evalBatches', { type: 'int' }],
-  save_every: ['saveEvery', { type: 'int' }],
-  log_every: ['logEvery', { type: 'int' }],
-  cwt_temperature: ['cwtTemperature', { type: 'number' }],
-};
-export const RUN_SCHEMA: ConfigSchema = {
-  ...MODEL_CONFIG_SCHEMA,
-  ...Object.fromEntries(Object.entries(TRAINING_KEYS).map(([k, [, spec]]) => [k, spec])),
-};
+export const RUN_SCHEMA: ConfigSchema = { ...MODEL_CONFIG_SCHEMA, ...trainingSchema() };
 
 /**
  * Settings in order of precedence: --set, then explicit flags, then the config file, then the
- * flags' defaults. Returns the training options and the model keys to apply to the config.
+ * flags' defaults. Every value is checked against its setting, and an error names where the
+ * value came from. Returns the training options and the model keys to apply to the config.
  */
 export async function resolveSettings(o: PretrainOptions): Promise<{ options: PretrainOptions; model: ConfigRecord }> {
+  const options: Record<string, unknown> = { ...o };
+  // A caller's own values (the CLI's are checked as its flags are parsed) meet the same checks as --set and the file.
+  for (const { name, flag, setting } of pretrainSettings()) {
+    const v = options[name];
+    if (v === undefined || (setting.multiple && Array.isArray(v))) continue;
+    const problem = fieldProblem(v, setting);
+    if (problem) throw new HlmError(`--${flag} must be ${problem}, got ${JSON.stringify(v)}`);
+  }
   const file = o.configFile ? await readConfigFile(o.configFile, RUN_SCHEMA) : {};
   const sets = parseOverrides(o.set, RUN_SCHEMA, '--set');
-  const options: Record<string, unknown> = { ...o };
   const model: ConfigRecord = {};
   for (const [source, rec] of [
     ['file', file],
     ['set', sets],
   ] as const) {
     for (const [key, value] of Object.entries(rec)) {
-      const training = TRAINING_KEYS[key];
-      if (!training) model[key] = value;
-      else if (source === 'set' || !o.explicit?.includes(training[0])) options[training[0]] = value;
+      const name = TRAINING_KEYS.get(key);
+      if (!name) model[key] = value;
+      else if (source === 'set' || !o.explicit?.includes(name)) options[name] = value;
     }
-  }
-  for (const k of ['steps', 'batchSize', 'seqLen', 'logEvery', 'evalBatches'] as const) {
-    if (options[k] === undefined && (k === 'batchSize' || k === 'seqLen')) continue; // from the model's width later
-    if (!(Number.isInteger(options[k]) && (options[k] as number) >= 1))
-      throw new HlmError(`${k} must be a positive integer, got ${options[k]}`);
   }
   return { options: options as unknown as PretrainOptions, model };
 }
@@ -322,7 +271,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
   });
   if (run.data) batches.restore(run.data);
   const evalPath = o.evalData ?? defaultEvalData();
-  const evalSet = evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer) : undefined;
+  const evalSet = evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer, {}, '--eval-data') : undefined;
 
   const trainer = await Trainer.create(gpu, config, {
     B: o.batchSize,
@@ -480,9 +429,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
 /** The resolved settings as a config file: every training key plus the model configuration. */
 function runFile(o: PretrainOptions, config: ModelConfig): Record<string, unknown> {
   const training = Object.fromEntries(
-    Object.entries(TRAINING_KEYS)
-      .map(([k, [opt]]) => [k, o[opt] ?? null])
-      .filter(([, v]) => v !== null),
+    [...TRAINING_KEYS].map(([k, name]) => [k, o[name] ?? null]).filter(([, v]) => v !== null),
   );
   const model = Object.fromEntries(
     Object.keys(MODEL_CONFIG_SCHEMA).map((k) => [k, (config as unknown as Record<string, unknown>)[k]]),

@@ -55,7 +55,7 @@ export function looksLikeShards(path: string): boolean {
 export function shardFiles(path: string): string[] {
   if (!existsSync(path)) throw new HlmError(`--frequencies ${path}: no such file or directory`);
   if (!statSync(path).isDirectory()) return [path];
-  const files = listCorpusFiles([path])
+  const files = listCorpusFiles([path], '--frequencies')
     .filter((f) => f.format === 'shard')
     .map((f) => f.path);
   if (!files.length) throw new HlmError(`--frequencies ${path}: no llm.c token shards (.bin) in this directory`);
@@ -94,7 +94,7 @@ export function countShardTokens(path: string, vocabSize: number): Map<string, n
 export function countCorpusWords(corpus: string): Map<string, number> {
   if (!existsSync(corpus)) throw new HlmError(`--count-from ${corpus}: no such file or directory`);
   const counts = new Map<string, number>();
-  for (const doc of readDocuments([corpus])) {
+  for (const doc of readDocuments(listCorpusFiles([corpus], '--count-from'))) {
     for (const w of tokenize(doc)) counts.set(w, (counts.get(w) ?? 0) + 1);
   }
   if (!counts.size) throw new HlmError(`--count-from ${corpus}: no words`);

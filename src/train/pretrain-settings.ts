@@ -1,0 +1,227 @@
+// Every setting of `hlm pretrain` (and `hlm compare-objectives`), declared once: its name (the camelCase option of
+// PretrainOptions; the flag is the same name in kebab case, and for settings a config file may hold, the key is the
+// same name in snake case, as in --set, --config and the written run.json), its type, allowed values or range, its
+// default and its help. The CLI builds its flags from this table and resolveSettings checks every value against it,
+// so a value passes the same checks whether it comes from a flag, --set, a config file or a caller.
+import type { ConfigSchema, FieldSpec } from '../model/overrides.js';
+import { OBJECTIVES, PRESET_NAMES, type Objective } from '../model/config.js';
+import { SCHEDULES, type Schedule } from './schedule.js';
+
+export const ARCHS = ['decoder', 'encoder'] as const;
+export const OPTIMIZERS = ['adamw', 'sgd'] as const;
+export const ORDERS = ['shuffled', 'sequential'] as const;
+
+export interface PretrainOptions {
+  /** A JSON file of settings: model keys (n_layer, n_embd, ...) and training keys (lr, steps, batch_size, ...). */
+  configFile?: string;
+  /** Options the user gave explicitly on the command line: a config file does not override them (--set does). */
+  explicit?: readonly (keyof PretrainOptions)[];
+  arch: (typeof ARCHS)[number];
+  objective: Objective;
+  preset: string;
+  set: string[];
+  /** Tokenizer for a fresh run: 'gpt2' (default), or a tokenizer.json path or directory. */
+  tokenizer?: string;
+  data: string[];
+  out: string;
+  init?: string;
+  /** With --init and --objective ce: a separate output layer lm_head, initialised from the input embeddings. */
+  untiedHead?: boolean;
+  resume: boolean;
+  steps: number;
+  /** Length of the LR schedule (default: steps). Give the final total when training in parts. */
+  scheduleSteps?: number;
+  /** Default: trainingDefaults(model) — the same for a fresh run, --init and --resume. */
+  batchSize?: number;
+  seqLen?: number;
+  lr?: number;
+  optimizer: (typeof OPTIMIZERS)[number];
+  weightDecay: number;
+  warmup: number;
+  schedule: Schedule;
+  gradClip: number;
+  order: (typeof ORDERS)[number];
+  seed: number;
+  evalEvery: number;
+  evalData?: string;
+  evalBatches: number;
+  saveEvery: number;
+  logEvery: number;
+  /** CWT score temperature (default 1). */
+  cwtTemperature?: number;
+}
+
+export interface Setting extends FieldSpec {
+  /** The flag, when it is not the setting's name in kebab case. */
+  flag?: string;
+  /** Whether config files, --set and run.json hold the setting (as its name in snake case). */
+  file?: boolean;
+  /** A flag given several times (its value a list). */
+  multiple?: boolean;
+  default?: number | string | boolean | readonly string[];
+  description?: string;
+}
+
+export type SettingName = Exclude<keyof PretrainOptions, 'explicit'>;
+
+export const PRETRAIN_SETTINGS = {
+  arch: {
+    type: 'enum',
+    values: ARCHS,
+    default: 'decoder',
+    description: 'causal decoder (next token) or bidirectional masked encoder',
+  },
+  objective: {
+    type: 'enum',
+    values: OBJECTIVES,
+    default: 'ce',
+    description: 'ce: softmax over the vocabulary (tied head); cwt: headless contrastive weight tying',
+  },
+  preset: { type: 'enum', values: PRESET_NAMES, default: 'tiny', description: 'model size' },
+  tokenizer: {
+    type: 'string',
+    description:
+      'gpt2 (default), or a Hugging Face tokenizer.json (or a directory holding one), e.g. from `hlm tokenizer train`',
+  },
+  configFile: {
+    type: 'string',
+    flag: 'config',
+    description:
+      'JSON file of settings: model keys (n_layer, n_embd, ...) and training keys (lr, steps, batch_size, ...); ' +
+      'explicit flags and --set override it. Each checkpoint holds its resolved run.json',
+  },
+  set: {
+    type: 'string',
+    multiple: true,
+    default: [],
+    description: 'override key=value, model or training (e.g. n_layer=4, lr=3e-4); beats flags and --config',
+  },
+  data: {
+    type: 'string',
+    multiple: true,
+    default: [],
+    description: 'text files, directories (WikiExtractor, JSONL, plain text) or .bin token shards',
+  },
+  out: { type: 'string', default: 'runs/pretrain', description: 'run directory: metrics.jsonl and checkpoint/' },
+  init: { type: 'string', description: 'start from this checkpoint directory' },
+  untiedHead: {
+    type: 'boolean',
+    default: false,
+    description:
+      'with --init <cwt checkpoint> --objective ce: train a separate output layer (lm_head.weight, ' +
+      'tie_word_embeddings false), initialised from the input embeddings',
+  },
+  resume: {
+    type: 'boolean',
+    default: false,
+    description: 'continue <out>/checkpoint (weights, optimizer, data position) up to --steps',
+  },
+  steps: { type: 'int', min: 1, default: 300, file: true },
+  scheduleSteps: {
+    type: 'int',
+    min: 1,
+    file: true,
+    description:
+      'length of the LR schedule (default: --steps); give the final total when training in parts with --resume',
+  },
+  batchSize: {
+    type: 'int',
+    min: 1,
+    file: true,
+    description:
+      'sequences per step (default by model width: 16 up to d=128 (128 for an encoder), 16 up to 512, else 8)',
+  },
+  seqLen: {
+    type: 'int',
+    min: 1,
+    file: true,
+    description:
+      'tokens per sequence (default by model width: 128 (64 for an encoder), 512, 1024; at most n_positions)',
+  },
+  lr: {
+    type: 'number',
+    min: 0,
+    file: true,
+    description: 'peak learning rate (default by model width: 6e-3 up to d=128, 1e-3 up to 512, else 6e-4)',
+  },
+  optimizer: { type: 'enum', values: OPTIMIZERS, default: 'adamw', file: true },
+  weightDecay: {
+    type: 'number',
+    min: 0,
+    default: 0.1,
+    file: true,
+    description: 'decoupled (AdamW) or L2 (SGD) decay of matrices and embeddings',
+  },
+  warmup: { type: 'int', min: 0, default: 20, file: true, description: 'linear warm-up steps' },
+  schedule: {
+    type: 'enum',
+    values: SCHEDULES,
+    default: 'cosine',
+    file: true,
+    description: 'after warm-up: cosine (to lr/10), linear (to 0) or constant',
+  },
+  gradClip: { type: 'number', min: 0, default: 1, file: true, description: 'global gradient-norm clip (0 = off)' },
+  order: { type: 'enum', values: ORDERS, default: 'shuffled', file: true },
+  seed: { type: 'int', min: 0, default: 1, file: true },
+  evalEvery: {
+    type: 'int',
+    min: 0,
+    default: 100,
+    file: true,
+    description: 'validation loss every N steps (0 = never)',
+  },
+  evalData: {
+    type: 'string',
+    description: 'held-out text for validation (default: WikiText-2 valid when present)',
+  },
+  evalBatches: { type: 'int', min: 1, default: 8, file: true },
+  saveEvery: {
+    type: 'int',
+    min: 0,
+    default: 0,
+    file: true,
+    description: 'checkpoint every N steps (0 = at the end only)',
+  },
+  logEvery: {
+    type: 'int',
+    min: 1,
+    default: 10,
+    file: true,
+    description: 'read the loss back and write metrics every N steps',
+  },
+  cwtTemperature: {
+    type: 'number',
+    exclusiveMin: 0,
+    default: 1,
+    file: true,
+    description: 'CWT only: scores are o·e / temperature',
+  },
+} as const satisfies Record<SettingName, Setting>;
+
+const SETTINGS: [SettingName, Setting][] = Object.entries(PRETRAIN_SETTINGS) as [SettingName, Setting][];
+
+/** The setting's flag: its name in kebab case unless the table names another. */
+export function flagName(name: SettingName): string {
+  const s: Setting = PRETRAIN_SETTINGS[name];
+  return s.flag ?? name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The setting's key in config files, --set and run.json: its name in snake case. */
+export function fileKey(name: SettingName): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** The settings a config file, --set and run.json hold, by their snake_case key, in table order. */
+export const TRAINING_KEYS: ReadonlyMap<string, SettingName> = new Map(
+  SETTINGS.filter(([, s]) => s.file).map(([name]) => [fileKey(name), name]),
+);
+
+/** Every key a config file or --set may give: the model's and the training settings'. */
+export function trainingSchema(): ConfigSchema {
+  return Object.fromEntries([...TRAINING_KEYS].map(([key, name]) => [key, PRETRAIN_SETTINGS[name] as FieldSpec]));
+}
+
+/** Every setting with its flag name, in table order (the CLI builds its flags from these). */
+export function pretrainSettings(): { name: SettingName; flag: string; setting: Setting }[] {
+  return SETTINGS.map(([name, setting]) => ({ name, flag: flagName(name), setting }));
+}
