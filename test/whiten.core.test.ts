@@ -4,7 +4,8 @@
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom, maxAbsErr, SEED } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { applyTransform, weightedMoments } from '../src/kernels/whiten.js';
+import { applyTransform, rowNorms } from '../src/kernels/whiten.js';
+import { WhitenBuffers } from '../src/whiten/gpu.js';
 import { align, spectralEntropy, symmetryScores, whiten, type WhitenMethod } from '../src/whiten/whiten.js';
 import type { Embeddings } from '../src/whiten/formats.js';
 
@@ -71,9 +72,9 @@ describe('weighted moments kernel', () => {
   ])('n %i, d %i: mean and covariance vs float64', async (n, d) => {
     const x = makeRows(n, d);
     const p = zipf(n);
-    const X = gpu.upload('x', x);
-    const got = await weightedMoments(gpu, X, n, d, p);
-    gpu.free(X);
+    const b = WhitenBuffers.upload(gpu, x, n, d, p);
+    const got = await b.moments('x', 'p');
+    b.destroy();
     const want = refMoments(x, n, d, Float32Array.from(p));
     expectClose(got.mean, want.mean, 1e-5, `mean ${n}x${d}`);
     if (n > 1) expectClose(got.cov, want.cov, 1e-4, `cov ${n}x${d}`);
@@ -87,9 +88,13 @@ describe('weighted moments kernel', () => {
     const x = rand.uniform(n * d);
     const mu = rand.uniform(d);
     const t = rand.uniform(d * k);
-    const X = gpu.upload('x', x);
-    const got = await applyTransform(gpu, X, n, d, mu, t, k);
-    gpu.free(X);
+    const [X, MU, T] = [gpu.upload('x', x), gpu.upload('mu', mu), gpu.upload('t', t)];
+    const [S, Z] = [gpu.buffer('scratch', n * d * 4), gpu.buffer('z', n * k * 4)];
+    const cmds = await applyTransform(gpu, { n, d, k, x: X, mean: MU, t: T, scratch: S, out: Z });
+    await gpu.run(cmds);
+    const got = await gpu.readF32(Z, 0, n * k);
+    gpu.release(...cmds);
+    gpu.free(X, MU, T, S, Z);
     const want = new Float64Array(n * k);
     for (let i = 0; i < n; i++)
       for (let j = 0; j < k; j++) {
@@ -98,6 +103,28 @@ describe('weighted moments kernel', () => {
         want[i * k + j] = s;
       }
     expectClose(got, want, 1e-5, 'apply');
+  });
+
+  test.each([
+    [1, 1],
+    [300, 7],
+    [1031, 65],
+  ])('row norms, n %i, d %i, and their weighted mean vs float64', async (n, d) => {
+    const x = makeRows(n, d);
+    const p = zipf(n);
+    const [X, N] = [gpu.upload('x', x), gpu.buffer('norms', n * 4)];
+    const cmd = await rowNorms(gpu, { n, d, x: X, out: N });
+    await gpu.run([cmd]);
+    const got = await gpu.readF32(N, 0, n);
+    gpu.release(cmd);
+    gpu.free(X, N);
+    const want = Float64Array.from({ length: n }, (_, i) => Math.hypot(...x.subarray(i * d, (i + 1) * d)));
+    expectClose(got, want, 1e-6, `row norms ${n}x${d}`);
+    const b = WhitenBuffers.upload(gpu, x, n, d, p);
+    const mean = await b.meanNorm('x', 'p');
+    b.destroy();
+    const p32 = Float32Array.from(p);
+    expectClose([mean], [want.reduce((s, v, i) => s + p32[i] * v, 0)], 1e-5, `mean norm ${n}x${d}`);
   });
 });
 
@@ -193,11 +220,19 @@ describe('symmetry scores', () => {
     const d = 7;
     const x = rand.normal(n * d);
     const p = zipf(n);
-    const iso = await symmetryScores(gpu, x, n, d, new Float64Array(n).fill(1 / n));
+    const scores = async (rows: Float32Array, w: Float64Array) => {
+      const b = WhitenBuffers.upload(gpu, rows, n, d, w);
+      try {
+        return await symmetryScores(b, 'x');
+      } finally {
+        b.destroy();
+      }
+    };
+    const iso = await scores(x, new Float64Array(n).fill(1 / n));
     expect(iso.uniform.sym1).toBeGreaterThan(0.9);
     expect(iso.uniform.sym2).toBeGreaterThan(0.99);
     const y = Float32Array.from(x, (v, i) => (i % d === 0 ? v * 5 + 20 : v * 0.1));
-    const bad = await symmetryScores(gpu, y, n, d, p);
+    const bad = await scores(y, p);
     expect(bad.uniform.sym1).toBeLessThan(0.1);
     expect(bad.p.sym1).toBeLessThan(0.1);
     expect(bad.uniform.sym2).toBeLessThan(0.2);

@@ -22,7 +22,7 @@ import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul, matmulFlops } from '../kernels/matmul.js';
 import { AdamW } from '../kernels/optimizer.js';
 import { peakCopy, peakCopyBytes, peakFma, peakFmaFlops, peakFmaReference } from '../kernels/peak.js';
-import { centerScale } from '../kernels/whiten.js';
+import { weightedMoments } from '../kernels/whiten.js';
 import { preset } from '../model/config.js';
 import { paramCount } from '../model/params.js';
 import { attention as attentionRef, attentionBackward as attentionBackwardRef } from '../reference/attention.js';
@@ -336,13 +336,7 @@ function covarianceCase(n: number, d: number): BenchCase {
       const MU = o.buf('bench mean', d * 4);
       const WX = o.buf('bench weighted rows', n * d * 4);
       const C = o.buf('bench covariance', d * d * 4);
-      const ds = [
-        ...o.keep(await matmul(gpu, { M: 1, N: d, K: n, a: { buffer: Wt }, b: { buffer: X }, c: { buffer: MU } })),
-        o.keep(await centerScale(gpu, { n, d, x: X, mu: MU, w: Wt, out: WX })),
-        ...o.keep(
-          await matmul(gpu, { M: d, N: d, K: n, transA: true, a: { buffer: WX }, b: { buffer: WX }, c: { buffer: C } }),
-        ),
-      ];
+      const ds = o.keep(await weightedMoments(gpu, { n, d, x: X, w: Wt, mean: MU, scratch: WX, cov: C }));
       return {
         step: () => gpu.submit(ds, 'bench covariance'),
         work: { flops: 2 * n * d + 3 * n * d + 2 * n * d * d, bytes: 4 * (3 * n * d + n + d * d) },

@@ -1,13 +1,14 @@
-// Weighted moments for whitening, deterministic (no float atomics): the weighted mean is the
-// 1×n by n×d product pᵀX, and the weighted covariance Σ_i w_i (x_i − μ)(x_i − μ)ᵀ is WᵀW with
+// Whitening's kernels, deterministic (no float atomics): the weighted mean is the 1×n by n×d
+// product wᵀX, and the weighted covariance Σ_i w_i (x_i − μ)(x_i − μ)ᵀ is WᵀW with
 // W = diag(√w)(X − μ) built by a small elementwise kernel; both products use the tiled matmul,
 // whose reduction order is fixed. Applying a transform, Z = (X − μ)·T, is centring then matmul.
+// These only bind and dispatch; src/whiten/ owns the buffers, runs the dispatches and reads back.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { matmul } from './matmul.js';
 import { grid, packParams } from './types.js';
 
-const WG = 256; // matches WG in whiten_center_scale.wgsl
+const WG = 256; // matches WG in whiten_center_scale.wgsl and whiten_row_norms.wgsl
 
 export interface CenterScaleSpec {
   n: number;
@@ -45,104 +46,120 @@ export async function centerScale(gpu: Gpu, s: CenterScaleSpec): Promise<Dispatc
   return gpu.dispatch(label, pipeline, [s.x, s.mu, s.w, s.out, uniform], grid(gpu, s.n * s.d, WG), [uniform]);
 }
 
-export interface Moments {
-  /** Σ w_i x_i (float64 copy of the f32 result). */
-  mean: Float64Array;
-  /** d×d Σ w_i (x_i − μ)(x_i − μ)ᵀ, row-major, symmetrised. */
-  cov: Float64Array;
+export interface MomentsSpec {
+  n: number;
+  d: number;
+  /** n×d rows. */
+  x: GPUBuffer;
+  /** n row weights. */
+  w: GPUBuffer;
+  /** d outputs: the weighted mean wᵀX. */
+  mean: GPUBuffer;
+  /** n×d working rows: diag(√w)(X − 1μᵀ). */
+  scratch: GPUBuffer;
+  /** d×d output: the weighted covariance scratchᵀ·scratch. */
+  cov: GPUBuffer;
+  label?: string;
 }
 
-/**
- * Weighted mean and covariance of the n×d rows in `x` (a GPU buffer) under weights `w`
- * (summing to 1; passed as f32). The mean used for centring is `center` when given.
- */
-export async function weightedMoments(
-  gpu: Gpu,
-  x: GPUBuffer,
-  n: number,
-  d: number,
-  w: ArrayLike<number>,
-  center?: ArrayLike<number>,
-): Promise<Moments> {
-  if (w.length !== n) throw new HlmError(`weighted moments: ${w.length} weights for ${n} rows`);
-  const W = gpu.upload('whiten weights', Float32Array.from(w));
-  const MU = gpu.buffer('whiten mean', d * 4);
-  const WX = gpu.buffer('whiten weighted rows', n * d * 4);
-  const C = gpu.buffer('whiten covariance', d * d * 4);
-  const cmds: Dispatch[] = [];
-  try {
-    if (center) gpu.write(MU, Float32Array.from(center));
-    else
-      cmds.push(
-        ...(await matmul(gpu, {
-          M: 1,
-          N: d,
-          K: n,
-          a: { buffer: W },
-          b: { buffer: x },
-          c: { buffer: MU },
-          label: `whiten mean 1x${d}x${n}`,
-        })),
-      );
-    cmds.push(await centerScale(gpu, { n, d, x, mu: MU, w: W, out: WX }));
-    cmds.push(
-      ...(await matmul(gpu, {
-        M: d,
-        N: d,
-        K: n,
-        transA: true,
-        a: { buffer: WX },
-        b: { buffer: WX },
-        c: { buffer: C },
-        label: `whiten covariance ${d}x${d}x${n}`,
-      })),
-    );
-    await gpu.run(cmds, 'whiten moments');
-    const mean = center ? Float64Array.from(center) : Float64Array.from(await gpu.readF32(MU, 0, d));
-    const c32 = await gpu.readF32(C, 0, d * d);
-    const cov = new Float64Array(d * d);
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) cov[i * d + j] = 0.5 * (c32[i * d + j] + c32[j * d + i]);
-    return { mean, cov };
-  } finally {
-    gpu.release(...cmds);
-    gpu.free(W, MU, WX, C);
-  }
+/** The weighted mean and covariance of n×d rows: three dispatches, to run in order. */
+export async function weightedMoments(gpu: Gpu, s: MomentsSpec): Promise<Dispatch[]> {
+  const { n, d } = s;
+  const label = s.label ?? `whiten moments ${n}x${d}`;
+  return [
+    ...(await matmul(gpu, {
+      M: 1,
+      N: d,
+      K: n,
+      a: { buffer: s.w },
+      b: { buffer: s.x },
+      c: { buffer: s.mean },
+      label: `${label}: mean`,
+    })),
+    await centerScale(gpu, { n, d, x: s.x, mu: s.mean, w: s.w, out: s.scratch, label: `${label}: centre` }),
+    ...(await matmul(gpu, {
+      M: d,
+      N: d,
+      K: n,
+      transA: true,
+      a: { buffer: s.scratch },
+      b: { buffer: s.scratch },
+      c: { buffer: s.cov },
+      label: `${label}: covariance`,
+    })),
+  ];
 }
 
-/** Z = (X − μ)·T for n×d rows X (GPU buffer) and a d×k transform T; returns Z (n×k) on the host. */
-export async function applyTransform(
-  gpu: Gpu,
-  x: GPUBuffer,
-  n: number,
-  d: number,
-  mu: ArrayLike<number>,
-  t: ArrayLike<number>,
-  k: number,
-): Promise<Float32Array> {
-  if (mu.length !== d || t.length !== d * k)
-    throw new HlmError(`whiten apply: mean of ${mu.length} and transform of ${t.length} for d = ${d}, k = ${k}`);
-  const MU = gpu.upload('whiten apply mean', Float32Array.from(mu));
-  const T = gpu.upload('whiten transform', Float32Array.from(t));
-  const XC = gpu.buffer('whiten centred', n * d * 4);
-  const Z = gpu.buffer('whiten output', n * k * 4);
-  const cmds: Dispatch[] = [];
-  try {
-    cmds.push(await centerScale(gpu, { n, d, x, mu: MU, w: MU, out: XC, scale: false }));
-    cmds.push(
-      ...(await matmul(gpu, {
-        M: n,
-        N: k,
-        K: d,
-        a: { buffer: XC },
-        b: { buffer: T },
-        c: { buffer: Z },
-        label: `whiten apply ${n}x${k}x${d}`,
-      })),
-    );
-    await gpu.run(cmds, 'whiten apply');
-    return await gpu.readF32(Z, 0, n * k);
-  } finally {
-    gpu.release(...cmds);
-    gpu.free(MU, T, XC, Z);
-  }
+export interface ApplySpec {
+  n: number;
+  d: number;
+  /** Columns of the transform and the output. */
+  k: number;
+  /** n×d rows. */
+  x: GPUBuffer;
+  /** d means. */
+  mean: GPUBuffer;
+  /** d×k transform. */
+  t: GPUBuffer;
+  /** n×d working rows: X − 1μᵀ. */
+  scratch: GPUBuffer;
+  /** n×k output. */
+  out: GPUBuffer;
+  label?: string;
+}
+
+/** out = (X − 1μᵀ)·T: centring, then the matmul. */
+export async function applyTransform(gpu: Gpu, s: ApplySpec): Promise<Dispatch[]> {
+  const { n, d, k } = s;
+  const label = s.label ?? `whiten apply ${n}x${k}x${d}`;
+  return [
+    await centerScale(gpu, {
+      n,
+      d,
+      x: s.x,
+      mu: s.mean,
+      w: s.mean,
+      out: s.scratch,
+      scale: false,
+      label: `${label}: centre`,
+    }),
+    ...(await matmul(gpu, {
+      M: n,
+      N: k,
+      K: d,
+      a: { buffer: s.scratch },
+      b: { buffer: s.t },
+      c: { buffer: s.out },
+      label,
+    })),
+  ];
+}
+
+export interface RowNormsSpec {
+  n: number;
+  d: number;
+  /** n×d rows. */
+  x: GPUBuffer;
+  /** n outputs: ‖x_i‖. */
+  out: GPUBuffer;
+  label?: string;
+}
+
+/** out[i] = ‖x[i, :]‖ (Euclidean). */
+export async function rowNorms(gpu: Gpu, s: RowNormsSpec): Promise<Dispatch> {
+  const label = s.label ?? `whiten row norms ${s.n}x${s.d}`;
+  if (!(Number.isInteger(s.n) && s.n > 0 && Number.isInteger(s.d) && s.d > 0))
+    throw new HlmError(`${label}: n and d must be positive integers`);
+  if (s.out === s.x) throw new HlmError(`${label}: out must not be x`);
+  const pipeline = await gpu.pipeline('whiten_row_norms');
+  const uniform = gpu.uniform(
+    `${label} params`,
+    packParams([
+      ['u32', s.n],
+      ['u32', s.d],
+      ['u32', 0],
+      ['u32', 0],
+    ]),
+  );
+  return gpu.dispatch(label, pipeline, [s.x, s.out, uniform], grid(gpu, s.n, WG), [uniform]);
 }

@@ -1,6 +1,7 @@
-// Zipfian whitening (Yokoi et al., NeurIPS 2024) and its baselines. Statistics (weighted mean,
-// weighted covariance) and applying the transform run on the GPU (src/kernels/whiten.ts); the
-// d×d eigendecomposition runs in float64 on the CPU (ml-matrix).
+// Zipfian whitening (Yokoi et al., NeurIPS 2024) and its baselines. The rows stay on the GPU
+// from upload to write-out (./gpu.ts): statistics (weighted mean, weighted covariance), applying
+// the transform, its refinement and the symmetry scores run there; the d×d eigendecomposition
+// runs in float64 on the CPU (ml-matrix).
 //   zipfian: μ = Σ p x, C = Σ p (x−μ)(x−μ)ᵀ = V Λ Vᵀ, z = (x − μ) V Λ^(−1/2)  ⇒ Σ p z zᵀ = I, Σ p z = 0
 //   uniform: the same with p uniform over the kept words (PCA whitening)
 //   center:  z = x − mean (uniform mean)
@@ -9,8 +10,8 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import type { Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { applyTransform, weightedMoments } from '../kernels/whiten.js';
 import type { Embeddings } from './formats.js';
+import { WhitenBuffers, type Measure, type Rows } from './gpu.js';
 
 export type WhitenMethod = 'zipfian' | 'uniform' | 'center' | 'abtt';
 export const WHITEN_METHODS: readonly WhitenMethod[] = ['zipfian', 'uniform', 'center', 'abtt'];
@@ -88,22 +89,11 @@ export interface FitOptions {
   abttK?: number;
 }
 
-export function uniformWeights(n: number): Float64Array {
-  return new Float64Array(n).fill(1 / n);
-}
-
-/** Fit a method's transform on n×d rows already on the GPU, with word probabilities p. */
-export async function fitTransform(
-  gpu: Gpu,
-  x: GPUBuffer,
-  n: number,
-  d: number,
-  p: Float64Array,
-  method: WhitenMethod,
-  o: FitOptions = {},
-): Promise<Transform> {
-  const weights = method === 'zipfian' ? p : uniformWeights(n);
-  const { mean, cov } = await weightedMoments(gpu, x, n, d, weights);
+/** Fit a method's transform on the rows X on the GPU: zipfian under p, the others under the uniform measure. */
+export async function fitTransform(b: WhitenBuffers, method: WhitenMethod, o: FitOptions = {}): Promise<Transform> {
+  const { n, d } = b;
+  const measure: Measure = method === 'zipfian' ? 'p' : 'uniform';
+  const { mean, cov } = await b.moments('x', measure);
   if (method === 'center') {
     const T = new Float64Array(d * d);
     for (let i = 0; i < d; i++) T[i * d + i] = 1;
@@ -132,7 +122,7 @@ export async function fitTransform(
     return 1 / sqrt(v);
   });
   for (let r = 0; r < d; r++) for (let c = 0; c < d; c++) T[r * d + c] = vectors[r * d + c] * scale[c];
-  if (eps === 0) await refine(gpu, x, n, d, weights, mean, T);
+  if (eps === 0) await refine(b, measure, mean, T);
   return { method, mean, T, eigenvalues: values };
 }
 
@@ -142,24 +132,10 @@ export async function fitTransform(
  * measures the weighted covariance C' of the whitened rows, which is close to I and so well
  * conditioned, and right-multiplies T by C'^(−1/2) (symmetric, so the axes barely move).
  */
-async function refine(
-  gpu: Gpu,
-  x: GPUBuffer,
-  n: number,
-  d: number,
-  weights: ArrayLike<number>,
-  mean: ArrayLike<number>,
-  T: Float64Array,
-): Promise<void> {
-  const z = await applyTransform(gpu, x, n, d, mean, T, d);
-  const Z = gpu.upload('whiten refinement', z);
-  let cz: Float64Array;
-  try {
-    cz = (await weightedMoments(gpu, Z, n, d, weights)).cov;
-  } finally {
-    gpu.free(Z);
-  }
-  const { values, vectors } = symmetricEigen(cz, d);
+async function refine(b: WhitenBuffers, measure: Measure, mean: ArrayLike<number>, T: Float64Array): Promise<void> {
+  const { d } = b;
+  await b.apply(mean, T);
+  const { values, vectors } = symmetricEigen((await b.moments('z', measure)).cov, d);
   const R = new Float64Array(d * d);
   for (let r = 0; r < d; r++)
     for (let c = 0; c < d; c++) {
@@ -189,24 +165,6 @@ export interface SymmetryReport {
   uniform: Symmetry;
 }
 
-function sym1(x: Float32Array, n: number, d: number, w: Float64Array): number {
-  const m = new Float64Array(d);
-  let meanNorm = 0;
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    const wi = w[i];
-    for (let c = 0; c < d; c++) {
-      const v = x[i * d + c];
-      m[c] += wi * v;
-      s += v * v;
-    }
-    meanNorm += wi * sqrt(s);
-  }
-  let mm = 0;
-  for (let c = 0; c < d; c++) mm += m[c] * m[c];
-  return 1 - sqrt(mm) / meanNorm;
-}
-
 /** Normalised spectral entropy of a covariance's eigenvalues (negatives from rounding count as 0). */
 export function spectralEntropy(values: ArrayLike<number>): number {
   const d = values.length;
@@ -221,29 +179,22 @@ export function spectralEntropy(values: ArrayLike<number>): number {
   return h / log(d);
 }
 
-/** Sym1 and Sym2 of n×d rows, under p and under the uniform measure (covariances on the GPU). */
-export async function symmetryScores(
-  gpu: Gpu,
-  x: Float32Array,
-  n: number,
-  d: number,
-  p: Float64Array,
-): Promise<SymmetryReport> {
-  const X = gpu.upload('symmetry rows', x);
-  try {
-    const u = uniformWeights(n);
-    const out: Partial<SymmetryReport> = {};
-    for (const [name, w] of [
-      ['p', p],
-      ['uniform', u],
-    ] as const) {
-      const { cov } = await weightedMoments(gpu, X, n, d, w);
-      out[name] = { sym1: sym1(x, n, d, w), sym2: spectralEntropy(symmetricEigen(cov, d).values) };
-    }
-    return out as SymmetryReport;
-  } finally {
-    gpu.free(X);
+/**
+ * Sym1 and Sym2 of the rows X or Z on the GPU, under p and under the uniform measure: Sym1 from the weighted mean and
+ * the weighted mean of the row norms, Sym2 from the covariance's eigenvalues.
+ */
+export async function symmetryScores(b: WhitenBuffers, which: Rows): Promise<SymmetryReport> {
+  const out: Partial<SymmetryReport> = {};
+  for (const measure of ['p', 'uniform'] as const) {
+    const { mean, cov } = await b.moments(which, measure);
+    let mm = 0;
+    for (let c = 0; c < b.d; c++) mm += mean[c] * mean[c];
+    out[measure] = {
+      sym1: 1 - sqrt(mm) / (await b.meanNorm(which, measure)),
+      sym2: spectralEntropy(symmetricEigen(cov, b.d).values),
+    };
   }
+  return out as SymmetryReport;
 }
 
 export interface WhitenResult {
@@ -265,32 +216,31 @@ export async function whiten(
   o: FitOptions & { report?: boolean; names?: { embeddings: string; frequencies: string } } = {},
 ): Promise<WhitenResult> {
   const a = align(emb, counts, o.names);
-  const n = a.emb.words.length;
-  const d = a.emb.dim;
-  const X = gpu.upload('whiten input', a.emb.vectors);
+  const b = WhitenBuffers.upload(gpu, a.emb.vectors, a.emb.words.length, a.emb.dim, a.p);
   try {
     const t0 = performance.now();
-    const transform = await fitTransform(gpu, X, n, d, a.p, method, o);
+    const transform = await fitTransform(b, method, o);
     const t1 = performance.now();
-    const z = await applyTransform(gpu, X, n, d, transform.mean, transform.T, d);
+    await b.apply(transform.mean, transform.T);
     const t2 = performance.now();
-    const out: Embeddings = { ...a.emb, vectors: z };
+    const symmetry = o.report
+      ? { input: await symmetryScores(b, 'x'), output: await symmetryScores(b, 'z') }
+      : undefined;
+    const t3 = performance.now();
+    const out: Embeddings = { ...a.emb, vectors: await b.readZ() };
     const result: WhitenResult = {
       out,
       transform,
       p: a.p,
       dropped: a.dropped,
-      timings: { fitMs: t1 - t0, applyMs: t2 - t1 },
+      timings: { fitMs: t1 - t0, applyMs: t2 - t1 + (performance.now() - t3) },
     };
-    if (o.report) {
-      result.symmetry = {
-        input: await symmetryScores(gpu, a.emb.vectors, n, d, a.p),
-        output: await symmetryScores(gpu, z, n, d, a.p),
-      };
-      result.timings.reportMs = performance.now() - t2;
+    if (symmetry) {
+      result.symmetry = symmetry;
+      result.timings.reportMs = t3 - t2;
     }
     return result;
   } finally {
-    gpu.free(X);
+    b.destroy();
   }
 }
