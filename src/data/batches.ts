@@ -13,7 +13,8 @@ import { HlmError } from '../errors.js';
 import { IndexPermutation } from './random.js';
 import { readShardHeader, SHARD_HEADER_BYTES, type ShardHeader } from './shards.js';
 
-export type BatchOrder = 'sequential' | 'shuffled';
+export const BATCH_ORDERS = ['shuffled', 'sequential'] as const;
+export type BatchOrder = (typeof BATCH_ORDERS)[number];
 
 export interface BatchOptions {
   batchSize: number;

@@ -5,11 +5,11 @@
 // so a value passes the same checks whether it comes from a flag, --set, a config file or a caller.
 import type { ConfigSchema, FieldSpec } from '../model/overrides.js';
 import { OBJECTIVES, PRESET_NAMES, type Objective } from '../model/config.js';
+import { BATCH_ORDERS, type BatchOrder } from '../data/batches.js';
 import { SCHEDULES, type Schedule } from './schedule.js';
+import { OPTIMIZERS, type UpdateOptions } from './update.js';
 
 export const ARCHS = ['decoder', 'encoder'] as const;
-export const OPTIMIZERS = ['adamw', 'sgd'] as const;
-export const ORDERS = ['shuffled', 'sequential'] as const;
 
 export interface PretrainOptions {
   /** A JSON file of settings: model keys (n_layer, n_embd, ...) and training keys (lr, steps, batch_size, ...). */
@@ -35,12 +35,12 @@ export interface PretrainOptions {
   batchSize?: number;
   seqLen?: number;
   lr?: number;
-  optimizer: (typeof OPTIMIZERS)[number];
+  optimizer: UpdateOptions['optimizer'];
   weightDecay: number;
   warmup: number;
   schedule: Schedule;
   gradClip: number;
-  order: (typeof ORDERS)[number];
+  order: BatchOrder;
   seed: number;
   evalEvery: number;
   evalData?: string;
@@ -161,7 +161,7 @@ export const PRETRAIN_SETTINGS = {
     description: 'after warm-up: cosine (to lr/10), linear (to 0) or constant',
   },
   gradClip: { type: 'number', min: 0, default: 1, file: true, description: 'global gradient-norm clip (0 = off)' },
-  order: { type: 'enum', values: ORDERS, default: 'shuffled', file: true },
+  order: { type: 'enum', values: BATCH_ORDERS, default: 'shuffled', file: true },
   seed: { type: 'int', min: 0, default: 1, file: true },
   evalEvery: {
     type: 'int',

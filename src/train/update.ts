@@ -6,8 +6,10 @@ import { gradClip } from '../kernels/gradclip.js';
 import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
 import type { Gpt2 } from '../model/gpt2.js';
 
+export const OPTIMIZERS = ['adamw', 'sgd'] as const;
+
 export interface UpdateOptions {
-  optimizer: 'adamw' | 'sgd';
+  optimizer: (typeof OPTIMIZERS)[number];
   weightDecay: number;
   /** Global gradient-norm clip; 0 = off. */
   gradClip: number;
