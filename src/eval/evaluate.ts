@@ -4,6 +4,7 @@
 import type { Gpu } from '../gpu/device.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
+import { outputWeight } from '../model/params.js';
 import { lambadaRequest, readLambada, aggregateLambada, type LambadaFormat, type LambadaMetrics } from './lambada.js';
 import { scoreRequests } from './score.js';
 
@@ -80,7 +81,7 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
     task: 'lambada_openai',
     ...metrics,
     objective: ck.config.objective,
-    head: ck.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight',
+    head: outputWeight(ck.config),
     tokenizer: tokenizer.name,
     batchSize: B,
     seqLen: T,

@@ -6,9 +6,9 @@
 // cross-entropy head (forward only) writes −log p(target) and the argmax for those rows alone.
 // Per pass the host reads back just those losses and argmaxes.
 //
-// The head is the checkpoint's output projection: `lm_head.weight` when the model has an
-// untied head (e.g. one fitted by head fine-tuning), otherwise the tied input embeddings,
-// which is also how a headless (CWT) checkpoint is scored.
+// The head is the checkpoint's output projection (outputWeight, src/model/params.ts):
+// `lm_head.weight` when the model has an untied head (e.g. one fitted by head fine-tuning),
+// otherwise the tied input embeddings, which is also how a headless (CWT) checkpoint is scored.
 import type { Command, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
@@ -83,23 +83,28 @@ export async function scoreRequests(
   for (const r of requests) maxTarget = Math.max(maxTarget, r.targetTokens.length);
   const K = B * maxTarget;
 
-  const model = await Gpt2.create(gpu, config, { B, T, train: false });
-  const hK = gpu.buffer('lambada target hidden', K * d * F32);
-  const targets = gpu.buffer('lambada targets', K * 4);
-  const losses = gpu.buffer('lambada losses', K * 4);
-  const argmax = gpu.buffer('lambada argmax', K * 4);
-  const head = await crossEntropyHead(gpu, {
-    N: K,
-    V,
-    d,
-    h: { buffer: hK },
-    wte: model.P(config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight'),
-    targets: { buffer: targets },
-    losses: { buffer: losses },
-    argmax: { buffer: argmax },
-    label: 'lambada head',
-  });
+  const scope = gpu.scope('lambada scoring');
   try {
+    const model = await Gpt2.create(gpu, config, { B, T, train: false, scope });
+    const hK = scope.buffer('lambada target hidden', K * d * F32);
+    const targets = scope.buffer('lambada targets', K * 4);
+    const losses = scope.buffer('lambada losses', K * 4);
+    const argmax = scope.buffer('lambada argmax', K * 4);
+    const head = scope.keep(
+      (
+        await crossEntropyHead(gpu, {
+          N: K,
+          V,
+          d,
+          h: { buffer: hK },
+          wte: model.output(),
+          targets: { buffer: targets },
+          losses: { buffer: losses },
+          argmax: { buffer: argmax },
+          label: 'lambada head',
+        })
+      ).dispatches,
+    );
     model.writeParams(params);
     const scores: ScoredPassage[] = [];
     const t0 = performance.now();
@@ -126,7 +131,7 @@ export async function scoreRequests(
       });
       model.setTokens(tokens);
       gpu.write(targets, tgt);
-      await gpu.run([...model.forward, ...copies, ...head.dispatches], 'lambada batch');
+      await gpu.run([...model.forward, ...copies, ...head], 'lambada batch');
       const rows = batch.length * maxTarget;
       const lossRows = await gpu.readF32(losses, 0, rows);
       const argRows = await gpu.read(argmax, Uint32Array, 0, rows);
@@ -149,9 +154,7 @@ export async function scoreRequests(
     }
     return { scores, B, T, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    gpu.release(...head.dispatches);
-    gpu.free(hK, targets, losses, argmax);
-    model.destroy();
+    scope.release();
   }
 }
 

@@ -4,6 +4,7 @@
 import { adapterName, probeAdapters, type AdapterSummary, type Candidate, type ProbeResult } from './adapters.js';
 import { shaderDisplayPath, shaderSource, specialise, type ShaderParams } from './shaders.js';
 import { DeviceLostError, GpuValidationError, HlmError, NoAdapterError, ShaderCompileError } from '../errors.js';
+import { GpuScope } from './scope.js';
 import { log } from '../log.js';
 
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | (string & {});
@@ -160,6 +161,11 @@ export class Gpu {
     this.bytesNow += size;
     this.bytesPeak = Math.max(this.bytesPeak, this.bytesNow);
     return buf;
+  }
+
+  /** An ownership scope: buffers and dispatches allocated through it are freed together (src/gpu/scope.ts). */
+  scope(name: string): GpuScope {
+    return new GpuScope(this, name);
   }
 
   /**

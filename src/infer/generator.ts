@@ -11,45 +11,35 @@
 //     (the generator's return value says why it stopped: 'max-tokens' | 'eos' | 'context')
 // prefill and step resolve once the GPU has finished, so timing them measures the work.
 //
-// How it works. Parameters live once on the GPU, in a B=1, T=1 Gpt2 that owns them; prefill
+// How it works. Parameters live once on the GPU, in a Gpt2 built as one decode step (B = T = 1,
+// kvCache: its blocks are src/model/block.ts's, attention reading a [maxContext, 2d] KV cache per
+// layer: row t = position t's keys, then values, the last two thirds of its c_attn row). prefill
 // runs a Gpt2 of B=1 × T (T = the prompt length rounded up to a power of two, capped at
-// maxContext; causal, so the padding after the prompt changes nothing before it) sharing
-// those parameters, then gathers every layer's k and v rows out of its c_attn output into
-// that layer's cache. The cache is [maxContext, 2d] per layer: row t = position t's keys, then
-// values (the last two thirds of its c_attn row). A decode step, built once and replayed with
-// the position written to a small u32 buffer before each submit:
-//   copy wpe[pos] → embedding(token) → per layer: ln_1, c_attn (1 × 3d), copy k|v into the
-//   cache at row pos, attention of q over cache rows 0..pos (attention_decode.wgsl), c_proj,
-//   residual, ln_2, MLP, residual → ln_f → logits = h·Eᵀ → argmax.
-// Every op but the single-query attention is the training forward's own kernel; the one-row
-// products use a 4-row matmul tile (the default tiles would compute 63 padding rows).
-// The output head is `lm_head.weight` when the checkpoint has an untied one, else the tied
-// input embeddings: so a headless (CWT) checkpoint decodes through its input embeddings.
+// maxContext; causal, so the padding after the prompt changes nothing before it) sharing those
+// parameters, then gathers every layer's k and v rows out of its c_attn output into that
+// layer's cache. A decode step is the decode model's forward, built once and replayed after
+// setStep writes the token and position: wpe[pos] → embedding → per layer ln_1, c_attn, k|v
+// into cache row pos, attention of q over rows 0..pos (attention_decode.wgsl), c_proj,
+// residual, ln_2, MLP, residual → ln_f; then logits = h·Eᵀ → argmax. The one-row products use
+// a 4-row matmul tile (the default tiles would compute 63 padding rows).
+// The output head is the model's output projection (outputWeight in src/model/params.ts):
+// `lm_head.weight` when the checkpoint has an untied one, else the tied input embeddings, so a
+// headless (CWT) checkpoint decodes through its input embeddings.
 // With `cache: false` every prefill and step recomputes the whole sequence (the slow
 // reference path the cache is checked against).
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
+import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
-import { add } from '../kernels/add.js';
 import { argmaxRows } from '../kernels/argmax.js';
-import { attentionDecode } from '../kernels/attention-decode.js';
-import { embeddingForward } from '../kernels/embedding.js';
-import { geluForward } from '../kernels/gelu.js';
-import { layerNormForward } from '../kernels/layernorm.js';
-import { matmul, type MatmulTile } from '../kernels/matmul.js';
+import { matmul } from '../kernels/matmul.js';
 import { gatherRows } from '../kernels/rows.js';
-import type { TensorRef } from '../kernels/types.js';
+import { ROW_TILES } from '../model/block.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { Rng, checkSeed } from '../model/random.js';
 import { checkSampling, sampleToken } from './sampling.js';
 
 const F32 = 4;
-
-/** One-row products (every decode matmul): 4-row tiles instead of 64 or 128. */
-export const ROW_TILES: Record<'hardware' | 'software', MatmulTile> = {
-  hardware: { BM: 4, BN: 128, BK: 16, TM: 4, TN: 4 },
-  software: { BM: 4, BN: 64, BK: 8, TM: 4, TN: 8 },
-};
 
 /** Smallest prefill model; shorter prompts are padded up to it. */
 const MIN_PREFILL = 8;
@@ -61,54 +51,34 @@ export interface GeneratorOptions {
   cache?: boolean;
 }
 
-/** The model's output projection: an untied lm_head, else the input embeddings (CE and CWT alike). */
-export function headTensor(config: ModelConfig): string {
-  return config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight';
+/** The prefill model of one length, and the gathers that copy its k and v rows into the cache. */
+interface Prefill {
+  model: Gpt2;
+  gathers: Dispatch[];
+  scope: GpuScope;
 }
 
 export class Generator {
-  readonly maxContext: number;
-  readonly cache: boolean;
   private seq: number[] = [];
-  private prefillModel?: Gpt2;
-  private prefillGathers: Dispatch[] = [];
-  private readonly own: GPUBuffer[] = [];
-  private readonly dispatches: Dispatch[] = [];
-  // The decode step: embed, then per layer pre (ln_1, c_attn) · kv copy · post, then lnf and head.
-  private embed!: Dispatch;
-  private pre: Dispatch[][] = [];
-  private post: Dispatch[][] = [];
-  private lnf!: Dispatch;
-  /** logits = hLast·Eᵀ, then their argmax: after a prefill or a step. */
+  private prefillModel?: Prefill;
+  /** logits = hf·Eᵀ of the decode model's last hidden state, then their argmax: after a prefill or a step. */
   private head: Dispatch[] = [];
-  private readonly kv: GPUBuffer[] = [];
-  /** u32 [token, cache length] for the decode step. */
-  private readonly state: GPUBuffer;
-  private readonly posRow: GPUBuffer;
-  private readonly qkv: GPUBuffer;
-  /** Final hidden state of the last position [d]: the head's input. */
-  private readonly hLast: GPUBuffer;
+  /** With the cache: the decode model's forward, then the head. */
+  private decodeStep: Command[] = [];
   private readonly logitsBuf: GPUBuffer;
   private readonly amax: GPUBuffer;
 
   private constructor(
     readonly gpu: Gpu,
     readonly config: ModelConfig,
+    readonly maxContext: number,
+    readonly cache: boolean,
+    private readonly scope: GpuScope,
+    /** Owns the parameters; with the cache, also the decode step. Its hf is the head's input. */
     private readonly owner: Gpt2,
-    opts: GeneratorOptions,
   ) {
-    const { n_positions: P, n_embd: d, vocab_size: V } = config;
-    const max = opts.maxContext ?? P;
-    if (!(Number.isInteger(max) && max >= 1 && max <= P))
-      throw new HlmError(`maxContext must be an integer in 1..${P} (the model's n_positions), got ${max}`);
-    this.maxContext = max;
-    this.cache = opts.cache ?? true;
-    this.state = this.buf('decode state', 4 * 4);
-    this.posRow = this.buf('decode position embedding', d * F32);
-    this.qkv = this.buf('decode qkv', 3 * d * F32);
-    this.hLast = this.buf('last hidden state', d * F32);
-    this.logitsBuf = this.buf('next-token logits', V * F32);
-    this.amax = this.buf('next-token argmax', 4);
+    this.logitsBuf = scope.buffer('next-token logits', config.vocab_size * F32);
+    this.amax = scope.buffer('next-token argmax', 4);
   }
 
   /** A generator for a decoder; `params` in paramLayout(config) order (as loadCheckpoint gives them). */
@@ -122,30 +92,28 @@ export class Generator {
       throw new HlmError(
         'generation needs a decoder: this checkpoint is an encoder (causal: false), which cannot predict next tokens',
       );
-    const owner = await Gpt2.create(gpu, config, { B: 1, T: 1, train: false });
-    let g: Generator | undefined;
+    const P = config.n_positions;
+    const max = opts.maxContext ?? P;
+    if (!(Number.isInteger(max) && max >= 1 && max <= P))
+      throw new HlmError(`maxContext must be an integer in 1..${P} (the model's n_positions), got ${max}`);
+    const cache = opts.cache ?? true;
+    const scope = gpu.scope('generator');
     try {
+      const owner = await Gpt2.create(gpu, config, {
+        B: 1,
+        T: 1,
+        train: false,
+        kvCache: cache ? max : undefined,
+        scope,
+      });
       owner.writeParams(params);
-      g = new Generator(gpu, config, owner, opts);
+      const g = new Generator(gpu, config, max, cache, scope, owner);
       await g.buildHead();
-      if (g.cache) await g.buildDecode();
       return g;
     } catch (e) {
-      if (g) g.destroy();
-      else owner.destroy();
+      scope.release();
       throw e;
     }
-  }
-
-  private buf(label: string, bytes: number): GPUBuffer {
-    const b = this.gpu.buffer(label, bytes);
-    this.own.push(b);
-    return b;
-  }
-
-  private keep<T extends Dispatch | Dispatch[]>(d: T): T {
-    this.dispatches.push(...(Array.isArray(d) ? d : [d]));
-    return d;
   }
 
   /** Tokens in the sequence so far (prompt and appended). */
@@ -158,23 +126,22 @@ export class Generator {
   }
 
   private async buildHead(): Promise<void> {
-    const { gpu, config } = this;
-    const tile = ROW_TILES[gpu.adapter.kind];
+    const { gpu, config, scope } = this;
     this.head = [
-      ...this.keep(
+      ...scope.keep(
         await matmul(gpu, {
           M: 1,
           N: config.vocab_size,
           K: config.n_embd,
           transB: true,
-          tile,
-          a: { buffer: this.hLast },
-          b: this.owner.P(headTensor(config)),
+          tile: ROW_TILES[gpu.adapter.kind],
+          a: { buffer: this.owner.hf },
+          b: this.owner.output(),
           c: { buffer: this.logitsBuf },
           label: 'decode logits',
         }),
       ),
-      this.keep(
+      scope.keep(
         await argmaxRows(gpu, {
           rows: 1,
           n: config.vocab_size,
@@ -184,116 +151,7 @@ export class Generator {
         }),
       ),
     ];
-  }
-
-  private async buildDecode(): Promise<void> {
-    const { gpu, config, owner } = this;
-    const { n_embd: d, n_layer: L, n_head: H, layer_norm_epsilon: eps } = config;
-    const tile = ROW_TILES[gpu.adapter.kind];
-    const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
-    const x = this.buf('decode x', d * F32);
-    const xm = this.buf('decode xm', d * F32);
-    const ln = this.buf('decode ln', d * F32);
-    const stats = this.buf('decode ln stats', 2 * F32);
-    const y = this.buf('decode y', d * F32);
-    const tmp = this.buf('decode proj out', d * F32);
-    const fc = this.buf('decode fc', 4 * d * F32);
-    const act = this.buf('decode gelu', 4 * d * F32);
-    const scores = this.buf('decode attention scores', H * this.maxContext * F32);
-    const PB = (l: number, name: string) => owner.P(`transformer.h.${l}.${name}`);
-    const linear = async (
-      xin: GPUBuffer,
-      l: number,
-      name: string,
-      out: GPUBuffer,
-      nIn: number,
-      nOut: number,
-    ): Promise<Dispatch[]> => [
-      ...this.keep(
-        await matmul(gpu, {
-          M: 1,
-          N: nOut,
-          K: nIn,
-          tile,
-          a: at(xin),
-          b: PB(l, `${name}.weight`),
-          c: at(out),
-          label: `decode h${l} ${name}`,
-        }),
-      ),
-      this.keep(
-        await add(gpu, {
-          rows: 1,
-          cols: nOut,
-          out: at(out),
-          b: PB(l, `${name}.bias`),
-          bStrides: [0, 1],
-          label: `decode h${l} ${name} +b`,
-        }),
-      ),
-    ];
-    const norm = async (xin: GPUBuffer, w: string, out: GPUBuffer, label: string) =>
-      this.keep(
-        await layerNormForward(gpu, {
-          rows: 1,
-          cols: d,
-          eps,
-          x: at(xin),
-          weight: owner.P(`${w}.weight`),
-          bias: owner.P(`${w}.bias`),
-          out: at(out),
-          mean: at(stats),
-          rstd: at(stats, 1),
-          label,
-        }),
-      );
-
-    this.embed = this.keep(
-      await embeddingForward(gpu, {
-        B: 1,
-        T: 1,
-        d,
-        tokens: at(this.state),
-        wte: owner.P('transformer.wte.weight'),
-        wpe: at(this.posRow),
-        out: at(x),
-        label: 'decode embedding',
-      }),
-    );
-    for (let l = 0; l < L; l++) {
-      this.kv.push(this.buf(`h${l} kv cache`, this.maxContext * 2 * d * F32));
-      this.pre.push([
-        await norm(x, `transformer.h.${l}.ln_1`, ln, `decode h${l} ln_1`),
-        ...(await linear(ln, l, 'attn.c_attn', this.qkv, d, 3 * d)),
-      ]);
-      this.post.push([
-        this.keep(
-          await attentionDecode(gpu, {
-            d,
-            nHead: H,
-            maxLen: this.maxContext,
-            q: at(this.qkv),
-            kv: at(this.kv[l]),
-            length: at(this.state, 1),
-            out: at(y),
-            scores,
-            label: `decode h${l} attn`,
-          }),
-        ),
-        ...(await linear(y, l, 'attn.c_proj', tmp, d, d)),
-        this.keep(
-          await add(gpu, { rows: 1, cols: d, out: at(xm), a: at(x), b: at(tmp), label: `decode h${l} residual 1` }),
-        ),
-        await norm(xm, `transformer.h.${l}.ln_2`, ln, `decode h${l} ln_2`),
-        ...(await linear(ln, l, 'mlp.c_fc', fc, d, 4 * d)),
-        this.keep(await geluForward(gpu, { n: 4 * d, x: at(fc), out: at(act), label: `decode h${l} gelu` })),
-        ...(await linear(act, l, 'mlp.c_proj', tmp, 4 * d, d)),
-        this.keep(
-          await add(gpu, { rows: 1, cols: d, out: at(x), a: at(xm), b: at(tmp), label: `decode h${l} residual 2` }),
-        ),
-      ]);
-    }
-    this.lnf = await norm(x, 'transformer.ln_f', this.hLast, 'decode ln_f');
+    if (this.cache) this.decodeStep = [...this.owner.forward, ...this.head];
   }
 
   /**
@@ -303,39 +161,40 @@ export class Generator {
     let T = MIN_PREFILL;
     while (T < n) T *= 2;
     T = Math.min(T, this.maxContext);
-    if (this.prefillModel?.T === T) return this.prefillModel;
-    this.dropPrefill();
-    const { gpu, config } = this;
-    const m = await Gpt2.create(gpu, config, { B: 1, T, train: false, shareWith: this.owner });
-    this.prefillModel = m;
-    if (this.cache) {
-      // The model's qkv [T, 3d] as rows of width d: position t's k is row 3t+1, its v row 3t+2;
-      // gathered in that order they are the cache's [T, 2d] layout.
-      const index = Uint32Array.from({ length: 2 * T }, (_, i) => 3 * (i >> 1) + 1 + (i & 1));
-      const idx = gpu.upload('prefill kv index', index);
-      this.prefillGathers = [];
-      for (let l = 0; l < config.n_layer; l++) {
-        this.prefillGathers.push(
-          await gatherRows(gpu, {
-            n: 2 * T,
-            d: config.n_embd,
-            src: { buffer: m.qkv(l) },
-            index: { buffer: idx },
-            dst: { buffer: this.kv[l] },
-            label: `prefill h${l} kv`,
-          }),
-        );
-      }
-      this.prefillGathers[0].owned.push(idx);
-    }
-    return m;
-  }
-
-  private dropPrefill(): void {
-    this.gpu.release(...this.prefillGathers);
-    this.prefillGathers = [];
-    this.prefillModel?.destroy();
+    if (this.prefillModel?.model.T === T) return this.prefillModel.model;
+    this.prefillModel?.scope.release();
     this.prefillModel = undefined;
+    const { gpu, config } = this;
+    const scope = this.scope.scope(`prefill ${T}`);
+    try {
+      const model = await Gpt2.create(gpu, config, { B: 1, T, train: false, shareWith: this.owner, scope });
+      const gathers: Dispatch[] = [];
+      if (this.cache) {
+        // The model's qkv [T, 3d] as rows of width d: position t's k is row 3t+1, its v row 3t+2;
+        // gathered in that order they are the cache's [T, 2d] layout.
+        const index = Uint32Array.from({ length: 2 * T }, (_, i) => 3 * (i >> 1) + 1 + (i & 1));
+        const idx = scope.upload('prefill kv index', index);
+        for (let l = 0; l < config.n_layer; l++) {
+          gathers.push(
+            scope.keep(
+              await gatherRows(gpu, {
+                n: 2 * T,
+                d: config.n_embd,
+                src: { buffer: model.qkv(l) },
+                index: { buffer: idx },
+                dst: { buffer: this.owner.kvCache(l) },
+                label: `prefill h${l} kv`,
+              }),
+            ),
+          );
+        }
+      }
+      this.prefillModel = { model, gathers, scope };
+      return model;
+    } catch (e) {
+      scope.release();
+      throw e;
+    }
   }
 
   private checkTokens(tokens: readonly number[]): void {
@@ -353,9 +212,10 @@ export class Generator {
     m.setTokens(padded);
     const d = this.config.n_embd;
     const last: Command = {
-      copy: { from: m.hf, fromOffset: (seq.length - 1) * d * F32, to: this.hLast, toOffset: 0, size: d * F32 },
+      copy: { from: m.hf, fromOffset: (seq.length - 1) * d * F32, to: this.owner.hf, toOffset: 0, size: d * F32 },
     };
-    await this.gpu.run([...m.forward, ...(fillCache ? this.prefillGathers : []), last, ...this.head], 'prefill');
+    const gathers = fillCache ? this.prefillModel!.gathers : [];
+    await this.gpu.run([...m.forward, ...gathers, last, ...this.head], 'prefill');
   }
 
   /** Start a sequence with these tokens (1..maxContext of them); the next token's logits are then ready. */
@@ -380,34 +240,9 @@ export class Generator {
       this.seq.push(token);
       return;
     }
-    const { gpu } = this;
-    const d = this.config.n_embd;
-    gpu.write(this.state, Uint32Array.of(token, pos + 1));
-    const wpe = this.owner.P('transformer.wpe.weight').offset ?? 0;
-    const commands: Command[] = [
-      {
-        copy: {
-          from: this.owner.params,
-          fromOffset: (wpe + pos * d) * F32,
-          to: this.posRow,
-          toOffset: 0,
-          size: d * F32,
-        },
-      },
-      this.embed,
-    ];
-    for (let l = 0; l < this.config.n_layer; l++) {
-      commands.push(
-        ...this.pre[l],
-        {
-          copy: { from: this.qkv, fromOffset: d * F32, to: this.kv[l], toOffset: pos * 2 * d * F32, size: 2 * d * F32 },
-        },
-        ...this.post[l],
-      );
-    }
-    commands.push(this.lnf, ...this.head);
-    gpu.submit(commands, 'decode step');
-    await gpu.done();
+    this.owner.setStep(token, pos);
+    this.gpu.submit(this.decodeStep, 'decode step');
+    await this.gpu.done();
     this.seq.push(token);
   }
 
@@ -442,11 +277,9 @@ export class Generator {
     this.seq = [];
   }
 
+  /** Free the models, the cache and the head. */
   destroy(): void {
-    this.dropPrefill();
-    this.gpu.release(...this.dispatches);
-    this.gpu.free(...this.own);
-    this.owner.destroy();
+    this.scope.release();
   }
 }
 

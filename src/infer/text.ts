@@ -5,9 +5,10 @@ import type { Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
+import { outputWeight } from '../model/params.js';
 import { log } from '../log.js';
 import { loadCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
-import { Generator, generate, headTensor, type StopReason } from './generator.js';
+import { Generator, generate, type StopReason } from './generator.js';
 
 export interface GenerateTextOptions {
   model: string;
@@ -150,7 +151,7 @@ export async function generateText(
       seed: o.seed,
       cache: gen.cache,
       objective: config.objective,
-      head: headTensor(config),
+      head: outputWeight(config),
       tokenizer: tokenizer.name,
       timeToFirstToken: tokens.length ? (tFirst - t0) / 1000 : prefillSeconds,
       prefillTokensPerSecond: prompt.length / prefillSeconds,

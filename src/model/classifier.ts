@@ -8,7 +8,7 @@
 //   loss      per-row weighted softmax cross-entropy, or squared error for C = 1
 //             (src/kernels/classifier.ts); row weights are normalised on the host, so the
 //             losses sum to the batch's (weighted) mean.
-import type { Command, Dispatch } from '../gpu/device.js';
+import type { Command } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { add } from '../kernels/add.js';
 import { classifierLoss } from '../kernels/classifier.js';
@@ -60,12 +60,8 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
   const { n_embd: d, num_labels: C } = model.config;
   if (!(C >= 1)) throw new HlmError('the model has no classifier head (num_labels is 0)');
   if (!POOLINGS.includes(pooling)) throw new HlmError(`unknown pooling '${pooling}'; use ${POOLINGS.join(', ')}`);
-  const own: GPUBuffer[] = [];
-  const buf = (label: string, floats: number) => {
-    const b = gpu.buffer(label, floats * 4);
-    own.push(b);
-    return b;
-  };
+  const scope = model.scope.scope('classifier head');
+  const buf = (label: string, floats: number) => scope.buffer(label, floats * 4);
   const pool = buf('pooling matrix', B * N);
   const pooled = buf('pooled', B * d);
   const logits = buf('logits', B * C);
@@ -73,20 +69,15 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
   const weights = buf('row weights', B);
   const losses = buf('row losses', B);
   const loss = buf('loss', 4);
-  const dispatches: Dispatch[] = [];
-  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => {
-    dispatches.push(...(Array.isArray(x) ? x : [x]));
-    return x;
-  };
   const at = (buffer: GPUBuffer) => ({ buffer });
   const W = model.P('score.weight');
   const bias = model.P('score.bias');
 
   const forward: Command[] = [
-    ...keep(
+    ...scope.keep(
       await matmul(gpu, { M: B, N: d, K: N, a: at(pool), b: at(model.hf), c: at(pooled), label: 'classifier pool' }),
     ),
-    ...keep(
+    ...scope.keep(
       await matmul(gpu, {
         M: B,
         N: C,
@@ -98,7 +89,7 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
         label: 'classifier score',
       }),
     ),
-    keep(
+    scope.keep(
       await add(gpu, { rows: B, cols: C, out: at(logits), b: bias, bStrides: [0, 1], label: 'classifier score +b' }),
     ),
   ];
@@ -110,7 +101,7 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
     gpu.write(ones, new Float32Array(B).fill(1));
     train = [
       ...forward,
-      keep(
+      scope.keep(
         await classifierLoss(gpu, {
           rows: B,
           C,
@@ -121,8 +112,8 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
           dlogits: at(dlogits),
         }),
       ),
-      keep(await lossMean(gpu, { N: B, losses: at(losses), out: at(loss), label: 'classifier loss sum' })),
-      ...keep(
+      scope.keep(await lossMean(gpu, { N: B, losses: at(losses), out: at(loss), label: 'classifier loss sum' })),
+      ...scope.keep(
         await matmul(gpu, {
           M: C,
           N: d,
@@ -135,7 +126,7 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
           label: 'classifier dW',
         }),
       ),
-      ...keep(
+      ...scope.keep(
         await matmul(gpu, {
           M: 1,
           N: C,
@@ -147,10 +138,10 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
           label: 'classifier db',
         }),
       ),
-      ...keep(
+      ...scope.keep(
         await matmul(gpu, { M: B, N: d, K: C, a: at(dlogits), b: W, c: at(dpooled), label: 'classifier dpooled' }),
       ),
-      ...keep(
+      ...scope.keep(
         await matmul(gpu, {
           M: N,
           N: d,
@@ -198,9 +189,6 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
       gpu.write(weights, w);
       return n;
     },
-    destroy(): void {
-      gpu.release(...dispatches);
-      gpu.free(...own);
-    },
+    destroy: () => scope.release(),
   };
 }

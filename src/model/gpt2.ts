@@ -1,26 +1,12 @@
 // GPT-2 on the GPU: every buffer allocated once for a fixed micro-batch (B x T), and the
-// forward and backward passes built once as lists of dispatches (llm.c's layout, in WGSL).
-//
-// Per layer l, with N = B·T rows:
-//   forward   ln1 = LN(x_l); qkv = ln1·Wqkv + b; y = attn(qkv); xm = x_l + y·Wo + b
-//             ln2 = LN(xm);  h = gelu(ln2·Wfc + b); x_{l+1} = xm + h·Wp + b
-//   backward  dres carries dL/dx through the residual stream and is accumulated into by each
-//             LayerNorm backward; weight gradients accumulate (+=) into the flat gradient
-//             buffer, which each step clears first. Bias gradients are column sums, done as a
-//             1 x N ones-vector matmul so the same tested kernel serves.
+// forward and backward passes built once as lists of dispatches (llm.c's layout, in WGSL):
+// embeddings, the blocks of src/model/block.ts, ln_f. The same class builds a decode step
+// (kvCache): one row through the same blocks, attention reading a KV cache.
 // The head is chosen by the trainer (src/model/heads.ts): it reads the final hidden states
 // `hf` and writes `dhf`, the gradient the backward starts from, plus its share of dwte.
-import type { Command, Dispatch, Gpu } from '../gpu/device.js';
+import type { Command, Copy, Gpu } from '../gpu/device.js';
+import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
-import { add } from '../kernels/add.js';
-import {
-  attentionBackward,
-  attentionForward,
-  createAttentionBuffers,
-  createAttentionScratch,
-  type AttentionBuffers,
-  type AttentionScratch,
-} from '../kernels/attention.js';
 import {
   createEmbeddingIndex,
   embeddingBackward,
@@ -28,27 +14,34 @@ import {
   writeEmbeddingIndex,
   type EmbeddingIndexBuffers,
 } from '../kernels/embedding.js';
-import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
-import { matmul } from '../kernels/matmul.js';
 import type { TensorRef } from '../kernels/types.js';
+import {
+  blockBackward,
+  blockForward,
+  CachedAttention,
+  createBlockActs,
+  createBlockGradScratch,
+  ROW_TILES,
+  sequenceAttention,
+  type BlockActs,
+  type BlockSpec,
+} from './block.js';
 import type { ModelConfig } from './config.js';
-import { blockTensor, findTensor, paramLayout, type BlockTensorName, type ParamLayout } from './params.js';
+import {
+  blockTensor,
+  findTensor,
+  outputWeight,
+  paramLayout,
+  type BlockTensorName,
+  type ParamLayout,
+} from './params.js';
 
 const F32 = 4;
 
-interface LayerActs {
-  x: GPUBuffer; // input of the block [N, d]
-  ln1: GPUBuffer;
-  ln1Stats: GPUBuffer; // mean [N] then rstd [N]
-  qkv: GPUBuffer; // [N, 3d]
-  att: AttentionBuffers;
-  y: GPUBuffer; // attention output before c_proj [N, d]
-  xm: GPUBuffer; // residual after attention [N, d]
-  ln2: GPUBuffer;
-  ln2Stats: GPUBuffer;
-  fc: GPUBuffer; // [N, 4d] before GELU
-  gelu: GPUBuffer; // [N, 4d]
+/** The buffers of an embedding-gradient index, for a scope to own. */
+export function embeddingIndexBuffers(index: EmbeddingIndexBuffers): GPUBuffer[] {
+  return [index.order.buffer, index.starts.buffer, index.uniq.buffer, index.count.buffer];
 }
 
 export interface Gpt2Options {
@@ -66,6 +59,14 @@ export interface Gpt2Options {
    * network at another micro-batch shape, e.g. length buckets for short fine-tuning inputs.
    */
   shareWith?: Gpt2;
+  /**
+   * Build the forward as one decode step (B = T = 1, no training) at a position set by setStep,
+   * attention reading a KV cache of this many positions per layer (filled by the step, or by
+   * copies into kvCache(l)).
+   */
+  kvCache?: number;
+  /** Allocate under this scope (released with it, or on its own by destroy); default a scope of its own. */
+  scope?: GpuScope;
 }
 
 export class Gpt2 {
@@ -73,22 +74,22 @@ export class Gpt2 {
   readonly N: number;
   readonly params: GPUBuffer;
   readonly grads?: GPUBuffer;
-  /** u32 [N] input tokens, written by setTokens. */
+  /** u32 [N] input tokens, written by setTokens (a decode step: [token, cache length], written by setStep). */
   readonly tokens: GPUBuffer;
   /** u32 [B] valid length of each row when built with `padding` (setLengths). */
   readonly lengths?: GPUBuffer;
   /** Final hidden states after ln_f [N, d], and their gradient (written by the head). */
   readonly hf: GPUBuffer;
   readonly dhf?: GPUBuffer;
+  /** Everything this model allocated and built; heads and updates built on it allocate under it too. */
+  readonly scope: GpuScope;
   /** Forward up to hf. */
   forward: Command[] = [];
   /** Backward from dhf down to the embeddings (gradients accumulate; clear them first). */
   backward: Command[] = [];
-  private readonly buffers: GPUBuffer[] = [];
-  private readonly dispatches: Dispatch[] = [];
-  private layers: LayerActs[] = [];
-  private scratch!: AttentionScratch;
+  private layers: BlockActs[] = [];
   private index?: EmbeddingIndexBuffers;
+  private decode?: { attention: CachedAttention; wpeRow: Copy; maxLen: number; wpeBytes: number };
 
   private constructor(
     readonly gpu: Gpu,
@@ -97,8 +98,11 @@ export class Gpt2 {
     readonly T: number,
     train: boolean,
     padding: boolean,
-    shareWith?: Gpt2,
+    shareWith: Gpt2 | undefined,
+    kvCache: number | undefined,
+    scope: GpuScope,
   ) {
+    this.scope = scope;
     this.layout = paramLayout(config);
     this.N = B * T;
     if (T > config.n_positions)
@@ -111,25 +115,32 @@ export class Gpt2 {
       this.params = shareWith.params;
       this.grads = train ? shareWith.grads : undefined;
     } else {
-      this.params = this.buf('params', this.layout.total);
-      if (train) this.grads = this.buf('grads', this.layout.total);
+      this.params = scope.buffer('params', this.layout.total * F32);
+      if (train) this.grads = scope.buffer('grads', this.layout.total * F32);
     }
-    this.tokens = this.buf('tokens', this.N);
-    if (padding) this.lengths = this.buf('lengths', B);
-    this.hf = this.buf('hf', this.N * config.n_embd);
-    if (train) this.dhf = this.buf('dhf', this.N * config.n_embd);
+    this.tokens = scope.buffer('tokens', (kvCache ? 2 : this.N) * 4);
+    if (padding) this.lengths = scope.buffer('lengths', B * 4);
+    this.hf = scope.buffer('hf', this.N * config.n_embd * F32);
+    if (train) this.dhf = scope.buffer('dhf', this.N * config.n_embd * F32);
   }
 
   static async create(gpu: Gpu, config: ModelConfig, opts: Gpt2Options): Promise<Gpt2> {
-    const m = new Gpt2(gpu, config, opts.B, opts.T, opts.train, opts.padding ?? false, opts.shareWith);
-    await m.build(opts.train);
-    return m;
-  }
-
-  private buf(label: string, floats: number): GPUBuffer {
-    const b = this.gpu.buffer(label, floats * F32);
-    this.buffers.push(b);
-    return b;
+    const { B, T, train, kvCache } = opts;
+    if (kvCache !== undefined) {
+      if (B !== 1 || T !== 1 || train || opts.padding)
+        throw new HlmError('a decode step (kvCache) is one row (B = T = 1), without training or padding');
+      if (!(Number.isInteger(kvCache) && kvCache >= 1 && kvCache <= config.n_positions))
+        throw new HlmError(`kvCache must be an integer in 1..${config.n_positions} (n_positions), got ${kvCache}`);
+    }
+    const scope = opts.scope ? opts.scope.scope(`gpt2 ${B}x${T}`) : gpu.scope(`gpt2 ${B}x${T}`);
+    try {
+      const m = new Gpt2(gpu, config, B, T, train, opts.padding ?? false, opts.shareWith, kvCache, scope);
+      await m.build(train, kvCache);
+      return m;
+    } catch (e) {
+      scope.release();
+      throw e;
+    }
   }
 
   /** A parameter tensor (`p`) or its gradient (`g`) as a TensorRef into the flat buffers. */
@@ -140,6 +151,13 @@ export class Gpt2 {
     if (!this.grads) throw new HlmError('this model was built without gradients');
     return { buffer: this.grads, offset: findTensor(this.layout, name).offset };
   }
+  /** The output projection [V, d] (src/model/params.ts's outputWeight), and its gradient. */
+  output(): TensorRef {
+    return this.P(outputWeight(this.config));
+  }
+  outputGrad(): TensorRef {
+    return this.G(outputWeight(this.config));
+  }
   /**
    * Layer l's packed c_attn output [N, 3d] (q | k | v per row) after a forward; read it only (the KV cache copies k and
    * v from it).
@@ -148,181 +166,83 @@ export class Gpt2 {
     if (!this.layers[l]) throw new HlmError(`layer ${l} out of range [0, ${this.layers.length})`);
     return this.layers[l].qkv;
   }
+  /** Layer l's KV cache [kvCache, 2d] of a decode step: row t = position t's keys, then its values. */
+  kvCache(l: number): GPUBuffer {
+    if (!this.decode) throw new HlmError('this model was built without a KV cache');
+    return this.decode.attention.cache(l);
+  }
   private PB(l: number, name: BlockTensorName): TensorRef {
     return { buffer: this.params, offset: blockTensor(this.layout, l, name).offset };
   }
   private GB(l: number, name: BlockTensorName): TensorRef {
-    return { buffer: this.grads!, offset: blockTensor(this.layout, l, name).offset };
+    if (!this.grads) throw new HlmError('this model was built without gradients');
+    return { buffer: this.grads, offset: blockTensor(this.layout, l, name).offset };
   }
 
-  private keep<T extends Dispatch | Dispatch[]>(d: T): T {
-    this.dispatches.push(...(Array.isArray(d) ? d : [d]));
-    return d;
-  }
-
-  private async build(train: boolean): Promise<void> {
-    const { gpu, N, B, T } = this;
+  private async build(train: boolean, kvCache?: number): Promise<void> {
+    const { gpu, N, B, T, scope } = this;
     const { n_embd: d, n_layer: L, n_head: H, layer_norm_epsilon: eps, causal } = this.config;
-    this.scratch = createAttentionScratch(gpu, { B, T, d, nHead: H, label: 'attention scratch' });
-    for (let l = 0; l < L; l++) {
-      const n = (s: string) => `h${l}.${s}`;
-      this.layers.push({
-        x: this.buf(n('x'), N * d),
-        ln1: this.buf(n('ln1'), N * d),
-        ln1Stats: this.buf(n('ln1 stats'), 2 * N),
-        qkv: this.buf(n('qkv'), N * 3 * d),
-        att: createAttentionBuffers(gpu, { B, T, d, nHead: H, label: n('att') }),
-        y: this.buf(n('y'), N * d),
-        xm: this.buf(n('xm'), N * d),
-        ln2: this.buf(n('ln2'), N * d),
-        ln2Stats: this.buf(n('ln2 stats'), 2 * N),
-        fc: this.buf(n('fc'), N * 4 * d),
-        gelu: this.buf(n('gelu'), N * 4 * d),
-      });
-    }
-    const xL = this.buf('x final', N * d);
-    const lnfStats = this.buf('ln_f stats', 2 * N);
-    const tmp = this.buf('proj out', N * d);
+    for (let l = 0; l < L; l++) this.layers.push(createBlockActs(scope, N, d, `h${l}`));
+    const xL = scope.buffer('x final', N * d * F32);
+    const lnfStats = scope.buffer('ln_f stats', 2 * N * F32);
+    const tmp = scope.buffer('proj out', N * d * F32);
     const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
-
-    // A linear layer y = x·W + b (W is [in, out], Conv1D layout).
-    const linear = async (
-      x: GPUBuffer,
-      W: TensorRef,
-      b: TensorRef,
-      y: GPUBuffer,
-      nIn: number,
-      nOut: number,
-      label: string,
-    ) => [
-      ...this.keep(await matmul(gpu, { M: N, N: nOut, K: nIn, a: at(x), b: W, c: at(y), label: `${label} x·W` })),
-      this.keep(await add(gpu, { rows: N, cols: nOut, out: at(y), b, bStrides: [0, 1], label: `${label} +b` })),
-    ];
-
     const f: Command[] = [];
+
+    let wpe = this.P('transformer.wpe.weight');
+    let attention;
+    if (kvCache) {
+      // The step's position embedding: wpe[pos], copied in first (setStep points the copy at row pos).
+      const posRow = scope.buffer('decode position embedding', d * F32);
+      const wpeRow: Copy = {
+        copy: { from: this.params, fromOffset: (wpe.offset ?? 0) * F32, to: posRow, toOffset: 0, size: d * F32 },
+      };
+      f.push(wpeRow);
+      wpe = at(posRow);
+      const cached = new CachedAttention(gpu, scope, {
+        d,
+        nHead: H,
+        maxLen: kvCache,
+        layers: L,
+        length: at(this.tokens, 1),
+      });
+      this.decode = { attention: cached, wpeRow, maxLen: kvCache, wpeBytes: wpeRow.copy.fromOffset };
+      attention = cached;
+    } else {
+      const lengths = this.lengths && at(this.lengths);
+      attention = sequenceAttention(gpu, scope, { B, T, d, nHead: H, causal, layers: L, lengths });
+    }
+    const prefix = kvCache ? 'decode ' : '';
+    const spec: BlockSpec = {
+      gpu,
+      scope,
+      rows: N,
+      d,
+      eps,
+      weights: { param: (l, name) => this.PB(l, name), grad: (l, name) => this.GB(l, name) },
+      attention,
+      tile: kvCache ? ROW_TILES[gpu.adapter.kind] : undefined,
+      label: prefix,
+    };
+
     f.push(
-      this.keep(
+      scope.keep(
         await embeddingForward(gpu, {
           B,
           T,
           d,
           tokens: at(this.tokens),
           wte: this.P('transformer.wte.weight'),
-          wpe: this.P('transformer.wpe.weight'),
+          wpe,
           out: at(this.layers[0]?.x ?? xL),
+          label: kvCache ? 'decode embedding' : undefined,
         }),
       ),
     );
-    for (let l = 0; l < L; l++) {
-      const a = this.layers[l];
-      const next = l + 1 < L ? this.layers[l + 1].x : xL;
-      f.push(
-        this.keep(
-          await layerNormForward(gpu, {
-            rows: N,
-            cols: d,
-            eps,
-            x: at(a.x),
-            weight: this.PB(l, 'ln_1.weight'),
-            bias: this.PB(l, 'ln_1.bias'),
-            out: at(a.ln1),
-            mean: at(a.ln1Stats),
-            rstd: at(a.ln1Stats, N),
-            label: `h${l} ln_1`,
-          }),
-        ),
-      );
-      f.push(
-        ...(await linear(
-          a.ln1,
-          this.PB(l, 'attn.c_attn.weight'),
-          this.PB(l, 'attn.c_attn.bias'),
-          a.qkv,
-          d,
-          3 * d,
-          `h${l} c_attn`,
-        )),
-      );
-      f.push(
-        ...this.keep(
-          await attentionForward(gpu, {
-            B,
-            T,
-            d,
-            nHead: H,
-            causal,
-            lengths: this.lengths && at(this.lengths),
-            qkv: at(a.qkv),
-            out: at(a.y),
-            layer: a.att,
-            scratch: this.scratch,
-            label: `h${l} attn`,
-          }),
-        ),
-      );
-      f.push(
-        ...(await linear(
-          a.y,
-          this.PB(l, 'attn.c_proj.weight'),
-          this.PB(l, 'attn.c_proj.bias'),
-          tmp,
-          d,
-          d,
-          `h${l} attn.c_proj`,
-        )),
-      );
-      f.push(
-        this.keep(
-          await add(gpu, { rows: N, cols: d, out: at(a.xm), a: at(a.x), b: at(tmp), label: `h${l} residual 1` }),
-        ),
-      );
-      f.push(
-        this.keep(
-          await layerNormForward(gpu, {
-            rows: N,
-            cols: d,
-            eps,
-            x: at(a.xm),
-            weight: this.PB(l, 'ln_2.weight'),
-            bias: this.PB(l, 'ln_2.bias'),
-            out: at(a.ln2),
-            mean: at(a.ln2Stats),
-            rstd: at(a.ln2Stats, N),
-            label: `h${l} ln_2`,
-          }),
-        ),
-      );
-      f.push(
-        ...(await linear(
-          a.ln2,
-          this.PB(l, 'mlp.c_fc.weight'),
-          this.PB(l, 'mlp.c_fc.bias'),
-          a.fc,
-          d,
-          4 * d,
-          `h${l} c_fc`,
-        )),
-      );
-      f.push(this.keep(await geluForward(gpu, { n: N * 4 * d, x: at(a.fc), out: at(a.gelu), label: `h${l} gelu` })));
-      f.push(
-        ...(await linear(
-          a.gelu,
-          this.PB(l, 'mlp.c_proj.weight'),
-          this.PB(l, 'mlp.c_proj.bias'),
-          tmp,
-          4 * d,
-          d,
-          `h${l} mlp.c_proj`,
-        )),
-      );
-      f.push(
-        this.keep(
-          await add(gpu, { rows: N, cols: d, out: at(next), a: at(a.xm), b: at(tmp), label: `h${l} residual 2` }),
-        ),
-      );
-    }
+    for (let l = 0; l < L; l++)
+      f.push(...(await blockForward(spec, l, this.layers[l], tmp, l + 1 < L ? this.layers[l + 1].x : xL)));
     f.push(
-      this.keep(
+      scope.keep(
         await layerNormForward(gpu, {
           rows: N,
           cols: d,
@@ -333,7 +253,7 @@ export class Gpt2 {
           out: at(this.hf),
           mean: at(lnfStats),
           rstd: at(lnfStats, N),
-          label: 'ln_f',
+          label: `${prefix}ln_f`,
         }),
       ),
     );
@@ -341,51 +261,13 @@ export class Gpt2 {
     if (!train) return;
 
     // Backward. Scratch shared by all layers.
-    const dres = this.buf('dres', N * d);
-    const dln = this.buf('dln', N * d);
-    const dy = this.buf('dy', N * d);
-    const dqkv = this.buf('dqkv', N * 3 * d);
-    const dfc = this.buf('dfc', N * 4 * d);
-    const ones = this.buf('ones', N);
-    gpu.write(ones, new Float32Array(N).fill(1));
+    const g = createBlockGradScratch(gpu, scope, N, d);
     this.index = createEmbeddingIndex(gpu, N, 'embedding index');
+    scope.adopt(...embeddingIndexBuffers(this.index));
 
-    // Gradients of y = x·W + b given dy: dx (overwritten), dW += xᵀ·dy, db += 1ᵀ·dy.
-    const linearBack = async (
-      x: GPUBuffer,
-      dyb: GPUBuffer,
-      W: TensorRef,
-      dW: TensorRef,
-      db: TensorRef,
-      dx: GPUBuffer,
-      nIn: number,
-      nOut: number,
-      label: string,
-    ) => [
-      ...this.keep(
-        await matmul(gpu, { M: N, N: nIn, K: nOut, transB: true, a: at(dyb), b: W, c: at(dx), label: `${label} dx` }),
-      ),
-      ...this.keep(
-        await matmul(gpu, {
-          M: nIn,
-          N: nOut,
-          K: N,
-          transA: true,
-          beta: 1,
-          a: at(x),
-          b: at(dyb),
-          c: dW,
-          label: `${label} dW`,
-        }),
-      ),
-      ...this.keep(
-        await matmul(gpu, { M: 1, N: nOut, K: N, beta: 1, a: at(ones), b: at(dyb), c: db, label: `${label} db` }),
-      ),
-    ];
-
-    const b: Command[] = [{ clear: dres }];
+    const b: Command[] = [{ clear: g.dres }];
     b.push(
-      ...this.keep(
+      ...scope.keep(
         await layerNormBackward(gpu, {
           rows: N,
           cols: d,
@@ -394,139 +276,21 @@ export class Gpt2 {
           weight: this.P('transformer.ln_f.weight'),
           mean: at(lnfStats),
           rstd: at(lnfStats, N),
-          dx: at(dres),
+          dx: at(g.dres),
           dweight: this.G('transformer.ln_f.weight'),
           dbias: this.G('transformer.ln_f.bias'),
           label: 'ln_f backward',
         }),
       ),
     );
-    for (let l = L - 1; l >= 0; l--) {
-      const a = this.layers[l];
-      // dres = dL/dx_{l+1}: the MLP branch's output gradient, and (unchanged) dL/dxm's residual share.
-      b.push(
-        ...(await linearBack(
-          a.gelu,
-          dres,
-          this.PB(l, 'mlp.c_proj.weight'),
-          this.GB(l, 'mlp.c_proj.weight'),
-          this.GB(l, 'mlp.c_proj.bias'),
-          dfc,
-          4 * d,
-          d,
-          `h${l} mlp.c_proj`,
-        )),
-      );
-      b.push(
-        this.keep(
-          await geluBackward(gpu, {
-            n: N * 4 * d,
-            x: at(a.fc),
-            dout: at(dfc),
-            dx: at(dfc),
-            label: `h${l} gelu backward`,
-          }),
-        ),
-      );
-      b.push(
-        ...(await linearBack(
-          a.ln2,
-          dfc,
-          this.PB(l, 'mlp.c_fc.weight'),
-          this.GB(l, 'mlp.c_fc.weight'),
-          this.GB(l, 'mlp.c_fc.bias'),
-          dln,
-          d,
-          4 * d,
-          `h${l} c_fc`,
-        )),
-      );
-      b.push(
-        ...this.keep(
-          await layerNormBackward(gpu, {
-            rows: N,
-            cols: d,
-            dout: at(dln),
-            x: at(a.xm),
-            weight: this.PB(l, 'ln_2.weight'),
-            mean: at(a.ln2Stats),
-            rstd: at(a.ln2Stats, N),
-            dx: at(dres),
-            dweight: this.GB(l, 'ln_2.weight'),
-            dbias: this.GB(l, 'ln_2.bias'),
-            label: `h${l} ln_2 backward`,
-          }),
-        ),
-      );
-      b.push(
-        ...(await linearBack(
-          a.y,
-          dres,
-          this.PB(l, 'attn.c_proj.weight'),
-          this.GB(l, 'attn.c_proj.weight'),
-          this.GB(l, 'attn.c_proj.bias'),
-          dy,
-          d,
-          d,
-          `h${l} attn.c_proj`,
-        )),
-      );
-      b.push(
-        ...this.keep(
-          await attentionBackward(gpu, {
-            B,
-            T,
-            d,
-            nHead: H,
-            causal,
-            lengths: this.lengths && at(this.lengths),
-            qkv: at(a.qkv),
-            dout: at(dy),
-            dqkv: at(dqkv),
-            layer: a.att,
-            scratch: this.scratch,
-            label: `h${l} attn backward`,
-          }),
-        ),
-      );
-      b.push(
-        ...(await linearBack(
-          a.ln1,
-          dqkv,
-          this.PB(l, 'attn.c_attn.weight'),
-          this.GB(l, 'attn.c_attn.weight'),
-          this.GB(l, 'attn.c_attn.bias'),
-          dln,
-          d,
-          3 * d,
-          `h${l} c_attn`,
-        )),
-      );
-      b.push(
-        ...this.keep(
-          await layerNormBackward(gpu, {
-            rows: N,
-            cols: d,
-            dout: at(dln),
-            x: at(a.x),
-            weight: this.PB(l, 'ln_1.weight'),
-            mean: at(a.ln1Stats),
-            rstd: at(a.ln1Stats, N),
-            dx: at(dres),
-            dweight: this.GB(l, 'ln_1.weight'),
-            dbias: this.GB(l, 'ln_1.bias'),
-            label: `h${l} ln_1 backward`,
-          }),
-        ),
-      );
-    }
+    for (let l = L - 1; l >= 0; l--) b.push(...(await blockBackward(spec, l, this.layers[l], g)));
     b.push(
-      ...this.keep(
+      ...scope.keep(
         await embeddingBackward(gpu, {
           B,
           T,
           d,
-          dout: at(dres),
+          dout: at(g.dres),
           index: this.index,
           dwte: this.G('transformer.wte.weight'),
           dwpe: this.G('transformer.wpe.weight'),
@@ -539,6 +303,7 @@ export class Gpt2 {
 
   /** Write this micro-batch's input tokens (and, when training, the embedding-gradient index). */
   setTokens(tokens: ArrayLike<number>): void {
+    if (this.decode) throw new HlmError('a decode step takes its token and position from setStep');
     if (tokens.length !== this.N)
       throw new HlmError(`expected ${this.N} tokens (B=${this.B} x T=${this.T}), got ${tokens.length}`);
     const V = this.config.vocab_size;
@@ -567,6 +332,19 @@ export class Gpt2 {
     this.gpu.write(this.lengths, u);
   }
 
+  /** A decode step's input: `token` at position `pos` (0..kvCache-1), attending over cache rows 0..pos. */
+  setStep(token: number, pos: number): void {
+    if (!this.decode) throw new HlmError('this model was built without a KV cache');
+    const V = this.config.vocab_size;
+    if (!(Number.isInteger(token) && token >= 0 && token < V))
+      throw new HlmError(`token ${token} is outside the model's vocabulary (0..${V - 1})`);
+    if (!(Number.isInteger(pos) && pos >= 0 && pos < this.decode.maxLen))
+      throw new HlmError(`position ${pos} is outside the KV cache (0..${this.decode.maxLen - 1})`);
+    this.gpu.write(this.tokens, Uint32Array.of(token, pos + 1));
+    this.decode.wpeRow.copy.fromOffset = this.decode.wpeBytes + pos * this.config.n_embd * F32;
+    this.decode.attention.setPosition(pos);
+  }
+
   async readParams(): Promise<Float32Array> {
     return this.gpu.readF32(this.params, 0, this.layout.total);
   }
@@ -582,17 +360,8 @@ export class Gpt2 {
     return this.gpu.readF32(this.grads, 0, this.layout.total);
   }
 
+  /** Free the model and everything allocated under its scope (heads and updates built on it included). */
   destroy(): void {
-    this.gpu.release(...this.dispatches);
-    this.gpu.free(
-      ...this.buffers,
-      this.scratch.qkvh,
-      this.scratch.dqkvh,
-      this.scratch.yh,
-      this.scratch.datt,
-      ...this.layers.map((l) => l.att.att),
-    );
-    if (this.index)
-      this.gpu.free(this.index.order.buffer, this.index.starts.buffer, this.index.uniq.buffer, this.index.count.buffer);
+    this.scope.release();
   }
 }

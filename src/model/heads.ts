@@ -13,7 +13,7 @@ import { HlmError } from '../errors.js';
 import { crossEntropyHead, lossMean } from '../kernels/crossentropy.js';
 import { createEmbeddingIndex, scatterAddRows, writeEmbeddingIndex } from '../kernels/embedding.js';
 import { gatherRows, scatterRows } from '../kernels/rows.js';
-import type { Gpt2 } from './gpt2.js';
+import { embeddingIndexBuffers, type Gpt2 } from './gpt2.js';
 
 export interface Head {
   /** Loss and gradients into dhf and the parameters (after model.forward, before model.backward). */
@@ -45,21 +45,15 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
   const K = opts.rows ?? N;
   if (!(Number.isInteger(K) && K >= 1 && K <= N)) throw new HlmError(`CE head: ${K} scored rows must be in 1..${N}`);
   const gathered = K < N;
-  const own: GPUBuffer[] = [];
-  const buf = (label: string, bytes: number) => {
-    const b = gpu.buffer(label, bytes);
-    own.push(b);
-    return b;
-  };
-  const targets = buf('targets', K * 4);
-  const losses = buf('row losses', K * 4);
+  const scope = model.scope.scope(opts.evalOnly ? 'ce eval head' : 'ce head');
+  const targets = scope.buffer('targets', K * 4);
+  const losses = scope.buffer('row losses', K * 4);
   // [0] mean loss, [1] loss scale = 1 / counted targets
-  const scalars = buf('loss scalars', 16);
-  const positions = gathered ? buf('scored positions', K * 4) : undefined;
-  const H = gathered ? buf('scored hidden states', K * d * 4) : model.hf;
+  const scalars = scope.buffer('loss scalars', 16);
+  const positions = gathered ? scope.buffer('scored positions', K * 4) : undefined;
+  const H = gathered ? scope.buffer('scored hidden states', K * d * 4) : model.hf;
   // Tied: the input embeddings are the output layer; untied (after head fine-tuning): lm_head.
-  const headName = model.config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight';
-  const wte = model.P(headName);
+  const wte = model.output();
   const lossScale = { buffer: scalars, offset: 1 };
   const common = {
     N: K,
@@ -72,15 +66,12 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     lossScale,
     chunkRows: opts.chunkRows,
   };
-  const dispatches: Dispatch[] = [];
-  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => {
-    dispatches.push(...(Array.isArray(x) ? x : [x]));
-    return x;
-  };
-  const mean = keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars } }));
+  const mean = scope.keep(
+    await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars } }),
+  );
   const gather: Command[] = positions
     ? [
-        keep(
+        scope.keep(
           await gatherRows(gpu, {
             n: K,
             d,
@@ -95,14 +86,19 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
   let trainCmds: Command[] = [];
   let scratch: GPUBuffer | undefined;
   if (model.dhf && !opts.evalOnly) {
-    const dH = gathered ? buf('scored dH', K * d * 4) : model.dhf;
-    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: model.G(headName), label: 'ce head' });
+    const dH = gathered ? scope.buffer('scored dH', K * d * 4) : model.dhf;
+    const t = await crossEntropyHead(gpu, {
+      ...common,
+      dh: { buffer: dH },
+      dwte: model.outputGrad(),
+      label: 'ce head',
+    });
     scratch = t.scratch;
-    keep(t.dispatches);
+    scope.keep(t.dispatches);
     const scatter: Command[] = positions
       ? [
           { clear: model.dhf },
-          keep(
+          scope.keep(
             await scatterRows(gpu, {
               n: K,
               d,
@@ -117,7 +113,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     trainCmds = [...gather, ...t.dispatches, mean, ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'ce head (eval)' });
-  keep(e.dispatches);
+  scope.keep(e.dispatches);
   const scale = new Float32Array(1);
   return {
     train: trainCmds,
@@ -153,10 +149,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       gpu.write(scalars, scale, 4);
       return count;
     },
-    destroy(): void {
-      gpu.release(...dispatches);
-      gpu.free(...own);
-    },
+    destroy: () => scope.release(),
   };
 }
 
@@ -174,23 +167,18 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     throw new HlmError(`CWT head: K = ${K} target positions must be in 1..${N}`);
   if (!(o.temperature > 0)) throw new HlmError(`--cwt-temperature must be positive, got ${o.temperature}`);
   const all = K === N; // decoder: every position is a target, in order; no gather of hidden states
-  const own: GPUBuffer[] = [];
-  const buf = (label: string, bytes: number) => {
-    const b = gpu.buffer(label, bytes);
-    own.push(b);
-    return b;
-  };
-  const tokens = buf('cwt target tokens', K * 4); // u32 t_k
-  const positions = buf('cwt target positions', K * 4); // u32 row of hf for k
-  const diagonal = buf('cwt diagonal targets', K * 4); // i32 k: the positive of row k
+  const scope = model.scope.scope('cwt head');
+  const tokens = scope.buffer('cwt target tokens', K * 4); // u32 t_k
+  const positions = scope.buffer('cwt target positions', K * 4); // u32 row of hf for k
+  const diagonal = scope.buffer('cwt diagonal targets', K * 4); // i32 k: the positive of row k
   gpu.write(
     diagonal,
     Int32Array.from({ length: K }, (_, k) => k),
   );
-  const E = buf('cwt target embeddings', K * d * 4);
-  const H = all ? model.hf : buf('cwt target hidden', K * d * 4);
-  const losses = buf('cwt row losses', K * 4);
-  const scalars = buf('cwt loss scalars', 16);
+  const E = scope.buffer('cwt target embeddings', K * d * 4);
+  const H = all ? model.hf : scope.buffer('cwt target hidden', K * d * 4);
+  const losses = scope.buffer('cwt row losses', K * 4);
+  const scalars = scope.buffer('cwt loss scalars', 16);
   const lossScale = { buffer: scalars, offset: 1 };
   gpu.write(scalars, new Float32Array([0, 1 / K]));
   const wte = model.P('transformer.wte.weight');
@@ -205,13 +193,8 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     losses: { buffer: losses },
     lossScale,
   };
-  const dispatches: Dispatch[] = [];
-  const keep = <T extends Dispatch | Dispatch[]>(x: T): T => {
-    dispatches.push(...(Array.isArray(x) ? x : [x]));
-    return x;
-  };
   const gathers: Dispatch[] = [
-    keep(
+    scope.keep(
       await gatherRows(gpu, {
         n: K,
         d,
@@ -224,7 +207,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
   ];
   if (!all)
     gathers.push(
-      keep(
+      scope.keep(
         await gatherRows(gpu, {
           n: K,
           d,
@@ -235,7 +218,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
         }),
       ),
     );
-  const mean = keep(
+  const mean = scope.keep(
     await lossMean(gpu, {
       N: K,
       losses: { buffer: losses },
@@ -249,17 +232,18 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
   let index: ReturnType<typeof createEmbeddingIndex> | undefined;
   let scratch: GPUBuffer | undefined;
   if (model.dhf) {
-    const dE = buf('cwt dE', K * d * 4);
-    const dH = all ? model.dhf : buf('cwt dH', K * d * 4);
+    const dE = scope.buffer('cwt dE', K * d * 4);
+    const dH = all ? model.dhf : scope.buffer('cwt dH', K * d * 4);
     index = createEmbeddingIndex(gpu, K, 'cwt target index');
+    scope.adopt(...embeddingIndexBuffers(index));
     const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: { buffer: dE }, label: 'cwt scores' });
     scratch = t.scratch;
-    keep(t.dispatches);
+    scope.keep(t.dispatches);
     const scatter: Command[] = [];
     if (!all)
       scatter.push(
         { clear: model.dhf },
-        keep(
+        scope.keep(
           await scatterRows(gpu, {
             n: K,
             d,
@@ -271,7 +255,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
         ),
       );
     scatter.push(
-      keep(
+      scope.keep(
         await scatterAddRows(gpu, {
           n: K,
           d,
@@ -285,7 +269,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     train = [...gathers, { clear: dE }, ...t.dispatches, mean, ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'cwt scores (eval)' });
-  keep(e.dispatches);
+  scope.keep(e.dispatches);
   return {
     train,
     eval: [...gathers, ...e.dispatches, mean],
@@ -312,10 +296,6 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
       if (index) writeEmbeddingIndex(gpu, index, tok, V);
       return K;
     },
-    destroy(): void {
-      gpu.release(...dispatches);
-      gpu.free(...own);
-      if (index) gpu.free(index.order.buffer, index.starts.buffer, index.uniq.buffer, index.count.buffer);
-    },
+    destroy: () => scope.release(),
   };
 }

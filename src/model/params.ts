@@ -54,6 +54,17 @@ export const BLOCK_TENSORS = [
 ] as const;
 export type BlockTensorName = (typeof BLOCK_TENSORS)[number];
 
+/** The output projection's tensor: tied, the input embeddings; untied, lm_head (CE and CWT alike). */
+export type OutputWeight = 'transformer.wte.weight' | 'lm_head.weight';
+
+/**
+ * The one place that decides which tensor projects hidden states onto the vocabulary: the
+ * training CE head, the decoder's logits and LAMBADA scoring all read it from here.
+ */
+export function outputWeight(config: Pick<ModelConfig, 'tie_word_embeddings'>): OutputWeight {
+  return config.tie_word_embeddings ? 'transformer.wte.weight' : 'lm_head.weight';
+}
+
 export function alignUp(n: number, align = PARAM_ALIGN): number {
   return Math.ceil(n / align) * align;
 }
@@ -94,7 +105,7 @@ export function paramLayout(config: ModelConfig): ParamLayout {
   }
   add('transformer.ln_f.weight', [d], ones);
   add('transformer.ln_f.bias', [d], zeros);
-  if (!config.tie_word_embeddings) add('lm_head.weight', [V, d], normal(std));
+  if (outputWeight(config) === 'lm_head.weight') add('lm_head.weight', [V, d], normal(std));
   if (C > 0) {
     add('score.weight', [C, d], normal(std));
     add('score.bias', [C], zeros);

@@ -3,6 +3,7 @@
 // loss and gradient norm into a small history ring. Nothing is read back per step: the ring is
 // read when metrics are printed (every logEvery steps).
 import type { Command, Gpu } from '../gpu/device.js';
+import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
@@ -26,10 +27,11 @@ export interface StepRecord {
 
 export class Trainer {
   private base: Command[] = [];
-  private buffers: GPUBuffer[] = [];
 
   private constructor(
     readonly gpu: Gpu,
+    /** Owns the model, and through it the heads and the update. */
+    private readonly scope: GpuScope,
     readonly model: Gpt2,
     readonly head: Head,
     /** Tied-embedding cross-entropy for evaluating a CWT decoder on the CE scale (eval only). */
@@ -47,7 +49,17 @@ export class Trainer {
   }
 
   static async create(gpu: Gpu, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
-    const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true });
+    const scope = gpu.scope('trainer');
+    try {
+      return await Trainer.build(gpu, scope, config, opts);
+    } catch (e) {
+      scope.release();
+      throw e;
+    }
+  }
+
+  private static async build(gpu: Gpu, scope: GpuScope, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
+    const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true, scope });
     // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
     const K = config.causal ? model.N : mlmCount(model.N);
     const head =
@@ -60,9 +72,8 @@ export class Trainer {
         ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) })
         : undefined;
     const update = await createUpdate(gpu, model, opts);
-    const history = gpu.buffer('loss history', opts.historySize * 8);
-    const t = new Trainer(gpu, model, head, ceEval, opts, update, history);
-    t.buffers.push(history);
+    const history = scope.buffer('loss history', opts.historySize * 8);
+    const t = new Trainer(gpu, scope, model, head, ceEval, opts, update, history);
     t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...update.commands];
     return t;
   }
@@ -130,11 +141,8 @@ export class Trainer {
     }
   }
 
+  /** Free the model, its heads, the optimizer state and the history. */
   destroy(): void {
-    this.update.destroy();
-    this.gpu.free(...this.buffers);
-    this.head.destroy();
-    this.ceEval?.destroy();
-    this.model.destroy();
+    this.scope.release();
   }
 }

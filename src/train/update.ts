@@ -30,10 +30,12 @@ export interface Update {
   destroy(): void;
 }
 
+/** The update of `model`'s parameters, allocated under its scope (freed with it, or by destroy). */
 export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Promise<Update> {
   const n = model.layout.total;
-  const scalars = gpu.buffer('grad scalars', 16);
-  const mask = gpu.upload('decay mask', decayMask(model.layout));
+  const scope = model.scope.scope('update');
+  const scalars = scope.buffer('grad scalars', 16);
+  const mask = scope.upload('decay mask', decayMask(model.layout));
   const grads = { buffer: model.grads! };
   const common = {
     n,
@@ -47,8 +49,8 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
   let v: GPUBuffer | undefined;
   let optimizer: Optimizer;
   if (o.optimizer === 'adamw') {
-    m = gpu.buffer('adam m', n * 4);
-    v = gpu.buffer('adam v', n * 4);
+    m = scope.buffer('adam m', n * 4);
+    v = scope.buffer('adam v', n * 4);
     optimizer = await AdamW.create(gpu, {
       ...common,
       m: { buffer: m },
@@ -67,16 +69,13 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
     scaleOut: { buffer: scalars, offset: 0 },
     normOut: { buffer: scalars, offset: 1 },
   });
-  const commands = [...clip, ...optimizer.dispatches];
+  const commands = scope.keep([...clip, ...optimizer.dispatches]);
   return {
     commands,
     optimizer,
     m,
     v,
     scalars,
-    destroy(): void {
-      gpu.release(...commands);
-      gpu.free(scalars, mask, m, v);
-    },
+    destroy: () => scope.release(),
   };
 }
