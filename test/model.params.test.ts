@@ -6,6 +6,7 @@ import {
   canonicalParamName,
   findTensor,
   initParams,
+  outputWeight,
   paramCount,
   paramLayout,
   tensorView,
@@ -110,6 +111,15 @@ test('layout: HF names, shapes and order; every offset aligned; no overlaps', ()
   expect(tied.byName.has('lm_head.weight')).toBe(false);
   expect(tied.byName.has('score.weight')).toBe(false);
   expect(tied.tensors.length).toBe(2 + 12 * 2 + 2);
+});
+
+test('the output projection: the input embeddings when tied, lm_head (which only then exists) when untied', () => {
+  const tied = preset('tiny');
+  const untied = { ...tied, tie_word_embeddings: false };
+  expect(outputWeight(tied)).toBe('transformer.wte.weight');
+  expect(outputWeight(untied)).toBe('lm_head.weight');
+  expect(paramLayout(tied).byName.has('lm_head.weight')).toBe(false);
+  expect(findTensor(paramLayout(untied), outputWeight(untied)).shape).toEqual([tied.vocab_size, tied.n_embd]);
 });
 
 test('names without the transformer. prefix find the same tensors', () => {
