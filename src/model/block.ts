@@ -204,6 +204,9 @@ export class CachedAttention implements BlockAttention {
   }
 }
 
+/** A block's linear layers (Conv1D: weight [in, out], bias [out]). */
+type LinearName = 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj';
+
 /** Where a block's tensors live. */
 export interface BlockWeights {
   param(l: number, name: BlockTensorName): TensorRef;
@@ -226,7 +229,7 @@ export interface BlockSpec {
   label?: string;
 }
 
-/** Layer l's forward: a.x → out (out may be a.x of the next layer, or a.x itself when nothing reads it again). */
+/** Layer l's forward: a.x → out (the next layer's a.x, or the input of ln_f). */
 export async function blockForward(
   s: BlockSpec,
   l: number,
@@ -240,7 +243,7 @@ export async function blockForward(
   // A linear layer y = x·W + b (W is [in, out], Conv1D layout).
   const linear = async (
     x: GPUBuffer,
-    w: 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj',
+    w: LinearName,
     y: GPUBuffer,
     nIn: number,
     nOut: number,
@@ -306,7 +309,7 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
   const linearBack = async (
     x: GPUBuffer,
     dy: GPUBuffer,
-    w: 'attn.c_attn' | 'attn.c_proj' | 'mlp.c_fc' | 'mlp.c_proj',
+    w: LinearName,
     dx: GPUBuffer,
     nIn: number,
     nOut: number,

@@ -25,6 +25,7 @@ import {
   ROW_TILES,
   sequenceAttention,
   type BlockActs,
+  type BlockAttention,
   type BlockSpec,
 } from './block.js';
 import type { ModelConfig } from './config.js';
@@ -190,7 +191,7 @@ export class Gpt2 {
     const f: Command[] = [];
 
     let wpe = this.P('transformer.wpe.weight');
-    let attention;
+    let attention: BlockAttention;
     if (kvCache) {
       // The step's position embedding: wpe[pos], copied in first (setStep points the copy at row pos).
       const posRow = scope.buffer('decode position embedding', d * F32);
