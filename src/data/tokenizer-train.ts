@@ -14,20 +14,11 @@ import { HlmError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { log } from '../log.js';
 import { readFile, listCorpusFiles, type CorpusFile } from './corpus.js';
-import { BINDING_TRAINER_VOCAB, TRAINED_EOT, trainBpeTokenizer, type HfTokenizer } from './hf-tokenizer.js';
+import { MAX_TRAINED_VOCAB, TRAINED_EOT, trainBpeTokenizer, type HfTokenizer } from './hf-tokenizer.js';
 import { CHAR_TO_BYTE } from './byte-level.js';
 
 /** Smallest vocabulary: the 256 single bytes (so any text encodes) and the end-of-text token. */
 export const MIN_TRAINED_VOCAB = 256 + 1;
-
-/**
- * The largest vocabulary the binding's trainer can reach on a corpus whose text uses
- * `distinctBytes` different byte values: BpeTrainer's default 30,000 tokens are those bytes plus
- * 30,000 − distinctBytes merges; hlm keeps all 256 bytes, the merges and the end-of-text token.
- */
-export function maxTrainableVocab(distinctBytes: number): number {
-  return BINDING_TRAINER_VOCAB - distinctBytes + MIN_TRAINED_VOCAB;
-}
 
 /** Languages reported by default, where the corpus has files for them. */
 export const DEFAULT_LANGUAGES = [
@@ -406,29 +397,12 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
         `the 256 single bytes (so that any text encodes) and ${TRAINED_EOT}`,
     );
   }
-  if (vocabSize > maxTrainableVocab(1)) {
-    throw new HlmError(
-      `--vocab-size ${vocabSize} is more than the tokenizers Node binding can train: its train() takes no trainer ` +
-        `settings and stops at ` +
-        `BpeTrainer's default of ${BINDING_TRAINER_VOCAB} tokens (the byte values the corpus uses plus merges), ` +
-        `which makes at most ` +
-        `${maxTrainableVocab(0)} minus the number of byte values used once all 256 bytes and ${TRAINED_EOT} are in`,
-    );
+  if (vocabSize > MAX_TRAINED_VOCAB) {
+    throw new HlmError(`--vocab-size ${vocabSize}: at most ${MAX_TRAINED_VOCAB} tokens (token ids below 2^21)`);
   }
   const path = resolveTokenizerOut(options.out);
   const files = listCorpusFiles(options.data);
   const corpus = surveyCorpus(files);
-  const cap = maxTrainableVocab(corpus.distinctBytes);
-  if (vocabSize > cap) {
-    throw new HlmError(
-      `--vocab-size ${vocabSize} is more than the tokenizers Node binding can train on this corpus: its train() ` +
-        `takes no trainer ` +
-        `settings and stops at BpeTrainer's default of ${BINDING_TRAINER_VOCAB} tokens, i.e. the ` +
-        `${corpus.distinctBytes} byte values ` +
-        `this corpus uses plus ${BINDING_TRAINER_VOCAB - corpus.distinctBytes} merges, which makes at most ${cap} ` +
-        `tokens with all 256 bytes and ${TRAINED_EOT}`,
-    );
-  }
   const t1 = performance.now();
   log.info(
     `tokenizer train: ${corpus.files} files, ${corpus.documents} documents, ${corpus.characters} characters; ` +

@@ -6,7 +6,7 @@ import {
   type CoverageStats,
   type TrainTokenizerResult,
 } from '../../data/tokenizer-train.js';
-import { BINDING_TRAINER_VOCAB } from '../../data/hf-tokenizer.js';
+import { MAX_TRAINED_VOCAB } from '../../data/hf-tokenizer.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
@@ -28,10 +28,8 @@ export default class TokenizerTrain extends HlmCommand {
     'measures it on ' +
     'the same corpus: characters per token overall, per language (from file names such as eng.txt or ' +
     'tatoeba.fra-eng.fra) and per ' +
-    'script, and how much text falls back to single-byte tokens. The tokenizers Node binding trains with fixed ' +
-    'settings, so the ' +
-    `vocabulary is at most about ${BINDING_TRAINER_VOCAB.toLocaleString('en-US')} tokens; the result is smaller ` +
-    `than asked only when the corpus runs out of pairs to merge.`;
+    'script, and how much text falls back to single-byte tokens. The result is smaller than asked only when the ' +
+    'corpus runs out of pairs to merge.';
   static override examples = [
     '<%= config.bin %> tokenizer train --data ../shared/data/multilingual/udhr ' +
       '../shared/data/multilingual/tatoeba_laser_v1 --vocab-size 16000 --out runs/tok-multi',
@@ -48,7 +46,7 @@ export default class TokenizerTrain extends HlmCommand {
     }),
     'vocab-size': Flags.integer({
       default: 16000,
-      description: `tokens, counting the 256 bytes and <|endoftext|> (257 to about ${BINDING_TRAINER_VOCAB})`,
+      description: `tokens, counting the 256 bytes and <|endoftext|> (257 to ${MAX_TRAINED_VOCAB})`,
     }),
     out: Flags.string({
       required: true,
