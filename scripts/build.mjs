@@ -1,5 +1,5 @@
 // Build: compile TypeScript (src and test) into dist/, copy the WGSL shader sources next to
-// the compiled kernels (dist/src/wgsl) and the bench record schema beside its validator,
+// the compiled kernels (dist/src/wgsl) and the JSON schemas (bench records, experiment results) beside their readers,
 // then regenerate oclif.manifest.json from the commands.
 import { execFileSync } from 'node:child_process';
 import { cpSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ execFileSync(
 );
 cpSync(join(root, 'src/wgsl'), join(out, 'src/wgsl'), { recursive: true });
 cpSync(join(root, 'src/bench/hlm.bench.schema.json'), join(out, 'src/bench/hlm.bench.schema.json'));
+cpSync(join(root, 'src/report/hlm.experiment.schema.json'), join(out, 'src/report/hlm.experiment.schema.json'));
 if (process.env.HLM_OUT) process.exit(0);
 
 // The manifest lets oclif list commands without importing them all (fast `hlm --help`).
