@@ -77,9 +77,7 @@ test('sizes that make no sense, or past the ids the trainer packs, are refused',
   expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: 256 })).toThrow(HlmError);
   expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: 1.5 })).toThrow(/integer >= 257/);
   expect(MAX_TRAINED_VOCAB).toBe(2 ** 21 + 1);
-  expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: MAX_TRAINED_VOCAB + 1 })).toThrow(
-    /at most 2097153/,
-  );
+  expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: MAX_TRAINED_VOCAB + 1 })).toThrow(/at most 2097153/);
 });
 
 test('a tiny corpus runs out of merges: the vocabulary is smaller than asked, and says so', () => {

@@ -46,7 +46,7 @@ function naiveBpe(pieces: Map<string, number>, maxTokens: number): { tokens: str
     merges.push(`${tokens[a]} ${tokens[b]}`);
     for (const w of words) {
       const out: number[] = [];
-      for (let i = 0; i < w.ids.length; )
+      for (let i = 0; i < w.ids.length;)
         if (i + 1 < w.ids.length && w.ids[i] === a && w.ids[i + 1] === b) {
           out.push(ab);
           i += 2;
@@ -95,7 +95,7 @@ test('on real multilingual text the trainer learns the naive trainer’s merges,
 });
 
 test('pre-tokenization is GPT-2’s: contractions, letters, numbers, punctuation and whitespace runs', () => {
-  const pieces = [...'I\'ll pay 1999 dollars!!  Now\n\n  ok'.matchAll(GPT2_PATTERN)].map((m) => m[0]);
+  const pieces = [..."I'll pay 1999 dollars!!  Now\n\n  ok".matchAll(GPT2_PATTERN)].map((m) => m[0]);
   expect(pieces).toEqual(['I', "'ll", ' pay', ' 1999', ' dollars', '!!', ' ', ' Now', '\n\n ', ' ok']);
 });
 

@@ -6,11 +6,11 @@ import { plotMetrics, type PlotResult } from '../report/plot.js';
 export default class Plot extends HlmCommand {
   static override summary = "Overlay runs' training curves from metrics.jsonl in one chart (SVG or PNG).";
   static override description =
-    'Reads the metrics.jsonl that hlm pretrain writes (or a run directory holding one) for every run given and draws ' +
-    'one labelled line a run: y against step, tokens seen, or wall time (summed over the processes of a resumed run). ' +
-    'Series are named after the run directories unless --label names them (one --label a run; runs given the same ' +
-    'label share a colour, e.g. the seeds of one objective). Charts are vega-lite, rendered headless; --out ending in ' +
-    '.png is rasterized at twice the size.';
+    'Reads the metrics.jsonl that hlm pretrain writes (or a run directory holding one) for every run given and ' +
+    'draws one labelled line a run: y against step, tokens seen, or wall time (summed over the processes of a ' +
+    'resumed run). Series are named after the run directories unless --label names them (one --label a run; runs ' +
+    'given the same label share a colour, e.g. the seeds of one objective). Charts are vega-lite, rendered ' +
+    'headless; --out ending in .png is rasterized at twice the size.';
   static override examples = [
     '<%= config.bin %> plot runs/ce runs/cwt --out loss.svg',
     '<%= config.bin %> plot runs/ce/metrics.jsonl runs/cwt/metrics.jsonl --x tokens --y val_loss --out val.png',

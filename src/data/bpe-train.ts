@@ -200,7 +200,7 @@ export function trainBpe(pieces: PieceCounts, maxTokens: number): BpeTrainResult
         }
       }
       let out = s;
-      for (let i = s; i < s + n; ) {
+      for (let i = s; i < s + n;) {
         if (i + 1 < s + n && sym[i] === a && sym[i + 1] === b) {
           merged[out - s] = 1;
           sym[out++] = ab;

@@ -168,7 +168,9 @@ export function trainBpeTokenizer(inputs: readonly (string | CorpusFile)[], opti
   for (const doc of readDocuments(inputs)) pieces.add(doc);
   const { tokens, merges, exhausted } = trainBpe(pieces, vocabSize - 1);
   if (exhausted)
-    log.warn(`BPE training: the corpus ran out of pairs to merge at ${tokens.length + 1} tokens (asked for ${vocabSize})`);
+    log.warn(
+      `BPE training: the corpus ran out of pairs to merge at ${tokens.length + 1} tokens (asked for ${vocabSize})`,
+    );
   const vocab = Object.fromEntries(tokens.map((t, id) => [t, id]));
   const eot = tokens.length;
   vocab[TRAINED_EOT] = eot;

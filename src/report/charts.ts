@@ -101,18 +101,8 @@ function checkFinite(what: string, values: readonly number[], log: boolean | und
   }
 }
 
-function lineSpec(c: LineChart): TopLevelSpec {
-  if (c.series.length === 0) throw new RangeError(`line chart ${c.title ?? ''}: no series`);
-  const values: { series: string; run: string; x: number; y: number; i: number }[] = [];
-  for (const s of c.series) {
-    if (s.points.length === 0) throw new RangeError(`line chart ${c.title ?? ''}: series ${s.name} has no points`);
-    checkFinite(`series ${s.name} x`, s.points.map((p) => p.x), c.x.log);
-    checkFinite(`series ${s.name} y`, s.points.map((p) => p.y), c.y.log);
-    s.points.forEach((p, i) => values.push({ series: s.name, run: s.run ?? s.name, x: p.x, y: p.y, i }));
-  }
-  // a log scale spans the data, not the enclosing powers of ten
-  const scale = (a: Axis) => (a.log ? { type: 'log' as const, nice: false } : { zero: false });
-  const axis = (a: Axis) => (a.format ? { format: a.format } : {});
+/** What every chart's specification starts with: size, title, fonts, the inline data. */
+function frame(c: { title?: string; width?: number; height?: number }, values: object[]) {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     ...(c.title ? { title: c.title } : {}),
@@ -120,6 +110,31 @@ function lineSpec(c: LineChart): TopLevelSpec {
     height: c.height ?? 300,
     config: CONFIG,
     data: { values },
+  };
+}
+
+function lineSpec(c: LineChart): TopLevelSpec {
+  if (c.series.length === 0) throw new RangeError(`line chart ${c.title ?? ''}: no series`);
+  const values: { series: string; run: string; x: number; y: number; i: number }[] = [];
+  for (const s of c.series) {
+    if (s.points.length === 0) throw new RangeError(`line chart ${c.title ?? ''}: series ${s.name} has no points`);
+    checkFinite(
+      `series ${s.name} x`,
+      s.points.map((p) => p.x),
+      c.x.log,
+    );
+    checkFinite(
+      `series ${s.name} y`,
+      s.points.map((p) => p.y),
+      c.y.log,
+    );
+    s.points.forEach((p, i) => values.push({ series: s.name, run: s.run ?? s.name, x: p.x, y: p.y, i }));
+  }
+  // a log scale spans the data, not the enclosing powers of ten
+  const scale = (a: Axis) => (a.log ? { type: 'log' as const, nice: false } : { zero: false });
+  const axis = (a: Axis) => (a.format ? { format: a.format } : {});
+  return {
+    ...frame(c, values),
     mark: { type: 'line', strokeWidth: 2, clip: true },
     encoding: {
       x: { field: 'x', type: 'quantitative', title: c.x.title, scale: scale(c.x), axis: axis(c.x) },
@@ -146,12 +161,7 @@ function barSpec(c: BarChart): TopLevelSpec {
   const x = { field: 'group', type: 'nominal' as const, title: c.groupTitle, sort: null, axis: { labelAngle: 0 } };
   const xOffset = { field: 'series', type: 'nominal' as const, sort: null };
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    ...(c.title ? { title: c.title } : {}),
-    width: c.width ?? 520,
-    height: c.height ?? 300,
-    config: CONFIG,
-    data: { values },
+    ...frame(c, values),
     layer: [
       {
         mark: { type: 'bar' },

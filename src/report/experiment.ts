@@ -5,6 +5,7 @@
 // any time. Variants are what an experiment compares: objectives (ce, cwt) or whitening methods.
 import type { BenchRecord } from '../bench/record.js';
 import { HlmError } from '../errors.js';
+export { meanStd, type MeanStd } from '../eval/glue-metrics.js';
 import { metricCurve, readMetricsFile, type MetricsRow } from './metrics.js';
 
 export const EXPERIMENT_SCHEMA = 'hlm.experiment/1';
@@ -91,21 +92,6 @@ export interface ExperimentResult {
   runs: TrainingRun[];
   scores: Score[];
   notes: string[];
-}
-
-/** Mean, sample standard deviation (n − 1; 0 for one value), and count. */
-export interface MeanStd {
-  mean: number;
-  std: number;
-  n: number;
-}
-
-export function meanStd(values: readonly number[]): MeanStd {
-  const n = values.length;
-  if (n === 0) throw new RangeError('mean of no values');
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  const ss = values.reduce((a, v) => a + (v - mean) * (v - mean), 0);
-  return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0, n };
 }
 
 /** Values grouped by a key, in first-seen order of the keys. */

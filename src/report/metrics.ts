@@ -62,8 +62,7 @@ export function readMetricsFile(file: string): MetricsRow[] {
     const values: Record<string, number> = {};
     for (const [k, v] of Object.entries(doc)) {
       if (typeof v === 'number') values[k] = v;
-      else if (PLOTTED.has(k))
-        throw new HlmError(`${file}:${line}: "${k}" is ${JSON.stringify(v)}, not a number`);
+      else if (PLOTTED.has(k)) throw new HlmError(`${file}:${line}: "${k}" is ${JSON.stringify(v)}, not a number`);
     }
     rows.push({ line, values });
   });

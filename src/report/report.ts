@@ -7,7 +7,14 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../data/tokenizer-train.js';
 import { renderSvg, type Bar, type Chart, type LineSeries } from './charts.js';
-import { groupBy, meanStd, tokensPerVariant, type ExperimentResult, type MeanStd, type TrainingRun } from './experiment.js';
+import {
+  groupBy,
+  meanStd,
+  tokensPerVariant,
+  type ExperimentResult,
+  type MeanStd,
+  type TrainingRun,
+} from './experiment.js';
 import { assertExperimentResult } from './result-schema.js';
 
 export interface Table {
@@ -345,7 +352,9 @@ export function renderHtml(doc: ReportDoc, svgs: ReadonlyMap<string, string>): s
       if (t.caption) out.push(`<caption>${escapeHtml(t.caption)}</caption>`);
       out.push(`<tr>${t.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr>`);
       for (const r of t.rows)
-        out.push(`<tr>${r.map((c, i) => `<td${numeric[i] ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`);
+        out.push(
+          `<tr>${r.map((c, i) => `<td${numeric[i] ? ' class="num"' : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
+        );
       out.push('</table>');
     }
     for (const f of s.figures ?? []) {

@@ -48,7 +48,14 @@ export function syntheticResult(steps = 100): ExperimentResult {
     build: { tool: 'hlm', version: '0.1.0', commit: 'abc1234' },
     hardware: {
       env: { os: 'Linux 6.1', arch: 'x64', cpu: 'Test CPU', cores: 2, memory_bytes: 24 * 2 ** 30, runtime: 'node v20' },
-      gpu: { backend: 'opengl', vendor: 'mesa', architecture: 'llvmpipe', device: 'llvmpipe', kind: 'software', features: [] },
+      gpu: {
+        backend: 'opengl',
+        vendor: 'mesa',
+        architecture: 'llvmpipe',
+        device: 'llvmpipe',
+        kind: 'software',
+        features: [],
+      },
     },
     settings: { preset: 'tiny', seeds: SEEDS },
     planned: { seconds: 3600, tokens: 6 * steps * 2048 },
@@ -65,7 +72,14 @@ export function syntheticResult(steps = 100): ExperimentResult {
   ] as const)
     for (const o of OBJECTIVES)
       for (const seed of SEEDS)
-        scores.push({ phase: 'glue', task, metric, variant: o, seed, value: base + (o === 'cwt' ? 3 : 0) + seed * 0.7 });
+        scores.push({
+          phase: 'glue',
+          task,
+          metric,
+          variant: o,
+          seed,
+          value: base + (o === 'cwt' ? 3 : 0) + seed * 0.7,
+        });
   r.scores = scores;
   r.phases = r.phases.map((p) => ({ ...p, status: 'done', seconds: 100, finished: '2025-01-01T01:00:00Z' }));
   r.budget.used = { seconds: 3000, tokens: r.runs.reduce((a, x) => a + x.tokens, 0), steps: 6 * steps };
@@ -89,7 +103,14 @@ export function syntheticWhitening(): ExperimentResult {
   });
   r.scores = METHODS.flatMap((m, mi) =>
     STS_SETS.flatMap((task, ti) =>
-      SEEDS.map((seed) => ({ phase: 'whitening', task, metric: 'spearman', variant: m, seed, value: 40 + 5 * mi + ti + seed })),
+      SEEDS.map((seed) => ({
+        phase: 'whitening',
+        task,
+        metric: 'spearman',
+        variant: m,
+        seed,
+        value: 40 + 5 * mi + ti + seed,
+      })),
     ),
   );
   return r;
