@@ -4,8 +4,10 @@
 
 /** What each folder of src/ may import besides itself and the base (util/, errors.ts, log.ts). */
 const LAYERS = {
-  commands: ['cli', 'bench', 'check', 'eval', 'glue', 'infer', 'train', 'whiten', 'model', 'data', 'gpu'],
-  cli: ['bench', 'check', 'eval', 'glue', 'infer', 'train', 'whiten', 'model', 'data', 'gpu'],
+  commands: ['cli', 'report', 'bench', 'check', 'eval', 'glue', 'infer', 'train', 'whiten', 'model', 'data', 'gpu'],
+  cli: ['report', 'bench', 'check', 'eval', 'glue', 'infer', 'train', 'whiten', 'model', 'data', 'gpu'],
+  // Experiments' results and reports: charts, curves, mean ± std over seeds (GLUE's), bench's schema validator.
+  report: ['bench', 'glue'],
   // Applications built on the features below them: bench measures training and decoding, GLUE fine-tunes.
   bench: ['infer', 'train', 'model', 'data', 'kernels', 'reference', 'gpu'],
   glue: ['train', 'model', 'data', 'kernels', 'gpu'],

@@ -77,15 +77,20 @@ export function validate(schema: Schema, value: unknown, path = '$'): string[] {
   return errors;
 }
 
-let cached: Schema | undefined;
+const loaded = new Map<string, Schema>();
+
+/** A schema file (a URL, e.g. beside the calling module), read and checked once. */
+export function loadSchema(url: URL): Schema {
+  let schema = loaded.get(url.href);
+  if (!schema) {
+    schema = JSON.parse(readFileSync(fileURLToPath(url), 'utf8')) as Schema;
+    assertSupported(schema);
+    loaded.set(url.href, schema);
+  }
+  return schema;
+}
 
 /** hlm.bench/1, from the JSON file beside this module (copied into the build by scripts/build.mjs). */
 export function benchSchema(): Schema {
-  if (!cached) {
-    const file = fileURLToPath(new URL('./hlm.bench.schema.json', import.meta.url));
-    const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
-    assertSupported(schema);
-    cached = schema;
-  }
-  return cached;
+  return loadSchema(new URL('./hlm.bench.schema.json', import.meta.url));
 }

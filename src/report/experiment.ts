@@ -5,7 +5,7 @@
 // any time. Variants are what an experiment compares: objectives (ce, cwt) or whitening methods.
 import type { BenchRecord } from '../bench/record.js';
 import { HlmError } from '../errors.js';
-export { meanStd, type MeanStd } from '../eval/glue-metrics.js';
+export { meanStd, type MeanStd } from '../glue/metrics.js';
 import { metricCurve, readMetricsFile, type MetricsRow } from './metrics.js';
 
 export const EXPERIMENT_SCHEMA = 'hlm.experiment/1';

@@ -1,9 +1,9 @@
 // `hlm plot`: the curves of any runs' metrics.jsonl overlaid in one chart, one labelled series a
 // run, written as SVG or PNG.
-import { existsSync, statSync } from 'node:fs';
-import { extname, relative, resolve } from 'node:path';
-import { writeFileAtomic } from '../data/tokenizer-train.js';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, extname, relative, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { renderSvg, svgToPng, type LineChart } from './charts.js';
 import {
   METRIC_X,
@@ -86,7 +86,8 @@ export async function plotMetrics(o: PlotOptions): Promise<PlotResult> {
     series,
   };
   const svg = await renderSvg(chart);
-  writeFileAtomic(out, ext === '.svg' ? svg : svgToPng(svg));
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileAtomic(out, ext === '.svg' ? svg : svgToPng(svg), 'chart');
   return {
     out,
     format: ext === '.svg' ? 'svg' : 'png',

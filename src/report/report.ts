@@ -3,9 +3,9 @@
 // hardware; the plots linked), report.html (the same, self-contained: the SVGs inline, no script,
 // nothing fetched) and every plot as plots/<name>.svg. Everything is rendered before anything is
 // written, and each file is written atomically (a temporary file, then a rename).
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '../data/tokenizer-train.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { renderSvg, type Bar, type Chart, type LineSeries } from './charts.js';
 import {
   groupBy,
@@ -397,8 +397,10 @@ export interface WrittenReport {
 /** Checks a result against hlm.experiment/1 and writes it as <out>/result.json, atomically. */
 export function writeResult(out: string, result: ExperimentResult): string {
   assertExperimentResult(result, 'the experiment result');
-  const file = join(resolve(out), 'result.json');
-  writeFileAtomic(file, JSON.stringify(result, null, 1) + '\n');
+  const dir = resolve(out);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'result.json');
+  writeFileAtomic(file, JSON.stringify(result, null, 1) + '\n', 'experiment result');
   return file;
 }
 
@@ -421,11 +423,12 @@ export async function writeReport(
   const dir = resolve(out);
   const resultFile = writeResult(dir, result);
   const plotDir = join(dir, PLOT_DIR);
+  mkdirSync(plotDir, { recursive: true });
   const plots: WrittenReport['plots'] = [];
   for (const s of doc.sections)
     for (const f of s.figures ?? []) {
       const file = join(plotDir, `${f.name}.svg`);
-      writeFileAtomic(file, svgs.get(f.name) as string);
+      writeFileAtomic(file, svgs.get(f.name) as string, 'plot');
       const names = f.chart.kind === 'line' ? f.chart.series.map((x) => x.name) : f.chart.bars.map((b) => b.series);
       plots.push({ name: f.name, file, series: [...new Set(names)] });
     }
@@ -434,7 +437,7 @@ export async function writeReport(
       if (name.endsWith('.svg') && !svgs.has(name.slice(0, -4))) rmSync(join(plotDir, name), { force: true });
   const mdFile = join(dir, 'report.md');
   const htmlFile = join(dir, 'report.html');
-  writeFileAtomic(mdFile, markdown);
-  writeFileAtomic(htmlFile, html);
+  writeFileAtomic(mdFile, markdown, 'report');
+  writeFileAtomic(htmlFile, html, 'report');
   return { out: dir, result: resultFile, markdown: mdFile, html: htmlFile, plots };
 }

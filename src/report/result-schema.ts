@@ -2,22 +2,13 @@
 // (src/bench/schema.ts), plus the checks a schema of that size cannot say: unique run ids, runs
 // and scores that name a phase of the experiment.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { assertSupported, validate, type Schema } from '../bench/schema.js';
+import { loadSchema, validate, type Schema } from '../bench/schema.js';
 import { HlmError } from '../errors.js';
 import type { ExperimentResult } from './experiment.js';
 
-let cached: Schema | undefined;
-
 /** hlm.experiment/1, from the JSON file beside this module (copied into the build by scripts/build.mjs). */
 export function experimentSchema(): Schema {
-  if (!cached) {
-    const file = fileURLToPath(new URL('./hlm.experiment.schema.json', import.meta.url));
-    const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
-    assertSupported(schema);
-    cached = schema;
-  }
-  return cached;
+  return loadSchema(new URL('./hlm.experiment.schema.json', import.meta.url));
 }
 
 /** Every violation, as "path: message" (empty when the result is valid). */
