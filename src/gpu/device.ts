@@ -2,20 +2,62 @@
 // a pipeline cache keyed by shader and specialisation, and batches of dispatches recorded
 // into one command encoder and one submit. Only what is explicitly read comes back.
 import { adapterName, probeAdapters, type AdapterSummary, type Candidate, type ProbeResult } from './adapters.js';
-import { shaderDisplayPath, shaderSource, specialise, type ShaderParams } from './shaders.js';
+import {
+  encodeParams,
+  loadShader,
+  origin,
+  shaderInterface,
+  specialise,
+  type ShaderConstants,
+  type ShaderInterface,
+} from './shaders.js';
 import { DeviceLostError, GpuValidationError, HlmError, NoAdapterError, ShaderCompileError } from '../errors.js';
 import { GpuScope } from './scope.js';
 import { log } from '../log.js';
 
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | (string & {});
 
+/** A compiled, specialised shader and its interface (src/gpu/shaders.ts), from Gpu.kernel. */
+export class Kernel {
+  constructor(
+    readonly pipeline: GPUComputePipeline,
+    readonly iface: ShaderInterface,
+  ) {}
+
+  /** A module-scope constant of the specialised shader, e.g. its workgroup size WG. */
+  constant(name: string): number {
+    const v = this.iface.constants.get(name);
+    if (typeof v !== 'number') throw new HlmError(`${this.iface.file}: no numeric literal constant ${name}`);
+    return v;
+  }
+
+  /** The bytes of the shader's `struct Params` for parameters given by name (all of them, and no others). */
+  params(values: Record<string, number>): Uint32Array {
+    return encodeParams(this.iface, values);
+  }
+}
+
+/** What a dispatch binds and how many workgroups it runs. */
+export interface DispatchSpec {
+  /** The shader's storage buffers by variable name: each a whole buffer or a byte range of one. */
+  bind: Record<string, Binding>;
+  /** Its `struct Params` by field name, written into a uniform buffer the dispatch owns. */
+  params?: Record<string, number>;
+  groups: [number, number?, number?];
+  /** More buffers that exist only for this dispatch (scratch): freed with it. */
+  owned?: GPUBuffer[];
+}
+
 /** One compute dispatch, ready to record: kernels build these once and reuse them every step. */
 export interface Dispatch {
   label: string;
+  kernel: Kernel;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   workgroups: [number, number, number];
-  /** Buffers that exist only for this dispatch (its parameters): freed with it. */
+  /** The uniform holding its parameters (rewritten by Gpu.setParams). */
+  uniform?: GPUBuffer;
+  /** Buffers that exist only for this dispatch (its parameters, scratch): freed with it. */
   owned: GPUBuffer[];
 }
 
@@ -90,7 +132,7 @@ export class Gpu {
   private bytesNow = 0;
   private bytesPeak = 0;
   private live = new Map<GPUBuffer, { label: string; size: number }>();
-  private pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private kernels = new Map<string, Promise<Kernel>>();
   private sharedBuffers = new Map<string, GPUBuffer>();
   private lostReason: string | undefined;
   private destroyed = false;
@@ -194,11 +236,6 @@ export class Gpu {
     return buf;
   }
 
-  /** A uniform buffer holding `data` (kernels keep theirs for the life of the dispatch). */
-  uniform(label: string, data: ArrayBufferView): GPUBuffer {
-    return this.upload(label, data, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-  }
-
   write(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
     this.check();
     // writeBuffer wants a multiple of 4 bytes.
@@ -225,44 +262,48 @@ export class Gpu {
   }
 
   /**
-   * A compute pipeline for `shader` (src/wgsl/<shader>.wgsl) specialised by `params`,
-   * compiled once per distinct (shader, entry, params). Compilation errors name the file and line.
+   * The kernel of `shader` (src/wgsl/<shader>.wgsl) specialised by `constants`, compiled once per distinct
+   * (shader, entry, constants). Compilation errors name the file (the shader or a file it includes) and line.
    */
-  pipeline(shader: string, params: ShaderParams = {}, entry = 'main'): Promise<GPUComputePipeline> {
-    const key = `${shader}|${entry}|${JSON.stringify(Object.entries(params).sort(([a], [b]) => a.localeCompare(b)))}`;
-    let p = this.pipelines.get(key);
-    if (!p) {
-      p = this.compile(shader, params, entry);
-      this.pipelines.set(key, p);
-      p.catch(() => this.pipelines.delete(key));
+  kernel(shader: string, constants: ShaderConstants = {}, entry = 'main'): Promise<Kernel> {
+    const sorted = Object.entries(constants).sort(([a], [b]) => a.localeCompare(b));
+    const key = `${shader}|${entry}|${JSON.stringify(sorted)}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = this.compile(shader, constants, entry);
+      this.kernels.set(key, k);
+      k.catch(() => this.kernels.delete(key));
     }
-    return p;
+    return k;
   }
 
-  private async compile(shader: string, params: ShaderParams, entry: string): Promise<GPUComputePipeline> {
+  private async compile(shader: string, constants: ShaderConstants, entry: string): Promise<Kernel> {
     this.check();
-    const code = specialise(shader, shaderSource(shader), params);
-    const file = shaderDisplayPath(shader);
+    const text = specialise(loadShader(shader), constants);
+    const iface = shaderInterface(text);
+    const file = iface.file;
     this.device.pushErrorScope('validation');
-    const module = this.device.createShaderModule({ label: file, code });
+    const module = this.device.createShaderModule({ label: file, code: text.code });
     const info = await module.getCompilationInfo();
     const scoped = await this.device.popErrorScope();
     const errors = info.messages.filter((m) => m.type === 'error');
     if (errors.length) {
-      const lines = code.split('\n');
-      const text = errors.map(
-        (m) => `${file}:${m.lineNum}:${m.linePos}: error: ${m.message}\n    ${(lines[m.lineNum - 1] ?? '').trim()}`,
+      const lines = text.code.split('\n');
+      const message = errors.map(
+        (m) =>
+          `${origin(text, m.lineNum)}:${m.linePos}: error: ${m.message}\n    ${(lines[m.lineNum - 1] ?? '').trim()}`,
       );
-      throw new ShaderCompileError(`WGSL compilation failed\n${text.join('\n')}`);
+      throw new ShaderCompileError(`WGSL compilation failed\n${message.join('\n')}`);
     }
     if (scoped) throw new ShaderCompileError(`${file}: ${scoped.message}`);
     this.device.pushErrorScope('validation');
     try {
-      return await this.device.createComputePipelineAsync({
+      const pipeline = await this.device.createComputePipelineAsync({
         label: `${shader}:${entry}`,
         layout: 'auto',
         compute: { module, entryPoint: entry },
       });
+      return new Kernel(pipeline, iface);
     } catch (e) {
       throw new GpuValidationError(`${file}: pipeline "${entry}" rejected: ${(e as Error).message}`);
     } finally {
@@ -271,22 +312,47 @@ export class Gpu {
     }
   }
 
-  /** Bind buffers to bindings 0..n-1 of group 0 and describe the dispatch. */
-  dispatch(
-    label: string,
-    pipeline: GPUComputePipeline,
-    bindings: Binding[],
-    workgroups: [number, number?, number?],
-    owned: GPUBuffer[] = [],
-  ): Dispatch {
+  /**
+   * Bind buffers to the kernel's bindings by name, write its parameters into a uniform the dispatch owns, and
+   * describe the dispatch. Every binding the shader declares must be given, and nothing else.
+   */
+  dispatch(label: string, kernel: Kernel, spec: DispatchSpec): Dispatch {
     this.check();
-    const [x, y = 1, z = 1] = workgroups;
+    const { file, bindings: declared, uniform: at } = kernel.iface;
+    const [x, y = 1, z = 1] = spec.groups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension ?? 65535;
     if (x > maxWg || y > maxWg || z > maxWg)
       throw new HlmError(`${label}: ${x}x${y}x${z} workgroups exceed this adapter's ${maxWg} per dimension`);
-    const entries = bindings.map((b, binding) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } }));
-    const bindGroup = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
-    return { label, pipeline, bindGroup, workgroups: [x, y, z], owned };
+    const missing = [...declared.keys()].filter((name) => !(name in spec.bind));
+    const extra = Object.keys(spec.bind).filter((name) => !declared.has(name));
+    if (missing.length || extra.length)
+      throw new HlmError(
+        `${label}: ${file} binds ${[...declared.keys()].join(', ')}` +
+          (missing.length ? `; ${missing.join(', ')} not given` : '') +
+          (extra.length ? `; it has no ${extra.join(', ')}` : ''),
+      );
+    const entries: GPUBindGroupEntry[] = Object.entries(spec.bind).map(([name, b]) => ({
+      binding: declared.get(name)!.binding,
+      resource: 'buffer' in b ? b : { buffer: b },
+    }));
+    let uniform: GPUBuffer | undefined;
+    if (spec.params || at !== undefined) {
+      uniform = this.upload(
+        `${label} params`,
+        kernel.params(spec.params ?? {}),
+        GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      );
+      entries.push({ binding: at!, resource: { buffer: uniform } });
+    }
+    const bindGroup = this.device.createBindGroup({ label, layout: kernel.pipeline.getBindGroupLayout(0), entries });
+    const owned = [...(uniform ? [uniform] : []), ...(spec.owned ?? [])];
+    return { label, kernel, pipeline: kernel.pipeline, bindGroup, workgroups: [x, y, z], uniform, owned };
+  }
+
+  /** Rewrite a dispatch's parameters (e.g. an optimizer's learning rate) before its next submit. */
+  setParams(d: Dispatch, values: Record<string, number>): void {
+    if (!d.uniform) throw new HlmError(`${d.label}: has no parameters`);
+    this.write(d.uniform, d.kernel.params(values));
   }
 
   /** Free the buffers the dispatches own (their parameter blocks). */

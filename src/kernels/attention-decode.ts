@@ -8,7 +8,7 @@
 // two thirds of that position's c_attn row, copied as one block); out [d].
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { packParams, type TensorRef } from './types.js';
+import { checkSizes, off, type TensorRef } from './types.js';
 
 export interface AttentionDecodeSpec {
   d: number;
@@ -29,17 +29,13 @@ export interface AttentionDecodeSpec {
   label?: string;
 }
 
-const WG = 64; // invocations per head
-
 export function attentionDecodeScoresBytes(nHead: number, maxLen: number): number {
   return 4 * nHead * maxLen;
 }
 
 export async function attentionDecode(gpu: Gpu, s: AttentionDecodeSpec): Promise<Dispatch> {
   const label = s.label ?? 'attention decode';
-  for (const [k, v] of Object.entries({ d: s.d, nHead: s.nHead, maxLen: s.maxLen })) {
-    if (!Number.isInteger(v) || v < 1) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
-  }
+  checkSizes(label, { d: s.d, nHead: s.nHead, maxLen: s.maxLen });
   if (s.d % s.nHead !== 0) throw new HlmError(`${label}: d = ${s.d} is not a multiple of nHead = ${s.nHead}`);
   const hd = s.d / s.nHead;
   const need = (what: string, t: TensorRef, n: number) => {
@@ -65,26 +61,19 @@ export async function attentionDecode(gpu: Gpu, s: AttentionDecodeSpec): Promise
     );
   if ([s.q.buffer, s.kv.buffer, s.length.buffer].includes(scores))
     throw new HlmError(`${label}: the scores scratch must be a buffer of its own`);
-  const pipeline = await gpu.pipeline('attention_decode', { WG, HD: hd, SLICES: hd <= WG ? Math.floor(WG / hd) : 1 });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.d],
-      ['u32', s.maxLen],
-      ['u32', s.q.offset ?? 0],
-      ['u32', s.kv.offset ?? 0],
-      ['u32', s.out.offset ?? 0],
-      ['u32', s.length.offset ?? 0],
-      ['f32', s.scale ?? 1 / Math.sqrt(hd)],
-      ['u32', 0],
-    ]),
-  );
-  const owned = s.scores ? [uniform] : [uniform, scores];
-  return gpu.dispatch(
-    label,
-    pipeline,
-    [s.q.buffer, s.kv.buffer, s.out.buffer, scores, s.length.buffer, uniform],
-    [s.nHead],
-    owned,
-  );
+  const { q, kv, out, length } = s;
+  return gpu.dispatch(label, await gpu.kernel('attention_decode', { HD: hd }), {
+    bind: { q: q.buffer, kv: kv.buffer, out: out.buffer, scores, lengths: length.buffer },
+    params: {
+      d: s.d,
+      maxLen: s.maxLen,
+      offQ: off(q),
+      offKV: off(kv),
+      offOut: off(out),
+      offLen: off(length),
+      scale: s.scale ?? 1 / Math.sqrt(hd),
+    },
+    groups: [s.nHead],
+    owned: s.scores ? [] : [scores],
+  });
 }

@@ -19,8 +19,8 @@
 // changing this interface.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { matmul, TILES, type MatmulTile } from './matmul.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { matmul, TILES, type MatmulSpec, type MatmulTile } from './matmul.js';
+import { elementGrid, grid, off, type TensorRef } from './types.js';
 
 export interface AttentionShape {
   /** Batch rows. */
@@ -88,7 +88,6 @@ export interface AttentionBackwardSpec extends AttentionSpec {
 }
 
 const F32 = 4;
-const PERMUTE_WG = 256; // matches WG in attention_permute.wgsl
 
 /** Bytes one layer keeps between forward and backward: 4·B·H·T². */
 export function attentionBuffersBytes(s: AttentionShape): number {
@@ -201,21 +200,12 @@ async function permute(
 ): Promise<Dispatch> {
   const hd = s.d / s.nHead;
   const n = S * s.B * s.T * s.d;
-  const pipeline = await gpu.pipeline('attention_permute', { TO_HEADS: toHeads });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.B],
-      ['u32', s.T],
-      ['u32', s.nHead],
-      ['u32', hd],
-      ['u32', S],
-      ['u32', n],
-      ['u32', src.offset ?? 0],
-      ['u32', dst.offset ?? 0],
-    ]),
-  );
-  return gpu.dispatch(label, pipeline, [src.buffer, dst.buffer, uniform], grid(gpu, n, PERMUTE_WG), [uniform]);
+  const kernel = await gpu.kernel('attention_permute', { TO_HEADS: toHeads });
+  return gpu.dispatch(label, kernel, {
+    bind: { src: src.buffer, dst: dst.buffer },
+    params: { B: s.B, T: s.T, H: s.nHead, hd, S, n, offSrc: off(src), offDst: off(dst) },
+    groups: elementGrid(gpu, kernel, n),
+  });
 }
 
 /** How the softmax kernels lay rows out: ROWS rows a workgroup, TPR invocations a row (a power of two). */
@@ -242,27 +232,44 @@ async function softmax(gpu: Gpu, label: string, s: AttentionSpec, backward: bool
   )) {
     throw new HlmError(`${label}: row layout ${JSON.stringify(layout)} needs ROWS ≥ 1 and TPR a power of two`);
   }
-  const pipeline = await gpu.pipeline(backward ? 'attention_softmax_backward' : 'attention_softmax', {
+  const kernel = await gpu.kernel('attention_softmax', {
     ...layout,
     CAUSAL: s.causal,
     LENGTHS: !!s.lengths,
+    BACKWARD: backward,
   });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', rows],
-      ['u32', T],
-      ['u32', H * T],
-      ['u32', 0],
-      ['u32', s.lengths?.offset ?? 0],
-      ['u32', 0],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  const lengths = s.lengths ? [s.lengths.buffer] : [];
-  const bindings = backward ? [s.layer.att, s.scratch.datt, uniform, ...lengths] : [s.layer.att, uniform, ...lengths];
-  return gpu.dispatch(label, pipeline, bindings, grid(gpu, rows, layout.ROWS), [uniform]);
+  return gpu.dispatch(label, kernel, {
+    bind: {
+      att: s.layer.att,
+      ...(backward ? { g: s.scratch.datt } : {}),
+      ...(s.lengths ? { lengths: s.lengths.buffer } : {}),
+    },
+    params: { rows, T, rowsPerBatch: H * T, offAtt: 0, offLen: off(s.lengths), offG: 0 },
+    groups: grid(gpu, rows, layout.ROWS),
+  });
+}
+
+/** q, k and v in head-major [3, B, H, T, hd] (or their gradients): the thirds of the buffer, n elements each. */
+function thirds(buffer: GPUBuffer, n: number): TensorRef[] {
+  return [0, n, 2 * n].map((offset) => ({ buffer, offset }));
+}
+
+/**
+ * A product batched over the B·H heads, each operand a packed T×T or T×hd matrix (matmul's default
+ * strides): scores-like, C = T×T (K = hd), or value-like, C = T×hd (K = T) with the tile narrowed to hd.
+ */
+function headProduct(
+  gpu: Gpu,
+  s: AttentionSpec,
+  label: string,
+  scores: boolean,
+  p: Pick<MatmulSpec, 'a' | 'b' | 'c' | 'transA' | 'transB' | 'alpha'>,
+): Promise<Dispatch[]> {
+  const { T, nHead: H } = s;
+  const hd = s.d / H;
+  const tile = s.tile ?? TILES[gpu.adapter.kind];
+  const [N, K] = scores ? [T, hd] : [hd, T];
+  return matmul(gpu, { ...p, label, M: T, N, K, batch: s.B * H, tile: scores ? tile : narrow(tile, hd) });
 }
 
 /**
@@ -273,47 +280,18 @@ async function softmax(gpu: Gpu, label: string, s: AttentionSpec, backward: bool
 export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promise<Dispatch[]> {
   const label = s.label ?? 'attention';
   const hd = validate(s, label, [['out', s.out, s.B * s.T * s.d]]);
-  const { B, T, d, nHead: H } = s;
-  const n = B * T * d; // elements of each of q, k, v
-  const scale = s.scale ?? 1 / Math.sqrt(hd);
-  const qkvh = s.scratch.qkvh;
+  const n = s.B * s.T * s.d; // elements of each of q, k, v
+  const alpha = s.scale ?? 1 / Math.sqrt(hd);
+  const { qkvh, yh } = s.scratch;
   const att = s.layer.att;
-  const tile = s.tile ?? TILES[gpu.adapter.kind];
-  const thin = narrow(tile, hd);
+  const [q, k, v] = thirds(qkvh, n);
   return [
     await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
-    ...(await matmul(gpu, {
-      label: `${label} scores`,
-      M: T,
-      N: T,
-      K: hd,
-      batch: B * H,
-      transB: true,
-      alpha: scale,
-      tile,
-      a: { buffer: qkvh, offset: 0 },
-      b: { buffer: qkvh, offset: n },
-      c: { buffer: att },
-      strideA: T * hd,
-      strideB: T * hd,
-      strideC: T * T,
-    })),
+    // scores = scale·q·kᵀ
+    ...(await headProduct(gpu, s, `${label} scores`, true, { transB: true, alpha, a: q, b: k, c: { buffer: att } })),
     await softmax(gpu, `${label} softmax`, s, false),
-    ...(await matmul(gpu, {
-      label: `${label} att·v`,
-      M: T,
-      N: hd,
-      K: T,
-      batch: B * H,
-      tile: thin,
-      a: { buffer: att },
-      b: { buffer: qkvh, offset: 2 * n },
-      c: { buffer: s.scratch.yh },
-      strideA: T * T,
-      strideB: T * hd,
-      strideC: T * hd,
-    })),
-    await permute(gpu, `${label} merge heads`, false, s, 1, { buffer: s.scratch.yh }, s.out),
+    ...(await headProduct(gpu, s, `${label} att·v`, false, { a: { buffer: att }, b: v, c: { buffer: yh } })),
+    await permute(gpu, `${label} merge heads`, false, s, 1, { buffer: yh }, s.out),
   ];
 }
 
@@ -322,84 +300,31 @@ export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promi
  * qkv must hold what the forward saw. Overwrites scratch.qkvh, yh, datt and dqkvh.
  */
 export async function attentionBackward(gpu: Gpu, s: AttentionBackwardSpec): Promise<Dispatch[]> {
-  const label = s.label ?? 'attention';
-  const hd = validate(s, label, [
+  const name = s.label ?? 'attention';
+  const label = `${name}.bw`;
+  const hd = validate(s, name, [
     ['dout', s.dout, s.B * s.T * s.d],
     ['dqkv', s.dqkv, 3 * s.B * s.T * s.d],
   ]);
-  const { B, T, d, nHead: H } = s;
-  const n = B * T * d;
-  const scale = s.scale ?? 1 / Math.sqrt(hd);
-  const { qkvh, dqkvh, yh: dyh, datt } = s.scratch;
-  const att = s.layer.att;
-  const tile = s.tile ?? TILES[gpu.adapter.kind];
-  const heads = { batch: B * H, tile };
-  const thin = { batch: B * H, tile: narrow(tile, hd) };
+  const n = s.B * s.T * s.d;
+  const alpha = s.scale ?? 1 / Math.sqrt(hd);
+  const { qkvh, dqkvh, yh, datt } = s.scratch;
+  const [q, k, v] = thirds(qkvh, n);
+  const [dq, dk, dv] = thirds(dqkvh, n);
+  // dy head-major, the probabilities, and their gradient (then the scores', in place).
+  const [dy, att, ds] = [yh, s.layer.att, datt].map((buffer) => ({ buffer }));
   return [
-    await permute(gpu, `${label}.bw split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
-    await permute(gpu, `${label}.bw split dout`, true, s, 1, s.dout, { buffer: dyh }),
+    await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
+    await permute(gpu, `${label} split dout`, true, s, 1, s.dout, dy),
     // datt = dy·vᵀ
-    ...(await matmul(gpu, {
-      ...heads,
-      label: `${label}.bw datt`,
-      M: T,
-      N: T,
-      K: hd,
-      transB: true,
-      a: { buffer: dyh },
-      b: { buffer: qkvh, offset: 2 * n },
-      c: { buffer: datt },
-      strideA: T * hd,
-      strideB: T * hd,
-      strideC: T * T,
-    })),
+    ...(await headProduct(gpu, s, `${label} datt`, true, { transB: true, a: dy, b: v, c: ds })),
     // dv = attᵀ·dy
-    ...(await matmul(gpu, {
-      ...thin,
-      label: `${label}.bw dv`,
-      M: T,
-      N: hd,
-      K: T,
-      transA: true,
-      a: { buffer: att },
-      b: { buffer: dyh },
-      c: { buffer: dqkvh, offset: 2 * n },
-      strideA: T * T,
-      strideB: T * hd,
-      strideC: T * hd,
-    })),
-    await softmax(gpu, `${label}.bw softmax`, s, true),
+    ...(await headProduct(gpu, s, `${label} dv`, false, { transA: true, a: att, b: dy, c: dv })),
+    await softmax(gpu, `${label} softmax`, s, true),
     // dq = scale·ds·k
-    ...(await matmul(gpu, {
-      ...thin,
-      label: `${label}.bw dq`,
-      M: T,
-      N: hd,
-      K: T,
-      alpha: scale,
-      a: { buffer: datt },
-      b: { buffer: qkvh, offset: n },
-      c: { buffer: dqkvh, offset: 0 },
-      strideA: T * T,
-      strideB: T * hd,
-      strideC: T * hd,
-    })),
+    ...(await headProduct(gpu, s, `${label} dq`, false, { alpha, a: ds, b: k, c: dq })),
     // dk = scale·dsᵀ·q
-    ...(await matmul(gpu, {
-      ...thin,
-      label: `${label}.bw dk`,
-      M: T,
-      N: hd,
-      K: T,
-      transA: true,
-      alpha: scale,
-      a: { buffer: datt },
-      b: { buffer: qkvh, offset: 0 },
-      c: { buffer: dqkvh, offset: n },
-      strideA: T * T,
-      strideB: T * hd,
-      strideC: T * hd,
-    })),
-    await permute(gpu, `${label}.bw merge dqkv`, false, s, 3, { buffer: dqkvh }, s.dqkv),
+    ...(await headProduct(gpu, s, `${label} dk`, false, { transA: true, alpha, a: ds, b: q, c: dk })),
+    await permute(gpu, `${label} merge dqkv`, false, s, 3, { buffer: dqkvh }, s.dqkv),
   ];
 }

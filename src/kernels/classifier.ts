@@ -2,7 +2,7 @@
 // softmax cross-entropy over C classes, or squared error when C = 1 (STS-B's regression).
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { packParams, type TensorRef } from './types.js';
+import { buffers, checkSizes, elementGrid, off, type TensorRef } from './types.js';
 
 export interface ClassifierLossSpec {
   rows: number;
@@ -21,12 +21,9 @@ export interface ClassifierLossSpec {
   label?: string;
 }
 
-const WG = 64; // matches WG in classifier_loss.wgsl
-
 export async function classifierLoss(gpu: Gpu, s: ClassifierLossSpec): Promise<Dispatch> {
   const label = s.label ?? `classifier loss ${s.rows}x${s.C}`;
-  if (!(Number.isInteger(s.rows) && s.rows > 0 && Number.isInteger(s.C) && s.C > 0))
-    throw new HlmError(`${label}: rows and C must be positive integers`);
+  checkSizes(label, { rows: s.rows, C: s.C });
   const written = [s.losses.buffer, s.dlogits.buffer];
   if (
     s.losses.buffer === s.dlogits.buffer ||
@@ -36,24 +33,12 @@ export async function classifierLoss(gpu: Gpu, s: ClassifierLossSpec): Promise<D
   }
   for (const r of [s.targets, s.weights, s.losses])
     if (r.offset) throw new HlmError(`${label}: targets, weights and losses start at offset 0`);
-  const groups = Math.ceil(s.rows / WG);
-  if (groups > (gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535))
-    throw new HlmError(`${label}: ${s.rows} rows is more than one dispatch covers`);
-  const pipeline = await gpu.pipeline('classifier_loss');
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.rows],
-      ['u32', s.C],
-      ['u32', s.logits.offset ?? 0],
-      ['u32', s.dlogits.offset ?? 0],
-    ]),
-  );
-  return gpu.dispatch(
-    label,
-    pipeline,
-    [s.logits.buffer, s.targets.buffer, s.weights.buffer, s.losses.buffer, s.dlogits.buffer, uniform],
-    [groups],
-    [uniform],
-  );
+  // A batch's rows are few: 64 invocations a workgroup.
+  const kernel = await gpu.kernel('classifier_loss', { WG: 64 });
+  const { logits, targets, weights, losses, dlogits } = s;
+  return gpu.dispatch(label, kernel, {
+    bind: buffers({ logits, targets, weights, losses, dlogits }),
+    params: { rows: s.rows, C: s.C, offLogits: off(logits), offDlogits: off(dlogits) },
+    groups: elementGrid(gpu, kernel, s.rows),
+  });
 }

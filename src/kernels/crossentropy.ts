@@ -11,8 +11,8 @@
 // of dispatches is built once and serves every step. Nothing here reads back.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { matmul } from './matmul.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { matmul, type MatmulSpec } from './matmul.js';
+import { checkSizes, grid, off, type TensorRef } from './types.js';
 
 export interface CrossEntropySpec {
   /** Rows (target positions), vocabulary size, model width. */
@@ -104,12 +104,6 @@ export function crossEntropyFlops(
   return 2 * N * V * d * (1 + (grads.dh ? 1 : 0) + (grads.dwte ? 1 : 0));
 }
 
-function positive(label: string, dims: Record<string, number>): void {
-  for (const [k, v] of Object.entries(dims)) {
-    if (!Number.isInteger(v) || v < 1) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
-  }
-}
-
 function at(r: TensorRef, elements: number): TensorRef {
   return { buffer: r.buffer, offset: (r.offset ?? 0) + elements };
 }
@@ -117,11 +111,11 @@ function at(r: TensorRef, elements: number): TensorRef {
 export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<CrossEntropyHead> {
   const { N, V, d } = s;
   const label = s.label ?? `cross-entropy ${N}x${V}x${d}`;
-  positive(label, { N, V, d });
+  checkSizes(label, { N, V, d });
   const grads = Boolean(s.dh || s.dwte);
   if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
   const R = s.chunkRows ?? defaultChunkRows(gpu, N, V);
-  positive(label, { chunkRows: R });
+  checkSizes(label, { chunkRows: R });
   const bytes = R * V * 4;
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
   if (s.scratch && s.scratch.size < bytes)
@@ -167,77 +161,37 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   }
 
   const scaleBinding = grads && !scaleInLosses;
-  const pipeline = await gpu.pipeline('crossentropy_rows', {
+  const rowsKernel = await gpu.kernel('crossentropy_rows', {
     GRAD: grads,
     ARGMAX: Boolean(s.argmax),
     SCALE_BINDING: scaleBinding,
-    B_SCALE: 4,
-    B_ARGMAX: scaleBinding ? 5 : 4,
   });
   const dispatches: Dispatch[] = [];
-  // matmul gives one dispatch or several (split products): take either.
-  const mm = (d: Dispatch | Dispatch[]) => dispatches.push(...([] as Dispatch[]).concat(d));
+  const alpha = s.logitScale ?? 1;
+  const logits = { buffer: scratch };
   for (let r0 = 0; r0 < N; r0 += R) {
     const rows = Math.min(R, N - r0);
     const part = `${label} rows ${r0}..${r0 + rows}`;
-    mm(
-      await matmul(gpu, {
-        M: rows,
-        N: V,
-        K: d,
-        transB: true,
-        alpha: s.logitScale ?? 1,
-        a: at(s.h, r0 * d),
-        b: s.wte,
-        c: { buffer: scratch },
-        label: `${part} logits`,
-      }),
-    );
-    const uniform = gpu.uniform(
-      `${part} softmax params`,
-      packParams([
-        ['u32', rows],
-        ['u32', V],
-        ['u32', 0],
-        ['u32', (s.targets.offset ?? 0) + r0],
-        ['u32', (s.losses.offset ?? 0) + r0],
-        ['u32', s.lossScale?.offset ?? 0],
-        ['u32', (s.argmax?.offset ?? 0) + r0],
-        ['u32', 0x7fc00000],
-      ]),
-    );
-    const bindings: GPUBuffer[] = [scratch, s.targets.buffer, s.losses.buffer, uniform];
-    if (scaleBinding) bindings.push(s.lossScale!.buffer);
-    if (s.argmax) bindings.push(s.argmax.buffer);
-    dispatches.push(gpu.dispatch(`${part} softmax`, pipeline, bindings, grid(gpu, rows, 1), [uniform]));
-    if (s.dwte)
-      mm(
-        await matmul(gpu, {
-          M: V,
-          N: d,
-          K: rows,
-          transA: true,
-          alpha: s.logitScale ?? 1,
-          beta: 1,
-          a: { buffer: scratch },
-          b: at(s.h, r0 * d),
-          c: s.dwte,
-          label: `${part} dwte`,
-        }),
-      );
-    if (s.dh)
-      mm(
-        await matmul(gpu, {
-          M: rows,
-          N: d,
-          K: V,
-          alpha: s.logitScale ?? 1,
-          a: { buffer: scratch },
-          b: s.wte,
-          c: at(s.dh, r0 * d),
-          label: `${part} dh`,
-        }),
-      );
+    const h = at(s.h, r0 * d);
+    const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
+      dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
+    await product('logits', { M: rows, N: V, K: d, transB: true, a: h, b: s.wte, c: logits });
+    const bind: Record<string, GPUBuffer> = { logits: scratch, targets: s.targets.buffer, losses: s.losses.buffer };
+    if (scaleBinding) bind.lossScale = s.lossScale!.buffer;
+    if (s.argmax) bind.amax = s.argmax.buffer;
+    const params = {
+      rows,
+      V,
+      offLogits: 0,
+      offTargets: off(s.targets) + r0,
+      offLosses: off(s.losses) + r0,
+      offScale: off(s.lossScale),
+      offArgmax: off(s.argmax) + r0,
+      nanBits: 0x7fc00000,
+    };
+    dispatches.push(gpu.dispatch(`${part} softmax`, rowsKernel, { bind, params, groups: grid(gpu, rows, 1) }));
+    if (s.dwte) await product('dwte', { M: V, N: d, K: rows, transA: true, beta: 1, a: logits, b: h, c: s.dwte });
+    if (s.dh) await product('dh', { M: rows, N: d, K: V, a: logits, b: s.wte, c: at(s.dh, r0 * d) });
   }
   dispatches[dispatches.length - 1].owned.push(...own);
   return { dispatches, scratch, chunkRows: R };
@@ -262,27 +216,21 @@ export interface LossMeanSpec {
 /** out = lossScale · Σ losses[0..N): the batch's mean loss as one scalar on the GPU. */
 export async function lossMean(gpu: Gpu, s: LossMeanSpec): Promise<Dispatch> {
   const label = s.label ?? `loss mean ${s.N}`;
-  positive(label, { N: s.N });
+  checkSizes(label, { N: s.N });
   if (s.out.buffer === s.losses.buffer)
     throw new HlmError(`${label}: out must not share a buffer with losses (WebGPU forbids writable aliasing)`);
   const inOut = s.lossScale?.buffer === s.out.buffer;
   if (inOut && (s.lossScale!.offset ?? 0) === (s.out.offset ?? 0))
     throw new HlmError(`${label}: out would overwrite the loss scale it reads`);
   const binding = Boolean(s.lossScale) && !inOut;
-  const pipeline = await gpu.pipeline('crossentropy_mean', {
+  const kernel = await gpu.kernel('crossentropy_mean', {
     ACCUM: Boolean(s.accumulate),
     SCALE_IN_OUT: inOut,
     SCALE_BINDING: binding,
   });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.N],
-      ['u32', s.losses.offset ?? 0],
-      ['u32', s.out.offset ?? 0],
-      ['u32', s.lossScale?.offset ?? 0],
-    ]),
-  );
-  const bindings = [s.losses.buffer, s.out.buffer, uniform, ...(binding ? [s.lossScale!.buffer] : [])];
-  return gpu.dispatch(label, pipeline, bindings, [1], [uniform]);
+  return gpu.dispatch(label, kernel, {
+    bind: { losses: s.losses.buffer, out: s.out.buffer, ...(binding ? { lossScale: s.lossScale!.buffer } : {}) },
+    params: { n: s.N, offLosses: off(s.losses), offOut: off(s.out), offScale: off(s.lossScale) },
+    groups: [1],
+  });
 }

@@ -5,7 +5,7 @@
 // then summed by one workgroup in position order.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { buffers, checkSizes, elementGrid, grid, off, type TensorRef } from './types.js';
 
 export interface EmbeddingForwardSpec {
   B: number;
@@ -61,19 +61,10 @@ export interface EmbeddingIndex {
   uniq: Uint32Array;
 }
 
-const WG = 256; // matches WG in embedding_forward.wgsl and embedding_backward_wpe.wgsl
-
-function checkDims(label: string, dims: Record<string, number>): void {
-  for (const [k, v] of Object.entries(dims))
-    if (!(Number.isInteger(v) && v > 0)) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
-  const n = Object.values(dims).reduce((a, b) => a * b, 1);
-  if (n > 0xffffffff) throw new HlmError(`${label}: ${Object.keys(dims).join('·')} = ${n} exceeds u32 indexing`);
-}
-
 export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promise<Dispatch> {
   const { B, T, d } = s;
   const label = s.label ?? `embedding ${B}x${T}x${d}`;
-  checkDims(label, { B, T, d });
+  checkSizes(label, { B, T, d });
   for (const [name, r] of [
     ['tokens', s.tokens],
     ['wte', s.wte],
@@ -82,27 +73,13 @@ export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promi
     if (r.buffer === s.out.buffer)
       throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
   }
-  const pipeline = await gpu.pipeline('embedding_forward');
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', B * T * d],
-      ['u32', T],
-      ['u32', d],
-      ['u32', s.tokens.offset ?? 0],
-      ['u32', s.wte.offset ?? 0],
-      ['u32', s.wpe.offset ?? 0],
-      ['u32', s.out.offset ?? 0],
-      ['u32', 0],
-    ]),
-  );
-  return gpu.dispatch(
-    label,
-    pipeline,
-    [s.tokens.buffer, s.wte.buffer, s.wpe.buffer, s.out.buffer, uniform],
-    grid(gpu, B * T * d, WG, s.maxGroupsX),
-    [uniform],
-  );
+  const kernel = await gpu.kernel('embedding_forward');
+  const { tokens, wte, wpe, out } = s;
+  return gpu.dispatch(label, kernel, {
+    bind: buffers({ tokens, wte, wpe, out }),
+    params: { n: B * T * d, T, d, offTok: off(tokens), offWte: off(wte), offWpe: off(wpe), offOut: off(out) },
+    groups: elementGrid(gpu, kernel, B * T * d, s.maxGroupsX),
+  });
 }
 
 /**
@@ -113,7 +90,7 @@ export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promi
 export async function embeddingBackward(gpu: Gpu, s: EmbeddingBackwardSpec): Promise<Dispatch[]> {
   const { B, T, d } = s;
   const label = s.label ?? `embedding backward ${B}x${T}x${d}`;
-  checkDims(label, { B, T, d });
+  checkSizes(label, { B, T, d });
   if (s.dwte.buffer !== s.dwpe.buffer)
     throw new HlmError(`${label}: dwte and dwpe must be in the same (gradient) buffer`);
   const { order, starts, uniq, count } = s.index;
@@ -147,27 +124,12 @@ export async function embeddingBackward(gpu: Gpu, s: EmbeddingBackwardSpec): Pro
     label: `${label} wte`,
     maxGroupsX: s.maxGroupsX,
   });
-  const wpePipe = await gpu.pipeline('embedding_backward_wpe');
-  const wpeParams = gpu.uniform(
-    `${label} wpe params`,
-    packParams([
-      ['u32', B],
-      ['u32', T],
-      ['u32', d],
-      ['u32', 0],
-      ['u32', s.dout.offset ?? 0],
-      ['u32', s.dwpe.offset ?? 0],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  const wpe = gpu.dispatch(
-    `${label} wpe`,
-    wpePipe,
-    [s.dout.buffer, s.dwpe.buffer, wpeParams],
-    grid(gpu, T * d, WG, s.maxGroupsX),
-    [wpeParams],
-  );
+  const wpeKernel = await gpu.kernel('embedding_backward_wpe');
+  const wpe = gpu.dispatch(`${label} wpe`, wpeKernel, {
+    bind: { dout: s.dout.buffer, grad: s.dwpe.buffer },
+    params: { B, T, d, offDout: off(s.dout), offDwpe: off(s.dwpe) },
+    groups: elementGrid(gpu, wpeKernel, T * d, s.maxGroupsX),
+  });
   return [wte, wpe];
 }
 
@@ -193,27 +155,19 @@ export async function scatterAddRows(gpu: Gpu, s: ScatterAddSpec): Promise<Dispa
   const { n, d } = s;
   const { order, starts, uniq, count } = s.index;
   const label = s.label ?? `scatter-add rows ${n}x${d}`;
-  const pipeline = await gpu.pipeline('embedding_backward_wte');
-  const params = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', d],
-      ['u32', s.src.offset ?? 0],
-      ['u32', s.dst.offset ?? 0],
-      ['u32', count.offset ?? 0],
-      ['u32', order.offset ?? 0],
-      ['u32', starts.offset ?? 0],
-      ['u32', uniq.offset ?? 0],
-      ['u32', 0],
-    ]),
-  );
-  return gpu.dispatch(
-    label,
-    pipeline,
-    [s.src.buffer, order.buffer, starts.buffer, uniq.buffer, count.buffer, s.dst.buffer, params],
-    grid(gpu, n, 1, s.maxGroupsX),
-    [params],
-  );
+  return gpu.dispatch(label, await gpu.kernel('embedding_backward_wte'), {
+    bind: buffers({ dout: s.src, order, starts, uniq, count, grad: s.dst }),
+    params: {
+      d,
+      offDout: off(s.src),
+      offDwte: off(s.dst),
+      offCount: off(count),
+      offOrder: off(order),
+      offStarts: off(starts),
+      offUniq: off(uniq),
+    },
+    groups: grid(gpu, n, 1, s.maxGroupsX),
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // GELU (tanh approximation, GPT-2's gelu_new), forward and backward, elementwise.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { checkSizes, elementGrid, off, type TensorRef } from './types.js';
 
 export interface GeluForwardSpec {
   n: number;
@@ -23,51 +23,43 @@ export interface GeluBackwardSpec {
   maxGroupsX?: number;
 }
 
-const WG = 256; // matches WG in gelu.wgsl
+const same = (a: TensorRef, b: TensorRef) => a.buffer === b.buffer && off(a) === off(b);
 
-const same = (a: TensorRef, b: TensorRef) => a.buffer === b.buffer && (a.offset ?? 0) === (b.offset ?? 0);
-
-function checkN(label: string, n: number): void {
-  if (!(Number.isInteger(n) && n > 0)) throw new HlmError(`${label}: n must be a positive integer, got ${n}`);
+/** Either pass: `out` is written; in place, the forward's x or the backward's dout is `out` itself. */
+async function gelu(
+  gpu: Gpu,
+  label: string,
+  n: number,
+  pass: { backward: boolean; inPlace: boolean; out: TensorRef; x: TensorRef; dout?: TensorRef },
+  maxGroupsX?: number,
+): Promise<Dispatch> {
+  const { backward, inPlace, out, x, dout } = pass;
+  const kernel = await gpu.kernel('gelu', { BACKWARD: backward, IN_PLACE: inPlace });
+  const bind: Record<string, GPUBuffer> = { out: out.buffer };
+  if (backward || !inPlace) bind.x = x.buffer;
+  if (backward && !inPlace) bind.dout = dout!.buffer;
+  return gpu.dispatch(label, kernel, {
+    bind,
+    params: { n, offX: off(x), offDout: off(dout), offOut: off(out) },
+    groups: elementGrid(gpu, kernel, n, maxGroupsX),
+  });
 }
 
 export async function geluForward(gpu: Gpu, s: GeluForwardSpec): Promise<Dispatch> {
   const label = s.label ?? `gelu ${s.n}`;
-  checkN(label, s.n);
+  checkSizes(label, { n: s.n });
   const inPlace = same(s.x, s.out);
   if (!inPlace && s.x.buffer === s.out.buffer)
     throw new HlmError(`${label}: x and out share a buffer at different offsets (WebGPU forbids writable aliasing)`);
-  const pipeline = await gpu.pipeline('gelu', { BACKWARD: false, IN_PLACE: inPlace });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.n],
-      ['u32', s.x.offset ?? 0],
-      ['u32', 0],
-      ['u32', s.out.offset ?? 0],
-    ]),
-  );
-  const bindings = [s.out.buffer, uniform, ...(inPlace ? [] : [s.x.buffer])];
-  return gpu.dispatch(label, pipeline, bindings, grid(gpu, s.n, WG, s.maxGroupsX), [uniform]);
+  return gelu(gpu, label, s.n, { backward: false, inPlace, out: s.out, x: s.x }, s.maxGroupsX);
 }
 
 export async function geluBackward(gpu: Gpu, s: GeluBackwardSpec): Promise<Dispatch> {
   const label = s.label ?? `gelu backward ${s.n}`;
-  checkN(label, s.n);
+  checkSizes(label, { n: s.n });
   const inPlace = same(s.dout, s.dx);
   if (!inPlace && s.dout.buffer === s.dx.buffer)
     throw new HlmError(`${label}: dout and dx share a buffer at different offsets (WebGPU forbids writable aliasing)`);
   if (s.x.buffer === s.dx.buffer) throw new HlmError(`${label}: x must not share a buffer with dx`);
-  const pipeline = await gpu.pipeline('gelu', { BACKWARD: true, IN_PLACE: inPlace });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.n],
-      ['u32', s.x.offset ?? 0],
-      ['u32', s.dout.offset ?? 0],
-      ['u32', s.dx.offset ?? 0],
-    ]),
-  );
-  const bindings = [s.dx.buffer, uniform, s.x.buffer, ...(inPlace ? [] : [s.dout.buffer])];
-  return gpu.dispatch(label, pipeline, bindings, grid(gpu, s.n, WG, s.maxGroupsX), [uniform]);
+  return gelu(gpu, label, s.n, { backward: true, inPlace, out: s.dx, x: s.x, dout: s.dout }, s.maxGroupsX);
 }

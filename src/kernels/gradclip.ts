@@ -5,10 +5,12 @@
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { rangePieces } from './optimizer.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { checkSizes, grid, off, type TensorRef } from './types.js';
 
-/** Elements per workgroup of the first pass (WG·PER in gradclip_partial.wgsl). */
-export const GRADCLIP_CHUNK = 256 * 16;
+/** The first pass's workgroups: WG invocations, each summing PER elements of the workgroup's block. */
+const PARTIAL = { WG: 256, PER: 16 };
+/** Elements per workgroup of the first pass. */
+export const GRADCLIP_CHUNK = PARTIAL.WG * PARTIAL.PER;
 
 export interface GradClipSpec {
   /** Number of gradient elements. */
@@ -34,7 +36,7 @@ export interface GradClipSpec {
  */
 export async function gradClip(gpu: Gpu, s: GradClipSpec): Promise<Dispatch[]> {
   const label = s.label ?? `grad clip ${s.n}`;
-  if (!Number.isInteger(s.n) || s.n < 1) throw new HlmError(`${label}: n must be a positive integer, got ${s.n}`);
+  checkSizes(label, { n: s.n });
   if (!(Number.isFinite(s.maxNorm) && s.maxNorm >= 0))
     throw new HlmError(`${label}: maxNorm must be ≥ 0 (0 = off), got ${s.maxNorm}`);
   for (const [name, r] of [
@@ -45,47 +47,27 @@ export async function gradClip(gpu: Gpu, s: GradClipSpec): Promise<Dispatch[]> {
       throw new HlmError(`${label}: ${name} must not share the gradients' buffer (WebGPU forbids writable aliasing)`);
   }
   const sameBuffer = s.normOut?.buffer === s.scaleOut.buffer;
-  if (sameBuffer && (s.normOut!.offset ?? 0) === (s.scaleOut.offset ?? 0))
+  if (sameBuffer && off(s.normOut) === off(s.scaleOut))
     throw new HlmError(`${label}: normOut and scaleOut are the same element`);
+  const partial = await gpu.kernel('gradclip_partial', PARTIAL);
   const count = Math.ceil(s.n / GRADCLIP_CHUNK);
   const partials = gpu.buffer(`${label} partial sums`, count * 4);
-  const p1 = await gpu.pipeline('gradclip_partial');
   const pieces = rangePieces(gpu, s.n, [s.grads], GRADCLIP_CHUNK, s.maxBindingBytes);
-  const first = pieces.map((piece, k) => {
-    const name = `${label} partial sums${pieces.length > 1 ? ` [${k + 1}/${pieces.length}]` : ''}`;
-    const u1 = gpu.uniform(
-      `${name} params`,
-      packParams([
-        ['u32', piece.count],
-        ['u32', piece.binds[0].offset],
-        ['u32', piece.start / GRADCLIP_CHUNK],
-      ]),
-    );
-    return gpu.dispatch(
-      name,
-      p1,
-      [piece.binds[0].binding, partials, u1],
-      grid(gpu, Math.ceil(piece.count / GRADCLIP_CHUNK), 1, s.maxGroupsX),
-      [u1, partials],
-    );
-  });
+  const first = pieces.map((piece, k) =>
+    gpu.dispatch(`${label} partial sums${pieces.length > 1 ? ` [${k + 1}/${pieces.length}]` : ''}`, partial, {
+      bind: { grads: piece.binds[0].binding, partials },
+      params: { n: piece.count, offG: piece.binds[0].offset, firstGroup: piece.start / GRADCLIP_CHUNK },
+      groups: grid(gpu, Math.ceil(piece.count / GRADCLIP_CHUNK), 1, s.maxGroupsX),
+      owned: [partials],
+    }),
+  );
   const normBinding = Boolean(s.normOut) && !sameBuffer;
-  const p2 = await gpu.pipeline('gradclip_finish', { NORM: Boolean(s.normOut), NORM_BINDING: normBinding });
-  const u2 = gpu.uniform(
-    `${label} finish params`,
-    packParams([
-      ['u32', count],
-      ['u32', s.scaleOut.offset ?? 0],
-      ['u32', s.normOut?.offset ?? 0],
-      ['f32', s.maxNorm],
-    ]),
-  );
-  const d2 = gpu.dispatch(
-    `${label} norm and scale`,
-    p2,
-    [partials, s.scaleOut.buffer, u2, ...(normBinding ? [s.normOut!.buffer] : [])],
-    [1],
-    [u2, partials],
-  );
+  const finish = await gpu.kernel('gradclip_finish', { NORM: Boolean(s.normOut), NORM_BINDING: normBinding });
+  const d2 = gpu.dispatch(`${label} norm and scale`, finish, {
+    bind: { partials, scaleOut: s.scaleOut.buffer, ...(normBinding ? { normOut: s.normOut!.buffer } : {}) },
+    params: { count, offScale: off(s.scaleOut), offNorm: off(s.normOut), maxNorm: s.maxNorm },
+    groups: [1],
+    owned: [partials],
+  });
   return [...first, d2];
 }

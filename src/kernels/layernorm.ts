@@ -3,7 +3,7 @@
 // parameter gradients, with the column sums over rows done in a fixed order (no atomics).
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { buffers, elementGrid, grid, off, type TensorRef } from './types.js';
 
 export interface LayerNormForwardSpec {
   rows: number;
@@ -85,39 +85,24 @@ export async function layerNormForward(gpu: Gpu, s: LayerNormForwardSpec): Promi
       ['bias', s.bias],
     ],
   );
-  const WG = rowWorkgroup(cols);
-  const pipeline = await gpu.pipeline('layernorm_forward', { WG, STATS_SHARED: statsShared });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', rows],
-      ['u32', cols],
-      ['f32', s.eps],
-      ['u32', 0],
-      ['u32', s.x.offset ?? 0],
-      ['u32', s.weight.offset ?? 0],
-      ['u32', s.bias.offset ?? 0],
-      ['u32', s.out.offset ?? 0],
-      ['u32', s.mean.offset ?? 0],
-      ['u32', s.rstd.offset ?? 0],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  const bindings = [
-    s.x.buffer,
-    s.weight.buffer,
-    s.bias.buffer,
-    s.out.buffer,
-    uniform,
-    s.mean.buffer,
-    ...(statsShared ? [] : [s.rstd.buffer]),
-  ];
-  return gpu.dispatch(label, pipeline, bindings, grid(gpu, rows, 1, s.maxGroupsX), [uniform]);
+  const kernel = await gpu.kernel('layernorm_forward', { WG: rowWorkgroup(cols), STATS_SHARED: statsShared });
+  const { x, weight, bias, out, mean, rstd } = s;
+  return gpu.dispatch(label, kernel, {
+    bind: buffers({ x, weight, bias, out, meanOut: mean, ...(statsShared ? {} : { rstdOut: rstd }) }),
+    params: {
+      rows,
+      cols,
+      eps: s.eps,
+      offX: off(x),
+      offW: off(weight),
+      offB: off(bias),
+      offOut: off(out),
+      offMean: off(mean),
+      offRstd: off(rstd),
+    },
+    groups: grid(gpu, rows, 1, s.maxGroupsX),
+  });
 }
-
-const CX = 32; // matches CX in layernorm_dparams.wgsl
-const SUM_WG = 256; // matches WG in layernorm_dparams_sum.wgsl
 
 /**
  * The row blocking of the parameter-gradient sums: one block up to 256 rows, else blocks of ≥ 128 rows, at most 64 of
@@ -160,85 +145,35 @@ export async function layerNormBackward(gpu: Gpu, s: LayerNormBackwardSpec): Pro
     reads,
   );
 
-  const WG = rowWorkgroup(cols);
-  const dxPipe = await gpu.pipeline('layernorm_backward', { WG });
-  const dxParams = gpu.uniform(
-    `${label} dx params`,
-    packParams([
-      ['u32', rows],
-      ['u32', cols],
-      ['u32', 0],
-      ['u32', 0],
-      ['u32', s.dout.offset ?? 0],
-      ['u32', s.x.offset ?? 0],
-      ['u32', s.weight.offset ?? 0],
-      ['u32', s.dx.offset ?? 0],
-      ['u32', s.mean.offset ?? 0],
-      ['u32', s.rstd.offset ?? 0],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  const dxDispatch = gpu.dispatch(
-    `${label} dx`,
-    dxPipe,
-    [s.dout.buffer, s.x.buffer, s.weight.buffer, s.mean.buffer, s.rstd.buffer, s.dx.buffer, dxParams],
-    grid(gpu, rows, 1, s.maxGroupsX),
-    [dxParams],
-  );
+  const { dout, x, weight, mean, rstd, dx } = s;
+  // Offsets of the tensors both dispatches read.
+  const offs = { offDout: off(dout), offX: off(x), offMean: off(mean), offRstd: off(rstd) };
+  const dxDispatch = gpu.dispatch(`${label} dx`, await gpu.kernel('layernorm_backward', { WG: rowWorkgroup(cols) }), {
+    bind: buffers({ dout, x, weight, meanIn: mean, rstdIn: rstd, dx }),
+    params: { rows, cols, ...offs, offW: off(weight), offDx: off(dx) },
+    groups: grid(gpu, rows, 1, s.maxGroupsX),
+  });
 
   const { rowsPerBlock, blocks } = layerNormBlocks(rows, s.rowsPerBlock);
   const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   if (blocks > maxWg)
     throw new HlmError(`${label}: ${blocks} row blocks exceed ${maxWg} workgroups; raise rowsPerBlock`);
   const direct = blocks === 1;
-  const pPipe = await gpu.pipeline('layernorm_dparams', { DIRECT: direct });
-  const pParams = gpu.uniform(
-    `${label} dparams params`,
-    packParams([
-      ['u32', rows],
-      ['u32', cols],
-      ['u32', rowsPerBlock],
-      ['u32', 0],
-      ['u32', s.dout.offset ?? 0],
-      ['u32', s.x.offset ?? 0],
-      ['u32', s.mean.offset ?? 0],
-      ['u32', s.rstd.offset ?? 0],
-      ['u32', dW],
-      ['u32', dB],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  const pReads = [s.dout.buffer, s.x.buffer, s.mean.buffer, s.rstd.buffer];
-  const pGroups: [number, number] = [Math.ceil(cols / CX), blocks];
-  if (direct) {
-    return [
-      dxDispatch,
-      gpu.dispatch(`${label} dparams`, pPipe, [...pReads, s.dweight.buffer, pParams], pGroups, [pParams]),
-    ];
-  }
-  const partial = gpu.buffer(`${label} partial sums`, blocks * 2 * cols * 4);
-  const partialDispatch = gpu.dispatch(`${label} dparams`, pPipe, [...pReads, partial, pParams], pGroups, [
-    pParams,
-    partial,
-  ]);
-  const sumPipe = await gpu.pipeline('layernorm_dparams_sum');
-  const sumParams = gpu.uniform(
-    `${label} dparams sum params`,
-    packParams([
-      ['u32', cols],
-      ['u32', blocks],
-      ['u32', dW],
-      ['u32', dB],
-    ]),
-  );
-  const sumDispatch = gpu.dispatch(
-    `${label} dparams sum`,
-    sumPipe,
-    [partial, s.dweight.buffer, sumParams],
-    grid(gpu, 2 * cols, SUM_WG, s.maxGroupsX),
-    [sumParams],
-  );
+  const dparams = await gpu.kernel('layernorm_dparams', { DIRECT: direct });
+  // Direct: the sums go straight into the gradient buffer; otherwise into partial sums, one row per block.
+  const partial = direct ? undefined : gpu.buffer(`${label} partial sums`, blocks * 2 * cols * 4);
+  const partialDispatch = gpu.dispatch(`${label} dparams`, dparams, {
+    bind: { ...buffers({ dout, x, meanIn: mean, rstdIn: rstd }), out: partial ?? s.dweight.buffer },
+    params: { rows, cols, rowsPerBlock, ...offs, offDW: dW, offDB: dB },
+    groups: [Math.ceil(cols / dparams.constant('CX')), blocks],
+    owned: partial ? [partial] : [],
+  });
+  if (!partial) return [dxDispatch, partialDispatch];
+  const sum = await gpu.kernel('layernorm_dparams_sum');
+  const sumDispatch = gpu.dispatch(`${label} dparams sum`, sum, {
+    bind: { partial, grad: s.dweight.buffer },
+    params: { cols, blocks, offDW: dW, offDB: dB },
+    groups: elementGrid(gpu, sum, 2 * cols, s.maxGroupsX),
+  });
   return [dxDispatch, partialDispatch, sumDispatch];
 }

@@ -2,7 +2,7 @@
 // layer (forward: x·W; backward: dY·Wᵀ and xᵀ·dY) and of attention's score and value products.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { checkSizes, elementGrid, off, type TensorRef } from './types.js';
 
 export interface MatmulTile {
   BM: number;
@@ -97,25 +97,23 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const transB = s.transB ?? false;
   const label =
     s.label ?? `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${batch > 1 ? ` ×${batch}` : ''}`;
-  for (const [k, v] of Object.entries({ M, N, K, batch })) {
-    if (!Number.isInteger(v) || v < 1) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
-  }
+  checkSizes(label, { M, N, K, batch });
   if (s.c.buffer === s.a.buffer || s.c.buffer === s.b.buffer) {
     throw new HlmError(`${label}: C must not share a buffer with A or B (WebGPU forbids writable aliasing)`);
   }
   const plan = defaultPlan(gpu.adapter.kind, M, N, K, batch);
   const tile = s.tile ?? plan.tile;
   checkTile(tile);
-  const offA = s.a.offset ?? 0;
-  const offB = s.b.offset ?? 0;
-  const offC = s.c.offset ?? 0;
+  const offA = off(s.a);
+  const offB = off(s.b);
+  const offC = off(s.c);
   const strideA = s.strideA ?? M * K;
   const strideB = s.strideB ?? K * N;
   const strideC = s.strideC ?? M * N;
   // vec4 loads need the contiguous dimension, the offset and the batch stride all divisible by 4.
   const vecA = (transA ? M : K) % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
   const vecB = (transB ? K : N) % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
-  const pipeline = await gpu.pipeline('matmul', {
+  const kernel = await gpu.kernel('matmul', {
     ...tile,
     TRANS_A: transA,
     TRANS_B: transB,
@@ -123,35 +121,8 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
     VEC_B: vecB,
   });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
-  const params = (o: {
-    k0: number;
-    kEnd: number;
-    offC: number;
-    strideC: number;
-    alpha: number;
-    beta: number;
-    parts: number;
-    kPart: number;
-    strideP: number;
-  }) =>
-    packParams([
-      ['u32', M],
-      ['u32', N],
-      ['u32', K],
-      ['u32', o.k0],
-      ['u32', offA],
-      ['u32', offB],
-      ['u32', o.offC],
-      ['u32', o.parts],
-      ['u32', strideA],
-      ['u32', strideB],
-      ['u32', o.strideC],
-      ['u32', o.strideP],
-      ['f32', o.alpha],
-      ['f32', o.beta],
-      ['u32', o.kEnd],
-      ['u32', o.kPart],
-    ]);
+  // The parameters every dispatch of the product shares; each adds its K range, C and scaling.
+  const shape = { M, N, K, offA, offB, strideA, strideB };
   const alpha = s.alpha ?? 1;
   const beta = s.beta ?? 0;
 
@@ -165,33 +136,30 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
     const kPart = Math.ceil(K / parts / tile.BK) * tile.BK;
     const used = Math.ceil(K / kPart);
     const scratch = gpu.shared('matmul split-K', used * batch * M * N * 4);
-    const u1 = gpu.uniform(
-      `${label} parts params`,
-      params({ k0: 0, kEnd: K, offC: 0, strideC: used * M * N, alpha: 1, beta: 0, parts: used, kPart, strideP: M * N }),
-    );
-    const sum = await gpu.pipeline('matmul_splitk_sum');
-    const u2 = gpu.uniform(
-      `${label} sum params`,
-      packParams([
-        ['u32', M * N],
-        ['u32', used],
-        ['u32', batch * M * N],
-        ['u32', offC],
-        ['u32', strideC],
-        ['f32', alpha],
-        ['f32', beta],
-        ['u32', 0],
-      ]),
-    );
+    const sum = await gpu.kernel('matmul_splitk_sum');
     return [
-      gpu.dispatch(
-        `${label} (${used} K parts)`,
-        pipeline,
-        [s.a.buffer, s.b.buffer, scratch, u1],
-        workgroups(batch * used),
-        [u1],
-      ),
-      gpu.dispatch(`${label} sum of K parts`, sum, [scratch, s.c.buffer, u2], grid(gpu, batch * M * N, 256), [u2]),
+      gpu.dispatch(`${label} (${used} K parts)`, kernel, {
+        bind: { A: s.a.buffer, B: s.b.buffer, C: scratch },
+        // Part p of batch item b goes to scratch[(b·used + p)·M·N ..], unscaled.
+        params: {
+          ...shape,
+          kBegin: 0,
+          kEnd: K,
+          kPart,
+          parts: used,
+          strideP: M * N,
+          offC: 0,
+          strideC: used * M * N,
+          alpha: 1,
+          beta: 0,
+        },
+        groups: workgroups(batch * used),
+      }),
+      gpu.dispatch(`${label} sum of K parts`, sum, {
+        bind: { P: scratch, C: s.c.buffer },
+        params: { MN: M * N, parts: used, total: batch * M * N, offC, strideC, alpha, beta },
+        groups: elementGrid(gpu, sum, batch * M * N),
+      }),
     ];
   }
 
@@ -200,11 +168,24 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   for (let k0 = 0; k0 < K; k0 += span) {
     const kEnd = Math.min(K, k0 + span);
     const part = span < K ? `${label} k ${k0}..${kEnd}` : label;
-    const uniform = gpu.uniform(
-      `${part} params`,
-      params({ k0, kEnd, offC, strideC, alpha, beta: k0 === 0 ? beta : 1, parts: 1, kPart: kEnd - k0, strideP: 0 }),
+    out.push(
+      gpu.dispatch(part, kernel, {
+        bind: { A: s.a.buffer, B: s.b.buffer, C: s.c.buffer },
+        params: {
+          ...shape,
+          kBegin: k0,
+          kEnd,
+          kPart: kEnd - k0,
+          parts: 1,
+          strideP: 0,
+          offC,
+          strideC,
+          alpha,
+          beta: k0 ? 1 : beta,
+        },
+        groups: workgroups(batch),
+      }),
     );
-    out.push(gpu.dispatch(part, pipeline, [s.a.buffer, s.b.buffer, s.c.buffer, uniform], workgroups(batch), [uniform]));
   }
   return out;
 }

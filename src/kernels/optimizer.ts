@@ -9,7 +9,7 @@
 // covered by several dispatches, each binding a window of it.
 import type { Binding, Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { checkSizes, elementGrid, off, type TensorRef } from './types.js';
 
 /** Elements per bit of the decay mask; the parameter layout aligns every tensor to it. */
 export const MASK_BLOCK = 64;
@@ -128,10 +128,8 @@ export interface SgdSpec extends CommonSpec {
   weightDecay?: number;
 }
 
-const WG = 256; // matches WG in optimizer_*.wgsl
-
 function checkCommon(label: string, s: CommonSpec, written: [string, TensorRef][]): void {
-  if (!Number.isInteger(s.n) || s.n < 1) throw new HlmError(`${label}: n must be a positive integer, got ${s.n}`);
+  checkSizes(label, { n: s.n });
   const wd = s.weightDecay ?? 0;
   if (!(Number.isFinite(wd) && wd >= 0)) throw new HlmError(`${label}: weightDecay must be ≥ 0, got ${wd}`);
   const read: [string, TensorRef | undefined][] = [
@@ -163,72 +161,105 @@ function checkStep(label: string, step: number, lr: number): void {
   if (!(Number.isFinite(lr) && lr >= 0)) throw new HlmError(`${label}: lr must be a finite number ≥ 0, got ${lr}`);
 }
 
-type Word = ['u32', number];
-
-function single(label: string, dispatches: Dispatch[]): Dispatch {
-  if (dispatches.length !== 1)
-    throw new HlmError(
-      `${label} runs as ${dispatches.length} dispatches (a buffer exceeds the storage-binding limit): use .dispatches`,
-    );
-  return dispatches[0];
+/** One dispatch's share of an optimizer and its parameters that stay the same every step. */
+interface Part {
+  dispatch: Dispatch;
+  fixed: Record<string, number>;
 }
 
-/** Build one dispatch per piece; `fixed` gives each piece's fixed uniform words from its element offsets. */
+/**
+ * One dispatch per piece of the range. `big` names the per-element tensors: the shader's binding and its
+ * offset parameter. `step` is the first step's parameters (setStep rewrites them).
+ */
 async function build(
   gpu: Gpu,
   label: string,
   shader: string,
   s: CommonSpec,
-  big: TensorRef[],
-  fixed: (offsets: number[], piece: RangePiece) => Word[],
-  uniformWords: number,
-) {
+  big: [string, string, TensorRef][],
+  step: Record<string, number>,
+): Promise<Part[]> {
   const mask = Boolean(s.decayMask);
   const scale = Boolean(s.gradScale);
-  const first = big.length + 1; // the big buffers, then the uniform, then mask and scale
-  const pipeline = await gpu.pipeline(shader, {
-    MASK: mask,
-    SCALE: scale,
-    B_MASK: first,
-    B_SCALE: mask ? first + 1 : first,
-  });
-  const pieces = rangePieces(gpu, s.n, big, WG, s.maxBindingBytes);
-  const parts = pieces.map((piece, k) => {
+  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale });
+  const refs = big.map(([, , r]) => r);
+  const pieces = rangePieces(gpu, s.n, refs, kernel.constant('WG'), s.maxBindingBytes);
+  return pieces.map((piece, k) => {
+    const bind: Record<string, Binding> = {};
+    const fixed: Record<string, number> = { n: piece.count, maskBase: piece.start };
+    Object.assign(fixed, { offMask: off(s.decayMask), offScale: off(s.gradScale) });
+    big.forEach(([name, offset], i) => {
+      bind[name] = piece.binds[i].binding;
+      fixed[offset] = piece.binds[i].offset;
+    });
+    if (mask) bind.mask = s.decayMask!.buffer;
+    if (scale) bind.gscale = s.gradScale!.buffer;
     const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
-    const uniform = gpu.uniform(`${name} params`, new Uint32Array(uniformWords));
-    const bindings: Binding[] = [
-      ...piece.binds.map((b) => b.binding),
-      uniform,
-      ...(mask ? [s.decayMask!.buffer] : []),
-      ...(scale ? [s.gradScale!.buffer] : []),
-    ];
-    const dispatch = gpu.dispatch(name, pipeline, bindings, grid(gpu, piece.count, WG, s.maxGroupsX), [uniform]);
-    return {
-      dispatch,
-      uniform,
-      words: fixed(
-        piece.binds.map((b) => b.offset),
-        piece,
-      ),
-    };
+    const groups = elementGrid(gpu, kernel, piece.count, s.maxGroupsX);
+    return { dispatch: gpu.dispatch(name, kernel, { bind, params: { ...fixed, ...step }, groups }), fixed };
   });
-  return parts;
 }
 
-export class AdamW implements Optimizer {
+/** An optimizer over a flat range: its dispatches and how a step's numbers become parameters. */
+abstract class FlatOptimizer implements Optimizer {
   readonly dispatches: Dispatch[];
 
-  private constructor(
+  protected constructor(
     private readonly gpu: Gpu,
-    private readonly parts: { dispatch: Dispatch; uniform: GPUBuffer; words: Word[] }[],
-    readonly hyper: { beta1: number; beta2: number; eps: number; weightDecay: number },
+    private readonly parts: Part[],
     private readonly label: string,
   ) {
     this.dispatches = parts.map((p) => p.dispatch);
   }
 
   get dispatch(): Dispatch {
-    return single(this.label, this.dispatches);
+    if (this.dispatches.length !== 1)
+      throw new HlmError(
+        `${this.label} runs as ${this.dispatches.length} dispatches (a buffer exceeds the storage-binding limit): ` +
+          'use .dispatches',
+      );
+    return this.dispatches[0];
+  }
+
+  setStep(step: number, lr: number): void {
+    checkStep(this.label, step, lr);
+    const values = this.stepParams(step, lr);
+    for (const part of this.parts) this.gpu.setParams(part.dispatch, { ...part.fixed, ...values });
+  }
+
+  /** The parameters that change with the step and the learning rate. */
+  protected abstract stepParams(step: number, lr: number): Record<string, number>;
+}
+
+interface AdamWHyper {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+function adamWStep(h: AdamWHyper, step: number, lr: number): Record<string, number> {
+  // In float64 here, as torch does in Python, then rounded once to f32.
+  const bc1 = 1 - h.beta1 ** step;
+  return {
+    oneMinusBeta1: 1 - h.beta1,
+    beta2: h.beta2,
+    oneMinusBeta2: 1 - h.beta2,
+    eps: h.eps,
+    stepSize: lr / bc1,
+    bc2Sqrt: Math.sqrt(1 - h.beta2 ** step),
+    decayFactor: 1 - lr * h.weightDecay,
+  };
+}
+
+export class AdamW extends FlatOptimizer {
+  private constructor(
+    gpu: Gpu,
+    parts: Part[],
+    readonly hyper: AdamWHyper,
+    label: string,
+  ) {
+    super(gpu, parts, label);
   }
 
   static async create(gpu: Gpu, s: AdamWSpec): Promise<AdamW> {
@@ -247,99 +278,45 @@ export class AdamW implements Optimizer {
       ['m', s.m],
       ['v', s.v],
     ]);
-    const parts = await build(
-      gpu,
-      label,
-      'optimizer_adamw',
-      s,
-      [s.params, s.grads, s.m, s.v],
-      ([p, g, m, v], piece) => [
-        ['u32', piece.count],
-        ['u32', p],
-        ['u32', g],
-        ['u32', m],
-        ['u32', v],
-        ['u32', s.decayMask?.offset ?? 0],
-        ['u32', s.gradScale?.offset ?? 0],
-        ['u32', piece.start],
-      ],
-      16,
-    );
-    const opt = new AdamW(gpu, parts, hyper, label);
-    opt.setStep(1, 0);
-    return opt;
+    const big: [string, string, TensorRef][] = [
+      ['params', 'offP', s.params],
+      ['grads', 'offG', s.grads],
+      ['mom1', 'offM', s.m],
+      ['mom2', 'offV', s.v],
+    ];
+    const parts = await build(gpu, label, 'optimizer_adamw', s, big, adamWStep(hyper, 1, 0));
+    return new AdamW(gpu, parts, hyper, label);
   }
 
-  setStep(step: number, lr: number): void {
-    checkStep(this.label, step, lr);
-    const { beta1, beta2, eps, weightDecay } = this.hyper;
-    // In float64 here, as torch does in Python, then rounded once to f32.
-    const bc1 = 1 - beta1 ** step;
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
-    for (const part of this.parts) {
-      this.gpu.write(
-        part.uniform,
-        packParams([
-          ...part.words,
-          ['f32', 1 - beta1],
-          ['f32', beta2],
-          ['f32', 1 - beta2],
-          ['f32', eps],
-          ['f32', lr / bc1],
-          ['f32', bc2Sqrt],
-          ['f32', 1 - lr * weightDecay],
-          ['u32', 0],
-        ]),
-      );
-    }
+  protected stepParams(step: number, lr: number): Record<string, number> {
+    return adamWStep(this.hyper, step, lr);
   }
 }
 
-export class Sgd implements Optimizer {
-  readonly dispatches: Dispatch[];
-
+export class Sgd extends FlatOptimizer {
   private constructor(
-    private readonly gpu: Gpu,
-    private readonly parts: { dispatch: Dispatch; uniform: GPUBuffer; words: Word[] }[],
+    gpu: Gpu,
+    parts: Part[],
     readonly hyper: { weightDecay: number },
-    private readonly label: string,
+    label: string,
   ) {
-    this.dispatches = parts.map((p) => p.dispatch);
-  }
-
-  get dispatch(): Dispatch {
-    return single(this.label, this.dispatches);
+    super(gpu, parts, label);
   }
 
   static async create(gpu: Gpu, s: SgdSpec): Promise<Sgd> {
     const label = s.label ?? `sgd ${s.n}`;
     const hyper = { weightDecay: s.weightDecay ?? 0 };
     checkCommon(label, s, [['params', s.params]]);
-    const parts = await build(
-      gpu,
-      label,
-      'optimizer_sgd',
-      s,
-      [s.params, s.grads],
-      ([p, g], piece) => [
-        ['u32', piece.count],
-        ['u32', p],
-        ['u32', g],
-        ['u32', s.decayMask?.offset ?? 0],
-        ['u32', s.gradScale?.offset ?? 0],
-        ['u32', piece.start],
-      ],
-      8,
-    );
-    const opt = new Sgd(gpu, parts, hyper, label);
-    opt.setStep(1, 0);
-    return opt;
+    const big: [string, string, TensorRef][] = [
+      ['params', 'offP', s.params],
+      ['grads', 'offG', s.grads],
+    ];
+    const parts = await build(gpu, label, 'optimizer_sgd', s, big, { negLr: -0, wd: hyper.weightDecay });
+    return new Sgd(gpu, parts, hyper, label);
   }
 
-  /** `step` is unused by plain SGD (kept for the common interface) but still checked. */
-  setStep(step: number, lr: number): void {
-    checkStep(this.label, step, lr);
-    for (const part of this.parts)
-      this.gpu.write(part.uniform, packParams([...part.words, ['f32', -lr], ['f32', this.hyper.weightDecay]]));
+  /** `step` is unused by plain SGD (kept for the common interface) but still checked by setStep. */
+  protected stepParams(_step: number, lr: number): Record<string, number> {
+    return { negLr: -lr, wd: this.hyper.weightDecay };
   }
 }

@@ -3,9 +3,8 @@
 // their work counts claim.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams } from './types.js';
+import { elementGrid } from './types.js';
 
-const WG = 256; // matches WG in peak_*.wgsl
 const CHAINS = 8; // vec4 chains per invocation in peak_fma.wgsl
 
 export interface PeakFmaSpec {
@@ -30,17 +29,12 @@ export async function peakFma(gpu: Gpu, s: PeakFmaSpec): Promise<Dispatch> {
   if (!(Number.isInteger(s.n) && s.n > 0 && Number.isInteger(s.iters) && s.iters > 0 && s.iters < 65536))
     throw new HlmError(`${label}: n must be a positive integer and iters in 1..65535`);
   if (s.out.size < s.n * 4) throw new HlmError(`${label}: out holds fewer than ${s.n} floats`);
-  const pipeline = await gpu.pipeline('peak_fma');
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.n],
-      ['u32', s.iters],
-      ['f32', s.m ?? FMA_DEFAULTS.m],
-      ['f32', s.c ?? FMA_DEFAULTS.c],
-    ]),
-  );
-  return gpu.dispatch(label, pipeline, [s.out, uniform], grid(gpu, s.n, WG), [uniform]);
+  const kernel = await gpu.kernel('peak_fma');
+  return gpu.dispatch(label, kernel, {
+    bind: { out: s.out },
+    params: { n: s.n, iters: s.iters, m: s.m ?? FMA_DEFAULTS.m, c: s.c ?? FMA_DEFAULTS.c },
+    groups: elementGrid(gpu, kernel, s.n),
+  });
 }
 
 /** What peak_fma.wgsl writes for invocation i, in float64. */
@@ -72,7 +66,10 @@ export async function peakCopy(gpu: Gpu, s: PeakCopySpec): Promise<Dispatch> {
   if (s.src === s.dst) throw new HlmError(`${label}: src and dst must be different buffers`);
   if (s.src.size < s.n4 * 16 || s.dst.size < s.n4 * 16)
     throw new HlmError(`${label}: src and dst need ${s.n4 * 16} bytes`);
-  const pipeline = await gpu.pipeline('peak_copy');
-  const uniform = gpu.uniform(`${label} params`, packParams([['u32', s.n4]]));
-  return gpu.dispatch(label, pipeline, [s.src, s.dst, uniform], grid(gpu, s.n4, WG), [uniform]);
+  const kernel = await gpu.kernel('peak_copy');
+  return gpu.dispatch(label, kernel, {
+    bind: { src: s.src, dst: s.dst },
+    params: { n: s.n4 },
+    groups: elementGrid(gpu, kernel, s.n4),
+  });
 }

@@ -1,10 +1,12 @@
-// Row-wise sum and max: the reductions behind softmax, LayerNorm statistics and losses.
+// Row-wise sum, max and argmax: the reductions behind softmax, LayerNorm statistics, losses and
+// greedy decoding (whose argmax reads back one u32 a row instead of a row of logits).
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, packParams, type TensorRef } from './types.js';
+import { checkSizes, grid, off, type TensorRef } from './types.js';
 
 export interface ReduceRowsSpec {
-  op: 'sum' | 'max';
+  /** argmax: the first index of the row's largest value, NaN counting as largest (u32 out). */
+  op: 'sum' | 'max' | 'argmax';
   rows: number;
   cols: number;
   x: TensorRef;
@@ -15,21 +17,14 @@ export interface ReduceRowsSpec {
 }
 
 export async function reduceRows(gpu: Gpu, s: ReduceRowsSpec): Promise<Dispatch> {
-  const label = s.label ?? `${s.op} rows ${s.rows}x${s.cols}`;
-  if (!(Number.isInteger(s.rows) && s.rows > 0 && Number.isInteger(s.cols) && s.cols > 0))
-    throw new HlmError(`${label}: rows and cols must be positive integers`);
-  if (s.x.buffer === s.out.buffer) throw new HlmError(`${label}: out must not share a buffer with x`);
-  const pipeline = await gpu.pipeline('reduce_rows', { MAX: s.op === 'max' });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.rows],
-      ['u32', s.cols],
-      ['u32', s.x.offset ?? 0],
-      ['u32', s.out.offset ?? 0],
-    ]),
-  );
-  return gpu.dispatch(label, pipeline, [s.x.buffer, s.out.buffer, uniform], grid(gpu, s.rows, 1, s.maxGroupsX), [
-    uniform,
-  ]);
+  const { op, rows, cols } = s;
+  const label = s.label ?? `${op} rows ${rows}x${cols}`;
+  checkSizes(label, { rows, cols });
+  if (s.x.buffer === s.out.buffer)
+    throw new HlmError(`${label}: out must not share a buffer with x (WebGPU forbids writable aliasing)`);
+  return gpu.dispatch(label, await gpu.kernel('reduce_rows', { MAX: op === 'max', ARGMAX: op === 'argmax' }), {
+    bind: { x: s.x.buffer, out: s.out.buffer },
+    params: { rows, cols, offX: off(s.x), offOut: off(s.out) },
+    groups: grid(gpu, rows, 1, s.maxGroupsX),
+  });
 }

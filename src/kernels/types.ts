@@ -1,9 +1,12 @@
-import type { Gpu } from '../gpu/device.js';
+import type { Gpu, Kernel } from '../gpu/device.js';
+import { HlmError } from '../errors.js';
 
-// How kernels are called. A kernel module exports an async factory that compiles (or takes
-// from the cache) its pipeline, writes its parameters into a small uniform buffer it owns,
-// binds its buffers once and returns a Dispatch. Training code builds every Dispatch of a
-// step once and re-submits the same list each step (llm.c style: nothing allocated per step).
+// How kernels are called. A kernel module exports an async factory that checks its spec, gets its
+// compiled kernel (gpu.kernel, cached) and returns gpu.dispatch's Dispatch: buffers bound by the
+// shader's variable names, parameters given by the names of its `struct Params` fields and written
+// into a small uniform the dispatch owns. Training code builds every Dispatch of a step once and
+// re-submits the same list each step (llm.c style: nothing allocated per step). Kernel modules
+// only bind and dispatch: submitting work and reading back are their callers'.
 
 /** A tensor inside a GPU buffer: `offset` is in elements (f32 or u32), not bytes. */
 export interface TensorRef {
@@ -29,26 +32,23 @@ export function grid(
   return groups <= maxX ? [groups, 1] : [maxX, Math.ceil(groups / maxX)];
 }
 
-/** Pack kernel parameters for a WGSL uniform struct of u32/i32/f32 fields, each 4 bytes, padded to 16. */
-export function packParams(
-  fields: { u32?: number[]; f32?: number[] } | ['u32' | 'i32' | 'f32', number][],
-): Uint32Array {
-  const list = Array.isArray(fields)
-    ? fields
-    : [
-        ...(fields.u32 ?? []).map((v) => ['u32', v] as ['u32', number]),
-        ...(fields.f32 ?? []).map((v) => ['f32', v] as ['f32', number]),
-      ];
-  const words = new Uint32Array(Math.max(4, Math.ceil(list.length / 4) * 4));
-  const view = new DataView(words.buffer);
-  list.forEach(([type, v], i) => {
-    if (type === 'f32') view.setFloat32(i * 4, v, true);
-    else if (type === 'i32') view.setInt32(i * 4, v, true);
-    else {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff)
-        throw new Error(`kernel parameter ${i} must be a u32, got ${v}`);
-      view.setUint32(i * 4, v, true);
-    }
-  });
-  return words;
+/** Workgroups for a kernel with one invocation per element (src/wgsl/lib/elementwise.wgsl, WG a workgroup). */
+export function elementGrid(gpu: Gpu, kernel: Kernel, n: number, maxX?: number): [number, number] {
+  return grid(gpu, n, kernel.constant('WG'), maxX);
+}
+
+/** Refuse sizes that are not positive integers, naming the first such. */
+export function checkSizes(label: string, sizes: Record<string, number>): void {
+  for (const [k, v] of Object.entries(sizes))
+    if (!(Number.isInteger(v) && v > 0)) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
+}
+
+/** A tensor's element offset in its buffer (0 when it has none). */
+export function off(r: TensorRef | undefined): number {
+  return r?.offset ?? 0;
+}
+
+/** The buffers of named tensors, for gpu.dispatch's bindings by name. */
+export function buffers(refs: Record<string, TensorRef>): Record<string, GPUBuffer> {
+  return Object.fromEntries(Object.entries(refs).map(([name, r]) => [name, r.buffer]));
 }

@@ -6,9 +6,7 @@
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { matmul } from './matmul.js';
-import { grid, packParams } from './types.js';
-
-const WG = 256; // matches WG in whiten_center_scale.wgsl and whiten_row_norms.wgsl
+import { checkSizes, elementGrid } from './types.js';
 
 export interface CenterScaleSpec {
   n: number;
@@ -29,21 +27,15 @@ export interface CenterScaleSpec {
 /** out = diag(√w)(X − 1μᵀ), or X − 1μᵀ when scale is false. */
 export async function centerScale(gpu: Gpu, s: CenterScaleSpec): Promise<Dispatch> {
   const label = s.label ?? `whiten center ${s.n}x${s.d}`;
-  if (!(Number.isInteger(s.n) && s.n > 0 && Number.isInteger(s.d) && s.d > 0))
-    throw new HlmError(`${label}: n and d must be positive integers`);
+  checkSizes(label, { n: s.n, d: s.d });
   if (s.out === s.x || s.out === s.mu || s.out === s.w)
     throw new HlmError(`${label}: out must not share a buffer with an input`);
-  const pipeline = await gpu.pipeline('whiten_center_scale', { SCALE: s.scale ?? true });
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.n],
-      ['u32', s.d],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  return gpu.dispatch(label, pipeline, [s.x, s.mu, s.w, s.out, uniform], grid(gpu, s.n * s.d, WG), [uniform]);
+  const kernel = await gpu.kernel('whiten_center_scale', { SCALE: s.scale ?? true });
+  return gpu.dispatch(label, kernel, {
+    bind: { x: s.x, mu: s.mu, w: s.w, out: s.out },
+    params: { n: s.n, d: s.d },
+    groups: elementGrid(gpu, kernel, s.n * s.d),
+  });
 }
 
 export interface MomentsSpec {
@@ -148,18 +140,12 @@ export interface RowNormsSpec {
 /** out[i] = ‖x[i, :]‖ (Euclidean). */
 export async function rowNorms(gpu: Gpu, s: RowNormsSpec): Promise<Dispatch> {
   const label = s.label ?? `whiten row norms ${s.n}x${s.d}`;
-  if (!(Number.isInteger(s.n) && s.n > 0 && Number.isInteger(s.d) && s.d > 0))
-    throw new HlmError(`${label}: n and d must be positive integers`);
+  checkSizes(label, { n: s.n, d: s.d });
   if (s.out === s.x) throw new HlmError(`${label}: out must not be x`);
-  const pipeline = await gpu.pipeline('whiten_row_norms');
-  const uniform = gpu.uniform(
-    `${label} params`,
-    packParams([
-      ['u32', s.n],
-      ['u32', s.d],
-      ['u32', 0],
-      ['u32', 0],
-    ]),
-  );
-  return gpu.dispatch(label, pipeline, [s.x, s.out, uniform], grid(gpu, s.n, WG), [uniform]);
+  const kernel = await gpu.kernel('whiten_row_norms');
+  return gpu.dispatch(label, kernel, {
+    bind: { x: s.x, out: s.out },
+    params: { n: s.n, d: s.d },
+    groups: elementGrid(gpu, kernel, s.n),
+  });
 }

@@ -3,7 +3,7 @@
 // vector, (0, 0) a scalar. IN_PLACE reads `a` from `out` itself (residual: x += y), since
 // WebGPU forbids binding one buffer both read-only and writable in a dispatch.
 
-const WG: u32 = 256u;
+//#include lib/elementwise.wgsl
 
 struct Params {
   rows: u32, cols: u32, sbr: u32, sbc: u32,
@@ -18,10 +18,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read> a: array<f32>;
 //#endif
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * WG + gid.x;
-  if (i >= p.rows * p.cols) { return; }
+fn elements() -> u32 { return p.rows * p.cols; }
+
+fn element(i: u32) {
   let r = i / p.cols;
   let c = i % p.cols;
 //#if IN_PLACE

@@ -7,17 +7,17 @@
 // v thirds of GPT-2's packed c_attn row). In the ·V pass the invocations split as SLICES key
 // slices × HD dims (SLICES = WG / HD when HD ≤ WG), so narrow heads keep every invocation
 // busy; the slices' partial sums then add in a fixed order, so results repeat bit for bit.
-// len = 0 outputs zeros.
+// len = 0 outputs zeros. HD, the head width, is the host's.
+//#include lib/reduce_f32.wgsl
 
 const WG: u32 = 64u;
 const HD: u32 = 64u;
-const SLICES: u32 = 1u;
+const SLICES: u32 = max(WG / HD, 1u);
+const RED_WIDTH: u32 = WG;
+const RED_GROUPS: u32 = 1u;
 const LOWEST: f32 = -3.4028234e38; // the lowest finite f32 (the identity of max here)
 
-struct Params {
-  d: u32, maxLen: u32, offQ: u32, offKV: u32,
-  offOut: u32, offLen: u32, scale: f32, _pad0: u32,
-}
+struct Params { d: u32, maxLen: u32, offQ: u32, offKV: u32, offOut: u32, offLen: u32, scale: f32 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kv: array<f32>;
@@ -27,21 +27,7 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 
 var<workgroup> qs: array<f32, HD>;
-var<workgroup> red: array<f32, WG>;
 var<workgroup> part: array<f32, SLICES * HD>;
-
-// Combine one value per invocation (max or sum) in a fixed tree; every invocation gets the result.
-fn reduce(x: f32, t: u32, isMax: bool) -> f32 {
-  red[t] = x;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { red[t] = select(red[t] + red[t + s], max(red[t], red[t + s]), isMax); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier(); // before red is reused
-  return r;
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -62,7 +48,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     scores[sBase + j] = s;
     m = max(m, s);
   }
-  let mx = reduce(m, t, true);
+  let mx = workgroupReduce(m, OP_MAX, t);
 
   var sum = 0.0;
   for (var j = t; j < len; j += WG) {
@@ -70,7 +56,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     scores[sBase + j] = e;
     sum += e;
   }
-  let total = reduce(sum, t, false);
+  let total = workgroupReduce(sum, OP_SUM, t);
   storageBarrier(); // every invocation's exps visible to all
 
   for (var e = t; e < SLICES * HD; e += WG) {

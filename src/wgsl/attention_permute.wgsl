@@ -4,7 +4,8 @@
 // TO_HEADS: token-major src -> head-major dst; otherwise head-major src -> token-major dst.
 // One invocation per element, indexed along dst so that writes are contiguous.
 
-const WG: u32 = 256u;
+//#include lib/elementwise.wgsl
+
 const TO_HEADS: bool = true;
 
 struct Params {
@@ -16,10 +17,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * WG + gid.x;
-  if (i >= p.n) { return; }
+fn elements() -> u32 { return p.n; }
+
+fn element(i: u32) {
   let c = i % p.hd;
   var r = i / p.hd;
   if (TO_HEADS) { // i over [S, B, H, T, hd]

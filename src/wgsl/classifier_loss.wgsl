@@ -6,7 +6,7 @@
 // weighted mean loss and dz its gradient. The target is f32: a class index, or the score.
 // Bindings: logits (0), targets (1), weights (2), losses (3), dlogits (4), params (5).
 
-const WG: u32 = 64u;
+//#include lib/elementwise.wgsl
 
 struct Params { rows: u32, C: u32, offLogits: u32, offDlogits: u32 }
 
@@ -17,10 +17,9 @@ struct Params { rows: u32, C: u32, offLogits: u32, offDlogits: u32 }
 @group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let r = gid.x;
-  if (r >= p.rows) { return; }
+fn elements() -> u32 { return p.rows; }
+
+fn element(r: u32) {
   let w = weights[r];
   let z0 = p.offLogits + r * p.C;
   let d0 = p.offDlogits + r * p.C;

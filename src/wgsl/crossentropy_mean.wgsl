@@ -2,8 +2,11 @@
 // scale being the loss scale (1 / counted targets) from a GPU buffer, or 1 without one. One
 // workgroup, a strided fold and a fixed tree: bit-for-bit repeatable. Only this scalar is
 // ever read back, and only when it is printed.
+//#include lib/reduce_f32.wgsl
 
 const WG: u32 = 256u;
+const RED_WIDTH: u32 = WG;
+const RED_GROUPS: u32 = 1u;
 const ACCUM: bool = false;
 // The scale sits in `out`'s own buffer (read through that binding: WebGPU forbids a buffer
 // bound both writable and read-only in one dispatch).
@@ -18,8 +21,6 @@ struct Params { n: u32, offLosses: u32, offOut: u32, offScale: u32 }
 @group(0) @binding(3) var<storage, read> lossScale: array<f32>;
 //#endif
 
-var<workgroup> part: array<f32, WG>;
-
 fn scale() -> f32 {
 //#if SCALE_BINDING
   return lossScale[p.offScale];
@@ -33,14 +34,9 @@ fn scale() -> f32 {
 fn main(@builtin(local_invocation_index) t: u32) {
   var acc = 0.0;
   for (var i = t; i < p.n; i += WG) { acc += losses[p.offLosses + i]; }
-  part[t] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { part[t] += part[t + s]; }
-    workgroupBarrier();
-  }
+  let total = workgroupReduce(acc, OP_SUM, t);
   if (t == 0u) {
-    var v = part[0] * scale();
+    var v = total * scale();
     if (ACCUM) { v += out[p.offOut]; }
     out[p.offOut] = v;
   }

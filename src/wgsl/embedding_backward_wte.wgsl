@@ -5,11 +5,13 @@
 // order: bit-for-bit repeatable. The dispatch covers the capacity (B·T distinct tokens at
 // most); workgroups at or past count return at once.
 
+//#include lib/rows.wgsl
+
 const WG: u32 = 64u;
 
 struct Params {
   d: u32, offDout: u32, offDwte: u32, offCount: u32,
-  offOrder: u32, offStarts: u32, offUniq: u32, _pad0: u32,
+  offOrder: u32, offStarts: u32, offUniq: u32,
 }
 
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
@@ -20,14 +22,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) t: u32,
-) {
-  let u = wg.y * nwg.x + wg.x;
-  if (u >= count[p.offCount]) { return; }
+fn rows() -> u32 { return count[p.offCount]; }
+
+fn row(u: u32, t: u32) {
   let row = p.offDwte + uniq[p.offUniq + u] * p.d;
   let k0 = starts[p.offStarts + u];
   let k1 = starts[p.offStarts + u + 1u];

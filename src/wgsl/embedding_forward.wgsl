@@ -2,11 +2,11 @@
 // per output element. tokens are u32 (i32 ids ≥ 0 have the same bits). wte and wpe are
 // read-only bindings and may be (usually are) the same parameter buffer.
 
-const WG: u32 = 256u;
+//#include lib/elementwise.wgsl
 
 struct Params {
   n: u32, T: u32, d: u32, offTok: u32,
-  offWte: u32, offWpe: u32, offOut: u32, _pad0: u32,
+  offWte: u32, offWpe: u32, offOut: u32,
 }
 
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
@@ -15,10 +15,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * WG + gid.x;
-  if (i >= p.n) { return; }
+fn elements() -> u32 { return p.n; }
+
+fn element(i: u32) {
   let pos = i / p.d;
   let c = i % p.d;
   let t = pos % p.T;

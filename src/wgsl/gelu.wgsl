@@ -10,7 +10,8 @@
 // IN_PLACE: the backward reads dout from dx itself; the forward reads x from out itself.
 // Bindings: out (0), params (1), then x (2) and dout (3) unless they are `out`.
 
-const WG: u32 = 256u;
+//#include lib/elementwise.wgsl
+
 const BACKWARD: bool = false;
 const IN_PLACE: bool = false;
 const XMAX: f32 = 20.0;
@@ -46,10 +47,9 @@ fn loadX(i: u32) -> f32 {
 //#endif
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * WG + gid.x;
-  if (i >= p.n) { return; }
+fn elements() -> u32 { return p.n; }
+
+fn element(i: u32) {
   let v = loadX(i);
   let xc = clamp(v, -XMAX, XMAX);
   let z = 2.0 * S * (xc + A * xc * xc * xc); // 2u

@@ -2,8 +2,11 @@
 // clip_grad_norm_ scale = min(1, maxNorm / (norm + 1e-6)), or 1 when maxNorm is 0 (off).
 // The scale goes to a GPU buffer that the optimizer reads, so clipping needs no readback.
 // NORM: the norm is written too (into the scale's buffer, or with NORM_BINDING its own).
+//#include lib/reduce_f32.wgsl
 
 const WG: u32 = 256u;
+const RED_WIDTH: u32 = WG;
+const RED_GROUPS: u32 = 1u;
 const NORM: bool = false;
 
 struct Params { count: u32, offScale: u32, offNorm: u32, maxNorm: f32 }
@@ -15,20 +18,12 @@ struct Params { count: u32, offScale: u32, offNorm: u32, maxNorm: f32 }
 @group(0) @binding(3) var<storage, read_write> normOut: array<f32>;
 //#endif
 
-var<workgroup> part: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) t: u32) {
   var acc = 0.0;
   for (var i = t; i < p.count; i += WG) { acc += partials[i]; }
-  part[t] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { part[t] += part[t + s]; }
-    workgroupBarrier();
-  }
+  let norm = sqrt(workgroupReduce(acc, OP_SUM, t));
   if (t == 0u) {
-    let norm = sqrt(part[0]);
     var scale = 1.0;
     if (p.maxNorm > 0.0) { scale = min(1.0, p.maxNorm / (norm + 1e-6)); }
     scaleOut[p.offScale] = scale;

@@ -4,27 +4,25 @@
 // norm repeats bit for bit. Where the gradients exceed the adapter's storage-binding limit
 // the pass runs as several dispatches over windows of whole blocks (n is the window's
 // length, firstGroup its first block): the same blocks, the same sums.
+//#include lib/rows.wgsl
+//#include lib/reduce_f32.wgsl
 
 const WG: u32 = 256u;
 const PER: u32 = 16u;
+const CHUNK: u32 = WG * PER;
+const RED_WIDTH: u32 = WG;
+const RED_GROUPS: u32 = 1u;
 
-struct Params { n: u32, offG: u32, firstGroup: u32, _pad0: u32 }
+struct Params { n: u32, offG: u32, firstGroup: u32 }
 
 @group(0) @binding(0) var<storage, read> grads: array<f32>;
 @group(0) @binding(1) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-var<workgroup> part: array<f32, WG>;
+fn rows() -> u32 { return (p.n + CHUNK - 1u) / CHUNK; }
 
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) t: u32,
-) {
-  let w = wg.y * nwg.x + wg.x;
-  let start = w * WG * PER;
-  if (start >= p.n) { return; } // uniform per workgroup
+fn row(w: u32, t: u32) {
+  let start = w * CHUNK;
   var acc = 0.0;
   for (var k = 0u; k < PER; k++) {
     let i = start + k * WG + t;
@@ -33,11 +31,6 @@ fn main(
       acc += g * g;
     }
   }
-  part[t] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (t < s) { part[t] += part[t + s]; }
-    workgroupBarrier();
-  }
-  if (t == 0u) { partials[p.firstGroup + w] = part[0]; }
+  let total = workgroupReduce(acc, OP_SUM, t);
+  if (t == 0u) { partials[p.firstGroup + w] = total; }
 }

@@ -5,15 +5,21 @@
 // dbias straight away. Otherwise block k writes its sums to partial[k·2·cols ..] (dweight's
 // cols, then dbias's) and layernorm_dparams_sum.wgsl adds the blocks in order. Bit-for-bit
 // repeatable either way.
+//#include lib/reduce.wgsl
 
 const CX: u32 = 32u;
 const RY: u32 = 8u;
 const DIRECT: bool = false;
+const RED_WIDTH: u32 = RY;
+const RED_GROUPS: u32 = CX;
+
+alias Red = vec2<f32>;
+fn combine(a: Red, b: Red, op: u32) -> Red { return a + b; }
 
 struct Params {
-  rows: u32, cols: u32, rowsPerBlock: u32, _pad0: u32,
+  rows: u32, cols: u32, rowsPerBlock: u32,
   offDout: u32, offX: u32, offMean: u32, offRstd: u32,
-  offDW: u32, offDB: u32, _pad1: u32, _pad2: u32,
+  offDW: u32, offDB: u32,
 }
 
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
@@ -23,8 +29,6 @@ struct Params {
 // DIRECT: the gradient buffer (dweight at offDW, dbias at offDB); otherwise the partial sums.
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
-
-var<workgroup> red: array<vec2<f32>, CX * RY>;
 
 @compute @workgroup_size(CX, RY)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -39,15 +43,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       acc += vec2<f32>(d * xhat, d);
     }
   }
-  let slot = lid.y * CX + lid.x;
-  red[slot] = acc;
-  workgroupBarrier();
-  for (var s = RY / 2u; s > 0u; s >>= 1u) {
-    if (lid.y < s) { red[slot] += red[slot + s * CX]; }
-    workgroupBarrier();
-  }
+  // One tree per column: lane lid.y at red[lid.x + lid.y·CX].
+  let sum = treeReduce(acc, 0u, lid.y, lid.x, CX);
   if (lid.y == 0u && c < p.cols) {
-    let sum = red[lid.x];
 //#if DIRECT
     out[p.offDW + c] += sum.x;
     out[p.offDB + c] += sum.y;

@@ -5,17 +5,19 @@
 // memory: the order of every addition is fixed, so results repeat bit for bit.
 // weight and bias are read-only bindings and may be (usually are) the same buffer.
 // STATS_SHARED: mean and rstd live in one buffer, bound once (writable aliasing is illegal).
-// The two tree reductions are written out in main on purpose: with the tree in a helper
-// function, Mesa 22.3's llvmpipe returned the sum only to the first SIMD lane group (the
-// other invocations got 0), so keep barriers out of called functions.
+// WG is chosen by the host for the row's width.
+//#include lib/rows.wgsl
+//#include lib/reduce_f32.wgsl
 
 const WG: u32 = 256u;
+const RED_WIDTH: u32 = WG;
+const RED_GROUPS: u32 = 1u;
 const STATS_SHARED: bool = false;
 
 struct Params {
-  rows: u32, cols: u32, eps: f32, _pad0: u32,
+  rows: u32, cols: u32, eps: f32,
   offX: u32, offW: u32, offB: u32, offOut: u32,
-  offMean: u32, offRstd: u32, _pad1: u32, _pad2: u32,
+  offMean: u32, offRstd: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -29,47 +31,27 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> rstdOut: array<f32>;
 //#endif
 
-var<workgroup> red: array<f32, WG>;
+fn rows() -> u32 { return p.rows; }
 
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) t: u32,
-) {
-  let row = wg.y * nwg.x + wg.x;
-  if (row >= p.rows) { return; } // uniform per workgroup, so the barriers stay uniform
-  let base = p.offX + row * p.cols;
+fn row(r: u32, t: u32) {
+  let base = p.offX + r * p.cols;
   let n = f32(p.cols);
   var s = 0.0;
   for (var c = t; c < p.cols; c += WG) { s += x[base + c]; }
-  red[t] = s;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { red[t] += red[t + k]; }
-    workgroupBarrier();
-  }
-  let mean = red[0] / n;
-  workgroupBarrier(); // everyone has read red[0] before it is reused
+  let mean = workgroupReduce(s, OP_SUM, t) / n;
   var v = 0.0;
   for (var c = t; c < p.cols; c += WG) { let d = x[base + c] - mean; v += d * d; }
-  red[t] = v;
-  workgroupBarrier();
-  for (var k = WG / 2u; k > 0u; k >>= 1u) {
-    if (t < k) { red[t] += red[t + k]; }
-    workgroupBarrier();
-  }
-  let rstd = 1.0 / sqrt(red[0] / n + p.eps);
-  let o = p.offOut + row * p.cols;
+  let rstd = 1.0 / sqrt(workgroupReduce(v, OP_SUM, t) / n + p.eps);
+  let o = p.offOut + r * p.cols;
   for (var c = t; c < p.cols; c += WG) {
     out[o + c] = (x[base + c] - mean) * rstd * weight[p.offW + c] + bias[p.offB + c];
   }
   if (t == 0u) {
-    meanOut[p.offMean + row] = mean;
+    meanOut[p.offMean + r] = mean;
 //#if STATS_SHARED
-    meanOut[p.offRstd + row] = rstd;
+    meanOut[p.offRstd + r] = rstd;
 //#else
-    rstdOut[p.offRstd + row] = rstd;
+    rstdOut[p.offRstd + r] = rstd;
 //#endif
   }
 }

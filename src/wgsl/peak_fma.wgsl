@@ -4,17 +4,16 @@
 // FLOPs = invocations · iters · 8 chains · 4 lanes · 2. m and c come from a uniform and the
 // trip count too, so the compiler can neither fold nor fully unroll the loop.
 
-const WG: u32 = 256u;
+//#include lib/elementwise.wgsl
 
 struct Params { n: u32, iters: u32, m: f32, c: f32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.y * nwg.x * WG + gid.x;
-  if (i >= p.n) { return; }
+fn elements() -> u32 { return p.n; }
+
+fn element(i: u32) {
   // Start values depend on the invocation (i mod 1024) and the lane, as the host's reference does.
   let s = vec4<f32>(f32(i % 1024u) / 1024.0);
   let lane = vec4<f32>(0.0, 0.01, 0.02, 0.03);

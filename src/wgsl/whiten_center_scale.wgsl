@@ -2,10 +2,11 @@
 // s_i = √w[i] when SCALE (w the row weights), else 1 (plain centring). One invocation per
 // element, no reduction here: the covariance is then outᵀ·out with the deterministic matmul.
 
-const WG: u32 = 256u;
+//#include lib/elementwise.wgsl
+
 const SCALE: bool = true;
 
-struct Params { n: u32, d: u32, _p0: u32, _p1: u32 }
+struct Params { n: u32, d: u32 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> mu: array<f32>;
@@ -13,10 +14,9 @@ struct Params { n: u32, d: u32, _p0: u32, _p1: u32 }
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let e = gid.y * nwg.x * WG + gid.x;
-  if (e >= p.n * p.d) { return; }
+fn elements() -> u32 { return p.n * p.d; }
+
+fn element(e: u32) {
   let i = e / p.d;
   let c = e % p.d;
   var s = 1.0;

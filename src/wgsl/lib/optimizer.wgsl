@@ -1,0 +1,37 @@
+// What the optimizers (optimizer_adamw.wgsl, optimizer_sgd.wgsl) share: one invocation an element of
+// a flat parameter range, each gradient multiplied by an optional scale read from a GPU buffer
+// (global-norm clipping's), and weight decay only where an optional mask says so. The mask has one
+// bit per 64-element block of the parameter range (bit b%32 of word b/32 for block b): the layout
+// starts every tensor on a 64-float boundary. Where a buffer exceeds the adapter's storage-binding
+// limit the range runs as several dispatches, each over a bound window of it; maskBase is the
+// window's first element in the range. The including shader's Params has n, offP, offG, offMask,
+// offScale and maskBase, and it defines fn element(i: u32), the step for element i.
+//#include lib/elementwise.wgsl
+
+@group(0) @binding(0) var<storage, read_write> params: array<f32>;
+@group(0) @binding(1) var<storage, read> grads: array<f32>;
+//#if MASK
+@group(0) @binding(8) var<storage, read> mask: array<u32>;
+//#endif
+//#if SCALE
+@group(0) @binding(9) var<storage, read> gscale: array<f32>;
+//#endif
+
+fn elements() -> u32 { return p.n; }
+
+fn gradient(i: u32) -> f32 {
+  var g = grads[p.offG + i];
+//#if SCALE
+  g = g * gscale[p.offScale];
+//#endif
+  return g;
+}
+
+fn decays(i: u32) -> bool {
+//#if MASK
+  let block = (p.maskBase + i) / 64u;
+  return (mask[p.offMask + block / 32u] & (1u << (block % 32u))) != 0u;
+//#else
+  return true;
+//#endif
+}
