@@ -186,8 +186,8 @@ async function build(
   const pieces = rangePieces(gpu, s.n, refs, kernel.constant('WG'), s.maxBindingBytes);
   return pieces.map((piece, k) => {
     const bind: Record<string, Binding> = {};
-    const fixed: Record<string, number> = { n: piece.count, maskBase: piece.start };
-    Object.assign(fixed, { offMask: off(s.decayMask), offScale: off(s.gradScale) });
+    const fixed: Record<string, number> = { n: piece.count, maskBase: piece.start, offMask: off(s.decayMask) };
+    fixed.offScale = off(s.gradScale);
     big.forEach(([name, offset], i) => {
       bind[name] = piece.binds[i].binding;
       fixed[offset] = piece.binds[i].offset;

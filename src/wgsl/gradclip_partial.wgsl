@@ -3,7 +3,8 @@
 // 2 (gradclip_finish) the order of every addition depends on n alone: no atomics, and the
 // norm repeats bit for bit. Where the gradients exceed the adapter's storage-binding limit
 // the pass runs as several dispatches over windows of whole blocks (n is the window's
-// length, firstGroup its first block): the same blocks, the same sums.
+// length, firstGroup its first block): the same blocks, the same sums. WG and PER are the
+// host's (gradclip.ts), which needs CHUNK for its windows.
 //#include lib/rows.wgsl
 //#include lib/reduce_f32.wgsl
 
