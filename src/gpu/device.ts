@@ -1,5 +1,5 @@
 // The GPU runtime every command and kernel uses: one device, labelled and counted buffers,
-// a pipeline cache keyed by shader and specialisation, and batches of dispatches recorded
+// a cache of compiled kernels keyed by shader and specialisation, and batches of dispatches recorded
 // into one command encoder and one submit. Only what is explicitly read comes back.
 import { adapterName, probeAdapters, type AdapterSummary, type Candidate, type ProbeResult } from './adapters.js';
 import {

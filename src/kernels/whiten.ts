@@ -58,25 +58,18 @@ export interface MomentsSpec {
 export async function weightedMoments(gpu: Gpu, s: MomentsSpec): Promise<Dispatch[]> {
   const { n, d } = s;
   const label = s.label ?? `whiten moments ${n}x${d}`;
+  const [w, x, mean, scratch, cov] = [s.w, s.x, s.mean, s.scratch, s.cov].map((buffer) => ({ buffer }));
   return [
-    ...(await matmul(gpu, {
-      M: 1,
-      N: d,
-      K: n,
-      a: { buffer: s.w },
-      b: { buffer: s.x },
-      c: { buffer: s.mean },
-      label: `${label}: mean`,
-    })),
+    ...(await matmul(gpu, { M: 1, N: d, K: n, a: w, b: x, c: mean, label: `${label}: mean` })),
     await centerScale(gpu, { n, d, x: s.x, mu: s.mean, w: s.w, out: s.scratch, label: `${label}: centre` }),
     ...(await matmul(gpu, {
       M: d,
       N: d,
       K: n,
       transA: true,
-      a: { buffer: s.scratch },
-      b: { buffer: s.scratch },
-      c: { buffer: s.cov },
+      a: scratch,
+      b: scratch,
+      c: cov,
       label: `${label}: covariance`,
     })),
   ];
@@ -104,26 +97,11 @@ export interface ApplySpec {
 export async function applyTransform(gpu: Gpu, s: ApplySpec): Promise<Dispatch[]> {
   const { n, d, k } = s;
   const label = s.label ?? `whiten apply ${n}x${k}x${d}`;
+  const centre = { n, d, x: s.x, mu: s.mean, w: s.mean, out: s.scratch, scale: false, label: `${label}: centre` };
+  const [scratch, t, out] = [s.scratch, s.t, s.out].map((buffer) => ({ buffer }));
   return [
-    await centerScale(gpu, {
-      n,
-      d,
-      x: s.x,
-      mu: s.mean,
-      w: s.mean,
-      out: s.scratch,
-      scale: false,
-      label: `${label}: centre`,
-    }),
-    ...(await matmul(gpu, {
-      M: n,
-      N: k,
-      K: d,
-      a: { buffer: s.scratch },
-      b: { buffer: s.t },
-      c: { buffer: s.out },
-      label,
-    })),
+    await centerScale(gpu, centre),
+    ...(await matmul(gpu, { M: n, N: k, K: d, a: scratch, b: t, c: out, label })),
   ];
 }
 
