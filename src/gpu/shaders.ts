@@ -1,7 +1,8 @@
 // WGSL sources live in src/wgsl/*.wgsl, shared pieces in src/wgsl/lib/, copied verbatim into the build.
 //
-// Loading a shader takes three small text steps, each keeping a map from the lines it outputs to the file and
-// line they came from, so that compiler messages name the right place:
+// Loading a shader takes three small text steps. Expanding includes keeps a map from each line it outputs to
+// the file and line it came from, and the other two keep every line in place, so that compiler messages
+// name the right place:
 //   - `//#include lib/x.wgsl` (a line of its own) is replaced by that file's lines, recursively; a file is
 //     included once per shader (a later `//#include` of it is dropped), since WGSL forbids declaring a name
 //     twice. The included code may use names the including shader declares (WGSL's module-scope
