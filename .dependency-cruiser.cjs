@@ -4,13 +4,29 @@
 
 /** What each folder of src/ may import besides itself and the base (util/, errors.ts, log.ts). */
 const LAYERS = {
-  commands: ['cli', 'report', 'bench', 'check', 'eval', 'glue', 'infer', 'train', 'whiten', 'model', 'data', 'gpu'],
-  cli: ['report', 'bench', 'check', 'eval', 'glue', 'infer', 'train', 'whiten', 'model', 'data', 'gpu'],
+  commands: [
+    'cli',
+    'report',
+    'bench',
+    'check',
+    'eval',
+    'glue',
+    'infer',
+    'serve',
+    'train',
+    'whiten',
+    'model',
+    'data',
+    'gpu',
+  ],
+  cli: ['report', 'bench', 'check', 'eval', 'glue', 'infer', 'serve', 'train', 'whiten', 'model', 'data', 'gpu'],
   // Experiments' results and reports: charts, curves, mean ± std over seeds (GLUE's), bench's schema validator.
   report: ['bench', 'glue'],
-  // Applications built on the features below them: bench measures training and decoding, GLUE fine-tunes.
+  // Applications built on the features below them: bench measures training and decoding, GLUE fine-tunes,
+  // serve answers OpenAI-style completions with LAMBADA's scorer and the KV-cache generator.
   bench: ['infer', 'train', 'model', 'data', 'kernels', 'reference', 'gpu'],
   glue: ['train', 'model', 'data', 'kernels', 'gpu'],
+  serve: ['eval', 'infer', 'model', 'data', 'kernels', 'gpu'],
   // Features: independent of one another.
   train: ['model', 'data', 'kernels', 'gpu'],
   eval: ['model', 'data', 'kernels', 'gpu'],

@@ -1,15 +1,21 @@
-// Batched LAMBADA scoring on the GPU. One forward-only model of B rows × T positions (T = the
-// longest request, ≤ n_positions) scores B passages per pass: each row holds one request's
+// Batched log-likelihood scoring on the GPU, for LAMBADA and for `hlm serve`'s echoed prompts.
+// A Scorer is one forward-only model of B rows × T positions plus a cross-entropy head over
+// K = B·maxTargets target rows, built once and run batch after batch. Each row holds one
 // input, right-padded (the decoder is causal, so padding never changes earlier positions).
 // Only the target positions go through the vocabulary head: after the forward, copies gather
-// each row's last len(target) hidden states into a compact [B·maxTarget, d] buffer, and the
+// each row's last len(targets) hidden states into a compact [K, d] buffer, and the
 // cross-entropy head (forward only) writes −log p(target) and the argmax for those rows alone.
-// Per pass the host reads back just those losses and argmaxes.
+// Per batch the host reads back just those losses and argmaxes. A target of −1 asks for the
+// argmax alone (the next token after the input). With argmaxLogprobs, the head runs a second
+// time over the same hidden states with the argmaxes as targets, so log p(argmax) is known
+// too (OpenAI's top-1 logprob); where the target is the argmax, the first pass's value is
+// reused, so the two compare equal.
 //
 // The head is the checkpoint's output projection (outputWeight, src/model/params.ts):
 // `lm_head.weight` when the model has an untied head (e.g. one fitted by head fine-tuning),
 // otherwise the tied input embeddings, which is also how a headless (CWT) checkpoint is scored.
-import type { Command, Gpu } from '../gpu/device.js';
+import type { Command, Dispatch, Gpu } from '../gpu/device.js';
+import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
 import type { ModelConfig } from '../model/config.js';
@@ -21,6 +27,201 @@ const F32 = 4;
 /** Default tokens per forward pass (B·T) when no batch size is given. */
 export const DEFAULT_TOKENS_PER_BATCH = 4096;
 const MAX_DEFAULT_BATCH = 64;
+
+/** One row of a batch: the model's input, and the tokens predicted at its last targets.length positions. */
+export interface ScoreRow {
+  input: readonly number[];
+  /** Token ids, or −1 where only the argmax is wanted. At most input.length of them. */
+  targets: readonly number[];
+}
+
+export interface RowScore {
+  /** log p(target | everything before it) per target; NaN where the target is −1. */
+  logprobs: number[];
+  /** The model's argmax at each target position (first index on ties). */
+  argmax: number[];
+  /** log p(argmax) per target position; only with argmaxLogprobs. */
+  argmaxLogprobs?: number[];
+}
+
+export interface ScorerShape {
+  /** Rows per batch. */
+  B: number;
+  /** Longest input (≤ n_positions). */
+  T: number;
+  /** Most targets in a row (≤ T). */
+  maxTargets: number;
+}
+
+export interface ScorerOptions {
+  /** Allocate under this scope (default: a scope of its own). */
+  scope?: GpuScope;
+  /** A logits scratch to share between scorers that never run at once (see crossEntropyHead). */
+  scratch?: GPUBuffer;
+  /** Rows per head chunk (must fit `scratch`). */
+  chunkRows?: number;
+}
+
+export class Scorer {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly shape: ScorerShape,
+    /** The forward model; its parameters can be shared with other models (Gpt2Options.shareWith). */
+    readonly model: Gpt2,
+    private readonly scope: GpuScope,
+    private readonly hK: GPUBuffer,
+    private readonly targets: GPUBuffer,
+    private readonly losses: GPUBuffer,
+    private readonly argmax: GPUBuffer,
+    private readonly head: Dispatch[],
+  ) {}
+
+  /**
+   * A scorer for a decoder. `weights`: the flat parameters (paramLayout(config) order, uploaded), or a model whose
+   * parameter buffer to share.
+   */
+  static async create(
+    gpu: Gpu,
+    config: ModelConfig,
+    weights: Float32Array | Gpt2,
+    shape: ScorerShape,
+    opts: ScorerOptions = {},
+  ): Promise<Scorer> {
+    if (!config.causal)
+      throw new HlmError('scoring next-token predictions needs a decoder: the checkpoint is an encoder (causal: false)');
+    const { B, T, maxTargets } = shape;
+    for (const [k, v] of Object.entries(shape))
+      if (!(Number.isInteger(v) && v >= 1)) throw new HlmError(`scorer: ${k} must be a positive integer, got ${v}`);
+    if (T > config.n_positions) throw new HlmError(`scorer: T ${T} exceeds n_positions ${config.n_positions}`);
+    if (maxTargets > T) throw new HlmError(`scorer: maxTargets ${maxTargets} exceeds T ${T}`);
+    const V = config.vocab_size;
+    const d = config.n_embd;
+    const K = B * maxTargets;
+    const scope = opts.scope ? opts.scope.scope(`scorer ${B}x${T}`) : gpu.scope(`scorer ${B}x${T}`);
+    try {
+      const shared = weights instanceof Gpt2 ? weights : undefined;
+      const model = await Gpt2.create(gpu, config, { B, T, train: false, shareWith: shared, scope });
+      if (!shared) model.writeParams(weights as Float32Array);
+      const hK = scope.buffer('scored hidden states', K * d * F32);
+      const targets = scope.buffer('scored targets', K * 4);
+      const losses = scope.buffer('scored losses', K * 4);
+      const argmax = scope.buffer('scored argmax', K * 4);
+      const head = scope.keep(
+        (
+          await crossEntropyHead(gpu, {
+            N: K,
+            V,
+            d,
+            h: { buffer: hK },
+            wte: model.output(),
+            targets: { buffer: targets },
+            losses: { buffer: losses },
+            argmax: { buffer: argmax },
+            scratch: opts.scratch,
+            chunkRows: opts.chunkRows === undefined ? undefined : Math.min(opts.chunkRows, K),
+            label: 'scoring head',
+          })
+        ).dispatches,
+      );
+      return new Scorer(gpu, config, { B, T, maxTargets }, model, scope, hK, targets, losses, argmax, head);
+    } catch (e) {
+      scope.release();
+      throw e;
+    }
+  }
+
+  private check(rows: readonly ScoreRow[]): void {
+    const { B, T, maxTargets } = this.shape;
+    const V = this.config.vocab_size;
+    if (rows.length < 1 || rows.length > B) throw new HlmError(`a scoring batch has 1..${B} rows, got ${rows.length}`);
+    rows.forEach((r, i) => {
+      const L = r.input.length;
+      if (L < 1 || L > T) throw new HlmError(`row ${i}: an input of ${L} tokens; this scorer takes 1..${T}`);
+      const n = r.targets.length;
+      if (n < 1 || n > Math.min(L, maxTargets))
+        throw new HlmError(`row ${i}: ${n} targets; 1..${Math.min(L, maxTargets)} fit`);
+      for (const t of r.input)
+        if (!(Number.isInteger(t) && t >= 0 && t < V))
+          throw new HlmError(`row ${i}: token ${t} is outside the model's vocabulary (0..${V - 1})`);
+      for (const t of r.targets)
+        if (!(Number.isInteger(t) && t >= -1 && t < V))
+          throw new HlmError(`row ${i}: target ${t} is outside the model's vocabulary (0..${V - 1}, or −1)`);
+    });
+  }
+
+  /** Score up to B rows in one forward pass (and a second head pass with argmaxLogprobs). */
+  async score(rows: readonly ScoreRow[], o: { argmaxLogprobs?: boolean } = {}): Promise<RowScore[]> {
+    this.check(rows);
+    const { gpu, model } = this;
+    const { B, T, maxTargets } = this.shape;
+    const d = this.config.n_embd;
+    const K = B * maxTargets;
+    const tokens = new Uint32Array(B * T);
+    const tgt = new Int32Array(K).fill(-1);
+    const copies: Command[] = [];
+    rows.forEach((r, row) => {
+      const L = r.input.length;
+      const nt = r.targets.length;
+      tokens.set(r.input, row * T);
+      tgt.set(r.targets, row * maxTargets);
+      copies.push({
+        copy: {
+          from: model.hf,
+          fromOffset: (row * T + L - nt) * d * F32,
+          to: this.hK,
+          toOffset: row * maxTargets * d * F32,
+          size: nt * d * F32,
+        },
+      });
+    });
+    model.setTokens(tokens);
+    gpu.write(this.targets, tgt);
+    await gpu.run([...model.forward, ...copies, ...this.head], 'scoring batch');
+    const n = rows.length * maxTargets;
+    const losses = await gpu.readF32(this.losses, 0, n);
+    const amax = await gpu.read(this.argmax, Uint32Array, 0, n);
+    const out: RowScore[] = rows.map((r, row) => {
+      const at = (j: number) => row * maxTargets + j;
+      return {
+        logprobs: r.targets.map((t, j) => (t < 0 ? NaN : -losses[at(j)])),
+        argmax: r.targets.map((_, j) => amax[at(j)]),
+      };
+    });
+    if (!o.argmaxLogprobs) return out;
+    // log p(argmax): reuse the first pass where the target was the argmax, else score the argmax.
+    const again = new Int32Array(K).fill(-1);
+    let needed = false;
+    rows.forEach((r, row) =>
+      r.targets.forEach((t, j) => {
+        const k = row * maxTargets + j;
+        if (t !== amax[k]) {
+          again[k] = amax[k];
+          needed = true;
+        }
+      }),
+    );
+    const second = needed ? await this.headPass(again, n) : undefined;
+    rows.forEach((r, row) => {
+      out[row].argmaxLogprobs = r.targets.map((t, j) => {
+        const k = row * maxTargets + j;
+        return t === amax[k] ? out[row].logprobs[j] : -second![k];
+      });
+    });
+    return out;
+  }
+
+  /** The head alone over the gathered hidden states, with these targets; the first n losses. */
+  private async headPass(targets: Int32Array, n: number): Promise<Float32Array> {
+    this.gpu.write(this.targets, targets);
+    await this.gpu.run(this.head, 'scoring head again');
+    return this.gpu.readF32(this.losses, 0, n);
+  }
+
+  destroy(): void {
+    this.scope.release();
+  }
+}
 
 export interface ScoredPassage extends PassageScore {
   index: number;
@@ -60,7 +261,7 @@ export function chooseBatchShape(
   return { B, T };
 }
 
-/** Score every request with the model (flat parameters in paramLayout(config) order). */
+/** Score every LAMBADA request with the model (flat parameters in paramLayout(config) order). */
 export async function scoreRequests(
   gpu: Gpu,
   config: ModelConfig,
@@ -72,89 +273,37 @@ export async function scoreRequests(
     throw new HlmError('LAMBADA scores next-token predictions: the checkpoint is an encoder (causal: false)');
   const { B, T } = chooseBatchShape(requests, config.n_positions, options.batchSize);
   const V = config.vocab_size;
-  const d = config.n_embd;
   for (const r of requests) {
     for (const t of [...r.input, ...r.targetTokens]) {
       if (!(Number.isInteger(t) && t >= 0 && t < V))
         throw new HlmError(`passage ${r.index}: token ${t} is outside the model's vocabulary (0..${V - 1})`);
     }
   }
-  let maxTarget = 1;
-  for (const r of requests) maxTarget = Math.max(maxTarget, r.targetTokens.length);
-  const K = B * maxTarget;
-
-  const scope = gpu.scope('lambada scoring');
+  let maxTargets = 1;
+  for (const r of requests) maxTargets = Math.max(maxTargets, r.targetTokens.length);
+  const scorer = await Scorer.create(gpu, config, params, { B, T, maxTargets });
   try {
-    const model = await Gpt2.create(gpu, config, { B, T, train: false, scope });
-    const hK = scope.buffer('lambada target hidden', K * d * F32);
-    const targets = scope.buffer('lambada targets', K * 4);
-    const losses = scope.buffer('lambada losses', K * 4);
-    const argmax = scope.buffer('lambada argmax', K * 4);
-    const head = scope.keep(
-      (
-        await crossEntropyHead(gpu, {
-          N: K,
-          V,
-          d,
-          h: { buffer: hK },
-          wte: model.output(),
-          targets: { buffer: targets },
-          losses: { buffer: losses },
-          argmax: { buffer: argmax },
-          label: 'lambada head',
-        })
-      ).dispatches,
-    );
-    model.writeParams(params);
     const scores: ScoredPassage[] = [];
     const t0 = performance.now();
     const batches = Math.ceil(requests.length / B);
     for (let b0 = 0; b0 < requests.length; b0 += B) {
       const batch = requests.slice(b0, b0 + B);
-      const tokens = new Uint32Array(B * T);
-      const tgt = new Int32Array(K).fill(-1);
-      const copies: Command[] = [];
-      batch.forEach((r, row) => {
-        const L = r.input.length;
-        const nt = r.targetTokens.length;
-        tokens.set(r.input, row * T);
-        tgt.set(r.targetTokens, row * maxTarget);
-        copies.push({
-          copy: {
-            from: model.hf,
-            fromOffset: (row * T + L - nt) * d * F32,
-            to: hK,
-            toOffset: row * maxTarget * d * F32,
-            size: nt * d * F32,
-          },
-        });
-      });
-      model.setTokens(tokens);
-      gpu.write(targets, tgt);
-      await gpu.run([...model.forward, ...copies, ...head], 'lambada batch');
-      const rows = batch.length * maxTarget;
-      const lossRows = await gpu.readF32(losses, 0, rows);
-      const argRows = await gpu.read(argmax, Uint32Array, 0, rows);
-      batch.forEach((r, row) => {
+      const rows = await scorer.score(batch.map((r) => ({ input: r.input, targets: r.targetTokens })));
+      batch.forEach((r, i) => {
+        const { logprobs, argmax } = rows[i];
         let ll = 0;
-        let greedy = true;
-        const predicted: number[] = [];
-        r.targetTokens.forEach((t, j) => {
-          const k = row * maxTarget + j;
-          ll -= lossRows[k];
-          predicted.push(argRows[k]);
-          if (argRows[k] !== t) greedy = false;
-        });
+        for (const lp of logprobs) ll += lp;
         if (!Number.isFinite(ll))
           throw new HlmError(`passage ${r.index}: the log-likelihood is ${ll} (non-finite model output)`);
-        scores.push({ index: r.index, logLikelihood: ll, greedy, predicted });
+        const greedy = argmax.every((a, j) => a === r.targetTokens[j]);
+        scores.push({ index: r.index, logLikelihood: ll, greedy, predicted: argmax });
       });
       const done = b0 / B + 1;
       if (done % 10 === 0 || done === batches) log.debug(`lambada: batch ${done}/${batches}`);
     }
     return { scores, B, T, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    scope.release();
+    scorer.destroy();
   }
 }
 

@@ -1,14 +1,16 @@
 // Autoregressive decoding of a GPT-2 decoder on the GPU, with a KV cache.
 //
 // Library API (what `hlm generate` and the inference benchmarks call):
-//   const gen = await Generator.create(gpu, config, params, { maxContext?, cache? });
+//   const gen = await Generator.create(gpu, config, params | model, { maxContext?, cache? });
+//     (a model: share its parameter buffer instead of uploading params)
 //   await gen.prefill(promptTokens);   // starts a sequence: runs the prompt, fills the KV cache
 //   await gen.step(token);             // appends one token: one position through the cache
 //   await gen.logits();                // Float32Array [vocab_size]: the next token's logits
 //   await gen.argmax();                // the greedy next token, argmax taken on the GPU (one u32 read back)
 //   gen.length, gen.maxContext, gen.tokens(); gen.reset(); gen.destroy();
-//   for await (const t of generate(gen, prompt, { maxTokens, temperature, topK, seed, stopAtEos })) ...
-//     (the generator's return value says why it stopped: 'max-tokens' | 'eos' | 'context')
+//   for await (const t of generate(gen, prompt, { maxTokens, temperature, topK, topP, seed, stopAtEos })) ...
+//     (the generator's return value says why it stopped: 'max-tokens' | 'eos' | 'context');
+//   generateTokens(...) yields { token, logits } instead, the logits read back with withLogits.
 // prefill and step resolve once the GPU has finished, so timing them measures the work.
 //
 // How it works. Parameters live once on the GPU, in a Gpt2 built as one decode step (B = T = 1,
@@ -81,11 +83,14 @@ export class Generator {
     this.amax = scope.buffer('next-token argmax', 4);
   }
 
-  /** A generator for a decoder; `params` in paramLayout(config) order (as loadCheckpoint gives them). */
+  /**
+   * A generator for a decoder. `weights`: the flat parameters in paramLayout(config) order (as loadCheckpoint gives
+   * them), uploaded; or a model whose parameter buffer the generator shares (e.g. a server's scorers').
+   */
   static async create(
     gpu: Gpu,
     config: ModelConfig,
-    params: Float32Array,
+    weights: Float32Array | Gpt2,
     opts: GeneratorOptions = {},
   ): Promise<Generator> {
     if (!config.causal)
@@ -99,14 +104,16 @@ export class Generator {
     const cache = opts.cache ?? true;
     const scope = gpu.scope('generator');
     try {
+      const shared = weights instanceof Gpt2 ? weights : undefined;
       const owner = await Gpt2.create(gpu, config, {
         B: 1,
         T: 1,
         train: false,
         kvCache: cache ? max : undefined,
+        shareWith: shared,
         scope,
       });
-      owner.writeParams(params);
+      if (!shared) owner.writeParams(weights as Float32Array);
       const g = new Generator(gpu, config, max, cache, scope, owner);
       await g.buildHead();
       return g;
@@ -292,6 +299,8 @@ export interface GenerateOptions {
   temperature?: number;
   /** Sample among the k most likely tokens; 0 = all. Default 0. */
   topK?: number;
+  /** Sample within the smallest set of likeliest tokens whose probability reaches p (nucleus); 1 = all. Default 1. */
+  topP?: number;
   /** Seed of the sampling draws. Default 0. */
   seed?: number;
   /** Stop (without yielding it) at the end-of-text token. Default true. */
@@ -300,6 +309,14 @@ export interface GenerateOptions {
   eosId?: number | null;
   /** Generate only ids below this (a tokenizer smaller than the model's padded vocabulary). */
   vocab?: number;
+  /** Read each step's logits back and yield them with the token (for log-probabilities). */
+  withLogits?: boolean;
+}
+
+export interface GeneratedToken {
+  token: number;
+  /** The logits the token was chosen from: with withLogits (and whenever it was sampled on the host). */
+  logits?: Float32Array;
 }
 
 /**
@@ -307,30 +324,53 @@ export interface GenerateOptions {
  * before the next is chosen. Returns why it stopped: maxTokens reached, the end-of-text token,
  * or the context full (maxContext tokens in the sequence).
  */
-export async function* generate(
+export async function* generateTokens(
   gen: Generator,
   prompt: readonly number[],
   o: GenerateOptions,
-): AsyncGenerator<number, StopReason> {
+): AsyncGenerator<GeneratedToken, StopReason> {
   const temperature = o.temperature ?? 1;
   const topK = o.topK ?? 0;
+  const topP = o.topP ?? 1;
   const seed = checkSeed(o.seed ?? 0);
-  const sampling = { temperature, topK, vocab: o.vocab };
+  const sampling = { temperature, topK, topP, vocab: o.vocab };
   checkSampling(sampling);
   if (!(Number.isInteger(o.maxTokens) && o.maxTokens >= 0))
     throw new HlmError(`maxTokens must be an integer ≥ 0, got ${o.maxTokens}`);
   const eos = o.stopAtEos === false ? null : o.eosId === undefined ? gen.config.eos_token_id : o.eosId;
   // The GPU argmax covers the whole vocabulary; a restricted one is taken on the host.
-  const gpuGreedy = (temperature === 0 || topK === 1) && (o.vocab === undefined || o.vocab >= gen.config.vocab_size);
+  const gpuGreedy =
+    !o.withLogits &&
+    (temperature === 0 || topK === 1) &&
+    (o.vocab === undefined || o.vocab >= gen.config.vocab_size);
   const rng = new Rng(seed, 'generate');
   await gen.prefill(prompt);
   for (let i = 0; i < o.maxTokens; i++) {
-    const next = gpuGreedy ? await gen.argmax() : sampleToken(await gen.logits(), sampling, rng);
-    if (next === eos) return 'eos';
+    let next: GeneratedToken;
+    if (gpuGreedy) next = { token: await gen.argmax() };
+    else {
+      const logits = await gen.logits();
+      next = { token: sampleToken(logits, sampling, rng), logits };
+    }
+    if (next.token === eos) return 'eos';
     yield next;
     if (i + 1 === o.maxTokens) break;
     if (gen.length >= gen.maxContext) return 'context';
-    await gen.step(next);
+    await gen.step(next.token);
   }
   return 'max-tokens';
+}
+
+/** generateTokens, yielding the token ids alone. */
+export async function* generate(
+  gen: Generator,
+  prompt: readonly number[],
+  o: GenerateOptions,
+): AsyncGenerator<number, StopReason> {
+  const it = generateTokens(gen, prompt, { ...o, withLogits: false });
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+    yield r.value.token;
+  }
 }
