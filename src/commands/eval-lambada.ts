@@ -1,9 +1,15 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { evalLambada, type EvalLambadaResult } from '../eval/evaluate.js';
+import { DEFAULT_BOOTSTRAP_ITERS, writeHarnessOutput, type HarnessFiles } from '../eval/harness.js';
+import { HlmError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
-export type EvalLambadaSummary = Omit<EvalLambadaResult, 'predictions'> & { predictionsFile?: string };
+export type EvalLambadaSummary = Omit<EvalLambadaResult, 'predictions'> & {
+  predictionsFile?: string;
+  /** The lm-eval files written with --output-path. */
+  harnessFiles?: HarnessFiles;
+};
 
 export default class EvalLambada extends HlmCommand {
   static override summary =
@@ -19,6 +25,7 @@ export default class EvalLambada extends HlmCommand {
     '<%= config.bin %> eval-lambada --model runs/pretrain/checkpoint --data lambada_test.jsonl',
     '<%= config.bin %> eval-lambada --model ck --data lambada_development_plain_text.txt --limit 500 --json',
     '<%= config.bin %> eval-lambada --model ck --data lambada_test.jsonl --predictions preds.jsonl',
+    '<%= config.bin %> eval-lambada --model ck --data lambada_test.jsonl --output-path results --log-samples',
   ];
   static override flags = {
     model: Flags.string({
@@ -36,6 +43,19 @@ export default class EvalLambada extends HlmCommand {
     predictions: Flags.string({
       description: 'write one JSON line per passage here (index, target, predicted, logLikelihood, correct)',
     }),
+    'output-path': Flags.string({
+      description:
+        "write lm-evaluation-harness's files here: <dir>/<model>/results_<date>.json (acc, perplexity and their " +
+        'stderrs, configs, versions, n-samples)',
+    }),
+    'log-samples': Flags.boolean({
+      description: "with --output-path, also samples_lambada_openai_<date>.jsonl: the harness's record per passage",
+    }),
+    'bootstrap-iters': Flags.integer({
+      min: 0,
+      default: DEFAULT_BOOTSTRAP_ITERS,
+      description: "resamples for perplexity's bootstrap stderr, as the harness's --bootstrap_iters (0: no stderrs)",
+    }),
     limit: Flags.integer({ min: 1, description: 'score only the first N passages' }),
     'batch-size': Flags.integer({
       min: 1,
@@ -46,6 +66,8 @@ export default class EvalLambada extends HlmCommand {
 
   async run(): Promise<EvalLambadaSummary> {
     const { flags } = await this.parse(EvalLambada);
+    if (flags['log-samples'] && !flags['output-path'])
+      throw new HlmError('--log-samples writes beside the results: give --output-path <dir> too');
     const gpu = await this.openGpu(flags.device);
     const result = await evalLambada(gpu, {
       model: flags.model,
@@ -69,6 +91,26 @@ export default class EvalLambada extends HlmCommand {
       );
       writeFileAtomic(flags.predictions, lines.join('\n') + '\n', 'LAMBADA predictions');
     }
+    let harnessFiles: HarnessFiles | undefined;
+    if (flags['output-path']) {
+      harnessFiles = writeHarnessOutput(
+        flags['output-path'],
+        {
+          model: flags.model,
+          samples: predictions,
+          total: result.total,
+          limit: flags.limit,
+          batchSize: result.batchSize,
+          device: result.device,
+          bootstrapIters: flags['bootstrap-iters'],
+          start: result.start,
+          end: result.end,
+          hlm: { objective: result.objective, head: result.head, tokenizer: result.tokenizer, data: flags.data },
+        },
+        flags['log-samples'],
+      );
+      this.log(`lm-eval results: ${harnessFiles.results}${harnessFiles.samples ? `, ${harnessFiles.samples}` : ''}`);
+    }
     this.log(
       `lambada_openai on ${result.n} passages (${result.objective} checkpoint, head ${result.head}): accuracy ` +
         `${(100 * result.accuracy).toFixed(2)}%, perplexity ${result.perplexity.toFixed(2)}`,
@@ -77,6 +119,10 @@ export default class EvalLambada extends HlmCommand {
       `${result.passagesPerSecond.toFixed(1)} passages/s (batch ${result.batchSize} x ${result.seqLen} tokens) on ` +
         `${result.device}`,
     );
-    return flags.predictions ? { ...summary, predictionsFile: flags.predictions } : summary;
+    return {
+      ...summary,
+      ...(flags.predictions ? { predictionsFile: flags.predictions } : {}),
+      ...(harnessFiles ? { harnessFiles } : {}),
+    };
   }
 }

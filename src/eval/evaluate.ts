@@ -5,11 +5,20 @@ import type { Gpu } from '../gpu/device.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { outputWeight } from '../model/params.js';
-import { lambadaRequest, readLambada, aggregateLambada, type LambadaFormat, type LambadaMetrics } from './lambada.js';
+import {
+  lambadaRequest,
+  readLambadaFile,
+  aggregateLambada,
+  type LambadaFormat,
+  type LambadaMetrics,
+} from './lambada.js';
 import { scoreRequests } from './score.js';
 
 export interface LambadaPrediction {
   index: number;
+  /** The passage as the file holds it (the harness's doc), and its split. */
+  doc: Record<string, unknown>;
+  context: string;
   target: string;
   /** The argmax tokens at the target positions, decoded. */
   predicted: string;
@@ -39,6 +48,11 @@ export interface EvalLambadaResult extends LambadaMetrics {
   passagesPerSecond: number;
   seconds: number;
   device: string;
+  /** Passages in the data file (before --limit). */
+  total: number;
+  /** performance.now() seconds at the start and the end of the evaluation (the harness's start/end_time). */
+  start: number;
+  end: number;
   predictions: LambadaPrediction[];
 }
 
@@ -50,9 +64,10 @@ async function decodeSafe(tokenizer: Tokenizer, ids: number[]): Promise<string> 
 }
 
 export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<EvalLambadaResult> {
+  const start = performance.now() / 1000;
   const ck = await loadCheckpoint(o.model, { optimizer: false });
   const tokenizer = await tokenizerForCheckpoint(ck.dir, ck.config.vocab_size);
-  const passages = readLambada(o.data, { format: o.format, limit: o.limit });
+  const { passages, total: inFile } = readLambadaFile(o.data, { format: o.format, limit: o.limit });
   const t0 = performance.now();
   const requests = [];
   for (const p of passages)
@@ -67,6 +82,8 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
     const r = requests[i];
     predictions.push({
       index: s.index,
+      doc: passages[i].doc ?? { text: passages[i].text },
+      context: r.context,
       target: r.target,
       predicted: await decodeSafe(tokenizer, s.predicted),
       predictedIds: s.predicted,
@@ -88,6 +105,9 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
     passagesPerSecond: metrics.n / total,
     seconds: total,
     device: gpu.name,
+    total: inFile,
+    start,
+    end: performance.now() / 1000,
     predictions,
   };
 }

@@ -25,6 +25,8 @@ export interface LambadaPassage {
   /** 1-based line of the file it came from. */
   line: number;
   text: string;
+  /** The whole JSONL object (the harness's `doc`); a plain-text passage's is {text}. */
+  doc?: Record<string, unknown>;
 }
 
 export type LambadaFormat = 'jsonl' | 'text';
@@ -57,7 +59,7 @@ export function parseLambadaJsonl(content: string, file: string): LambadaPassage
         ? (obj as Record<string, unknown>).text
         : undefined;
     if (typeof text !== 'string') throw new HlmError(`${file}:${i + 1}: expected an object with a string "text" field`);
-    out.push({ index: out.length, line: i + 1, text });
+    out.push({ index: out.length, line: i + 1, text, doc: obj as Record<string, unknown> });
   });
   return out;
 }
@@ -74,6 +76,14 @@ export function parseLambadaText(content: string, _file: string): LambadaPassage
 
 /** Read a LAMBADA file; every passage is checked to have a context/target split. */
 export function readLambada(path: string, options: { format?: LambadaFormat; limit?: number } = {}): LambadaPassage[] {
+  return readLambadaFile(path, options).passages;
+}
+
+/** readLambada, plus how many passages the file holds before the limit. */
+export function readLambadaFile(
+  path: string,
+  options: { format?: LambadaFormat; limit?: number } = {},
+): { passages: LambadaPassage[]; total: number } {
   let content: string;
   try {
     content = readFileSync(path, 'utf8');
@@ -82,10 +92,11 @@ export function readLambada(path: string, options: { format?: LambadaFormat; lim
   }
   const format = options.format ?? lambadaFormatOf(path);
   let passages = format === 'jsonl' ? parseLambadaJsonl(content, path) : parseLambadaText(content, path);
+  const total = passages.length;
   if (options.limit !== undefined) passages = passages.slice(0, options.limit);
   for (const p of passages) splitLambada(p.text, `${path}:${p.line}`);
   if (passages.length === 0) throw new HlmError(`${path}: no passages`);
-  return passages;
+  return { passages, total };
 }
 
 /** The harness's split: context before the last space, target = that space and the last word. */
