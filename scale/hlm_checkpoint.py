@@ -1,7 +1,8 @@
 """hlm checkpoint directories in Python, both ways (src/model/checkpoint.ts, src/model/params.ts,
 src/model/safetensors.ts, src/model/config.ts): config.json (Hugging Face GPT-2 keys plus an `hlm` object),
 model.safetensors (float32, Hugging Face names), optimizer.safetensors (AdamW moments over hlm's flat parameter
-layout, and the step), tokenizer.json and run.json. Files are written byte for byte as hlm writes them, and a save
+layout, and the step), tokenizer.json (with Hugging Face's tokenizer_config.json and special_tokens_map.json, carried
+over unchanged) and run.json. Files are written byte for byte as hlm writes them, and a save
 is atomic in hlm's way (a temporary sibling directory renamed into place, the old one moved aside first), so
 `hlm pretrain --resume` and hlm's other commands read the result. Needs only numpy.
 """
@@ -24,7 +25,11 @@ CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TOKENIZER_FILE, RUN_FILE = (
     'tokenizer.json',
     'run.json',
 )
-STANDARD_FILES = (CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TOKENIZER_FILE)
+TOKENIZER_EXTRA_FILES = ('tokenizer_config.json', 'special_tokens_map.json')
+STANDARD_FILES = (CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TOKENIZER_FILE) + TOKENIZER_EXTRA_FILES
+# model/config.ts's HLM_ENCODER_MODEL_TYPE: a model_type transformers does not know, so it never runs an encoder
+# causally.
+ENCODER_MODEL_TYPE = 'hlm_encoder'
 BLOCK_TENSORS = [
     ('ln_1.weight', lambda d: [d]),
     ('ln_1.bias', lambda d: [d]),
@@ -134,9 +139,10 @@ def safetensors_bytes(tensors, metadata=None):
 
 def model_config(doc, where):
     """fromHfConfig, for what the PyTorch model needs; refuses what it cannot run exactly as hlm does."""
-    if doc.get('model_type', 'gpt2') != 'gpt2':
-        raise CheckpointError(f'{where}: model_type is {doc["model_type"]!r}; hlm reads GPT-2 checkpoints only')
     hlm = dict(doc.get('hlm') or {})
+    model_type = doc.get('model_type', 'gpt2')
+    if model_type != 'gpt2' and not (model_type == ENCODER_MODEL_TYPE and hlm.get('causal') is False):
+        raise CheckpointError(f'{where}: model_type is {doc["model_type"]!r}; hlm reads GPT-2 checkpoints only')
     eos = doc.get('eos_token_id')
     cfg = {
         'vocab_size': doc.get('vocab_size', 50257),
@@ -173,9 +179,10 @@ def model_config(doc, where):
 
 def hf_config(cfg, hlm):
     """toHfConfig: Hugging Face GPT-2 keys, then the hlm object with the model's own keys last."""
+    encoder = {'is_decoder': False, 'add_cross_attention': False} if not cfg['causal'] else {}
     return {
-        'model_type': 'gpt2',
-        'architectures': ['GPT2LMHeadModel'],
+        'model_type': 'gpt2' if cfg['causal'] else ENCODER_MODEL_TYPE,
+        'architectures': ['GPT2LMHeadModel' if cfg['causal'] else 'GPT2Model'],
         'vocab_size': cfg['vocab_size'],
         'n_positions': cfg['n_positions'],
         'n_embd': cfg['n_embd'],
@@ -192,6 +199,7 @@ def hf_config(cfg, hlm):
         'scale_attn_by_inverse_layer_idx': False,
         'reorder_and_upcast_attn': False,
         'tie_word_embeddings': cfg['tie_word_embeddings'],
+        **encoder,
         'bos_token_id': cfg['eos_token_id'],
         'eos_token_id': cfg['eos_token_id'],
         'torch_dtype': 'float32',
@@ -288,7 +296,19 @@ def load_checkpoint(path, optimizer=True):
         opt = {'step': int(t['step']), 'm': t['exp_avg'], 'v': t['exp_avg_sq']}
     tpath = os.path.join(src, TOKENIZER_FILE)
     tokenizer = open(tpath, encoding='utf-8').read() if os.path.exists(tpath) else None
-    return {'dir': src, 'config': cfg, 'hlm': hlm, 'params': params, 'optimizer': opt, 'tokenizer_json': tokenizer}
+    extra = {}
+    for name in TOKENIZER_EXTRA_FILES:
+        if os.path.exists(os.path.join(src, name)):
+            extra[name] = open(os.path.join(src, name), encoding='utf-8').read()
+    return {
+        'dir': src,
+        'config': cfg,
+        'hlm': hlm,
+        'params': params,
+        'optimizer': opt,
+        'tokenizer_json': tokenizer,
+        'tokenizer_files': extra,
+    }
 
 
 def flatten(cfg, tensors):
@@ -315,7 +335,7 @@ def _sync_dir(path):
         os.close(fd)
 
 
-def save_checkpoint(path, cfg, hlm, params, optimizer=None, tokenizer_json=None, run_json=None):
+def save_checkpoint(path, cfg, hlm, params, optimizer=None, tokenizer_json=None, run_json=None, tokenizer_files=None):
     """saveCheckpoint: write everything in a temporary sibling, then swap it in; refuses to replace a non-checkpoint."""
     target = os.path.abspath(path)
     parent = os.path.dirname(target)
@@ -349,6 +369,8 @@ def save_checkpoint(path, cfg, hlm, params, optimizer=None, tokenizer_json=None,
             _write_synced(os.path.join(tmp, OPTIMIZER_FILE), safetensors_bytes(tensors, meta))
         if tokenizer_json is not None:
             _write_synced(os.path.join(tmp, TOKENIZER_FILE), tokenizer_json.encode('utf-8'))
+            for name, text in (tokenizer_files or {}).items():
+                _write_synced(os.path.join(tmp, name), text.encode('utf-8'))
         if run_json is not None:
             _write_synced(os.path.join(tmp, RUN_FILE), (json.dumps(run_json, indent=2) + '\n').encode())
         _sync_dir(tmp)

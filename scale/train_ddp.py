@@ -307,7 +307,9 @@ def train(a, dd):
                 moments = {'step': step, 'm': m, 'v': v}
             hlm = {'step': step, 'data': batches.state(), **({'tokenizer': tokenizer_meta} if tokenizer_meta else {})}
             hlm['run'] = run
-            save_checkpoint(ckdir, cfg, hlm, host(lambda p: p), moments, ck['tokenizer_json'], run_json)
+            save_checkpoint(
+                ckdir, cfg, hlm, host(lambda p: p), moments, ck['tokenizer_json'], run_json, ck['tokenizer_files']
+            )
             log(f'checkpoint at step {step}: {ckdir}')
         last_saved = step
         dd.barrier()

@@ -79,7 +79,9 @@ test('save and load round-trip every file exactly', async () => {
     'model.safetensors',
     'optimizer.safetensors',
     'run.json',
+    'special_tokens_map.json',
     'tokenizer.json',
+    'tokenizer_config.json',
   ]);
 
   const loaded = await loadCheckpoint(dir);
@@ -125,7 +127,7 @@ test('save and load round-trip every file exactly', async () => {
   expect((await readCheckpointConfig(dir)).config).toEqual(CONFIG);
 });
 
-test('untied and classifier checkpoints carry lm_head and score', async () => {
+test('untied and classifier checkpoints carry lm_head and score (a zero score.bias left out, as HF has none)', async () => {
   const config = { ...CONFIG, tie_word_embeddings: false, num_labels: 3 };
   const params = initParams(config, 5);
   const dir = join(scratch(), 'c');
@@ -133,13 +135,21 @@ test('untied and classifier checkpoints carry lm_head and score', async () => {
   const model = parseSafetensors(readFileSync(join(dir, 'model.safetensors')), 'model');
   expect(model.tensors.get('lm_head.weight')?.shape).toEqual([300, 32]);
   expect(model.tensors.get('score.weight')?.shape).toEqual([3, 32]);
-  expect(model.tensors.get('score.bias')?.shape).toEqual([3]);
-  expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).architectures).toEqual([
-    'GPT2ForSequenceClassification',
-  ]);
+  expect(model.tensors.has('score.bias')).toBe(false);
+  const hf = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  expect(hf.architectures).toEqual(['GPT2ForSequenceClassification']);
+  expect(hf.model_type).toBe('gpt2');
   const loaded = await loadCheckpoint(dir);
   expect(loaded.config).toEqual(config);
   expect(same(loaded.params, params)).toBe(true);
+  // A bias that is not zero is kept, and Hugging Face's head (which has none) must not load it.
+  tensorView(params, paramLayout(config), 'score.bias').set([0.5, -1, 2]);
+  const biased = join(scratch(), 'c-bias');
+  await saveCheckpoint(biased, { config, params });
+  const file = parseSafetensors(readFileSync(join(biased, 'model.safetensors')), 'model');
+  expect(file.tensors.get('score.bias')?.shape).toEqual([3]);
+  expect(JSON.parse(readFileSync(join(biased, 'config.json'), 'utf8')).model_type).toBe('hlm_classifier');
+  expect(same((await loadCheckpoint(biased)).params, params)).toBe(true);
 });
 
 test(

@@ -75,8 +75,8 @@ describe('readers', () => {
   test('JSONL: one {"text"} per line, blank lines skipped, CRLF accepted, lines remembered', () => {
     const ps = parseLambadaJsonl('{"text": "a b"}\r\n\n{"text": "c \\"d\\" e", "id": 3}\n', 'f.jsonl');
     expect(ps).toEqual([
-      { index: 0, line: 1, text: 'a b' },
-      { index: 1, line: 3, text: 'c "d" e' },
+      { index: 0, line: 1, text: 'a b', doc: { text: 'a b' } },
+      { index: 1, line: 3, text: 'c "d" e', doc: { text: 'c "d" e', id: 3 } },
     ]);
   });
 

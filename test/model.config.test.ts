@@ -110,8 +110,10 @@ test('HF config round trip keeps every model key; hlm extras ride along', () => 
     causal: 'ignored',
   });
   expect(hf).toMatchObject({
-    model_type: 'gpt2',
-    architectures: ['GPT2ForSequenceClassification'],
+    // An encoder: a model_type transformers does not know, so no GPT-2 class runs it causally unawares.
+    model_type: 'hlm_encoder',
+    architectures: ['GPT2Model'],
+    is_decoder: false,
     vocab_size: 50258,
     n_positions: 128,
     n_embd: 64,

@@ -12,7 +12,8 @@ export class PyRandom {
 
   /** random.Random(seed) for an integer seed ≥ 0 (a safe integer). */
   constructor(seed: number) {
-    if (!(Number.isSafeInteger(seed) && seed >= 0)) throw new RangeError(`seed must be a safe integer ≥ 0, got ${seed}`);
+    if (!(Number.isSafeInteger(seed) && seed >= 0))
+      throw new RangeError(`seed must be a safe integer ≥ 0, got ${seed}`);
     // CPython: the absolute value's 32-bit words, least significant first; 0 seeds as [0].
     const key: number[] = [];
     let s = seed;

@@ -20,6 +20,7 @@ import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from './m
 import { log } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
+import { foldScoreBias } from '../model/hf.js';
 import { Finetuner } from './finetune.js';
 
 export interface GlueRunOptions {
@@ -98,6 +99,8 @@ interface GlueRecord {
   seed: number;
   epoch: number;
   dev: TaskScore['metrics'];
+  /** Where score.bias went: folded into transformer.ln_f.bias (Hugging Face's head has no bias), or kept. */
+  score_bias?: 'folded into transformer.ln_f.bias' | 'kept';
 }
 
 /** Class index (argmax) per row, or the score itself for regression. */
@@ -296,6 +299,10 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     let checkpoint: string | null = null;
     if (best) {
       checkpoint = join(taskDir, 'checkpoint');
+      // A decoder pooling its last token is Hugging Face's GPT2ForSequenceClassification once the bias is folded.
+      const folded = config.causal && pooling === 'last' ? foldScoreBias(config, best.params) : null;
+      if (config.causal && pooling === 'last' && !folded)
+        log.warn(`${spec.title}: score.bias cannot be folded (score.weight's rows are dependent); kept`);
       const record: GlueRecord = {
         task: o.task,
         pooling,
@@ -303,13 +310,15 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
         seed: best.seed,
         epoch: best.epoch,
         dev: best.dev.metrics,
+        score_bias: folded ? 'folded into transformer.ln_f.bias' : 'kept',
       };
       const { glue: _old, step: _step, data: _data, run: _run, ...keep } = hlm;
       await saveCheckpoint(checkpoint, {
         config,
-        params: best.params,
+        params: folded ?? best.params,
         tokenizerJson: first.tokenizerJson,
         hlm: { ...keep, glue: record, base_model: o.model },
+        classifier: { pooling, labels: spec.labelTokens },
       });
     } else if (!predictOnly) {
       throw new HlmError(`${spec.title}: nothing was trained`);

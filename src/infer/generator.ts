@@ -340,9 +340,7 @@ export async function* generateTokens(
   const eos = o.stopAtEos === false ? null : o.eosId === undefined ? gen.config.eos_token_id : o.eosId;
   // The GPU argmax covers the whole vocabulary; a restricted one is taken on the host.
   const gpuGreedy =
-    !o.withLogits &&
-    (temperature === 0 || topK === 1) &&
-    (o.vocab === undefined || o.vocab >= gen.config.vocab_size);
+    !o.withLogits && (temperature === 0 || topK === 1) && (o.vocab === undefined || o.vocab >= gen.config.vocab_size);
   const rng = new Rng(seed, 'generate');
   await gen.prefill(prompt);
   for (let i = 0; i < o.maxTokens; i++) {

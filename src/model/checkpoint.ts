@@ -1,6 +1,10 @@
 // Checkpoint directories: config.json (Hugging Face GPT-2 keys + `hlm`), model.safetensors
 // (float32, HF names and layouts), optimizer.safetensors (AdamW moments over the flat layout,
-// and the step), tokenizer.json when the model has its own tokenizer.
+// and the step), tokenizer.json when the model has its own tokenizer, with Hugging Face's
+// tokenizer_config.json and special_tokens_map.json beside it (src/model/hf.ts). A classifier's
+// score.bias is left out of model.safetensors when it is zero (as GPT2ForSequenceClassification
+// has none), and a missing one loads as zero. Reading also takes a sharded model
+// (model.safetensors.index.json), as Hugging Face writes large ones.
 //
 // A save is atomic: everything is written and fsynced in a temporary sibling directory, which
 // is then renamed onto the target. POSIX cannot rename a directory over a non-empty one, so an
@@ -14,7 +18,14 @@ import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/pro
 import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { syncDir, writeFileAtomic } from '../util/atomic-write.js';
-import { fromHfConfig, toHfConfig, validateConfig, type ModelConfig } from './config.js';
+import { fromHfConfig, toHfConfig, validateConfig, type HfClassifierOptions, type ModelConfig } from './config.js';
+import {
+  SHARD_INDEX_FILE,
+  SPECIAL_TOKENS_FILE,
+  TOKENIZER_CONFIG_FILE,
+  hfTokenizerFiles,
+  readShardedSafetensors,
+} from './hf.js';
 import { PARAM_ALIGN, canonicalParamName, initTensor, paramLayout, type ParamLayout } from './params.js';
 import {
   DTYPE_SIZE,
@@ -32,7 +43,14 @@ export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TOKENIZER_FILE = 'tokenizer.json';
-const STANDARD_FILES = [CONFIG_FILE, MODEL_FILE, OPTIMIZER_FILE, TOKENIZER_FILE];
+const STANDARD_FILES = [
+  CONFIG_FILE,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  TOKENIZER_FILE,
+  TOKENIZER_CONFIG_FILE,
+  SPECIAL_TOKENS_FILE,
+];
 
 /** AdamW state over the flat layout (padding included, so it maps 1:1 onto the GPU buffers). */
 export interface OptimizerState {
@@ -55,6 +73,8 @@ export interface CheckpointContents {
   tokenizerJson?: string;
   /** Other files to keep beside the checkpoint (e.g. the resolved run configuration), by plain file name. */
   extraFiles?: Record<string, string | Uint8Array>;
+  /** A classifier's pooling and label names, for its Hugging Face config (see toHfConfig). */
+  classifier?: Omit<HfClassifierOptions, 'scoreBias'>;
 }
 
 export interface LoadedCheckpoint {
@@ -151,6 +171,10 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   validateConfig(c.config);
   const layout = paramLayout(c.config);
   const tensors = modelTensors(layout, c.params);
+  const bias = tensors.get('score.bias');
+  const scoreBias = bias !== undefined && (bias.data as Float32Array).some((x) => x !== 0);
+  if (bias && !scoreBias) tensors.delete('score.bias');
+  const tokenizerFiles = c.tokenizerJson === undefined ? {} : hfTokenizerFiles(c.tokenizerJson, c.config);
   if (c.optimizer) {
     const { step, m, v } = c.optimizer;
     if (!Number.isSafeInteger(step) || step < 0)
@@ -173,7 +197,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
 
   const tmp = await mkdtemp(join(parent, `.${basename(target)}.tmp-`));
   try {
-    const config = JSON.stringify(toHfConfig(c.config, c.hlm), null, 2) + '\n';
+    const config = JSON.stringify(toHfConfig(c.config, c.hlm, { ...c.classifier, scoreBias }), null, 2) + '\n';
     writeFileAtomic(join(tmp, CONFIG_FILE), config, 'checkpoint file');
     // transformers refuses a model.safetensors whose metadata lacks format "pt".
     await writeSafetensorsFile(join(tmp, MODEL_FILE), tensors, { format: 'pt' });
@@ -190,6 +214,8 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
       );
     }
     if (c.tokenizerJson !== undefined) writeFileAtomic(join(tmp, TOKENIZER_FILE), c.tokenizerJson, 'checkpoint file');
+    for (const [name, text] of Object.entries(tokenizerFiles))
+      writeFileAtomic(join(tmp, name), text, 'checkpoint file');
     for (const [name, data] of extra) writeFileAtomic(join(tmp, name), data, 'checkpoint file');
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
@@ -274,6 +300,11 @@ export function paramsFromSafetensors(
     const found = byCanonical.get(spec.name);
     const out = params.subarray(spec.offset, spec.offset + spec.size);
     if (!found) {
+      // Hugging Face's GPT2ForSequenceClassification has no bias (hlm saves a zero one that way).
+      if (spec.name === 'score.bias' && byCanonical.has('score.weight')) {
+        out.fill(0);
+        continue;
+      }
       if (initMissing && (initMissing.match ?? defaultInitMatch)(spec.name)) {
         initTensor(spec, initMissing.seed, out);
         initialized.push(spec.name);
@@ -371,20 +402,18 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
   const config = opts.config ? validateConfig(opts.config) : fileConfig;
   const layout = paramLayout(config);
   const modelPath = join(from, MODEL_FILE);
-  if (!(await exists(modelPath))) {
+  const indexPath = join(from, SHARD_INDEX_FILE);
+  let file: SafetensorsFile;
+  if (await exists(modelPath)) file = await readSafetensorsFile(modelPath);
+  else if (await exists(indexPath)) file = await readShardedSafetensors(indexPath);
+  else {
     const names = await readdir(from);
-    const hint = names.includes('model.safetensors.index.json')
-      ? ': it is sharded (model.safetensors.index.json), which hlm does not read'
-      : names.includes('pytorch_model.bin')
-        ? ': it has pytorch_model.bin only; save it again with safe_serialization=True'
-        : '';
+    const hint = names.includes('pytorch_model.bin')
+      ? ': it has pytorch_model.bin only; save it again with safe_serialization=True'
+      : ` (nor a sharded one, ${SHARD_INDEX_FILE})`;
     throw new HlmError(`${from} has no ${MODEL_FILE}${hint}`);
   }
-  const { params, ignored, initialized } = paramsFromSafetensors(
-    await readSafetensorsFile(modelPath),
-    layout,
-    opts.initMissing,
-  );
+  const { params, ignored, initialized } = paramsFromSafetensors(file, layout, opts.initMissing);
   const optimizerPath = join(from, OPTIMIZER_FILE);
   const optimizer =
     opts.optimizer !== false && (await exists(optimizerPath)) ? await readOptimizer(optimizerPath, layout) : undefined;

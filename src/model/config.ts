@@ -138,14 +138,40 @@ export function validateConfig(c: ModelConfig, where = 'model config'): ModelCon
   return c;
 }
 
+/** model_type of what Hugging Face's GPT-2 classes would run wrongly: an encoder (bidirectional attention). */
+export const HLM_ENCODER_MODEL_TYPE = 'hlm_encoder';
+/** model_type of a decoder classifier GPT2ForSequenceClassification cannot reproduce (its pooling or its bias). */
+export const HLM_CLASSIFIER_MODEL_TYPE = 'hlm_classifier';
+
+export interface HfClassifierOptions {
+  /** How the classifier pools the hidden states (default: a decoder's last real token). */
+  pooling?: 'mean' | 'first' | 'last';
+  /** score.bias is not zero (GPT2ForSequenceClassification has no bias: see foldScoreBias). Default false. */
+  scoreBias?: boolean;
+  /** Label names, id2label's values (default LABEL_i). */
+  labels?: readonly string[] | null;
+}
+
 /**
  * Hugging Face GPT-2 config.json keys, plus the `hlm` object (open: the trainer adds step, data position, tokenizer).
+ * What Hugging Face's GPT-2 classes compute as hlm does keeps model_type "gpt2": decoders (GPT2LMHeadModel) and
+ * decoder classifiers that pool the last token without a bias (GPT2ForSequenceClassification, with pad_token_id =
+ * vocab_size, an id no input holds, so that it pools the last token). Encoders (model_type hlm_encoder) and other
+ * classifiers (hlm_classifier) get a model_type transformers does not know: AutoModel refuses them, and a GPT-2 class
+ * loading them directly warns that the model types differ.
  */
-export function toHfConfig(c: ModelConfig, hlm: Record<string, unknown> = {}): Record<string, unknown> {
+export function toHfConfig(
+  c: ModelConfig,
+  hlm: Record<string, unknown> = {},
+  classifier: HfClassifierOptions = {},
+): Record<string, unknown> {
   validateConfig(c);
+  const C = c.num_labels;
+  const hfClassifier = C > 0 && c.causal && (classifier.pooling ?? 'last') === 'last' && !classifier.scoreBias;
+  const modelType = !c.causal ? HLM_ENCODER_MODEL_TYPE : C > 0 && !hfClassifier ? HLM_CLASSIFIER_MODEL_TYPE : 'gpt2';
   const out: Record<string, unknown> = {
-    model_type: 'gpt2',
-    architectures: [c.num_labels > 0 ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel'],
+    model_type: modelType,
+    architectures: [modelType !== 'gpt2' ? 'GPT2Model' : C > 0 ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel'],
     vocab_size: c.vocab_size,
     n_positions: c.n_positions,
     n_embd: c.n_embd,
@@ -164,14 +190,23 @@ export function toHfConfig(c: ModelConfig, hlm: Record<string, unknown> = {}): R
     reorder_and_upcast_attn: false,
     tie_word_embeddings: c.tie_word_embeddings,
   };
+  // An encoder attends both ways: no decoder, no cross-attention.
+  if (!c.causal) Object.assign(out, { is_decoder: false, add_cross_attention: false });
   // Written even when null: GPT2Config would otherwise default both to 50256.
   out.bos_token_id = c.eos_token_id;
   out.eos_token_id = c.eos_token_id;
-  if (c.num_labels > 0) {
-    out.id2label = Object.fromEntries(Array.from({ length: c.num_labels }, (_, i) => [String(i), `LABEL_${i}`]));
-    out.label2id = Object.fromEntries(Array.from({ length: c.num_labels }, (_, i) => [`LABEL_${i}`, i]));
-    // GPT2ForSequenceClassification pools at the last non-pad token
-    if (c.eos_token_id !== null) out.pad_token_id = c.eos_token_id;
+  if (C > 0) {
+    const labels =
+      classifier.labels && classifier.labels.length === C
+        ? classifier.labels
+        : Array.from({ length: C }, (_, i) => `LABEL_${i}`);
+    out.num_labels = C;
+    out.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+    out.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+    out.problem_type = C === 1 ? 'regression' : 'single_label_classification';
+    // GPT2ForSequenceClassification pools the last token that is not pad_token_id; hlm's inputs end in the
+    // end-of-text token, where hlm pools, so the pad id must be one no input holds.
+    if (hfClassifier) out.pad_token_id = c.vocab_size;
   }
   out.torch_dtype = 'float32';
   // The model's own keys win over same-named extras, so config.json never contradicts the weights.
@@ -199,9 +234,11 @@ export function fromHfConfig(
 ): { config: ModelConfig; hlm: Record<string, unknown> } {
   if (!isObject(json)) throw new HlmError(`${where}: expected a JSON object`);
   const fail = (msg: string) => new HlmError(`${where}: ${msg}`);
-  if (json.model_type !== undefined && json.model_type !== 'gpt2') {
+  const modelTypes = ['gpt2', HLM_ENCODER_MODEL_TYPE, HLM_CLASSIFIER_MODEL_TYPE];
+  if (json.model_type !== undefined && !modelTypes.includes(json.model_type as string)) {
     throw fail(
-      `model_type is ${JSON.stringify(json.model_type)}; hlm reads GPT-2 checkpoints (model_type "gpt2") only`,
+      `model_type is ${JSON.stringify(json.model_type)}; hlm reads GPT-2 checkpoints (model_type "gpt2", or hlm's ` +
+        `"${HLM_ENCODER_MODEL_TYPE}" and "${HLM_CLASSIFIER_MODEL_TYPE}") only`,
     );
   }
   const int = (key: string, dflt: number): number => {
@@ -233,6 +270,8 @@ export function fromHfConfig(
   const eos = json.eos_token_id ?? null;
   if (json.hlm !== undefined && !isObject(json.hlm)) throw fail('the hlm entry must be an object');
   const { objective, causal, mask_token_id, num_labels, ...rest } = (json.hlm ?? {}) as Record<string, unknown>;
+  if (json.model_type === HLM_ENCODER_MODEL_TYPE && causal !== false)
+    throw fail(`model_type ${HLM_ENCODER_MODEL_TYPE} marks an encoder, but hlm.causal is ${JSON.stringify(causal)}`);
   const architectures = Array.isArray(json.architectures) ? json.architectures : [];
   let labels = num_labels;
   if (labels === undefined) {

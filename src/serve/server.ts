@@ -140,7 +140,8 @@ export class HlmServer {
       this.send(res, this.draining ? 503 : 200, { status: this.draining ? 'draining' : 'ok', model: this.model.id });
       return;
     }
-    if (!path.startsWith('/v1/')) throw new ApiError(404, `Unknown request URL: ${method} ${path}`, null, 'unknown_url');
+    if (!path.startsWith('/v1/'))
+      throw new ApiError(404, `Unknown request URL: ${method} ${path}`, null, 'unknown_url');
     if (!this.authorized(req))
       throw new ApiError(
         401,
@@ -206,7 +207,8 @@ export class HlmServer {
     const body = await this.readBody(req);
     const request = parseCompletionRequest(body);
     if (request.model !== this.model.id) throw this.unknownModel(request.model);
-    if (!this.engine) throw badRequest(this.refusal ?? 'this model cannot serve completions', 'model', 'model_not_supported');
+    if (!this.engine)
+      throw badRequest(this.refusal ?? 'this model cannot serve completions', 'model', 'model_not_supported');
     if (!request.stream) {
       this.send(res, 200, await complete(this.engine, this.model, request));
       return;
