@@ -116,7 +116,8 @@ export function pyJsonDumps(v: unknown, indent = ''): string {
   }
   const entries = Object.entries(v as Record<string, unknown>);
   if (entries.length === 0) return '{}';
-  return `{\n${entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${pyJsonDumps(x, inner)}`).join(',\n')}\n${indent}}`;
+  const items = entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${pyJsonDumps(x, inner)}`);
+  return `{\n${items.join(',\n')}\n${indent}}`;
 }
 
 /** The harness's hash_string: SHA-256 of the UTF-8 text, hex. */

@@ -94,7 +94,8 @@ function parsePrompt(v: unknown): Prompt[] {
   if (typeof v === 'string') return [{ text: v }];
   if (!Array.isArray(v) || v.length === 0)
     throw fail(
-      `prompt must be a string, a non-empty list of strings, a list of token ids or a list of such lists, got ${show(v)}`,
+      'prompt must be a string, a non-empty list of strings, a list of token ids or a list of such lists, got ' +
+        show(v),
     );
   if (v.every((x) => typeof x === 'string')) return v.map((text) => ({ text }));
   if (v.every((x) => typeof x === 'number')) {
