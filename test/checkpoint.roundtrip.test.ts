@@ -127,7 +127,7 @@ test('save and load round-trip every file exactly', async () => {
   expect((await readCheckpointConfig(dir)).config).toEqual(CONFIG);
 });
 
-test('untied and classifier checkpoints carry lm_head and score (a zero score.bias left out: HF has none)', async () => {
+test('untied and classifier checkpoints carry lm_head and score (a zero score.bias left out)', async () => {
   const config = { ...CONFIG, tie_word_embeddings: false, num_labels: 3 };
   const params = initParams(config, 5);
   const dir = join(scratch(), 'c');
