@@ -1,15 +1,21 @@
 // Batched log-likelihood scoring on the GPU, for LAMBADA and for `hlm serve`'s echoed prompts.
-// A Scorer is one forward-only model of B rows × T positions plus a cross-entropy head over
-// K = B·maxTargets target rows, built once and run batch after batch. Each row holds one
-// input, right-padded (the decoder is causal, so padding never changes earlier positions).
-// Only the target positions go through the vocabulary head: after the forward, copies gather
-// each row's last len(targets) hidden states into a compact [K, d] buffer, and the
-// cross-entropy head (forward only) writes −log p(target) and the argmax for those rows alone.
-// Per batch the host reads back just those losses and argmaxes. A target of −1 asks for the
-// argmax alone (the next token after the input). With argmaxLogprobs, the head runs a second
-// time over the same hidden states with the argmaxes as targets, so log p(argmax) is known
-// too (OpenAI's top-1 logprob); where the target is the argmax, the first pass's value is
-// reused, so the two compare equal.
+// A Scorer is one forward-only model of B rows × T positions, built once and run batch after
+// batch. Each row holds one input, right-padded (the decoder is causal, so padding never
+// changes earlier positions). Only the target positions go through the vocabulary head: after
+// the forward, copies gather each row's last len(targets) hidden states into a packed [n, d]
+// buffer (the batch's n targets back to back, no padding between rows), and the cross-entropy
+// head (forward only) writes −log p(target) and the argmax for those rows alone. The head is
+// built for a few sizes (powers of two up to B·maxTargets) and a batch runs the smallest that
+// holds its n targets, so short or partly filled batches cost what they hold. Per batch the
+// host reads back just the n losses and argmaxes.
+//
+// A target of −1 asks for the argmax alone (the next token after the input). With
+// argmaxLogprobs, log p(argmax) is known too (OpenAI's top-1 logprob): where the target is the
+// argmax it is the target's own value (so the two compare equal); elsewhere it is
+// log p(target) + h·(E[argmax] − E[target]) in float64 on the host, from the n hidden states
+// read back and the host's copy of the output matrix E (log p(x) = h·E[x] − lse, and the
+// loss gives lse), without a second pass over the vocabulary. A −1 target scores token 0 on
+// the GPU for its lse.
 //
 // The head is the checkpoint's output projection (outputWeight, src/model/params.ts):
 // `lm_head.weight` when the model has an untied head (e.g. one fitted by head fine-tuning),
@@ -20,6 +26,7 @@ import { HlmError } from '../errors.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
+import { outputWeight } from '../model/params.js';
 import { log } from '../log.js';
 import { aggregateLambada, type LambadaMetrics, type LambadaRequest, type PassageScore } from './lambada.js';
 
@@ -27,6 +34,8 @@ const F32 = 4;
 /** Default tokens per forward pass (B·T) when no batch size is given. */
 export const DEFAULT_TOKENS_PER_BATCH = 4096;
 const MAX_DEFAULT_BATCH = 64;
+/** The smallest head. */
+const MIN_HEAD_ROWS = 16;
 
 /** One row of a batch: the model's input, and the tokens predicted at its last targets.length positions. */
 export interface ScoreRow {
@@ -60,9 +69,15 @@ export interface ScorerOptions {
   scratch?: GPUBuffer;
   /** Rows per head chunk (must fit `scratch`). */
   chunkRows?: number;
+  /** The flat parameters on the host, for argmaxLogprobs when `weights` is a shared model. */
+  hostParams?: Float32Array;
 }
 
 export class Scorer {
+  private readonly heads = new Map<number, Dispatch[]>();
+  /** Rows the packed buffers hold: B·maxTargets. */
+  private readonly capacity: number;
+
   private constructor(
     readonly gpu: Gpu,
     readonly config: ModelConfig,
@@ -70,16 +85,18 @@ export class Scorer {
     /** The forward model; its parameters can be shared with other models (Gpt2Options.shareWith). */
     readonly model: Gpt2,
     private readonly scope: GpuScope,
+    private readonly opts: ScorerOptions,
     private readonly hK: GPUBuffer,
     private readonly targets: GPUBuffer,
     private readonly losses: GPUBuffer,
     private readonly argmax: GPUBuffer,
-    private readonly head: Dispatch[],
-  ) {}
+  ) {
+    this.capacity = shape.B * shape.maxTargets;
+  }
 
   /**
    * A scorer for a decoder. `weights`: the flat parameters (paramLayout(config) order, uploaded), or a model whose
-   * parameter buffer to share.
+   * parameter buffer to share (then give opts.hostParams for argmaxLogprobs).
    */
   static async create(
     gpu: Gpu,
@@ -89,48 +106,65 @@ export class Scorer {
     opts: ScorerOptions = {},
   ): Promise<Scorer> {
     if (!config.causal)
-      throw new HlmError(
-        'scoring next-token predictions needs a decoder: the checkpoint is an encoder (causal: false)',
-      );
+      throw new HlmError('scoring next-token predictions needs a decoder: the checkpoint is an encoder (causal: false)');
     const { B, T, maxTargets } = shape;
     for (const [k, v] of Object.entries(shape))
       if (!(Number.isInteger(v) && v >= 1)) throw new HlmError(`scorer: ${k} must be a positive integer, got ${v}`);
     if (T > config.n_positions) throw new HlmError(`scorer: T ${T} exceeds n_positions ${config.n_positions}`);
     if (maxTargets > T) throw new HlmError(`scorer: maxTargets ${maxTargets} exceeds T ${T}`);
-    const V = config.vocab_size;
-    const d = config.n_embd;
     const K = B * maxTargets;
     const scope = opts.scope ? opts.scope.scope(`scorer ${B}x${T}`) : gpu.scope(`scorer ${B}x${T}`);
     try {
       const shared = weights instanceof Gpt2 ? weights : undefined;
       const model = await Gpt2.create(gpu, config, { B, T, train: false, shareWith: shared, scope });
       if (!shared) model.writeParams(weights as Float32Array);
-      const hK = scope.buffer('scored hidden states', K * d * F32);
-      const targets = scope.buffer('scored targets', K * 4);
-      const losses = scope.buffer('scored losses', K * 4);
-      const argmax = scope.buffer('scored argmax', K * 4);
-      const head = scope.keep(
-        (
-          await crossEntropyHead(gpu, {
-            N: K,
-            V,
-            d,
-            h: { buffer: hK },
-            wte: model.output(),
-            targets: { buffer: targets },
-            losses: { buffer: losses },
-            argmax: { buffer: argmax },
-            scratch: opts.scratch,
-            chunkRows: opts.chunkRows === undefined ? undefined : Math.min(opts.chunkRows, K),
-            label: 'scoring head',
-          })
-        ).dispatches,
+      const hostParams = opts.hostParams ?? (shared ? undefined : (weights as Float32Array));
+      return new Scorer(
+        gpu,
+        config,
+        { B, T, maxTargets },
+        model,
+        scope,
+        { ...opts, hostParams },
+        scope.buffer('scored hidden states', K * config.n_embd * F32),
+        scope.buffer('scored targets', K * 4),
+        scope.buffer('scored losses', K * 4),
+        scope.buffer('scored argmax', K * 4),
       );
-      return new Scorer(gpu, config, { B, T, maxTargets }, model, scope, hK, targets, losses, argmax, head);
     } catch (e) {
       scope.release();
       throw e;
     }
+  }
+
+  /** The head over the first N packed rows (N a power of two ≥ MIN_HEAD_ROWS, or the capacity). */
+  private async head(n: number): Promise<Dispatch[]> {
+    let N = MIN_HEAD_ROWS;
+    while (N < n) N *= 2;
+    N = Math.min(N, this.capacity);
+    let head = this.heads.get(N);
+    if (!head) {
+      const { config, opts } = this;
+      head = this.scope.keep(
+        (
+          await crossEntropyHead(this.gpu, {
+            N,
+            V: config.vocab_size,
+            d: config.n_embd,
+            h: { buffer: this.hK },
+            wte: this.model.output(),
+            targets: { buffer: this.targets },
+            losses: { buffer: this.losses },
+            argmax: { buffer: this.argmax },
+            scratch: opts.scratch,
+            chunkRows: opts.chunkRows === undefined ? undefined : Math.min(opts.chunkRows, N),
+            label: `scoring head ${N}`,
+          })
+        ).dispatches,
+      );
+      this.heads.set(N, head);
+    }
+    return head;
   }
 
   private check(rows: readonly ScoreRow[]): void {
@@ -152,72 +186,66 @@ export class Scorer {
     });
   }
 
-  /** Score up to B rows in one forward pass (and a second head pass with argmaxLogprobs). */
+  /** Score up to B rows in one forward pass. */
   async score(rows: readonly ScoreRow[], o: { argmaxLogprobs?: boolean } = {}): Promise<RowScore[]> {
     this.check(rows);
+    if (o.argmaxLogprobs && !this.opts.hostParams)
+      throw new HlmError('argmaxLogprobs needs the parameters on the host (ScorerOptions.hostParams)');
     const { gpu, model } = this;
-    const { B, T, maxTargets } = this.shape;
+    const { B, T } = this.shape;
     const d = this.config.n_embd;
-    const K = B * maxTargets;
+    const starts: number[] = [];
+    let n = 0;
+    for (const r of rows) {
+      starts.push(n);
+      n += r.targets.length;
+    }
+    const head = await this.head(n);
     const tokens = new Uint32Array(B * T);
-    const tgt = new Int32Array(K).fill(-1);
+    const tgt = new Int32Array(this.capacity).fill(-1);
     const copies: Command[] = [];
     rows.forEach((r, row) => {
       const L = r.input.length;
       const nt = r.targets.length;
       tokens.set(r.input, row * T);
-      tgt.set(r.targets, row * maxTargets);
+      // An argmax-only position still needs a loss (for its lse) when log p(argmax) is asked for.
+      tgt.set(o.argmaxLogprobs ? r.targets.map((t) => Math.max(t, 0)) : r.targets, starts[row]);
       copies.push({
         copy: {
           from: model.hf,
           fromOffset: (row * T + L - nt) * d * F32,
           to: this.hK,
-          toOffset: row * maxTargets * d * F32,
+          toOffset: starts[row] * d * F32,
           size: nt * d * F32,
         },
       });
     });
     model.setTokens(tokens);
     gpu.write(this.targets, tgt);
-    await gpu.run([...model.forward, ...copies, ...this.head], 'scoring batch');
-    const n = rows.length * maxTargets;
+    await gpu.run([...model.forward, ...copies, ...head], 'scoring batch');
     const losses = await gpu.readF32(this.losses, 0, n);
     const amax = await gpu.read(this.argmax, Uint32Array, 0, n);
-    const out: RowScore[] = rows.map((r, row) => {
-      const at = (j: number) => row * maxTargets + j;
-      return {
-        logprobs: r.targets.map((t, j) => (t < 0 ? NaN : -losses[at(j)])),
-        argmax: r.targets.map((_, j) => amax[at(j)]),
-      };
-    });
+    const out: RowScore[] = rows.map((r, row) => ({
+      logprobs: r.targets.map((t, j) => (t < 0 ? NaN : -losses[starts[row] + j])),
+      argmax: r.targets.map((_, j) => amax[starts[row] + j]),
+    }));
     if (!o.argmaxLogprobs) return out;
-    // log p(argmax): reuse the first pass where the target was the argmax, else score the argmax.
-    const again = new Int32Array(K).fill(-1);
-    let needed = false;
-    rows.forEach((r, row) =>
-      r.targets.forEach((t, j) => {
-        const k = row * maxTargets + j;
-        if (t !== amax[k]) {
-          again[k] = amax[k];
-          needed = true;
-        }
-      }),
-    );
-    const second = needed ? await this.headPass(again, n) : undefined;
+    const needed = rows.some((r, row) => r.targets.some((t, j) => t !== amax[starts[row] + j]));
+    const h = needed ? await gpu.readF32(this.hK, 0, n * d) : undefined;
+    const E = this.opts.hostParams!;
+    const e0 = this.model.layout.byName.get(outputWeight(this.config))!.offset;
     rows.forEach((r, row) => {
       out[row].argmaxLogprobs = r.targets.map((t, j) => {
-        const k = row * maxTargets + j;
-        return t === amax[k] ? out[row].logprobs[j] : -second![k];
+        const k = starts[row] + j;
+        const a = amax[k];
+        if (t === a) return out[row].logprobs[j];
+        const anchor = Math.max(t, 0);
+        let diff = 0;
+        for (let c = 0; c < d; c++) diff += h![k * d + c] * (E[e0 + a * d + c] - E[e0 + anchor * d + c]);
+        return -losses[k] + diff;
       });
     });
     return out;
-  }
-
-  /** The head alone over the gathered hidden states, with these targets; the first n losses. */
-  private async headPass(targets: Int32Array, n: number): Promise<Float32Array> {
-    this.gpu.write(this.targets, targets);
-    await this.gpu.run(this.head, 'scoring head again');
-    return this.gpu.readF32(this.losses, 0, n);
   }
 
   destroy(): void {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { tokenizerFromJson, loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
-import { GPT2_VOCAB_SIZE } from '../model/config.js';
+import { GPT2_VOCAB_SIZE, type ModelConfig } from '../model/config.js';
 import { POOLINGS, type Pooling } from '../model/classifier.js';
 import { Rng } from '../model/random.js';
 import { encodeGlue } from './encode.js';
@@ -92,7 +92,7 @@ export interface GlueTaskResult {
   tokensPerSecond: number | null;
 }
 
-interface GlueRecord {
+export interface GlueRecord {
   task: GlueTask;
   pooling: Pooling;
   max_seq_len: number;
@@ -140,6 +140,36 @@ function majorityScore(
     spec.evalSplits.length > 1 ? preds : preds[spec.evalSplits[0]],
     spec.evalSplits.length > 1 ? dev : dev[spec.evalSplits[0]]!,
   );
+}
+
+export interface GlueCheckpoint {
+  config: ModelConfig;
+  /** The fine-tuned parameters (not changed). */
+  params: Float32Array;
+  tokenizerJson?: string;
+  /** The base checkpoint's hlm extras to keep. */
+  hlm: Record<string, unknown>;
+  record: Omit<GlueRecord, 'score_bias'>;
+}
+
+/**
+ * Save a fine-tuned classifier with its `hlm.glue` record. A decoder pooling its last token is what Hugging Face's
+ * GPT2ForSequenceClassification computes once its bias is folded into ln_f's (foldScoreBias): it is saved that way, so
+ * it loads there and predicts the same; other poolings (and encoders) keep their bias and are marked as hlm's own.
+ */
+export async function saveGlueCheckpoint(dir: string, c: GlueCheckpoint): Promise<void> {
+  const { config, record } = c;
+  const hfPooling = config.causal && record.pooling === 'last';
+  const folded = hfPooling ? foldScoreBias(config, c.params) : null;
+  if (hfPooling && !folded)
+    log.warn(`${TASKS[record.task].title}: score.bias cannot be folded (score.weight's rows are dependent); kept`);
+  await saveCheckpoint(dir, {
+    config,
+    params: folded ?? c.params,
+    tokenizerJson: c.tokenizerJson,
+    hlm: { ...c.hlm, glue: { ...record, score_bias: folded ? 'folded into transformer.ln_f.bias' : 'kept' } },
+    classifier: { pooling: record.pooling, labels: TASKS[record.task].labelTokens },
+  });
 }
 
 export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTaskResult> {
@@ -299,26 +329,20 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     let checkpoint: string | null = null;
     if (best) {
       checkpoint = join(taskDir, 'checkpoint');
-      // A decoder pooling its last token is Hugging Face's GPT2ForSequenceClassification once the bias is folded.
-      const folded = config.causal && pooling === 'last' ? foldScoreBias(config, best.params) : null;
-      if (config.causal && pooling === 'last' && !folded)
-        log.warn(`${spec.title}: score.bias cannot be folded (score.weight's rows are dependent); kept`);
-      const record: GlueRecord = {
-        task: o.task,
-        pooling,
-        max_seq_len: maxSeqLen,
-        seed: best.seed,
-        epoch: best.epoch,
-        dev: best.dev.metrics,
-        score_bias: folded ? 'folded into transformer.ln_f.bias' : 'kept',
-      };
       const { glue: _old, step: _step, data: _data, run: _run, ...keep } = hlm;
-      await saveCheckpoint(checkpoint, {
+      await saveGlueCheckpoint(checkpoint, {
         config,
-        params: folded ?? best.params,
+        params: best.params,
         tokenizerJson: first.tokenizerJson,
-        hlm: { ...keep, glue: record, base_model: o.model },
-        classifier: { pooling, labels: spec.labelTokens },
+        hlm: { ...keep, base_model: o.model },
+        record: {
+          task: o.task,
+          pooling,
+          max_seq_len: maxSeqLen,
+          seed: best.seed,
+          epoch: best.epoch,
+          dev: best.dev.metrics,
+        },
       });
     } else if (!predictOnly) {
       throw new HlmError(`${spec.title}: nothing was trained`);

@@ -62,6 +62,8 @@ export class Engine {
     private readonly owner: Gpt2,
     private readonly scratch: GPUBuffer,
     private readonly chunkRows: number,
+    /** The parameters on the host: the scorers' log p(argmax) (see Scorer). */
+    private readonly params: Float32Array,
   ) {}
 
   /** Upload the parameters once; scorers and the generator are built on first use. */
@@ -75,7 +77,7 @@ export class Engine {
       owner.writeParams(params);
       const chunkRows = defaultChunkRows(gpu, maxBatch * config.n_positions, config.vocab_size);
       const scratch = scope.buffer('server logits scratch', chunkRows * config.vocab_size * 4);
-      return new Engine(gpu, config, maxBatch, scope, owner, scratch, chunkRows);
+      return new Engine(gpu, config, maxBatch, scope, owner, scratch, chunkRows, params);
     } catch (e) {
       scope.release();
       throw e;
@@ -97,7 +99,7 @@ export class Engine {
         this.config,
         this.owner,
         { B: this.maxBatch, T, maxTargets: T },
-        { scope: this.scope, scratch: this.scratch, chunkRows: this.chunkRows },
+        { scope: this.scope, scratch: this.scratch, chunkRows: this.chunkRows, hostParams: this.params },
       );
       this.scorers.set(T, s);
       log.debug(`server: built the ${this.maxBatch}x${T} scorer`);
