@@ -4,8 +4,9 @@
 // them in one forward pass of a Scorer (src/eval/score.ts). Scorers are built lazily per
 // sequence-length bucket (T = a power of two from 16 up to n_positions, each with B = max-batch
 // rows); they and the KV-cache Generator share one parameter buffer and one logits scratch.
-// Generation jobs hold the Generator exclusively and run one at a time, in queue order with
-// the scoring batches: batching generation across requests is not implemented.
+// A pass that would not be full first waits a few milliseconds for more rows. Generation jobs
+// hold the Generator exclusively and run one at a time, in queue order with the scoring
+// batches: batching generation across requests is not implemented.
 import type { Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
@@ -18,6 +19,11 @@ import { log } from '../log.js';
 
 /** The shortest scoring bucket. */
 const MIN_BUCKET = 16;
+/**
+ * How long a pass that would not be full waits for more rows. Clients that send their next request as soon as an
+ * answer comes would otherwise split into two groups taking turns, each filling half a pass.
+ */
+const BATCH_WINDOW_MS = 3;
 
 interface ScoreJob {
   kind: 'score';
@@ -155,12 +161,21 @@ export class Engine {
           } catch (e) {
             head.reject(e);
           }
-        } else await this.scoreBatch();
+        } else {
+          if (this.queuedRows() < this.maxBatch) await new Promise((r) => setTimeout(r, BATCH_WINDOW_MS));
+          await this.scoreBatch();
+        }
       }
     } finally {
       this.running = false;
       for (const r of this.idle.splice(0)) r();
     }
+  }
+
+  private queuedRows(): number {
+    let n = 0;
+    for (const job of this.queue) if (job.kind === 'score') n += job.rows.length - job.next;
+    return n;
   }
 
   /** One pass over up to maxBatch queued rows, oldest jobs first. */
