@@ -285,7 +285,7 @@ test('GLUE checkpoints Hugging Face cannot reproduce are marked so it refuses th
 
 // ---- --init from a Hugging Face GPT-2 directory ----
 
-test('pretrain --init reads a Hugging Face GPT-2 directory: sharded, prefix-free, untied lm_head, mask buffers', async () => {
+test('pretrain --init reads a Hugging Face GPT-2 directory: sharded, prefix-free, untied head, buffers', async () => {
   const hf = join(dir, 'hf-gpt2');
   mkdirSync(hf);
   const c = { V: 50257, P: 32, d: 16, L: 2 };

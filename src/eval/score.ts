@@ -106,7 +106,9 @@ export class Scorer {
     opts: ScorerOptions = {},
   ): Promise<Scorer> {
     if (!config.causal)
-      throw new HlmError('scoring next-token predictions needs a decoder: the checkpoint is an encoder (causal: false)');
+      throw new HlmError(
+        'scoring next-token predictions needs a decoder: the checkpoint is an encoder (causal: false)',
+      );
     const { B, T, maxTargets } = shape;
     for (const [k, v] of Object.entries(shape))
       if (!(Number.isInteger(v) && v >= 1)) throw new HlmError(`scorer: ${k} must be a positive integer, got ${v}`);
