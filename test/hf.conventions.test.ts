@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
 import { hlm } from './helpers/cli.js';
+import { HF_GPT2 } from './helpers/hf-gpt2.js';
 import { makeRandom, randomGpt2Params } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
@@ -293,33 +294,17 @@ test('pretrain --init reads a Hugging Face GPT-2 directory: sharded, prefix-free
   writeFileSync(
     join(hf, 'config.json'),
     JSON.stringify({
-      activation_function: 'gelu_new',
-      architectures: ['GPT2LMHeadModel'],
-      attn_pdrop: 0.1,
-      bos_token_id: 50256,
-      embd_pdrop: 0.1,
-      eos_token_id: 50256,
-      initializer_range: 0.02,
-      layer_norm_epsilon: 1e-5,
-      model_type: 'gpt2',
+      ...HF_GPT2,
       n_ctx: c.P,
       n_embd: c.d,
       n_head: 2,
       n_inner: null,
       n_layer: c.L,
       n_positions: c.P,
-      resid_pdrop: 0.1,
-      summary_activation: null,
-      summary_first_dropout: 0.1,
-      summary_proj_to_labels: true,
-      summary_type: 'cls_index',
-      summary_use_proj: true,
-      task_specific_params: { 'text-generation': { do_sample: true, max_length: 50 } },
       tie_word_embeddings: false,
       torch_dtype: 'float32',
       transformers_version: '4.44.2',
       use_cache: true,
-      vocab_size: c.V,
     }),
   );
   const shapes: Record<string, number[]> = { 'wte.weight': [c.V, c.d], 'wpe.weight': [c.P, c.d] };

@@ -95,16 +95,22 @@ function referenceLogprobs(ids: number[]): { lp: number[]; argmax: number[]; mar
 }
 
 /** The CLI in a child process, without blocking this process's event loop (a server runs in it). */
-function hlmAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function spawnHlm(args: string[]) {
   const child = spawn(process.execPath, [join(repoRoot(), 'bin/run.js'), ...args], {
     cwd: repoRoot(),
     env: { ...process.env, HLM_LOG_LEVEL: 'warn' },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('exit', (status) => resolve({ status, stdout, stderr })));
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => (out.stdout += d));
+  child.stderr.on('data', (d) => (out.stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+async function hlmAsync(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const { out, exited } = spawnHlm(args);
+  const status = await exited;
+  return { status, ...out };
 }
 
 async function raw(path: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -517,24 +523,16 @@ test('load: 8 concurrent clients × 50 log-likelihood requests, no errors', asyn
 }, 600_000);
 
 test('SIGTERM: the request in flight completes, then the server exits 0', async () => {
-  const child = spawn(process.execPath, [join(repoRoot(), 'bin/run.js'), 'serve', '--model', ck, '--port', '0'], {
-    cwd: repoRoot(),
-    env: { ...process.env, HLM_LOG_LEVEL: 'warn' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const { child, out, exited } = spawnHlm(['serve', '--model', ck, '--port', '0']);
   const base = await new Promise<string>((resolve, reject) => {
     const timer = setInterval(() => {
-      const m = /on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stdout);
+      const m = /on (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(out.stdout);
       if (m) {
         clearInterval(timer);
         resolve(m[1]);
       }
     }, 50);
-    void exited.then(() => reject(new Error(`serve exited: ${stderr}`)));
+    void exited.then(() => reject(new Error(`serve exited: ${out.stderr}`)));
   });
   const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'x', maxRetries: 0 });
   // A slow request: logits read back every step for the top 5.
