@@ -152,7 +152,7 @@ for (const m of ['uniform', 'zipfian', 'abtt']) rows.push(row(m, runs[m].sts.out
 const { readEmbeddings, readFrequencies } = await import(join(root, 'dist/src/whiten/formats.js'));
 const { align } = await import(join(root, 'dist/src/whiten/whiten.js'));
 const { evaluateSts, findStsDatasets } = await import(join(root, 'dist/src/whiten/sts.js'));
-const aligned = align(readEmbeddings(vec), readFrequencies(freqs));
+const aligned = align(await readEmbeddings(vec), await readFrequencies(freqs));
 const sifSts = findStsDatasets(stsDir).map((ds) => evaluateSts(aligned.emb, ds, { sif: { p: aligned.p, a: 1e-3 } }));
 rows.push({ ...row('SIF', sifSts, undefined), sym1: NaN, sym2: NaN });
 writeFileSync(join(out, 'sif.json'), JSON.stringify(sifSts, null, 2));

@@ -23,7 +23,7 @@ const SAMPLES = [
 
 test('byte-level BPE trained on multilingual text: exact size, all bytes, round trip, save and reload', async () => {
   const t0 = performance.now();
-  const tok = trainBpeTokenizer(LANGS, { vocabSize: 1000 });
+  const tok = await trainBpeTokenizer(LANGS, { vocabSize: 1000 });
   const ms = performance.now() - t0;
   expect(tok.vocabSize).toBe(1000);
   expect(tok.eotId).toBe(999);
@@ -62,29 +62,31 @@ test('byte-level BPE trained on multilingual text: exact size, all bytes, round 
   expect(ms).toBeLessThan(20000);
 });
 
-test('training is deterministic, and a smaller vocabulary is a prefix of a larger one', () => {
-  const a = trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 700 });
-  const b = trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 700 });
+test('training is deterministic, and a smaller vocabulary is a prefix of a larger one', async () => {
+  const a = await trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 700 });
+  const b = await trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 700 });
   expect(a.toJSON()).toBe(b.toJSON());
-  const small = JSON.parse(trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 400 }).toJSON()).model;
+  const small = JSON.parse((await trainBpeTokenizer(LANGS.slice(0, 3), { vocabSize: 400 })).toJSON()).model;
   const big = JSON.parse(a.toJSON()).model;
   expect(big.merges.slice(0, small.merges.length)).toEqual(small.merges);
   for (const [t, id] of Object.entries(small.vocab as Record<string, number>))
     if (t !== '<|endoftext|>') expect(big.vocab[t]).toBe(id);
 });
 
-test('sizes that make no sense, or past the ids the trainer packs, are refused', () => {
-  expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: 256 })).toThrow(HlmError);
-  expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: 1.5 })).toThrow(/integer >= 257/);
+test('sizes that make no sense, or past the ids the trainer packs, are refused', async () => {
+  await expect(trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: 256 })).rejects.toThrow(HlmError);
+  await expect(trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: 1.5 })).rejects.toThrow(/integer >= 257/);
   expect(MAX_TRAINED_VOCAB).toBe(2 ** 21 + 1);
-  expect(() => trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: MAX_TRAINED_VOCAB + 1 })).toThrow(/at most 2097153/);
+  await expect(trainBpeTokenizer(LANGS.slice(0, 1), { vocabSize: MAX_TRAINED_VOCAB + 1 })).rejects.toThrow(
+    /at most 2097153/,
+  );
 });
 
-test('a tiny corpus runs out of merges: the vocabulary is smaller than asked, and says so', () => {
+test('a tiny corpus runs out of merges: the vocabulary is smaller than asked, and says so', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hlm-bpe-tiny-'));
   const file = join(dir, 'tiny.txt');
   writeFileSync(file, 'abab abab abab\n');
-  const tok = trainBpeTokenizer([file], { vocabSize: 5000 });
+  const tok = await trainBpeTokenizer([file], { vocabSize: 5000 });
   expect(tok.vocabSize).toBeLessThan(5000);
   expect(tok.vocabSize).toBeGreaterThan(257);
 });

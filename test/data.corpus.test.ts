@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
+import { collect } from './helpers/check.js';
 import {
   defaultCorpusPath,
   detectFormat,
@@ -18,8 +19,8 @@ import {
 const shared = join(projectRoot(), '..', 'shared', 'data');
 const scratch = () => mkdtempSync(join(tmpdir(), 'hlm-corpus-'));
 
-test('WikiExtractor shard: one document per <doc>, title line dropped, empty articles skipped', () => {
-  const docs = [...readWikiExtractor(join(shared, 'corpus', 'enwiki', 'wiki_00'))];
+test('WikiExtractor shard: one document per <doc>, title line dropped, empty articles skipped', async () => {
+  const docs = await collect(readWikiExtractor(join(shared, 'corpus', 'enwiki', 'wiki_00')));
   expect(docs.length).toBeGreaterThan(500);
   // the shard opens with "Marcus Claudius Tacitus" (title only: skipped), then "Jarred Shaw"
   expect(
@@ -33,60 +34,62 @@ test('WikiExtractor shard: one document per <doc>, title line dropped, empty art
   }
 });
 
-test('WikiExtractor errors name the file and the line of the unclosed <doc>', () => {
+test('WikiExtractor errors name the file and the line of the unclosed <doc>', async () => {
   const dir = scratch();
   const a = join(dir, 'wiki_a');
   writeFileSync(
     a,
     '<doc id="1" url="u" title="A">\nA\n\nbody\n</doc>\n<doc id="2" url="u" title="B">\nB\nnever closed\n',
   );
-  expect(() => [...readWikiExtractor(a)]).toThrow(HlmError);
-  expect(() => [...readWikiExtractor(a)]).toThrow(`${a}:6: <doc> without </doc> (the file ends first)`);
+  await expect(collect(readWikiExtractor(a))).rejects.toThrow(HlmError);
+  await expect(collect(readWikiExtractor(a))).rejects.toThrow(`${a}:6: <doc> without </doc> (the file ends first)`);
   const b = join(dir, 'wiki_b');
   writeFileSync(b, '<doc id="1" url="u" title="A">\nA\nbody\n<doc id="2" url="u" title="B">\nx\n</doc>\n');
-  expect(() => [...readWikiExtractor(b)]).toThrow(`${b}:1: <doc> without </doc> (the next <doc> starts at line 4)`);
+  await expect(collect(readWikiExtractor(b))).rejects.toThrow(
+    `${b}:1: <doc> without </doc> (the next <doc> starts at line 4)`,
+  );
   const c = join(dir, 'wiki_c');
   writeFileSync(c, '<doc id="1" url="u" title="Q &amp; A">\nQ & A\n\nFirst line.\nSecond.\n</doc>\n\nstray text\n');
   const it = readWikiExtractor(c);
-  expect(it.next().value).toBe('First line.\nSecond.'); // title with an entity still recognised
-  expect(() => it.next()).toThrow(`${c}:8: text outside a <doc`);
+  expect((await it.next()).value).toBe('First line.\nSecond.'); // title with an entity still recognised
+  await expect(it.next()).rejects.toThrow(`${c}:8: text outside a <doc`);
 });
 
-test('JSONL: the text field of each line; errors name file and line', () => {
+test('JSONL: the text field of each line; errors name file and line', async () => {
   const dir = scratch();
   const ok = join(dir, 'ok.jsonl');
   writeFileSync(ok, '{"text": "one"}\n\n{"text": "two\\nlines", "id": 3}\r\n{"text": ""}\n{"text": "last"}');
-  expect([...readJsonl(ok)]).toEqual(['one', 'two\nlines', 'last']);
+  expect(await collect(readJsonl(ok))).toEqual(['one', 'two\nlines', 'last']);
   const badJson = join(dir, 'bad.jsonl');
   writeFileSync(badJson, '{"text": "one"}\n{"text": oops}\n');
-  expect(() => [...readJsonl(badJson)]).toThrow(new RegExp(`^${badJson}:2: not JSON`));
+  await expect(collect(readJsonl(badJson))).rejects.toThrow(new RegExp(`^${badJson}:2: not JSON`));
   const noText = join(dir, 'notext.jsonl');
   writeFileSync(noText, '{"text": "one"}\n{"text": "two"}\n{"body": "three"}\n');
-  expect(() => [...readJsonl(noText)]).toThrow(`${noText}:3: a JSONL line needs a string "text" field`);
+  await expect(collect(readJsonl(noText))).rejects.toThrow(`${noText}:3: a JSONL line needs a string "text" field`);
   const numText = join(dir, 'num.jsonl');
   writeFileSync(numText, '[1, 2]\n');
-  expect(() => [...readJsonl(numText)]).toThrow(`${numText}:1: a JSONL line needs a string "text" field`);
+  await expect(collect(readJsonl(numText))).rejects.toThrow(`${numText}:1: a JSONL line needs a string "text" field`);
   // the shared LAMBADA sample is JSONL
-  expect([...readJsonl(join(shared, 'lambada', 'lambada_test_sample200.jsonl'))].length).toBe(200);
+  expect((await collect(readJsonl(join(shared, 'lambada', 'lambada_test_sample200.jsonl')))).length).toBe(200);
 });
 
-test('plain text: one document per file, BOM removed; bad UTF-8 is named by line and column', () => {
+test('plain text: one document per file, BOM removed; bad UTF-8 is named by line and column', async () => {
   const dir = scratch();
   const t = join(dir, 'a.txt');
   writeFileSync(t, '\uFEFFFirst paragraph.\n\nSecond paragraph.\n');
-  expect([...readTextFile(t)]).toEqual(['First paragraph.\n\nSecond paragraph.\n']);
+  expect(await collect(readTextFile(t))).toEqual(['First paragraph.\n\nSecond paragraph.\n']);
   const bad = join(dir, 'bad.txt');
   writeFileSync(
     bad,
     Buffer.concat([Buffer.from('ok line\nsecond é line\nthird '), Buffer.from([0xc3, 0x28]), Buffer.from(' rest\n')]),
   );
-  expect(() => [...readTextFile(bad)]).toThrow(`${bad}:3:7: not valid UTF-8 (byte 0xc3)`);
+  await expect(collect(readTextFile(bad))).rejects.toThrow(`${bad}:3:7: not valid UTF-8 (byte 0xc3)`);
   const badJsonl = join(dir, 'bad.jsonl');
   writeFileSync(
     badJsonl,
     Buffer.concat([Buffer.from('{"text": "a"}\n{"text": "'), Buffer.from([0xff]), Buffer.from('"}\n')]),
   );
-  expect(() => [...readJsonl(badJsonl)]).toThrow(`${badJsonl}:2:11: not valid UTF-8 (byte 0xff)`);
+  await expect(collect(readJsonl(badJsonl))).rejects.toThrow(`${badJsonl}:2:11: not valid UTF-8 (byte 0xff)`);
   expect(firstInvalidUtf8(Buffer.from('héllo 😀'))).toBe(-1);
   expect(firstInvalidUtf8(Uint8Array.from([0x61, 0xc0, 0x80]))).toBe(1); // overlong
   expect(firstInvalidUtf8(Uint8Array.from([0xed, 0xa0, 0x80]))).toBe(0); // surrogate
@@ -107,7 +110,7 @@ test('lines stream across chunk boundaries and keep their numbers', () => {
   expect(n).toBe(3000);
 });
 
-test('formats are told apart by content; directories expand recursively and skip notes', () => {
+test('formats are told apart by content; directories expand recursively and skip notes', async () => {
   const dir = scratch();
   mkdirSync(join(dir, 'sub', 'deeper'), { recursive: true });
   writeFileSync(join(dir, 'wiki_00'), '\n<doc id="1" url="u" title="T">\nT\n\nBody.\n</doc>\n');
@@ -124,7 +127,7 @@ test('formats are told apart by content; directories expand recursively and skip
     ['sub/x.jsonl', 'jsonl'],
     ['wiki_00', 'wikiextractor'],
   ]);
-  expect([...readDocuments([dir])]).toEqual([
+  expect(await collect(readDocuments([dir]))).toEqual([
     'json without extension',
     '{ braces in prose }\nare still prose',
     'j',
@@ -135,7 +138,7 @@ test('formats are told apart by content; directories expand recursively and skip
   expect(detectFormat(join(shared, 'corpus', 'wikitext-2', 'valid.txt'))).toBe('text');
 });
 
-test('missing paths and empty corpora are clear errors', () => {
+test('missing paths and empty corpora are clear errors', async () => {
   const dir = scratch();
   expect(() => listCorpusFiles([join(dir, 'nope')])).toThrow(`--data ${join(dir, 'nope')}: no such file or directory`);
   expect(() => listCorpusFiles([dir])).toThrow(/no corpus files in this directory/);
@@ -143,14 +146,16 @@ test('missing paths and empty corpora are clear errors', () => {
   const empty = join(dir, 'empty.jsonl');
   writeFileSync(empty, '{"text": ""}\n\n');
   writeFileSync(join(dir, 'blank.txt'), '  \n\n');
-  expect(() => [...readDocuments([dir])]).toThrow(/^empty corpus: no documents in .*blank\.txt, .*empty\.jsonl$/);
+  await expect(collect(readDocuments([dir]))).rejects.toThrow(
+    /^empty corpus: no documents in .*blank\.txt, .*empty\.jsonl$/,
+  );
 });
 
-test('the bundled default corpus is a WikiExtractor excerpt under 2 MB with its licence', () => {
+test('the bundled default corpus is a WikiExtractor excerpt under 2 MB with its licence', async () => {
   const path = defaultCorpusPath();
   expect(statSync(path).size).toBeLessThan(2 * 1024 * 1024);
   expect(detectFormat(path)).toBe('wikiextractor');
-  const docs = [...readDocuments([path])];
+  const docs = await collect(readDocuments([path]));
   expect(docs.length).toBeGreaterThan(500); // 2,039 articles, many of them a title alone
   expect(statSync(join(path, '..', 'LICENSE')).isFile()).toBe(true);
   // README and LICENSE are not text to train on

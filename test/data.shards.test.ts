@@ -24,7 +24,7 @@ import {
   tokenizeCorpus,
   writeShard,
 } from '../src/data/shards.js';
-import { makeRandom } from './helpers/check.js';
+import { collect, makeRandom } from './helpers/check.js';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'hlm-shards-'));
 
@@ -182,7 +182,7 @@ test('a real corpus excerpt: tokens decode back to the documents', async () => {
   const t = await tokenizeCorpus([wiki], tok, { cacheDir: cache, shardTokens: 5000 });
   expect(t.shards.length).toBeGreaterThan(1);
   const tokens = t.shards.flatMap((p) => Array.from(readShard(p)));
-  const docs = [...readDocuments([wiki])];
+  const docs = await collect(readDocuments([wiki]));
   expect(tokens.filter((x) => x === 50256).length).toBe(docs.length);
   expect(tok.decodeSync(tokens)).toBe(docs.map((d) => '<|endoftext|>' + d).join(''));
   expect(statSync(t.shards[0]).size).toBe(SHARD_HEADER_BYTES + 2 * 5000);

@@ -135,7 +135,7 @@ describe('GPT-2 as a Hugging Face tokenizer.json', () => {
   test("Hugging Face's BPE on it gives gpt-tokenizer's ids: tricky strings, Wikipedia, LAMBADA", async () => {
     const texts = [...TRICKY.filter((s) => !s.includes('<|endoftext|>'))];
     let n = 0;
-    for (const doc of readWikiExtractor(join(shared, 'corpus', 'enwiki', 'wiki_03'))) {
+    for await (const doc of readWikiExtractor(join(shared, 'corpus', 'enwiki', 'wiki_03'))) {
       texts.push(doc);
       if (++n === 60) break;
     }

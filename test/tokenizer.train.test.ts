@@ -90,7 +90,7 @@ describe('training on UDHR translations in eight scripts', () => {
     let tokens = 0;
     let singleBytes = 0;
     for (const f of listCorpusFiles(FILES)) {
-      for (const text of readFile(f)) {
+      for await (const text of readFile(f)) {
         const ids = await tok.encode(text);
         docs++;
         chars += [...text].length;

@@ -14,7 +14,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-test('hlm whiten --json --report --eval-sts writes the vectors and reports symmetry and STS', () => {
+test('hlm whiten --json --report --eval-sts writes the vectors and reports symmetry and STS', async () => {
   const n = 61;
   const d = 7;
   const words = Array.from({ length: n }, (_, i) => (i === 0 ? 'cat' : i === 1 ? 'dog' : `w${i}`));
@@ -64,7 +64,7 @@ test('hlm whiten --json --report --eval-sts writes the vectors and reports symme
   expect(j.symmetry.input.p.sym1).toBeLessThan(j.symmetry.output.p.sym1);
   expect(j.sts.output[0]).toMatchObject({ name: 'STS-B test', pairs: 3 });
   expect(Number.isFinite(j.sts.output[0].spearman)).toBe(true);
-  const z = readEmbeddings(out);
+  const z = await readEmbeddings(out);
   expect(z.words).toEqual(words.slice(0, n - 1));
   expect(z.format).toBe('word2vec');
 });
@@ -101,7 +101,7 @@ test('--out - puts only the vectors on stdout (GloVe in, GloVe out); a bad file 
   expect(bad.stderr).toMatch(/g\.txt:2: "b" has 2 values, expected 3/);
 });
 
-test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - refuses npy', () => {
+test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - refuses npy', async () => {
   const emb = join(dir, 'n.txt');
   const freq = join(dir, 'f3.txt');
   const out = join(dir, 'n.npy');
@@ -124,7 +124,7 @@ test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - r
     'cpu',
   ]);
   if (r.status !== 0) throw new Error(r.stderr);
-  const z = readEmbeddings(out);
+  const z = await readEmbeddings(out);
   expect(z.format).toBe('npy');
   expect(z.words).toEqual(words);
   expect(readFileSync(join(dir, 'n.vocab'), 'utf8')).toBe(words.join('\n') + '\n');
@@ -148,7 +148,7 @@ test('.npy: --format npy writes X.npy + X.vocab; .npy in with --vocab; --out - r
     'cpu',
   ]);
   if (r2.status !== 0) throw new Error(r2.stderr);
-  const c = readEmbeddings(out2);
+  const c = await readEmbeddings(out2);
   expect(c.words).toEqual(words);
   // Zipfian-whitened vectors have Σ p z = 0, and center subtracts the uniform mean: the result has uniform mean 0.
   for (let k = 0; k < 5; k++) {

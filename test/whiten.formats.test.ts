@@ -37,54 +37,56 @@ describe('embedding files', () => {
     ['word2vec', 'v.txt'],
     ['glove', 'g.txt'],
     ['word2vec-bin', 'v.bin'],
-  ] as [EmbeddingFormat, string][])('%s round trip is exact and detected', (format, name) => {
+  ] as [EmbeddingFormat, string][])('%s round trip is exact and detected', async (format, name) => {
     const p = join(dir, name);
     writeEmbeddings(p, e, format);
-    const back = readEmbeddings(p);
+    const back = await readEmbeddings(p);
     expect(back.format).toBe(format);
     expect(back.words).toEqual(e.words);
     expect(back.dim).toBe(3);
     expect(Array.from(back.vectors)).toEqual(Array.from(e.vectors));
   });
 
-  test('malformed files fail naming the file and line', () => {
-    expect(() => readEmbeddings(file('short.txt', '2 3\na 1 2 3\nb 1 2\n'))).toThrow(
+  test('malformed files fail naming the file and line', async () => {
+    await expect(readEmbeddings(file('short.txt', '2 3\na 1 2 3\nb 1 2\n'))).rejects.toThrow(
       /short\.txt:3: "b" has 2 values, expected 3/,
     );
-    expect(() => readEmbeddings(file('nan.txt', '2 3\na 1 2 3\nb 1 zz 3\n'))).toThrow(
+    await expect(readEmbeddings(file('nan.txt', '2 3\na 1 2 3\nb 1 zz 3\n'))).rejects.toThrow(
       /nan\.txt:3: value 2 of "b" is not a finite number: "zz"/,
     );
-    expect(() => readEmbeddings(file('count.txt', '3 3\na 1 2 3\nb 1 2 3\n'))).toThrow(
+    await expect(readEmbeddings(file('count.txt', '3 3\na 1 2 3\nb 1 2 3\n'))).rejects.toThrow(
       /count\.txt: header announces 3 words, the file has 2/,
     );
-    expect(() => readEmbeddings(file('hdr.txt', '2 3\na 1 2 3\nb 4 5 6\nc 7 8 9\n'))).toThrow(
+    await expect(readEmbeddings(file('hdr.txt', '2 3\na 1 2 3\nb 4 5 6\nc 7 8 9\n'))).rejects.toThrow(
       /hdr\.txt:4: more rows than the 2/,
     );
-    expect(() => readEmbeddings(file('dup.txt', 'a 1 2\nb 3 4\na 5 6\n'))).toThrow(
+    await expect(readEmbeddings(file('dup.txt', 'a 1 2\nb 3 4\na 5 6\n'))).rejects.toThrow(
       /dup\.txt:3: duplicate word "a" \(first on line 1\)/,
     );
-    expect(() => readEmbeddings(file('glove.txt', 'a 1 2\nb 3 4 5\n'))).toThrow(
-      /glove\.txt:2: "b" has 3 values, expected 2/,
+    await expect(readEmbeddings(file('glove.txt', 'a 1 2 3\nb 3 4\n'))).rejects.toThrow(
+      /glove\.txt:2: "b" has 2 values, expected 3/,
     );
     const bin = Buffer.concat([Buffer.from('2 2\na '), Buffer.alloc(8), Buffer.from('\nb '), Buffer.alloc(4)]);
-    expect(() => readEmbeddings(file('cut.bin', bin))).toThrow(
+    await expect(readEmbeddings(file('cut.bin', bin))).rejects.toThrow(
       /cut\.bin: word 2 of 2 \("b"\): file ends inside its vector/,
     );
-    expect(() => readEmbeddings(join(dir, 'missing.txt'))).toThrow(/missing\.txt: cannot read/);
+    await expect(readEmbeddings(join(dir, 'missing.txt'))).rejects.toThrow(/missing\.txt: cannot read/);
   });
 
-  test('frequency files', () => {
-    const f = readFrequencies(file('f.txt', 'the 100\nof 50 extra\r\n\nx 1\n'));
+  test('frequency files', async () => {
+    const f = await readFrequencies(file('f.txt', 'the 100\nof 50 extra\r\n\nx 1\n'));
     expect([...f]).toEqual([
       ['the', 100],
       ['of', 50],
       ['x', 1],
     ]);
-    expect(() => readFrequencies(file('f2.txt', 'the 100\nof\n'))).toThrow(/f2\.txt:2: expected "word count"/);
-    expect(() => readFrequencies(file('f3.txt', 'the 100\nof -3\n'))).toThrow(
+    await expect(readFrequencies(file('f2.txt', 'the 100\nof\n'))).rejects.toThrow(/f2\.txt:2: expected "word count"/);
+    await expect(readFrequencies(file('f3.txt', 'the 100\nof -3\n'))).rejects.toThrow(
       /f3\.txt:2: count of "of" must be a positive number/,
     );
-    expect(() => readFrequencies(file('f4.txt', 'the 100\nthe 3\n'))).toThrow(/f4\.txt:2: duplicate word "the"/);
+    await expect(readFrequencies(file('f4.txt', 'the 100\nthe 3\n'))).rejects.toThrow(
+      /f4\.txt:2: duplicate word "the"/,
+    );
   });
 });
 

@@ -114,15 +114,15 @@ test('zipfian whitening of a checkpoint with shard counts: Σ p z zᵀ = I and �
   expect(maxErr).toBeLessThan(1e-4); // NaN fails too
 });
 
-test('countCorpusWords: lowercased, punctuation dropped, equal to hand counts', () => {
+test('countCorpusWords: lowercased, punctuation dropped, equal to hand counts', async () => {
   const f = join(dir, 'corpus.txt');
   writeFileSync(f, 'The cat sat.\nthe CAT, the dog!\n\nA dog’s day: "dog" ran.\n');
-  const c = countCorpusWords(f);
+  const c = await countCorpusWords(f);
   expect(Object.fromEntries(c)).toEqual({ the: 3, cat: 2, sat: 1, dog: 3, a: 1, s: 1, day: 1, ran: 1 });
 });
 
 describe('CLI (built dist/)', () => {
-  test('checkpoint + shard directory → word2vec text with ids as words; --json reports the sources', () => {
+  test('checkpoint + shard directory → word2vec text with ids as words; --json reports the sources', async () => {
     const out = join(dir, 'wte.txt');
     const r = hlm(['whiten', '--embeddings', ck, '--frequencies', shards, '--out', out, '--device', 'cpu', '--json']);
     if (r.status !== 0) throw new Error(r.stderr);
@@ -132,7 +132,7 @@ describe('CLI (built dist/)', () => {
       input: { format: 'checkpoint', words: V, dim: D },
       frequencies: { source: 'shards', words: 40 },
     });
-    const z = readEmbeddings(out);
+    const z = await readEmbeddings(out);
     expect(z.format).toBe('word2vec');
     expect(z.words).toEqual(Array.from({ length: 40 }, (_, i) => String(i)));
     expect(z.vectors.every((v) => Number.isFinite(v))).toBe(true);

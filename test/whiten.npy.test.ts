@@ -57,7 +57,7 @@ describe('.npy embeddings', () => {
     }
   });
 
-  test('round trip with the vocabulary file is exact; detection by extension and by magic', () => {
+  test('round trip with the vocabulary file is exact; detection by extension and by magic', async () => {
     const e: Embeddings = {
       words: ['the', 'naïve', 'x-ray', 'B', 'of'],
       dim: 7,
@@ -68,25 +68,27 @@ describe('.npy embeddings', () => {
     writeEmbeddings(p, e);
     expect(vocabPathFor(p)).toBe(join(dir, 'v.vocab'));
     expect(readFileSync(join(dir, 'v.vocab'), 'utf8')).toBe('the\nnaïve\nx-ray\nB\nof\n');
-    const back = readEmbeddings(p);
+    const back = await readEmbeddings(p);
     expect(back.format).toBe('npy');
     expect(back.words).toEqual(e.words);
     expect(back.dim).toBe(7);
     expect(Array.from(back.vectors)).toEqual(Array.from(e.vectors));
     // Another extension, explicit vocabulary: detected by the magic bytes.
     const q = file('w.data', readFileSync(p));
-    const again = readEmbeddings(q, undefined, { vocab: join(dir, 'v.vocab') });
+    const again = await readEmbeddings(q, undefined, { vocab: join(dir, 'v.vocab') });
     expect(again.format).toBe('npy');
     expect(Array.from(again.vectors)).toEqual(Array.from(e.vectors));
     // Converting: npy in, word2vec out and back.
     writeEmbeddings(join(dir, 'v.txt'), back, 'word2vec');
-    expect(Array.from(readEmbeddings(join(dir, 'v.txt')).vectors)).toEqual(Array.from(e.vectors));
+    expect(Array.from((await readEmbeddings(join(dir, 'v.txt'))).vectors)).toEqual(Array.from(e.vectors));
   });
 
-  test('malformed .npy files and vocabularies fail naming the file', () => {
+  test('malformed .npy files and vocabularies fail naming the file', async () => {
     const d4 = Buffer.alloc(2 * 3 * 4);
     file('ok.vocab', 'a\nb\n');
-    expect(() => readEmbeddings(file('magic.npy', 'hello world, not numpy'))).toThrow(/magic\.npy: not an \.npy file/);
+    await expect(readEmbeddings(file('magic.npy', 'hello world, not numpy'))).rejects.toThrow(
+      /magic\.npy: not an \.npy file/,
+    );
     expect(() => parseNpy('be.npy', header('>f4', 'False', '(2, 3)', d4))).toThrow(
       /be\.npy: \.npy dtype ">f4" not supported/,
     );
@@ -111,15 +113,17 @@ describe('.npy embeddings', () => {
     expect(() => parseNpy('h.npy', hdr)).toThrow(/h\.npy: \.npy header runs past the end/);
     const good = header('<f4', 'False', '(2, 3)', d4);
     file('three.vocab', 'a\nb\nc\n');
-    expect(() => readEmbeddings(file('three.npy', good))).toThrow(
+    await expect(readEmbeddings(file('three.npy', good))).rejects.toThrow(
       /three\.vocab: 3 words for the 2 rows of .*three\.npy/,
     );
-    expect(() => readEmbeddings(file('novocab.npy', good))).toThrow(/novocab\.vocab: cannot read the vocabulary/);
-    expect(() => readVocab(file('dup.vocab', 'a\nb\na\n'))).toThrow(
+    await expect(readEmbeddings(file('novocab.npy', good))).rejects.toThrow(
+      /novocab\.vocab: cannot read the vocabulary/,
+    );
+    await expect(readVocab(file('dup.vocab', 'a\nb\na\n'))).rejects.toThrow(
       /dup\.vocab:3: duplicate word "a" \(first on line 1\)/,
     );
-    expect(() => readVocab(file('empty.vocab', 'a\n\nb\n'))).toThrow(/empty\.vocab:2: empty word/);
-    expect(readVocab(file('crlf.vocab', 'a\r\nb'))).toEqual(['a', 'b']);
+    await expect(readVocab(file('empty.vocab', 'a\n\nb\n'))).rejects.toThrow(/empty\.vocab:2: empty word/);
+    expect(await readVocab(file('crlf.vocab', 'a\r\nb'))).toEqual(['a', 'b']);
     expect(() => writeEmbeddings('-', small, 'npy')).toThrow(/npy output needs a file/);
     expect(() => writeEmbeddings(join(dir, 'bad.npy'), { ...small, words: ['a', 'b\nc'] })).toThrow(
       /cannot go in a one-word-per-line vocabulary/,

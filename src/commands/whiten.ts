@@ -11,6 +11,7 @@ import {
   type EmbeddingFormat,
 } from '../whiten/formats.js';
 import {
+  countCorpusTokens,
   countCorpusWords,
   countShardTokens,
   isCheckpointDir,
@@ -24,7 +25,7 @@ export interface WhitenCommandResult {
   method: WhitenMethod;
   device: string;
   input: { path: string; format: EmbeddingFormat | 'checkpoint'; words: number; dim: number };
-  frequencies: { path: string; source: 'file' | 'shards' | 'corpus'; words: number };
+  frequencies: { path: string; source: 'file' | 'shards' | 'corpus'; words: number; tokenizer?: string };
   kept: number;
   dropped: { noFrequency: number; noVector: number };
   out?: string;
@@ -50,15 +51,17 @@ export default class Whiten extends HlmCommand {
     'zipfian: z = (x − μ_p)·V Λ^(−1/2) from the p-weighted covariance, so that Σ p z zᵀ = I (Yokoi et al., 2024); ' +
     'uniform: the same with p uniform (PCA whitening); center: subtract the mean; abtt: also remove the top k ' +
     'principal components. ' +
-    'Embeddings: word2vec text (header "V d"), GloVe text (no header), word2vec binary (.bin), or .npy (float32, C ' +
-    'order) with the words one per line in X.vocab (or --vocab); ' +
+    'Embeddings: word2vec text (header "V d"; fastText .vec), GloVe text (no header), word2vec binary (.bin), or ' +
+    '.npy (float32, C order) with the words one per line in X.vocab (or --vocab), each plain or gzip (.gz), of any ' +
+    'size: the file is streamed, only rows with a frequency are kept, and --max-vocab N stops after N rows; ' +
     'or an hlm checkpoint directory (config.json + model.safetensors): its token embeddings transformer.wte.weight, ' +
     'one row per token id, the words being the ids as decimal strings ("0", "1", ...), written as word2vec text ' +
     'unless --format; ' +
     'the output keeps the input format unless --format (npy output also writes <out without .npy>.vocab). ' +
     'Frequencies: a "word count" file, llm.c token shards (a .bin file or a directory of them; token ids counted, ' +
-    'checkpoint input only), or --count-from <corpus> (words counted after lowercasing and removing punctuation, as ' +
-    'for --eval-sts). ' +
+    'checkpoint input only), or --count-from <corpus> (plain or gzip; words counted after lowercasing and removing ' +
+    'punctuation, as for --eval-sts; for a checkpoint, token ids counted with its tokenizer.json, or GPT-2\'s for ' +
+    'its vocabulary sizes). ' +
     'Moments and the transform run on the GPU, the d×d eigendecomposition in float64.';
   static override examples = [
     '<%= config.bin %> whiten --embeddings vec.txt --frequencies ../shared/data/wordfreq/enwiki_vocab_min200.txt ' +
@@ -67,12 +70,14 @@ export default class Whiten extends HlmCommand {
     '<%= config.bin %> whiten --embeddings vec.txt --frequencies freq.txt --eval-sts ../shared/data/sts --sif --json',
     '<%= config.bin %> whiten --embeddings vec.txt --count-from ../shared/data/corpus/enwiki --out vec.zipf.txt',
     '<%= config.bin %> whiten --embeddings runs/x/checkpoint --frequencies data/shards --out wte.zipf.txt',
+    '<%= config.bin %> whiten --embeddings GoogleNews-vectors-negative300.bin.gz --max-vocab 200000 ' +
+      '--frequencies ../shared/data/wordfreq/enwiki_vocab_min200.txt --out gn.zipf.bin',
   ];
   static override flags = {
     embeddings: Flags.string({
       description:
-        'word vectors: word2vec text, GloVe text, word2vec binary (.bin), .npy with a vocabulary file, or an hlm ' +
-        'checkpoint directory (token embeddings; words = token ids)',
+        'word vectors: word2vec text, GloVe text, word2vec binary (.bin), .npy with a vocabulary file (each plain ' +
+        'or .gz), or an hlm checkpoint directory (token embeddings; words = token ids)',
       required: true,
     }),
     vocab: Flags.string({
@@ -80,12 +85,13 @@ export default class Whiten extends HlmCommand {
         'vocabulary of an .npy --embeddings, one word per line (default: the .npy path with .vocab for .npy)',
     }),
     frequencies: Flags.string({
-      description: '"word count" lines, or (checkpoint input) llm.c token shards: a .bin file or a directory of them',
+      description:
+        '"word count" lines (plain or .gz), or (checkpoint input) llm.c token shards: a .bin file or a directory of them',
     }),
     'count-from': Flags.string({
       description:
-        'count word frequencies from this text corpus (file or directory: text, WikiExtractor, JSONL) instead of ' +
-        '--frequencies',
+        'count word frequencies from this text corpus (file or directory: text, WikiExtractor, JSONL, plain or .gz) ' +
+        "instead of --frequencies; with a checkpoint --embeddings, token ids counted with the checkpoint's tokenizer",
     }),
     method: Flags.option({
       options: WHITEN_METHODS,
@@ -94,6 +100,12 @@ export default class Whiten extends HlmCommand {
     })(),
     out: Flags.string({ description: 'output file, "-" for stdout (same format as the input unless --format)' }),
     format: Flags.option({ options: EMBEDDING_FORMATS, description: "output format (default: the input's)" })(),
+    'max-vocab': Flags.integer({
+      description:
+        'read only the first N rows of the embedding file (the N most frequent words: word2vec, GloVe and fastText ' +
+        'files are sorted by frequency); the rest of the file is not read',
+      min: 1,
+    }),
     report: Flags.boolean({
       description: 'Sym1/Sym2 symmetry scores of input and output, under p and under the uniform measure',
       default: false,
@@ -129,21 +141,23 @@ export default class Whiten extends HlmCommand {
       throw new HlmError('word frequencies needed: give --frequencies <file|shards> or --count-from <corpus>');
     if (flags.sif && !flags['eval-sts'])
       throw new HlmError('--sif is a baseline of --eval-sts: give --eval-sts <dir> too');
+    const maxVocab = flags['max-vocab'];
     const t0 = performance.now();
     const checkpoint = isCheckpointDir(flags.embeddings);
-    const ck = checkpoint ? await readCheckpointEmbeddings(flags.embeddings) : undefined;
-    const emb = ck ?? readEmbeddings(flags.embeddings, undefined, { vocab: flags.vocab });
-    if (toStdout && (flags.format ?? emb.format) === 'npy')
+    if (checkpoint && maxVocab !== undefined)
       throw new HlmError(
-        '--out - cannot carry npy output (the words go to a separate .vocab file): give a file name or --format ' +
-          'word2vec',
+        '--max-vocab keeps the first rows of an embedding file (sorted by frequency); a checkpoint\'s rows are ' +
+          'token ids: leave it out',
       );
+    const ck = checkpoint ? await readCheckpointEmbeddings(flags.embeddings) : undefined;
     const freqPath = (flags.frequencies ?? flags['count-from'])!;
     let source: 'file' | 'shards' | 'corpus';
     let counts: Map<string, number>;
+    let tokenizer: string | undefined;
     if (flags['count-from'] !== undefined) {
       source = 'corpus';
-      counts = countCorpusWords(flags['count-from']);
+      if (ck) ({ counts, tokenizer } = await countCorpusTokens(flags['count-from'], ck.dir, ck.vocabSize));
+      else counts = await countCorpusWords(flags['count-from']);
     } else if (looksLikeShards(freqPath)) {
       if (!ck)
         throw new HlmError(
@@ -154,13 +168,22 @@ export default class Whiten extends HlmCommand {
       counts = countShardTokens(freqPath, ck.vocabSize);
     } else {
       source = 'file';
-      counts = readFrequencies(freqPath);
+      counts = await readFrequencies(freqPath);
     }
+    // The frequencies first: rows of the embedding file without one are read past, never kept.
+    const emb =
+      ck ?? (await readEmbeddings(flags.embeddings, undefined, { vocab: flags.vocab, maxVocab, keep: (w) => counts.has(w) }));
+    if (toStdout && (flags.format ?? emb.format) === 'npy')
+      throw new HlmError(
+        '--out - cannot carry npy output (the words go to a separate .vocab file): give a file name or --format ' +
+          'word2vec',
+      );
     const inFormat = ck ? ('checkpoint' as const) : emb.format;
     const readMs = performance.now() - t0;
     log.info(
-      `${flags.embeddings}: ${emb.words.length} words × ${emb.dim} (${inFormat}); ${freqPath}: ${counts.size} ` +
-        `${source === 'shards' ? 'token ids' : 'words'} (${readMs.toFixed(0)} ms)`,
+      `${flags.embeddings}: ${emb.rows} words × ${emb.dim} (${inFormat}), ${emb.words.length} with a frequency; ` +
+        `${freqPath}: ${counts.size} ${source === 'shards' || tokenizer ? 'token ids' : 'words'} ` +
+        `(${readMs.toFixed(0)} ms)`,
     );
     const gpu = await this.openGpu(flags.device);
     const names = { embeddings: flags.embeddings, frequencies: freqPath };
@@ -171,17 +194,17 @@ export default class Whiten extends HlmCommand {
       names,
     });
     log.info(
-      `${flags.method}: ${r.out.words.length} words kept (${r.dropped.noFrequency} without a frequency, ` +
+      `${flags.method}: ${r.out.words.length} words kept (${emb.rows - r.out.words.length} without a frequency, ` +
         `${r.dropped.noVector} frequencies without a vector); fit ${r.timings.fitMs.toFixed(0)} ms, apply ` +
         `${r.timings.applyMs.toFixed(0)} ms`,
     );
     const result: WhitenCommandResult = {
       method: flags.method,
       device: gpu.name,
-      input: { path: flags.embeddings, format: inFormat, words: emb.words.length, dim: emb.dim },
-      frequencies: { path: freqPath, source, words: counts.size },
+      input: { path: flags.embeddings, format: inFormat, words: emb.rows, dim: emb.dim },
+      frequencies: { path: freqPath, source, words: counts.size, ...(tokenizer ? { tokenizer } : {}) },
       kept: r.out.words.length,
-      dropped: r.dropped,
+      dropped: { noFrequency: emb.rows - r.out.words.length, noVector: r.dropped.noVector },
       ...(epsilon !== undefined ? { epsilon } : {}),
       ...(flags.method === 'abtt' ? { abttK: flags['abtt-k'] } : {}),
       timings: { readMs, ...r.timings },

@@ -4,12 +4,15 @@
 //   - JSONL: one JSON object a line with a string `text` (.jsonl/.ndjson, or a first line that is one).
 //   - plain UTF-8 text: one document per file (a book, an article, a language's UDHR); a single
 //     huge file is one huge document, so split such corpora into files or JSONL.
+// Any of them may be gzip-compressed (X.gz, or any name with gzip content): it is decompressed as
+// it streams, so WikiExtractor and JSONL files of any size read in bounded memory.
 // Empty documents are skipped. `.bin` files are llm.c token shards, read by shards.ts.
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
-import { isUtf8 } from 'node:buffer';
+import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
+import { constants as bufferConstants, isUtf8 } from 'node:buffer';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HlmError } from '../errors.js';
+import { innerName, isGzip, readChunks, readHead } from '../util/read-stream.js';
 
 export type CorpusFormat = 'text' | 'wikiextractor' | 'jsonl' | 'shard';
 
@@ -22,8 +25,8 @@ export interface CorpusFile {
 
 export const SHARD_MAGIC = 20240520;
 
-/** V8 cannot hold a longer string; a plain-text document is read whole. */
-const MAX_TEXT_BYTES = 512 * 1024 * 1024;
+/** V8 cannot hold a longer string (UTF-8 has at least one byte a character); a plain-text document is read whole. */
+const MAX_TEXT_BYTES = bufferConstants.MAX_STRING_LENGTH;
 
 /** Files a directory walk leaves out: hidden ones and the notes that travel with data sets. */
 function skippedInDirectory(name: string): boolean {
@@ -58,19 +61,16 @@ export function listCorpusFiles(paths: readonly string[], flag = '--data'): Corp
   return out;
 }
 
-/** Which reader a file needs, from its first 64 KiB (and its extension for .bin/.jsonl). */
+/** Which reader a file needs, from its first 64 KiB (decompressed) and its extension (for .bin/.jsonl, before .gz). */
 export function detectFormat(path: string): CorpusFormat {
-  const fd = openSync(path, 'r');
-  const head = Buffer.alloc(65536);
-  let n: number;
-  try {
-    n = readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
+  const head = readHead(path, 65536, 'corpus file');
+  const n = head.length;
+  const bytes = head;
+  const ext = extname(innerName(path)).toLowerCase();
+  if (ext === '.bin' || (n >= 4 && bytes.readInt32LE(0) === SHARD_MAGIC)) {
+    if (isGzip(path)) throw new HlmError(`${path}: a compressed llm.c token shard; decompress it (gunzip) first`);
+    return 'shard';
   }
-  const bytes = head.subarray(0, n);
-  const ext = extname(path).toLowerCase();
-  if (ext === '.bin' || (n >= 4 && bytes.readInt32LE(0) === SHARD_MAGIC)) return 'shard';
   if (bytes.includes(0)) {
     throw new HlmError(
       `${path}: looks binary (NUL bytes); --data takes UTF-8 text, WikiExtractor output, JSONL or llm.c .bin shards`,
@@ -82,7 +82,7 @@ export function detectFormat(path: string): CorpusFormat {
   if (start.startsWith('<doc ') || start.startsWith('<doc>')) return 'wikiextractor';
   if (start.startsWith('{')) {
     const nl = start.indexOf('\n');
-    if (nl >= 0 || n < head.length) {
+    if (nl >= 0 || n < 65536) {
       try {
         const v = JSON.parse(nl >= 0 ? start.slice(0, nl) : start) as unknown;
         if (v !== null && typeof v === 'object' && 'text' in v) return 'jsonl';
@@ -141,62 +141,95 @@ export function firstInvalidUtf8(b: Uint8Array): number {
   return -1;
 }
 
+/** Splits chunks of bytes into lines without their '\n'; a line that spans chunks is joined. */
+class LineSplitter {
+  private pending: Buffer[] = [];
+
+  *push(data: Buffer): Generator<Buffer> {
+    let start = 0;
+    for (;;) {
+      const nl = data.indexOf(10, start);
+      if (nl < 0) {
+        if (start < data.length) this.pending.push(Buffer.from(data.subarray(start)));
+        return;
+      }
+      const piece = data.subarray(start, nl);
+      yield this.pending.length ? Buffer.concat([...this.pending.splice(0), piece]) : piece;
+      start = nl + 1;
+    }
+  }
+
+  /** The last line, when the file does not end with '\n'. */
+  end(): Buffer | undefined {
+    const rest = Buffer.concat(this.pending.splice(0));
+    return rest.length > 0 ? rest : undefined;
+  }
+}
+
 /**
- * Lines of a file without their '\n' (a trailing '\r' is removed too), read in 1 MiB chunks so
- * files larger than memory stream. Each line is checked as UTF-8 on its own: '\n' never occurs
- * inside a multi-byte character, so the check is exact and an error names its line.
+ * A line's text: checked as UTF-8 on its own ('\n' never occurs inside a multi-byte character, so
+ * the check is exact and an error names its line), a BOM on line 1 and a trailing '\r' removed.
+ */
+function decodeLine(path: string, bytes: Buffer, lineNo: number): string {
+  if (!isUtf8(bytes)) throw utf8Error(path, bytes, lineNo);
+  let s = bytes.toString('utf8');
+  if (lineNo === 1 && s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+  return s.endsWith('\r') ? s.slice(0, -1) : s;
+}
+
+/**
+ * Lines of an uncompressed file without their '\n' (a trailing '\r' is removed too), read in
+ * 1 MiB chunks so files larger than memory stream. Synchronous, for readers that are (GLUE TSV);
+ * streamLines also reads gzip.
  */
 export function* readLines(path: string): Generator<{ line: string; lineNo: number }> {
+  if (isGzip(path)) throw new HlmError(`${path}: gzip-compressed; this input is read uncompressed (gunzip it)`);
   const fd = openSync(path, 'r');
   const chunk = Buffer.allocUnsafe(1 << 20);
-  let pending: Buffer[] = [];
+  const lines = new LineSplitter();
   let lineNo = 0;
-  const decode = (bytes: Buffer): string => {
-    if (!isUtf8(bytes)) throw utf8Error(path, bytes, lineNo);
-    let s = bytes.toString('utf8');
-    if (lineNo === 1 && s.charCodeAt(0) === 0xfeff) s = s.slice(1);
-    return s.endsWith('\r') ? s.slice(0, -1) : s;
-  };
   try {
     for (;;) {
       const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
-      const data = chunk.subarray(0, n);
-      let start = 0;
-      for (;;) {
-        const nl = data.indexOf(10, start);
-        if (nl < 0) {
-          pending.push(Buffer.from(data.subarray(start)));
-          break;
-        }
-        const piece = data.subarray(start, nl);
-        const bytes = pending.length ? Buffer.concat([...pending, piece]) : piece;
-        pending = [];
-        lineNo++;
-        yield { line: decode(bytes), lineNo };
-        start = nl + 1;
-      }
+      for (const bytes of lines.push(chunk.subarray(0, n))) yield { line: decodeLine(path, bytes, ++lineNo), lineNo };
     }
-    const rest = Buffer.concat(pending);
-    if (rest.length > 0) {
-      lineNo++;
-      yield { line: decode(rest), lineNo };
-    }
+    const rest = lines.end();
+    if (rest) yield { line: decodeLine(path, rest, ++lineNo), lineNo };
   } finally {
     closeSync(fd);
   }
 }
 
-/** A plain-text file: one document (its whole content, BOM removed). */
-export function* readTextFile(path: string): Generator<string> {
-  const size = statSync(path).size;
-  if (size > MAX_TEXT_BYTES) {
-    throw new HlmError(
-      `${path}: ${size} bytes is too large for one plain-text document (max ${MAX_TEXT_BYTES}); split it into files ` +
-        `or JSONL lines`,
-    );
+/**
+ * Lines of a file, plain or gzip, without their '\n' (a trailing '\r' removed too), streamed: memory holds a chunk
+ * and a line. `what` names the file's role in messages ("corpus file", "embeddings").
+ */
+export async function* streamLines(path: string, what = 'input'): AsyncGenerator<{ line: string; lineNo: number }> {
+  const lines = new LineSplitter();
+  let lineNo = 0;
+  for await (const chunk of readChunks(path, what)) {
+    for (const bytes of lines.push(chunk)) yield { line: decodeLine(path, bytes, ++lineNo), lineNo };
   }
-  const bytes = readFileSync(path);
+  const rest = lines.end();
+  if (rest) yield { line: decodeLine(path, rest, ++lineNo), lineNo };
+}
+
+/** A plain-text file: one document (its whole content, BOM removed). */
+export async function* readTextFile(path: string): AsyncGenerator<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of readChunks(path, 'corpus file')) {
+    size += chunk.length;
+    if (size > MAX_TEXT_BYTES) {
+      throw new HlmError(
+        `${path}: more than ${MAX_TEXT_BYTES} bytes of text is too large for one plain-text document; split it ` +
+          `into files or JSONL lines`,
+      );
+    }
+    parts.push(chunk);
+  }
+  const bytes = Buffer.concat(parts);
   if (!isUtf8(bytes)) throw utf8Error(path, bytes);
   const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
   if (text.trim()) yield text;
@@ -212,10 +245,10 @@ const ENTITIES: Record<string, string> = {
 };
 
 /** WikiExtractor output: one document per `<doc …>` block, without the repeated title line. */
-export function* readWikiExtractor(path: string): Generator<string> {
+export async function* readWikiExtractor(path: string): AsyncGenerator<string> {
   let open: { lineNo: number; title: string } | null = null;
   let body: string[] = [];
-  for (const { line, lineNo } of readLines(path)) {
+  for await (const { line, lineNo } of streamLines(path, 'corpus file')) {
     const isOpen = line.startsWith('<doc ') || line === '<doc>';
     if (open === null) {
       if (isOpen) {
@@ -245,8 +278,8 @@ export function* readWikiExtractor(path: string): Generator<string> {
 }
 
 /** JSONL: the string `text` of each object; blank lines are skipped. */
-export function* readJsonl(path: string): Generator<string> {
-  for (const { line, lineNo } of readLines(path)) {
+export async function* readJsonl(path: string): AsyncGenerator<string> {
+  for await (const { line, lineNo } of streamLines(path, 'corpus file')) {
     if (line.trim() === '') continue;
     let value: unknown;
     try {
@@ -260,7 +293,7 @@ export function* readJsonl(path: string): Generator<string> {
   }
 }
 
-export function* readFile(file: CorpusFile): Generator<string> {
+export async function* readFile(file: CorpusFile): AsyncGenerator<string> {
   switch (file.format) {
     case 'text':
       yield* readTextFile(file.path);
@@ -277,13 +310,13 @@ export function* readFile(file: CorpusFile): Generator<string> {
 }
 
 /** Every document of the text files among `inputs` (paths or listed files), in order; none at all is an error. */
-export function* readDocuments(inputs: readonly (string | CorpusFile)[]): Generator<string> {
+export async function* readDocuments(inputs: readonly (string | CorpusFile)[]): AsyncGenerator<string> {
   const files = inputs
     .flatMap((f) => (typeof f === 'string' ? listCorpusFiles([f]) : [f]))
     .filter((f) => f.format !== 'shard');
   let count = 0;
   for (const file of files) {
-    for (const doc of readFile(file)) {
+    for await (const doc of readFile(file)) {
       count++;
       yield doc;
     }

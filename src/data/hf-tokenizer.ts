@@ -156,7 +156,10 @@ export interface TrainBpeOptions {
  * order, then `<|endoftext|>` last. The result is smaller than asked only when the corpus runs
  * out of pairs to merge (a warning says so).
  */
-export function trainBpeTokenizer(inputs: readonly (string | CorpusFile)[], options: TrainBpeOptions): HfTokenizer {
+export async function trainBpeTokenizer(
+  inputs: readonly (string | CorpusFile)[],
+  options: TrainBpeOptions,
+): Promise<HfTokenizer> {
   const { vocabSize } = options;
   if (!(Number.isInteger(vocabSize) && vocabSize >= 257 && vocabSize <= MAX_TRAINED_VOCAB)) {
     throw new HlmError(
@@ -165,7 +168,7 @@ export function trainBpeTokenizer(inputs: readonly (string | CorpusFile)[], opti
     );
   }
   const pieces = new PieceCounts();
-  for (const doc of readDocuments(inputs)) pieces.add(doc);
+  for await (const doc of readDocuments(inputs)) pieces.add(doc);
   const { tokens, merges, exhausted } = trainBpe(pieces, vocabSize - 1);
   if (exhausted)
     log.warn(

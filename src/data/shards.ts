@@ -270,7 +270,7 @@ export async function tokenizeCorpus(
       batch = [];
       options.onProgress?.({ documents, tokens });
     };
-    for (const doc of readDocuments(files)) {
+    for await (const doc of readDocuments(files)) {
       batch.push(doc);
       if (batch.length >= perCall) await flush();
     }

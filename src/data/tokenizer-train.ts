@@ -280,7 +280,7 @@ export async function measureCoverage(
       entry.files++;
       perLanguage.set(language, entry);
     }
-    for (const text of readFile(file)) {
+    for await (const text of readFile(file)) {
       const script = dominantScript(text);
       if (!perScript.has(script)) perScript.set(script, new Tally());
       const tallies = [overall, perScript.get(script) as Tally];
@@ -358,13 +358,13 @@ export interface TrainTokenizerResult {
 }
 
 /** Reads the corpus once: its size, and which byte values its text uses. */
-function surveyCorpus(files: readonly CorpusFile[]): TrainTokenizerResult['corpus'] {
+async function surveyCorpus(files: readonly CorpusFile[]): Promise<TrainTokenizerResult['corpus']> {
   const seen = new Uint8Array(256);
   let documents = 0;
   let characters = 0;
   let bytes = 0;
   for (const file of files) {
-    for (const text of readFile(file)) {
+    for await (const text of readFile(file)) {
       const b = Buffer.from(text, 'utf8');
       documents++;
       bytes += b.length;
@@ -402,13 +402,13 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
   }
   const path = resolveTokenizerOut(options.out);
   const files = listCorpusFiles(options.data);
-  const corpus = surveyCorpus(files);
+  const corpus = await surveyCorpus(files);
   const t1 = performance.now();
   log.info(
     `tokenizer train: ${corpus.files} files, ${corpus.documents} documents, ${corpus.characters} characters; ` +
       `training ${vocabSize} tokens`,
   );
-  const tokenizer = trainBpeTokenizer(files, { vocabSize });
+  const tokenizer = await trainBpeTokenizer(files, { vocabSize });
   const t2 = performance.now();
   try {
     mkdirSync(dirname(path), { recursive: true });

@@ -42,13 +42,17 @@ export function align(
         `appears in ${what.frequencies} (${counts.size} words): the intersection is empty`,
     );
   const d = emb.dim;
-  const vectors = new Float32Array(keep.length * d);
-  const words: string[] = new Array(keep.length);
+  // Readers keep only words with a frequency: then every row is kept and the rows are not copied.
+  const all = keep.length === emb.words.length;
+  const vectors = all ? emb.vectors : new Float32Array(keep.length * d);
+  const words: string[] = all ? emb.words : new Array(keep.length);
   const p = new Float64Array(keep.length);
   let total = 0;
   keep.forEach((i, r) => {
-    words[r] = emb.words[i];
-    vectors.set(emb.vectors.subarray(i * d, (i + 1) * d), r * d);
+    if (!all) {
+      words[r] = emb.words[i];
+      vectors.set(emb.vectors.subarray(i * d, (i + 1) * d), r * d);
+    }
     p[r] = counts.get(emb.words[i])!;
     total += p[r];
   });

@@ -71,3 +71,10 @@ export function randomGpt2Params(
   }
   return { params, named };
 }
+
+/** Every item of an async iterable (a streaming reader's output), in order. */
+export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of items) out.push(x);
+  return out;
+}
