@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
@@ -160,4 +161,43 @@ test('the bundled default corpus is a WikiExtractor excerpt under 2 MB with its 
   expect(statSync(join(path, '..', 'LICENSE')).isFile()).toBe(true);
   // README and LICENSE are not text to train on
   expect(listCorpusFiles([join(path, '..')]).map((f) => f.path)).toEqual([path]);
+});
+
+test('gzip corpora: WikiExtractor, JSONL and plain text read as their plain files do; formats detected inside', async () => {
+  const dir = scratch();
+  const wiki = join(shared, 'corpus', 'enwiki', 'wiki_00');
+  writeFileSync(join(dir, 'wiki_00.gz'), gzipSync(readFileSync(wiki)));
+  writeFileSync(join(dir, 'data'), gzipSync('{"text": "json in gzip without extension"}\n'));
+  writeFileSync(join(dir, 'book.txt.gz'), gzipSync('\uFEFFA book.\nIn gzip.\n'));
+  const files = listCorpusFiles([dir]);
+  expect(files.map((f) => [f.path.slice(dir.length + 1), f.format])).toEqual([
+    ['book.txt.gz', 'text'],
+    ['data', 'jsonl'],
+    ['wiki_00.gz', 'wikiextractor'],
+  ]);
+  const plain = await collect(readWikiExtractor(wiki));
+  expect(await collect(readWikiExtractor(join(dir, 'wiki_00.gz')))).toEqual(plain);
+  expect(await collect(readDocuments([dir]))).toEqual([
+    'A book.\nIn gzip.\n',
+    'json in gzip without extension',
+    ...plain,
+  ]);
+  // Bad UTF-8 inside gzip is named by line; a truncated stream and a compressed shard are refused naming the file.
+  const bad = join(dir, 'bad.jsonl.gz');
+  writeFileSync(
+    bad,
+    gzipSync(Buffer.concat([Buffer.from('{"text": "a"}\n{"text": "'), Buffer.from([0xff, 0x22, 0x7d])])),
+  );
+  await expect(collect(readJsonl(bad))).rejects.toThrow(`${bad}:2:11: not valid UTF-8 (byte 0xff)`);
+  const cut = join(dir, 'cut.gz');
+  const whole = gzipSync(readFileSync(wiki));
+  writeFileSync(cut, whole.subarray(0, whole.length - 100));
+  await expect(collect(readWikiExtractor(cut))).rejects.toThrow(
+    `${cut}: corrupt or truncated gzip data (unexpected end of file)`,
+  );
+  const shard = join(dir, 'x.bin.gz');
+  writeFileSync(shard, gzipSync(Buffer.alloc(1024)));
+  expect(() => detectFormat(shard)).toThrow(`${shard}: a compressed llm.c token shard; decompress it (gunzip) first`);
+  // readLines (the synchronous reader of GLUE TSV files) refuses gzip rather than reading its bytes as text.
+  expect(() => [...readLines(bad)]).toThrow(`${bad}: gzip-compressed; this input is read uncompressed (gunzip it)`);
 });

@@ -1,7 +1,8 @@
 // Other inputs of hlm whiten: an hlm checkpoint's token embeddings with token frequencies counted
 // from llm.c shards, word counts from a text corpus (--count-from), and the --sif STS baseline.
 // The CLI tests need `npm run build` (the CLI loads commands from dist/).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
@@ -12,8 +13,15 @@ import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { writeShard } from '../src/data/shards.js';
 import { preset } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
+import { BYTE_TO_CHAR } from '../src/data/byte-level.js';
+import { hfByteLevelJson } from '../src/data/tokenizer-json.js';
 import { readEmbeddings } from '../src/whiten/formats.js';
-import { countCorpusWords, countShardTokens, readCheckpointEmbeddings } from '../src/whiten/inputs.js';
+import {
+  countCorpusTokens,
+  countCorpusWords,
+  countShardTokens,
+  readCheckpointEmbeddings,
+} from '../src/whiten/inputs.js';
 import { whiten } from '../src/whiten/whiten.js';
 
 const abs = Math.abs;
@@ -29,20 +37,32 @@ let shards: string;
 const tokens: number[] = [];
 for (let t = 0; t < 40; t++) for (let k = 0; k < 1 + (t % 7) + (t < 10 ? 5 : 0); k++) tokens.push(t);
 
+// A checkpoint with its own tokenizer.json: byte-level, id = byte value, one merge "t h" → 257, end-of-text 256.
+const VT = 260;
+let ckTok: string;
+const tinyConfig = (vocab: number) => ({
+  ...preset('tiny'),
+  vocab_size: vocab,
+  n_layer: 1,
+  n_embd: D,
+  n_head: 2,
+  n_positions: 16,
+  eos_token_id: null,
+});
+
 beforeAll(async () => {
   gpu = await openTestGpu();
   dir = mkdtempSync(join(tmpdir(), 'hlm-whiten-inputs-'));
-  const config = {
-    ...preset('tiny'),
-    vocab_size: V,
-    n_layer: 1,
-    n_embd: D,
-    n_head: 2,
-    n_positions: 16,
-    eos_token_id: null,
-  };
+  const config = tinyConfig(V);
   ck = join(dir, 'ck');
   await saveCheckpoint(ck, { config, params: initParams(config, 5) });
+  ckTok = join(dir, 'ck-tok');
+  await saveCheckpoint(ckTok, { config: tinyConfig(VT), params: initParams(tinyConfig(VT), 6) });
+  const vocab: Record<string, number> = {};
+  for (let b = 0; b < 256; b++) vocab[BYTE_TO_CHAR[b]] = b;
+  vocab['th'] = 257;
+  const json = hfByteLevelJson(vocab, ['t h'], [{ id: 256, content: '<|endoftext|>' }]);
+  writeFileSync(join(ckTok, 'tokenizer.json'), JSON.stringify(json));
   shards = join(dir, 'shards');
   mkdirSync(shards);
   const half = tokens.length >> 1;
@@ -121,7 +141,82 @@ test('countCorpusWords: lowercased, punctuation dropped, equal to hand counts', 
   expect(Object.fromEntries(c)).toEqual({ the: 3, cat: 2, sat: 1, dog: 3, a: 1, s: 1, day: 1, ran: 1 });
 });
 
+/** Token-id counts of the byte tokenizer by hand: bytes, except that "th" inside a word is one token (257). */
+function byteTokenCounts(texts: string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  const add = (id: number) => m.set(String(id), (m.get(String(id)) ?? 0) + 1);
+  for (const text of texts) {
+    const b = Buffer.from(text);
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] === 0x74 && b[i + 1] === 0x68) {
+        add(257);
+        i++;
+      } else add(b[i]);
+    }
+  }
+  return m;
+}
+
+test('--count-from with a checkpoint: token ids of the corpus under its tokenizer.json (gzip corpus too)', async () => {
+  const docs = ['the thin path', 'both this and that', 'no t-h here'];
+  const corpus = join(dir, 'tok-corpus.jsonl.gz');
+  writeFileSync(corpus, gzipSync(docs.map((text) => JSON.stringify({ text })).join('\n') + '\n'));
+  const { counts, tokenizer } = await countCorpusTokens(corpus, ckTok, VT);
+  expect(tokenizer).toMatch(/^hf-/);
+  expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(byteTokenCounts(docs)));
+  // Without a tokenizer.json and with a vocabulary that is not GPT-2's there is nothing to encode with.
+  await expect(countCorpusTokens(corpus, ck, V)).rejects.toThrow(
+    /--count-from .*tok-corpus\.jsonl\.gz: a checkpoint's rows are token ids, counted by encoding the corpus with its tokenizer, which is missing: checkpoint .* has vocab_size 50 and no tokenizer\.json/,
+  );
+});
+
 describe('CLI (built dist/)', () => {
+  test('issue 16 #7: --count-from with a checkpoint and no tokenizer fails clearly and writes nothing', () => {
+    // Before: exit 0 and z.txt written, the corpus' numbers ("3", "12", "7", "1") matched to token ids as words.
+    const corpus = join(dir, 'numbers.txt');
+    writeFileSync(corpus, 'In 1990 there were 3 cats, 12 dogs and 7 birds; 3 of them sat on 1 mat.\n');
+    const out = join(dir, 'count-from-out');
+    mkdirSync(out);
+    const r = hlm([
+      'whiten',
+      '--embeddings',
+      ck,
+      '--count-from',
+      corpus,
+      '--method',
+      'center',
+      '--out',
+      join(out, 'z.txt'),
+      '--device',
+      'cpu',
+    ]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^hlm: --count-from .*numbers\.txt: a checkpoint's rows are token ids/m);
+    expect(r.stderr).toMatch(/no tokenizer\.json/);
+    expect(readdirSync(out)).toEqual([]);
+  });
+
+  test('--count-from with a checkpoint and its tokenizer.json: kept rows are the ids the corpus uses', () => {
+    const docs = ['the thin path', 'both this and that'];
+    const corpus = join(dir, 'tok.txt');
+    writeFileSync(corpus, docs.join(' '));
+    const out = join(dir, 'tok-z.txt');
+    const r = hlm(['whiten', '--embeddings', ckTok, '--count-from', corpus, '--method', 'center', '--out', out, '--device', 'cpu']);
+    if (r.status !== 0) throw new Error(r.stderr);
+    expect(existsSync(out)).toBe(true);
+    const rj = hlm(['whiten', '--embeddings', ckTok, '--count-from', corpus, '--method', 'center', '--json', '--device', 'cpu']);
+    if (rj.status !== 0) throw new Error(rj.stderr);
+    const j = JSON.parse(rj.stdout);
+    const hand = byteTokenCounts([docs.join(' ')]);
+    expect(j).toMatchObject({
+      input: { format: 'checkpoint', words: VT },
+      frequencies: { source: 'corpus', words: hand.size },
+      kept: hand.size,
+      dropped: { noFrequency: VT - hand.size, noVector: 0 },
+    });
+    expect(j.frequencies.tokenizer).toMatch(/^hf-/);
+  });
+
   test('checkpoint + shard directory → word2vec text with ids as words; --json reports the sources', async () => {
     const out = join(dir, 'wte.txt');
     const r = hlm(['whiten', '--embeddings', ck, '--frequencies', shards, '--out', out, '--device', 'cpu', '--json']);

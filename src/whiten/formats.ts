@@ -96,7 +96,7 @@ class KeptRows {
     const before = this.first.get(word);
     if (before !== undefined) {
       const where = at.startsWith('line ') ? `${this.path}:${at.slice(5)}` : `${this.path}: ${at}`;
-      throw new HlmError(`${where}: duplicate word "${word}" (first on ${before})`);
+      throw new HlmError(`${where}: duplicate word "${word.slice(0, 80)}" (first on ${before})`);
     }
     this.first.set(word, at);
     const r = this.words.length % this.blockRows;
@@ -121,24 +121,8 @@ function finish(kept: KeptRows | undefined, path: string, format: EmbeddingForma
   return { words: kept.words, dim: kept.dim, vectors: kept.vectors(), format, rows };
 }
 
-/**
- * Where the word of a text row ends: the row's last `dim` fields are its values, everything before them the word
- * (GloVe 840B has words with spaces). -1 when the row has fewer than dim + 1 fields.
- */
-function wordEnd(row: string, dim: number): number {
-  let i = row.length;
-  for (let f = 0; f < dim; f++) {
-    while (i > 0 && !isBlank(row.charCodeAt(i - 1))) i--;
-    if (i === 0) return -1;
-    while (i > 0 && isBlank(row.charCodeAt(i - 1))) i--;
-    if (i === 0) return -1;
-  }
-  return i;
-}
-
-function isBlank(c: number): boolean {
-  return c === 0x20 || c === 0x09;
-}
+/** The first field of a trimmed text row. */
+const FIRST_FIELD = /^[^ \t]+/;
 
 async function readText(path: string, format: 'word2vec' | 'glove', o: ReadEmbeddingsOptions): Promise<ReadEmbeddings> {
   const limit = o.maxVocab ?? Infinity;
@@ -163,20 +147,23 @@ async function readText(path: string, format: 'word2vec' | 'glove', o: ReadEmbed
     if (format === 'word2vec' && rows >= expected)
       throw new HlmError(`${where}: more rows than the ${expected} the header announces`);
     rows++;
-    const end = wordEnd(row, dim);
-    if (end < 0) {
-      const values = row.split(/[ \t]+/).length - 1;
-      throw new HlmError(`${where}: "${row.split(/[ \t]/)[0]}" has ${values} values, expected ${dim}`);
-    }
-    const word = row.slice(0, end);
-    if (o.keep && !o.keep(word)) continue;
+    // A word of a frequency list never holds a space: a row whose first field is not kept is not parsed further.
+    const first = FIRST_FIELD.exec(row)![0];
+    if (o.keep && !o.keep(first)) continue;
+    const parts = row.split(/[ \t]+/);
+    if (parts.length - 1 < dim)
+      throw new HlmError(`${where}: "${first}" has ${parts.length - 1} values, expected ${dim}`);
+    // More fields than 1 + dim: the word has spaces (GloVe 840B has a few, such as ". . .").
+    const word = parts.length - 1 === dim ? first : parts.slice(0, parts.length - dim).join(' ');
+    if (o.keep && word !== first && !o.keep(word)) continue;
     kept ??= new KeptRows(path, dim);
     const v = kept.add(word, `line ${lineNo}`);
-    const parts = row.slice(end).trim().split(/[ \t]+/);
-    for (let c = 0; c < dim; c++) {
-      const x = Number(parts[c]);
+    for (let c = 0, at = parts.length - dim; c < dim; c++) {
+      const x = Number(parts[at + c]);
       if (!Number.isFinite(x))
-        throw new HlmError(`${where}: value ${c + 1} of "${word}" is not a finite number: "${parts[c].slice(0, 40)}"`);
+        throw new HlmError(
+          `${where}: value ${c + 1} of "${word}" is not a finite number: "${parts[at + c].slice(0, 40)}"`,
+        );
       v[c] = x;
     }
   }
@@ -224,7 +211,8 @@ async function readBinary(path: string, o: ReadEmbeddingsOptions): Promise<ReadE
       if (!o.keep || o.keep(word)) {
         rowBytes.set(r.buf.subarray(r.pos, r.pos + bytes));
         for (let c = 0; c < dim; c++)
-          if (!Number.isFinite(row[c])) throw new HlmError(`${path}: ${where} ("${word}"): value ${c + 1} is not finite`);
+          if (!Number.isFinite(row[c]))
+            throw new HlmError(`${path}: ${where} ("${word}"): value ${c + 1} is not finite`);
         kept.add(word, `word ${i + 1}`).set(row);
       }
       r.pos += bytes;
