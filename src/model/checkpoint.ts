@@ -274,6 +274,9 @@ const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((x, i) => x === b[i]);
 const defaultInitMatch = (name: string) => name.startsWith('lm_head.') || name.startsWith('score.');
 
+/** The longest Float32Array V8 allocates (2^32 elements on 64-bit hosts). */
+const MAX_PARAMS = 2 ** 32;
+
 /**
  * Copy a safetensors file's tensors into a new flat buffer laid out for `layout`. Names with
  * or without the `transformer.` prefix are accepted; every layout tensor must be present with
@@ -292,13 +295,12 @@ export function paramsFromSafetensors(
     if (prior) throw new HlmError(`${where}: tensors '${prior[0]}' and '${name}' are both ${canon}`);
     byCanonical.set(canon, [name, t]);
   }
-  const params = new Float32Array(layout.total);
-  const used = new Set<string>();
-  const initialized: string[] = [];
+  // Every tensor is checked before the parameters are allocated: a config.json that asks for more than the file
+  // holds fails on a shape, not on an allocation.
   const { config } = layout;
+  const missing = new Set<string>();
   for (const spec of layout.tensors) {
     const found = byCanonical.get(spec.name);
-    const out = params.subarray(spec.offset, spec.offset + spec.size);
     if (!found) {
       // Hugging Face's GPT2ForSequenceClassification has no bias (hlm saves a zero one that way).
       if (spec.name === 'score.bias' && byCanonical.has('score.weight')) {
@@ -306,8 +308,7 @@ export function paramsFromSafetensors(
         continue;
       }
       if (initMissing && (initMissing.match ?? defaultInitMatch)(spec.name)) {
-        initTensor(spec, initMissing.seed, out);
-        initialized.push(spec.name);
+        missing.add(spec.name);
         continue;
       }
       let hint = '';
@@ -325,6 +326,20 @@ export function paramsFromSafetensors(
           `${config.n_layer}${config.num_labels ? `, num_labels ${config.num_labels}` : ''})${hint}`,
       );
     }
+  }
+  if (layout.total > MAX_PARAMS)
+    throw new HlmError(`${where}: ${layout.total} parameters are more than hlm holds in one buffer (${MAX_PARAMS})`);
+  const params = new Float32Array(layout.total);
+  const used = new Set<string>();
+  const initialized: string[] = [];
+  for (const spec of layout.tensors) {
+    const out = params.subarray(spec.offset, spec.offset + spec.size);
+    if (missing.has(spec.name)) {
+      initTensor(spec, initMissing!.seed, out);
+      initialized.push(spec.name);
+      continue;
+    }
+    const [name, t] = byCanonical.get(spec.name)!;
     tensorToFloat32(t, name, where, out);
     for (let i = 0; i < out.length; i++) {
       // x − x is 0 exactly when x is finite (and avoids a global lookup per element).
