@@ -8,6 +8,7 @@ import { hfByteLevelJson } from '../src/data/tokenizer-json.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import {
   FUZZ_RUNS,
+  FUZZ_TIMEOUT_MS,
   badToken,
   fc,
   fuzzParameters,
@@ -63,25 +64,29 @@ const corpusCase = fc
     maybeGzip(fc.constant(content)).map((f) => ({ bytes: f.bytes, name: f.gz && named ? `${name}.gz` : name })),
   );
 
-test(`text corpora: ${FUZZ_RUNS} generated inputs read or fail with an hlm error naming the file`, async () => {
-  const tally = new Tally('text corpora');
-  await fc.assert(
-    fc.asyncProperty(corpusCase, async ({ bytes, name }) => {
-      const outcome = await readCase(
-        root,
-        { [name]: bytes },
-        async (dir) => {
-          for await (const doc of readDocuments(listCorpusFiles([join(dir, name)])))
-            if (typeof doc !== 'string' || doc === '') throw new Error(`document ${JSON.stringify(doc)}`);
-        },
-        (dir) => join(dir, name),
-      );
-      tally.add(outcome);
-    }),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+test(
+  `text corpora: ${FUZZ_RUNS} generated inputs read or fail with an hlm error naming the file`,
+  async () => {
+    const tally = new Tally('text corpora');
+    await fc.assert(
+      fc.asyncProperty(corpusCase, async ({ bytes, name }) => {
+        const outcome = await readCase(
+          root,
+          { [name]: bytes },
+          async (dir) => {
+            for await (const doc of readDocuments(listCorpusFiles([join(dir, name)])))
+              if (typeof doc !== 'string' || doc === '') throw new Error(`document ${JSON.stringify(doc)}`);
+          },
+          (dir) => join(dir, name),
+        );
+        tally.add(outcome);
+      }),
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);
 
 /** A shard: llm.c's 256-int header (magic, version, count) and the tokens, with header fields sometimes replaced. */
 const shard = fc
@@ -102,26 +107,30 @@ const shard = fc
     return Buffer.concat([head, Buffer.from(body.buffer)]);
   });
 
-test(`llm.c token shards: ${FUZZ_RUNS} generated inputs`, async () => {
-  const tally = new Tally('token shards');
-  await fc.assert(
-    fc.asyncProperty(fc.oneof(mutated(shard), rawBytes), async (bytes) => {
-      const outcome = await readCase(
-        root,
-        { 'c_000000.bin': bytes },
-        (dir) => {
-          const tokens = readShard(join(dir, 'c_000000.bin'));
-          if (tokens.length * tokens.BYTES_PER_ELEMENT !== bytes.length - SHARD_HEADER_BYTES)
-            throw new Error(`${tokens.length} tokens from ${bytes.length} bytes`);
-        },
-        (dir) => join(dir, 'c_000000.bin'),
-      );
-      tally.add(outcome);
-    }),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+test(
+  `llm.c token shards: ${FUZZ_RUNS} generated inputs`,
+  async () => {
+    const tally = new Tally('token shards');
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(mutated(shard), rawBytes), async (bytes) => {
+        const outcome = await readCase(
+          root,
+          { 'c_000000.bin': bytes },
+          (dir) => {
+            const tokens = readShard(join(dir, 'c_000000.bin'));
+            if (tokens.length * tokens.BYTES_PER_ELEMENT !== bytes.length - SHARD_HEADER_BYTES)
+              throw new Error(`${tokens.length} tokens from ${bytes.length} bytes`);
+          },
+          (dir) => join(dir, 'c_000000.bin'),
+        );
+        tally.add(outcome);
+      }),
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);
 
 /** A byte-level BPE tokenizer.json: the 256 bytes, a few merges, the end-of-text token. */
 const tokenizerJson = fc
@@ -143,24 +152,28 @@ const tokenizerFile = fc.oneof(
   rawBytes,
 );
 
-test(`tokenizer.json: ${FUZZ_RUNS} generated inputs load (and encode) or fail with an hlm error`, async () => {
-  const tally = new Tally('tokenizer.json');
-  await fc.assert(
-    fc.asyncProperty(tokenizerFile, async (text) => {
-      const outcome = await readCase(
-        root,
-        { 'tokenizer.json': text },
-        async (dir) => {
-          const tok = await loadTokenizer(join(dir, 'tokenizer.json'));
-          const ids = await tok.encode('the cat, the hat');
-          if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < tok.vocabSize))
-            throw new Error(`ids ${ids.join(' ')} outside the vocabulary of ${tok.vocabSize}`);
-        },
-        (dir) => join(dir, 'tokenizer.json'),
-      );
-      tally.add(outcome);
-    }),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+test(
+  `tokenizer.json: ${FUZZ_RUNS} generated inputs load (and encode) or fail with an hlm error`,
+  async () => {
+    const tally = new Tally('tokenizer.json');
+    await fc.assert(
+      fc.asyncProperty(tokenizerFile, async (text) => {
+        const outcome = await readCase(
+          root,
+          { 'tokenizer.json': text },
+          async (dir) => {
+            const tok = await loadTokenizer(join(dir, 'tokenizer.json'));
+            const ids = await tok.encode('the cat, the hat');
+            if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < tok.vocabSize))
+              throw new Error(`ids ${ids.join(' ')} outside the vocabulary of ${tok.vocabSize}`);
+          },
+          (dir) => join(dir, 'tokenizer.json'),
+        );
+        tally.add(outcome);
+      }),
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);

@@ -20,6 +20,7 @@ import { readConfigFile } from '../src/model/overrides.js';
 import { RUN_SCHEMA } from '../src/train/pretrain.js';
 import {
   FUZZ_RUNS,
+  FUZZ_TIMEOUT_MS,
   Tally,
   fc,
   fuzzParameters,
@@ -78,29 +79,33 @@ const safetensorsFile = fc.oneof(
   rawBytes,
 );
 
-test(`safetensors: ${FUZZ_RUNS} generated inputs read (and convert) or fail with an hlm error naming the file`, async () => {
-  const tally = new Tally('safetensors');
-  await fc.assert(
-    fc.asyncProperty(safetensorsFile, async (bytes) => {
-      const outcome = await readCase(
-        root,
-        { 'model.safetensors': bytes },
-        async (dir) => {
-          const path = join(dir, 'model.safetensors');
-          const file = await readSafetensorsFile(path);
-          for (const [name, t] of file.tensors) {
-            if (FLOAT_DTYPES.has(t.dtype)) tensorToFloat32(t, name, path);
-            else tensorToIntegers(t, name, path);
-          }
-        },
-        (dir) => join(dir, 'model.safetensors'),
-      );
-      tally.add(outcome);
-    }),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+test(
+  `safetensors: ${FUZZ_RUNS} generated inputs read (and convert) or fail with an hlm error naming the file`,
+  async () => {
+    const tally = new Tally('safetensors');
+    await fc.assert(
+      fc.asyncProperty(safetensorsFile, async (bytes) => {
+        const outcome = await readCase(
+          root,
+          { 'model.safetensors': bytes },
+          async (dir) => {
+            const path = join(dir, 'model.safetensors');
+            const file = await readSafetensorsFile(path);
+            for (const [name, t] of file.tensors) {
+              if (FLOAT_DTYPES.has(t.dtype)) tensorToFloat32(t, name, path);
+              else tensorToIntegers(t, name, path);
+            }
+          },
+          (dir) => join(dir, 'model.safetensors'),
+        );
+        tally.add(outcome);
+      }),
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);
 
 // A valid checkpoint of a tiny model (with optimizer state), written once; cases are mutations of its files.
 const CONFIG: ModelConfig = {
@@ -154,25 +159,29 @@ function checkpointCase(): fc.Arbitrary<Files> {
   });
 }
 
-test(`checkpoint directories: ${FUZZ_RUNS} generated inputs load or fail with an hlm error naming the checkpoint`, async () => {
-  const tally = new Tally('checkpoints');
-  await fc.assert(
-    fc.asyncProperty(checkpointCase(), async (files) => {
-      const outcome = await readCase(
-        root,
-        files,
-        async (dir) => {
-          const ck = await loadCheckpoint(join(dir, 'ck'));
-          if (ck.params.length !== ck.layout.total) throw new Error('parameters do not fill the layout');
-        },
-        (dir) => join(dir, 'ck'),
-      );
-      tally.add(outcome);
-    }),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+test(
+  `checkpoint directories: ${FUZZ_RUNS} generated inputs load or fail with an hlm error naming the checkpoint`,
+  async () => {
+    const tally = new Tally('checkpoints');
+    await fc.assert(
+      fc.asyncProperty(checkpointCase(), async (files) => {
+        const outcome = await readCase(
+          root,
+          files,
+          async (dir) => {
+            const ck = await loadCheckpoint(join(dir, 'ck'));
+            if (ck.params.length !== ck.layout.total) throw new Error('parameters do not fill the layout');
+          },
+          (dir) => join(dir, 'ck'),
+        );
+        tally.add(outcome);
+      }),
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);
 
 /** A `pretrain --config` file: model and training keys with valid values. */
 const configFile = fc.record(
@@ -188,28 +197,32 @@ const configFile = fc.record(
   { requiredKeys: [] },
 );
 
-test(`pretrain --config files: ${FUZZ_RUNS} generated inputs read or fail with an hlm error naming the file`, async () => {
-  const tally = new Tally('config files');
-  await fc.assert(
-    fc.asyncProperty(
-      fc.oneof(
-        jsonMutated(configFile).map((j) => JSON.stringify(j) ?? ''),
-        mutated(configFile.map((j) => JSON.stringify(j))),
-        rawBytes,
+test(
+  `pretrain --config files: ${FUZZ_RUNS} generated inputs read or fail with an hlm error naming the file`,
+  async () => {
+    const tally = new Tally('config files');
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          jsonMutated(configFile).map((j) => JSON.stringify(j) ?? ''),
+          mutated(configFile.map((j) => JSON.stringify(j))),
+          rawBytes,
+        ),
+        async (text) => {
+          const outcome = await readCase(
+            root,
+            { 'run.json': text },
+            async (dir) => {
+              await readConfigFile(join(dir, 'run.json'), RUN_SCHEMA);
+            },
+            (dir) => join(dir, 'run.json'),
+          );
+          tally.add(outcome);
+        },
       ),
-      async (text) => {
-        const outcome = await readCase(
-          root,
-          { 'run.json': text },
-          async (dir) => {
-            await readConfigFile(join(dir, 'run.json'), RUN_SCHEMA);
-          },
-          (dir) => join(dir, 'run.json'),
-        );
-        tally.add(outcome);
-      },
-    ),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);

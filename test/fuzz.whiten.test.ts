@@ -6,6 +6,7 @@ import { serializeEmbeddings, serializeNpy } from '../src/whiten/formats.js';
 import { readEmbeddings, readFrequencies, readVocab } from '../src/whiten/formats.js';
 import {
   FUZZ_RUNS,
+  FUZZ_TIMEOUT_MS,
   badToken,
   fc,
   floatText,
@@ -127,59 +128,67 @@ const readOptions = fc.record(
   { requiredKeys: [] },
 );
 
-test(`embedding files: ${FUZZ_RUNS} generated inputs read or fail with an hlm error naming the file`, async () => {
-  const tally = new Tally('embeddings');
-  await fc.assert(
-    fc.asyncProperty(embeddingCase, readOptions, async ({ files, path }, o) => {
-      const keep = o.keep && new Set(o.keep);
-      const outcome = await readCase(
-        root,
-        files,
-        async (dir) => {
-          const e = await readEmbeddings(join(dir, path), undefined, {
-            maxVocab: o.maxVocab,
-            keep: keep && ((w) => keep.has(w)),
-          });
-          // What is returned is whole: one row of dim finite values per kept word, at most maxVocab rows read.
-          if (e.vectors.length !== e.words.length * e.dim || !e.vectors.every(Number.isFinite))
-            throw new Error(`inconsistent result: ${e.words.length} words × ${e.dim}, ${e.vectors.length} values`);
-          if (o.maxVocab !== undefined && e.rows > o.maxVocab) throw new Error(`${e.rows} rows read past maxVocab`);
-        },
-        // An .npy's vocabulary may be the file at fault: the message names one of the case's files.
-        (dir) => dir,
-      );
-      tally.add(outcome);
-    }),
-    fuzzParameters(),
-  );
-  tally.check();
-});
+test(
+  `embedding files: ${FUZZ_RUNS} generated inputs read or fail with an hlm error naming the file`,
+  async () => {
+    const tally = new Tally('embeddings');
+    await fc.assert(
+      fc.asyncProperty(embeddingCase, readOptions, async ({ files, path }, o) => {
+        const keep = o.keep && new Set(o.keep);
+        const outcome = await readCase(
+          root,
+          files,
+          async (dir) => {
+            const e = await readEmbeddings(join(dir, path), undefined, {
+              maxVocab: o.maxVocab,
+              keep: keep && ((w) => keep.has(w)),
+            });
+            // What is returned is whole: one row of dim finite values per kept word, at most maxVocab rows read.
+            if (e.vectors.length !== e.words.length * e.dim || !e.vectors.every(Number.isFinite))
+              throw new Error(`inconsistent result: ${e.words.length} words × ${e.dim}, ${e.vectors.length} values`);
+            if (o.maxVocab !== undefined && e.rows > o.maxVocab) throw new Error(`${e.rows} rows read past maxVocab`);
+          },
+          // An .npy's vocabulary may be the file at fault: the message names one of the case's files.
+          (dir) => dir,
+        );
+        tally.add(outcome);
+      }),
+      fuzzParameters(),
+    );
+    tally.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);
 
 const frequencyFile = fc
   .array(fc.tuple(word, fc.oneof({ weight: 10, arbitrary: fc.nat().map(String) }, { weight: 1, arbitrary: badToken })))
   .map((rows) => rows.map(([w, c]) => `${w} ${c}`).join('\n') + '\n');
 
-test(`frequency files and vocabularies: ${FUZZ_RUNS} generated inputs each`, async () => {
-  const tallies = { frequencies: new Tally('frequencies'), vocabulary: new Tally('vocabularies') };
-  await fc.assert(
-    fc.asyncProperty(maybeGzip(fc.oneof(mutated(frequencyFile), rawBytes)), async (f) => {
-      const path = `f.txt${f.gz ? '.gz' : ''}`;
-      const frequencies = async (dir: string) => {
-        const counts = await readFrequencies(join(dir, path));
-        for (const c of counts.values()) if (!(c > 0 && Number.isFinite(c))) throw new Error(`count ${c} accepted`);
-      };
-      const vocabulary = async (dir: string) => {
-        const ws = await readVocab(join(dir, path));
-        if (new Set(ws).size !== ws.length || ws.includes('')) throw new Error('a bad vocabulary accepted');
-      };
-      for (const [name, read] of [
-        ['frequencies', frequencies],
-        ['vocabulary', vocabulary],
-      ] as const)
-        tallies[name].add(await readCase(root, { [path]: f.bytes }, read, (dir) => join(dir, path)));
-    }),
-    fuzzParameters(),
-  );
-  tallies.frequencies.check();
-  tallies.vocabulary.check();
-});
+test(
+  `frequency files and vocabularies: ${FUZZ_RUNS} generated inputs each`,
+  async () => {
+    const tallies = { frequencies: new Tally('frequencies'), vocabulary: new Tally('vocabularies') };
+    await fc.assert(
+      fc.asyncProperty(maybeGzip(fc.oneof(mutated(frequencyFile), rawBytes)), async (f) => {
+        const path = `f.txt${f.gz ? '.gz' : ''}`;
+        const frequencies = async (dir: string) => {
+          const counts = await readFrequencies(join(dir, path));
+          for (const c of counts.values()) if (!(c > 0 && Number.isFinite(c))) throw new Error(`count ${c} accepted`);
+        };
+        const vocabulary = async (dir: string) => {
+          const ws = await readVocab(join(dir, path));
+          if (new Set(ws).size !== ws.length || ws.includes('')) throw new Error('a bad vocabulary accepted');
+        };
+        for (const [name, read] of [
+          ['frequencies', frequencies],
+          ['vocabulary', vocabulary],
+        ] as const)
+          tallies[name].add(await readCase(root, { [path]: f.bytes }, read, (dir) => join(dir, path)));
+      }),
+      fuzzParameters(),
+    );
+    tallies.frequencies.check();
+    tallies.vocabulary.check();
+  },
+  FUZZ_TIMEOUT_MS,
+);

@@ -14,6 +14,9 @@ export { fc };
 
 export const FUZZ_RUNS = Number(process.env.HLM_FUZZ_RUNS ?? 1000);
 
+/** jest's limit for one reader's property: generous per run (a loaded 2-core machine), never below two minutes. */
+export const FUZZ_TIMEOUT_MS = Math.max(120_000, FUZZ_RUNS * 100);
+
 /** A reader that does not finish in this long on a small input hangs. */
 const TIME_LIMIT_MS = 10_000;
 
