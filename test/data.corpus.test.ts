@@ -163,7 +163,7 @@ test('the bundled default corpus is a WikiExtractor excerpt under 2 MB with its 
   expect(listCorpusFiles([join(path, '..')]).map((f) => f.path)).toEqual([path]);
 });
 
-test('gzip corpora: WikiExtractor, JSONL and plain text read as their plain files do; formats detected inside', async () => {
+test('gzip corpora: WikiExtractor, JSONL and plain text read as plain ones do; formats detected inside', async () => {
   const dir = scratch();
   const wiki = join(shared, 'corpus', 'enwiki', 'wiki_00');
   writeFileSync(join(dir, 'wiki_00.gz'), gzipSync(readFileSync(wiki)));

@@ -201,10 +201,33 @@ describe('CLI (built dist/)', () => {
     const corpus = join(dir, 'tok.txt');
     writeFileSync(corpus, docs.join(' '));
     const out = join(dir, 'tok-z.txt');
-    const r = hlm(['whiten', '--embeddings', ckTok, '--count-from', corpus, '--method', 'center', '--out', out, '--device', 'cpu']);
+    const r = hlm([
+      'whiten',
+      '--embeddings',
+      ckTok,
+      '--count-from',
+      corpus,
+      '--method',
+      'center',
+      '--out',
+      out,
+      '--device',
+      'cpu',
+    ]);
     if (r.status !== 0) throw new Error(r.stderr);
     expect(existsSync(out)).toBe(true);
-    const rj = hlm(['whiten', '--embeddings', ckTok, '--count-from', corpus, '--method', 'center', '--json', '--device', 'cpu']);
+    const rj = hlm([
+      'whiten',
+      '--embeddings',
+      ckTok,
+      '--count-from',
+      corpus,
+      '--method',
+      'center',
+      '--json',
+      '--device',
+      'cpu',
+    ]);
     if (rj.status !== 0) throw new Error(rj.stderr);
     const j = JSON.parse(rj.stdout);
     const hand = byteTokenCounts([docs.join(' ')]);

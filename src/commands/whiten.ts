@@ -60,7 +60,7 @@ export default class Whiten extends HlmCommand {
     'the output keeps the input format unless --format (npy output also writes <out without .npy>.vocab). ' +
     'Frequencies: a "word count" file, llm.c token shards (a .bin file or a directory of them; token ids counted, ' +
     'checkpoint input only), or --count-from <corpus> (plain or gzip; words counted after lowercasing and removing ' +
-    'punctuation, as for --eval-sts; for a checkpoint, token ids counted with its tokenizer.json, or GPT-2\'s for ' +
+    "punctuation, as for --eval-sts; for a checkpoint, token ids counted with its tokenizer.json, or GPT-2's for " +
     'its vocabulary sizes). ' +
     'Moments and the transform run on the GPU, the d×d eigendecomposition in float64.';
   static override examples = [
@@ -86,7 +86,8 @@ export default class Whiten extends HlmCommand {
     }),
     frequencies: Flags.string({
       description:
-        '"word count" lines (plain or .gz), or (checkpoint input) llm.c token shards: a .bin file or a directory of them',
+        '"word count" lines (plain or .gz), or (checkpoint input) llm.c token shards: a .bin file or a directory of ' +
+        'them',
     }),
     'count-from': Flags.string({
       description:
@@ -146,7 +147,7 @@ export default class Whiten extends HlmCommand {
     const checkpoint = isCheckpointDir(flags.embeddings);
     if (checkpoint && maxVocab !== undefined)
       throw new HlmError(
-        '--max-vocab keeps the first rows of an embedding file (sorted by frequency); a checkpoint\'s rows are ' +
+        "--max-vocab keeps the first rows of an embedding file (sorted by frequency); a checkpoint's rows are " +
           'token ids: leave it out',
       );
     const ck = checkpoint ? await readCheckpointEmbeddings(flags.embeddings) : undefined;
@@ -172,7 +173,8 @@ export default class Whiten extends HlmCommand {
     }
     // The frequencies first: rows of the embedding file without one are read past, never kept.
     const emb =
-      ck ?? (await readEmbeddings(flags.embeddings, undefined, { vocab: flags.vocab, maxVocab, keep: (w) => counts.has(w) }));
+      ck ??
+      (await readEmbeddings(flags.embeddings, undefined, { vocab: flags.vocab, maxVocab, keep: (w) => counts.has(w) }));
     if (toStdout && (flags.format ?? emb.format) === 'npy')
       throw new HlmError(
         '--out - cannot carry npy output (the words go to a separate .vocab file): give a file name or --format ' +

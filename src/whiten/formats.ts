@@ -207,7 +207,8 @@ async function readBinary(path: string, o: ReadEmbeddingsOptions): Promise<ReadE
       if (!isUtf8(wordBytes)) throw new HlmError(`${path}: ${where}: the word is not valid UTF-8 (byte ${r.at})`);
       const word = wordBytes.toString('utf8');
       r.pos = sp + 1;
-      if (!(await r.fill(bytes))) throw new HlmError(`${path}: ${where} ("${word}"): file ends inside its vector`);
+      if (r.available < bytes && !(await r.fill(bytes)))
+        throw new HlmError(`${path}: ${where} ("${word}"): file ends inside its vector`);
       if (!o.keep || o.keep(word)) {
         rowBytes.set(r.buf.subarray(r.pos, r.pos + bytes));
         for (let c = 0; c < dim; c++)
@@ -317,7 +318,7 @@ async function readNpy(path: string, o: ReadEmbeddingsOptions): Promise<ReadEmbe
     const bytes = h.cols * h.size;
     const kept = new KeptRows(path, h.cols);
     for (let i = 0; i < total; i++) {
-      if (!(await r.fill(bytes)))
+      if (r.available < bytes && !(await r.fill(bytes)))
         throw new HlmError(
           `${path}: .npy shape (${h.rows}, ${h.cols}) of <f${h.size} needs ${h.rows * bytes} data bytes, the data ` +
             `ends after ${r.at - h.offset}`,

@@ -339,15 +339,17 @@ function walk(
 }
 
 function applyJson(doc: unknown, m: JsonOp): unknown {
+  // A copy: fast-check hands out one instance of a constant ([] or {}) to every case that draws it.
+  const value = structuredClone(m.value);
   const at = walk(doc, m.path);
-  if (!at) return m.op === 'set' ? m.value : doc;
+  if (!at) return m.op === 'set' ? value : doc;
   const { parent, key } = at;
-  if (m.op === 'set') (parent as Record<string | number, unknown>)[key] = m.value;
+  if (m.op === 'set') (parent as Record<string | number, unknown>)[key] = value;
   else if (m.op === 'delete') {
     if (Array.isArray(parent)) parent.splice(key as number, 1);
     else delete parent[key as string];
-  } else if (!Array.isArray(parent)) parent[m.key] = m.value;
-  else parent.push(m.value);
+  } else if (!Array.isArray(parent)) parent[m.key] = value;
+  else parent.push(value);
   return doc;
 }
 
