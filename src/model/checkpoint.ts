@@ -299,12 +299,13 @@ export function paramsFromSafetensors(
   // holds fails on a shape, not on an allocation.
   const { config } = layout;
   const missing = new Set<string>();
+  const zero = new Set<string>();
   for (const spec of layout.tensors) {
     const found = byCanonical.get(spec.name);
     if (!found) {
       // Hugging Face's GPT2ForSequenceClassification has no bias (hlm saves a zero one that way).
       if (spec.name === 'score.bias' && byCanonical.has('score.weight')) {
-        out.fill(0);
+        zero.add(spec.name);
         continue;
       }
       if (initMissing && (initMissing.match ?? defaultInitMatch)(spec.name)) {
@@ -333,6 +334,7 @@ export function paramsFromSafetensors(
   const used = new Set<string>();
   const initialized: string[] = [];
   for (const spec of layout.tensors) {
+    if (zero.has(spec.name)) continue; // a new Float32Array is zero
     const out = params.subarray(spec.offset, spec.offset + spec.size);
     if (missing.has(spec.name)) {
       initTensor(spec, initMissing!.seed, out);
