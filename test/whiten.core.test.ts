@@ -128,6 +128,35 @@ describe('weighted moments kernel', () => {
   });
 });
 
+test('rows in blocks (as when one storage binding cannot hold them): moments, mean norm and Z as in one block', async () => {
+  const n = 301;
+  const d = 17;
+  const x = makeRows(n, d);
+  const p = zipf(n);
+  const want = refMoments(x, n, d, Float32Array.from(p));
+  const t = rand.uniform(d * d);
+  const mu = rand.uniform(d);
+  const results = [];
+  for (const blockRows of [n, 64, 7]) {
+    const b = WhitenBuffers.upload(gpu, x, n, d, p, blockRows);
+    try {
+      const m = await b.moments('x', 'p');
+      expectClose(m.mean, want.mean, 1e-5, `mean, blocks of ${blockRows}`);
+      expectClose(m.cov, want.cov, 1e-4, `cov, blocks of ${blockRows}`);
+      await b.apply(mu, t);
+      results.push({ z: await b.readZ(), norm: await b.meanNorm('z', 'uniform'), zm: await b.moments('z', 'uniform') });
+    } finally {
+      b.destroy();
+    }
+  }
+  const [one, ...blocked] = results;
+  for (const r of blocked) {
+    expectClose(r.z, one.z, 1e-6, 'Z');
+    expectClose([r.norm], [one.norm], 1e-5, 'mean norm of Z');
+    expectClose(r.zm.cov, one.zm.cov, 1e-4, 'covariance of Z');
+  }
+});
+
 function emb(words: string[], d: number, vectors: Float32Array): Embeddings {
   return { words, dim: d, vectors, format: 'word2vec' };
 }
