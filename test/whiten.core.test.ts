@@ -128,7 +128,7 @@ describe('weighted moments kernel', () => {
   });
 });
 
-test('rows in blocks (when one storage binding cannot hold them): moments, mean norm and Z as in one block', async () => {
+test('rows in blocks (when one binding cannot hold them): moments, mean norm and Z as in one block', async () => {
   const n = 301;
   const d = 17;
   const x = makeRows(n, d);
