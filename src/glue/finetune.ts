@@ -3,8 +3,9 @@
 // network is built at a few lengths ("buckets": 16, 32, 64, ... up to max-seq-len) that all
 // share one parameter and one gradient buffer; each batch runs in the smallest bucket that
 // holds its longest input, right-padded, with attention hiding the padding keys. A step is
-// one command encoder as in pretraining: clear gradients, forward, head, backward, clip, AdamW,
-// and a copy of the loss into a ring read back only when progress is printed.
+// one command encoder as in pretraining: clear gradients, forward, head, backward, clip, the step
+// guard (no update from a non-finite loss), AdamW, and a copy of the loss into a ring read back
+// only when progress is printed.
 import type { Command, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
@@ -65,7 +66,13 @@ export class Finetuner {
     }
     const update = await createUpdate(gpu, owner!, opts);
     for (const b of buckets)
-      b.step = [{ clear: owner!.grads! }, ...b.model.forward, ...b.head.train, ...b.model.backward, ...update.commands];
+      b.step = [
+        { clear: owner!.grads! },
+        ...b.model.forward,
+        ...b.head.train,
+        ...b.model.backward,
+        ...update.commands(b.head.loss),
+      ];
     return new Finetuner(gpu, config, opts, buckets, update, gpu.buffer('loss history', HISTORY * 4));
   }
 
@@ -82,6 +89,7 @@ export class Finetuner {
       .filter((b): b is GPUBuffer => !!b)
       .map((b) => ({ clear: b }));
     this.gpu.submit(clear, 'reset optimizer');
+    this.update.resetGuard();
     this.pending = 0;
   }
 

@@ -2,7 +2,8 @@
 // decoupled weight decay and bias-corrected moments) and plain SGD (torch's, no momentum).
 // Both multiply each gradient by an optional scale read from a GPU buffer (global-norm
 // clipping's, see gradclip.ts), and decay only where a mask built from the parameter layout
-// says so (matrices and embeddings, not biases or LayerNorm). The numbers that change per
+// says so (matrices and embeddings, not biases or LayerNorm). An optional skip flag, also read
+// on the GPU (step-guard.ts sets it), leaves parameters and moments as they were. The numbers that change per
 // step (lr, bias corrections) live in the dispatch's uniform: call setStep before each
 // submit; the recorded dispatch itself never changes. A buffer larger than the adapter's
 // storage-binding limit (llvmpipe: 128 MiB, less than the `small` preset's parameters) is
@@ -104,6 +105,8 @@ interface CommonSpec {
   decayMask?: TensorRef;
   /** f32 scalar each gradient is multiplied by (gradClip's scaleOut); default 1. */
   gradScale?: TensorRef;
+  /** A buffer whose u32 element 0, when not 0, skips the step: nothing changes (stepGuard's flag). */
+  skip?: GPUBuffer;
   weightDecay?: number;
   label?: string;
   /** Cap on workgroups along x (default: the adapter's limit); tests lower it to exercise the fold into y. */
@@ -136,6 +139,7 @@ function checkCommon(label: string, s: CommonSpec, written: [string, TensorRef][
     ['grads', s.grads],
     ['decayMask', s.decayMask],
     ['gradScale', s.gradScale],
+    ['skip', s.skip && { buffer: s.skip }],
   ];
   for (let i = 0; i < written.length; i++) {
     for (const [name, r] of [...read, ...written.slice(i + 1)]) {
@@ -181,7 +185,8 @@ async function build(
 ): Promise<Part[]> {
   const mask = Boolean(s.decayMask);
   const scale = Boolean(s.gradScale);
-  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale });
+  const skip = Boolean(s.skip);
+  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip });
   const refs = big.map(([, , r]) => r);
   const pieces = rangePieces(gpu, s.n, refs, kernel.constant('WG'), s.maxBindingBytes);
   return pieces.map((piece, k) => {
@@ -194,6 +199,7 @@ async function build(
     });
     if (mask) bind.mask = s.decayMask!.buffer;
     if (scale) bind.gscale = s.gradScale!.buffer;
+    if (skip) bind.skip = s.skip!;
     const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
     const groups = elementGrid(gpu, kernel, piece.count, s.maxGroupsX);
     return { dispatch: gpu.dispatch(name, kernel, { bind, params: { ...fixed, ...step }, groups }), fixed };

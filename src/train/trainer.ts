@@ -1,7 +1,8 @@
 // One training step as one command encoder: clear gradients, forward, head (loss and its
-// gradient), backward, gradient norm and clipping scale, optimizer, and a copy of the step's
-// loss and gradient norm into a small history ring. Nothing is read back per step: the ring is
-// read when metrics are printed (every logEvery steps).
+// gradient), backward, gradient norm and clipping scale, the step guard (which skips the update
+// on the GPU when the loss or the norm is not finite, see update.ts), optimizer, and a copy of
+// the step's loss and gradient norm into a small history ring. Nothing is read back per step:
+// the ring is read when metrics are printed (every logEvery steps).
 import type { Command, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
@@ -74,7 +75,13 @@ export class Trainer {
     const update = await createUpdate(gpu, model, opts);
     const history = scope.buffer('loss history', opts.historySize * 8);
     const t = new Trainer(gpu, scope, model, head, ceEval, opts, update, history);
-    t.base = [{ clear: model.grads! }, ...model.forward, ...head.train, ...model.backward, ...update.commands];
+    t.base = [
+      { clear: model.grads! },
+      ...model.forward,
+      ...head.train,
+      ...model.backward,
+      ...update.commands(head.loss),
+    ];
     return t;
   }
 
@@ -98,6 +105,26 @@ export class Trainer {
   async readHistory(count: number): Promise<StepRecord[]> {
     const h = await this.gpu.readF32(this.history, 0, count * 2);
     return Array.from({ length: count }, (_, i) => ({ loss: h[2 * i], gradNorm: h[2 * i + 1] }));
+  }
+
+  /**
+   * The loss and gradient norm the next step would see on this batch, with nothing updated (weights, moments and
+   * the step guard stay as they are; gradients and activations are scratch). A checkpoint is written only when this
+   * is finite for the batch after it, so that a saved checkpoint never leads straight into a non-finite step.
+   */
+  async probe(inputs: ArrayLike<number>, targets: ArrayLike<number>): Promise<StepRecord> {
+    this.model.setTokens(inputs);
+    if (this.head.setTargets(targets) === 0) throw new HlmError('the probe batch has no target to predict');
+    const m = this.model;
+    await this.gpu.run([{ clear: m.grads! }, ...m.forward, ...this.head.train, ...m.backward, ...this.update.norm]);
+    const [loss] = await this.gpu.readF32(this.head.loss, 0, 1);
+    const [gradNorm] = await this.gpu.readF32(this.update.scalars, 1, 1);
+    return { loss, gradNorm };
+  }
+
+  /** Steps whose update the guard skipped (reads one number back). */
+  async skippedSteps(): Promise<number> {
+    return (await this.gpu.read(this.update.guard, Uint32Array, 1, 1))[0];
   }
 
   /** Mean loss over evaluation batches (forward only): the objective's, and the tied CE of a CWT decoder. */

@@ -1,9 +1,14 @@
 // The parameter update after a backward pass, shared by pretraining and fine-tuning: global
-// gradient-norm clipping, then AdamW or SGD as one kernel over the flat parameter buffer.
-// Everything stays on the GPU; `scalars` holds [0] the clip scale and [1] the gradient norm.
-import type { Dispatch, Gpu } from '../gpu/device.js';
+// gradient-norm clipping, the step guard, then AdamW or SGD as one kernel over the flat
+// parameter buffer. Everything stays on the GPU; `scalars` holds [0] the clip scale and [1] the
+// gradient norm. The guard decides on the GPU whether the update is applied: a step whose loss
+// or gradient norm is not finite is skipped (so is every later one, until reset), and the host
+// learns of it from the loss history it reads every few steps. A divergence therefore costs no
+// readback per step, and the weights on the GPU stay the last finite ones.
+import type { Command, Dispatch, Gpu } from '../gpu/device.js';
 import { gradClip } from '../kernels/gradclip.js';
 import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
+import { GUARD_BYTES, GUARD_LOSS_OFFSET, stepGuard } from '../kernels/step-guard.js';
 import type { Gpt2 } from '../model/gpt2.js';
 
 export const OPTIMIZERS = ['adamw', 'sgd'] as const;
@@ -19,14 +24,20 @@ export interface UpdateOptions {
 }
 
 export interface Update {
-  /** Clip, then step (append after the backward). */
-  readonly commands: Dispatch[];
   readonly optimizer: Optimizer;
   /** AdamW moments (undefined for SGD). */
   readonly m?: GPUBuffer;
   readonly v?: GPUBuffer;
   /** f32 [0] clip scale, [1] gradient norm of the last step. */
   readonly scalars: GPUBuffer;
+  /** The step guard's buffer (kernels/step-guard.ts): u32 [1] counts the skipped steps. */
+  readonly guard: GPUBuffer;
+  /** Clip, guard, step (append after the backward); `loss` is the f32 loss of the step, at byte `offset`. */
+  commands(loss: GPUBuffer, offset?: number): Command[];
+  /** The gradient norm alone, into scalars[1] (to check a state without changing it). */
+  readonly norm: Dispatch[];
+  /** Zero the guard: updates apply again. */
+  resetGuard(): void;
   destroy(): void;
 }
 
@@ -35,6 +46,7 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
   const n = model.layout.total;
   const scope = model.scope.scope('update');
   const scalars = scope.buffer('grad scalars', 16);
+  const guard = scope.buffer('step guard', GUARD_BYTES);
   const mask = scope.upload('decay mask', decayMask(model.layout));
   const grads = { buffer: model.grads! };
   const common = {
@@ -43,6 +55,7 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
     grads,
     decayMask: { buffer: mask },
     gradScale: { buffer: scalars, offset: 0 },
+    skip: guard,
     weightDecay: o.weightDecay,
   };
   let m: GPUBuffer | undefined;
@@ -69,13 +82,21 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
     scaleOut: { buffer: scalars, offset: 0 },
     normOut: { buffer: scalars, offset: 1 },
   });
-  const commands = scope.keep([...clip, ...optimizer.dispatches]);
+  const check = await stepGuard(gpu, { guard, norm: { buffer: scalars, offset: 1 } });
+  const dispatches: Dispatch[] = scope.keep([...clip, check, ...optimizer.dispatches]);
+  const norm = dispatches.slice(0, clip.length);
   return {
-    commands,
     optimizer,
     m,
     v,
     scalars,
+    guard,
+    commands: (loss, offset = 0) => [
+      { copy: { from: loss, fromOffset: offset, to: guard, toOffset: GUARD_LOSS_OFFSET, size: 4 } },
+      ...dispatches,
+    ],
+    norm,
+    resetGuard: () => gpu.submit([{ clear: guard }], 'reset step guard'),
     destroy: () => scope.release(),
   };
 }

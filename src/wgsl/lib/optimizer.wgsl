@@ -4,8 +4,9 @@
 // bit per 64-element block of the parameter range (bit b%32 of word b/32 for block b): the layout
 // starts every tensor on a 64-float boundary. Where a buffer exceeds the adapter's storage-binding
 // limit the range runs as several dispatches, each over a bound window of it; maskBase is the
-// window's first element in the range. The including shader's Params has n, offP, offG, offMask,
-// offScale and maskBase, and it defines fn element(i: u32), the step for element i.
+// window's first element in the range. SKIP: a u32 flag (step_guard.wgsl's) that, when set, makes
+// the step touch nothing: a skipped update has no elements. The including shader's Params has n,
+// offP, offG, offMask, offScale and maskBase, and it defines fn element(i: u32), the step for element i.
 //#include lib/elementwise.wgsl
 
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
@@ -16,8 +17,16 @@
 //#if SCALE
 @group(0) @binding(9) var<storage, read> gscale: array<f32>;
 //#endif
+//#if SKIP
+@group(0) @binding(10) var<storage, read> skip: array<u32>;
+//#endif
 
-fn elements() -> u32 { return p.n; }
+fn elements() -> u32 {
+//#if SKIP
+  if (skip[0] != 0u) { return 0u; }
+//#endif
+  return p.n;
+}
 
 fn gradient(i: u32) -> f32 {
   var g = grads[p.offG + i];
