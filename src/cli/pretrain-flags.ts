@@ -4,6 +4,7 @@ import { Flags } from '@oclif/core';
 import type { FlagInput } from '@oclif/core/interfaces';
 import { deviceFlag } from './base.js';
 import { floatFlag, intFlag } from './flags.js';
+import { formatEta, progressOut } from './progress.js';
 import { pretrainSettings, type PretrainOptions, type Setting, type SettingName } from '../train/pretrain-settings.js';
 import type { Progress } from '../train/pretrain.js';
 
@@ -53,17 +54,17 @@ export function pretrainOptions(flags: Record<string, unknown>, explicit: readon
   return { ...(o as unknown as PretrainOptions), explicit: typed as PretrainOptions['explicit'] };
 }
 
-/** A one-line progress display on stderr, for terminals only. */
-export const progressLine: Progress = (p) => {
-  const eta =
-    p.etaSeconds >= 60
-      ? `${Math.floor(p.etaSeconds / 60)}m${Math.round(p.etaSeconds % 60)}s`
-      : `${Math.round(p.etaSeconds)}s`;
-  process.stderr.write(
-    `\rstep ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSecond)} tok/s  ETA ${eta}   ` +
-      `${p.step === p.steps ? '\n' : ''}`,
-  );
-};
+/** Pretraining progress: step, loss, tokens/s and ETA (src/cli/progress.ts decides where it goes). */
+export function pretrainProgress(tty: boolean): Progress {
+  const out = progressOut(tty);
+  return (p) =>
+    out(
+      `step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSecond)} tok/s  ETA ` +
+        formatEta(p.etaSeconds),
+      { step: p.step, steps: p.steps, loss: p.loss, tokens_per_s: Math.round(p.tokensPerSecond), eta_s: Math.round(p.etaSeconds) },
+      p.step === p.steps,
+    );
+}
 
 /** The flags the user typed (not defaults), from oclif's parse metadata. */
 export function explicitFlags(

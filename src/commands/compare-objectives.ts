@@ -1,5 +1,6 @@
 import { HlmCommand } from '../cli/base.js';
-import { explicitFlags, pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
+import { explicitFlags, pretrainFlags, pretrainOptions, pretrainProgress } from '../cli/pretrain-flags.js';
+import { interactive } from '../cli/progress.js';
 import { compareObjectives, comparisonTable, type Comparison } from '../train/compare.js';
 
 export default class CompareObjectives extends HlmCommand {
@@ -19,13 +20,13 @@ export default class CompareObjectives extends HlmCommand {
   async run(): Promise<Comparison> {
     const { flags: f, metadata } = await this.parse(CompareObjectives);
     const gpu = await this.openGpu(f.device as string);
-    const tty = process.stderr.isTTY && !this.jsonEnabled();
+    const tty = interactive(this.jsonEnabled());
     const result = await compareObjectives(
       gpu,
       { ...pretrainOptions(f, explicitFlags(metadata, f)), objective: 'ce', resume: false },
       (objective) => {
         if (tty) process.stderr.write(`${objective}:\n`);
-        return tty ? progressLine : undefined;
+        return pretrainProgress(tty);
       },
     );
     this.log(comparisonTable(result));

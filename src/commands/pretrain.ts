@@ -1,5 +1,6 @@
 import { HlmCommand } from '../cli/base.js';
-import { explicitFlags, pretrainFlags, pretrainOptions, progressLine } from '../cli/pretrain-flags.js';
+import { explicitFlags, pretrainFlags, pretrainOptions, pretrainProgress } from '../cli/pretrain-flags.js';
+import { interactive } from '../cli/progress.js';
 import { pretrain, type PretrainResult } from '../train/pretrain.js';
 
 export default class Pretrain extends HlmCommand {
@@ -27,8 +28,7 @@ export default class Pretrain extends HlmCommand {
     const { flags, metadata } = await this.parse(Pretrain);
     const options = pretrainOptions(flags, explicitFlags(metadata, flags));
     const gpu = await this.openGpu(flags.device as string);
-    const tty = process.stderr.isTTY && !this.jsonEnabled();
-    const result = await pretrain(gpu, options, tty ? progressLine : undefined);
+    const result = await pretrain(gpu, options, pretrainProgress(interactive(this.jsonEnabled())));
     this.log(
       `trained ${result.steps} steps (${result.tokens} tokens) in ${result.elapsedSeconds.toFixed(1)} s, ` +
         `${Math.round(result.tokensPerSecond)} tokens/s on ${result.device}`,

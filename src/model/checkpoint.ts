@@ -6,18 +6,22 @@
 // has none), and a missing one loads as zero. Reading also takes a sharded model
 // (model.safetensors.index.json), as Hugging Face writes large ones.
 //
-// A save is atomic: everything is written and fsynced in a temporary sibling directory, which
-// is then renamed onto the target. POSIX cannot rename a directory over a non-empty one, so an
-// existing checkpoint is first moved aside to a sibling `.NAME.hlm-old` and deleted only after
-// the new one is in place; if the process dies between the two renames, the next save or load
-// finds the complete old checkpoint there. A checkpoint directory belongs to this module: it
-// replaces only a directory holding checkpoint files, never one with other content.
-// One save per target at a time; a process killed while writing leaves a `.NAME.tmp-*`
-// sibling, which nothing reads and which can be deleted.
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+// A save is atomic: everything is written and fsynced in a temporary sibling directory
+// `.NAME.tmp-*`, which is then renamed onto the target. POSIX cannot rename a directory over a
+// non-empty one, so an existing checkpoint is first moved aside, to a sibling `.NAME.hlm-old`
+// that is deleted once the new one is in place, or to where the caller keeps earlier
+// checkpoints (`previous`). If the process dies between the two renames there is no target for
+// a moment; recoverCheckpoint, run at start-up, puts the newest complete checkpoint back and
+// removes what the cut-short save left. A checkpoint directory belongs to this module: it
+// replaces only a directory holding checkpoint files, never one with other content. One save
+// per target at a time (the run directory's lock sees to that). Directories are created with
+// the usual permissions (0777 less the umask), like any other output.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
-import { syncDir, writeFileAtomic } from '../util/atomic-write.js';
+import { fsError, syncDir, writeFileAtomic } from '../util/atomic-write.js';
+import { testPause } from '../util/test-hooks.js';
 import { fromHfConfig, toHfConfig, validateConfig, type HfClassifierOptions, type ModelConfig } from './config.js';
 import {
   SHARD_INDEX_FILE,
@@ -43,7 +47,7 @@ export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TOKENIZER_FILE = 'tokenizer.json';
-const STANDARD_FILES = [
+export const STANDARD_FILES = [
   CONFIG_FILE,
   MODEL_FILE,
   OPTIMIZER_FILE,
@@ -136,8 +140,12 @@ function checkFileName(name: string): void {
   }
 }
 
-/** Refuse to replace anything but a checkpoint: a wrong --out must not delete a user's directory. */
-async function checkReplaceable(target: string, allowed: Set<string>): Promise<void> {
+/**
+ * Refuse to replace anything but a checkpoint: a wrong --out must not delete a user's directory. `extra` are the
+ * plain files a save may add besides the standard ones (run.json). Callers check before any work starts.
+ */
+export async function checkCheckpointDir(target: string, extra: readonly string[] = []): Promise<void> {
+  const allowed = new Set([...STANDARD_FILES, ...extra]);
   let st;
   try {
     st = await stat(target);
@@ -156,17 +164,79 @@ async function checkReplaceable(target: string, allowed: Set<string>): Promise<v
   }
 }
 
-/** After a save died between its two renames, the complete previous checkpoint is the old sibling. */
-async function recoverInterrupted(target: string): Promise<void> {
-  const old = oldSibling(target);
-  if (!(await exists(target)) && (await exists(old))) await rename(old, target);
+/** Whether `dir` holds a complete checkpoint: a readable config.json and model.safetensors (renamed in whole). */
+async function completeStep(dir: string): Promise<number | undefined> {
+  try {
+    const json = JSON.parse(await readFile(join(dir, CONFIG_FILE), 'utf8')) as { hlm?: { step?: unknown } };
+    if (!(await exists(join(dir, MODEL_FILE))) && !(await exists(join(dir, SHARD_INDEX_FILE)))) return undefined;
+    const step = json.hlm?.step;
+    return typeof step === 'number' ? step : 0;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Put `dir` in order after a save was cut short: when it is missing, the newest complete checkpoint among the one a
+ * save moved aside (`.NAME.hlm-old`) and `aside` (where the caller keeps earlier checkpoints) is renamed back into
+ * place; temporary directories of saves that never finished are removed, and so is a moved-aside copy that is no
+ * longer needed (with `temporaries: false`, temporary directories are left: another save may be writing one).
+ * Returns what was done, one sentence each (nothing when there was nothing to do).
+ */
+export async function recoverCheckpoint(
+  dir: string,
+  aside: readonly string[] = [],
+  o: { temporaries?: boolean } = {},
+): Promise<string[]> {
+  const target = resolve(dir);
+  const parent = dirname(target);
+  const done: string[] = [];
+  try {
+    const old = oldSibling(target);
+    if (!(await exists(target))) {
+      let best: { dir: string; step: number } | undefined;
+      for (const d of [old, ...aside]) {
+        const step = await completeStep(d);
+        if (step !== undefined && (!best || step > best.step)) best = { dir: d, step };
+      }
+      if (best) {
+        await rename(best.dir, target);
+        syncDir(parent);
+        done.push(
+          `${target} was missing (a save was cut short): restored the checkpoint of step ${best.step} from ` +
+            best.dir,
+        );
+      }
+    }
+    if (await exists(old)) {
+      await rm(old, { recursive: true, force: true });
+      done.push(`removed ${old}, left by a save that was cut short after its new checkpoint was in place`);
+    }
+    const prefix = `.${basename(target)}.tmp-`;
+    if (o.temporaries === false) return done;
+    for (const name of (await readdir(parent).catch(() => [] as string[])).filter((n) => n.startsWith(prefix))) {
+      await rm(join(parent, name), { recursive: true, force: true });
+      done.push(`removed ${join(parent, name)}, the temporary directory of a save that was cut short`);
+    }
+  } catch (e) {
+    throw fsError(e, `cannot recover checkpoint ${target}`);
+  }
+  return done;
+}
+
+export interface SaveOptions {
+  /**
+   * Where the checkpoint being replaced goes (a path in the same filesystem, its parent existing), instead of being
+   * deleted: a run keeps its earlier checkpoints this way. Anything already there is replaced.
+   */
+  previous?: string;
 }
 
 /**
  * Write a checkpoint directory atomically: readers see the previous checkpoint or the new
  * one, never a mixture. The buffers must not change until the returned promise settles.
  */
-export async function saveCheckpoint(dir: string, c: CheckpointContents): Promise<void> {
+export async function saveCheckpoint(dir: string, c: CheckpointContents, o: SaveOptions = {}): Promise<void> {
   const target = resolve(dir);
   validateConfig(c.config);
   const layout = paramLayout(c.config);
@@ -191,11 +261,21 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
   for (const [name] of extra) checkFileName(name);
 
   const parent = dirname(target);
-  await mkdir(parent, { recursive: true });
-  await recoverInterrupted(target);
-  await checkReplaceable(target, new Set([...STANDARD_FILES, ...extra.map(([n]) => n)]));
+  const doing = `cannot save checkpoint ${target}`;
+  await mkdir(parent, { recursive: true }).catch((e) => {
+    throw fsError(e, doing);
+  });
+  await recoverCheckpoint(target, [], { temporaries: false });
+  await checkCheckpointDir(
+    target,
+    extra.map(([n]) => n),
+  );
 
-  const tmp = await mkdtemp(join(parent, `.${basename(target)}.tmp-`));
+  // mkdir, not mkdtemp: mkdtemp makes the directory 0700, and the checkpoint would keep that mode.
+  const tmp = join(parent, `.${basename(target)}.tmp-${randomBytes(6).toString('hex')}`);
+  await mkdir(tmp).catch((e) => {
+    throw fsError(e, doing);
+  });
   try {
     const config = JSON.stringify(toHfConfig(c.config, c.hlm, { ...c.classifier, scoreBias }), null, 2) + '\n';
     writeFileAtomic(join(tmp, CONFIG_FILE), config, 'checkpoint file');
@@ -217,26 +297,35 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents): Promis
     for (const [name, text] of Object.entries(tokenizerFiles))
       writeFileAtomic(join(tmp, name), text, 'checkpoint file');
     for (const [name, data] of extra) writeFileAtomic(join(tmp, name), data, 'checkpoint file');
+    syncDir(tmp);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
-    throw e;
+    throw fsError(e, doing);
   }
+  testPause('checkpoint-written');
 
-  const old = oldSibling(target);
+  const old = o.previous ? resolve(o.previous) : oldSibling(target);
   const replacing = await exists(target);
   try {
     if (replacing) {
-      await rm(old, { recursive: true, force: true }); // left by a save that died after its swap
+      await rm(old, { recursive: true, force: true }); // a stale copy, or a moved-aside one no longer needed
       await rename(target, old);
+      testPause('checkpoint-swapped');
     }
     await rename(tmp, target);
   } catch (e) {
     if (replacing && !(await exists(target)) && (await exists(old))) await rename(old, target);
     await rm(tmp, { recursive: true, force: true });
-    throw e;
+    throw fsError(e, doing);
   }
-  syncDir(parent);
-  if (replacing) await rm(old, { recursive: true, force: true });
+  try {
+    syncDir(parent);
+    if (o.previous) syncDir(dirname(old));
+    testPause('checkpoint-placed');
+    if (replacing && !o.previous) await rm(old, { recursive: true, force: true });
+  } catch (e) {
+    throw fsError(e, doing);
+  }
 }
 
 /** The directory to read: the target, or the old sibling a save left when it died mid-swap. */

@@ -28,6 +28,8 @@ export interface PretrainOptions {
   /** With --init and --objective ce: a separate output layer lm_head, initialised from the input embeddings. */
   untiedHead?: boolean;
   resume: boolean;
+  /** Start over in an --out that already holds a run (its checkpoints and metrics are deleted first). */
+  overwrite?: boolean;
   steps: number;
   /** Length of the LR schedule (default: steps). Give the final total when training in parts. */
   scheduleSteps?: number;
@@ -46,6 +48,10 @@ export interface PretrainOptions {
   evalData?: string;
   evalBatches: number;
   saveEvery: number;
+  /** Also checkpoint after this many minutes since the last save (0 = off; default 10). */
+  saveEveryMinutes?: number;
+  /** Checkpoints kept: the latest at <out>/checkpoint, the ones before it under <out>/checkpoints/step-<N>/ (3). */
+  keep?: number;
   logEvery: number;
   /** CWT score temperature (default 1). */
   cwtTemperature?: number;
@@ -102,7 +108,13 @@ export const PRETRAIN_SETTINGS = {
     default: [],
     description: 'text files, directories (WikiExtractor, JSONL, plain text) or .bin token shards',
   },
-  out: { type: 'string', default: 'runs/pretrain', description: 'run directory: metrics.jsonl and checkpoint/' },
+  out: {
+    type: 'string',
+    default: 'runs/pretrain',
+    description:
+      'run directory: metrics.jsonl, checkpoint/ (the latest), checkpoints/step-<N>/ (earlier ones) and run.lock ' +
+      '(one run at a time)',
+  },
   init: { type: 'string', description: 'start from this checkpoint directory' },
   untiedHead: {
     type: 'boolean',
@@ -114,7 +126,13 @@ export const PRETRAIN_SETTINGS = {
   resume: {
     type: 'boolean',
     default: false,
-    description: 'continue <out>/checkpoint (weights, optimizer, data position) up to --steps',
+    description:
+      'continue the run in --out from <out>/checkpoint (weights, optimizer, data position, LR schedule) up to --steps',
+  },
+  overwrite: {
+    type: 'boolean',
+    default: false,
+    description: "start over in an --out that holds a run: its checkpoints and metrics.jsonl are deleted first",
   },
   steps: { type: 'int', min: 1, default: 300, file: true },
   scheduleSteps: {
@@ -180,14 +198,31 @@ export const PRETRAIN_SETTINGS = {
     min: 0,
     default: 0,
     file: true,
-    description: 'checkpoint every N steps (0 = at the end only)',
+    description: 'checkpoint every N steps (0 = by --save-every-minutes only); the last step always saves',
+  },
+  saveEveryMinutes: {
+    type: 'number',
+    min: 0,
+    default: 10,
+    file: true,
+    description: 'also checkpoint once this many minutes have passed since the last save (0 = off)',
+  },
+  keep: {
+    type: 'int',
+    min: 1,
+    default: 3,
+    file: true,
+    description:
+      'checkpoints to keep: the latest at <out>/checkpoint, up to N-1 earlier ones under <out>/checkpoints/step-<N>/',
   },
   logEvery: {
     type: 'int',
     min: 1,
     default: 10,
     file: true,
-    description: 'read the loss back and write metrics every N steps',
+    description:
+      'read the loss back, write metrics.jsonl (appended as steps go) and report progress every N steps (and at ' +
+      'least every 30 s)',
   },
   cwtTemperature: {
     type: 'number',

@@ -1,9 +1,13 @@
-// `hlm pretrain`: resolve the run (preset, flags, --set overrides, --init, --resume), prepare the
-// data, then loop: batch -> one GPU step -> (every logEvery) read the loss ring, write
-// metrics.jsonl, show progress -> (every evalEvery) validation loss -> (every saveEvery) an
-// atomic checkpoint in <out>/checkpoint. A NaN or Inf loss stops the run and keeps the last
-// good checkpoint.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+// `hlm pretrain`: resolve the run (preset, flags, --set overrides, --init, --resume), open the run
+// directory (lock, recovery after a kill, refusals: run-dir.ts), prepare the data, then loop:
+// batch -> one GPU step -> (every logEvery steps or 30 s) read the loss ring, write
+// metrics.jsonl, report progress -> (every evalEvery) validation loss -> (every saveEvery steps,
+// every saveEveryMinutes, at the end, on SIGINT/SIGTERM) a checkpoint in <out>/checkpoint.
+// Divergence: the step guard skips a non-finite update on the GPU (update.ts); the host stops at
+// its next readback. A checkpoint is written only when its state is finite and leads to a finite
+// step (a probe of the next batch), so the one kept after a divergence is usable.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
@@ -23,7 +27,15 @@ import {
 } from '../model/overrides.js';
 import { initParams } from '../model/params.js';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
-import { pretrainSettings, trainingSchema, TRAINING_KEYS, type PretrainOptions } from './pretrain-settings.js';
+import {
+  PRETRAIN_SETTINGS,
+  pretrainSettings,
+  trainingSchema,
+  TRAINING_KEYS,
+  type PretrainOptions,
+} from './pretrain-settings.js';
+import { RunDir } from './run-dir.js';
+import { SIGNAL_EXIT_CODE, StopSignals } from '../util/signals.js';
 import { lrAt } from './schedule.js';
 import { Trainer } from './trainer.js';
 
@@ -32,6 +44,8 @@ export type { PretrainOptions } from './pretrain-settings.js';
 export interface PretrainResult {
   out: string;
   checkpoint: string;
+  /** The run's id (kept across --resume), as in every metrics row. */
+  runId: string;
   steps: number;
   /** The batch shape and peak learning rate used (given, or trainingDefaults). */
   batchSize: number;
@@ -121,6 +135,8 @@ interface RunState {
   moments?: { m: Float32Array; v: Float32Array };
   startStep: number;
   data?: BatchState;
+  /** The resumed run's id. */
+  runId?: string;
 }
 
 async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpointDir: string): Promise<RunState> {
@@ -142,8 +158,6 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
       "--tokenizer applies to a fresh run: with --init or --resume the checkpoint's tokenizer is used",
     );
   if (o.resume) {
-    if (!existsSync(join(checkpointDir, 'config.json')))
-      throw new HlmError(`--resume: no checkpoint in ${checkpointDir}`);
     const ck = await loadCheckpoint(checkpointDir, { optimizer: true });
     sameModel(ck.config, checkpointDir);
     const tokenizer = ck.tokenizerJson
@@ -163,6 +177,7 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
       moments: ck.optimizer ? { m: ck.optimizer.m, v: ck.optimizer.v } : undefined,
       startStep: step,
       data: ck.hlm.data as BatchState | undefined,
+      runId: typeof ck.hlm.run_id === 'string' ? ck.hlm.run_id : undefined,
     };
   }
   if (o.untiedHead && !(o.init && o.objective === 'ce'))
@@ -235,60 +250,92 @@ function trainingPair(
   return { inputs: m.inputs, targets: m.targets };
 }
 
+/** The first non-finite value of the state, as words for a message, or undefined when all are finite. */
+function nonFinite(state: { params: Float32Array; m?: Float32Array; v?: Float32Array }): string | undefined {
+  for (const [name, a] of [
+    ['weights', state.params],
+    ['first moments', state.m],
+    ['second moments', state.v],
+  ] as const) {
+    if (!a) continue;
+    // x − x is 0 exactly when x is finite.
+    for (let i = 0; i < a.length; i++) if (a[i] - a[i] !== 0) return `the ${name} hold ${a[i]} (element ${i})`;
+  }
+  return undefined;
+}
+
+/** Seconds between progress reports (and loss readbacks) at most, whatever --log-every says. */
+const PROGRESS_SECONDS = 30;
+
 export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Progress): Promise<PretrainResult> {
   const { options: asked, model: modelKeys } = await resolveSettings(given);
+  if (asked.resume && asked.overwrite)
+    throw new HlmError('--resume continues the run in --out and --overwrite replaces it: give one of them');
+  const keep = asked.keep ?? PRETRAIN_SETTINGS.keep.default;
+  const saveEveryMinutes = asked.saveEveryMinutes ?? PRETRAIN_SETTINGS.saveEveryMinutes.default;
   const out = resolve(asked.out);
-  const checkpointDir = join(out, 'checkpoint');
-  const metricsPath = join(out, 'metrics.jsonl');
-  if (!asked.resume && existsSync(join(checkpointDir, 'config.json'))) {
-    throw new HlmError(
-      `${checkpointDir} already holds a checkpoint: pass --resume to continue it, or choose another --out`,
-    );
-  }
-  const run = await resolveRun(asked, modelKeys, checkpointDir);
-  const { config, tokenizer } = run;
-  const defaults = trainingDefaults(config);
-  const o = {
-    ...asked,
-    batchSize: asked.batchSize ?? defaults.batchSize,
-    seqLen: asked.seqLen ?? defaults.seqLen,
-    lr: asked.lr ?? defaults.lr,
-  };
-  if (o.seqLen > config.n_positions)
-    throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
-  if (run.startStep >= o.steps)
-    throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
-
-  const dataPaths = o.data.length ? o.data : [defaultCorpusPath()];
-  log.info({ data: dataPaths }, 'preparing data');
-  const data = await prepareData(dataPaths, tokenizer);
-  const batches = BatchSource.open(data.shards, {
-    batchSize: o.batchSize,
-    seqLen: o.seqLen,
-    order: o.order,
-    seed: o.seed,
-    vocabSize: tokenizer.vocabSize,
+  const runDir = await RunDir.open(out, {
+    start: asked.resume ? 'resume' : asked.overwrite ? 'overwrite' : 'fresh',
+    keep,
+    extraFiles: [RUN_FILE],
   });
-  if (run.data) batches.restore(run.data);
-  const evalPath = o.evalData ?? defaultEvalData();
-  const evalSet = evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer, {}, '--eval-data') : undefined;
-
-  const trainer = await Trainer.create(gpu, config, {
-    B: o.batchSize,
-    T: o.seqLen,
-    optimizer: o.optimizer,
-    weightDecay: o.weightDecay,
-    gradClip: o.gradClip,
-    historySize: o.logEvery,
-    cwtTemperature: o.cwtTemperature,
-  });
+  const checkpointDir = runDir.checkpoint;
+  // Until the loop runs there is nothing to save: a signal exits at once (the lock is released on exit).
+  const signals = new StopSignals((s) =>
+    log.warn(`${s}: finishing the current step and saving a checkpoint; send it again to stop at once`),
+  );
+  let batches: BatchSource | undefined;
+  let trainer: Trainer | undefined;
   try {
+    const run = await resolveRun(asked, modelKeys, checkpointDir);
+    const { config, tokenizer } = run;
+    const defaults = trainingDefaults(config);
+    const o = {
+      ...asked,
+      keep,
+      saveEveryMinutes,
+      batchSize: asked.batchSize ?? defaults.batchSize,
+      seqLen: asked.seqLen ?? defaults.seqLen,
+      lr: asked.lr ?? defaults.lr,
+    };
+    if (o.seqLen > config.n_positions)
+      throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
+    if (run.startStep >= o.steps)
+      throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
+    const runId = run.runId ?? newRunId();
+
+    const dataPaths = o.data.length ? o.data : [defaultCorpusPath()];
+    log.info({ data: dataPaths }, 'preparing data');
+    const data = await prepareData(dataPaths, tokenizer);
+    batches = BatchSource.open(data.shards, {
+      batchSize: o.batchSize,
+      seqLen: o.seqLen,
+      order: o.order,
+      seed: o.seed,
+      vocabSize: tokenizer.vocabSize,
+    });
+    if (run.data) batches.restore(run.data);
+    const evalPath = o.evalData ?? defaultEvalData();
+    const evalSet =
+      evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer, {}, '--eval-data') : undefined;
+
+    trainer = await Trainer.create(gpu, config, {
+      B: o.batchSize,
+      T: o.seqLen,
+      optimizer: o.optimizer,
+      weightDecay: o.weightDecay,
+      gradClip: o.gradClip,
+      historySize: o.logEvery,
+      cwtTemperature: o.cwtTemperature,
+    });
     trainer.writeState(run.params, run.moments);
-    mkdirSync(out, { recursive: true });
+    runDir.openMetrics(o.resume ? run.startStep : undefined);
     const tokensPerStep = o.batchSize * o.seqLen;
+    const src = batches;
+    const tr = trainer;
     const evaluate = async () => {
       if (!evalSet) return null;
-      const src = BatchSource.open(evalSet.shards, {
+      const es = BatchSource.open(evalSet.shards, {
         batchSize: o.batchSize,
         seqLen: o.seqLen,
         order: 'sequential',
@@ -297,52 +344,83 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       });
       try {
         const pairs = Array.from({ length: o.evalBatches }, (_, i) =>
-          trainingPair(o, config, tokenizer, src.batchAt(i), i, 1234567),
+          trainingPair(o, config, tokenizer, es.batchAt(i), i, 1234567),
         );
-        return await trainer.evaluate(pairs);
+        return await tr.evaluate(pairs);
       } finally {
-        src.close();
+        es.close();
       }
     };
-    let lastSaved = run.startStep;
+
+    // The step of the newest checkpoint on disk; every one written was checked finite.
+    let lastSaved: number | undefined = o.resume ? run.startStep : undefined;
+    const stopped = (what: string, step: number, how: string) =>
+      new HlmError(
+        `${what} at step ${step}; stopped (${how}). ` +
+          (lastSaved === undefined
+            ? 'No checkpoint was saved before it.'
+            : `The last finite checkpoint is step ${lastSaved}: ${checkpointDir}`),
+      );
     const save = async (step: number) => {
-      const st = await trainer.readState();
-      await saveCheckpoint(checkpointDir, {
-        config,
-        params: st.params,
-        optimizer: st.m && st.v ? { step, m: st.m, v: st.v } : undefined,
-        tokenizerJson: tokenizer.toJSON({ withMask: !config.causal }),
-        hlm: {
-          step,
-          data: batches.state(),
-          tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize },
-          run: { ...o, out },
+      await flush(); // the rows up to the step go to metrics.jsonl before the checkpoint claims it
+      const st = await tr.readState();
+      const bad = nonFinite(st);
+      if (bad) throw stopped(`${bad}`, step, 'this state was not saved');
+      // A checkpoint must also lead to a finite step: probe the batch of the next one without updating anything.
+      const next = trainingPair(o, config, tokenizer, src.batchAt(src.position), step + 1, o.seed);
+      const p = await tr.probe(next.inputs, next.targets);
+      if (!Number.isFinite(p.loss) || !Number.isFinite(p.gradNorm))
+        throw stopped(
+          `the ${Number.isFinite(p.loss) ? `gradient norm would become ${p.gradNorm}` : `loss would become ${p.loss}`}`,
+          step + 1,
+          `found before saving step ${step}, which was therefore not saved`,
+        );
+      await runDir.save(
+        {
+          config,
+          params: st.params,
+          optimizer: st.m && st.v ? { step, m: st.m, v: st.v } : undefined,
+          tokenizerJson: tokenizer.toJSON({ withMask: !config.causal }),
+          hlm: {
+            step,
+            run_id: runId,
+            data: src.state(),
+            tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize },
+            run: { ...o, out },
+          },
+          // The resolved run, in the config-file format: `hlm pretrain --config run.json` repeats it.
+          extraFiles: { [RUN_FILE]: JSON.stringify(runFile(o, config), null, 2) + '\n' },
         },
-        // The resolved run, in the config-file format: `hlm pretrain --config run.json` repeats it.
-        extraFiles: { 'run.json': JSON.stringify(runFile(o, config), null, 2) + '\n' },
-      });
+        step,
+      );
       lastSaved = step;
+      lastSaveTime = performance.now();
       log.info(`checkpoint at step ${step}: ${checkpointDir}`);
     };
 
     const t0 = performance.now();
+    let lastSaveTime = t0;
+    let lastFlushTime = t0;
     let pending: { step: number; lr: number }[] = [];
     let finalLoss = NaN;
     let valLoss: number | null = null;
     let valCe: number | null = null;
     const flush = async () => {
+      lastFlushTime = performance.now();
       if (!pending.length) return;
-      const records = await trainer.readHistory(pending.length);
+      const records = await tr.readHistory(pending.length);
       const elapsed = (performance.now() - t0) / 1000;
       const lines: string[] = [];
       for (let i = 0; i < pending.length; i++) {
         const { step, lr } = pending[i];
         const { loss, gradNorm } = records[i];
-        if (!Number.isFinite(loss)) {
-          appendFileSync(metricsPath, lines.join(''));
-          throw new HlmError(
-            `the loss became ${loss} at step ${step}; stopped. The last good checkpoint (step ${lastSaved}) is kept ` +
-              `in ${checkpointDir}`,
+        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+          runDir.appendMetrics(lines.join(''));
+          // The step guard skipped this update on the GPU, and every one queued after it.
+          throw stopped(
+            Number.isFinite(loss) ? `the gradient norm became ${gradNorm}` : `the loss became ${loss}`,
+            step,
+            'its update was not applied',
           );
         }
         lines.push(
@@ -353,11 +431,12 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
             grad_norm: gradNorm,
             tokens: step * tokensPerStep,
             elapsed_s: Number(elapsed.toFixed(3)),
+            run_id: runId,
           }) + '\n',
         );
         finalLoss = loss;
       }
-      appendFileSync(metricsPath, lines.join(''));
+      runDir.appendMetrics(lines.join(''));
       const done = pending.at(-1)!.step - run.startStep;
       const tps = (done * tokensPerStep) / elapsed;
       progress?.({
@@ -370,42 +449,53 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       pending = [];
     };
 
+    signals.armed = true;
     for (let step = run.startStep + 1; step <= o.steps; step++) {
-      const batch = batches.next();
+      const batch = src.next();
       const { inputs, targets } = trainingPair(o, config, tokenizer, batch, step, o.seed);
       const lr = lrAt(step, { lr: o.lr, warmup: o.warmup, steps: o.scheduleSteps ?? o.steps, schedule: o.schedule });
-      trainer.step(inputs, targets, step, lr, pending.length);
+      tr.step(inputs, targets, step, lr, pending.length);
       pending.push({ step, lr });
+      // Let a pending signal's handler run (the step is queued on the GPU; this waits for nothing).
+      await new Promise((r) => setImmediate(r));
       const last = step === o.steps;
-      if (
-        pending.length === o.logEvery ||
+      const evalNow = Boolean(evalSet) && (step % o.evalEvery === 0 || last);
+      const saveDue = () =>
         last ||
-        (o.evalEvery > 0 && step % o.evalEvery === 0) ||
-        (o.saveEvery > 0 && step % o.saveEvery === 0)
-      )
-        await flush();
-      if (evalSet && (step % o.evalEvery === 0 || last)) {
+        signals.signal !== undefined ||
+        (o.saveEvery > 0 && step % o.saveEvery === 0) ||
+        (o.saveEveryMinutes > 0 && performance.now() - lastSaveTime >= o.saveEveryMinutes * 60_000);
+      const progressDue = performance.now() - lastFlushTime >= PROGRESS_SECONDS * 1000;
+      if (pending.length === o.logEvery || evalNow || saveDue() || progressDue) await flush();
+      if (evalNow) {
         const v = (await evaluate())!;
         valLoss = v.loss;
         valCe = v.ce;
-        appendFileSync(
-          metricsPath,
+        runDir.appendMetrics(
           JSON.stringify({
             step,
             val_loss: valLoss,
             ...(valCe !== null && config.objective === 'cwt' ? { val_ce: valCe } : {}),
             tokens: step * tokensPerStep,
             elapsed_s: Number(((performance.now() - t0) / 1000).toFixed(3)),
+            run_id: runId,
           }) + '\n',
         );
         log.info(`step ${step}: validation loss ${valLoss!.toFixed(4)}`);
       }
-      if ((o.saveEvery > 0 && step % o.saveEvery === 0) || last) await save(step);
+      if (saveDue()) await save(step);
+      if (signals.signal && !last)
+        throw new HlmError(
+          `stopped by ${signals.signal} after step ${step}: checkpoint of step ${step} in ${checkpointDir}; continue ` +
+            'with --resume',
+          SIGNAL_EXIT_CODE[signals.signal],
+        );
     }
     const elapsedSeconds = (performance.now() - t0) / 1000;
     return {
       out,
       checkpoint: checkpointDir,
+      runId,
       steps: o.steps,
       batchSize: o.batchSize,
       seqLen: o.seqLen,
@@ -417,13 +507,20 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       tokensPerSecond: ((o.steps - run.startStep) * tokensPerStep) / elapsedSeconds,
       elapsedSeconds,
       peakGpuBytes: gpu.memory().bytesPeak,
-      parameters: trainer.model.layout.count,
+      parameters: tr.model.layout.count,
       device: gpu.name,
     };
   } finally {
-    batches.close();
-    trainer.destroy();
+    signals.dispose();
+    runDir.close();
+    batches?.close();
+    trainer?.destroy();
   }
+}
+
+/** A run's id: its start time and a random suffix, in every metrics row and in its checkpoints. */
+function newRunId(): string {
+  return `${new Date().toISOString().replace(/[-:]|\.\d+Z$/g, '')}-${randomBytes(3).toString('hex')}`;
 }
 
 /** The resolved settings as a config file: every training key plus the model configuration. */
@@ -436,6 +533,9 @@ function runFile(o: PretrainOptions, config: ModelConfig): Record<string, unknow
   );
   return { ...model, ...training };
 }
+
+/** The resolved run's file beside each checkpoint. */
+const RUN_FILE = 'run.json';
 
 /** Read metrics.jsonl back (tests and the comparison script use it). */
 export function readMetrics(out: string): Record<string, number>[] {

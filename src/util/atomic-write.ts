@@ -83,7 +83,7 @@ export function syncDir(dir: string): void {
 }
 
 /** A filesystem error (it has a syscall) as an HlmError prefixed with `doing`; any other error unchanged. */
-function fsError(err: unknown, doing: string): unknown {
+export function fsError(err: unknown, doing: string): unknown {
   // Not `instanceof Error`: errors from node:fs come from another realm under jest's vm modules.
   const e = err as Partial<NodeJS.ErrnoException> | null;
   if (!(err instanceof HlmError) && typeof e?.syscall === 'string') return new HlmError(`${doing}: ${e.message}`);
