@@ -107,6 +107,8 @@ test('the flags of pretrain and compare-objectives are built from the table', ()
     'eval_every',
     'eval_batches',
     'save_every',
+    'save_every_minutes',
+    'keep',
     'log_every',
     'cwt_temperature',
   ]);

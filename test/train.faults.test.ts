@@ -108,7 +108,7 @@ const rows = (out: string) =>
 /** A metrics row without what differs between two runs of the same training: wall time and run id. */
 const comparable = ({ elapsed_s: _t, run_id: _id, ...rest }: Record<string, unknown>) => rest;
 
-test('24 SIGKILLs at random moments, in and out of saves, then resumed: bit for bit the uninterrupted run', async () => {
+test('24 SIGKILLs at random moments, in and out of saves, each resumed: bit for bit an unbroken run', async () => {
   const ref = join(dir, 'ref');
   const whole = hlm([...common, '--tokenizer', tokenizer, '--out', ref], env, 300_000);
   expect(whole.status).toBe(0);
@@ -139,7 +139,8 @@ test('24 SIGKILLs at random moments, in and out of saves, then resumed: bit for 
     log.push(a);
     if (a.signal !== 'SIGKILL')
       throw new Error(
-        `attempt ${log.length} (${JSON.stringify(plan)}) was not killed: exit ${a.code}, seed ${rand.seed}\n${a.stderr}`,
+        `attempt ${log.length} (${JSON.stringify(plan)}) was not killed: exit ${a.code}, seed ${rand.seed}\n` +
+          a.stderr,
       );
   }
   const last = await attempt(argsFor(), { kind: 'time', ms: 600_000 });

@@ -61,7 +61,13 @@ export function pretrainProgress(tty: boolean): Progress {
     out(
       `step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${Math.round(p.tokensPerSecond)} tok/s  ETA ` +
         formatEta(p.etaSeconds),
-      { step: p.step, steps: p.steps, loss: p.loss, tokens_per_s: Math.round(p.tokensPerSecond), eta_s: Math.round(p.etaSeconds) },
+      {
+        step: p.step,
+        steps: p.steps,
+        loss: p.loss,
+        tokens_per_s: Math.round(p.tokensPerSecond),
+        eta_s: Math.round(p.etaSeconds),
+      },
       p.step === p.steps,
     );
 }

@@ -1,5 +1,4 @@
-import { accessSync, appendFileSync, constants, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { flagParser } from '../cli/flags.js';
@@ -10,6 +9,7 @@ import { FORMATS, render, renderList, type ListedCase } from '../bench/report.js
 import { runBench } from '../bench/run.js';
 import { describeCase, parseFilter, parseSuites, selectCases } from '../bench/suites.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { checkOutputFile } from '../util/output-check.js';
 
 export interface BenchResult {
   records?: BenchRecord[];
@@ -56,9 +56,14 @@ export default class Bench extends HlmCommand {
     format: Flags.option({
       options: FORMATS,
       default: 'jsonl' as const,
-      description: 'jsonl (one record a line, written as each test ends), json, csv, or md (a table)',
+      description:
+        'jsonl (one record a line, appended to --out as each test ends), json, csv, or md (a table, written whole)',
     })(),
-    out: Flags.string({ description: 'write the report here instead of stdout' }),
+    out: Flags.string({
+      description:
+        'write the report here instead of stdout: jsonl records are appended as tests end (a stream), other ' +
+        'formats written whole at the end',
+    }),
     compare: Flags.string({
       description:
         'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold',
@@ -89,8 +94,13 @@ export default class Bench extends HlmCommand {
     const streaming = flags.format === 'jsonl' && !flags.from && !flags.list;
     let report = '';
     const emit = (text: string) => {
-      if (flags.out && streaming) appendFileSync(flags.out, text);
-      else if (flags.out) report += text;
+      if (flags.out && streaming) {
+        try {
+          appendFileSync(flags.out, text);
+        } catch (e) {
+          throw new HlmError(`cannot write bench report ${flags.out}: ${(e as Error).message}`);
+        }
+      } else if (flags.out) report += text;
       else if (toStdout) process.stdout.write(text);
     };
     const writeReport = () => {
@@ -98,11 +108,11 @@ export default class Bench extends HlmCommand {
     };
     if (flags.out) {
       // Fail now, not after the run, when --out cannot be written.
+      checkOutputFile(flags.out, 'bench report');
       try {
         if (streaming) writeFileSync(flags.out, '');
-        else accessSync(dirname(resolve(flags.out)), constants.W_OK);
       } catch (e) {
-        throw new HlmError(`cannot write ${flags.out}: ${(e as Error).message}`);
+        throw new HlmError(`cannot write bench report ${flags.out}: ${(e as Error).message}`);
       }
     }
 

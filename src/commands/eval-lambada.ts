@@ -1,9 +1,11 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { evalLambada, type EvalLambadaResult } from '../eval/evaluate.js';
+import { formatEta, interactive, progressOut } from '../cli/progress.js';
 import { DEFAULT_BOOTSTRAP_ITERS, writeHarnessOutput, type HarnessFiles } from '../eval/harness.js';
 import { HlmError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { checkOutputDir, checkOutputFile } from '../util/output-check.js';
 
 export type EvalLambadaSummary = Omit<EvalLambadaResult, 'predictions'> & {
   predictionsFile?: string;
@@ -61,6 +63,11 @@ export default class EvalLambada extends HlmCommand {
       min: 1,
       description: 'passages per forward pass (default: about 4096 tokens per pass)',
     }),
+    'log-every': Flags.integer({
+      min: 1,
+      default: 20,
+      description: 'report progress every N batches (and at least every 30 s)',
+    }),
     device: deviceFlag,
   };
 
@@ -68,13 +75,29 @@ export default class EvalLambada extends HlmCommand {
     const { flags } = await this.parse(EvalLambada);
     if (flags['log-samples'] && !flags['output-path'])
       throw new HlmError('--log-samples writes beside the results: give --output-path <dir> too');
+    if (flags.predictions) checkOutputFile(flags.predictions, 'LAMBADA predictions');
+    if (flags['output-path']) checkOutputDir(flags['output-path'], 'lm-eval results');
     const gpu = await this.openGpu(flags.device);
+    const out = progressOut(interactive(this.jsonEnabled()));
+    let batches = 0;
+    let reported = performance.now();
     const result = await evalLambada(gpu, {
       model: flags.model,
       data: flags.data,
       format: flags.format,
       limit: flags.limit,
       batchSize: flags['batch-size'],
+      onBatch: (done, total, seconds) => {
+        batches++;
+        if (batches % flags['log-every'] && done < total && performance.now() - reported < 30_000) return;
+        reported = performance.now();
+        const rate = done / seconds;
+        out(
+          `lambada: ${done}/${total} passages  ${rate.toFixed(1)} passages/s  ETA ${formatEta((total - done) / rate)}`,
+          { done, total, passages_per_s: Number(rate.toFixed(2)), eta_s: Math.round((total - done) / rate) },
+          done === total,
+        );
+      },
     });
     const { predictions, ...summary } = result;
     if (flags.predictions) {

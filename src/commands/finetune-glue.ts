@@ -5,9 +5,12 @@ import { HlmError } from '../errors.js';
 import { GLUE_TASKS, TASKS, parseGlueTask, findGlueTask, type GlueTask } from '../glue/data.js';
 import { glueAverage } from '../glue/metrics.js';
 import { POOLINGS } from '../model/classifier.js';
-import { fmtScore, runGlueTask, type GlueTaskResult } from '../glue/run.js';
+import { checkGlueOutputs, runGlueTask, type GlueProgress, type GlueTaskResult } from '../glue/run.js';
 import { glueTable } from '../glue/table.js';
+import { readCheckpointConfig } from '../model/checkpoint.js';
+import { formatEta, interactive, progressOut } from '../cli/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { checkOutputFile } from '../util/output-check.js';
 
 export interface FinetuneGlueResult {
   tasks: GlueTaskResult[];
@@ -23,6 +26,27 @@ function number(name: string, text: string, ok: (x: number) => boolean): number 
   return x;
 }
 
+/** Fine-tuning progress: step, loss, examples/s and ETA; a line per epoch with its dev metrics. */
+function glueProgress(tty: boolean): (p: GlueProgress) => void {
+  const out = progressOut(tty);
+  return (p) => {
+    const where = `${p.title} seed ${p.seed} epoch ${p.epoch}/${p.epochs}`;
+    const fields = { seed: p.seed, epoch: p.epoch, step: p.step, steps: p.steps, loss: p.loss };
+    if (p.ended)
+      out(
+        `${where}: train loss ${p.loss.toFixed(4)}, dev ${p.ended.dev} (${p.ended.seconds.toFixed(1)} s)`,
+        { ...fields, dev_score: p.ended.score },
+        true,
+      );
+    else
+      out(
+        `${where}: step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  ${p.examplesPerSecond.toFixed(1)} ` +
+          `examples/s  ETA ${formatEta(p.etaSeconds)}`,
+        { ...fields, examples_per_s: Number(p.examplesPerSecond.toFixed(2)), eta_s: Math.round(p.etaSeconds) },
+      );
+  };
+}
+
 export default class FinetuneGlue extends HlmCommand {
   static override summary = 'Fine-tune a checkpoint on GLUE tasks and report the official dev metrics.';
   static override description =
@@ -32,7 +56,9 @@ export default class FinetuneGlue extends HlmCommand {
     'the steps, ' +
     'then a constant rate. Dev metrics after every epoch; the best epoch of each seed counts, reported as mean ± ' +
     'std over the seeds. ' +
-    'Writes <out>/<task>/result.json and the best model as <out>/<task>/checkpoint (usable with --predict).';
+    'Writes <out>/<task>/result.json and the best model as <out>/<task>/checkpoint (usable with --predict); both ' +
+    'locations are checked before training starts. Progress goes to stderr every --log-every steps (or 30 s) and ' +
+    'after each epoch; the result goes to stdout: a table, or JSON with --json.';
   static override examples = [
     '<%= config.bin %> finetune-glue --model runs/pretrain/checkpoint --task sst2 --data ../shared/data/glue ' +
       '--epochs 1',
@@ -46,7 +72,11 @@ export default class FinetuneGlue extends HlmCommand {
       required: true,
     }),
     task: Flags.string({ description: `${GLUE_TASKS.join('|')}|all`, required: true }),
-    data: Flags.string({ description: 'glue_data directory (<TASK>/train.tsv, dev.tsv, ...)', required: true }),
+    data: Flags.string({
+      description:
+        'glue_data directory (<TASK>/train.tsv, dev.tsv, ...); not needed to --predict with a checkpoint already ' +
+        'fine-tuned for the task',
+    }),
     epochs: Flags.integer({ default: 10, min: 1 }),
     lr: floatFlag({ exclusiveMin: 0, default: 1e-5, description: 'AdamW learning rate (after warm-up)' }),
     'batch-size': Flags.integer({ default: 32, min: 1 }),
@@ -71,7 +101,12 @@ export default class FinetuneGlue extends HlmCommand {
       description:
         'TSV to label with the best model (GLUE test.tsv layout or train/dev layout): one label or score a line',
     }),
-    predictions: Flags.string({ description: 'write --predict output here instead of stdout' }),
+    predictions: Flags.string({ description: 'write --predict output here instead of stdout (written whole)' }),
+    'log-every': Flags.integer({
+      min: 1,
+      default: 100,
+      description: 'report progress every N steps (and at least every 30 s)',
+    }),
     device: deviceFlag,
   };
 
@@ -80,6 +115,15 @@ export default class FinetuneGlue extends HlmCommand {
     const all = flags.task.toLowerCase() === 'all';
     const tasks: GlueTask[] = all ? [...GLUE_TASKS] : [parseGlueTask(flags.task)];
     if (all && flags.predict) throw new HlmError('--predict needs one task, not all');
+    // Everything this run will write is checked now, before any work.
+    const tuned = (await readCheckpointConfig(flags.model)).config.num_labels > 0;
+    const predictOnly = Boolean(flags.predict) && tuned;
+    if (!predictOnly && flags.data === undefined)
+      throw new HlmError(
+        '--data (the glue_data directory) is needed to fine-tune; only --predict with an already fine-tuned ' +
+          'checkpoint goes without',
+      );
+    if (flags.predictions) checkOutputFile(flags.predictions, 'GLUE predictions');
     const seeds = flags.seeds.split(',').map((s) => number('seeds', s, (x) => Number.isSafeInteger(x) && x >= 0));
     if (new Set(seeds).size !== seeds.length) throw new HlmError(`--seeds: ${flags.seeds} repeats a seed`);
     const common = {
@@ -97,12 +141,14 @@ export default class FinetuneGlue extends HlmCommand {
       weightDecay: flags['weight-decay'],
       gradClip: flags['grad-clip'],
       predict: flags.predict,
+      logEvery: flags['log-every'],
+      progress: glueProgress(interactive(this.jsonEnabled())),
     };
     const skipped: FinetuneGlueResult['skipped'] = [];
     const runnable = tasks.filter((task) => {
       if (!all) return true;
       try {
-        findGlueTask(flags.data, task, ['train', ...TASKS[task].evalSplits]);
+        findGlueTask(flags.data!, task, ['train', ...TASKS[task].evalSplits]);
         return true;
       } catch (e) {
         if (!(e instanceof HlmError)) throw e;
@@ -114,30 +160,23 @@ export default class FinetuneGlue extends HlmCommand {
       throw new HlmError(
         `no GLUE task in ${flags.data} has its train and dev files: ${skipped.map((s) => s.reason).join('; ')}`,
       );
+    if (!predictOnly) for (const task of runnable) await checkGlueOutputs(flags.out, task);
     const gpu = await this.openGpu(flags.device);
     const results: GlueTaskResult[] = [];
-    for (const task of runnable) {
-      const r = await runGlueTask(gpu, { ...common, task });
-      results.push(r);
-      if (r.summary) {
-        const metrics = Object.fromEntries(Object.entries(r.summary.metrics).map(([k, v]) => [k, v!.mean]));
-        const mean = fmtScore({ task, metrics, score: r.summary.score.mean });
-        this.logToStderr(
-          `${r.title}: ${mean} over ${seeds.length} seed(s) (majority class: ${fmtScore(r.majority!)}); ` +
-            `${r.seconds.toFixed(0)} s`,
-        );
-      }
-    }
+    for (const task of runnable) results.push(await runGlueTask(gpu, { ...common, task }));
     const scored = results.filter((r) => r.summary);
     const average = scored.length
       ? glueAverage(scored.map((r) => ({ task: r.task, metrics: {}, score: r.summary!.score.mean })))
       : null;
-    if (all) {
-      for (const s of skipped) this.logToStderr(`skipped ${TASKS[s.task].title}: ${s.reason}`);
-      if (!this.jsonEnabled()) this.log(glueTable(results, average));
-    }
+    for (const s of skipped) this.logToStderr(`skipped ${TASKS[s.task].title}: ${s.reason}`);
     const out: FinetuneGlueResult = { tasks: results, skipped, average };
     const preds = results[0]?.predictions;
+    // The result table goes to stdout, unless the predictions go there.
+    if (scored.length && !this.jsonEnabled()) {
+      const table = glueTable(results, average);
+      if (preds && !flags.predictions) this.logToStderr(table);
+      else this.log(table);
+    }
     if (preds) {
       if (flags.predictions) {
         writeFileAtomic(flags.predictions, preds.join('\n') + '\n', 'GLUE predictions');

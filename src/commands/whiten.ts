@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { floatFlag } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
+import { checkOutputFile } from '../util/output-check.js';
 import { log } from '../log.js';
 import {
   EMBEDDING_FORMATS,
@@ -142,6 +143,7 @@ export default class Whiten extends HlmCommand {
       throw new HlmError('word frequencies needed: give --frequencies <file|shards> or --count-from <corpus>');
     if (flags.sif && !flags['eval-sts'])
       throw new HlmError('--sif is a baseline of --eval-sts: give --eval-sts <dir> too');
+    if (flags.out && !toStdout) checkOutputFile(flags.out, 'whitened embeddings');
     const maxVocab = flags['max-vocab'];
     const t0 = performance.now();
     const checkpoint = isCheckpointDir(flags.embeddings);

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { checkOutputFile } from '../util/output-check.js';
 import { log } from '../log.js';
 import { readFile, listCorpusFiles, type CorpusFile } from './corpus.js';
 import { MAX_TRAINED_VOCAB, TRAINED_EOT, trainBpeTokenizer, type HfTokenizer } from './hf-tokenizer.js';
@@ -401,6 +402,7 @@ export async function trainTokenizer(options: TrainTokenizerOptions): Promise<Tr
     throw new HlmError(`--vocab-size ${vocabSize}: at most ${MAX_TRAINED_VOCAB} tokens (token ids below 2^21)`);
   }
   const path = resolveTokenizerOut(options.out);
+  checkOutputFile(path, 'tokenizer', { createsParents: true });
   const files = listCorpusFiles(options.data);
   const corpus = await surveyCorpus(files);
   const t1 = performance.now();

@@ -34,6 +34,8 @@ export interface EvalLambadaOptions {
   format?: LambadaFormat;
   limit?: number;
   batchSize?: number;
+  /** Progress after each batch of passages (see ScoreOptions.onBatch). */
+  onBatch?: (done: number, total: number, seconds: number) => void;
 }
 
 export interface EvalLambadaResult extends LambadaMetrics {
@@ -75,6 +77,7 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
   const tokenizeSeconds = (performance.now() - t0) / 1000;
   const { scores, B, T, seconds } = await scoreRequests(gpu, ck.config, ck.params, requests, {
     batchSize: o.batchSize,
+    onBatch: o.onBatch,
   });
   const predictions: LambadaPrediction[] = [];
   for (let i = 0; i < scores.length; i++) {

@@ -264,6 +264,8 @@ export interface ScoredPassage extends PassageScore {
 export interface ScoreOptions {
   /** Passages per forward pass; default: about DEFAULT_TOKENS_PER_BATCH tokens per pass. */
   batchSize?: number;
+  /** Called after each batch with the passages scored, their total and the seconds so far. */
+  onBatch?: (done: number, total: number, seconds: number) => void;
 }
 
 export interface ScoreResult {
@@ -332,6 +334,7 @@ export async function scoreRequests(
       });
       const done = b0 / B + 1;
       if (done % 10 === 0 || done === batches) log.debug(`lambada: batch ${done}/${batches}`);
+      options.onBatch?.(Math.min(b0 + B, requests.length), requests.length, (performance.now() - t0) / 1000);
     }
     return { scores, B, T, seconds: (performance.now() - t0) / 1000 };
   } finally {

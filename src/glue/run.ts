@@ -19,14 +19,16 @@ import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } fr
 import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from './metrics.js';
 import { log } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
+import { checkCheckpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
 import { foldScoreBias } from '../model/hf.js';
+import { checkOutputDir } from '../util/output-check.js';
 import { Finetuner } from './finetune.js';
 
 export interface GlueRunOptions {
   model: string;
   task: GlueTask;
-  data: string;
+  /** The glue_data directory; not needed to --predict with a checkpoint already fine-tuned for the task. */
+  data?: string;
   epochs: number;
   lr: number;
   batchSize: number;
@@ -43,6 +45,42 @@ export interface GlueRunOptions {
   gradClip: number;
   /** A TSV (GLUE test layout, or train/dev) to predict with the best model. */
   predict?: string;
+  /**
+   * Called every `logEvery` steps (default 100) or 30 s, whichever comes first, and when an epoch ends (without it,
+   * epochs are logged).
+   */
+  progress?: (p: GlueProgress) => void;
+  logEvery?: number;
+}
+
+export interface GlueProgress {
+  title: string;
+  seed: number;
+  epoch: number;
+  epochs: number;
+  /** Steps done over every seed and epoch so far, and in all. */
+  step: number;
+  steps: number;
+  /** Mean training loss of the epoch so far. */
+  loss: number;
+  examplesPerSecond: number;
+  etaSeconds: number;
+  /** On the report made when an epoch ends: its dev metrics (text), score (fraction) and seconds. */
+  ended?: { dev: string; score: number; seconds: number };
+}
+
+/** Seconds between progress reports at most. */
+const PROGRESS_SECONDS = 30;
+
+/**
+ * Check, before any work, that a run can write what it will: `<out>/<task>/` (result.json, and the best model as a
+ * checkpoint directory, which must hold nothing else). Predicting with an already fine-tuned checkpoint writes
+ * neither.
+ */
+export async function checkGlueOutputs(out: string, task: GlueTask): Promise<void> {
+  const taskDir = join(out, task);
+  checkOutputDir(taskDir, 'GLUE results');
+  await checkCheckpointDir(join(taskDir, 'checkpoint'));
 }
 
 export interface EpochRecord {
@@ -187,6 +225,12 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     );
   }
   const predictOnly = Boolean(o.predict) && tuned;
+  if (!predictOnly && o.data === undefined)
+    throw new HlmError(
+      '--data (the glue_data directory) is needed to fine-tune; only --predict with a checkpoint already ' +
+        `fine-tuned for ${spec.title} goes without`,
+    );
+  if (!predictOnly) await checkGlueOutputs(o.out, o.task);
   const config = { ...fileConfig, num_labels: C };
   const pooling = o.pooling ?? prior?.pooling ?? (config.causal ? 'last' : 'mean');
   if (!POOLINGS.includes(pooling)) throw new HlmError(`unknown pooling '${pooling}'`);
@@ -217,14 +261,14 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
   };
 
   const splits: GlueSplit[] = predictOnly ? [] : ['train', ...spec.evalSplits];
-  const data = loadGlueTask(o.data, o.task, splits);
+  const data = predictOnly ? undefined : loadGlueTask(o.data!, o.task, splits);
   const examples: Partial<Record<GlueSplit, number>> = {};
   const enc: Partial<Record<GlueSplit, number[][]>> = {};
   const labels: Partial<Record<GlueSplit, number[]>> = {};
   let truncated = 0;
   for (const s of splits) {
-    const ex = data.splits[s]!;
-    if (ex.length === 0) throw new HlmError(`${data.files[s]}: no examples`);
+    const ex = data!.splits[s]!;
+    if (ex.length === 0) throw new HlmError(`${data!.files[s]}: no examples`);
     const e = await encodeGlue(tokenizer, ex, sep, maxSeqLen);
     enc[s] = e.tokens;
     labels[s] = ex.map((x) => x.label);
@@ -259,6 +303,31 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
       const weights = o.classBalanced && C > 1 ? classWeights(y, C) : null;
       const perEpoch = Math.ceil(train.length / o.batchSize);
       const total = perEpoch * o.epochs;
+      const allSteps = total * o.seeds.length;
+      const logEvery = o.logEvery ?? 100;
+      let stepsDone = 0;
+      let lastReport = performance.now();
+      const trainStart = performance.now();
+      const report = (seed: number, epoch: number, loss: number, ended?: GlueProgress['ended']) => {
+        lastReport = performance.now();
+        const seconds = (lastReport - trainStart) / 1000;
+        o.progress?.({
+          title: spec.title,
+          seed,
+          epoch,
+          epochs: o.epochs,
+          step: stepsDone,
+          steps: allSteps,
+          loss,
+          examplesPerSecond: (stepsDone * o.batchSize) / seconds,
+          etaSeconds: ((allSteps - stepsDone) * seconds) / stepsDone,
+          ended,
+        });
+        if (!o.progress && ended)
+          log.info(
+            `${spec.title} seed ${seed} epoch ${epoch}/${o.epochs}: train loss ${loss.toFixed(4)}, dev ${ended.dev}`,
+          );
+      };
       const warmup = Math.round(o.warmupRatio * total);
       const lrAt = (step: number) => (warmup > 0 && step <= warmup ? (o.lr * step) / warmup : o.lr);
       for (const seed of o.seeds) {
@@ -300,12 +369,10 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
               lrAt(step),
             );
             for (const i of rows) trainTokens += train[i].length;
-            if (step % 100 === 0) {
+            stepsDone++;
+            if (step % logEvery === 0 || performance.now() - lastReport >= PROGRESS_SECONDS * 1000) {
               await drain();
-              log.debug(
-                `${spec.title} seed ${seed} epoch ${epoch}: step ${step}/${total}, loss ` +
-                  `${(lossSum / lossN).toFixed(4)}`,
-              );
+              report(seed, epoch, lossSum / lossN);
             }
           }
           await drain();
@@ -313,10 +380,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
           const dev = await scoreDev();
           const seconds = (performance.now() - te) / 1000;
           epochs.push({ epoch, trainLoss: lossSum / lossN, dev, seconds });
-          log.info(
-            `${spec.title} seed ${seed} epoch ${epoch}/${o.epochs}: train loss ${(lossSum / lossN).toFixed(4)}, dev ` +
-              `${fmtScore(dev)} (${seconds.toFixed(1)} s)`,
-          );
+          report(seed, epoch, lossSum / lossN, { dev: fmtScore(dev), score: dev.score, seconds });
           if (!best || dev.score > best.score)
             best = { score: dev.score, params: await ft.readParams(), seed, epoch, dev };
         }

@@ -5,6 +5,7 @@
 //   3. SwiftShader through Vulkan, when a SwiftShader ICD is installed (Debian's chromium).
 import { existsSync } from 'node:fs';
 import { create, globals } from 'webgpu';
+import { ensureRuntimeDir } from '../util/runtime-dir.js';
 
 // GPUBufferUsage, GPUMapMode and friends are globals in browsers; dawn.node exports them.
 Object.assign(globalThis, globals);
@@ -105,6 +106,7 @@ async function request(
   featureLevel: 'core' | 'compatibility',
 ): Promise<Candidate | undefined> {
   const options = toggles(backend);
+  ensureRuntimeDir(); // before the drivers load: Mesa's Vulkan drivers complain without one
   const gpu = create(options);
   instances.push(gpu);
   const adapter = await gpu.requestAdapter({ ...req, featureLevel } as GPURequestAdapterOptions);

@@ -203,8 +203,7 @@ export async function recoverCheckpoint(
         await rename(best.dir, target);
         syncDir(parent);
         done.push(
-          `${target} was missing (a save was cut short): restored the checkpoint of step ${best.step} from ` +
-            best.dir,
+          `${target} was missing (a save was cut short): restored the checkpoint of step ${best.step} from ` + best.dir,
         );
       }
     }

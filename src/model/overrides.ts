@@ -39,15 +39,21 @@ function distance(a: string, b: string): number {
   return prev[b.length];
 }
 
-function unknownKey(key: string, schema: ConfigSchema, where: string): HlmError {
-  const known = Object.keys(schema).sort();
+/** The known name nearest to `key`, when it is near enough to be a typo of it. */
+export function nearestName(key: string, known: readonly string[]): string | undefined {
   let best = '';
   let bestD = Infinity;
   for (const k of known) {
     const d = distance(key.toLowerCase(), k.toLowerCase());
     if (d < bestD) [best, bestD] = [k, d];
   }
-  const hint = bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean ${best}?)` : '';
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function unknownKey(key: string, schema: ConfigSchema, where: string): HlmError {
+  const known = Object.keys(schema).sort();
+  const best = nearestName(key, known);
+  const hint = best ? ` (did you mean ${best}?)` : '';
   return new HlmError(`${where}: unknown key '${key}'${hint}; known keys: ${known.join(', ')}`);
 }
 

@@ -132,7 +132,7 @@ export const PRETRAIN_SETTINGS = {
   overwrite: {
     type: 'boolean',
     default: false,
-    description: "start over in an --out that holds a run: its checkpoints and metrics.jsonl are deleted first",
+    description: 'start over in an --out that holds a run: its checkpoints and metrics.jsonl are deleted first',
   },
   steps: { type: 'int', min: 1, default: 300, file: true },
   scheduleSteps: {

@@ -26,7 +26,7 @@ import {
   type ConfigSchema,
 } from '../model/overrides.js';
 import { initParams } from '../model/params.js';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
 import {
   PRETRAIN_SETTINGS,
   pretrainSettings,

@@ -10,7 +10,17 @@
 // overwrite it, and a checkpoint directory holding anything but checkpoint files is refused
 // before any work starts. A save moves the latest checkpoint to checkpoints/step-<N>/ and puts
 // the new one in its place (model/checkpoint.ts), then drops the oldest beyond --keep.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
@@ -184,7 +194,7 @@ export class RunDir {
     if (!text) return;
     try {
       const bytes = Buffer.from(text, 'utf8');
-      for (let at = 0; at < bytes.length; ) at += writeSync(this.metricsFd!, bytes, at);
+      for (let at = 0; at < bytes.length;) at += writeSync(this.metricsFd!, bytes, at);
     } catch (e) {
       throw fsError(e, `cannot write metrics ${this.metricsPath}`);
     }
