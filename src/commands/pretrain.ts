@@ -6,9 +6,15 @@ import { pretrain, type PretrainResult } from '../train/pretrain.js';
 export default class Pretrain extends HlmCommand {
   static override summary = 'Pretrain a GPT-2-style decoder or masked encoder on the GPU.';
   static override description =
-    'Tokenises the corpus into llm.c token shards (cached), trains with the chosen objective, writes one JSON line ' +
-    'per step to ' +
-    '<out>/metrics.jsonl and an atomic checkpoint (Hugging Face GPT-2 names, model.safetensors) to <out>/checkpoint. ' +
+    'Tokenises the corpus into llm.c token shards (cached), trains with the chosen objective, appends one JSON line ' +
+    'per step to <out>/metrics.jsonl (a stream) and saves atomic checkpoints (Hugging Face GPT-2 names, ' +
+    'model.safetensors): the latest in <out>/checkpoint, earlier ones in <out>/checkpoints/step-<N>/ (--keep). ' +
+    'Saves come every --save-every-minutes (10), every --save-every steps, at the end, and on SIGINT/SIGTERM, which ' +
+    'finish the current step, save and exit 130/143 (a second signal exits at once). One run per --out (run.lock); ' +
+    'a new run into an --out holding one needs --resume or --overwrite; a save cut short by a kill is recovered at ' +
+    'the next start. A NaN or Inf loss or gradient norm is caught on the GPU before the update, which is skipped; ' +
+    'the run stops naming the last finite checkpoint. Off a terminal, progress is a log line every --log-every ' +
+    'steps or 30 s. ' +
     'Without --data it trains on the bundled English Wikipedia excerpt. Validation loss uses WikiText-2 valid when ' +
     '../shared/data has it. ' +
     'With --init, --optimizer sgd, --order sequential, --grad-clip 0, --weight-decay 0, --schedule constant and ' +
@@ -21,6 +27,7 @@ export default class Pretrain extends HlmCommand {
       'runs/small',
     '<%= config.bin %> pretrain --out runs/tiny --steps 300 --schedule-steps 600 && <%= config.bin %> pretrain ' +
       '--out runs/tiny --steps 600 --resume',
+    '<%= config.bin %> pretrain --out runs/tiny --steps 300 --overwrite --keep 5 --save-every-minutes 2',
   ];
   static override flags = pretrainFlags();
 

@@ -301,7 +301,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
     await rm(tmp, { recursive: true, force: true });
     throw fsError(e, doing);
   }
-  testPause('checkpoint-written');
+  await testPause('checkpoint-written');
 
   const old = o.previous ? resolve(o.previous) : oldSibling(target);
   const replacing = await exists(target);
@@ -309,7 +309,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
     if (replacing) {
       await rm(old, { recursive: true, force: true }); // a stale copy, or a moved-aside one no longer needed
       await rename(target, old);
-      testPause('checkpoint-swapped');
+      await testPause('checkpoint-swapped');
     }
     await rename(tmp, target);
   } catch (e) {
@@ -320,7 +320,7 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
   try {
     syncDir(parent);
     if (o.previous) syncDir(dirname(old));
-    testPause('checkpoint-placed');
+    await testPause('checkpoint-placed');
     if (replacing && !o.previous) await rm(old, { recursive: true, force: true });
   } catch (e) {
     throw fsError(e, doing);

@@ -5,13 +5,24 @@
 // one in the directory the output would go to, or in the nearest existing directory above it.
 // Nothing else is created.
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, rmSync, statSync } from 'node:fs';
+import { closeSync, openSync, rmSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 
 /** The message of a filesystem error without Node's "EACCES: " prefix doubling the code. */
 function reason(e: unknown): string {
   return (e as Error).message ?? String(e);
+}
+
+/** stat, or undefined where nothing is (a path under a file counts as nothing: its parent is reported). */
+function statOrNothing(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw e;
+  }
 }
 
 function probe(dir: string, what: string, target: string): void {
@@ -31,7 +42,7 @@ function probe(dir: string, what: string, target: string): void {
 export function checkOutputDir(dir: string, what: string): void {
   let at = resolve(dir);
   for (;;) {
-    const st = statSync(at, { throwIfNoEntry: false });
+    const st = statOrNothing(at);
     if (st) {
       if (!st.isDirectory())
         throw new HlmError(
@@ -54,11 +65,11 @@ export function checkOutputDir(dir: string, what: string): void {
  * accepted as it is: it is written in place.
  */
 export function checkOutputFile(path: string, what: string, o: { createsParents?: boolean } = {}): void {
-  const st = statSync(path, { throwIfNoEntry: false });
+  const st = statOrNothing(path);
   if (st?.isDirectory()) throw new HlmError(`cannot write ${what} ${path}: it is a directory`);
   if (st && !st.isFile()) return;
   const dir = dirname(resolve(path));
-  const parent = statSync(dir, { throwIfNoEntry: false });
+  const parent = statOrNothing(dir);
   if (!parent && !o.createsParents) throw new HlmError(`cannot write ${what} ${path}: directory ${dir} does not exist`);
   if (parent && !parent.isDirectory()) throw new HlmError(`cannot write ${what} ${path}: ${dir} is not a directory`);
   checkOutputDir(dir, what);

@@ -1,11 +1,12 @@
 // A test-only hook for fault injection: HLM_TEST_PAUSE=<point>[:<n>] makes the process stop at
 // the n-th time (default the first) it reaches `point`, print "hlm-test: paused at <point>" on
 // stderr and wait there for ever, so that a test can kill it at that exact moment (between the
-// two renames of a checkpoint save, say). Without the variable it costs one lookup.
+// two renames of a checkpoint save, say). The wait keeps the event loop turning, so signal
+// handlers still run. Without the variable it costs one lookup.
 
 const reached = new Map<string, number>();
 
-export function testPause(point: string): void {
+export async function testPause(point: string): Promise<void> {
   const spec = process.env.HLM_TEST_PAUSE;
   if (!spec) return;
   const [name, nth = '1'] = spec.split(':');
@@ -14,6 +15,5 @@ export function testPause(point: string): void {
   reached.set(point, count);
   if (count !== Number(nth)) return;
   process.stderr.write(`hlm-test: paused at ${point}\n`);
-  const cell = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) Atomics.wait(cell, 0, 0);
+  await new Promise<never>(() => setInterval(() => undefined, 1 << 30));
 }
