@@ -1,10 +1,22 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointContents } from '../src/model/checkpoint.js';
+import { loadCheckpoint, recoverCheckpoint, saveCheckpoint, type CheckpointContents } from '../src/model/checkpoint.js';
 
 const CONFIG: ModelConfig = { ...preset('tiny'), vocab_size: 128, n_positions: 8, n_embd: 16, n_head: 2, n_layer: 1 };
 const same = (a: Float32Array, b: Float32Array) =>
@@ -133,4 +145,67 @@ test('a save that died between its two renames is recovered by the next load and
   await saveCheckpoint(target, A());
   await expectCheckpoint(target, A());
   expect(readdirSync(parent)).toEqual(['ckpt']);
+});
+
+test('a full disk during a save names the checkpoint and the file, and leaves the previous checkpoint', async () => {
+  const { parent, target } = setup();
+  await saveCheckpoint(target, A());
+  // A real ENOSPC, from /dev/full, raised while the save writes run.json.
+  let enospc: unknown;
+  const fd = openSync('/dev/full', 'w');
+  try {
+    writeSync(fd, Buffer.from('x'));
+  } catch (e) {
+    enospc = e;
+  } finally {
+    closeSync(fd);
+  }
+  expect((enospc as NodeJS.ErrnoException).code).toBe('ENOSPC');
+  const failing = {
+    [Symbol.iterator]: () => {
+      throw enospc;
+    },
+  } as unknown as Uint8Array;
+  await expect(saveCheckpoint(target, { ...B(), extraFiles: { 'run.json': failing } })).rejects.toThrow(
+    new RegExp(
+      `^cannot save checkpoint ${target}: cannot write checkpoint file ${parent}/\\.ckpt\\.tmp-[0-9a-f]+/run\\.json: ` +
+        'ENOSPC: no space left on device, write$',
+    ),
+  );
+  await expectCheckpoint(target, A());
+  expect(readdirSync(parent)).toEqual(['ckpt']);
+});
+
+test('checkpoint directories get the usual permissions, not mkdtemp 0700', async () => {
+  const { target } = setup();
+  await saveCheckpoint(target, A());
+  expect(statSync(target).mode & 0o777).toBe(0o777 & ~process.umask());
+});
+
+test('recoverCheckpoint restores the newest complete checkpoint moved aside and removes temporaries', async () => {
+  const { parent, target } = setup();
+  const history = join(parent, 'history');
+  mkdirSync(history);
+  await saveCheckpoint(target, A()); // step 100
+  await saveCheckpoint(target, B(), { previous: join(history, 'step-100') }); // step 200, 100 kept
+  expect(readdirSync(history)).toEqual(['step-100']);
+  await expectCheckpoint(join(history, 'step-100'), A());
+  // Cut short between the renames: 200 moved aside, the new save's files complete in a temporary directory.
+  renameSync(target, join(history, 'step-200'));
+  mkdirSync(join(parent, '.ckpt.tmp-dead'));
+  writeFileSync(join(parent, '.ckpt.tmp-dead', 'config.json'), '{}');
+  mkdirSync(join(history, 'step-300')); // incomplete: never chosen
+  const done = await recoverCheckpoint(target, [
+    join(history, 'step-100'),
+    join(history, 'step-200'),
+    join(history, 'step-300'),
+  ]);
+  expect(done).toEqual([
+    `${target} was missing (a save was cut short): restored the checkpoint of step 200 from ` +
+      join(history, 'step-200'),
+    `removed ${join(parent, '.ckpt.tmp-dead')}, the temporary directory of a save that was cut short`,
+  ]);
+  await expectCheckpoint(target, B());
+  expect(readdirSync(parent).sort()).toEqual(['ckpt', 'history']);
+  expect(await recoverCheckpoint(target)).toEqual([]);
 });

@@ -98,15 +98,13 @@ test(
     expect(config.architectures).toEqual(['GPT2ForSequenceClassification']);
     expect(config.hlm.glue).toMatchObject({ task: 'sst2', pooling: 'last', max_seq_len: 32 });
 
-    // The fine-tuned checkpoint predicts GLUE's test layout: one label a line on stdout.
+    // The fine-tuned checkpoint predicts GLUE's test layout: one label a line on stdout (no --data needed).
     const p = hlm([
       'finetune-glue',
       '--model',
       join(out, 'sst2', 'checkpoint'),
       '--task',
       'sst2',
-      '--data',
-      join(dir, 'glue'),
       '--predict',
       join(dir, 'test.tsv'),
       '--device',
@@ -116,6 +114,38 @@ test(
     expect(p.stdout.trim().split('\n')).toEqual(testLabels.map(String));
   },
 );
+
+test('one task: progress on stderr every --log-every steps and per epoch, the result on stdout', () => {
+  const args = ['finetune-glue', '--model', join(dir, 'base'), '--task', 'sst2', '--data', join(dir, 'glue')];
+  const run = [...args, '--epochs', '2', '--batch-size', '8', '--seeds', '1', '--log-every', '5', '--device', 'cpu'];
+  const r = hlm([...run, '--out', join(dir, 'one')], { HLM_LOG_LEVEL: 'info' }, 300_000);
+  if (r.status !== 0) throw new Error(r.stderr);
+  expect(r.stdout).toMatch(/^\| task +\| metric/);
+  expect(r.stdout).toMatch(/\| SST-2 +\| accuracy +\| \d+\.\d ± 0\.0/);
+  const logs = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string; step?: number });
+  const steps = logs.filter((l) => /examples\/s {2}ETA/.test(l.msg)).map((l) => l.step);
+  expect(steps).toEqual([5, 10, 15, 20]); // 12 steps an epoch, 2 epochs
+  expect(logs.filter((l) => /^SST-2 seed 1 epoch [12]\/2: train loss \d\.\d+, dev accuracy/.test(l.msg))).toHaveLength(
+    2,
+  );
+  // --json: the same result as JSON on stdout, the progress still on stderr.
+  const j = hlm([...run, '--out', join(dir, 'one-json'), '--json'], { HLM_LOG_LEVEL: 'info' }, 300_000);
+  if (j.status !== 0) throw new Error(j.stderr);
+  expect(JSON.parse(j.stdout).tasks[0].summary.score.n).toBe(1);
+  expect(j.stderr).toMatch(/examples\/s/);
+
+  // An --out that cannot take the results is refused before training.
+  writeFileSync(join(dir, 'a-file'), 'x');
+  const bad = hlm([...run, '--out', join(dir, 'a-file', 'runs')], { HLM_LOG_LEVEL: 'info' });
+  expect(bad.status).toBe(1);
+  expect(bad.stderr.trim().split('\n').at(-1)).toMatch(
+    /^hlm: cannot write GLUE results .*a-file\/runs\/sst2: .*a-file is not a directory$/,
+  );
+  expect(bad.stderr).not.toMatch(/epoch|examples\/s/);
+});
 
 test('bad inputs fail with one clear message', () => {
   const base = join(dir, 'base');

@@ -299,6 +299,8 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
     syncDir(tmp);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
+    // A file's own message names the temporary path; say which checkpoint it was for.
+    if (e instanceof HlmError) throw new HlmError(`${doing}: ${e.message}`);
     throw fsError(e, doing);
   }
   await testPause('checkpoint-written');

@@ -59,6 +59,8 @@ export class RunDir {
   readonly history: string;
   readonly metricsPath: string;
   private metricsFd?: number;
+  /** Whether metrics.jsonl is a regular file (fsync applies; a pipe or device is only appended to). */
+  private metricsRegular = true;
   /** The step of the checkpoint at `checkpoint`, when there is one. */
   private latest?: number;
 
@@ -163,8 +165,11 @@ export class RunDir {
    */
   openMetrics(resumeStep?: number): void {
     const what = 'metrics';
+    // A special file in its place (a pipe, a device) is only appended to.
+    const regular = statSync(this.metricsPath, { throwIfNoEntry: false })?.isFile() ?? true;
+    this.metricsRegular = regular;
     if (resumeStep === undefined) writeFileAtomic(this.metricsPath, '', what);
-    else if (existsSync(this.metricsPath)) {
+    else if (regular && existsSync(this.metricsPath)) {
       const text = readFileSync(this.metricsPath, 'utf8');
       const lines = text.split('\n');
       // The last piece is '' after a final newline, or a row cut short by a kill: never kept.
@@ -207,7 +212,7 @@ export class RunDir {
    */
   async save(c: CheckpointContents, step: number): Promise<void> {
     try {
-      if (this.metricsFd !== undefined) fsyncSync(this.metricsFd);
+      if (this.metricsFd !== undefined && this.metricsRegular) fsyncSync(this.metricsFd);
     } catch (e) {
       throw fsError(e, `cannot write metrics ${this.metricsPath}`);
     }

@@ -9,9 +9,10 @@ import { closeSync, openSync, rmSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 
-/** The message of a filesystem error without Node's "EACCES: " prefix doubling the code. */
+/** A filesystem error's code and description, without the probe file's path ("EACCES: permission denied"). */
 function reason(e: unknown): string {
-  return (e as Error).message ?? String(e);
+  const message = (e as Error).message ?? String(e);
+  return (e as NodeJS.ErrnoException).code ? message.split(', ')[0] : message;
 }
 
 /** stat, or undefined where nothing is (a path under a file counts as nothing: its parent is reported). */
@@ -37,9 +38,10 @@ function probe(dir: string, what: string, target: string): void {
 
 /**
  * Throws unless `dir` is a directory hlm can write in, or one it can create (its nearest existing ancestor is a
- * writable directory). `what` names the output in the message ("run directory", "GLUE results").
+ * writable directory). `what` names the output in the message ("run directory", "GLUE results"), `target` the path
+ * the message gives (default `dir`).
  */
-export function checkOutputDir(dir: string, what: string): void {
+export function checkOutputDir(dir: string, what: string, target = dir): void {
   let at = resolve(dir);
   for (;;) {
     const st = statOrNothing(at);
@@ -47,14 +49,14 @@ export function checkOutputDir(dir: string, what: string): void {
       if (!st.isDirectory())
         throw new HlmError(
           at === resolve(dir)
-            ? `cannot write ${what} ${dir}: it exists and is not a directory`
-            : `cannot write ${what} ${dir}: ${at} is not a directory`,
+            ? `cannot write ${what} ${target}: it exists and is not a directory`
+            : `cannot write ${what} ${target}: ${at} is not a directory`,
         );
-      probe(at, what, dir);
+      probe(at, what, target);
       return;
     }
     const up = dirname(at);
-    if (up === at) throw new HlmError(`cannot write ${what} ${dir}: no existing directory above it`);
+    if (up === at) throw new HlmError(`cannot write ${what} ${target}: no existing directory above it`);
     at = up;
   }
 }
@@ -72,5 +74,5 @@ export function checkOutputFile(path: string, what: string, o: { createsParents?
   const parent = statOrNothing(dir);
   if (!parent && !o.createsParents) throw new HlmError(`cannot write ${what} ${path}: directory ${dir} does not exist`);
   if (parent && !parent.isDirectory()) throw new HlmError(`cannot write ${what} ${path}: ${dir} is not a directory`);
-  checkOutputDir(dir, what);
+  checkOutputDir(dir, what, path);
 }

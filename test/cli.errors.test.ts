@@ -1,0 +1,186 @@
+// Errors and outputs as users and scripts meet them (issue 16): a full disk while writing is one
+// `hlm:` line naming the file and what was written, and --json errors carry the message (8);
+// command-line mistakes are one line plus a hint, exit 1 as the README says; outputs that cannot
+// be written are refused before any work (5); hlm sets a private XDG_RUNTIME_DIR when none is set,
+// and the README's first command works as root and as a user (11, 12).
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hlm, repoRoot } from './helpers/cli.js';
+import { ensureRuntimeDir } from '../src/util/runtime-dir.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hlm-errors-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const lines = (s: string) => s.trim().split('\n');
+
+test('8: a full disk under metrics.jsonl: one hlm: line naming the file; --json: an error with a message', () => {
+  const text = join(dir, 'text.txt');
+  writeFileSync(text, 'The quick brown fox jumps over the lazy dog. '.repeat(200));
+  const env = { HLM_CACHE_DIR: join(dir, 'cache') };
+  const small = [
+    '--data',
+    text,
+    '--set',
+    'n_layer=1',
+    '--set',
+    'n_embd=8',
+    '--set',
+    'n_head=2',
+    '--set',
+    'n_positions=16',
+  ];
+  const run = ['pretrain', ...small, '--batch-size', '2', '--seq-len', '8', '--eval-every', '0'];
+  const out = join(dir, 'full');
+  expect(hlm([...run, '--steps', '2', '--out', out], env).status).toBe(0);
+  // /dev/full fails every write with ENOSPC, as a full disk does.
+  rmSync(join(out, 'metrics.jsonl'));
+  symlinkSync('/dev/full', join(out, 'metrics.jsonl'));
+  const r = hlm([...run, '--steps', '4', '--out', out, '--resume'], env);
+  expect(r.status).toBe(1);
+  const message = `cannot write metrics ${join(out, 'metrics.jsonl')}: ENOSPC: no space left on device, write`;
+  expect(lines(r.stderr).filter((l) => !l.startsWith('Warning:'))).toEqual([`hlm: ${message}`]);
+  const j = hlm([...run, '--steps', '4', '--out', out, '--resume', '--json'], env);
+  expect(j.status).toBe(1);
+  expect(JSON.parse(j.stdout)).toEqual({ error: { name: 'HlmError', message } });
+});
+
+test('command-line mistakes: one hlm: line and a hint (exit 1), not the whole help', () => {
+  const r = hlm(['pretrain', '--save-evry', '3']);
+  expect(r.status).toBe(1);
+  expect(lines(r.stderr)).toEqual([
+    'hlm: Nonexistent flag: --save-evry (did you mean --save-every?)',
+    'hint: `hlm pretrain --help` lists every flag',
+  ]);
+  const missing = hlm(['finetune-glue', '--model', 'x']);
+  expect(missing.status).toBe(1);
+  expect(lines(missing.stderr)[0]).toBe('hlm: Missing required flag task');
+  expect(lines(hlm(['tokenizer', 'train', '--data', 'x']).stderr)).toEqual([
+    'hlm: Missing required flag out',
+    'hint: `hlm tokenizer train --help` lists every flag',
+  ]);
+  expect(lines(hlm(['pretrain', '--steps']).stderr)[0]).toBe('hlm: Flag --steps expects a value');
+  const j = hlm(['pretrain', '--arch', 'rnn', '--json']);
+  expect(j.status).toBe(1);
+  expect(JSON.parse(j.stdout)).toEqual({
+    error: { name: 'UsageError', message: 'Expected --arch=rnn to be one of: decoder, encoder' },
+  });
+  // The README promises exit 1 for user errors, these included.
+  expect(readFileSync(join(repoRoot(), 'README.md'), 'utf8')).toMatch(
+    /A user error prints one line, `hlm: …`, and exits 1/,
+  );
+});
+
+test('5: outputs that cannot be written are refused before any input is read or any work done', () => {
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, 'x');
+  const w = hlm(
+    ['whiten', '--embeddings', join(dir, 'none.txt'), '--frequencies', join(dir, 'none.freq'), '--out'].concat([
+      join(file, 'out.txt'),
+    ]),
+  );
+  expect(w.status).toBe(1);
+  expect(lines(w.stderr).at(-1)).toMatch(
+    /^hlm: cannot write whitened embeddings .*plain-file\/out\.txt: .*plain-file is not a directory$/,
+  );
+  const e = hlm(
+    ['eval-lambada', '--model', join(dir, 'none'), '--data', join(dir, 'none.jsonl'), '--predictions'].concat([
+      join(dir, 'no-dir', 'p.jsonl'),
+    ]),
+  );
+  expect(e.status).toBe(1);
+  expect(lines(e.stderr).at(-1)).toMatch(
+    /^hlm: cannot write LAMBADA predictions .*p\.jsonl: directory .*no-dir does not exist$/,
+  );
+  const b = hlm(['bench', '--suite', 'kernel', '--quick', '--out', dir]);
+  expect(b.status).toBe(1);
+  expect(lines(b.stderr).at(-1)).toBe(`hlm: cannot write bench report ${dir}: it is a directory`);
+  // A directory hlm may not write in: read-only for a user; root writes anywhere but in /proc.
+  let locked = join(dir, 'read-only');
+  mkdirSync(locked);
+  chmodSync(locked, 0o555);
+  if (process.getuid?.() === 0) locked = '/proc/self';
+  const t = hlm(['tokenizer', 'train', '--data', file, '--out', join(locked, 'tok.json')]);
+  expect(t.status).toBe(1);
+  expect(lines(t.stderr).at(-1)).toMatch(/^hlm: cannot write tokenizer .*tok\.json: E[A-Z]+: /);
+});
+
+test('11: hlm sets a private XDG_RUNTIME_DIR when none is set, and leaves a set one alone', () => {
+  const saved = process.env.XDG_RUNTIME_DIR;
+  try {
+    delete process.env.XDG_RUNTIME_DIR;
+    const made = ensureRuntimeDir()!;
+    expect(made).toBe(join(tmpdir(), `hlm-runtime-${process.getuid?.()}`));
+    expect(process.env.XDG_RUNTIME_DIR).toBe(made);
+    expect(statSync(made).mode & 0o777).toBe(0o700);
+    expect(ensureRuntimeDir()).toBeUndefined();
+  } finally {
+    if (saved === undefined) delete process.env.XDG_RUNTIME_DIR;
+    else process.env.XDG_RUNTIME_DIR = saved;
+  }
+  // Through the CLI, in a temporary directory of its own: looking for adapters makes the private directory...
+  const tmp = mkdtempSync(join(dir, 'cli-tmp-'));
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), TMPDIR: tmp };
+  delete env.XDG_RUNTIME_DIR;
+  const devices = () => spawnSync(process.execPath, [join(repoRoot(), 'bin/run.js'), 'devices', '--json'], { env });
+  expect(devices().status).toBe(0);
+  const mine = join(tmp, `hlm-runtime-${process.getuid?.()}`);
+  expect(statSync(mine).mode & 0o777).toBe(0o700);
+  // ... and does not use one that others could read: it makes a fresh one beside it.
+  chmodSync(mine, 0o755);
+  expect(devices().status).toBe(0);
+  const fresh = readdirSync(tmp).filter((n) => /^hlm-runtime-[A-Za-z0-9]{6}$/.test(n) && join(tmp, n) !== mine);
+  expect(fresh).toHaveLength(1);
+  expect(statSync(join(tmp, fresh[0])).mode & 0o777).toBe(0o700);
+  expect(statSync(mine).mode & 0o777).toBe(0o755);
+});
+
+test("12: the README's first command installs the system packages as root (no sudo) and as a user (sudo)", () => {
+  const readme = readFileSync(join(repoRoot(), 'README.md'), 'utf8');
+  const first = readme.split('```sh')[1].split('```')[0];
+  expect(first).toMatch(
+    /^sh scripts\/install-system-deps\.sh && npm ci && npm run build && \.\/bin\/run\.js pretrain/m,
+  );
+  expect(first).not.toMatch(/^sudo /m);
+  // Stand-ins record what the script runs: dpkg says nothing is installed, id says who we are.
+  const bin = join(dir, 'stub-bin');
+  mkdirSync(bin);
+  const log = join(dir, 'calls.log');
+  const stub = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  stub('dpkg', 'exit 1');
+  stub('id', 'echo "$FAKE_UID"');
+  stub('apt-get', `echo "apt-get $*" >> ${log}`);
+  stub('sudo', `echo "sudo $1" >> ${log}; "$@"`);
+  const script = join(repoRoot(), 'scripts', 'install-system-deps.sh');
+  const run = (uid: string) => {
+    rmSync(log, { force: true });
+    const r = spawnSync('sh', [script], { env: { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: uid }, encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    return lines(readFileSync(log, 'utf8'));
+  };
+  const pkgs = 'libegl1 libegl-mesa0 libgl1-mesa-dri';
+  expect(run('0')).toEqual(['apt-get update -qq', `apt-get install -y --no-install-recommends ${pkgs}`]);
+  expect(run('1000')).toEqual([
+    'sudo apt-get',
+    'apt-get update -qq',
+    'sudo apt-get',
+    `apt-get install -y --no-install-recommends ${pkgs}`,
+  ]);
+});
