@@ -355,6 +355,9 @@ def save_checkpoint(path, cfg, hlm, params, optimizer=None, tokenizer_json=None,
                 )
     layout, total = param_layout(cfg)
     tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(target)}.tmp-', dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a checkpoint gets the usual permissions, as in hlm
     try:
         _write_synced(os.path.join(tmp, CONFIG_FILE), (json.dumps(hf_config(cfg, hlm), indent=2) + '\n').encode())
         model = {name: ('F32', shape, params[name]) for name, shape, _, _ in layout}

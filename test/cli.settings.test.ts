@@ -44,6 +44,10 @@ test('--set, a config file and a caller meet the same checks, each named in the 
   await expect(set('optimizer=adam')).rejects.toThrow(/^--set optimizer=adam: optimizer must be one of adamw\|sgd$/);
   await expect(set('n_layer=0')).rejects.toThrow(/^--set n_layer=0: n_layer must be a positive integer$/);
   await expect(set('layer_norm_epsilon=0')).rejects.toThrow(/layer_norm_epsilon must be a positive number/);
+  await expect(set('keep=0')).rejects.toThrow(/^--set keep=0: keep must be a positive integer$/);
+  await expect(set('save_every_minutes=-1')).rejects.toThrow(
+    /^--set save_every_minutes=-1: save_every_minutes must be a number ≥ 0$/,
+  );
 
   const run = configFile('run.json', { warmup: -3 });
   await expect(resolveSettings(defaults({ configFile: run }))).rejects.toThrow(
@@ -56,6 +60,7 @@ test('--set, a config file and a caller meet the same checks, each named in the 
     /^--warmup must be a non-negative integer, got -3$/,
   );
   await expect(resolveSettings(defaults({ gradClip: Number.NaN }))).rejects.toThrow(/--grad-clip must be a number/);
+  await expect(resolveSettings(defaults({ keep: 0 }))).rejects.toThrow(/^--keep must be a positive integer, got 0$/);
   await expect(resolveSettings(defaults({ optimizer: 'adam' as never }))).rejects.toThrow(
     /--optimizer must be one of adamw\|sgd/,
   );

@@ -4,7 +4,10 @@
 // gradient norm. The guard decides on the GPU whether the update is applied: a step whose loss
 // or gradient norm is not finite is skipped (so is every later one, until reset), and the host
 // learns of it from the loss history it reads every few steps. A divergence therefore costs no
-// readback per step, and the weights on the GPU stay the last finite ones.
+// readback per step, and the weights on the GPU stay the last finite ones. The guard is the one
+// "skip this update" of training: a loss-scaling overflow check (mixed precision) sets the same
+// flag in the same kernel, and with gradient accumulation it runs once per update, on the
+// accumulated gradients' norm and the update's loss.
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
 import { gradClip } from '../kernels/gradclip.js';
 import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
