@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, extname, relative, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { checkOutputFile } from '../util/output-check.js';
 import { renderSvg, svgToPng, type LineChart } from './charts.js';
 import {
   METRIC_X,
@@ -65,6 +66,7 @@ export async function plotMetrics(o: PlotOptions): Promise<PlotResult> {
   if (ext !== '.svg' && ext !== '.png') throw new HlmError(`--out ${o.out}: the file must end in .svg or .png`);
   const out = resolve(o.out);
   if (existsSync(out) && !statSync(out).isFile()) throw new HlmError(`--out ${o.out} exists and is not a file`);
+  checkOutputFile(out, 'chart', { createsParents: true });
   if (o.labels && o.labels.length > 0 && o.labels.length !== o.runs.length)
     throw new HlmError(`--label given ${o.labels.length} times for ${o.runs.length} runs: give one label a run`);
   const files = o.runs.map(resolveMetricsFile);
