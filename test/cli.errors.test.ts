@@ -18,6 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hlm, repoRoot } from './helpers/cli.js';
+import { tinyRun } from './helpers/tiny-run.js';
 import { ensureRuntimeDir } from '../src/util/runtime-dir.js';
 
 let dir: string;
@@ -29,24 +30,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const lines = (s: string) => s.trim().split('\n');
 
 test('8: a full disk under metrics.jsonl: one hlm: line naming the file; --json: an error with a message', () => {
-  const text = join(dir, 'text.txt');
-  writeFileSync(text, 'The quick brown fox jumps over the lazy dog. '.repeat(200));
   const env = { HLM_CACHE_DIR: join(dir, 'cache') };
-  const small = [
-    '--data',
-    text,
-    '--set',
-    'n_layer=1',
-    '--set',
-    'n_embd=8',
-    '--set',
-    'n_head=2',
-    '--set',
-    'n_positions=16',
-  ];
-  const run = ['pretrain', ...small, '--batch-size', '2', '--seq-len', '8', '--eval-every', '0'];
+  const tiny = tinyRun(dir, env);
+  const run = ['pretrain', ...tiny.model];
   const out = join(dir, 'full');
-  expect(hlm([...run, '--steps', '2', '--out', out], env).status).toBe(0);
+  expect(hlm([...run, '--tokenizer', tiny.tokenizer, '--steps', '2', '--out', out], env).status).toBe(0);
   // /dev/full fails every write with ENOSPC, as a full disk does.
   rmSync(join(out, 'metrics.jsonl'));
   symlinkSync('/dev/full', join(out, 'metrics.jsonl'));

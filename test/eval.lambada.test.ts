@@ -295,6 +295,19 @@ describe('the command', () => {
   test('a CE checkpoint', () => run('ce'), 120_000);
   test('a CWT checkpoint (scored with the tied embeddings)', () => run('cwt'), 120_000);
 
+  test('with stderr not a terminal, progress is a log line every --log-every batches', () => {
+    const args = ['eval-lambada', '--model', join(dir, 'ck-ce'), '--data', SAMPLE, '--limit', '10'];
+    const r = hlm([...args, '--batch-size', '3', '--log-every', '2'], { HLM_LOG_LEVEL: 'info' });
+    expect(r.status).toBe(0);
+    const progress = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; done?: number })
+      .filter((l) => /^lambada: \d+\/10 passages {2}\d+\.\d passages\/s {2}ETA \d+s$/.test(l.msg));
+    expect(progress.map((l) => l.done)).toEqual([6, 10]); // batches of 3: every second one, and the last
+    expect(r.stdout).toMatch(/^lambada_openai on 10 passages/);
+  }, 60_000);
+
   test('a checkpoint without its tokenizer is refused clearly', async () => {
     const config: ModelConfig = { ...preset('tiny'), ...SMALL, vocab_size: 300 };
     const ck = join(dir, 'ck-notok');

@@ -10,12 +10,12 @@
 // process's command line (hlm.run: --resume or --overwrite, --tokenizer, --out), whose resolved
 // settings, run.json, must be equal. Nothing else is.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultCorpusPath } from '../src/data/corpus.js';
 import { makeRandom } from './helpers/check.js';
 import { hlm, repoRoot } from './helpers/cli.js';
+import { tinyRun } from './helpers/tiny-run.js';
 
 let dir: string;
 let env: Record<string, string>;
@@ -27,21 +27,13 @@ const STEPS = 150;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'hlm-faults-'));
   env = { HLM_CACHE_DIR: join(dir, 'cache'), HLM_LOG_LEVEL: 'info' };
-  const corpus = join(dir, 'corpus.txt');
-  writeFileSync(
-    corpus,
-    readFileSync(defaultCorpusPath(), 'utf8')
-      .slice(0, 60_000)
-      .replace(/<[^>]+>/g, ''),
-  );
   // A 300-token vocabulary keeps a step to a few milliseconds, so that the kills, not the steps, take the time.
-  tokenizer = join(dir, 'tok');
-  const t = hlm(['tokenizer', 'train', '--data', corpus, '--out', tokenizer, '--vocab-size', '300'], env);
-  if (t.status !== 0) throw new Error(t.stderr);
+  const tiny = tinyRun(dir, env);
+  tokenizer = tiny.tokenizer;
   common = [
     'pretrain',
-    ...['--data', corpus, '--set', 'n_layer=1', '--set', 'n_embd=16', '--set', 'n_head=2', '--set', 'n_positions=16'],
-    ...['--batch-size', '2', '--seq-len', '16', '--lr', '0.01', '--warmup', '3', '--seed', '7', '--eval-every', '0'],
+    ...tiny.model,
+    ...['--lr', '0.01', '--warmup', '3', '--seed', '7'],
     ...['--steps', String(STEPS), '--save-every', '4', '--log-every', '3', '--keep', '3', '--save-every-minutes', '0'],
   ];
 });

@@ -16,8 +16,8 @@ import {
 import { appendFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultCorpusPath } from '../src/data/corpus.js';
 import { hlm, spawnHlm } from './helpers/cli.js';
+import { tinyRun } from './helpers/tiny-run.js';
 
 let dir: string;
 let env: Record<string, string>;
@@ -27,20 +27,7 @@ let model: string[];
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'hlm-lifecycle-'));
   env = { HLM_CACHE_DIR: join(dir, 'cache') };
-  const corpus = join(dir, 'corpus.txt');
-  writeFileSync(
-    corpus,
-    readFileSync(defaultCorpusPath(), 'utf8')
-      .slice(0, 60_000)
-      .replace(/<[^>]+>/g, ''),
-  );
-  tokenizer = join(dir, 'tok');
-  const t = hlm(['tokenizer', 'train', '--data', corpus, '--out', tokenizer, '--vocab-size', '300'], env);
-  if (t.status !== 0) throw new Error(t.stderr);
-  model = [
-    ...['--data', corpus, '--set', 'n_layer=1', '--set', 'n_embd=16', '--set', 'n_head=2', '--set', 'n_positions=16'],
-    ...['--batch-size', '2', '--seq-len', '16', '--eval-every', '0'],
-  ];
+  ({ tokenizer, model } = tinyRun(dir, env));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -62,6 +62,31 @@ function readHolder(path: string): LockHolder | undefined {
 const same = (a: LockHolder | undefined, b: LockHolder) => a?.pid === b.pid && a.started === b.started;
 
 /**
+ * Put the lock file in place unless one exists (EEXIST): a hard link of the complete file, or, on filesystems
+ * without hard links, an exclusive create written at once.
+ */
+function place(tmp: string, path: string, me: LockHolder): void {
+  try {
+    linkSync(tmp, path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+    writeNew(path, me);
+  }
+}
+
+/** Create `path` (failing with EEXIST when it exists) holding the holder's JSON, synced. */
+function writeNew(path: string, h: LockHolder): void {
+  const fd = openSync(path, 'wx');
+  try {
+    writeSync(fd, JSON.stringify(h) + '\n');
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Takes the lock at `path` (its directory must exist) or throws an HlmError naming the holder. `what` names the
  * locked thing in messages ("run directory runs/x").
  */
@@ -73,18 +98,12 @@ export function acquireLock(path: string, what: string): Lock {
     start_ticks: startTicks(process.pid),
   };
   const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fd = openSync(tmp, 'wx');
-  try {
-    writeSync(fd, JSON.stringify(me) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeNew(tmp, me);
   let tookOver: LockHolder | undefined;
   try {
     for (let attempt = 0; ; attempt++) {
       try {
-        linkSync(tmp, path);
+        place(tmp, path, me);
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw e;
@@ -116,7 +135,7 @@ export function acquireLock(path: string, what: string): Lock {
       if (holder && !same(moved, holder)) {
         // Another process replaced the stale lock between our read and our rename: put its lock back.
         try {
-          linkSync(aside, path);
+          place(aside, path, moved ?? holder);
         } finally {
           rmSync(aside, { force: true });
         }

@@ -1,0 +1,32 @@
+// What the CLI tests of a run's life need to train in a fraction of a second: a slice of the
+// bundled corpus, a 300-token BPE tokenizer trained on it, and the flags of a one-layer model.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultCorpusPath } from '../../src/data/corpus.js';
+import { hlm } from './cli.js';
+
+export interface TinyRun {
+  corpus: string;
+  /** A directory holding tokenizer.json (for --tokenizer; a fresh run only). */
+  tokenizer: string;
+  /** --data and the model and batch flags (no --steps, --out or --log-every). */
+  model: string[];
+}
+
+export function tinyRun(dir: string, env: Record<string, string>): TinyRun {
+  const corpus = join(dir, 'corpus.txt');
+  writeFileSync(
+    corpus,
+    readFileSync(defaultCorpusPath(), 'utf8')
+      .slice(0, 60_000)
+      .replace(/<[^>]+>/g, ''),
+  );
+  const tokenizer = join(dir, 'tok');
+  const t = hlm(['tokenizer', 'train', '--data', corpus, '--out', tokenizer, '--vocab-size', '300'], env);
+  if (t.status !== 0) throw new Error(t.stderr);
+  const model = [
+    ...['--data', corpus, '--set', 'n_layer=1', '--set', 'n_embd=16', '--set', 'n_head=2', '--set', 'n_positions=16'],
+    ...['--batch-size', '2', '--seq-len', '16', '--eval-every', '0'],
+  ];
+  return { corpus, tokenizer, model };
+}
