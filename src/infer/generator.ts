@@ -29,11 +29,14 @@
 // headless (CWT) checkpoint decodes through its input embeddings.
 // With `cache: false` every prefill and step recomputes the whole sequence (the slow
 // reference path the cache is checked against).
+// With `weights: 'f16' | 'int8' | 'q4'` the parameters are quantized once, when the generator is created
+// (src/model/quantize.ts): every product and the embedding read the packed weights.
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import { argmaxRows } from '../kernels/argmax.js';
 import { matmul } from '../kernels/matmul.js';
+import { isQuantized, matmulQ, type WeightFormat } from '../kernels/matmul-q.js';
 import { gatherRows } from '../kernels/rows.js';
 import { ROW_TILES } from '../model/block.js';
 import type { ModelConfig } from '../model/config.js';
@@ -51,6 +54,8 @@ export interface GeneratorOptions {
   maxContext?: number;
   /** true (default): decode through a KV cache; false: recompute the whole sequence every step. */
   cache?: boolean;
+  /** How the weights are stored on the GPU (default f32). */
+  weights?: WeightFormat;
 }
 
 /** The prefill model of one length, and the gathers that copy its k and v rows into the cache. */
@@ -112,6 +117,7 @@ export class Generator {
         kvCache: cache ? max : undefined,
         shareWith: shared,
         scope,
+        weights: opts.weights,
       });
       if (!shared) owner.writeParams(weights as Float32Array);
       const g = new Generator(gpu, config, max, cache, scope, owner);
@@ -132,21 +138,28 @@ export class Generator {
     return [...this.seq];
   }
 
+  /** How the weights are stored on the GPU. */
+  get weights(): WeightFormat {
+    return this.owner.weights;
+  }
+
   private async buildHead(): Promise<void> {
     const { gpu, config, scope } = this;
+    const product = { M: 1, N: config.vocab_size, K: config.n_embd, a: { buffer: this.owner.hf } };
+    const c = { buffer: this.logitsBuf };
+    const w = this.owner.outputWeight();
     this.head = [
       ...scope.keep(
-        await matmul(gpu, {
-          M: 1,
-          N: config.vocab_size,
-          K: config.n_embd,
-          transB: true,
-          tile: ROW_TILES[gpu.adapter.kind],
-          a: { buffer: this.owner.hf },
-          b: this.owner.output(),
-          c: { buffer: this.logitsBuf },
-          label: 'decode logits',
-        }),
+        isQuantized(w)
+          ? [await matmulQ(gpu, { ...product, w, c, label: 'decode logits' })]
+          : await matmul(gpu, {
+              ...product,
+              transB: true,
+              tile: ROW_TILES[gpu.adapter.kind],
+              b: w,
+              c,
+              label: 'decode logits',
+            }),
       ),
       scope.keep(
         await argmaxRows(gpu, {

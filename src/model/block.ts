@@ -27,6 +27,7 @@ import { attentionDecode } from '../kernels/attention-decode.js';
 import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul, type MatmulTile } from '../kernels/matmul.js';
+import { matmulQ, type QuantizedRef } from '../kernels/matmul-q.js';
 import type { TensorRef } from '../kernels/types.js';
 import type { BlockTensorName } from './params.js';
 
@@ -212,6 +213,8 @@ export interface BlockWeights {
   param(l: number, name: BlockTensorName): TensorRef;
   /** Only for a backward. */
   grad(l: number, name: BlockTensorName): TensorRef;
+  /** Inference with packed weights: a linear layer's weight in its packed format (undefined: f32 in param). */
+  packed?(l: number, name: BlockTensorName): QuantizedRef | undefined;
 }
 
 export interface BlockSpec {
@@ -240,7 +243,7 @@ export async function blockForward(
   const { gpu, scope, rows: N, d, eps, weights, tile } = s;
   const P = (name: BlockTensorName) => weights.param(l, name);
   const h = `${s.label ?? ''}h${l}`;
-  // A linear layer y = x·W + b (W is [in, out], Conv1D layout).
+  // A linear layer y = x·W + b (W is [in, out], Conv1D layout; packed, its transpose: the product picks its tile).
   const linear = async (
     x: GPUBuffer,
     w: LinearName,
@@ -248,23 +251,27 @@ export async function blockForward(
     nIn: number,
     nOut: number,
     label: string,
-  ): Promise<Dispatch[]> => [
-    ...scope.keep(
-      await matmul(gpu, {
-        M: N,
-        N: nOut,
-        K: nIn,
-        tile,
-        a: at(x),
-        b: P(`${w}.weight`),
-        c: at(y),
-        label: `${label} x·W`,
-      }),
-    ),
-    scope.keep(
-      await add(gpu, { rows: N, cols: nOut, out: at(y), b: P(`${w}.bias`), bStrides: [0, 1], label: `${label} +b` }),
-    ),
-  ];
+  ): Promise<Dispatch[]> => {
+    const packed = weights.packed?.(l, `${w}.weight`);
+    const product = packed
+      ? [await matmulQ(gpu, { M: N, N: nOut, K: nIn, a: at(x), w: packed, c: at(y), label: `${label} x·W` })]
+      : await matmul(gpu, {
+          M: N,
+          N: nOut,
+          K: nIn,
+          tile,
+          a: at(x),
+          b: P(`${w}.weight`),
+          c: at(y),
+          label: `${label} x·W`,
+        });
+    return [
+      ...scope.keep(product),
+      scope.keep(
+        await add(gpu, { rows: N, cols: nOut, out: at(y), b: P(`${w}.bias`), bStrides: [0, 1], label: `${label} +b` }),
+      ),
+    ];
+  };
   const norm = async (x: GPUBuffer, w: 'ln_1' | 'ln_2', y: GPUBuffer, stats: GPUBuffer) =>
     scope.keep(
       await layerNormForward(gpu, {

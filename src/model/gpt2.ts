@@ -2,6 +2,9 @@
 // forward and backward passes built once as lists of dispatches (llm.c's layout, in WGSL):
 // embeddings, the blocks of src/model/block.ts, ln_f. The same class builds a decode step
 // (kvCache): one row through the same blocks, attention reading a KV cache.
+// For inference the weights may be packed (`weights`: f16, int8, q4; src/model/quantize.ts): the linear layers,
+// the token table and the output projection then live in a packed buffer, quantized once by writeParams, and
+// the f32 rest (layer norms, biases, position embeddings) in a compact float buffer.
 // The head is chosen by the trainer (src/model/heads.ts): it reads the final hidden states
 // `hf` and writes `dhf`, the gradient the backward starts from, plus its share of dwte.
 import type { Command, Copy, Gpu } from '../gpu/device.js';
@@ -14,7 +17,9 @@ import {
   writeEmbeddingIndex,
   type EmbeddingIndexBuffers,
 } from '../kernels/embedding.js';
+import { embeddingForwardQ } from '../kernels/embedding-q.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
+import { isQuantized, type QuantizedRef, type WeightFormat, type WeightRef } from '../kernels/matmul-q.js';
 import type { TensorRef } from '../kernels/types.js';
 import {
   blockBackward,
@@ -36,7 +41,9 @@ import {
   paramLayout,
   type BlockTensorName,
   type ParamLayout,
+  type ParamTensor,
 } from './params.js';
+import { quantLayout, quantizeParams, type QuantLayout } from './quantize.js';
 
 const F32 = 4;
 
@@ -68,13 +75,20 @@ export interface Gpt2Options {
   kvCache?: number;
   /** Allocate under this scope (released with it, or on its own by destroy); default a scope of its own. */
   scope?: GpuScope;
+  /** How the weights are stored (default f32); packed formats are for inference (no train). */
+  weights?: WeightFormat;
 }
 
 export class Gpt2 {
   readonly layout: ParamLayout;
   readonly N: number;
+  /** The f32 parameters: all of them, or with packed weights the compact rest (quant.floatOffsets). */
   readonly params: GPUBuffer;
   readonly grads?: GPUBuffer;
+  readonly weights: WeightFormat;
+  /** With packed weights: where each tensor lives, and the packed buffer. */
+  readonly quant?: QuantLayout;
+  readonly packed?: GPUBuffer;
   /** u32 [N] input tokens, written by setTokens (a decode step: [token, cache length], written by setStep). */
   readonly tokens: GPUBuffer;
   /** u32 [B] valid length of each row when built with `padding` (setLengths). */
@@ -102,19 +116,31 @@ export class Gpt2 {
     shareWith: Gpt2 | undefined,
     kvCache: number | undefined,
     scope: GpuScope,
+    weights: WeightFormat,
   ) {
     this.scope = scope;
     this.layout = paramLayout(config);
     this.N = B * T;
+    this.weights = weights;
     if (T > config.n_positions)
       throw new HlmError(`sequence length ${T} exceeds the model's n_positions ${config.n_positions}`);
+    if (weights !== 'f32' && train)
+      throw new HlmError(`${weights} weights are for inference: a model that trains keeps f32 weights`);
     if (shareWith) {
       if (shareWith.layout.total !== this.layout.total)
         throw new HlmError('shareWith: the models have different parameter layouts');
       if (train && !shareWith.grads)
         throw new HlmError('shareWith: a training model must share a model that has gradients');
+      if (shareWith.weights !== weights)
+        throw new HlmError(`shareWith: the model's weights are ${shareWith.weights}, not ${weights}`);
       this.params = shareWith.params;
       this.grads = train ? shareWith.grads : undefined;
+      this.quant = shareWith.quant;
+      this.packed = shareWith.packed;
+    } else if (weights !== 'f32') {
+      this.quant = quantLayout(this.layout, weights);
+      this.params = scope.buffer('params (f32 part)', this.quant.floats * F32);
+      this.packed = scope.buffer(`weights (${weights})`, this.quant.words * 4);
     } else {
       this.params = scope.buffer('params', this.layout.total * F32);
       if (train) this.grads = scope.buffer('grads', this.layout.total * F32);
@@ -135,7 +161,8 @@ export class Gpt2 {
     }
     const scope = opts.scope ? opts.scope.scope(`gpt2 ${B}x${T}`) : gpu.scope(`gpt2 ${B}x${T}`);
     try {
-      const m = new Gpt2(gpu, config, B, T, train, opts.padding ?? false, opts.shareWith, kvCache, scope);
+      const weights = opts.weights ?? opts.shareWith?.weights ?? 'f32';
+      const m = new Gpt2(gpu, config, B, T, train, opts.padding ?? false, opts.shareWith, kvCache, scope, weights);
       await m.build(train, kvCache);
       return m;
     } catch (e) {
@@ -146,15 +173,23 @@ export class Gpt2 {
 
   /** A parameter tensor (`p`) or its gradient (`g`) as a TensorRef into the flat buffers. */
   P(name: string): TensorRef {
-    return { buffer: this.params, offset: findTensor(this.layout, name).offset };
+    return this.floatRef(findTensor(this.layout, name));
   }
   G(name: string): TensorRef {
     if (!this.grads) throw new HlmError('this model was built without gradients');
     return { buffer: this.grads, offset: findTensor(this.layout, name).offset };
   }
+  /** A weight as stored: f32 (a TensorRef into params), or packed. */
+  weight(name: string): WeightRef {
+    return this.packedRef(findTensor(this.layout, name)) ?? this.P(name);
+  }
   /** The output projection [V, d] (src/model/params.ts's outputWeight), and its gradient. */
   output(): TensorRef {
     return this.P(outputWeight(this.config));
+  }
+  /** The output projection as stored (packed with quantized weights). */
+  outputWeight(): WeightRef {
+    return this.weight(outputWeight(this.config));
   }
   outputGrad(): TensorRef {
     return this.G(outputWeight(this.config));
@@ -173,7 +208,20 @@ export class Gpt2 {
     return this.decode.attention.cache(l);
   }
   private PB(l: number, name: BlockTensorName): TensorRef {
-    return { buffer: this.params, offset: blockTensor(this.layout, l, name).offset };
+    return this.floatRef(blockTensor(this.layout, l, name));
+  }
+  private floatRef(t: ParamTensor): TensorRef {
+    if (!this.quant) return { buffer: this.params, offset: t.offset };
+    const offset = this.quant.floatOffsets.get(t.name);
+    if (offset === undefined)
+      throw new HlmError(`${t.name} is stored ${this.weights} in this model: it has no f32 copy on the GPU`);
+    return { buffer: this.params, offset };
+  }
+  private packedRef(t: ParamTensor): QuantizedRef | undefined {
+    const q = this.quant?.quantized.get(t.name);
+    if (!q) return undefined;
+    const { rows, cols, offset, scales } = q;
+    return { format: this.quant!.format, rows, cols, buffer: this.packed!, offset, scales };
   }
   private GB(l: number, name: BlockTensorName): TensorRef {
     if (!this.grads) throw new HlmError('this model was built without gradients');
@@ -220,24 +268,24 @@ export class Gpt2 {
       rows: N,
       d,
       eps,
-      weights: { param: (l, name) => this.PB(l, name), grad: (l, name) => this.GB(l, name) },
+      weights: {
+        param: (l, name) => this.PB(l, name),
+        grad: (l, name) => this.GB(l, name),
+        packed: (l, name) => this.packedRef(blockTensor(this.layout, l, name)),
+      },
       attention,
       tile: kvCache ? ROW_TILES[gpu.adapter.kind] : undefined,
       label: prefix,
     };
 
+    const wte = this.weight('transformer.wte.weight');
+    const embed = { B, T, d, tokens: at(this.tokens), wpe, out: at(this.layers[0]?.x ?? xL) };
+    const embedLabel = kvCache ? 'decode embedding' : undefined;
     f.push(
       scope.keep(
-        await embeddingForward(gpu, {
-          B,
-          T,
-          d,
-          tokens: at(this.tokens),
-          wte: this.P('transformer.wte.weight'),
-          wpe,
-          out: at(this.layers[0]?.x ?? xL),
-          label: kvCache ? 'decode embedding' : undefined,
-        }),
+        isQuantized(wte)
+          ? await embeddingForwardQ(gpu, { ...embed, wte, label: embedLabel })
+          : await embeddingForward(gpu, { ...embed, wte, label: embedLabel }),
       ),
     );
     for (let l = 0; l < L; l++)
@@ -347,13 +395,18 @@ export class Gpt2 {
   }
 
   async readParams(): Promise<Float32Array> {
+    if (this.quant) throw new HlmError(`this model's weights are ${this.weights}: there are no f32 parameters to read`);
     return this.gpu.readF32(this.params, 0, this.layout.total);
   }
 
+  /** Write the f32 parameters (paramLayout order); with packed weights, quantize them first. */
   writeParams(params: Float32Array): void {
     if (params.length !== this.layout.total)
       throw new HlmError(`expected ${this.layout.total} parameters, got ${params.length}`);
-    this.gpu.write(this.params, params);
+    if (!this.quant) return this.gpu.write(this.params, params);
+    const { words, floats } = quantizeParams(this.quant, this.layout, params);
+    this.gpu.write(this.packed!, words);
+    this.gpu.write(this.params, floats);
   }
 
   async readGrads(): Promise<Float32Array> {
