@@ -4,6 +4,7 @@ import { Flags } from '@oclif/core';
 import type { OptionFlag } from '@oclif/core/interfaces';
 import { HlmError } from '../errors.js';
 import { fieldProblem, valueFromText, type FieldSpec } from '../model/overrides.js';
+import { WEIGHT_FORMATS } from '../model/quantize.js';
 
 /**
  * An error in a flag's value. oclif wraps what a flag parser throws in "Parsing --x" and a help hint over three lines;
@@ -69,3 +70,12 @@ export function intFlag(o?: NumberFlagOptions): OptionFlag<number | undefined>;
 export function intFlag(o: NumberFlagOptions & { default?: number } = {}): OptionFlag<number | undefined> {
   return numberFlag('int', o);
 }
+
+/** How an inference command stores the weights on the GPU (src/model/quantize.ts). */
+export const weightsFlag = Flags.option({
+  options: WEIGHT_FORMATS,
+  default: 'f32' as const,
+  description:
+    'weight format on the GPU, quantized once at load: f32, f16 (packed halves), int8 (per output channel) or q4 ' +
+    '(groups of 32, Q4_0); layer norms and biases stay f32',
+})();

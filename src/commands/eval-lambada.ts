@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
+import { weightsFlag } from '../cli/flags.js';
 import { evalLambada, type EvalLambadaResult } from '../eval/evaluate.js';
 import { formatEta, interactive, progressOut } from '../cli/progress.js';
 import { DEFAULT_BOOTSTRAP_ITERS, writeHarnessOutput, type HarnessFiles } from '../eval/harness.js';
@@ -28,6 +29,7 @@ export default class EvalLambada extends HlmCommand {
     '<%= config.bin %> eval-lambada --model ck --data lambada_development_plain_text.txt --limit 500 --json',
     '<%= config.bin %> eval-lambada --model ck --data lambada_test.jsonl --predictions preds.jsonl',
     '<%= config.bin %> eval-lambada --model ck --data lambada_test.jsonl --output-path results --log-samples',
+    '<%= config.bin %> eval-lambada --model ck --data lambada_test.jsonl --weights q4',
   ];
   static override flags = {
     model: Flags.string({
@@ -68,6 +70,7 @@ export default class EvalLambada extends HlmCommand {
       default: 20,
       description: 'report progress every N batches (and at least every 30 s)',
     }),
+    weights: weightsFlag,
     device: deviceFlag,
   };
 
@@ -98,6 +101,7 @@ export default class EvalLambada extends HlmCommand {
           done === total,
         );
       },
+      weights: flags.weights,
     });
     const { predictions, ...summary } = result;
     if (flags.predictions) {
@@ -128,14 +132,21 @@ export default class EvalLambada extends HlmCommand {
           bootstrapIters: flags['bootstrap-iters'],
           start: result.start,
           end: result.end,
-          hlm: { objective: result.objective, head: result.head, tokenizer: result.tokenizer, data: flags.data },
+          hlm: {
+            objective: result.objective,
+            head: result.head,
+            weights: result.weights,
+            tokenizer: result.tokenizer,
+            data: flags.data,
+          },
         },
         flags['log-samples'],
       );
       this.log(`lm-eval results: ${harnessFiles.results}${harnessFiles.samples ? `, ${harnessFiles.samples}` : ''}`);
     }
     this.log(
-      `lambada_openai on ${result.n} passages (${result.objective} checkpoint, head ${result.head}): accuracy ` +
+      `lambada_openai on ${result.n} passages (${result.objective} checkpoint, head ${result.head}, ` +
+        `${result.weights} weights): accuracy ` +
         `${(100 * result.accuracy).toFixed(2)}%, perplexity ${result.perplexity.toFixed(2)}`,
     );
     this.log(

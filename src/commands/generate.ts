@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
-import { floatFlag } from '../cli/flags.js';
+import { floatFlag, weightsFlag } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
 import { log } from '../log.js';
 import { generateText, prepareGeneration, type GenerateTextResult } from '../infer/text.js';
@@ -28,6 +28,7 @@ export default class Generate extends HlmCommand {
     'echo "Once upon a time" | <%= config.bin %> generate --model ck --max-tokens 50 --temperature 0.8 --top-k 40 ' +
       '--seed 7',
     '<%= config.bin %> generate --model ck --prompt "Paris is" --temperature 0 --json',
+    '<%= config.bin %> generate --model ck --prompt "Paris is" --weights int8',
   ];
   static override flags = {
     model: Flags.string({
@@ -50,6 +51,7 @@ export default class Generate extends HlmCommand {
       description:
         'decode through a KV cache (--no-kv-cache recomputes the whole sequence per token: slow, for checking)',
     }),
+    weights: weightsFlag,
     device: deviceFlag,
   };
 
@@ -68,6 +70,7 @@ export default class Generate extends HlmCommand {
       topK: flags['top-k'],
       seed: flags.seed,
       cache: flags['kv-cache'],
+      weights: flags.weights,
     };
     const prepared = await prepareGeneration(options);
     const gpu = await this.openGpu(flags.device);

@@ -2,9 +2,11 @@
 // predictions out. Only the checkpoint's config.json, model.safetensors and tokenizer (its
 // tokenizer.json, or GPT-2's for a GPT-2 vocabulary) are used: no hlm-only state.
 import type { Gpu } from '../gpu/device.js';
+import type { WeightFormat } from '../kernels/matmul-q.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { outputWeight } from '../model/params.js';
+import { weightBytes } from '../model/quantize.js';
 import {
   lambadaRequest,
   readLambadaFile,
@@ -36,6 +38,8 @@ export interface EvalLambadaOptions {
   batchSize?: number;
   /** Progress after each batch of passages (see ScoreOptions.onBatch). */
   onBatch?: (done: number, total: number, seconds: number) => void;
+  /** How the weights are stored on the GPU (default f32): quantized once when loaded. */
+  weights?: WeightFormat;
 }
 
 export interface EvalLambadaResult extends LambadaMetrics {
@@ -43,6 +47,9 @@ export interface EvalLambadaResult extends LambadaMetrics {
   objective: string;
   /** The output projection used: 'lm_head.weight' or the tied 'transformer.wte.weight'. */
   head: string;
+  /** The weights' format, and the bytes they take on the GPU. */
+  weights: WeightFormat;
+  weightBytes: number;
   tokenizer: string;
   batchSize: number;
   seqLen: number;
@@ -78,6 +85,7 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
   const { scores, B, T, seconds } = await scoreRequests(gpu, ck.config, ck.params, requests, {
     batchSize: o.batchSize,
     onBatch: o.onBatch,
+    weights: o.weights,
   });
   const predictions: LambadaPrediction[] = [];
   for (let i = 0; i < scores.length; i++) {
@@ -102,6 +110,8 @@ export async function evalLambada(gpu: Gpu, o: EvalLambadaOptions): Promise<Eval
     ...metrics,
     objective: ck.config.objective,
     head: outputWeight(ck.config),
+    weights: o.weights ?? 'f32',
+    weightBytes: weightBytes(ck.layout, o.weights ?? 'f32'),
     tokenizer: tokenizer.name,
     batchSize: B,
     seqLen: T,

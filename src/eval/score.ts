@@ -20,10 +20,12 @@
 // The head is the checkpoint's output projection (outputWeight, src/model/params.ts):
 // `lm_head.weight` when the model has an untied head (e.g. one fitted by head fine-tuning),
 // otherwise the tied input embeddings, which is also how a headless (CWT) checkpoint is scored.
+// With packed weights (ScorerOptions.weights, src/model/quantize.ts) the model and the head read them packed.
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
+import type { WeightFormat } from '../kernels/matmul-q.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { outputWeight } from '../model/params.js';
@@ -71,6 +73,8 @@ export interface ScorerOptions {
   chunkRows?: number;
   /** The flat parameters on the host, for argmaxLogprobs when `weights` is a shared model. */
   hostParams?: Float32Array;
+  /** How a model the scorer builds stores the parameters it is given (default f32; packed: no argmaxLogprobs). */
+  weights?: WeightFormat;
 }
 
 export class Scorer {
@@ -118,7 +122,14 @@ export class Scorer {
     const scope = opts.scope ? opts.scope.scope(`scorer ${B}x${T}`) : gpu.scope(`scorer ${B}x${T}`);
     try {
       const shared = weights instanceof Gpt2 ? weights : undefined;
-      const model = await Gpt2.create(gpu, config, { B, T, train: false, shareWith: shared, scope });
+      const model = await Gpt2.create(gpu, config, {
+        B,
+        T,
+        train: false,
+        shareWith: shared,
+        scope,
+        weights: opts.weights ?? shared?.weights,
+      });
       if (!shared) model.writeParams(weights as Float32Array);
       const hostParams = opts.hostParams ?? (shared ? undefined : (weights as Float32Array));
       return new Scorer(
@@ -154,7 +165,7 @@ export class Scorer {
             V: config.vocab_size,
             d: config.n_embd,
             h: { buffer: this.hK },
-            wte: this.model.output(),
+            wte: this.model.outputWeight(),
             targets: { buffer: this.targets },
             losses: { buffer: this.losses },
             argmax: { buffer: this.argmax },
@@ -193,6 +204,9 @@ export class Scorer {
     this.check(rows);
     if (o.argmaxLogprobs && !this.opts.hostParams)
       throw new HlmError('argmaxLogprobs needs the parameters on the host (ScorerOptions.hostParams)');
+    // The host's correction uses the f32 output matrix, which packed weights no longer equal.
+    if (o.argmaxLogprobs && this.model.weights !== 'f32')
+      throw new HlmError(`argmaxLogprobs needs f32 weights; this scorer's are ${this.model.weights}`);
     const { gpu, model } = this;
     const { B, T } = this.shape;
     const d = this.config.n_embd;
@@ -266,6 +280,8 @@ export interface ScoreOptions {
   batchSize?: number;
   /** Called after each batch with the passages scored, their total and the seconds so far. */
   onBatch?: (done: number, total: number, seconds: number) => void;
+  /** How the weights are stored on the GPU (default f32). */
+  weights?: WeightFormat;
 }
 
 export interface ScoreResult {
@@ -315,7 +331,7 @@ export async function scoreRequests(
   }
   let maxTargets = 1;
   for (const r of requests) maxTargets = Math.max(maxTargets, r.targetTokens.length);
-  const scorer = await Scorer.create(gpu, config, params, { B, T, maxTargets });
+  const scorer = await Scorer.create(gpu, config, params, { B, T, maxTargets }, { weights: options.weights });
   try {
     const scores: ScoredPassage[] = [];
     const t0 = performance.now();

@@ -6,6 +6,7 @@ import { HlmError } from '../errors.js';
 import { tokenizerForCheckpoint, type Tokenizer } from '../data/tokenizer.js';
 import type { ModelConfig } from '../model/config.js';
 import { outputWeight } from '../model/params.js';
+import type { WeightFormat } from '../model/quantize.js';
 import { log } from '../log.js';
 import { loadCheckpoint, readCheckpointConfig } from '../model/checkpoint.js';
 import { Generator, generate, type StopReason } from './generator.js';
@@ -19,6 +20,8 @@ export interface GenerateTextOptions {
   seed: number;
   /** false: recompute the whole sequence each token (no KV cache). */
   cache?: boolean;
+  /** How the weights are stored on the GPU (default f32). */
+  weights?: WeightFormat;
 }
 
 export interface GenerateTextResult {
@@ -31,6 +34,7 @@ export interface GenerateTextResult {
   topK: number;
   seed: number;
   cache: boolean;
+  weights: WeightFormat;
   objective: string;
   head: string;
   tokenizer: string;
@@ -111,7 +115,7 @@ export async function generateText(
   prepared?: PreparedGeneration,
 ): Promise<GenerateTextResult> {
   const { config, params, tokenizer, prompt, eos } = prepared ?? (await prepareGeneration(o));
-  const gen = await Generator.create(gpu, config, params, { cache: o.cache ?? true });
+  const gen = await Generator.create(gpu, config, params, { cache: o.cache ?? true, weights: o.weights });
   try {
     const stream = new TextStream(tokenizer);
     const tokens: number[] = [];
@@ -150,6 +154,7 @@ export async function generateText(
       topK: o.topK,
       seed: o.seed,
       cache: gen.cache,
+      weights: gen.weights,
       objective: config.objective,
       head: outputWeight(config),
       tokenizer: tokenizer.name,

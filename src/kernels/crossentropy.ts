@@ -12,6 +12,7 @@
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { matmul, type MatmulSpec } from './matmul.js';
+import { isQuantized, matmulQ, type WeightRef } from './matmul-q.js';
 import { checkSizes, grid, off, type TensorRef } from './types.js';
 
 export interface CrossEntropySpec {
@@ -25,8 +26,8 @@ export interface CrossEntropySpec {
   chunkRows?: number;
   /** Final hidden states [N, d]. */
   h: TensorRef;
-  /** The tied embedding table [V, d] (inside the parameter buffer). */
-  wte: TensorRef;
+  /** The tied embedding table [V, d] (inside the parameter buffer); packed (src/kernels/matmul-q.ts) forward only. */
+  wte: WeightRef;
   /**
    * i32 [N]: the target token of each row; < 0 ignores the row (loss 0, no gradient). A target ≥ V gives a NaN loss and
    * no gradient.
@@ -113,6 +114,10 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const label = s.label ?? `cross-entropy ${N}x${V}x${d}`;
   checkSizes(label, { N, V, d });
   const grads = Boolean(s.dh || s.dwte);
+  const packed = isQuantized(s.wte) ? s.wte : undefined;
+  if (packed && (grads || (s.logitScale ?? 1) !== 1))
+    throw new HlmError(`${label}: a packed (${packed.format}) table serves the forward alone, without a logit scale`);
+  const wte = s.wte as TensorRef;
   if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
   const R = s.chunkRows ?? defaultChunkRows(gpu, N, V);
   checkSizes(label, { chunkRows: R });
@@ -175,7 +180,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     const h = at(s.h, r0 * d);
     const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
       dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
-    await product('logits', { M: rows, N: V, K: d, transB: true, a: h, b: s.wte, c: logits });
+    if (packed)
+      dispatches.push(await matmulQ(gpu, { M: rows, N: V, K: d, a: h, w: packed, c: logits, label: `${part} logits` }));
+    else await product('logits', { M: rows, N: V, K: d, transB: true, a: h, b: wte, c: logits });
     const bind: Record<string, GPUBuffer> = { logits: scratch, targets: s.targets.buffer, losses: s.losses.buffer };
     if (scaleBinding) bind.lossScale = s.lossScale!.buffer;
     if (s.argmax) bind.amax = s.argmax.buffer;
@@ -191,7 +198,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     };
     dispatches.push(gpu.dispatch(`${part} softmax`, rowsKernel, { bind, params, groups: grid(gpu, rows, 1) }));
     if (s.dwte) await product('dwte', { M: V, N: d, K: rows, transA: true, beta: 1, a: logits, b: h, c: s.dwte });
-    if (s.dh) await product('dh', { M: rows, N: d, K: V, a: logits, b: s.wte, c: at(s.dh, r0 * d) });
+    if (s.dh) await product('dh', { M: rows, N: d, K: V, a: logits, b: wte, c: at(s.dh, r0 * d) });
   }
   dispatches[dispatches.length - 1].owned.push(...own);
   return { dispatches, scratch, chunkRows: R };

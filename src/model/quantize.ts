@@ -24,6 +24,8 @@ import {
 } from '../kernels/matmul-q.js';
 import { PARAM_ALIGN, alignUp, outputWeight, type ParamLayout, type ParamTensor } from './params.js';
 
+export { WEIGHT_FORMATS, type WeightFormat } from '../kernels/matmul-q.js';
+
 const roundAway = (x: number) => (x < 0 ? -Math.round(-x) : Math.round(x));
 
 /**

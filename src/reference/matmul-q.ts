@@ -42,3 +42,42 @@ export function dequantize(format: PackedFormat, words: Uint32Array, rows: numbe
 export function matmulQ(format: PackedFormat, A: Vec, words: Uint32Array, M: number, N: number, K: number) {
   return matmul(A, dequantize(format, words, N, K), M, N, K, false, true);
 }
+
+/** Where a packed tensor of a model sits in its word buffer (src/model/quantize.ts's QuantizedTensor). */
+export interface PackedTensorInfo {
+  rows: number;
+  cols: number;
+  /** Stored as the transpose of the tensor (Conv1D weights [in, out] packed as [out, in]). */
+  transposed: boolean;
+  offset: number;
+}
+
+/**
+ * A model's weights by name in float64 as a packed model computes with them: the f32 tensors of the flat
+ * parameters as they are, the packed ones unpacked from `words` (and transposed back to the tensor's layout).
+ */
+export function unpackParams(
+  format: PackedFormat,
+  tensors: readonly { name: string; offset: number; size: number }[],
+  params: Float32Array,
+  packed: ReadonlyMap<string, PackedTensorInfo>,
+  words: Uint32Array,
+): Record<string, Float64Array> {
+  const out: Record<string, Float64Array> = {};
+  for (const t of tensors) {
+    const p = packed.get(t.name);
+    if (!p) {
+      out[t.name] = Float64Array.from(params.subarray(t.offset, t.offset + t.size));
+      continue;
+    }
+    const w = dequantize(format, words.subarray(p.offset), p.rows, p.cols);
+    if (!p.transposed) {
+      out[t.name] = w;
+      continue;
+    }
+    const back = new Float64Array(w.length);
+    for (let r = 0; r < p.rows; r++) for (let c = 0; c < p.cols; c++) back[c * p.rows + r] = w[r * p.cols + c];
+    out[t.name] = back;
+  }
+  return out;
+}
