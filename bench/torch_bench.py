@@ -11,7 +11,8 @@ Tests come from hlm itself, so names and params match exactly:
 Without --tests it builds the same list as hlm's (--quick: tiny shapes). Tests it cannot run
 (hlm's own kernels other than matmul) are skipped. The infer suite (prefill of a prompt, then
 greedy decoding with a KV cache) is PyTorch-only until `hlm generate` has its suite: names
-'infer-<preset>', tests 'prefill <P>' and 'decode <S>', params {preset, prompt, steps}.
+'infer-<preset>', tests 'prefill <P>' and 'decode <S>', params {preset, prompt, steps}. Tests of hlm's
+packed weights (params.weights f16, int8 or q4, from `hlm bench --weights`) are skipped, each named on stderr.
 Needs torch and numpy; reuses bench/torch_gpt2.py's model and losses.
 """
 import argparse
@@ -462,6 +463,9 @@ def main():
     base, energy = base_record(dev, args), Energy(dev)
     for t in tests:
         p = t['params']
+        if p.get('weights', 'f32') != 'f32':  # hlm's packed formats (f16, int8, q4) have no twin here
+            print(f"{t['suite']}/{t['name']} {t['test']}: skipped: {p['weights']} weights (f32 only)", file=sys.stderr)
+            continue
         if t['name'] == 'matmul':
             run = lambda: run_matmul(p, dev, args, energy)
         elif t['suite'] == 'train':

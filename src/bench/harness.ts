@@ -20,6 +20,7 @@ import {
   type Stats,
   type Suite,
   type Unit,
+  type WeightsInfo,
 } from './record.js';
 
 /** A built case: what one repetition does, how much work it counts, and how to check it. */
@@ -30,6 +31,8 @@ export interface Prepared {
   unit: Unit;
   /** Compare one fresh repetition's output with the float64 reference. */
   check?(): Promise<Check>;
+  /** Infer suite: the weights' format and bytes (the record's `weights`). */
+  weights?: WeightsInfo;
   /** The phase a dispatch belongs to, for gpu_ms.phases (training: forward, head, backward, optimizer). */
   phase?(d: Dispatch): string;
   dispose(): void;
@@ -148,6 +151,7 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
       await gpu.done();
     });
     record.work = { flops: p.work.flops ?? null, bytes: p.work.bytes ?? null, tokens: p.work.tokens ?? null };
+    if (p.weights) record.weights = p.weights;
     let energy: BenchRecord['energy'] | undefined;
     const bench = new Bench({
       iterations: o.reps,

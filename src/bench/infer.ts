@@ -10,12 +10,18 @@
 // Weights are random (initParams): speed does not depend on them. The check compares the
 // Generator's logits, after a prefill and after each of a few cached steps, with the float64
 // GPT-2 (on a short prompt, where float64 in JS is cheap).
+// `--weights f16,int8,q4` repeats the tests with the weights packed (src/model/quantize.ts): their params
+// gain `weights` (f32 tests keep the params PyTorch's records match), every record carries the format, the
+// weights' bytes on the GPU and the bytes of weights a token reads, and the check runs the float64 GPT-2 on
+// the weights as packed.
 import { streamRng } from '../data/random.js';
 import { relErr } from '../util/stats.js';
 import { Generator } from '../infer/generator.js';
 import { preset, type ModelConfig } from '../model/config.js';
 import { initParams, paramLayout } from '../model/params.js';
+import { quantLayout, quantizeParams, weightBytes, weightBytesPerPass, type WeightFormat } from '../model/quantize.js';
 import { gpt2Forward } from '../reference/gpt2.js';
+import { unpackParams } from '../reference/matmul-q.js';
 import type { BenchCase, BenchContext, Prepared } from './harness.js';
 
 type PresetName = 'tiny' | 'small' | 'base';
@@ -33,11 +39,14 @@ function promptTokens(config: ModelConfig, n: number): number[] {
 }
 
 /** Logits after a prefill of 8 tokens and after each of 4 cached steps, against float64. */
-async function checkGenerator(ctx: BenchContext, config: ModelConfig, params: Float32Array): Promise<Prepared> {
-  const gen = await Generator.create(ctx.gpu, config, params, { maxContext: 16 });
-  const named: Record<string, Float64Array> = {};
-  const layout = paramLayout(config);
-  for (const t of layout.tensors) named[t.name] = Float64Array.from(params.subarray(t.offset, t.offset + t.size));
+async function checkGenerator(
+  ctx: BenchContext,
+  config: ModelConfig,
+  params: Float32Array,
+  weights: WeightFormat,
+): Promise<Prepared> {
+  const gen = await Generator.create(ctx.gpu, config, params, { maxContext: 16, weights });
+  const named = referenceWeights(config, params, weights);
   return {
     step: () => undefined,
     work: {},
@@ -57,7 +66,9 @@ async function checkGenerator(ctx: BenchContext, config: ModelConfig, params: Fl
       }
       const value = relErr(got, want);
       return {
-        reference: 'float64 GPT-2 log-probabilities after a prefill and each cached step',
+        reference:
+          'float64 GPT-2 log-probabilities after a prefill and each cached step' +
+          (weights === 'f32' ? '' : `, on the ${weights} weights dequantized`),
         metric: 'relative L2 error',
         value: Number.isFinite(value) ? value : null,
         tolerance: 1e-4,
@@ -66,6 +77,17 @@ async function checkGenerator(ctx: BenchContext, config: ModelConfig, params: Fl
     },
     dispose: () => gen.destroy(),
   };
+}
+
+/** The weights by name in float64, as the model computes with them (packed ones unpacked). */
+function referenceWeights(config: ModelConfig, params: Float32Array, weights: WeightFormat) {
+  const layout = paramLayout(config);
+  if (weights === 'f32')
+    return Object.fromEntries(
+      layout.tensors.map((t) => [t.name, Float64Array.from(params.subarray(t.offset, t.offset + t.size))]),
+    );
+  const q = quantLayout(layout, weights);
+  return unpackParams(weights, layout.tensors, params, q.quantized, quantizeParams(q, layout, params).words);
 }
 
 function centred(x: ArrayLike<number>): Float64Array {
@@ -84,7 +106,11 @@ function checkParams(config: ModelConfig): Float32Array {
   return p;
 }
 
-function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' | 'token'): BenchCase {
+function inferCase(
+  name: PresetName,
+  test: 'prefill' | 'decode' | 'first-token' | 'token',
+  weights: WeightFormat,
+): BenchCase {
   const config = preset(name);
   const { prompt, steps } = inferShape(name);
   const label =
@@ -95,23 +121,32 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
         : test === 'first-token'
           ? `first-token ${prompt}`
           : `token at ${prompt}`;
-  const params = { preset: name, prompt, steps };
+  const params = { preset: name, prompt, steps, ...(weights === 'f32' ? {} : { weights }) };
   const params1 = () => initParams(config, 1);
+  const layout = paramLayout(config);
+  const info = (rows: number) => ({
+    format: weights,
+    bytes: weightBytes(layout, weights),
+    bytes_per_token: weightBytesPerPass(layout, weights, rows) / rows,
+  });
+  // A decode step reads the weights for one token; a prefill once for the prompt (time to first token too).
+  const perToken = info(test === 'prefill' || test === 'first-token' ? prompt : 1);
   return {
     suite: 'infer',
     name: `infer-${name}`,
     test: label,
     params,
     build: async ({ gpu }): Promise<Prepared> => {
-      const gen = await Generator.create(gpu, config, params1());
+      const gen = await Generator.create(gpu, config, params1(), { weights });
       try {
         const tokens = promptTokens(config, prompt);
         await gen.prefill(tokens);
         const first = await gen.argmax();
         const dispose = () => gen.destroy();
+        const common = { unit: 'tokens/s' as const, dispose, weights: perToken };
         switch (test) {
           case 'prefill':
-            return { step: () => gen.prefill(tokens), work: { tokens: prompt }, unit: 'tokens/s', dispose };
+            return { step: () => gen.prefill(tokens), work: { tokens: prompt }, ...common };
           case 'first-token':
             return {
               step: async () => {
@@ -119,8 +154,7 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
                 await gen.argmax();
               },
               work: { tokens: 1 },
-              unit: 'tokens/s',
-              dispose,
+              ...common,
             };
           case 'decode':
             return {
@@ -133,8 +167,7 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
                 }
               },
               work: { tokens: steps },
-              unit: 'tokens/s',
-              dispose,
+              ...common,
             };
           case 'token':
             return {
@@ -144,8 +177,7 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
                 await gen.argmax();
               },
               work: { tokens: 1 },
-              unit: 'tokens/s',
-              dispose,
+              ...common,
             };
         }
       } catch (e) {
@@ -157,13 +189,15 @@ function inferCase(name: PresetName, test: 'prefill' | 'decode' | 'first-token' 
       test === 'prefill' || test === 'decode'
         ? {
             shape: `${name}, 8-token prompt + 4 cached steps`,
-            build: (ctx) => checkGenerator(ctx, config, checkParams(config)),
+            build: (ctx) => checkGenerator(ctx, config, checkParams(config), weights),
           }
         : undefined,
   };
 }
 
-export function inferCases(quick: boolean): BenchCase[] {
+export function inferCases(quick: boolean, weights: readonly WeightFormat[] = ['f32']): BenchCase[] {
   const presets: PresetName[] = quick ? ['tiny'] : ['tiny', 'small', 'base'];
-  return presets.flatMap((p) => (['prefill', 'decode', 'first-token', 'token'] as const).map((t) => inferCase(p, t)));
+  return presets.flatMap((p) =>
+    weights.flatMap((w) => (['prefill', 'decode', 'first-token', 'token'] as const).map((t) => inferCase(p, t, w))),
+  );
 }

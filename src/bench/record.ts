@@ -68,6 +68,14 @@ export interface BenchRecord {
   memory: { rss_peak_bytes: number | null; gpu_peak_bytes: number | null };
   energy: Energy;
   check: Check | null;
+  /** Infer suite: the weights' format, their bytes on the GPU, and the bytes of weights a token reads. */
+  weights?: WeightsInfo;
+}
+
+export interface WeightsInfo {
+  format: 'f32' | 'f16' | 'int8' | 'q4';
+  bytes: number;
+  bytes_per_token: number;
 }
 
 /** What identifies a test across runs and tools: --compare matches on it. */

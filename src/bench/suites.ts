@@ -1,5 +1,6 @@
 // The suite registry and test selection: which cases a `hlm bench` run measures, in order.
 import { HlmError } from '../errors.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../model/quantize.js';
 import type { BenchCase } from './harness.js';
 import { inferCases } from './infer.js';
 import { kernelCases } from './kernel.js';
@@ -45,8 +46,27 @@ export function parseFilter(filter: string | undefined): RegExp | undefined {
   }
 }
 
-export function selectCases(suites: Suite[], quick: boolean, filter?: RegExp): Selection {
-  const all = suites.flatMap((s) => SUITE_CASES[s](quick));
+/** --weights: comma-separated formats of the infer suite's weights. */
+export function parseWeights(list: string): WeightFormat[] {
+  const names = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names)
+    if (!(WEIGHT_FORMATS as readonly string[]).includes(n))
+      throw new HlmError(`--weights: unknown format "${n}"; formats: ${WEIGHT_FORMATS.join(', ')}`);
+  if (!names.length) throw new HlmError('--weights: no format given');
+  return [...new Set(names)] as WeightFormat[];
+}
+
+/** The selected cases; the infer suite's repeated for each weight format (default f32 alone). */
+export function selectCases(
+  suites: Suite[],
+  quick: boolean,
+  filter?: RegExp,
+  weights: readonly WeightFormat[] = ['f32'],
+): Selection {
+  const all = suites.flatMap((s) => (s === 'infer' ? inferCases(quick, weights) : SUITE_CASES[s](quick)));
   const cases = filter ? all.filter((c) => filter.test(caseId(c))) : all;
   const needPeaks = cases.some((c) => c.suite === 'kernel' && !c.peak);
   const hidden = needPeaks ? all.filter((c) => c.peak && !cases.includes(c)) : [];

@@ -18,6 +18,7 @@ import { createClassifierHead } from '../model/classifier.js';
 import { classifierHeadReference } from '../reference/classifier.js';
 import { paramLayout } from '../model/params.js';
 import { gpt2LossAndGrads } from '../reference/gpt2.js';
+import { checkQuantized } from './quantized.js';
 
 export interface CheckRow {
   kernel: string;
@@ -136,6 +137,8 @@ export async function selfCheck(
     gpu.release(...ds);
     gpu.free(X, Bv, O, S, Mx);
   }
+
+  await checkQuantized(gpu, next, record);
 
   // The whole model: one tiny GPT-2 micro-batch's loss and every parameter gradient, for each
   // head and direction, against the float64 reference (exercises every training kernel).

@@ -7,7 +7,7 @@ import { compare, comparisonTable, parseThreshold, readRecords, type Comparison 
 import type { BenchRecord } from '../bench/record.js';
 import { FORMATS, render, renderList, type ListedCase } from '../bench/report.js';
 import { runBench } from '../bench/run.js';
-import { describeCase, parseFilter, parseSuites, selectCases } from '../bench/suites.js';
+import { describeCase, parseFilter, parseSuites, parseWeights, selectCases } from '../bench/suites.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { checkOutputFile } from '../util/output-check.js';
 
@@ -39,6 +39,7 @@ export default class Bench extends HlmCommand {
     '<%= config.bin %> bench --quick --compare baseline.jsonl --threshold 10%',
     '<%= config.bin %> bench --from hlm.jsonl --compare torch.jsonl --format md',
     '<%= config.bin %> bench --suite kernel,train --list',
+    '<%= config.bin %> bench --suite infer --quick --weights f32,f16,int8,q4 --format md',
   ];
   static override flags = {
     suite: Flags.string({ description: 'comma-separated suites: kernel, train, infer', default: 'kernel,train,infer' }),
@@ -82,6 +83,11 @@ export default class Bench extends HlmCommand {
       min: 1,
     }),
     list: Flags.boolean({ description: 'list the selected tests without running them' }),
+    weights: Flags.string({
+      description:
+        'infer suite: comma-separated weight formats to run it with (f32, f16, int8, q4; quantized once at load)',
+      default: 'f32',
+    }),
     device: deviceFlag,
   };
 
@@ -121,7 +127,13 @@ export default class Bench extends HlmCommand {
       records = readRecords(flags.from);
       emit(render(records, flags.format));
     } else {
-      const selection = selectCases(parseSuites(flags.suite), flags.quick, parseFilter(flags.filter));
+      const suites = parseSuites(flags.suite);
+      const weights = parseWeights(flags.weights);
+      if (flags.weights !== 'f32' && !suites.includes('infer'))
+        throw new HlmError(
+          `--weights ${flags.weights} applies to the infer suite, which --suite ${flags.suite} leaves out`,
+        );
+      const selection = selectCases(suites, flags.quick, parseFilter(flags.filter), weights);
       if (flags.list) {
         const tests = selection.cases.map(describeCase);
         emit(renderList(tests, flags.format));
