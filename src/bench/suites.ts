@@ -26,15 +26,20 @@ export function caseId(c: Pick<BenchCase, 'suite' | 'name' | 'test'>): string {
   return `${c.suite}/${c.name}/${c.test}`;
 }
 
-export function parseSuites(list: string): Suite[] {
+/** A flag's comma-separated names, each one of `known`, without repeats. */
+function parseNames<T extends string>(flag: string, what: string, list: string, known: readonly string[]): T[] {
   const names = list
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   for (const n of names)
-    if (!(n in SUITE_CASES))
-      throw new HlmError(`--suite: unknown suite "${n}"; suites: ${Object.keys(SUITE_CASES).join(', ')}`);
-  return [...new Set(names)] as Suite[];
+    if (!known.includes(n)) throw new HlmError(`--${flag}: unknown ${what} "${n}"; ${what}s: ${known.join(', ')}`);
+  if (!names.length) throw new HlmError(`--${flag}: no ${what} given`);
+  return [...new Set(names)] as T[];
+}
+
+export function parseSuites(list: string): Suite[] {
+  return parseNames('suite', 'suite', list, Object.keys(SUITE_CASES));
 }
 
 export function parseFilter(filter: string | undefined): RegExp | undefined {
@@ -48,15 +53,7 @@ export function parseFilter(filter: string | undefined): RegExp | undefined {
 
 /** --weights: comma-separated formats of the infer suite's weights. */
 export function parseWeights(list: string): WeightFormat[] {
-  const names = list
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const n of names)
-    if (!(WEIGHT_FORMATS as readonly string[]).includes(n))
-      throw new HlmError(`--weights: unknown format "${n}"; formats: ${WEIGHT_FORMATS.join(', ')}`);
-  if (!names.length) throw new HlmError('--weights: no format given');
-  return [...new Set(names)] as WeightFormat[];
+  return parseNames('weights', 'format', list, WEIGHT_FORMATS);
 }
 
 /** The selected cases; the infer suite's repeated for each weight format (default f32 alone). */
