@@ -83,10 +83,11 @@ export interface QuantTile extends Omit<MatmulTile, 'BK'> {
 
 /**
  * Tiles by the number of rows: one-row products (a decode step, the next-token logits) get 4-row tiles, so
- * most of the work is not padding; on llvmpipe 8 columns an invocation keep its 8-wide vectors busy.
+ * most of the work is not padding; on llvmpipe 8 columns an invocation keep its 8-wide vectors busy. Every
+ * tile's staging (4·BK·(BM + BN) bytes) fits WebGPU's default 16 KiB of workgroup memory.
  */
 export const QUANT_TILES: Record<'hardware' | 'software', { rows: QuantTile; big: QuantTile }> = {
-  hardware: { rows: { BM: 4, BN: 128, BK: 32, TM: 4, TN: 4 }, big: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 4 } },
+  hardware: { rows: { BM: 4, BN: 128, BK: 16, TM: 4, TN: 4 }, big: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 4 } },
   software: { rows: { BM: 4, BN: 64, BK: 32, TM: 4, TN: 8 }, big: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 } },
 };
 /** Rows below which the one-row tile is used. */
