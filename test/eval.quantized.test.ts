@@ -6,7 +6,7 @@ import { openTestGpu } from './helpers/gpu.js';
 import { makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import type { LambadaRequest } from '../src/eval/lambada.js';
-import { aggregateLambada, scoreRequests } from '../src/eval/score.js';
+import { aggregateLambada, Scorer, scoreRequests } from '../src/eval/score.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
 import type { WeightFormat } from '../src/model/quantize.js';
@@ -98,3 +98,16 @@ test('perplexity of int8 within 2% of f32, q4 within 10%, f16 within 0.5% (a tra
       throw new Error(`${w}: perplexity ratio ${ratio(w)} (seed ${rand.seed}) ${report}`);
   }
 }, 300_000);
+
+test('a scorer with packed weights refuses log p(argmax), which the host computes from f32 weights', async () => {
+  const params = initParams(CONFIG, 3);
+  const scorer = await Scorer.create(gpu, CONFIG, params, { B: 1, T: 4, maxTargets: 1 }, { weights: 'int8' });
+  try {
+    expect(scorer.model.weights).toBe('int8');
+    const row = { input: [1, 2, 3], targets: [4] };
+    expect((await scorer.score([row]))[0].logprobs[0]).toBeLessThan(0);
+    await expect(scorer.score([row], { argmaxLogprobs: true })).rejects.toThrow(/needs f32 weights; .* int8/);
+  } finally {
+    scorer.destroy();
+  }
+});
