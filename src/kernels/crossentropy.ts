@@ -1,18 +1,24 @@
 // The tied vanilla LM head (objective `ce`): logits = h·wteᵀ over the whole vocabulary,
-// softmax cross-entropy against the next tokens, and its gradients into the hidden states
-// and the embedding table. The N×V logits never exist at once: rows go through in chunks of
-// R, each chunk's logits in one scratch [R, V] buffer that its gradients then overwrite:
-//   scratch = h[rows]·wteᵀ                      (matmul)
-//   losses[rows], argmax[rows]; scratch ← (softmax − onehot)·lossScale   (crossentropy_rows)
+// softmax cross-entropy against the next tokens, and its gradients into the hidden states and
+// the embedding table. The logits are never kept whole. Rows go through in chunks of R:
+//   crossentropy_logits  logits of the chunk tile by tile, each folded into an online softmax
+//                        state per row (max, Σ exp, target logit, argmax) and written as small
+//                        partials; only training (dh or dwte) also stores the chunk's [R, V]
+//                        logits, in one scratch buffer every chunk reuses
+//   crossentropy_rows    per row: the partials merged into lse; loss and argmax; with gradients
+//                        the stored logits ← (softmax − onehot)·lossScale in place
 //   dwte += scratchᵀ·h[rows]                     (matmul, beta 1)
 //   dh[rows] = scratch·wte                       (matmul, overwrite)
-// dwte comes before dh within a chunk, so dh may overwrite h in place. The loss scale
-// (1 / counted targets) is read from a GPU buffer the trainer writes each step, so the list
-// of dispatches is built once and serves every step. Nothing here reads back.
+// Evaluation (losses and argmax only, e.g. LAMBADA) stores no logits at all. The backward reads
+// the stored chunk instead of recomputing it: a recompute would be a fourth product of 2·R·V·d
+// FLOPs, and the chunk is bounded (CE_SCRATCH_BYTES). dwte comes before dh within a chunk, so dh
+// may overwrite h in place. The loss scale (1 / counted targets) is read from a GPU buffer the
+// trainer writes each step, so the list of dispatches is built once and serves every step.
+// Nothing here reads back.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { matmul, type MatmulSpec } from './matmul.js';
-import { isQuantized, matmulQ, type WeightRef } from './matmul-q.js';
+import { matmul, SOFTWARE_K_SPAN, type MatmulSpec, type MatmulTile } from './matmul.js';
+import { isQuantized, type WeightRef } from './matmul-q.js';
 import { checkSizes, grid, off, type TensorRef } from './types.js';
 
 export interface CrossEntropySpec {
@@ -22,7 +28,7 @@ export interface CrossEntropySpec {
   d: number;
   /** logits = logitScale · h·wteᵀ (1 / temperature for the CWT head); default 1. */
   logitScale?: number;
-  /** Rows per chunk; default: defaultChunkRows(gpu, N, V). */
+  /** Rows per chunk; default: defaultChunkRows(gpu, N, V) with gradients, else all N. */
   chunkRows?: number;
   /** Final hidden states [N, d]. */
   h: TensorRef;
@@ -47,8 +53,8 @@ export interface CrossEntropySpec {
   /** u32 [N] out: each row's argmax over the vocabulary (first index on ties). */
   argmax?: TensorRef;
   /**
-   * A buffer of at least chunkRows·V floats to hold the logits; default: one of its own (freed by gpu.release of the
-   * dispatches).
+   * With gradients: a buffer of at least chunkRows·V floats for a chunk's logits; default: one of its own (freed by
+   * gpu.release of the dispatches).
    */
   scratch?: GPUBuffer;
   label?: string;
@@ -56,19 +62,19 @@ export interface CrossEntropySpec {
 
 export interface CrossEntropyHead {
   dispatches: Dispatch[];
-  /** The logits scratch buffer used (the caller's, or the head's own, which release frees). */
-  scratch: GPUBuffer;
+  /** The logits scratch used with gradients (the caller's, or the head's own, which release frees). */
+  scratch?: GPUBuffer;
   chunkRows: number;
 }
 
-/** Default bound on the logits scratch. */
+/** Bound on the logits scratch of a training chunk on a software adapter. */
 export const CE_SCRATCH_BYTES = 64 * 1024 * 1024;
 /**
- * On a hardware GPU: up to the whole batch at once (2 GiB, capped by the binding limit). Small
- * chunks leave most of a big GPU idle in the dh product (M = rows, N = d, K = V): 328-row
- * chunks of the small preset ran at 0.25 TFLOP/s on an H200. PyTorch keeps all N·V logits too.
+ * On a hardware GPU (about 640 rows of GPT-2's vocabulary). The dh product of a chunk (M = rows, N = d, K = V) has
+ * few output tiles, so split-K (matmul.ts) keeps the GPU busy; without it 328-row chunks ran at 0.25 TFLOP/s on an
+ * H200.
  */
-export const CE_SCRATCH_BYTES_HARDWARE = 2 * 1024 * 1024 * 1024;
+export const CE_SCRATCH_BYTES_HARDWARE = 128 * 1024 * 1024;
 
 /**
  * Rows per chunk: as many as fit in `budget` bytes (and the adapter's binding and buffer
@@ -105,6 +111,40 @@ export function crossEntropyFlops(
   return 2 * N * V * d * (1 + (grads.dh ? 1 : 0) + (grads.dwte ? 1 : 0));
 }
 
+/**
+ * The fused forward's tile (crossentropy_logits.wgsl): matmul's for the adapter kind. On llvmpipe the product, not the
+ * softmax folded into it, is the cost (dropping the fold saved about a tenth).
+ */
+export const CE_TILES: Record<'hardware' | 'software', MatmulTile> = {
+  hardware: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  software: { BM: 64, BN: 64, BK: 8, TM: 8, TN: 8 },
+};
+/** Workgroups the fused forward aims at: each takes a split of the vocabulary for its row tile. */
+export const CE_GROUPS = { hardware: 528, software: 32 };
+
+/**
+ * How the fused forward cuts a chunk of `rows` rows: `tiles` BN-wide column tiles per workgroup, `splits` workgroups
+ * along the vocabulary, and `parts` softmax partials per row (one per split and column group of the tile). On a
+ * software adapter a workgroup's loop over its tiles and d stays within llvmpipe's loop limit (SOFTWARE_K_SPAN, as
+ * matmul's K loop).
+ */
+export function logitsPlan(
+  kind: 'hardware' | 'software',
+  rows: number,
+  V: number,
+  d: number,
+): { tile: MatmulTile; tiles: number; splits: number; parts: number; groups: [number, number] } {
+  const tile = CE_TILES[kind];
+  if (kind === 'software' && d > SOFTWARE_K_SPAN)
+    throw new HlmError(`cross-entropy: d = ${d} is past llvmpipe's loop limit (at most ${SOFTWARE_K_SPAN})`);
+  const columnTiles = Math.ceil(V / tile.BN);
+  const rowTiles = Math.ceil(rows / tile.BM);
+  let tiles = Math.ceil(columnTiles / Math.min(columnTiles, Math.max(1, Math.ceil(CE_GROUPS[kind] / rowTiles))));
+  if (kind === 'software') tiles = Math.min(tiles, Math.floor(SOFTWARE_K_SPAN / d));
+  const splits = Math.ceil(columnTiles / tiles);
+  return { tile, tiles, splits, parts: splits * (tile.BN / tile.TN), groups: [splits, rowTiles] };
+}
+
 function at(r: TensorRef, elements: number): TensorRef {
   return { buffer: r.buffer, offset: (r.offset ?? 0) + elements };
 }
@@ -119,19 +159,24 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     throw new HlmError(`${label}: a packed (${packed.format}) table serves the forward alone, without a logit scale`);
   const wte = s.wte as TensorRef;
   if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
-  const R = s.chunkRows ?? defaultChunkRows(gpu, N, V);
+  if (!grads && s.scratch) throw new HlmError(`${label}: without gradients no logits are stored; give no scratch`);
+  const R = s.chunkRows ?? (grads ? defaultChunkRows(gpu, N, V) : N);
   checkSizes(label, { chunkRows: R });
-  const bytes = R * V * 4;
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
-  if (s.scratch && s.scratch.size < bytes)
-    throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits need ${bytes}`);
-  if (bytes > maxBinding)
-    throw new HlmError(
-      `${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage ` +
-        `binding; use fewer chunkRows`,
-    );
-  const scratch = s.scratch ?? gpu.buffer(`${label} logits`, bytes);
-  const own = s.scratch ? [] : [scratch];
+  let scratch: GPUBuffer | undefined;
+  const own: GPUBuffer[] = [];
+  if (grads) {
+    const bytes = R * V * 4;
+    if (s.scratch && s.scratch.size < bytes)
+      throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits need ${bytes}`);
+    if (bytes > maxBinding)
+      throw new HlmError(
+        `${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage ` +
+          `binding; use fewer chunkRows`,
+      );
+    scratch = s.scratch ?? gpu.buffer(`${label} logits`, bytes);
+    if (!s.scratch) own.push(scratch);
+  }
 
   const refs: [string, TensorRef | undefined][] = [
     ['h', s.h],
@@ -144,7 +189,8 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     ['argmax', s.argmax],
   ];
   for (const [name, r] of refs)
-    if (r?.buffer === scratch) throw new HlmError(`${label}: ${name} must not share the logits scratch buffer`);
+    if (scratch && r?.buffer === scratch)
+      throw new HlmError(`${label}: ${name} must not share the logits scratch buffer`);
   const conflict = (a: string, ra: TensorRef | undefined, b: string, rb: TensorRef | undefined) => {
     if (ra && rb && ra.buffer === rb.buffer)
       throw new HlmError(`${label}: ${a} and ${b} must be in different buffers (WebGPU forbids writable aliasing)`);
@@ -165,6 +211,17 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     if (o >= lo && o < lo + N) throw new HlmError(`${label}: lossScale lies inside the losses it scales`);
   }
 
+  const kind = gpu.adapter.kind;
+  const plan = logitsPlan(kind, R, V, d);
+  const tail = N % R ? logitsPlan(kind, N % R, V, d) : plan;
+  const stats = gpu.buffer(`${label} softmax partials`, Math.max(plan.parts * R, tail.parts * (N % R)) * 16);
+  own.push(stats);
+  const variant = {
+    VEC: d % 4 === 0 && off(s.h) % 4 === 0 && off(s.wte) % 4 === 0,
+    STORE: grads,
+    ARGMAX: Boolean(s.argmax),
+  };
+  const logitsKernel = await gpu.kernel('crossentropy_logits', { ...plan.tile, ...variant });
   const scaleBinding = grads && !scaleInLosses;
   const rowsKernel = await gpu.kernel('crossentropy_rows', {
     GRAD: grads,
@@ -173,30 +230,62 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   });
   const dispatches: Dispatch[] = [];
   const alpha = s.logitScale ?? 1;
-  const logits = { buffer: scratch };
   for (let r0 = 0; r0 < N; r0 += R) {
     const rows = Math.min(R, N - r0);
     const part = `${label} rows ${r0}..${r0 + rows}`;
     const h = at(s.h, r0 * d);
-    const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
-      dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
-    if (packed)
-      dispatches.push(await matmulQ(gpu, { M: rows, N: V, K: d, a: h, w: packed, c: logits, label: `${part} logits` }));
-    else await product('logits', { M: rows, N: V, K: d, transB: true, a: h, b: wte, c: logits });
-    const bind: Record<string, GPUBuffer> = { logits: scratch, targets: s.targets.buffer, losses: s.losses.buffer };
+    const targets = at(s.targets, r0);
+    const rowPlan = rows === R ? plan : tail;
+    dispatches.push(
+      gpu.dispatch(`${part} logits`, logitsKernel, {
+        bind: {
+          H: s.h.buffer,
+          E: s.wte.buffer,
+          targets: s.targets.buffer,
+          stats,
+          ...(scratch ? { logits: scratch } : {}),
+        },
+        params: {
+          rows,
+          V,
+          d,
+          tiles: rowPlan.tiles,
+          offH: off(h),
+          offE: off(s.wte),
+          offLogits: 0,
+          offTargets: off(targets),
+          offStats: 0,
+          alpha,
+        },
+        groups: rowPlan.groups,
+      }),
+    );
+    const bind: Record<string, GPUBuffer> = { stats, targets: s.targets.buffer, losses: s.losses.buffer };
     if (scaleBinding) bind.lossScale = s.lossScale!.buffer;
     if (s.argmax) bind.amax = s.argmax.buffer;
-    const params = {
-      rows,
-      V,
-      offLogits: 0,
-      offTargets: off(s.targets) + r0,
-      offLosses: off(s.losses) + r0,
-      offScale: off(s.lossScale),
-      offArgmax: off(s.argmax) + r0,
-      nanBits: 0x7fc00000,
-    };
-    dispatches.push(gpu.dispatch(`${part} softmax`, rowsKernel, { bind, params, groups: grid(gpu, rows, 1) }));
+    if (scratch) bind.logits = scratch;
+    dispatches.push(
+      gpu.dispatch(`${part} softmax`, rowsKernel, {
+        bind,
+        params: {
+          rows,
+          V,
+          parts: rowPlan.parts,
+          offStats: 0,
+          offTargets: off(targets),
+          offLosses: off(s.losses) + r0,
+          offScale: off(s.lossScale),
+          offArgmax: off(s.argmax) + r0,
+          offLogits: 0,
+          nanBits: 0x7fc00000,
+        },
+        groups: grid(gpu, rows, 1),
+      }),
+    );
+    if (!scratch) continue;
+    const logits = { buffer: scratch };
+    const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
+      dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
     if (s.dwte) await product('dwte', { M: V, N: d, K: rows, transA: true, beta: 1, a: logits, b: h, c: s.dwte });
     if (s.dh) await product('dh', { M: rows, N: d, K: V, a: logits, b: wte, c: at(s.dh, r0 * d) });
   }

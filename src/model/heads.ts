@@ -6,8 +6,8 @@
 //        loss = mean_k[−s_kk + logsumexp_j s_kj], s = o·eᵀ/τ, duplicates kept, gradients into
 //        both o and (scatter-added, deterministically) the embedding rows.
 //        It is the CE head's computation with the gathered target embeddings as a K-row
-//        "vocabulary" and target k = k, so the same chunked, max-subtracted kernels serve:
-//        the K×K scores exist only a row chunk at a time.
+//        "vocabulary" and target k = k, so the same fused kernels serve: K×K scores in tiles
+//        folded into online softmax states, stored a row chunk at a time for the backward only.
 import type { Command, Dispatch } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { crossEntropyHead, lossMean } from '../kernels/crossentropy.js';
@@ -84,7 +84,6 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       ]
     : [];
   let trainCmds: Command[] = [];
-  let scratch: GPUBuffer | undefined;
   if (model.dhf && !opts.evalOnly) {
     const dH = gathered ? scope.buffer('scored dH', K * d * 4) : model.dhf;
     const t = await crossEntropyHead(gpu, {
@@ -93,7 +92,6 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       dwte: model.outputGrad(),
       label: 'ce head',
     });
-    scratch = t.scratch;
     scope.keep(t.dispatches);
     const scatter: Command[] = positions
       ? [
@@ -112,7 +110,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       : [];
     trainCmds = [...gather, ...t.dispatches, mean, ...scatter];
   }
-  const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'ce head (eval)' });
+  const e = await crossEntropyHead(gpu, { ...common, label: 'ce head (eval)' });
   scope.keep(e.dispatches);
   const scale = new Float32Array(1);
   return {
@@ -230,14 +228,12 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
 
   let train: Command[] = [];
   let index: ReturnType<typeof createEmbeddingIndex> | undefined;
-  let scratch: GPUBuffer | undefined;
   if (model.dhf) {
     const dE = scope.buffer('cwt dE', K * d * 4);
     const dH = all ? model.dhf : scope.buffer('cwt dH', K * d * 4);
     index = createEmbeddingIndex(gpu, K, 'cwt target index');
     scope.adopt(...embeddingIndexBuffers(index));
     const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: { buffer: dE }, label: 'cwt scores' });
-    scratch = t.scratch;
     scope.keep(t.dispatches);
     const scatter: Command[] = [];
     if (!all)
@@ -268,7 +264,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     );
     train = [...gathers, { clear: dE }, ...t.dispatches, mean, ...scatter];
   }
-  const e = await crossEntropyHead(gpu, { ...common, scratch, label: 'cwt scores (eval)' });
+  const e = await crossEntropyHead(gpu, { ...common, label: 'cwt scores (eval)' });
   scope.keep(e.dispatches);
   return {
     train,

@@ -67,11 +67,9 @@ export class Trainer {
       config.objective === 'cwt'
         ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 })
         : await createCeHead(model, { rows: K });
-    // Small logits chunks: evaluation is rare, and the headless run should not carry a V-sized scratch.
+    // Forward only: the fused head stores no logits, so the headless run carries no V-sized buffer.
     const ceEval =
-      config.objective === 'cwt' && config.causal
-        ? await createCeHead(model, { evalOnly: true, chunkRows: Math.min(model.N, 16) })
-        : undefined;
+      config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true }) : undefined;
     const update = await createUpdate(gpu, model, opts);
     const history = scope.buffer('loss history', opts.historySize * 8);
     const t = new Trainer(gpu, scope, model, head, ceEval, opts, update, history);
