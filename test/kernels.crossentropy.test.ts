@@ -1,10 +1,11 @@
-// The chunked, tied cross-entropy head and the GPU loss mean against the float64 reference:
-// odd N, V, d, chunks that do not divide N, ignored targets, element offsets everywhere,
-// huge logits, dwte accumulating onto a non-zero gradient, dh in place over h, determinism.
+// The fused, tied cross-entropy head and the GPU loss mean against the float64 reference:
+// odd N, V, d (V never a multiple of the tile), chunks that do not divide N, the vocabulary in
+// many splits, the hardware plan's tile, ignored targets, element offsets everywhere, huge
+// logits, NaN, dwte accumulating onto a non-zero gradient, dh in place over h, determinism.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { crossEntropyHead, defaultChunkRows, lossMean } from '../src/kernels/crossentropy.js';
+import { crossEntropyHead, defaultChunkRows, logitsPlan, lossMean } from '../src/kernels/crossentropy.js';
 import { crossEntropyTied, crossEntropyTiedBackward } from '../src/reference/crossentropy.js';
 
 let gpu: Gpu;
@@ -27,6 +28,8 @@ interface Case {
   inPlace?: boolean;
   /** The loss scale sits in the losses' buffer, after the N rows. */
   scaleInLosses?: boolean;
+  /** Build under the hardware plan (128×128 tiles, splits for 528 workgroups). */
+  hardware?: boolean;
 }
 
 // Element offsets of each tensor inside its buffer (wte on a 64-float boundary, like the layout).
@@ -72,6 +75,9 @@ async function runCase(c: Case) {
   const A = gpu.buffer('argmax', (OFF.argmax + N) * 4);
   const O = gpu.buffer('mean', 16);
 
+  const adapter = gpu.adapter as { kind: string };
+  const kind = adapter.kind;
+  if (c.hardware) adapter.kind = 'hardware';
   const head = await crossEntropyHead(gpu, {
     N,
     V,
@@ -85,7 +91,7 @@ async function runCase(c: Case) {
     dh: DH && { buffer: DH, offset: c.inPlace ? OFF.h : OFF.dh },
     dwte: G && { buffer: G, offset: OFF.wte },
     argmax: { buffer: A, offset: OFF.argmax },
-  });
+  }).finally(() => (adapter.kind = kind));
   const mean = await lossMean(gpu, {
     N,
     losses: { buffer: L, offset: OFF.losses },
@@ -155,6 +161,14 @@ describe('cross-entropy head against float64', () => {
       { N: 70, V: 257, d: 16, chunkRows: 64, scaleInLosses: true },
     ],
     ['N=9 V=77 d=12, dh in place over h', { N: 9, V: 77, d: 12, chunkRows: 4, inPlace: true, ignored: [3] }],
+    [
+      'N=150 V=1000 d=20, the hardware plan: 128×128 tiles, two row tiles, 8 splits',
+      { N: 150, V: 1000, d: 20, hardware: true, ignored: [149] },
+    ],
+    [
+      'N=131 V=389 d=36, the hardware plan in chunks of 70 (a short last chunk)',
+      { N: 131, V: 389, d: 36, hardware: true, chunkRows: 70, scaleInLosses: true },
+    ],
   ];
   test.each(cases)('%s', async (_name, c) => {
     const r = await runCase(c);
@@ -162,10 +176,11 @@ describe('cross-entropy head against float64', () => {
     r.cleanup();
   });
 
-  test('forward only (evaluation): losses, argmax and the plain sum, no loss scale needed', async () => {
-    const c: Case = { N: 13, V: 311, d: 8, chunkRows: 5, grads: false, ignored: [2] };
+  test.each([false, true])('forward only (evaluation, hardware plan %s): losses, argmax, the plain sum', async (hw) => {
+    const c: Case = { N: 13, V: 311, d: 8, chunkRows: 5, grads: false, ignored: [2], hardware: hw };
     const r = await runCase(c);
     checkAgainstReference(c, r);
+    expect(r.head.scratch).toBeUndefined(); // no logits stored
     // Evaluation sums log-likelihoods: a mean without lossScale is the plain sum.
     const { N, V, d } = c;
     const ref = crossEntropyTied(r.h, r.E, r.targets, N, V, d);
@@ -271,6 +286,50 @@ test('lossMean accumulates over micro-batches, reading the scale from its own ou
   gpu.free(Lb, O);
 });
 
+test('a NaN logit wins the argmax (the lowest such column) and makes the loss NaN', async () => {
+  const N = 5;
+  const V = 90;
+  const d = 6;
+  const E = rand.uniform(V * d);
+  E[40 * d + 2] = NaN; // column 40 is NaN in every row, and so is column 71
+  E[71 * d] = NaN;
+  const bufs = {
+    H: gpu.upload('h', rand.uniform(N * d)),
+    W: gpu.upload('wte', E),
+    T: gpu.upload('t', Int32Array.of(3, -1, 89, 40, 0)),
+    L: gpu.buffer('losses', N * 4),
+    A: gpu.buffer('argmax', N * 4),
+  };
+  const head = await crossEntropyHead(gpu, {
+    N,
+    V,
+    d,
+    h: { buffer: bufs.H },
+    wte: { buffer: bufs.W },
+    targets: { buffer: bufs.T },
+    losses: { buffer: bufs.L },
+    argmax: { buffer: bufs.A },
+  });
+  await gpu.run(head.dispatches);
+  const losses = await gpu.readF32(bufs.L, 0, N);
+  expect(Array.from(await gpu.read(bufs.A, Uint32Array, 0, N))).toEqual([40, 40, 40, 40, 40]);
+  expect([0, 2, 3, 4].every((i) => Number.isNaN(losses[i]))).toBe(true);
+  expect(losses[1]).toBe(0); // ignored
+  gpu.release(...head.dispatches);
+  gpu.free(...Object.values(bufs));
+});
+
+test('the forward plan: vocabulary splits for enough workgroups, within llvmpipe loop limit', () => {
+  const soft = logitsPlan('software', 256, 50257, 64);
+  expect(soft.splits * soft.tiles).toBeGreaterThanOrEqual(Math.ceil(50257 / 64));
+  expect(soft.groups[0] * soft.groups[1]).toBeGreaterThanOrEqual(32);
+  expect(soft.parts).toBe(soft.splits * 8);
+  expect(logitsPlan('software', 8, 50257, 512).tiles).toBeLessThanOrEqual(16); // tiles·d ≤ 8192
+  const hard = logitsPlan('hardware', 640, 50257, 512);
+  expect(hard.groups).toEqual([hard.splits, 5]);
+  expect(hard.splits * 5).toBeGreaterThanOrEqual(0.9 * 528);
+});
+
 test('default chunk rows: whole batch when it fits, else even chunks of ≤ budget', () => {
   expect(defaultChunkRows(gpu, 33, 1000)).toBe(33);
   expect(defaultChunkRows(gpu, 1024, 50257)).toBe(256); // 4 chunks of 256 rows, 51 MB of logits
@@ -296,7 +355,10 @@ test('bad specs are refused with the reason', async () => {
     losses: { buffer: l },
   };
   await expect(crossEntropyHead(gpu, { ...base, dh: { buffer: dh } })).rejects.toThrow(/lossScale/);
-  await expect(crossEntropyHead(gpu, { ...base, scratch: B(8) })).rejects.toThrow(/scratch holds/);
+  await expect(
+    crossEntropyHead(gpu, { ...base, lossScale: { buffer: s }, dh: { buffer: dh }, scratch: B(8) }),
+  ).rejects.toThrow(/scratch holds/);
+  await expect(crossEntropyHead(gpu, { ...base, scratch: B(16) })).rejects.toThrow(/no logits are stored/);
   await expect(
     crossEntropyHead(gpu, { ...base, lossScale: { buffer: l, offset: 2 }, dh: { buffer: dh } }),
   ).rejects.toThrow(/inside the losses/);
