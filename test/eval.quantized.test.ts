@@ -64,7 +64,7 @@ async function train(steps: number): Promise<Float32Array> {
         inputs.push(...s.slice(0, T));
         targets.push(...s.slice(1));
       }
-      trainer.step(inputs, targets, step, 1e-2, 0);
+      trainer.step([{ inputs, targets }], step, 1e-2, 0);
     }
     return (await trainer.readState()).params;
   } finally {

@@ -88,7 +88,7 @@ test('destroying a trainer (CE, CWT) gives back every byte and buffer', async ()
         gradClip: 1,
       });
       const tokens = rand.int(12, config.vocab_size);
-      trainer.step(tokens, tokens, 1, 1e-3, 0);
+      trainer.step([{ inputs: tokens, targets: tokens }], 1, 1e-3, 0);
       expect((await trainer.readHistory(1))[0].loss).toBeGreaterThan(0);
       trainer.destroy();
     });

@@ -62,7 +62,7 @@ function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective): Bench
         const backward = new Set(trainer.model.backward);
         let step = 0;
         return {
-          step: () => trainer.step(inputs, targets, ++step, 1e-4, 0),
+          step: () => trainer.step([{ inputs, targets }], ++step, 1e-4, 0),
           work: { tokens: B * T, flops: trainStepFlops(config, B, T) },
           unit: 'tokens/s',
           phase: (d) =>

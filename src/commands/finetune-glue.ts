@@ -79,7 +79,14 @@ export default class FinetuneGlue extends HlmCommand {
     }),
     epochs: Flags.integer({ default: 10, min: 1 }),
     lr: floatFlag({ exclusiveMin: 0, default: 1e-5, description: 'AdamW learning rate (after warm-up)' }),
-    'batch-size': Flags.integer({ default: 32, min: 1 }),
+    'batch-size': Flags.integer({ default: 32, min: 1, description: 'rows of a micro-batch' }),
+    'grad-accum': Flags.integer({
+      default: 1,
+      min: 1,
+      description:
+        'micro-batches per optimizer step: a step takes batch-size × grad-accum rows, their gradients summed with ' +
+        'each row weighing the same (or its class weight) before one clip and AdamW update',
+    }),
     'max-seq-len': Flags.integer({
       min: 3,
       description: 'tokens per input, separators included (default: min(128, n_positions))',
@@ -135,6 +142,7 @@ export default class FinetuneGlue extends HlmCommand {
       pooling: flags.pooling,
       lr: flags.lr,
       batchSize: flags['batch-size'],
+      gradAccum: flags['grad-accum'],
       maxSeqLen: flags['max-seq-len'],
       classBalanced: flags['class-balanced'],
       warmupRatio: flags['warmup-ratio'],

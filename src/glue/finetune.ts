@@ -3,9 +3,10 @@
 // network is built at a few lengths ("buckets": 16, 32, 64, ... up to max-seq-len) that all
 // share one parameter and one gradient buffer; each batch runs in the smallest bucket that
 // holds its longest input, right-padded, with attention hiding the padding keys. A step is
-// one command encoder as in pretraining: clear gradients, forward, head, backward, clip, the step
-// guard (no update from a non-finite loss), AdamW, and a copy of the loss into a ring read back
-// only when progress is printed.
+// one command encoder per micro-batch as in pretraining: clear gradients and the loss, forward,
+// head, backward (each micro-batch in its own bucket, adding into the shared gradients), then
+// clip, the step guard (no update from a non-finite loss), AdamW, and a copy of the loss into a
+// ring read back only when progress is printed.
 import type { Command, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
@@ -14,7 +15,10 @@ import { Gpt2 } from '../model/gpt2.js';
 import { createUpdate, type Update, type UpdateOptions } from '../train/update.js';
 
 export interface FinetunerOptions extends UpdateOptions {
+  /** Rows of a micro-batch. */
   batchSize: number;
+  /** Micro-batches per optimizer step (default 1): a step takes up to batchSize·gradAccum rows. */
+  gradAccum?: number;
   maxSeqLen: number;
   pooling: Pooling;
 }
@@ -23,7 +27,8 @@ interface Bucket {
   T: number;
   model: Gpt2;
   head: ClassifierHead;
-  step: Command[];
+  /** Forward, head and backward of one micro-batch. */
+  pass: Command[];
 }
 
 /** Bucket lengths: powers of two from 16 below maxLen, then maxLen itself. */
@@ -45,13 +50,23 @@ export class Finetuner {
     private readonly buckets: Bucket[],
     private readonly update: Update,
     private readonly history: GPUBuffer,
+    /** The step's loss, built up by every bucket's head. */
+    private readonly loss: GPUBuffer,
   ) {}
+
+  get gradAccum(): number {
+    return this.opts.gradAccum ?? 1;
+  }
 
   static async create(gpu: Gpu, config: ModelConfig, opts: FinetunerOptions): Promise<Finetuner> {
     if (opts.maxSeqLen > config.n_positions)
       throw new HlmError(`max-seq-len ${opts.maxSeqLen} exceeds the model's n_positions ${config.n_positions}`);
+    const accum = opts.gradAccum ?? 1;
+    if (!(Number.isInteger(accum) && accum >= 1))
+      throw new HlmError(`gradient accumulation must be a positive integer, got ${accum}`);
     const lengths = bucketLengths(opts.maxSeqLen);
     const buckets: Bucket[] = [];
+    const loss = gpu.buffer('step loss', 16);
     let owner: Gpt2 | undefined;
     for (const T of [...lengths].reverse()) {
       const model = await Gpt2.create(gpu, config, {
@@ -62,18 +77,11 @@ export class Finetuner {
         shareWith: owner,
       });
       owner ??= model;
-      buckets.unshift({ T, model, head: await createClassifierHead(model, opts.pooling), step: [] });
+      const head = await createClassifierHead(model, opts.pooling, loss);
+      buckets.unshift({ T, model, head, pass: [...model.forward, ...head.train, ...model.backward] });
     }
     const update = await createUpdate(gpu, owner!, opts);
-    for (const b of buckets)
-      b.step = [
-        { clear: owner!.grads! },
-        ...b.model.forward,
-        ...b.head.train,
-        ...b.model.backward,
-        ...update.commands(b.head.loss),
-      ];
-    return new Finetuner(gpu, config, opts, buckets, update, gpu.buffer('loss history', HISTORY * 4));
+    return new Finetuner(gpu, config, opts, buckets, update, gpu.buffer('loss history', HISTORY * 4), loss);
   }
 
   private bucketFor(len: number): Bucket {
@@ -94,8 +102,8 @@ export class Finetuner {
   }
 
   /**
-   * Queue one optimizer step on these rows (at most batchSize). Nothing is read back; the loss
-   * goes to the history ring (readLosses).
+   * Queue one optimizer step on these rows (at most batchSize·gradAccum), in micro-batches of batchSize rows, each row
+   * weighing its weight over the step's total. Nothing is read back; the loss goes to the history ring (readLosses).
    */
   step(
     tokens: readonly (readonly number[])[],
@@ -105,18 +113,33 @@ export class Finetuner {
     lr: number,
   ): void {
     if (this.pending === HISTORY) throw new HlmError('read the loss history before queueing more steps');
-    const len = Math.max(...tokens.map((t) => t.length));
-    const b = this.bucketFor(len);
-    this.write(b, tokens);
-    b.head.setBatch({ lengths: tokens.map((t) => t.length), targets, weights });
+    const B = this.opts.batchSize;
+    const n = tokens.length;
+    if (n < 1 || n > B * this.gradAccum)
+      throw new HlmError(`a step takes 1..${B * this.gradAccum} rows (batch size × grad-accum), got ${n}`);
+    const weightTotal = weights ? weights.reduce((a, w) => a + w, 0) : n;
     this.update.optimizer.setStep(step, lr);
-    this.gpu.submit(
-      [
-        ...b.step,
-        { copy: { from: b.head.loss, fromOffset: 0, to: this.history, toOffset: this.pending * 4, size: 4 } },
-      ],
-      `finetune step ${step}`,
-    );
+    for (let r0 = 0; r0 < n; r0 += B) {
+      const rows = tokens.slice(r0, r0 + B);
+      const b = this.bucketFor(Math.max(...rows.map((t) => t.length)));
+      this.write(b, rows);
+      b.head.setBatch({
+        lengths: rows.map((t) => t.length),
+        targets: targets.slice(r0, r0 + B),
+        weights: weights?.slice(r0, r0 + B),
+        weightTotal,
+      });
+      const first: Command[] =
+        r0 === 0 ? [{ clear: this.buckets[this.buckets.length - 1].model.grads! }, { clear: this.loss }] : [];
+      const last: Command[] =
+        r0 + B >= n
+          ? [
+              ...this.update.commands(this.loss),
+              { copy: { from: this.loss, fromOffset: 0, to: this.history, toOffset: this.pending * 4, size: 4 } },
+            ]
+          : [];
+      this.gpu.submit([...first, ...b.pass, ...last], `finetune step ${step}${n > B ? ` rows ${r0}..` : ''}`);
+    }
     this.pending++;
   }
 
@@ -161,7 +184,7 @@ export class Finetuner {
 
   destroy(): void {
     this.update.destroy();
-    this.gpu.free(this.history);
+    this.gpu.free(this.history, this.loss);
     for (const b of this.buckets) b.head.destroy();
     for (const b of [...this.buckets].reverse()) b.model.destroy();
   }

@@ -31,7 +31,10 @@ export interface GlueRunOptions {
   data?: string;
   epochs: number;
   lr: number;
+  /** Rows of a micro-batch; a step takes gradAccum of them. */
   batchSize: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccum?: number;
   /** Default: min(128, n_positions). */
   maxSeqLen?: number;
   seeds: number[];
@@ -116,6 +119,7 @@ export interface GlueTaskResult {
     epochs: number;
     lr: number;
     batchSize: number;
+    gradAccum: number;
     maxSeqLen: number;
     warmupRatio: number;
     weightDecay: number;
@@ -249,10 +253,12 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
   const input =
     `${spec.columns.b === undefined ? 'sentence' : 'sentence1 <sep> sentence2'} <sep>, <sep> = ` +
     `${JSON.stringify(await tokenizer.decode([sep]))} (id ${sep})`;
+  const accum = o.gradAccum ?? 1;
   const settings = {
     epochs: o.epochs,
     lr: o.lr,
     batchSize: o.batchSize,
+    gradAccum: accum,
     maxSeqLen,
     warmupRatio: o.warmupRatio,
     weightDecay: o.weightDecay,
@@ -279,6 +285,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
 
   const ft = await Finetuner.create(gpu, config, {
     batchSize: o.batchSize,
+    gradAccum: accum,
     maxSeqLen,
     pooling,
     optimizer: 'adamw',
@@ -301,7 +308,8 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
       const train = enc.train!;
       const y = labels.train!;
       const weights = o.classBalanced && C > 1 ? classWeights(y, C) : null;
-      const perEpoch = Math.ceil(train.length / o.batchSize);
+      const stepRows = o.batchSize * accum;
+      const perEpoch = Math.ceil(train.length / stepRows);
       const total = perEpoch * o.epochs;
       const allSteps = total * o.seeds.length;
       const logEvery = o.logEvery ?? 100;
@@ -358,8 +366,8 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
               lossN++;
             }
           };
-          for (let s = 0; s < order.length; s += o.batchSize) {
-            const rows = order.slice(s, s + o.batchSize);
+          for (let s = 0; s < order.length; s += stepRows) {
+            const rows = order.slice(s, s + stepRows);
             step++;
             ft.step(
               rows.map((i) => train[i]),

@@ -7,7 +7,8 @@
 //   score     logits = pooled·Wᵀ + b, W = score.weight [C, d], b = score.bias [C]
 //   loss      per-row weighted softmax cross-entropy, or squared error for C = 1
 //             (src/kernels/classifier.ts); row weights are normalised on the host, so the
-//             losses sum to the batch's (weighted) mean.
+//             losses sum to the batch's (weighted) mean, or with gradient accumulation to the
+//             micro-batch's share of the step's (weights divided by the step's total).
 import type { Command } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { add } from '../kernels/add.js';
@@ -26,18 +27,20 @@ export interface ClassifierBatch {
   targets: readonly number[];
   /** Per row weight (class-balanced training); default 1. */
   weights?: readonly number[];
+  /** What the weights are divided by: their sum over the step's micro-batches (default: this batch's sum). */
+  weightTotal?: number;
 }
 
 export interface ClassifierHead {
   readonly numLabels: number;
   readonly pooling: Pooling;
-  /** After model.forward: loss, dhf and the head's gradients (before model.backward). */
+  /** After model.forward: loss, dhf and the head's gradients (before model.backward); adds to loss[0]. */
   readonly train: Command[];
   /** After model.forward: logits only. */
   readonly eval: Command[];
   /** f32 [B, C]. */
   readonly logits: GPUBuffer;
-  /** f32, element 0: the batch's mean loss after `train`. */
+  /** f32, element 0: what `train` adds the batch's weighted loss to (clear it before a step). */
   readonly loss: GPUBuffer;
   /** Write the pooling matrix and targets (and the model's row lengths when it pads). Returns the real rows. */
   setBatch(batch: ClassifierBatch): number;
@@ -55,7 +58,8 @@ export function poolingMatrix(pooling: Pooling, lengths: readonly number[], B: n
   return P;
 }
 
-export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promise<ClassifierHead> {
+/** `loss`: a buffer for the loss to build up in (heads of several bucket lengths share one); default its own. */
+export async function createClassifierHead(model: Gpt2, pooling: Pooling, loss?: GPUBuffer): Promise<ClassifierHead> {
   const { gpu, B, T, N } = model;
   const { n_embd: d, num_labels: C } = model.config;
   if (!(C >= 1)) throw new HlmError('the model has no classifier head (num_labels is 0)');
@@ -68,7 +72,7 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
   const targets = buf('labels', B);
   const weights = buf('row weights', B);
   const losses = buf('row losses', B);
-  const loss = buf('loss', 4);
+  const lossOut = loss ?? buf('loss', 4);
   const at = (buffer: GPUBuffer) => ({ buffer });
   const W = model.P('score.weight');
   const bias = model.P('score.bias');
@@ -112,7 +116,15 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
           dlogits: at(dlogits),
         }),
       ),
-      scope.keep(await lossMean(gpu, { N: B, losses: at(losses), out: at(loss), label: 'classifier loss sum' })),
+      scope.keep(
+        await lossMean(gpu, {
+          N: B,
+          losses: at(losses),
+          out: at(lossOut),
+          accumulate: true,
+          label: 'classifier loss sum',
+        }),
+      ),
       ...scope.keep(
         await matmul(gpu, {
           M: C,
@@ -161,7 +173,7 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
     train,
     eval: forward,
     logits,
-    loss,
+    loss: lossOut,
     setBatch(batch: ClassifierBatch): number {
       const n = batch.lengths.length;
       if (n < 1 || n > B) throw new HlmError(`a classifier batch has 1..${B} rows, got ${n}`);
@@ -179,8 +191,11 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling): Promi
         if (!(w[b] >= 0)) throw new HlmError(`row ${b}: weight ${w[b]} must be non-negative`);
         total += w[b];
       }
-      if (!(total > 0)) throw new HlmError('classifier batch: the row weights sum to 0');
-      for (let b = 0; b < n; b++) w[b] /= total;
+      const norm = batch.weightTotal ?? total;
+      if (!(norm > 0)) throw new HlmError('classifier batch: the row weights sum to 0');
+      if (!(norm >= total * (1 - 1e-9)))
+        throw new HlmError(`classifier batch: weightTotal ${norm} is below this batch's weights' sum ${total}`);
+      for (let b = 0; b < n; b++) w[b] /= norm;
       const lengths = Array.from({ length: B }, (_, b) => (b < n ? batch.lengths[b] : 1));
       if (model.lengths) model.setLengths(lengths);
       else if (lengths.some((l) => l !== T)) throw new HlmError('rows shorter than T need a model built with padding');

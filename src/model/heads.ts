@@ -16,15 +16,29 @@ import { gatherRows, scatterRows } from '../kernels/rows.js';
 import { embeddingIndexBuffers, type Gpt2 } from './gpt2.js';
 
 export interface Head {
-  /** Loss and gradients into dhf and the parameters (after model.forward, before model.backward). */
+  /**
+   * Loss and gradients into dhf and the parameters (after model.forward, before model.backward). Adds the micro-batch's
+   * share of the loss to loss[0]: with gradient accumulation the step's loss builds up there (clear it first).
+   */
   readonly train: Command[];
-  /** Loss only. */
+  /** Loss only: loss[0] = the micro-batch's mean loss. */
   readonly eval: Command[];
-  /** f32 buffer whose element 0 is the micro-batch's mean loss after train or eval. */
+  /** f32 buffer: element 0 the loss, element 1 the loss scale. */
   readonly loss: GPUBuffer;
-  /** Targets for the current micro-batch, row-major [B·T]; −1 ignores a position. Returns how many count. */
-  setTargets(targets: ArrayLike<number>): number;
+  /**
+   * Targets for the current micro-batch, row-major [B·T]; −1 ignores a position. Returns how many count. The loss and
+   * its gradient are scaled by 1 / `total` (default: this micro-batch's count): with gradient accumulation, the
+   * targets of all the step's micro-batches, so that their sum is the mean over the step.
+   */
+  setTargets(targets: ArrayLike<number>, total?: number): number;
   destroy(): void;
+}
+
+/** The scale 1 / total targets (0 when there are none), checked against the micro-batch's own count. */
+function scaleFor(count: number, total: number | undefined): number {
+  const t = total ?? count;
+  if (!(Number.isInteger(t) && t >= count)) throw new HlmError(`the loss total ${t} is below this micro-batch's ${count}`);
+  return t ? 1 / t : 0;
 }
 
 export interface CeOptions {
@@ -66,9 +80,9 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     lossScale,
     chunkRows: opts.chunkRows,
   };
-  const mean = scope.keep(
-    await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars } }),
-  );
+  const meanOf = async (accumulate: boolean) =>
+    scope.keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars }, accumulate }));
+  const mean = await meanOf(false);
   const gather: Command[] = positions
     ? [
         scope.keep(
@@ -108,7 +122,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
           ),
         ]
       : [];
-    trainCmds = [...gather, ...t.dispatches, mean, ...scatter];
+    trainCmds = [...gather, ...t.dispatches, await meanOf(true), ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, label: 'ce head (eval)' });
   scope.keep(e.dispatches);
@@ -117,7 +131,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     train: trainCmds,
     eval: [...gather, ...e.dispatches, mean],
     loss: scalars,
-    setTargets(t: ArrayLike<number>): number {
+    setTargets(t: ArrayLike<number>, total?: number): number {
       if (t.length !== N) throw new HlmError(`expected ${N} targets, got ${t.length}`);
       const tk = new Int32Array(K).fill(-1);
       const pos = new Uint32Array(K);
@@ -143,7 +157,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
         gpu.write(positions!, pos);
       }
       gpu.write(targets, tk);
-      scale[0] = count ? 1 / count : 0;
+      scale[0] = scaleFor(count, total);
       gpu.write(scalars, scale, 4);
       return count;
     },
@@ -177,8 +191,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
   const H = all ? model.hf : scope.buffer('cwt target hidden', K * d * 4);
   const losses = scope.buffer('cwt row losses', K * 4);
   const scalars = scope.buffer('cwt loss scalars', 16);
-  const lossScale = { buffer: scalars, offset: 1 };
-  gpu.write(scalars, new Float32Array([0, 1 / K]));
+  const scaleRef = { buffer: scalars, offset: 1 };
   const wte = model.P('transformer.wte.weight');
   const common = {
     N: K,
@@ -189,7 +202,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     wte: { buffer: E },
     targets: { buffer: diagonal },
     losses: { buffer: losses },
-    lossScale,
+    lossScale: scaleRef,
   };
   const gathers: Dispatch[] = [
     scope.keep(
@@ -216,15 +229,18 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
         }),
       ),
     );
-  const mean = scope.keep(
-    await lossMean(gpu, {
-      N: K,
-      losses: { buffer: losses },
-      lossScale,
-      out: { buffer: scalars },
-      label: 'cwt loss mean',
-    }),
-  );
+  const meanOf = async (accumulate: boolean) =>
+    scope.keep(
+      await lossMean(gpu, {
+        N: K,
+        losses: { buffer: losses },
+        lossScale: scaleRef,
+        out: { buffer: scalars },
+        accumulate,
+        label: 'cwt loss mean',
+      }),
+    );
+  const mean = await meanOf(false);
 
   let train: Command[] = [];
   let index: ReturnType<typeof createEmbeddingIndex> | undefined;
@@ -262,7 +278,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
         }),
       ),
     );
-    train = [...gathers, { clear: dE }, ...t.dispatches, mean, ...scatter];
+    train = [...gathers, { clear: dE }, ...t.dispatches, await meanOf(true), ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, label: 'cwt scores (eval)' });
   scope.keep(e.dispatches);
@@ -270,7 +286,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     train,
     eval: [...gathers, ...e.dispatches, mean],
     loss: scalars,
-    setTargets(t: ArrayLike<number>): number {
+    setTargets(t: ArrayLike<number>, total?: number): number {
       if (t.length !== N) throw new HlmError(`expected ${N} targets, got ${t.length}`);
       const tok = new Uint32Array(K);
       const pos = new Uint32Array(K);
@@ -289,6 +305,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
         throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has ${k}`);
       gpu.write(tokens, tok);
       gpu.write(positions, pos);
+      gpu.write(scalars, Float32Array.of(scaleFor(K, total)), 4);
       if (index) writeEmbeddingIndex(gpu, index, tok, V);
       return K;
     },

@@ -26,7 +26,9 @@ export interface Comparison {
   arch: PretrainOptions['arch'];
   preset: string;
   steps: number;
+  /** Micro-batch rows, micro-batches per step, positions per row. */
   batchSize: number;
+  gradAccum: number;
   seqLen: number;
   rows: ComparisonRow[];
   /** cwt tokens/s over ce tokens/s, and cwt peak memory over ce's. */
@@ -53,11 +55,11 @@ export async function compareObjectives(
   progress?: (objective: Objective) => Progress | undefined,
 ): Promise<Comparison> {
   const rows: ComparisonRow[] = [];
-  let shape = { batchSize: 0, seqLen: 0 };
+  let shape = { batchSize: 0, gradAccum: 1, seqLen: 0 };
   for (const objective of ['ce', 'cwt'] as const) {
     gpu.resetPeak();
     const r = await pretrain(gpu, { ...o, objective, out: join(o.out, objective) }, progress?.(objective));
-    shape = { batchSize: r.batchSize, seqLen: r.seqLen };
+    shape = { batchSize: r.batchSize, gradAccum: r.gradAccum, seqLen: r.seqLen };
     rows.push(row(objective, r));
   }
   const [ce, cwt] = rows;
@@ -77,7 +79,8 @@ export async function compareObjectives(
 export function comparisonTable(c: Comparison): string {
   const f = (x: number | null, d = 4) => (x === null ? '—' : x.toFixed(d));
   const lines = [
-    `${c.arch}, preset ${c.preset}, ${c.steps} steps of ${c.batchSize}×${c.seqLen} tokens, on ${c.device}`,
+    `${c.arch}, preset ${c.preset}, ${c.steps} steps of ${c.gradAccum > 1 ? `${c.gradAccum}×` : ''}` +
+      `${c.batchSize}×${c.seqLen} tokens, on ${c.device}`,
     '',
     '| objective | tokens/s | peak GPU MiB | final train loss | val loss (own) | val CE (tied embeddings) |',
     '|---|---|---|---|---|---|',

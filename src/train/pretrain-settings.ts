@@ -35,6 +35,8 @@ export interface PretrainOptions {
   scheduleSteps?: number;
   /** Default: trainingDefaults(model) — the same for a fresh run, --init and --resume. */
   batchSize?: number;
+  /** Micro-batches of batchSize rows per optimizer step (default 1). */
+  gradAccum?: number;
   seqLen?: number;
   lr?: number;
   optimizer: UpdateOptions['optimizer'];
@@ -148,6 +150,16 @@ export const PRETRAIN_SETTINGS = {
     file: true,
     description:
       'sequences per step (default by model width: 16 up to d=128 (128 for an encoder), 16 up to 512, else 8)',
+  },
+  gradAccum: {
+    type: 'int',
+    min: 1,
+    default: 1,
+    file: true,
+    description:
+      'micro-batches of --batch-size rows per optimizer step: their gradients are summed, each target of the step ' +
+      'weighing the same (an encoder masks each micro-batch on its own), then one clip and update. CWT negatives ' +
+      'stay within each micro-batch, as in the reference implementation',
   },
   seqLen: {
     type: 'int',

@@ -47,8 +47,9 @@ export interface PretrainResult {
   /** The run's id (kept across --resume), as in every metrics row. */
   runId: string;
   steps: number;
-  /** The batch shape and peak learning rate used (given, or trainingDefaults). */
+  /** The micro-batch shape, micro-batches per step and peak learning rate used (given, or trainingDefaults). */
   batchSize: number;
+  gradAccum: number;
   seqLen: number;
   lr: number;
   tokens: number;
@@ -230,19 +231,21 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
   return { config, tokenizer, params: initParams(config, o.seed), startStep: 0 };
 }
 
-/** Turn a data batch into the model's inputs and targets for the architecture. */
+/**
+ * Turn a data batch into the model's inputs and targets for the architecture. An encoder's masking is drawn from
+ * (seed, draw): training passes the batch's index + 1, which is the step without gradient accumulation.
+ */
 function trainingPair(
-  o: PretrainOptions,
   config: ModelConfig,
   tokenizer: Tokenizer,
   batch: Batch,
-  step: number,
+  draw: number,
   seed: number,
 ): { inputs: Int32Array; targets: Int32Array } {
   if (config.causal) return { inputs: batch.inputs, targets: batch.targets };
   const m = maskTokens(batch.inputs, {
     seed,
-    step,
+    step: draw,
     maskId: config.mask_token_id!,
     vocabSize: tokenizer.vocabSize,
     specialIds: tokenizer.specialIds,
@@ -319,9 +322,11 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
     const evalSet =
       evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer, {}, '--eval-data') : undefined;
 
+    const accum = o.gradAccum ?? 1;
     trainer = await Trainer.create(gpu, config, {
       B: o.batchSize,
       T: o.seqLen,
+      gradAccum: accum,
       optimizer: o.optimizer,
       weightDecay: o.weightDecay,
       gradClip: o.gradClip,
@@ -330,7 +335,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
     });
     trainer.writeState(run.params, run.moments);
     runDir.openMetrics(o.resume ? run.startStep : undefined);
-    const tokensPerStep = o.batchSize * o.seqLen;
+    const tokensPerStep = accum * o.batchSize * o.seqLen;
     const src = batches;
     const tr = trainer;
     const evaluate = async () => {
@@ -344,7 +349,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       });
       try {
         const pairs = Array.from({ length: o.evalBatches }, (_, i) =>
-          trainingPair(o, config, tokenizer, es.batchAt(i), i, 1234567),
+          trainingPair(config, tokenizer, es.batchAt(i), i, 1234567),
         );
         return await tr.evaluate(pairs);
       } finally {
@@ -367,7 +372,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       const bad = nonFinite(st);
       if (bad) throw stopped(`${bad}`, step, 'this state was not saved');
       // A checkpoint must also lead to a finite step: probe the batch of the next one without updating anything.
-      const next = trainingPair(o, config, tokenizer, src.batchAt(src.position), step + 1, o.seed);
+      const next = trainingPair(config, tokenizer, src.batchAt(src.position), src.position + 1, o.seed);
       const p = await tr.probe(next.inputs, next.targets);
       if (!Number.isFinite(p.loss) || !Number.isFinite(p.gradNorm))
         throw stopped(
@@ -451,10 +456,12 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
 
     signals.armed = true;
     for (let step = run.startStep + 1; step <= o.steps; step++) {
-      const batch = src.next();
-      const { inputs, targets } = trainingPair(o, config, tokenizer, batch, step, o.seed);
+      const micro = Array.from({ length: accum }, () => {
+        const batch = src.next();
+        return trainingPair(config, tokenizer, batch, batch.index + 1, o.seed);
+      });
       const lr = lrAt(step, { lr: o.lr, warmup: o.warmup, steps: o.scheduleSteps ?? o.steps, schedule: o.schedule });
-      tr.step(inputs, targets, step, lr, pending.length);
+      tr.step(micro, step, lr, pending.length);
       pending.push({ step, lr });
       // Let a pending signal's handler run (the step is queued on the GPU; this waits for nothing).
       await new Promise((r) => setImmediate(r));
@@ -498,6 +505,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       runId,
       steps: o.steps,
       batchSize: o.batchSize,
+      gradAccum: accum,
       seqLen: o.seqLen,
       lr: o.lr,
       tokens: o.steps * tokensPerStep,

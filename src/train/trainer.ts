@@ -1,8 +1,10 @@
-// One training step as one command encoder: clear gradients, forward, head (loss and its
-// gradient), backward, gradient norm and clipping scale, the step guard (which skips the update
-// on the GPU when the loss or the norm is not finite, see update.ts), optimizer, and a copy of
-// the step's loss and gradient norm into a small history ring. Nothing is read back per step:
-// the ring is read when metrics are printed (every logEvery steps).
+// One training step: clear gradients, forward, head (loss and its gradient), backward, gradient
+// norm and clipping scale, the step guard (which skips the update on the GPU when the loss or the
+// norm is not finite, see update.ts), optimizer, and a copy of the step's loss and gradient norm
+// into a small history ring. One command encoder per micro-batch: with gradient accumulation the
+// micro-batches' forward, head and backward add their gradients (and loss shares) into the same
+// buffers, and the last one is followed by the clip, the guard and the update. Nothing is read
+// back per step: the ring is read when metrics are printed (every logEvery steps).
 import type { Command, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
@@ -13,8 +15,11 @@ import { mlmCount } from '../data/mlm.js';
 import { createUpdate, type Update, type UpdateOptions } from './update.js';
 
 export interface TrainerOptions extends UpdateOptions {
+  /** Rows and positions of a micro-batch. */
   B: number;
   T: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccum?: number;
   /** Steps whose loss the history ring holds between readbacks. */
   historySize: number;
   /** CWT only: score temperature (default 1). */
@@ -26,8 +31,16 @@ export interface StepRecord {
   gradNorm: number;
 }
 
+/** One micro-batch: inputs and targets, row-major [B·T] each. */
+export interface MicroBatch {
+  inputs: ArrayLike<number>;
+  targets: ArrayLike<number>;
+}
+
 export class Trainer {
-  private base: Command[] = [];
+  /** The first micro-batch's commands (clearing gradients and the loss), any other's, and the update's. */
+  private first: Command[] = [];
+  private next: Command[] = [];
 
   private constructor(
     readonly gpu: Gpu,
@@ -60,6 +73,9 @@ export class Trainer {
   }
 
   private static async build(gpu: Gpu, scope: GpuScope, config: ModelConfig, opts: TrainerOptions): Promise<Trainer> {
+    const accum = opts.gradAccum ?? 1;
+    if (!(Number.isInteger(accum) && accum >= 1))
+      throw new HlmError(`gradient accumulation must be a positive integer, got ${accum}`);
     const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true, scope });
     // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
     const K = config.causal ? model.N : mlmCount(model.N);
@@ -73,30 +89,48 @@ export class Trainer {
     const update = await createUpdate(gpu, model, opts);
     const history = scope.buffer('loss history', opts.historySize * 8);
     const t = new Trainer(gpu, scope, model, head, ceEval, opts, update, history);
-    t.base = [
-      { clear: model.grads! },
-      ...model.forward,
-      ...head.train,
-      ...model.backward,
-      ...update.commands(head.loss),
-    ];
+    const pass = [...model.forward, ...head.train, ...model.backward];
+    t.first = [{ clear: model.grads! }, { clear: head.loss, offset: 0, size: 4 }, ...pass];
+    t.next = pass;
     return t;
   }
 
-  /** Queue one step (nothing is waited for or read back). `slot` picks the history entry. */
-  step(inputs: ArrayLike<number>, targets: ArrayLike<number>, step: number, lr: number, slot: number): void {
+  get gradAccum(): number {
+    return this.opts.gradAccum ?? 1;
+  }
+
+  /**
+   * Queue one step over gradAccum micro-batches (nothing is waited for or read back). Each target of the step weighs
+   * the same: the loss is the mean over all the step's targets. `slot` picks the history entry.
+   */
+  step(micro: readonly MicroBatch[], step: number, lr: number, slot: number): void {
     if (!(slot >= 0 && slot < this.opts.historySize)) throw new HlmError(`history slot ${slot} out of range`);
-    this.model.setTokens(inputs);
-    if (this.head.setTargets(targets) === 0) throw new HlmError(`step ${step}: the batch has no target to predict`);
+    if (micro.length !== this.gradAccum)
+      throw new HlmError(`step ${step}: ${micro.length} micro-batches, the trainer accumulates ${this.gradAccum}`);
+    let total = 0;
+    for (const m of micro) for (let i = 0; i < m.targets.length; i++) if (m.targets[i] >= 0) total++;
+    if (total === 0) throw new HlmError(`step ${step}: the batch has no target to predict`);
     this.update.optimizer.setStep(step, lr);
-    this.gpu.submit(
-      [
-        ...this.base,
-        { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
-        { copy: { from: this.update.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 } },
-      ],
-      `train step ${step}`,
-    );
+    micro.forEach((m, i) => {
+      this.model.setTokens(m.inputs);
+      this.head.setTargets(m.targets, total);
+      const last = i === micro.length - 1;
+      this.gpu.submit(
+        [
+          ...(i === 0 ? this.first : this.next),
+          ...(last
+            ? [
+                ...this.update.commands(this.head.loss),
+                { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
+                {
+                  copy: { from: this.update.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 },
+                },
+              ]
+            : []),
+        ],
+        micro.length > 1 ? `train step ${step} micro-batch ${i + 1}` : `train step ${step}`,
+      );
+    });
   }
 
   /** The loss and gradient norm of the last `count` history slots (waits for the GPU). */
