@@ -100,6 +100,7 @@ test('the flags of pretrain and compare-objectives are built from the table', ()
     'steps',
     'schedule_steps',
     'batch_size',
+    'grad_accum',
     'seq_len',
     'lr',
     'optimizer',

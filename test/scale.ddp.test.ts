@@ -1,12 +1,11 @@
 // scale/train_ddp.py, the PyTorch DistributedDataParallel trainer, against hlm itself: two gloo ranks on the CPU
 // (torchrun, i.e. python -m torch.distributed.run) take one step from the same checkpoint and data as hlm.
 //   CE: one DDP SGD step over the global batch B equals hlm's single-step contract at batch B.
-//   CWT: a target's negatives are its own rank's targets, so the DDP step is the mean of the per-micro-batch
-//     gradients. hlm has no gradient accumulation yet (issue 14), so the expected step comes from hlm's own
-//     machinery micro-batch by micro-batch: two single-step SGD runs from the same init, at batch B/2, on
-//     rank 0's rows and on rank 1's rows (a shard that starts at rank 1's first row). With the same lr, the
-//     mean of their updates is −lr·(g₀ + g₁)/2, the DDP update. For the encoder, whose ranks hold different
-//     numbers of masked targets, the expected step is the float64 reference, Σ_r (K_r/K)·g_r.
+//   CWT: a target's negatives are its own rank's targets, so the DDP step is hlm's step with gradient
+//     accumulation over the ranks' rows: `--grad-accum 2 --batch-size B/2` (micro-batch r = rank r's rows, each
+//     target weighing the same). For the encoder, DDP masks the global batch (its ranks hold different numbers
+//     of masked targets) while hlm masks each micro-batch on its own, so the expected step is the float64
+//     reference, Σ_r (K_r/K)·g_r.
 // Equality is the relative L2 error of each tensor's update against hlm's. A large lr makes every update much
 // larger than the float32 rounding of p + Δ (the LayerNorm weights sit at 1 with gradients near 1e-4).
 // Needs a Python with torch and numpy (CI: Debian's python3-torch); without one the tests fail and say so.
@@ -83,8 +82,6 @@ beforeAll(async () => {
   const r = streamRng(5);
   tokens = Array.from({ length: TOKENS }, (_, i) => (i % 97 === 0 ? EOT : Math.floor(r() ** 3 * EOT)));
   writeShard(join(dir, 'data.bin'), tokens, 1);
-  // Rank 1's rows of batch 0 as a batch of its own: the stream from row B/2 on.
-  writeShard(join(dir, 'rank1.bin'), tokens.slice((B / 2) * T), 1);
 });
 afterAll(() => {
   gpu?.destroy();
@@ -280,25 +277,24 @@ test('CE: one DDP SGD step on 2 ranks is hlm single-step contract; hlm resumes t
   }
 }, 180_000);
 
-test('CWT: the DDP step is the mean of hlm steps on each rank micro-batch (negatives per rank)', async () => {
+test('CWT: the DDP step is hlm step with --grad-accum 2 over the ranks rows (negatives per rank)', async () => {
   const o = { ...contract, objective: 'cwt', init: join(dir, 'init') } as const;
-  await hlm({ ...o, out: join(dir, 'hlm-cwt-0'), batchSize: B / 2 });
-  await hlm({ ...o, out: join(dir, 'hlm-cwt-1'), batchSize: B / 2, data: [join(dir, 'rank1.bin')] });
+  await hlm({ ...o, out: join(dir, 'hlm-cwt-accum'), batchSize: B / 2, gradAccum: 2 });
   await hlm({ ...o, out: join(dir, 'hlm-cwt-whole'), batchSize: B });
   await ddp(flags({ ...o, out: join(dir, 'ddp-cwt'), batchSize: B, data: [join(dir, 'data.bin')] }));
-  const [init, r0, r1, whole, got] = await Promise.all([
+  const [init, accum, whole, got] = await Promise.all([
     loadCheckpoint(join(dir, 'init')),
-    ck('hlm-cwt-0'),
-    ck('hlm-cwt-1'),
+    ck('hlm-cwt-accum'),
     ck('hlm-cwt-whole'),
     ck('ddp-cwt'),
   ]);
-  const w = updateErrors(init.params, got.params, hlmUpdate(init, [r0, r1]), decoder);
+  const w = updateErrors(init.params, got.params, hlmUpdate(init, [accum]), decoder);
   report('CWT decoder', w);
   expect(!(w.err <= TOL)).toBe(false);
   const loss = (run: string) => readMetrics(join(dir, run))[0].loss;
-  const mean = (loss('hlm-cwt-0') + loss('hlm-cwt-1')) / 2;
-  expect(!(Math.abs(loss('ddp-cwt') - mean) <= 1e-5 * mean)).toBe(false);
+  expect(!(Math.abs(loss('ddp-cwt') - loss('hlm-cwt-accum')) <= 1e-5 * loss('hlm-cwt-accum'))).toBe(false);
+  // The same rows: two micro-batches of B/2 where DDP's ranks took B/2 each of one batch of B.
+  expect((accum.hlm.data as { position: number }).position).toBe(2);
   // The comparison can fail: CWT over the whole batch (every target a negative of every other) is another step.
   expect(updateErrors(init.params, got.params, hlmUpdate(init, [whole]), decoder).err).toBeGreaterThan(1e-2);
 }, 180_000);

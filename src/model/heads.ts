@@ -37,7 +37,8 @@ export interface Head {
 /** The scale 1 / total targets (0 when there are none), checked against the micro-batch's own count. */
 function scaleFor(count: number, total: number | undefined): number {
   const t = total ?? count;
-  if (!(Number.isInteger(t) && t >= count)) throw new HlmError(`the loss total ${t} is below this micro-batch's ${count}`);
+  if (!(Number.isInteger(t) && t >= count))
+    throw new HlmError(`the loss total ${t} is below this micro-batch's ${count}`);
   return t ? 1 / t : 0;
 }
 
@@ -81,7 +82,9 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     chunkRows: opts.chunkRows,
   };
   const meanOf = async (accumulate: boolean) =>
-    scope.keep(await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars }, accumulate }));
+    scope.keep(
+      await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars }, accumulate }),
+    );
   const mean = await meanOf(false);
   const gather: Command[] = positions
     ? [
