@@ -4,6 +4,7 @@
 // It is how a user learns, on a new machine, that the GPU path computes the right numbers.
 import type { Gpu } from '../gpu/device.js';
 import { add } from '../kernels/add.js';
+import { crossEntropyHead } from '../kernels/crossentropy.js';
 import { matmul, matmulFlops } from '../kernels/matmul.js';
 import { reduceRows } from '../kernels/reduce.js';
 import { addBroadcast } from '../reference/add.js';
@@ -16,6 +17,8 @@ import { Gpt2 } from '../model/gpt2.js';
 import { createCeHead, createCwtHead } from '../model/heads.js';
 import { createClassifierHead } from '../model/classifier.js';
 import { classifierHeadReference } from '../reference/classifier.js';
+import { crossEntropyTied, crossEntropyTiedBackward } from '../reference/crossentropy.js';
+import { cwtLoss, cwtLossBackward } from '../reference/cwt.js';
 import { paramLayout } from '../model/params.js';
 import { gpt2LossAndGrads } from '../reference/gpt2.js';
 import { checkQuantized } from './quantized.js';
@@ -107,6 +110,83 @@ export async function selfCheck(
     );
     gpu.release(...d);
     gpu.free(A, B, C);
+  }
+
+  // The fused loss heads (src/kernels/crossentropy.ts): CE over a vocabulary no multiple of the tile, in chunks with a
+  // short last one, an ignored row; its forward alone (evaluation: argmax, no logits stored); and the CWT loss, the
+  // same kernels over the K gathered target embeddings with the diagonal as targets (temperature 0.7).
+  for (const head of ['ce', 'cwt'] as const) {
+    const N = head === 'ce' ? 37 : 45;
+    const V = head === 'ce' ? 1031 : N;
+    const d = 24;
+    const h = random(N * d, next);
+    const E = random(V * d, next);
+    const targets = Int32Array.from({ length: N }, (_, i) =>
+      head === 'cwt' ? i : i === 5 ? -1 : Math.floor(next() * V),
+    );
+    const count = targets.filter((t) => t >= 0).length;
+    const bufs = {
+      H: gpu.upload('check h', h),
+      E: gpu.upload('check E', E),
+      T: gpu.upload('check targets', targets),
+      L: gpu.buffer('check losses', N * 4),
+      S: gpu.upload('check loss scale', Float32Array.of(1 / count)),
+      DH: gpu.buffer('check dh', N * d * 4),
+      DE: gpu.buffer('check dE', V * d * 4),
+      A: gpu.buffer('check argmax', N * 4),
+    };
+    const common = {
+      N,
+      V,
+      d,
+      logitScale: head === 'cwt' ? 1 / 0.7 : 1,
+      h: { buffer: bufs.H },
+      wte: { buffer: bufs.E },
+      targets: { buffer: bufs.T },
+      losses: { buffer: bufs.L },
+    };
+    const train = await crossEntropyHead(gpu, {
+      ...common,
+      chunkRows: 16,
+      lossScale: { buffer: bufs.S },
+      dh: { buffer: bufs.DH },
+      dwte: { buffer: bufs.DE },
+    });
+    try {
+      await gpu.run(train.dispatches, 'check loss head');
+      const got = [
+        ...(await gpu.readF32(bufs.L, 0, N)),
+        ...(await gpu.readF32(bufs.DH, 0, N * d)),
+        ...(await gpu.readF32(bufs.DE, 0, V * d)),
+      ];
+      if (head === 'ce') {
+        const f = crossEntropyTied(h, E, targets, N, V, d);
+        const b = crossEntropyTiedBackward(1, h, E, targets, N, V, d);
+        record('CE head (chunks of 16)', `${N}x${V}x${d}`, got, [...f.nll, ...b.dh, ...b.dE], 1e-5);
+        const forward = await crossEntropyHead(gpu, { ...common, argmax: { buffer: bufs.A } });
+        await gpu.run(forward.dispatches, 'check loss head forward');
+        // The argmax's logit must be the row's largest (robust to near-ties between f32 and f64).
+        const amax = await gpu.read(bufs.A, Uint32Array, 0, N);
+        const top = Array.from({ length: N }, (_, i) => Math.max(...f.logits.subarray(i * V, (i + 1) * V)));
+        record(
+          'CE forward + argmax',
+          `${N}x${V}x${d}`,
+          [...(await gpu.readF32(bufs.L, 0, N)), ...Array.from(amax, (a, i) => f.logits[i * V + a])],
+          [...f.nll, ...top],
+          1e-5,
+        );
+        gpu.release(...forward.dispatches);
+      } else {
+        const tokens = Int32Array.from({ length: N }, (_, k) => k); // E holds the K gathered rows as they are
+        const f = cwtLoss(h, E, tokens, N, d, 0.7);
+        const b = cwtLossBackward(1, h, E, tokens, N, d, 0.7);
+        const nll = Array.from({ length: N }, (_, k) => f.lse[k] - f.scores[k * N + k]);
+        record('CWT loss (τ 0.7)', `${N}x${N}x${d}`, got, [...nll, ...b.dh, ...b.de], 1e-5);
+      }
+    } finally {
+      gpu.release(...train.dispatches);
+      gpu.free(...Object.values(bufs));
+    }
   }
 
   {
