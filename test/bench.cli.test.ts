@@ -32,6 +32,7 @@ test('--list names the tests without running them; --filter narrows them', () =>
   for (const t of ['NN', 'NT', 'TN', 'TT']) expect(ids).toContain(`kernel/matmul/square 256x256x256 ${t}`);
   for (const id of [
     'kernel/loss-head/ce 128x50257x64',
+    'kernel/loss-head/ce forward 128x50257x64',
     'kernel/loss-head/cwt 128x128x64',
     'kernel/covariance/4096x64',
     'kernel/adamw/1048576',
@@ -56,6 +57,7 @@ test('--list names the tests without running them; --filter narrows them', () =>
   const rows = some.stdout.trim().split('\n').slice(2);
   expect(rows).toEqual([
     '| kernel | loss-head | ce 128x50257x64 | head=ce rows=128 V=50257 d=64 |',
+    '| kernel | loss-head | ce forward 128x50257x64 | head=ce forward rows=128 V=50257 d=64 |',
     '| kernel | loss-head | cwt 128x128x64 | head=cwt rows=128 V=128 d=64 |',
     '| train | train-tiny | cwt step 4x64 | preset=tiny objective=cwt batch=4 seq=64 optimizer=adamw |',
   ]);
@@ -170,7 +172,7 @@ test('the --quick kernel suite runs through the CLI and every record validates a
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as BenchRecord);
-  expect(records.length).toBe(26);
+  expect(records.length).toBe(27);
   for (const rec of records) {
     expect(validate(benchSchema(), rec)).toEqual([]);
     expect(rec.status).toBe('ok');

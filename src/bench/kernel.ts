@@ -247,10 +247,12 @@ function matmulCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
 
 /**
  * The CE head (N rows × V vocabulary) and the CWT loss (K × K scores, its embeddings the K
- * targets'), forward and backward: the same chunked kernel, the CWT one with the K gathered
- * target embeddings as its "vocabulary" and target k = k (src/model/heads.ts).
+ * targets'), forward and backward: the same fused kernels, the CWT one with the K gathered
+ * target embeddings as its "vocabulary" and target k = k (src/model/heads.ts). `ce forward` is
+ * evaluation's head (losses and argmax, no logits stored).
  */
-function lossCase(head: 'ce' | 'cwt', N: number, V: number, d: number): BenchCase {
+function lossCase(head: 'ce' | 'ce forward' | 'cwt', N: number, V: number, d: number): BenchCase {
+  const grads = head !== 'ce forward';
   const make =
     (N: number, V: number) =>
     async ({ gpu }: BenchContext): Promise<Prepared> => {
@@ -269,6 +271,7 @@ function lossCase(head: 'ce' | 'cwt', N: number, V: number, d: number): BenchCas
       const S = o.up('bench loss scale', new Float32Array([1 / N]));
       const DH = o.buf('bench dh', N * d * 4);
       const DW = o.buf('bench dE', V * d * 4);
+      const A = o.buf('bench argmax', N * 4);
       const ce = await crossEntropyHead(gpu, {
         N,
         V,
@@ -277,24 +280,23 @@ function lossCase(head: 'ce' | 'cwt', N: number, V: number, d: number): BenchCas
         wte: { buffer: W },
         targets: { buffer: Tg },
         losses: { buffer: L },
-        lossScale: { buffer: S },
-        dh: { buffer: DH },
-        dwte: { buffer: DW },
+        ...(grads ? { lossScale: { buffer: S }, dh: { buffer: DH }, dwte: { buffer: DW } } : { argmax: { buffer: A } }),
         label: `bench ${head}`,
       });
       o.keep(ce.dispatches);
       return {
         step: () => gpu.submit(ce.dispatches, `bench ${head} head`),
-        work: { flops: crossEntropyFlops(N, V, d, { dh: true, dwte: true }) },
+        work: { flops: crossEntropyFlops(N, V, d, { dh: grads, dwte: grads }) },
         unit: 'GFLOP/s',
         dispose: o.dispose,
         check: async () => {
           await gpu.run([{ clear: DW }, ...ce.dispatches]);
-          const got = concat(
-            await gpu.readF32(L, 0, N),
-            await gpu.readF32(DH, 0, N * d),
-            await gpu.readF32(DW, 0, V * d),
-          );
+          const losses = await gpu.readF32(L, 0, N);
+          if (!grads) {
+            const f = crossEntropyTied(h, E, targets, N, V, d);
+            return checked('src/reference/crossentropy.ts (float64): row losses', losses, f.nll, 1e-5);
+          }
+          const got = concat(losses, await gpu.readF32(DH, 0, N * d), await gpu.readF32(DW, 0, V * d));
           if (head === 'ce') {
             const f = crossEntropyTied(h, E, targets, N, V, d);
             const b = crossEntropyTiedBackward(1, h, E, targets, N, V, d);
@@ -312,10 +314,10 @@ function lossCase(head: 'ce' | 'cwt', N: number, V: number, d: number): BenchCas
         },
       };
     };
-  const test = head === 'ce' ? `ce ${N}x${V}x${d}` : `cwt ${N}x${N}x${d}`;
-  const [n, v] = head === 'ce' ? [Math.min(N, 32), Math.min(V, 1021)] : [Math.min(N, 96), Math.min(V, 96)];
-  return kernelCase('loss-head', test, { head, rows: N, V, d }, make(N, V), 3 * N * V * d, {
-    shape: head === 'ce' ? `ce ${n}x${v}x${d}` : `cwt ${n}x${n}x${d}`,
+  const test = head === 'cwt' ? `cwt ${N}x${N}x${d}` : `${head} ${N}x${V}x${d}`;
+  const [n, v] = head === 'cwt' ? [Math.min(N, 96), Math.min(V, 96)] : [Math.min(N, 32), Math.min(V, 1021)];
+  return kernelCase('loss-head', test, { head, rows: N, V, d }, make(N, V), (grads ? 3 : 1) * N * V * d, {
+    shape: head === 'cwt' ? `cwt ${n}x${n}x${d}` : `${head} ${n}x${v}x${d}`,
     build: make(n, v),
   });
 }
@@ -558,6 +560,7 @@ export function kernelCases(quick: boolean): BenchCase[] {
     ...peakCases(s),
     ...matmulCases(s),
     lossCase('ce', s.rows, s.V, s.d),
+    lossCase('ce forward', s.rows, s.V, s.d),
     lossCase('cwt', s.rows, s.rows, s.d),
     covarianceCase(s.whitenRows, s.d),
     attentionCase('forward', s.B, s.T, s.d, s.nHead),
