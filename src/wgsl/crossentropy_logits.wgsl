@@ -11,7 +11,8 @@
 //
 // The tile product is matmul.wgsl's scheme for A·Bᵀ (A = h, B = E, both contiguous along d):
 // BK-slices staged in workgroup memory k-major, each invocation a TM×TN block of 4×4
-// accumulator matrices, vec4 global loads when VEC (d and both offsets multiples of 4).
+// accumulator matrices, vec4 global loads when VEC (d and both offsets multiples of 4). With REGS
+// (software adapters; TM = TN = 8) each invocation reads its block's rows of h and E itself.
 //#include lib/softmax_state.wgsl
 
 const BM: u32 = 64u;
@@ -22,6 +23,7 @@ const TN: u32 = 8u;
 const VEC: bool = false;
 const STORE: bool = false;
 const ARGMAX: bool = false;
+const REGS: bool = false;
 
 const WG_X: u32 = BN / TN;
 const WG_Y: u32 = BM / TM;
@@ -92,6 +94,30 @@ fn load(m0: u32, n0: u32, k0: u32, tid: u32) {
 //#endif
 }
 
+// 4 elements of row r of h (or of E) from k on: one vec4 load, or 4 guarded scalar loads.
+fn h4(r: u32, k: u32) -> vec4<f32> {
+//#if VEC
+  return H[(p.offH + r * p.d + k) / 4u];
+//#else
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = H[p.offH + r * p.d + k + j]; } }
+  return v;
+//#endif
+}
+fn e4(c: u32, k: u32) -> vec4<f32> {
+//#if VEC
+  return E[(p.offE + c * p.d + k) / 4u];
+//#else
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = E[p.offE + c * p.d + k + j]; } }
+  return v;
+//#endif
+}
+// a·b0 .. a·b3.
+fn dots(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
+}
+
 fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
   (*c)[0] = fma(vec4<f32>(a.x), b, (*c)[0]);
   (*c)[1] = fma(vec4<f32>(a.y), b, (*c)[1]);
@@ -148,7 +174,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var c01 = mat4x4<f32>();
     var c10 = mat4x4<f32>();
     var c11 = mat4x4<f32>();
-    for (var k0 = 0u; k0 < p.d; k0 += BK) {
+    if (REGS) {
+      // Rows ra..ra+3, rb..rb+3 and columns n0 + tb·4.., + WG_X·4.. as the tiled path, indices clamped
+      // into range (values past the end are computed and never absorbed).
+      let lr = p.rows - 1u;
+      let lc = p.V - 1u;
+      let na = n0 + tb * 4u;
+      let nb = na + WG_X * 4u;
+      for (var k = 0u; k < p.d; k += 4u) {
+        let b0 = e4(min(na, lc), k); let b1 = e4(min(na + 1u, lc), k);
+        let b2 = e4(min(na + 2u, lc), k); let b3 = e4(min(na + 3u, lc), k);
+        let b4 = e4(min(nb, lc), k); let b5 = e4(min(nb + 1u, lc), k);
+        let b6 = e4(min(nb + 2u, lc), k); let b7 = e4(min(nb + 3u, lc), k);
+        var a = h4(min(ra, lr), k);
+        c00[0] += dots(a, b0, b1, b2, b3); c01[0] += dots(a, b4, b5, b6, b7);
+        a = h4(min(ra + 1u, lr), k);
+        c00[1] += dots(a, b0, b1, b2, b3); c01[1] += dots(a, b4, b5, b6, b7);
+        a = h4(min(ra + 2u, lr), k);
+        c00[2] += dots(a, b0, b1, b2, b3); c01[2] += dots(a, b4, b5, b6, b7);
+        a = h4(min(ra + 3u, lr), k);
+        c00[3] += dots(a, b0, b1, b2, b3); c01[3] += dots(a, b4, b5, b6, b7);
+        a = h4(min(rb, lr), k);
+        c10[0] += dots(a, b0, b1, b2, b3); c11[0] += dots(a, b4, b5, b6, b7);
+        a = h4(min(rb + 1u, lr), k);
+        c10[1] += dots(a, b0, b1, b2, b3); c11[1] += dots(a, b4, b5, b6, b7);
+        a = h4(min(rb + 2u, lr), k);
+        c10[2] += dots(a, b0, b1, b2, b3); c11[2] += dots(a, b4, b5, b6, b7);
+        a = h4(min(rb + 3u, lr), k);
+        c10[3] += dots(a, b0, b1, b2, b3); c11[3] += dots(a, b4, b5, b6, b7);
+      }
+    }
+    for (var k0 = 0u; k0 < select(p.d, 0u, REGS); k0 += BK) {
       load(m0, n0, k0, tid);
       workgroupBarrier();
       for (var kk = 0u; kk < BK; kk++) {
