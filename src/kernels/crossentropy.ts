@@ -121,6 +121,12 @@ export const CE_TILES: Record<'hardware' | 'software', MatmulTile & { REGS: bool
   hardware: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, REGS: false },
   software: { BM: 64, BN: 64, BK: 8, TM: 8, TN: 8, REGS: true },
 };
+/**
+ * Invocations per row of crossentropy_rows.wgsl. On llvmpipe a workgroup's invocations take turns on one thread and
+ * every barrier of the tree is a switch between them: 16 (two SIMD groups) took about 0.6× the CPU time of 256 with
+ * GPT-2's vocabulary, and a twentieth with the CWT head's 256 columns.
+ */
+export const CE_ROWS_WG = { hardware: 256, software: 16 };
 /** Workgroups the fused forward aims at: each takes a split of the vocabulary for its row tile. */
 export const CE_GROUPS = { hardware: 528, software: 32 };
 
@@ -226,6 +232,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const logitsKernel = await gpu.kernel('crossentropy_logits', { ...plan.tile, ...variant });
   const scaleBinding = grads && !scaleInLosses;
   const rowsKernel = await gpu.kernel('crossentropy_rows', {
+    WG: CE_ROWS_WG[kind],
     GRAD: grads,
     ARGMAX: Boolean(s.argmax),
     SCALE_BINDING: scaleBinding,
