@@ -67,10 +67,6 @@ export interface ScorerShape {
 export interface ScorerOptions {
   /** Allocate under this scope (default: a scope of its own). */
   scope?: GpuScope;
-  /** A logits scratch to share between scorers that never run at once (see crossEntropyHead). */
-  scratch?: GPUBuffer;
-  /** Rows per head chunk (must fit `scratch`). */
-  chunkRows?: number;
   /** The flat parameters on the host, for argmaxLogprobs when `weights` is a shared model. */
   hostParams?: Float32Array;
   /** How a model the scorer builds stores the parameters it is given (default f32; packed: no argmaxLogprobs). */
@@ -157,7 +153,8 @@ export class Scorer {
     N = Math.min(N, this.capacity);
     let head = this.heads.get(N);
     if (!head) {
-      const { config, opts } = this;
+      const { config } = this;
+      // Forward only: the fused head stores no logits, only small softmax partials per row.
       head = this.scope.keep(
         (
           await crossEntropyHead(this.gpu, {
@@ -169,8 +166,6 @@ export class Scorer {
             targets: { buffer: this.targets },
             losses: { buffer: this.losses },
             argmax: { buffer: this.argmax },
-            scratch: opts.scratch,
-            chunkRows: opts.chunkRows === undefined ? undefined : Math.min(opts.chunkRows, N),
             label: `scoring head ${N}`,
           })
         ).dispatches,

@@ -3,7 +3,8 @@
 // takes the rows of every queued scoring job, oldest first, up to max-batch rows, and scores
 // them in one forward pass of a Scorer (src/eval/score.ts). Scorers are built lazily per
 // sequence-length bucket (T = a power of two from 16 up to n_positions, each with B = max-batch
-// rows); they and the KV-cache Generator share one parameter buffer and one logits scratch.
+// rows); they and the KV-cache Generator share one parameter buffer (their vocabulary heads store
+// no logits: src/kernels/crossentropy.ts).
 // A pass that would not be full first waits a few milliseconds for more rows. Generation jobs
 // hold the Generator exclusively and run one at a time, in queue order with the scoring
 // batches: batching generation across requests is not implemented.
@@ -12,7 +13,6 @@ import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import { Scorer, type RowScore, type ScoreRow } from '../eval/score.js';
 import { Generator } from '../infer/generator.js';
-import { defaultChunkRows } from '../kernels/crossentropy.js';
 import type { ModelConfig } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { log } from '../log.js';
@@ -66,8 +66,6 @@ export class Engine {
     readonly maxBatch: number,
     private readonly scope: GpuScope,
     private readonly owner: Gpt2,
-    private readonly scratch: GPUBuffer,
-    private readonly chunkRows: number,
     /** The parameters on the host: the scorers' log p(argmax) (see Scorer). */
     private readonly params: Float32Array,
   ) {}
@@ -81,9 +79,7 @@ export class Engine {
     try {
       const owner = await Gpt2.create(gpu, config, { B: 1, T: 1, train: false, scope });
       owner.writeParams(params);
-      const chunkRows = defaultChunkRows(gpu, maxBatch * config.n_positions, config.vocab_size);
-      const scratch = scope.buffer('server logits scratch', chunkRows * config.vocab_size * 4);
-      return new Engine(gpu, config, maxBatch, scope, owner, scratch, chunkRows, params);
+      return new Engine(gpu, config, maxBatch, scope, owner, params);
     } catch (e) {
       scope.release();
       throw e;
@@ -105,7 +101,7 @@ export class Engine {
         this.config,
         this.owner,
         { B: this.maxBatch, T, maxTargets: T },
-        { scope: this.scope, scratch: this.scratch, chunkRows: this.chunkRows, hostParams: this.params },
+        { scope: this.scope, hostParams: this.params },
       );
       this.scorers.set(T, s);
       log.debug(`server: built the ${this.maxBatch}x${T} scorer`);
