@@ -18,7 +18,7 @@
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { matmul, SOFTWARE_K_SPAN, type MatmulSpec, type MatmulTile } from './matmul.js';
-import { isQuantized, type WeightRef } from './matmul-q.js';
+import { isQuantized, rowWords, type WeightRef } from './matmul-q.js';
 import { checkSizes, grid, off, type TensorRef } from './types.js';
 
 export interface CrossEntropySpec {
@@ -165,6 +165,8 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const packed = isQuantized(s.wte) ? s.wte : undefined;
   if (packed && (grads || (s.logitScale ?? 1) !== 1))
     throw new HlmError(`${label}: a packed (${packed.format}) table serves the forward alone, without a logit scale`);
+  if (packed && (packed.rows !== V || packed.cols !== d))
+    throw new HlmError(`${label}: the packed table is [${packed.rows}, ${packed.cols}], the head needs [${V}, ${d}]`);
   const wte = s.wte as TensorRef;
   if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
   if (!grads && s.scratch) throw new HlmError(`${label}: without gradients no logits are stored; give no scratch`);
@@ -225,7 +227,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const stats = gpu.buffer(`${label} softmax partials`, Math.max(plan.parts * R, tail.parts * (N % R)) * 16);
   own.push(stats);
   const variant = {
-    VEC: d % 4 === 0 && off(s.h) % 4 === 0 && off(s.wte) % 4 === 0,
+    VEC: !packed && d % 4 === 0 && off(s.h) % 4 === 0 && off(wte) % 4 === 0,
+    PACKED: Boolean(packed),
+    ...(packed ? { F16: packed.format === 'f16', INT8: packed.format === 'int8', Q4: packed.format === 'q4' } : {}),
     STORE: grads,
     ARGMAX: Boolean(s.argmax),
   };
@@ -249,7 +253,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
       gpu.dispatch(`${part} logits`, logitsKernel, {
         bind: {
           H: s.h.buffer,
-          E: s.wte.buffer,
+          ...(packed ? { W: packed.buffer } : { E: wte.buffer }),
           targets: s.targets.buffer,
           stats,
           ...(scratch ? { logits: scratch } : {}),
@@ -260,11 +264,14 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
           d,
           tiles: rowPlan.tiles,
           offH: off(h),
-          offE: off(s.wte),
+          offE: packed ? 0 : off(wte),
           offLogits: 0,
           offTargets: off(targets),
           offStats: 0,
           alpha,
+          offQ: packed?.offset ?? 0,
+          offS: packed?.scales ?? 0,
+          rowWords: packed ? rowWords(packed.format, d) : 0,
         },
         groups: rowPlan.groups,
       }),

@@ -13,6 +13,8 @@
 // BK-slices staged in workgroup memory k-major, each invocation a TM×TN block of 4×4
 // accumulator matrices, vec4 global loads when VEC (d and both offsets multiples of 4). With REGS
 // (software adapters; TM = TN = 8) each invocation reads its block's rows of h and E itself.
+// With PACKED (inference on quantized weights, never with VEC) E is a packed table W read through
+// lib/quant.wgsl (F16, INT8 or Q4) and dequantized as it is loaded.
 //#include lib/softmax_state.wgsl
 
 const BM: u32 = 64u;
@@ -24,6 +26,10 @@ const VEC: bool = false;
 const STORE: bool = false;
 const ARGMAX: bool = false;
 const REGS: bool = false;
+const PACKED: bool = false;
+const F16: bool = false;
+const INT8: bool = false;
+const Q4: bool = false;
 
 const WG_X: u32 = BN / TN;
 const WG_Y: u32 = BM / TM;
@@ -32,7 +38,8 @@ const THREADS: u32 = WG_X * WG_Y;
 struct Params {
   rows: u32, V: u32, d: u32, tiles: u32,
   offH: u32, offE: u32, offLogits: u32, offTargets: u32,
-  offStats: u32, alpha: f32,
+  offStats: u32, alpha: f32, offQ: u32, offS: u32,
+  rowWords: u32,
 }
 
 //#if VEC
@@ -40,7 +47,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> E: array<vec4<f32>>;
 //#else
 @group(0) @binding(0) var<storage, read> H: array<f32>;
+//#if PACKED
+@group(0) @binding(1) var<storage, read> W: array<u32>;
+//#include lib/quant.wgsl
+fn eAt(c: u32, k: u32) -> f32 { return dequant(c, k); }
+//#else
 @group(0) @binding(1) var<storage, read> E: array<f32>;
+fn eAt(c: u32, k: u32) -> f32 { return E[p.offE + c * p.d + k]; }
+//#endif
 //#endif
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
 @group(0) @binding(3) var<storage, read_write> stats: array<vec4<f32>>;
@@ -88,7 +102,7 @@ fn load(m0: u32, n0: u32, k0: u32, tid: u32) {
     let kk = i % BK; let nn = i / BK;
     let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;
-    if (n < p.V && k < p.d) { v = E[p.offE + n * p.d + k]; }
+    if (n < p.V && k < p.d) { v = eAt(n, k); }
     setB(kk * BN + nn, v);
   }
 //#endif
@@ -109,7 +123,7 @@ fn e4(c: u32, k: u32) -> vec4<f32> {
   return E[(p.offE + c * p.d + k) / 4u];
 //#else
   var v = vec4<f32>(0.0);
-  for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = E[p.offE + c * p.d + k + j]; } }
+  for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = eAt(c, k + j); } }
   return v;
 //#endif
 }
