@@ -220,7 +220,7 @@ test('N steps at --grad-accum 2, then --resume for N more: bit for bit the weigh
   expect(losses('resume-whole').map(([, , tokens]) => tokens)).toEqual([64, 128, 192, 256]);
 });
 
-test('GLUE fine-tuner: two micro-batches in different buckets, class weights: the gradient of their union', async () => {
+test('GLUE fine-tuner: two micro-batches in different buckets, class weights: the gradient of the union', async () => {
   const config: ModelConfig = { ...decoder, n_positions: 40, num_labels: 3 };
   const params = initParams(config, 5);
   const rows = [5, 9, 3, 33, 17, 2].map((len) => Array.from(rand.int(len, 1000), (x) => x + 1));
