@@ -370,8 +370,9 @@ function covarianceCase(n: number, d: number): BenchCase {
 }
 
 /**
- * Attention forward or backward (its forward run once at build). FLOPs count the full T×T scores the kernels compute,
- * mask or not.
+ * Attention forward or backward (its forward run once at build), causal. FLOPs count the full T×T scores and their
+ * products (4·B·T²·d forward, 8 backward), though the fused kernels skip the masked half: figures compare across
+ * versions of the kernels.
  */
 function attentionCase(pass: 'forward' | 'backward', B: number, T: number, d: number, nHead: number): BenchCase {
   const make =
@@ -388,9 +389,11 @@ function attentionCase(pass: 'forward' | 'backward', B: number, T: number, d: nu
       const DQKV = o.buf('bench dqkv', 3 * B * T * d * 4);
       const layer = createAttentionBuffers(gpu, { ...shape, label: 'bench att' });
       const scratch = createAttentionScratch(gpu, shape);
-      const common = { ...shape, causal: true, qkv: { buffer: QKV }, layer, scratch };
-      const fw = o.keep(await attentionForward(gpu, { ...common, out: { buffer: OUT } }));
-      const bw = o.keep(await attentionBackward(gpu, { ...common, dout: { buffer: DOUT }, dqkv: { buffer: DQKV } }));
+      const common = { ...shape, causal: true, qkv: { buffer: QKV }, layer, out: { buffer: OUT } };
+      const fw = [o.keep(await attentionForward(gpu, common))];
+      const bw = o.keep(
+        await attentionBackward(gpu, { ...common, scratch, dout: { buffer: DOUT }, dqkv: { buffer: DQKV } }),
+      );
       await gpu.run(fw, 'bench attention forward');
       const ds = pass === 'forward' ? fw : bw;
       return {

@@ -1,26 +1,22 @@
-// Multi-head self-attention on GPT-2's packed c_attn output, forward and backward, llm.c's
-// way: permute qkv [B, T, 3d] into head-major q, k, v [B, H, T, hd]; scores = scale·q·kᵀ
-// (batched matmul over B·H); a masked, stable softmax in place → att [B, H, T, T]; y = att·v;
-// merge the heads back into out [B, T, d]. Backward: dy permuted; datt = dy·vᵀ, dv = attᵀ·dy;
-// softmax backward in place, ds = att ⊙ (datt − rowsum(att ⊙ datt)); dq = scale·ds·k,
-// dk = scale·dsᵀ·q; dq, dk, dv merged back into dqkv [B, T, 3d] (overwritten).
+// Multi-head self-attention on GPT-2's packed c_attn output, fused (FlashAttention-2): qkv [B, T, 3d]
+// is read where it lies (head h's q, k and v are channels h·hd.. of each third of a row) and the
+// output [B, T, d] written with the heads side by side, so no permutes; no T×T scores are stored.
+//   forward   one dispatch (attention_forward.wgsl): online softmax over blocks of keys; out, and
+//             each query's log-sum-exp lse [B, H, T] for the backward.
+//   backward  two dispatches: attention_dq.wgsl recomputes each query's weights from lse and
+//             writes dq and D = rowsum(dO ∘ O); attention_dkv.wgsl walks, for each key, the
+//             queries that see it and writes dk and dv. dqkv [B, T, 3d] is overwritten.
 //
-// Memory: a layer keeps only its probabilities att (B·H·T² floats) from forward to backward;
-// backward re-derives the head-major q, k, v from qkv (which the caller keeps anyway), so
-// everything else is scratch that all layers share (AttentionScratch). Inference (no backward)
-// can hand every layer the same AttentionBuffers.
+// Memory: a layer keeps only lse (B·H·T floats) from its forward to its backward (and reads its own
+// out, which the block keeps as c_proj's input); the backward's D (B·H·T) is scratch all layers
+// share. Neither grows with T².
 //
-// The caller's tensors (qkv, out, dout, dqkv, lengths) are never bound together in one
-// dispatch, so they may live in one buffer (an activation arena) as long as what is written
-// (out, dqkv) overlaps nothing else.
-//
-// Causal scores are computed in full and masked by the softmax (half the products wasted);
-// a fused flash-attention kernel can replace the middle of both passes later without
-// changing this interface.
+// Each dispatch binds the caller's tensors together, so what one writes (out, dqkv) must be a
+// buffer of its own; what they only read (qkv, out and dout in the backward, lengths) may share
+// one buffer.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { matmul, TILES, type MatmulSpec, type MatmulTile } from './matmul.js';
-import { elementGrid, grid, off, type TensorRef } from './types.js';
+import { grid, off, type TensorRef } from './types.js';
 
 export interface AttentionShape {
   /** Batch rows. */
@@ -35,24 +31,40 @@ export interface AttentionShape {
 /** What one layer keeps from its forward to its backward. */
 export interface AttentionBuffers {
   shape: AttentionShape;
-  /** Attention probabilities [B, H, T, T] (0 at hidden keys). */
-  att: GPUBuffer;
+  /** Each query's log-sum-exp of its scaled scores [B, H, T] (0 for a query that sees no key). */
+  lse: GPUBuffer;
   bytes: number;
 }
 
-/** Work space shared by every layer (a layer's forward or backward uses it only while it runs). */
+/** Work space of the backward, shared by every layer. */
 export interface AttentionScratch {
   shape: AttentionShape;
-  /** Head-major q, k, v: [3, B, H, T, hd]. */
-  qkvh: GPUBuffer;
-  /** Head-major dq, dk, dv: [3, B, H, T, hd]. */
-  dqkvh: GPUBuffer;
-  /** Head-major y (forward) or dy (backward): [B, H, T, hd]. */
-  yh: GPUBuffer;
-  /** Gradient of att, then of the scores, in place: [B, H, T, T]. */
-  datt: GPUBuffer;
+  /** D = rowsum(dO ∘ O) of each query [B, H, T]. */
+  dsum: GPUBuffer;
   bytes: number;
 }
+
+/**
+ * How the kernels tile: a workgroup of WG invocations owns WG·QR rows (queries, or keys in the dk/dv pass) of one
+ * head, QR an invocation, so that each key (or query) read serves QR rows; the other side is walked BC rows at a
+ * time; STAGE copies each such block into workgroup memory first (hardware GPUs), else it is read from the packed
+ * rows directly (llvmpipe, where barriers are coroutine switches and workgroup memory is no faster).
+ */
+export interface AttentionTile {
+  WG: number;
+  QR: number;
+  BC: number;
+  STAGE: boolean;
+}
+
+/**
+ * Per adapter kind. Software: 8 invocations (llvmpipe's SIMD width) of 4 rows each and blocks of 16, the fastest of
+ * WG 4-16, QR 1-4 and BC 8-32 on this project's 2-core VM. Hardware: 64 rows share each staged block of 16.
+ */
+export const ATTENTION_TILES: Record<'hardware' | 'software', AttentionTile> = {
+  hardware: { WG: 64, QR: 1, BC: 16, STAGE: true },
+  software: { WG: 8, QR: 4, BC: 16, STAGE: false },
+};
 
 export interface AttentionSpec extends AttentionShape {
   /** Decoder (key j visible to query i only when j ≤ i) or encoder (all keys). */
@@ -60,7 +72,6 @@ export interface AttentionSpec extends AttentionShape {
   /** Packed c_attn output [B, T, 3d]. */
   qkv: TensorRef;
   layer: AttentionBuffers;
-  scratch: AttentionScratch;
   /**
    * Key padding mask: B u32 valid lengths (keys j ≥ lengths[b] hidden; above T acts as T). Rows with no visible key
    * output 0.
@@ -68,10 +79,8 @@ export interface AttentionSpec extends AttentionShape {
   lengths?: TensorRef;
   /** Score scale; default 1/√(d / nHead). */
   scale?: number;
-  /** Softmax row layout; default ROW_LAYOUTS[adapter kind]. */
-  rowLayout?: RowLayout;
-  /** Matmul tile; default TILES[adapter kind]. Products with N = hd use it narrowed to hd (fewer idle columns). */
-  tile?: MatmulTile;
+  /** Default ATTENTION_TILES[adapter kind]. */
+  tile?: AttentionTile;
   label?: string;
 }
 
@@ -81,6 +90,9 @@ export interface AttentionForwardSpec extends AttentionSpec {
 }
 
 export interface AttentionBackwardSpec extends AttentionSpec {
+  scratch: AttentionScratch;
+  /** The forward's output [B, T, d], as it wrote it. */
+  out: TensorRef;
   /** Gradient of out [B, T, d]. */
   dout: TensorRef;
   /** Gradient of qkv [B, T, 3d], overwritten (not accumulated). */
@@ -89,14 +101,14 @@ export interface AttentionBackwardSpec extends AttentionSpec {
 
 const F32 = 4;
 
-/** Bytes one layer keeps between forward and backward: 4·B·H·T². */
+/** Bytes one layer keeps between forward and backward: 4·B·H·T. */
 export function attentionBuffersBytes(s: AttentionShape): number {
-  return F32 * s.B * s.nHead * s.T * s.T;
+  return F32 * s.B * s.nHead * s.T;
 }
 
-/** Bytes of the shared scratch: 4·(7·B·T·d + B·H·T²). */
+/** Bytes of the backward's shared scratch: 4·B·H·T. */
 export function attentionScratchBytes(s: AttentionShape): number {
-  return F32 * (7 * s.B * s.T * s.d + s.B * s.nHead * s.T * s.T);
+  return F32 * s.B * s.nHead * s.T;
 }
 
 function checkShape(s: AttentionShape, label: string): number {
@@ -111,30 +123,23 @@ export function createAttentionBuffers(gpu: Gpu, s: AttentionShape & { label?: s
   const label = s.label ?? 'attention';
   checkShape(s, label);
   const bytes = attentionBuffersBytes(s);
-  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, att: gpu.buffer(`${label} att`, bytes), bytes };
+  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, lse: gpu.buffer(`${label} lse`, bytes), bytes };
 }
 
 export function freeAttentionBuffers(gpu: Gpu, layer: AttentionBuffers): void {
-  gpu.free(layer.att);
+  gpu.free(layer.lse);
 }
 
 /** Scratch for the largest shape the layers will run (smaller B or T fit in it too). */
 export function createAttentionScratch(gpu: Gpu, s: AttentionShape & { label?: string }): AttentionScratch {
   const label = s.label ?? 'attention scratch';
   checkShape(s, label);
-  const n = s.B * s.T * s.d;
-  return {
-    shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead },
-    qkvh: gpu.buffer(`${label} qkv heads`, 3 * n * F32),
-    dqkvh: gpu.buffer(`${label} dqkv heads`, 3 * n * F32),
-    yh: gpu.buffer(`${label} y heads`, n * F32),
-    datt: gpu.buffer(`${label} datt`, s.B * s.nHead * s.T * s.T * F32),
-    bytes: attentionScratchBytes(s),
-  };
+  const bytes = attentionScratchBytes(s);
+  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, dsum: gpu.buffer(`${label} dsum`, bytes), bytes };
 }
 
 export function freeAttentionScratch(gpu: Gpu, scratch: AttentionScratch): void {
-  gpu.free(scratch.qkvh, scratch.dqkvh, scratch.yh, scratch.datt);
+  gpu.free(scratch.dsum);
 }
 
 function need(label: string, what: string, buf: GPUBuffer, elements: number, offset = 0): void {
@@ -146,185 +151,121 @@ function need(label: string, what: string, buf: GPUBuffer, elements: number, off
   }
 }
 
-function validate(s: AttentionSpec, label: string, outside: [string, TensorRef, number][]): number {
+/** The tile, checked against the adapter's workgroup limits. */
+function tileFor(gpu: Gpu, s: AttentionSpec, label: string, hd: number): AttentionTile {
+  const tile = s.tile ?? ATTENTION_TILES[gpu.adapter.kind];
+  const { WG, QR, BC, STAGE } = tile;
+  if (![WG, QR, BC].every((x) => Number.isInteger(x) && x >= 1))
+    throw new HlmError(`${label}: tile ${JSON.stringify(tile)} needs WG, QR and BC positive integers`);
+  const maxWg = gpu.limits.maxComputeInvocationsPerWorkgroup ?? 256;
+  if (WG > maxWg) throw new HlmError(`${label}: WG = ${WG} exceeds this adapter's ${maxWg} invocations a workgroup`);
+  // The dk/dv pass stages the most: q and dO (vec4 rows), lse and D of BC queries.
+  const shared = STAGE ? 2 * BC * (16 * Math.ceil(hd / 4) + F32) : 0;
+  const maxShared = gpu.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  if (shared > maxShared)
+    throw new HlmError(
+      `${label}: tile ${JSON.stringify(tile)} stages ${shared} bytes for heads ${hd} wide; this adapter allows ` +
+        `${maxShared} (lower BC)`,
+    );
+  return tile;
+}
+
+/**
+ * Checks shapes and sizes, that no tensor lives in the attention's own buffers, and that each written tensor has a
+ * buffer of its own (WebGPU forbids binding a buffer writable and again in the same dispatch). Returns hd.
+ */
+function validate(
+  s: AttentionSpec,
+  label: string,
+  read: [string, TensorRef, number][],
+  written: [string, TensorRef, number][],
+): number {
   const hd = checkShape(s, label);
-  const { B, T, d, nHead: H } = s;
-  need(label, 'layer att', s.layer.att, B * H * T * T);
-  need(label, 'scratch qkv heads', s.scratch.qkvh, 3 * B * T * d);
-  need(label, 'scratch dqkv heads', s.scratch.dqkvh, 3 * B * T * d);
-  need(label, 'scratch y heads', s.scratch.yh, B * T * d);
-  need(label, 'scratch datt', s.scratch.datt, B * H * T * T);
-  const all: [string, TensorRef, number][] = [['qkv', s.qkv, 3 * B * T * d], ...outside];
+  const { B, T, nHead: H } = s;
+  need(label, 'layer lse', s.layer.lse, B * H * T);
+  const all = [['qkv', s.qkv, 3 * B * T * s.d] as [string, TensorRef, number], ...read, ...written];
   if (s.lengths) all.push(['lengths', s.lengths, B]);
-  const internal = [s.layer.att, s.scratch.qkvh, s.scratch.dqkvh, s.scratch.yh, s.scratch.datt];
+  const internal = [s.layer.lse, ...('scratch' in s ? [(s as AttentionBackwardSpec).scratch.dsum] : [])];
   for (const [name, t, n] of all) {
     need(label, name, t.buffer, n, t.offset ?? 0);
     if (internal.includes(t.buffer))
       throw new HlmError(`${label}: ${name} must not live in the attention's own layer or scratch buffers`);
   }
-  // No dispatch binds two of the caller's tensors together (each goes through the scratch), so
-  // they may share one buffer; but what is written (out, dqkv) must not overlap anything else.
-  const written = (name: string) => name === 'out' || name === 'dqkv';
-  for (let i = 1; i < all.length; i++) {
-    for (let j = 0; j < i; j++) {
-      const [ni, ti, ci] = all[i];
-      const [nj, tj, cj] = all[j];
-      if (ti.buffer !== tj.buffer || !(written(ni) || written(nj))) continue;
-      const oi = ti.offset ?? 0;
-      const oj = tj.offset ?? 0;
-      if (oi < oj + cj && oj < oi + ci)
-        throw new HlmError(
-          `${label}: ${ni} [${oi}, ${oi + ci}) overlaps ${nj} [${oj}, ${oj + cj}) in buffer "${ti.buffer.label}"`,
-        );
-    }
-  }
+  for (const [wn, w] of written)
+    for (const [n, t] of all)
+      if (n !== wn && t.buffer === w.buffer)
+        throw new HlmError(`${label}: ${wn} must not share a buffer with ${n} (WebGPU forbids writable aliasing)`);
   return hd;
 }
 
-/** A tile no wider than needed for products with N = hd columns (the tile's BN halved while that still covers hd). */
-function narrow(tile: MatmulTile, N: number): MatmulTile {
-  let BN = tile.BN;
-  while (BN / 2 >= N && (BN / 2) % tile.TN === 0 && (BN / 2) % 4 === 0) BN /= 2;
-  return { ...tile, BN };
+/** VEC4 (4 floats a load) needs each head's channels, and every tensor's start, on a multiple of 4. */
+function constants(s: AttentionSpec, tile: AttentionTile, hd: number, tensors: TensorRef[]) {
+  const vec4 = hd % 4 === 0 && tensors.every((t) => off(t) % 4 === 0);
+  return { HD: hd, HD4: Math.ceil(hd / 4), ...tile, CAUSAL: s.causal, LENGTHS: !!s.lengths, VEC4: vec4 };
 }
 
-/** Token-major [B, T, S, H, hd] ↔ head-major [S, B, H, T, hd]. */
-async function permute(
-  gpu: Gpu,
-  label: string,
-  toHeads: boolean,
-  s: AttentionShape,
-  S: number,
-  src: TensorRef,
-  dst: TensorRef,
-): Promise<Dispatch> {
-  const hd = s.d / s.nHead;
-  const n = S * s.B * s.T * s.d;
-  const kernel = await gpu.kernel('attention_permute', { TO_HEADS: toHeads });
-  return gpu.dispatch(label, kernel, {
-    bind: { src: src.buffer, dst: dst.buffer },
-    params: { B: s.B, T: s.T, H: s.nHead, hd, S, n, offSrc: off(src), offDst: off(dst) },
-    groups: elementGrid(gpu, kernel, n),
-  });
+/** Parameters every pass takes: the shape, the scale and where qkv and lengths start. */
+function common(s: AttentionSpec, hd: number) {
+  const scale = s.scale ?? 1 / Math.sqrt(hd);
+  return { B: s.B, T: s.T, H: s.nHead, d: s.d, scale, offQkv: off(s.qkv), offLen: off(s.lengths) };
 }
 
-/** How the softmax kernels lay rows out: ROWS rows a workgroup, TPR invocations a row (a power of two). */
-export interface RowLayout {
-  ROWS: number;
-  TPR: number;
+/** One workgroup per WG·QR rows of each (batch row, head). */
+function groups(gpu: Gpu, s: AttentionShape, tile: AttentionTile): [number, number] {
+  return grid(gpu, s.B * s.nHead * Math.ceil(s.T / (tile.WG * tile.QR)), 1);
 }
 
-/** Measured on llvmpipe (8-wide SIMD): 8 invocations a row beat 1 (gathers) and 32+ (barriers) by 3-4x. */
-export const ROW_LAYOUTS: Record<'hardware' | 'software', RowLayout> = {
-  hardware: { ROWS: 4, TPR: 32 },
-  software: { ROWS: 8, TPR: 8 },
-};
-
-async function softmax(gpu: Gpu, label: string, s: AttentionSpec, backward: boolean): Promise<Dispatch> {
-  const { B, T, nHead: H } = s;
-  const rows = B * H * T;
-  const layout = s.rowLayout ?? ROW_LAYOUTS[gpu.adapter.kind];
-  if (!(
-    layout.ROWS >= 1 &&
-    layout.TPR >= 1 &&
-    Number.isInteger(Math.log2(layout.TPR)) &&
-    Number.isInteger(layout.ROWS)
-  )) {
-    throw new HlmError(`${label}: row layout ${JSON.stringify(layout)} needs ROWS ≥ 1 and TPR a power of two`);
-  }
-  const kernel = await gpu.kernel('attention_softmax', {
-    ...layout,
-    CAUSAL: s.causal,
-    LENGTHS: !!s.lengths,
-    BACKWARD: backward,
-  });
-  return gpu.dispatch(label, kernel, {
-    bind: {
-      att: s.layer.att,
-      ...(backward ? { g: s.scratch.datt } : {}),
-      ...(s.lengths ? { lengths: s.lengths.buffer } : {}),
-    },
-    params: { rows, T, rowsPerBatch: H * T, offAtt: 0, offLen: off(s.lengths), offG: 0 },
-    groups: grid(gpu, rows, layout.ROWS),
-  });
-}
-
-/** q, k and v in head-major [3, B, H, T, hd] (or their gradients): the thirds of the buffer, n elements each. */
-function thirds(buffer: GPUBuffer, n: number): TensorRef[] {
-  return [0, n, 2 * n].map((offset) => ({ buffer, offset }));
+function lengthsBinding(s: AttentionSpec): { lengths?: GPUBuffer } {
+  return s.lengths ? { lengths: s.lengths.buffer } : {};
 }
 
 /**
- * A product batched over the B·H heads, each operand a packed T×T or T×hd matrix (matmul's default
- * strides): scores-like, C = T×T (K = hd), or value-like, C = T×hd (K = T) with the tile narrowed to hd.
+ * out = attention(qkv): one dispatch. Fills layer.lse for the backward. Build once, submit every step;
+ * `gpu.release(dispatch)` frees its parameter block.
  */
-function headProduct(
-  gpu: Gpu,
-  s: AttentionSpec,
-  label: string,
-  scores: boolean,
-  p: Pick<MatmulSpec, 'a' | 'b' | 'c' | 'transA' | 'transB' | 'alpha'>,
-): Promise<Dispatch[]> {
-  const { T, nHead: H } = s;
-  const hd = s.d / H;
-  const tile = s.tile ?? TILES[gpu.adapter.kind];
-  const [N, K] = scores ? [T, hd] : [hd, T];
-  return matmul(gpu, { ...p, label, M: T, N, K, batch: s.B * H, tile: scores ? tile : narrow(tile, hd) });
-}
-
-/**
- * out = attention(qkv): five dispatches (permute, scores, softmax, att·v, merge heads). Fills
- * layer.att for the backward; uses scratch.qkvh and scratch.yh. Build once, submit every step;
- * `gpu.release(...dispatches)` frees their parameter blocks.
- */
-export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promise<Dispatch[]> {
+export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promise<Dispatch> {
   const label = s.label ?? 'attention';
-  const hd = validate(s, label, [['out', s.out, s.B * s.T * s.d]]);
-  const n = s.B * s.T * s.d; // elements of each of q, k, v
-  const alpha = s.scale ?? 1 / Math.sqrt(hd);
-  const { qkvh, yh } = s.scratch;
-  const att = s.layer.att;
-  const [q, k, v] = thirds(qkvh, n);
-  return [
-    await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
-    // scores = scale·q·kᵀ
-    ...(await headProduct(gpu, s, `${label} scores`, true, { transB: true, alpha, a: q, b: k, c: { buffer: att } })),
-    await softmax(gpu, `${label} softmax`, s, false),
-    ...(await headProduct(gpu, s, `${label} att·v`, false, { a: { buffer: att }, b: v, c: { buffer: yh } })),
-    await permute(gpu, `${label} merge heads`, false, s, 1, { buffer: yh }, s.out),
-  ];
+  const hd = validate(s, label, [], [['out', s.out, s.B * s.T * s.d]]);
+  const tile = tileFor(gpu, s, label, hd);
+  const kernel = await gpu.kernel('attention_forward', constants(s, tile, hd, [s.qkv, s.out]));
+  return gpu.dispatch(label, kernel, {
+    bind: { qkv: s.qkv.buffer, out: s.out.buffer, lse: s.layer.lse, ...lengthsBinding(s) },
+    params: { ...common(s, hd), offOut: off(s.out) },
+    groups: groups(gpu, s, tile),
+  });
 }
 
 /**
- * dqkv = ∂L/∂qkv given dout = ∂L/∂out and the layer's att from its forward: eight dispatches.
- * qkv must hold what the forward saw. Overwrites scratch.qkvh, yh, datt and dqkvh.
+ * dqkv = ∂L/∂qkv given dout = ∂L/∂out, the forward's out and the layer's lse: two dispatches (dq, then dk and dv).
+ * qkv and out must hold what the forward saw and wrote. Overwrites scratch.dsum.
  */
 export async function attentionBackward(gpu: Gpu, s: AttentionBackwardSpec): Promise<Dispatch[]> {
   const name = s.label ?? 'attention';
   const label = `${name}.bw`;
-  const hd = validate(s, name, [
-    ['dout', s.dout, s.B * s.T * s.d],
-    ['dqkv', s.dqkv, 3 * s.B * s.T * s.d],
-  ]);
   const n = s.B * s.T * s.d;
-  const alpha = s.scale ?? 1 / Math.sqrt(hd);
-  const { qkvh, dqkvh, yh, datt } = s.scratch;
-  const [q, k, v] = thirds(qkvh, n);
-  const [dq, dk, dv] = thirds(dqkvh, n);
-  // dy head-major, the probabilities, and their gradient (then the scores', in place).
-  const [dy, att, ds] = [yh, s.layer.att, datt].map((buffer) => ({ buffer }));
-  return [
-    await permute(gpu, `${label} split heads`, true, s, 3, s.qkv, { buffer: qkvh }),
-    await permute(gpu, `${label} split dout`, true, s, 1, s.dout, dy),
-    // datt = dy·vᵀ
-    ...(await headProduct(gpu, s, `${label} datt`, true, { transB: true, a: dy, b: v, c: ds })),
-    // dv = attᵀ·dy
-    ...(await headProduct(gpu, s, `${label} dv`, false, { transA: true, a: att, b: dy, c: dv })),
-    await softmax(gpu, `${label} softmax`, s, true),
-    // dq = scale·ds·k
-    ...(await headProduct(gpu, s, `${label} dq`, false, { alpha, a: ds, b: k, c: dq })),
-    // dk = scale·dsᵀ·q
-    ...(await headProduct(gpu, s, `${label} dk`, false, { transA: true, alpha, a: ds, b: q, c: dk })),
-    await permute(gpu, `${label} merge dqkv`, false, s, 3, { buffer: dqkvh }, s.dqkv),
-  ];
+  const hd = validate(
+    s,
+    name,
+    [
+      ['out', s.out, n],
+      ['dout', s.dout, n],
+    ],
+    [['dqkv', s.dqkv, 3 * n]],
+  );
+  need(name, 'scratch dsum', s.scratch.dsum, s.B * s.nHead * s.T);
+  const tile = tileFor(gpu, s, name, hd);
+  const c = constants(s, tile, hd, [s.qkv, s.out, s.dout, s.dqkv]);
+  const p = { ...common(s, hd), offDout: off(s.dout), offDqkv: off(s.dqkv) };
+  const { qkv, out, dout, dqkv } = { qkv: s.qkv.buffer, out: s.out.buffer, dout: s.dout.buffer, dqkv: s.dqkv.buffer };
+  const dq = gpu.dispatch(`${label} dq`, await gpu.kernel('attention_dq', c), {
+    bind: { qkv, out, dout, lse: s.layer.lse, dsum: s.scratch.dsum, dqkv, ...lengthsBinding(s) },
+    params: { ...p, offOut: off(s.out) },
+    groups: groups(gpu, s, tile),
+  });
+  const dkv = gpu.dispatch(`${label} dk dv`, await gpu.kernel('attention_dkv', c), {
+    bind: { qkv, dout, lse: s.layer.lse, dsum: s.scratch.dsum, dqkv, ...lengthsBinding(s) },
+    params: p,
+    groups: groups(gpu, s, tile),
+  });
+  return [dq, dkv];
 }

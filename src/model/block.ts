@@ -97,8 +97,15 @@ export function createBlockGradScratch(gpu: Gpu, scope: GpuScope, N: number, d: 
 /** How a block's attention gets from its packed q|k|v rows to its output rows. */
 export interface BlockAttention {
   forward(l: number, qkv: GPUBuffer, out: GPUBuffer, label: string): Promise<Command[]>;
-  /** dqkv (overwritten) from dout. */
-  backward(l: number, qkv: GPUBuffer, dout: GPUBuffer, dqkv: GPUBuffer, label: string): Promise<Command[]>;
+  /** dqkv (overwritten) from dout, given what the forward read (qkv) and wrote (out). */
+  backward(
+    l: number,
+    qkv: GPUBuffer,
+    out: GPUBuffer,
+    dout: GPUBuffer,
+    dqkv: GPUBuffer,
+    label: string,
+  ): Promise<Command[]>;
 }
 
 export interface SequenceAttentionOptions {
@@ -112,14 +119,14 @@ export interface SequenceAttentionOptions {
   lengths?: TensorRef;
 }
 
-/** Attention of every row over its own sequence: per-layer probabilities, scratch shared by all layers. */
+/** Attention of every row over its own sequence: per-layer log-sum-exps, the backward's scratch shared by all layers. */
 export function sequenceAttention(gpu: Gpu, scope: GpuScope, o: SequenceAttentionOptions): BlockAttention {
   const shape = { B: o.B, T: o.T, d: o.d, nHead: o.nHead };
   const scratch = createAttentionScratch(gpu, { ...shape, label: 'attention scratch' });
-  scope.adopt(scratch.qkvh, scratch.dqkvh, scratch.yh, scratch.datt);
+  scope.adopt(scratch.dsum);
   const layers = Array.from({ length: o.layers }, (_, l) => {
     const layer = createAttentionBuffers(gpu, { ...shape, label: `h${l}.att` });
-    scope.adopt(layer.att);
+    scope.adopt(layer.lse);
     return layer;
   });
   const common = (l: number, qkv: GPUBuffer, label: string) => ({
@@ -128,14 +135,22 @@ export function sequenceAttention(gpu: Gpu, scope: GpuScope, o: SequenceAttentio
     lengths: o.lengths,
     qkv: at(qkv),
     layer: layers[l],
-    scratch,
     label,
   });
   return {
-    forward: async (l, qkv, out, label) =>
+    forward: async (l, qkv, out, label) => [
       scope.keep(await attentionForward(gpu, { ...common(l, qkv, label), out: at(out) })),
-    backward: async (l, qkv, dout, dqkv, label) =>
-      scope.keep(await attentionBackward(gpu, { ...common(l, qkv, label), dout: at(dout), dqkv: at(dqkv) })),
+    ],
+    backward: async (l, qkv, out, dout, dqkv, label) =>
+      scope.keep(
+        await attentionBackward(gpu, {
+          ...common(l, qkv, label),
+          scratch,
+          out: at(out),
+          dout: at(dout),
+          dqkv: at(dqkv),
+        }),
+      ),
   };
 }
 
@@ -391,7 +406,7 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
     ...(await linearBack(a.ln2, g.dfc, 'mlp.c_fc', g.dln, d, 4 * d, `${h} c_fc`)),
     ...(await normBack(g.dln, a.xm, 'ln_2', a.ln2Stats)),
     ...(await linearBack(a.y, g.dres, 'attn.c_proj', g.dy, d, d, `${h} attn.c_proj`)),
-    ...(await s.attention.backward(l, a.qkv, g.dy, g.dqkv, `${h} attn backward`)),
+    ...(await s.attention.backward(l, a.qkv, a.y, g.dy, g.dqkv, `${h} attn backward`)),
     ...(await linearBack(a.ln1, g.dqkv, 'attn.c_attn', g.dln, d, 3 * d, `${h} c_attn`)),
     ...(await normBack(g.dln, a.x, 'ln_1', a.ln1Stats)),
   ];

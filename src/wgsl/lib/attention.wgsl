@@ -1,0 +1,64 @@
+// What the fused attention shaders share (attention_forward, attention_dq, attention_dkv): where a
+// head's q, k and v sit in GPT-2's packed c_attn rows, which rows (queries, or keys in the dk/dv
+// pass) of which head a workgroup owns, which keys a query sees, and vec4 reads of a head's row.
+// A workgroup owns WG·QR consecutive rows of one head of one batch row: invocation t has rows
+// first + r·WG + t for r < QR, so that each block of keys (or queries) read serves QR rows.
+// The including shader declares HD (head width), HD4 = ⌈HD/4⌉, QR, WG, CAUSAL, LENGTHS, VEC4, a
+// Params with B, T, H, d, offQkv and offLen bound as `p`, the binding qkv (array<vec4<f32>> with
+// VEC4, else array<f32>) and, with LENGTHS, the u32 binding `lengths`.
+// VEC4 (a head's channels and every offset a multiple of 4): rows are read 4 floats a load, which
+// llvmpipe turns into one per-lane loop instead of four.
+//#include lib/grid.wgsl
+
+struct Block { b: u32, h: u32, first: u32 } // b = B past the last block
+
+fn blockOf(wg: vec3<u32>, nwg: vec3<u32>) -> Block {
+  let g = groupIndex(wg, nwg);
+  let per = (p.T + WG * QR - 1u) / (WG * QR);
+  let bh = g / per;
+  return Block(bh / p.H, bh % p.H, (g % per) * WG * QR);
+}
+
+// Invocation t's row r of the block (possibly ≥ T), and the block's last row below T.
+fn rowOf(blk: Block, r: u32, t: u32) -> u32 { return blk.first + r * WG + t; }
+fn lastRow(blk: Block) -> u32 { return min(blk.first + WG * QR, p.T) - 1u; }
+
+// Element offset of head h's q (part 0), k (1) or v (2) at position t of batch row b when stride is
+// 3 (qkv, dqkv); with stride 1 and part 0, of the head's slice of a [B, T, d] row (out, dout).
+fn packedAt(part: u32, stride: u32, b: u32, t: u32, h: u32) -> u32 {
+  return (b * p.T + t) * stride * p.d + part * p.d + h * HD;
+}
+
+// Keys [0, n) that are not padding in batch row b.
+fn validKeys(b: u32) -> u32 {
+  var n = p.T;
+//#if LENGTHS
+  n = min(n, lengths[p.offLen + b]);
+//#endif
+  return n;
+}
+
+// Keys [0, n) query i of batch row b sees.
+fn keysSeen(b: u32, i: u32) -> u32 {
+  var n = validKeys(b);
+  if (CAUSAL) { n = min(n, i + 1u); }
+  return n;
+}
+
+// Row of the [B, H, T] per-query statistics (log-sum-exp, rowsum(dO ∘ O)).
+fn statAt(b: u32, h: u32, i: u32) -> u32 { return (b * p.H + h) * p.T + i; }
+
+// Channels 4c .. 4c + 3 of the head row at element offset a of qkv (0 past HD).
+fn qkv4(a: u32, c: u32) -> vec4<f32> {
+//#if VEC4
+  return qkv[a / 4u + c];
+//#else
+  var x = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) {
+    if (4u * c + k < HD) { x[k] = qkv[a + 4u * c + k]; }
+  }
+  return x;
+//#endif
+}
+
+fn sum4(x: vec4<f32>) -> f32 { return (x.x + x.y) + (x.z + x.w); }
