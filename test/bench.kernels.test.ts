@@ -136,6 +136,9 @@ test(
     const [mm, bad, cwt, att, ln, train] = records;
     expect(bad).toMatchObject({ status: 'error', latency_ms: null, throughput: null });
     expect(bad.error).toMatch(/buffer "too big" needs/);
+    expect(bad.dispatches).toBeNull();
+    expect(att.dispatches).toBe(1); // the fused attention forward
+    expect(train.dispatches).toBeGreaterThan(20); // one training step's
     for (const r of [mm, cwt, att, ln, train]) {
       expect(r.status).toBe('ok');
       if (!r.check?.ok) throw new Error(`${r.name} ${r.test}: ${JSON.stringify(r.check)}`);

@@ -116,6 +116,20 @@ test('a dispatch binds by name and refuses missing or unknown bindings and param
   gpu.free(out, b);
 });
 
+test('submits and dispatches are counted; clears and empty grids are not dispatches', async () => {
+  const kernel = await gpu.kernel('add', { IN_PLACE: true });
+  const out = gpu.buffer('out', 64);
+  const b = gpu.buffer('b', 64);
+  const params = { rows: 2, cols: 8, sbr: 8, sbc: 1, offOut: 0, offA: 0, offB: 0, alpha: 1 };
+  const d = gpu.dispatch('add', kernel, { bind: { out, b }, params, groups: [1] });
+  const none = gpu.dispatch('add nothing', kernel, { bind: { out, b }, params, groups: [0] });
+  const before = gpu.counts();
+  await gpu.run([d, { clear: out }, d, none]);
+  expect(gpu.counts()).toEqual({ submits: before.submits + 1, dispatches: before.dispatches + 2 });
+  gpu.release(d, none);
+  gpu.free(out, b);
+});
+
 describe('shader errors name the file and line', () => {
   const dir = mkdtempSync('/tmp/hlm-wgsl-');
   mkdirSync(`${dir}/lib`);

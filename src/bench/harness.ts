@@ -135,6 +135,7 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
     work: { flops: null, bytes: null, tokens: null },
     throughput: null,
     memory: { rss_peak_bytes: null, gpu_peak_bytes: null },
+    dispatches: null,
     energy: { source: null, joules: null, watts: null, reason: 'not measured' },
     check: null,
   };
@@ -146,10 +147,12 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
     const prepared = p;
     // The first repetition (a warm-up, counted in method.warmup) runs under error scopes, so
     // that a failure is this test's error.
+    const dispatched = gpu.counts().dispatches;
     await scoped(gpu, 'first repetition', async () => {
       await prepared.step();
       await gpu.done();
     });
+    record.dispatches = gpu.counts().dispatches - dispatched;
     record.work = { flops: p.work.flops ?? null, bytes: p.work.bytes ?? null, tokens: p.work.tokens ?? null };
     if (p.weights) record.weights = p.weights;
     let energy: BenchRecord['energy'] | undefined;

@@ -66,6 +66,8 @@ export interface BenchRecord {
   work: { flops: number | null; bytes: number | null; tokens: number | null };
   throughput: { unit: Unit; value: number; peak_fraction?: number | null } | null;
   memory: { rss_peak_bytes: number | null; gpu_peak_bytes: number | null };
+  /** GPU dispatches per repetition (one training step in the train suite); absent from other tools' records. */
+  dispatches?: number | null;
   energy: Energy;
   check: Check | null;
   /** Infer suite: the weights' format, their bytes on the GPU, and the bytes of weights a token reads. */

@@ -5,9 +5,18 @@
 import type { Gpu } from '../gpu/device.js';
 import { add } from '../kernels/add.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
+import {
+  attentionBackward,
+  attentionForward,
+  createAttentionBuffers,
+  createAttentionScratch,
+  freeAttentionBuffers,
+  freeAttentionScratch,
+} from '../kernels/attention.js';
 import { matmul, matmulFlops } from '../kernels/matmul.js';
 import { reduceRows } from '../kernels/reduce.js';
 import { addBroadcast } from '../reference/add.js';
+import { attention as attentionRef, attentionBackward as attentionBackwardRef } from '../reference/attention.js';
 import { matmul as matmulRef } from '../reference/matmul.js';
 import { rowMax, rowSum } from '../reference/reduce.js';
 import { streamRng } from '../data/random.js';
@@ -219,6 +228,40 @@ export async function selfCheck(
   }
 
   await checkQuantized(gpu, next, record);
+  // Fused attention on padded rows (lengths 1 and T among them), T not a multiple of the tile.
+  for (const causal of [true, false]) {
+    const [B, T, d, nHead] = [3, 37, 24, 3];
+    const lengths = [T, 20, 1];
+    const qkv = random(B * T * 3 * d, next);
+    const dout = random(B * T * d, next);
+    const shape = { B, T, d, nHead };
+    const QKV = gpu.upload('check qkv', qkv);
+    const DOUT = gpu.upload('check dout', dout);
+    const LEN = gpu.upload('check lengths', Uint32Array.from(lengths));
+    const OUT = gpu.buffer('check out', B * T * d * 4);
+    const DQKV = gpu.buffer('check dqkv', 3 * B * T * d * 4);
+    const layer = createAttentionBuffers(gpu, shape);
+    const scratch = createAttentionScratch(gpu, shape);
+    const spec = { ...shape, causal, qkv: { buffer: QKV }, out: { buffer: OUT }, lengths: { buffer: LEN }, layer };
+    const ds = [
+      await attentionForward(gpu, spec),
+      ...(await attentionBackward(gpu, { ...spec, scratch, dout: { buffer: DOUT }, dqkv: { buffer: DQKV } })),
+    ];
+    try {
+      await gpu.run(ds, 'check attention');
+      const opts = { causal, lengths };
+      const shapeText = `${causal ? 'decoder' : 'encoder'} ${B}x${T} padded`;
+      const ref = attentionRef(qkv, B, T, d, nHead, opts);
+      record('attention', shapeText, await gpu.readF32(OUT, 0, B * T * d), ref.out, 1e-5);
+      const dref = attentionBackwardRef(dout, qkv, B, T, d, nHead, opts).dqkv;
+      record('attention backward', shapeText, await gpu.readF32(DQKV, 0, 3 * B * T * d), dref, 1e-5);
+    } finally {
+      gpu.release(...ds);
+      freeAttentionBuffers(gpu, layer);
+      freeAttentionScratch(gpu, scratch);
+      gpu.free(QKV, DOUT, LEN, OUT, DQKV);
+    }
+  }
 
   // The whole model: one tiny GPT-2 micro-batch's loss and every parameter gradient, for each
   // head and direction, against the float64 reference (exercises every training kernel).

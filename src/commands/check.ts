@@ -32,7 +32,7 @@ export default class Check extends HlmCommand {
     this.log(`device: ${result.device}`);
     for (const c of result.checks) {
       this.log(
-        `${c.ok ? 'ok  ' : 'FAIL'}  ${c.kernel.padEnd(22)} ${c.shape.padEnd(18)} rel. error ` +
+        `${c.ok ? 'ok  ' : 'FAIL'}  ${c.kernel.padEnd(22)} ${c.shape.padEnd(19)} rel. error ` +
           `${c.relErr.toExponential(2)} (tolerance ${c.tolerance.toExponential(0)})`,
       );
     }

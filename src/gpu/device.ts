@@ -126,11 +126,18 @@ export interface MemoryStats {
   buffers: number;
 }
 
+/** What has been submitted since the device opened: command buffers, and compute dispatches recorded in them. */
+export interface SubmitCounts {
+  submits: number;
+  dispatches: number;
+}
+
 export class Gpu {
   readonly features: Set<string>;
   readonly limits: Record<string, number>;
   private bytesNow = 0;
   private bytesPeak = 0;
+  private submitted: SubmitCounts = { submits: 0, dispatches: 0 };
   private live = new Map<GPUBuffer, { label: string; size: number }>();
   private kernels = new Map<string, Promise<Kernel>>();
   private sharedBuffers = new Map<string, GPUBuffer>();
@@ -181,6 +188,11 @@ export class Gpu {
 
   memory(): MemoryStats {
     return { bytesNow: this.bytesNow, bytesPeak: this.bytesPeak, buffers: this.live.size };
+  }
+
+  /** Submits and dispatches so far (a step's are the difference across it). */
+  counts(): SubmitCounts {
+    return { ...this.submitted };
   }
 
   private check(): void {
@@ -383,10 +395,12 @@ export class Gpu {
       pass.setPipeline(c.pipeline);
       pass.setBindGroup(0, c.bindGroup);
       pass.dispatchWorkgroups(...c.workgroups);
+      this.submitted.dispatches++;
     }
     pass?.end();
     this.profiler?.resolve(enc);
     this.device.queue.submit([enc.finish()]);
+    this.submitted.submits++;
   }
 
   /** Like submit, but waits and turns validation errors into exceptions naming the dispatches. */
