@@ -1,11 +1,18 @@
 // LayerNorm forward and backward against float64 on odd shapes (no multiple of any workgroup
 // size), with weight/bias and their gradients at offsets inside shared buffers as the model
-// lays them out, accumulation into dx and the gradients, single- and multi-block parameter
-// sums, the grid folded into y, and bit-for-bit repeatability.
+// lays them out (multiples of 4, read 4 floats a load where cols allow, or not), accumulation
+// into dx and the gradients, single- and multi-block parameter sums, the software and hardware
+// row layouts and an odd one, the grid folded into y, and bit-for-bit repeatability.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Dispatch, Gpu } from '../src/gpu/device.js';
-import { layerNormBackward, layerNormBlocks, layerNormForward } from '../src/kernels/layernorm.js';
+import {
+  layerNormBackward,
+  layerNormBlocks,
+  layerNormForward,
+  layerNormLayout,
+  type LayerNormLayout,
+} from '../src/kernels/layernorm.js';
 import { layerNorm as layerNormRef, layerNormBackward as layerNormBackwardRef } from '../src/reference/layernorm.js';
 
 let gpu: Gpu;
@@ -48,13 +55,24 @@ function makeCase(rows: number, cols: number): Case {
 
 // The layout of the model: one parameter buffer (weight at 3, bias after a gap), one gradient
 // buffer (same offsets), x and dx at offsets in their own buffers, stats in their own buffers.
-async function runCase(c: Case, o: { rowsPerBlock?: number; maxGroupsX?: number; sharedStats?: boolean } = {}) {
+interface Options {
+  rowsPerBlock?: number;
+  maxGroupsX?: number;
+  sharedStats?: boolean;
+  /** Offsets that are not multiples of 4 (the kernels then read one float a load). */
+  unaligned?: boolean;
+  layout?: LayerNormLayout;
+}
+
+async function runCase(c: Case, o: Options = {}) {
   const { rows, cols } = c;
-  const offW = 3;
-  const offB = 3 + cols + 4;
-  const offX = 2;
-  const offOut = 1;
-  const offDx = 5;
+  const u = o.unaligned ? 1 : 0;
+  const offW = 4 - u;
+  const offB = offW + 4 * Math.ceil(cols / 4) + 4;
+  const offX = 4 + 2 * u;
+  const offOut = 4 - u;
+  const offDout = 4 + u;
+  const offDx = 8 + u;
   const offMean = 3;
   const offRstd = o.sharedStats ? offMean + rows + 1 : 0;
   const params = new Float32Array(offB + cols + 2);
@@ -62,8 +80,8 @@ async function runCase(c: Case, o: { rowsPerBlock?: number; maxGroupsX?: number;
   params.set(c.bias, offB);
   const xs = new Float32Array(offX + rows * cols);
   xs.set(c.x, offX);
-  const douts = new Float32Array(rows * cols + 1);
-  douts.set(c.dout, 1);
+  const douts = new Float32Array(offDout + rows * cols);
+  douts.set(c.dout, offDout);
   const dxs = new Float32Array(offDx + rows * cols);
   dxs.set(c.dx0, offDx);
   const grad = new Float32Array(offB + cols + 2);
@@ -88,12 +106,13 @@ async function runCase(c: Case, o: { rowsPerBlock?: number; maxGroupsX?: number;
     out: { buffer: Out, offset: offOut },
     mean,
     rstd,
+    layout: o.layout,
     maxGroupsX: o.maxGroupsX,
   });
   const bwd = await layerNormBackward(gpu, {
     rows,
     cols,
-    dout: { buffer: Dout, offset: 1 },
+    dout: { buffer: Dout, offset: offDout },
     x: { buffer: X, offset: offX },
     weight: { buffer: P, offset: offW },
     mean,
@@ -102,6 +121,7 @@ async function runCase(c: Case, o: { rowsPerBlock?: number; maxGroupsX?: number;
     dweight: { buffer: G, offset: offW },
     dbias: { buffer: G, offset: offB },
     rowsPerBlock: o.rowsPerBlock,
+    layout: o.layout,
     maxGroupsX: o.maxGroupsX,
   });
   const all: Dispatch[] = [fwd, ...bwd];
@@ -121,7 +141,7 @@ async function runCase(c: Case, o: { rowsPerBlock?: number; maxGroupsX?: number;
   return { got, grad, offW, offB };
 }
 
-async function check(rows: number, cols: number, o: Parameters<typeof runCase>[1] = {}) {
+async function check(rows: number, cols: number, o: Options = {}) {
   const c = makeCase(rows, cols);
   const { got, grad, offW, offB } = await runCase(c, o);
   const what = `layernorm ${rows}x${cols} ${JSON.stringify(o)}`;
@@ -147,22 +167,38 @@ async function check(rows: number, cols: number, o: Parameters<typeof runCase>[1
 }
 
 const ROWS = [1, 7, 67];
-const COLS = [5, 64, 130, 769];
+const COLS = [5, 64, 130, 132, 769];
 
 describe.each(ROWS)('%i rows', (rows) => {
   test.each(COLS)('%i cols: forward, backward (accumulating) against float64', async (cols) => {
     const got = await check(rows, cols);
-    expect(got.dispatches).toBe(2); // one block of rows: parameter sums added directly
+    expect(got.dispatches).toBe(1); // one block of rows: parameter sums added directly
   });
 });
 
-test('parameter sums in several row blocks (given, and by default past 256 rows)', async () => {
-  expect((await check(67, 130, { rowsPerBlock: 10 })).dispatches).toBe(3);
-  expect((await check(67, 769, { rowsPerBlock: 1 })).dispatches).toBe(3);
-  expect(layerNormBlocks(301)).toEqual({ rowsPerBlock: 128, blocks: 3 });
-  expect(layerNormBlocks(256)).toEqual({ rowsPerBlock: 256, blocks: 1 });
+test('offsets that are not multiples of 4 (one float a load)', async () => {
+  for (const cols of [64, 132]) await check(67, cols, { unaligned: true });
+});
+
+const LAYOUTS: [string, LayerNormLayout][] = [
+  ['software', layerNormLayout('software', 130)],
+  ['hardware', layerNormLayout('hardware', 130)],
+  ['3 rows x 4 invocations', { ROWS: 3, TPR: 4 }],
+];
+test.each(LAYOUTS)('the %s row layout, several blocks or one', async (_n, layout) => {
+  for (const cols of [5, 132, 769]) {
+    await check(67, cols, { layout });
+    await check(67, cols, { layout, rowsPerBlock: 10, unaligned: cols === 132 });
+  }
+});
+
+test('parameter sums in several row blocks (given, and by default past 1024 rows)', async () => {
+  expect((await check(67, 130, { rowsPerBlock: 10 })).dispatches).toBe(2);
+  expect((await check(67, 769, { rowsPerBlock: 1 })).dispatches).toBe(2);
+  expect(layerNormBlocks(1025)).toEqual({ rowsPerBlock: 128, blocks: 9 });
+  expect(layerNormBlocks(1024)).toEqual({ rowsPerBlock: 1024, blocks: 1 });
   expect(layerNormBlocks(100000).blocks).toBeLessThanOrEqual(64);
-  expect((await check(301, 37)).dispatches).toBe(3);
+  expect((await check(1030, 37)).dispatches).toBe(2);
 });
 
 test('grid folded into y; mean and rstd sharing one buffer', async () => {
@@ -171,7 +207,7 @@ test('grid folded into y; mean and rstd sharing one buffer', async () => {
 
 test('repeats bit for bit (forward, dx, and both parameter-sum paths)', async () => {
   for (const rowsPerBlock of [undefined, 9]) {
-    const c = makeCase(67, 769);
+    const c = makeCase(67, 772);
     const a = await runCase(c, { rowsPerBlock });
     const b = await runCase(c, { rowsPerBlock });
     for (const k of ['out', 'mean', 'rstd', 'dx', 'gradAll'] as const) {

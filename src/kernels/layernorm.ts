@@ -1,6 +1,7 @@
 // LayerNorm over the last dimension (PyTorch's definition, GPT-2's eps 1e-5), forward and
-// backward. The backward accumulates into dx (the residual stream's gradient) and into the
-// parameter gradients, with the column sums over rows done in a fixed order (no atomics).
+// backward. The backward is one dispatch (two when the parameter sums run in several row blocks):
+// it accumulates into dx (the residual stream's gradient) and into the parameter gradients, with
+// the column sums over rows done in a fixed order (no atomics).
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { buffers, elementGrid, grid, off, type TensorRef } from './types.js';
@@ -18,6 +19,8 @@ export interface LayerNormForwardSpec {
   mean: TensorRef;
   rstd: TensorRef;
   label?: string;
+  /** Default layerNormLayout(adapter kind, cols). */
+  layout?: LayerNormLayout;
   /** Cap on workgroups along x (default: the adapter's limit); tests lower it to exercise the fold into y. */
   maxGroupsX?: number;
 }
@@ -36,16 +39,38 @@ export interface LayerNormBackwardSpec {
   dweight: TensorRef;
   dbias: TensorRef;
   label?: string;
-  /** Rows per block of the parameter-gradient sums (default: one block up to 256 rows, else at most 64 blocks). */
+  /** Rows per block of the parameter-gradient sums (default: one block up to 1024 rows, else at most 64 blocks). */
   rowsPerBlock?: number;
+  layout?: LayerNormLayout;
   maxGroupsX?: number;
 }
 
-/** Power-of-two workgroup for one-row-per-workgroup kernels: no wider than the row needs. */
-function rowWorkgroup(cols: number): number {
-  let wg = 32;
-  while (wg < 256 && wg < cols) wg *= 2;
-  return wg;
+/** How the kernels lay rows out: ROWS rows a workgroup, TPR invocations a row (a power of two). */
+export interface LayerNormLayout {
+  ROWS: number;
+  TPR: number;
+}
+
+/**
+ * Software: a row an invocation, 8 rows a workgroup (llvmpipe's SIMD width): no barrier at all. Hardware: a row a
+ * workgroup, as wide as the row needs (32-256 invocations).
+ */
+export function layerNormLayout(kind: 'hardware' | 'software', cols: number): LayerNormLayout {
+  if (kind === 'software') return { ROWS: 8, TPR: 1 };
+  let TPR = 32;
+  while (TPR < 256 && TPR < cols) TPR *= 2;
+  return { ROWS: 1, TPR };
+}
+
+function checkLayout(label: string, l: LayerNormLayout): LayerNormLayout {
+  if (!(Number.isInteger(l.ROWS) && l.ROWS >= 1 && Number.isInteger(Math.log2(l.TPR))))
+    throw new HlmError(`${label}: layout ${JSON.stringify(l)} needs ROWS ≥ 1 and TPR a power of two`);
+  return l;
+}
+
+/** 4 floats a load when the rows and every tensor's start are on multiples of 4. */
+function vec4(cols: number, tensors: TensorRef[]): boolean {
+  return cols % 4 === 0 && tensors.every((t) => off(t) % 4 === 0);
 }
 
 function checkShape(label: string, rows: number, cols: number): void {
@@ -85,8 +110,13 @@ export async function layerNormForward(gpu: Gpu, s: LayerNormForwardSpec): Promi
       ['bias', s.bias],
     ],
   );
-  const kernel = await gpu.kernel('layernorm_forward', { WG: rowWorkgroup(cols), STATS_SHARED: statsShared });
+  const layout = checkLayout(label, s.layout ?? layerNormLayout(gpu.adapter.kind, cols));
   const { x, weight, bias, out, mean, rstd } = s;
+  const kernel = await gpu.kernel('layernorm_forward', {
+    ...layout,
+    VEC4: vec4(cols, [x, weight, bias, out]),
+    STATS_SHARED: statsShared,
+  });
   return gpu.dispatch(label, kernel, {
     bind: buffers({ x, weight, bias, out, meanOut: mean, ...(statsShared ? {} : { rstdOut: rstd }) }),
     params: {
@@ -100,25 +130,24 @@ export async function layerNormForward(gpu: Gpu, s: LayerNormForwardSpec): Promi
       offMean: off(mean),
       offRstd: off(rstd),
     },
-    groups: grid(gpu, rows, 1, s.maxGroupsX),
+    groups: grid(gpu, rows, layout.ROWS, s.maxGroupsX),
   });
 }
 
 /**
- * The row blocking of the parameter-gradient sums: one block up to 256 rows, else blocks of ≥ 128 rows, at most 64 of
- * them.
+ * The row blocking of the parameter-gradient sums: one block up to 1024 rows (no second dispatch), else blocks of
+ * ≥ 128 rows, at most 64 of them.
  */
 export function layerNormBlocks(rows: number, rowsPerBlock?: number): { rowsPerBlock: number; blocks: number } {
-  const per = rowsPerBlock ?? (rows <= 256 ? rows : Math.max(128, Math.ceil(rows / 64)));
+  const per = rowsPerBlock ?? (rows <= 1024 ? rows : Math.max(128, Math.ceil(rows / 64)));
   if (!(Number.isInteger(per) && per > 0))
     throw new HlmError(`layernorm: rowsPerBlock must be a positive integer, got ${per}`);
   return { rowsPerBlock: per, blocks: Math.ceil(rows / per) };
 }
 
 /**
- * dx += ∂L/∂x, dweight += Σ_rows dout·x̂, dbias += Σ_rows dout. Two dispatches (input gradient,
- * parameter gradients), three when the rows are summed in several blocks; the parameter sums
- * use a scratch buffer the dispatch owns (freed by gpu.release).
+ * dx += ∂L/∂x, dweight += Σ_rows dout·x̂, dbias += Σ_rows dout: one dispatch, two when the rows are summed in several
+ * blocks (then into a scratch buffer the first dispatch owns, freed by gpu.release).
  */
 export async function layerNormBackward(gpu: Gpu, s: LayerNormBackwardSpec): Promise<Dispatch[]> {
   const { rows, cols } = s;
@@ -144,36 +173,47 @@ export async function layerNormBackward(gpu: Gpu, s: LayerNormBackwardSpec): Pro
     ],
     reads,
   );
-
-  const { dout, x, weight, mean, rstd, dx } = s;
-  // Offsets of the tensors both dispatches read.
-  const offs = { offDout: off(dout), offX: off(x), offMean: off(mean), offRstd: off(rstd) };
-  const dxDispatch = gpu.dispatch(`${label} dx`, await gpu.kernel('layernorm_backward', { WG: rowWorkgroup(cols) }), {
-    bind: buffers({ dout, x, weight, meanIn: mean, rstdIn: rstd, dx }),
-    params: { rows, cols, ...offs, offW: off(weight), offDx: off(dx) },
-    groups: grid(gpu, rows, 1, s.maxGroupsX),
-  });
-
+  const layout = checkLayout(label, s.layout ?? layerNormLayout(gpu.adapter.kind, cols));
   const { rowsPerBlock, blocks } = layerNormBlocks(rows, s.rowsPerBlock);
+  const { dout, x, weight, mean, rstd, dx } = s;
+  const v4 = vec4(cols, [dout, x, weight, dx]);
+  const units = v4 ? cols / 4 : cols;
+  const chunks = Math.ceil(units / (layout.TPR * layout.ROWS));
+  const rowGroups = Math.ceil(rows / layout.ROWS);
   const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension ?? 65535;
-  if (blocks > maxWg)
-    throw new HlmError(`${label}: ${blocks} row blocks exceed ${maxWg} workgroups; raise rowsPerBlock`);
+  if (blocks * chunks > maxWg * maxWg)
+    throw new HlmError(`${label}: ${blocks} row blocks are too many workgroups; raise rowsPerBlock`);
   const direct = blocks === 1;
-  const dparams = await gpu.kernel('layernorm_dparams', { DIRECT: direct });
+  const kernel = await gpu.kernel('layernorm_backward', { ...layout, VEC4: v4, DIRECT: direct });
   // Direct: the sums go straight into the gradient buffer; otherwise into partial sums, one row per block.
   const partial = direct ? undefined : gpu.buffer(`${label} partial sums`, blocks * 2 * cols * 4);
-  const partialDispatch = gpu.dispatch(`${label} dparams`, dparams, {
-    bind: { ...buffers({ dout, x, meanIn: mean, rstdIn: rstd }), out: partial ?? s.dweight.buffer },
-    params: { rows, cols, rowsPerBlock, ...offs, offDW: dW, offDB: dB },
-    groups: [Math.ceil(cols / dparams.constant('CX')), blocks],
+  const main = gpu.dispatch(label, kernel, {
+    bind: { ...buffers({ dout, x, weight, meanIn: mean, rstdIn: rstd, dx }), out: partial ?? s.dweight.buffer },
+    params: {
+      rows,
+      cols,
+      rowGroups,
+      chunks,
+      blocks,
+      rowsPerBlock,
+      offDout: off(dout),
+      offX: off(x),
+      offW: off(weight),
+      offDx: off(dx),
+      offMean: off(mean),
+      offRstd: off(rstd),
+      offDW: dW,
+      offDB: dB,
+    },
+    groups: grid(gpu, Math.max(rowGroups, blocks * chunks), 1, s.maxGroupsX),
     owned: partial ? [partial] : [],
   });
-  if (!partial) return [dxDispatch, partialDispatch];
+  if (!partial) return [main];
   const sum = await gpu.kernel('layernorm_dparams_sum');
   const sumDispatch = gpu.dispatch(`${label} dparams sum`, sum, {
     bind: { partial, grad: s.dweight.buffer },
     params: { cols, blocks, offDW: dW, offDB: dB },
     groups: elementGrid(gpu, sum, 2 * cols, s.maxGroupsX),
   });
-  return [dxDispatch, partialDispatch, sumDispatch];
+  return [main, sumDispatch];
 }
