@@ -1,5 +1,5 @@
 // Global gradient-norm clipping against torch's clip_grad_norm_ (float64): the norm and the
-// scale on the GPU, with n no multiple of any block, many partial sums (the grid folded into
+// scale on the GPU, with n no multiple of any block (read one float or 4 a load), many partial sums (the grid folded into
 // y, windows under a storage-binding limit), clipping off, bit-identical reruns, and the scale
 // feeding AdamW with no readback in between.
 import { openTestGpu } from './helpers/gpu.js';
@@ -77,26 +77,37 @@ describe('gradient clipping against torch semantics', () => {
       'none',
       { maxBindingBytes: 4 * GRADCLIP_CHUNK * 4 + 256 },
     ],
-  ] as [string, number, number, 'same' | 'separate' | 'none', { maxGroupsX?: number; maxBindingBytes?: number }][])(
-    '%s',
-    async (_name, n, maxNorm, normOut, o) => {
-      const g = rand.uniform(n, -0.02, 0.02);
-      const r = await clip(g, maxNorm, { off: 3, normOut, ...o });
-      if (o.maxBindingBytes) expect(r.ds.length).toBe(Math.ceil(n / (4 * GRADCLIP_CHUNK)) + 1);
-      const want = norm(g);
-      if (maxNorm > 0) {
-        const ref = clipGradNorm([g], maxNorm);
-        expectClose([ref.norm], [want], 1e-12, 'reference norm');
-        expectClose([r.scale], [ref.scale], 1e-6, 'scale');
-        if (maxNorm > want) expect(r.scale).toBe(1);
-      } else {
-        expect(r.scale).toBe(1);
-      }
-      if (r.norm !== undefined) expectClose([r.norm], [want], 1e-6, 'norm');
-      expect(r.untouched).toEqual([-1, -1]);
-      r.cleanup();
-    },
-  );
+    ['n = 64·37+4 at offset 4 (4 floats a load), clipping', N1 - 1, 0.5, 'same', { off: 4 }],
+    [
+      'n ≈ 1.23 M at offset 0 (4 floats a load), windows of 4 blocks',
+      N2 + 3,
+      3,
+      'none',
+      { off: 0, maxBindingBytes: 4 * GRADCLIP_CHUNK * 4 + 256 },
+    ],
+  ] as [
+    string,
+    number,
+    number,
+    'same' | 'separate' | 'none',
+    { off?: number; maxGroupsX?: number; maxBindingBytes?: number },
+  ][])('%s', async (_name, n, maxNorm, normOut, o) => {
+    const g = rand.uniform(n, -0.02, 0.02);
+    const r = await clip(g, maxNorm, { off: 3, normOut, ...o });
+    if (o.maxBindingBytes) expect(r.ds.length).toBe(Math.ceil(n / (4 * GRADCLIP_CHUNK)) + 1);
+    const want = norm(g);
+    if (maxNorm > 0) {
+      const ref = clipGradNorm([g], maxNorm);
+      expectClose([ref.norm], [want], 1e-12, 'reference norm');
+      expectClose([r.scale], [ref.scale], 1e-6, 'scale');
+      if (maxNorm > want) expect(r.scale).toBe(1);
+    } else {
+      expect(r.scale).toBe(1);
+    }
+    if (r.norm !== undefined) expectClose([r.norm], [want], 1e-6, 'norm');
+    expect(r.untouched).toEqual([-1, -1]);
+    r.cleanup();
+  });
 
   test('bit-identical when run twice, and with or without windows', async () => {
     const g = rand.normal(20 * GRADCLIP_CHUNK + 99);

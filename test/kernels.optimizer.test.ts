@@ -1,6 +1,7 @@
 // AdamW and SGD over a flat parameter range against torch-semantics float64 references, on
-// n = 64·37 + 5 (no multiple of any workgroup size) with a layout-like decay mask, a
-// gradient scale read from the GPU, element offsets, several steps with a changing lr.
+// n = 64·37 + 5 and 64·37 + 4 (no multiple of any workgroup size; one float or 4 a load) with a
+// layout-like decay mask, a gradient scale read from the GPU, element offsets, windows, several
+// steps with a changing lr.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -16,41 +17,43 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
-const N = 64 * 37 + 5;
+/**
+ * n = 64·37 + 5 at odd offsets (one float a load), or n = 64·37 + 4 at offsets that are multiples of 4 (4 floats
+ * a load); windows small enough for several dispatches, and how many.
+ */
+const FIXTURES = [
+  {
+    name: 'one float a load',
+    N: 64 * 37 + 5,
+    OFF: { p: 64, g: 5, m: 0, v: 7, mask: 1, scale: 2 },
+    adamWindows: { maxBindingBytes: 2048, dispatches: 10 },
+    sgdWindows: { maxBindingBytes: 3000, dispatches: 5 },
+  },
+  {
+    name: '4 floats a load',
+    N: 64 * 37 + 4,
+    OFF: { p: 64, g: 4, m: 0, v: 8, mask: 1, scale: 2 },
+    adamWindows: { maxBindingBytes: 4352, dispatches: 3 },
+    sgdWindows: { maxBindingBytes: 8448, dispatches: 2 },
+  },
+];
+type Fixture = (typeof FIXTURES)[number];
+
 // A layout in miniature: tensors on 64-float boundaries, zero padding between them, the
 // last one unpadded (so n is no multiple of 64), decay on the "matrices" only.
-const TENSORS = [
-  { name: 'wte', offset: 0, size: 640, decay: true },
-  { name: 'ln.weight', offset: 640, size: 37, decay: false },
-  { name: 'fc.weight', offset: 704, size: 600, decay: true },
-  { name: 'fc.bias', offset: 1344, size: 64, decay: false },
-  { name: 'proj.weight', offset: 1408, size: N - 1408, decay: true },
-];
-const DECAYS = (() => {
-  const out = new Uint8Array(N);
-  for (const t of TENSORS) if (t.decay) out.fill(1, t.offset, t.offset + t.size);
-  return out;
-})();
-const PADDING = (() => {
-  const pad = new Uint8Array(N).fill(1);
-  for (const t of TENSORS) pad.fill(0, t.offset, t.offset + t.size);
-  return pad;
-})();
-
-function withPadding(x: Float32Array): Float32Array {
-  for (let i = 0; i < N; i++) if (PADDING[i]) x[i] = 0;
-  return x;
-}
-
-/** Pick per element between a step with decay and one without. */
-function masked(withDecay: Float64Array, without: Float64Array): Float64Array {
-  return Float64Array.from(withDecay, (x, i) => (DECAYS[i] ? x : without[i]));
-}
-
-const OFF = { p: 64, g: 5, m: 0, v: 7, mask: 1, scale: 2 };
-
-function slice(buf: Float32Array, off: number): Float32Array {
-  return buf.subarray(off, off + N);
+function layoutOf(N: number) {
+  const TENSORS = [
+    { name: 'wte', offset: 0, size: 640, decay: true },
+    { name: 'ln.weight', offset: 640, size: 37, decay: false },
+    { name: 'fc.weight', offset: 704, size: 600, decay: true },
+    { name: 'fc.bias', offset: 1344, size: 64, decay: false },
+    { name: 'proj.weight', offset: 1408, size: N - 1408, decay: true },
+  ];
+  const DECAYS = new Uint8Array(N);
+  for (const t of TENSORS) if (t.decay) DECAYS.fill(1, t.offset, t.offset + t.size);
+  const PADDING = new Uint8Array(N).fill(1);
+  for (const t of TENSORS) PADDING.fill(0, t.offset, t.offset + t.size);
+  return { TENSORS, DECAYS, PADDING };
 }
 
 test('decayMask marks exactly the decayed tensors of a real layout, and refuses misaligned ones', () => {
@@ -64,6 +67,8 @@ test('decayMask marks exactly the decayed tensors of a real layout, and refuses 
     for (let i = t.offset; i < t.offset + t.size; i++)
       if (bit(mask, i) !== (t.decay ? 1 : 0)) throw new Error(`${t.name}: mask bit of element ${i}`);
   }
+  const N = FIXTURES[0].N;
+  const { TENSORS, DECAYS, PADDING } = layoutOf(N);
   const mini = decayMask({ total: N, tensors: TENSORS });
   for (let i = 0; i < N; i++)
     if (!PADDING[i] && bit(mini, i) !== DECAYS[i]) throw new Error(`mask bit of element ${i}`);
@@ -75,25 +80,39 @@ test('decayMask marks exactly the decayed tensors of a real layout, and refuses 
   );
 });
 
-async function setup(opts: { m?: boolean } = {}) {
-  const p0 = withPadding(rand.uniform(N));
-  const P = gpu.upload(
-    'params',
-    Float32Array.from({ length: OFF.p + N + 4 }, (_, i) => (i >= OFF.p && i < OFF.p + N ? p0[i - OFF.p] : 7)),
-  );
-  const G = gpu.buffer('grads', (OFF.g + N) * 4);
-  const M = opts.m ? gpu.upload('m', new Float32Array(OFF.m + N + 4).fill(0).fill(7, OFF.m + N)) : undefined;
-  const Vb = opts.m ? gpu.upload('v', new Float32Array(OFF.v + N + 4).fill(0).fill(7, OFF.v + N)) : undefined;
-  const mask = decayMask({ total: N, tensors: TENSORS });
-  const MK = gpu.upload('mask', Uint32Array.from([0xdeadbeef, ...mask]));
-  const S = gpu.buffer('scalars', 16);
-  return { p0, P, G, M, V: Vb, MK, S };
+function fixture(f: Fixture) {
+  const { N, OFF } = f;
+  const { TENSORS, DECAYS, PADDING } = layoutOf(N);
+  const withPadding = (x: Float32Array): Float32Array => {
+    for (let i = 0; i < N; i++) if (PADDING[i]) x[i] = 0;
+    return x;
+  };
+  /** Pick per element between a step with decay and one without. */
+  const masked = (withDecay: Float64Array, without: Float64Array): Float64Array =>
+    Float64Array.from(withDecay, (x, i) => (DECAYS[i] ? x : without[i]));
+  const slice = (buf: Float32Array, off: number): Float32Array => buf.subarray(off, off + N);
+  const setup = async (opts: { m?: boolean } = {}) => {
+    const p0 = withPadding(rand.uniform(N));
+    const P = gpu.upload(
+      'params',
+      Float32Array.from({ length: OFF.p + N + 4 }, (_, i) => (i >= OFF.p && i < OFF.p + N ? p0[i - OFF.p] : 7)),
+    );
+    const G = gpu.buffer('grads', (OFF.g + N) * 4);
+    const M = opts.m ? gpu.upload('m', new Float32Array(OFF.m + N + 4).fill(0).fill(7, OFF.m + N)) : undefined;
+    const Vb = opts.m ? gpu.upload('v', new Float32Array(OFF.v + N + 4).fill(0).fill(7, OFF.v + N)) : undefined;
+    const mask = decayMask({ total: N, tensors: TENSORS });
+    const MK = gpu.upload('mask', Uint32Array.from([0xdeadbeef, ...mask]));
+    const S = gpu.buffer('scalars', 16);
+    return { p0, P, G, M, V: Vb, MK, S };
+  };
+  return { ...f, PADDING, withPadding, masked, slice, setup };
 }
 
-describe('AdamW', () => {
+describe.each(FIXTURES)('AdamW, $name', (f) => {
+  const { N, OFF, PADDING, withPadding, masked, slice, setup, adamWindows } = fixture(f);
   test.each([
     ['whole buffers', false],
-    ['windows of 256 elements (storage-binding limit)', true],
+    ['windows (storage-binding limit)', true],
   ])(
     'three steps with a changing lr, decay mask and gradient scale, against torch semantics: %s',
     async (_name, windowed) => {
@@ -108,11 +127,11 @@ describe('AdamW', () => {
         decayMask: { buffer: MK, offset: OFF.mask },
         gradScale: { buffer: S, offset: OFF.scale },
         ...hp,
-        maxGroupsX: 3,
-        maxBindingBytes: windowed ? 2048 : undefined,
+        maxGroupsX: 2,
+        maxBindingBytes: windowed ? adamWindows.maxBindingBytes : undefined,
       });
       if (!windowed) expect(opt.dispatches[0].workgroups[1]).toBeGreaterThan(1); // the grid folds into y
-      expect(opt.dispatches.length).toBe(windowed ? 10 : 1);
+      expect(opt.dispatches.length).toBe(windowed ? adamWindows.dispatches : 1);
       let ref: { param: Float64Array; m: Float64Array; v: Float64Array } = {
         param: Float64Array.from(p0),
         m: new Float64Array(N),
@@ -194,7 +213,8 @@ describe('AdamW', () => {
   });
 });
 
-describe('SGD', () => {
+describe.each(FIXTURES)('SGD, $name', (f) => {
+  const { N, OFF, withPadding, masked, slice, setup, sgdWindows } = fixture(f);
   test('coupled weight decay under the mask, gradient scale, two steps', async () => {
     const { p0, P, G, MK, S } = await setup();
     const opt = await Sgd.create(gpu, {
@@ -205,9 +225,9 @@ describe('SGD', () => {
       gradScale: { buffer: S, offset: OFF.scale },
       weightDecay: 0.3,
       maxGroupsX: 4,
-      maxBindingBytes: 3000,
+      maxBindingBytes: sgdWindows.maxBindingBytes,
     });
-    expect(opt.dispatches.length).toBe(Math.ceil(N / 512));
+    expect(opt.dispatches.length).toBe(sgdWindows.dispatches);
     expect(() => opt.dispatch).toThrow(/use .dispatches/);
     let ref: Float64Array = Float64Array.from(p0);
     for (const [step, lr, scale] of [

@@ -7,10 +7,17 @@ import { HlmError } from '../errors.js';
 import { rangePieces } from './optimizer.js';
 import { checkSizes, grid, off, type TensorRef } from './types.js';
 
-/** The first pass's workgroups: WG invocations, each summing PER elements of the workgroup's block. */
-const PARTIAL = { WG: 256, PER: 16 };
-/** Elements per workgroup of the first pass. */
-export const GRADCLIP_CHUNK = PARTIAL.WG * PARTIAL.PER;
+/** Elements per workgroup of the first pass (the same on every adapter, so that the sums are). */
+export const GRADCLIP_CHUNK = 4096;
+
+/**
+ * The first pass's workgroups: WG invocations, each summing PER elements of the workgroup's block. Software: 8
+ * invocations (llvmpipe's SIMD width) keep the tree, whose every level is a barrier, 3 levels deep.
+ */
+const PARTIAL: Record<'hardware' | 'software', { WG: number; PER: number }> = {
+  hardware: { WG: 256, PER: GRADCLIP_CHUNK / 256 },
+  software: { WG: 8, PER: GRADCLIP_CHUNK / 8 },
+};
 
 export interface GradClipSpec {
   /** Number of gradient elements. */
@@ -49,7 +56,8 @@ export async function gradClip(gpu: Gpu, s: GradClipSpec): Promise<Dispatch[]> {
   const sameBuffer = s.normOut?.buffer === s.scaleOut.buffer;
   if (sameBuffer && off(s.normOut) === off(s.scaleOut))
     throw new HlmError(`${label}: normOut and scaleOut are the same element`);
-  const partial = await gpu.kernel('gradclip_partial', PARTIAL);
+  const vec4 = s.n % 4 === 0 && off(s.grads) % 4 === 0;
+  const partial = await gpu.kernel('gradclip_partial', { ...PARTIAL[gpu.adapter.kind], VEC4: vec4 });
   const count = Math.ceil(s.n / GRADCLIP_CHUNK);
   const partials = gpu.buffer(`${label} partial sums`, count * 4);
   const pieces = rangePieces(gpu, s.n, [s.grads], GRADCLIP_CHUNK, s.maxBindingBytes);

@@ -186,9 +186,12 @@ async function build(
   const mask = Boolean(s.decayMask);
   const scale = Boolean(s.gradScale);
   const skip = Boolean(s.skip);
-  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip });
   const refs = big.map(([, , r]) => r);
-  const pieces = rangePieces(gpu, s.n, refs, kernel.constant('WG'), s.maxBindingBytes);
+  // 4 elements an invocation where n and every offset allow (windows start on multiples of 4 then too).
+  const vec4 = s.n % 4 === 0 && refs.every((r) => off(r) % 4 === 0);
+  const unit = vec4 ? 4 : 1;
+  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip, VEC4: vec4 });
+  const pieces = rangePieces(gpu, s.n, refs, kernel.constant('WG') * unit, s.maxBindingBytes);
   return pieces.map((piece, k) => {
     const bind: Record<string, Binding> = {};
     const fixed: Record<string, number> = { n: piece.count, maskBase: piece.start, offMask: off(s.decayMask) };
@@ -201,7 +204,7 @@ async function build(
     if (scale) bind.gscale = s.gradScale!.buffer;
     if (skip) bind.skip = s.skip!;
     const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
-    const groups = elementGrid(gpu, kernel, piece.count, s.maxGroupsX);
+    const groups = elementGrid(gpu, kernel, piece.count / unit, s.maxGroupsX);
     return { dispatch: gpu.dispatch(name, kernel, { bind, params: { ...fixed, ...step }, groups }), fixed };
   });
 }

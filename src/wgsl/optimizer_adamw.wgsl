@@ -1,4 +1,4 @@
-// One AdamW step over a flat parameter buffer, one invocation an element, with
+// One AdamW step over a flat parameter buffer, one invocation a unit (lib/optimizer.wgsl), with
 // torch.optim.AdamW's arithmetic (single-tensor path), in f32:
 //   g ← g·gscale                 (global-norm clipping's scale, read from a GPU buffer)
 //   p ← p·(1 − lr·wd)            (decoupled weight decay, where the decay mask says so)
@@ -15,19 +15,19 @@ struct Params {
   stepSize: f32, bc2Sqrt: f32, decayFactor: f32,
 }
 
-@group(0) @binding(2) var<storage, read_write> mom1: array<f32>;
-@group(0) @binding(3) var<storage, read_write> mom2: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mom1: array<V>;
+@group(0) @binding(3) var<storage, read_write> mom2: array<V>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 fn element(i: u32) {
   let g = gradient(i);
-  var w = params[p.offP + i];
+  var w = params[p.offP / UNIT + i];
   if (decays(i)) { w = w * p.decayFactor; }
-  let m = mom1[p.offM + i];
+  let m = mom1[p.offM / UNIT + i];
   let m1 = m + p.oneMinusBeta1 * (g - m);
-  let v1 = mom2[p.offV + i] * p.beta2 + p.oneMinusBeta2 * (g * g);
+  let v1 = mom2[p.offV / UNIT + i] * p.beta2 + p.oneMinusBeta2 * (g * g);
   let denom = sqrt(v1) / p.bc2Sqrt + p.eps;
-  mom1[p.offM + i] = m1;
-  mom2[p.offV + i] = v1;
-  params[p.offP + i] = w - p.stepSize * (m1 / denom);
+  mom1[p.offM / UNIT + i] = m1;
+  mom2[p.offV / UNIT + i] = v1;
+  params[p.offP / UNIT + i] = w - p.stepSize * (m1 / denom);
 }

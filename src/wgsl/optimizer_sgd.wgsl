@@ -1,4 +1,4 @@
-// One plain SGD step (no momentum) over a flat parameter buffer, one invocation an element,
+// One plain SGD step (no momentum) over a flat parameter buffer, one invocation a unit (lib/optimizer.wgsl),
 // with torch.optim.SGD's arithmetic in f32:  g ← g·gscale;  d = g + wd·p (where the decay
 // mask says so);  p ← p + (−lr)·d. With wd 0 and no scale this is exactly p − lr·g, the
 // single-step contract of `hlm pretrain --optimizer sgd`. Mask and windows: see lib/optimizer.wgsl.
@@ -13,8 +13,8 @@ struct Params {
 
 fn element(i: u32) {
   let g = gradient(i);
-  let w = params[p.offP + i];
+  let w = params[p.offP / UNIT + i];
   var d = g;
   if (decays(i) && p.wd != 0.0) { d = g + p.wd * w; }
-  params[p.offP + i] = w + p.negLr * d;
+  params[p.offP / UNIT + i] = w + p.negLr * d;
 }
