@@ -181,6 +181,12 @@ test('a long row (T=300, many key blocks), causal and not, with lengths', async 
   for (const causal of [true, false]) await check({ B: 3, T: 300, d: 16, nHead: 2 }, causal, true);
 });
 
+// llvmpipe silently stops an invocation after 65,535 loop iterations, all its loops counted together: a query's walk
+// over 1,024 keys with GPT-2's 64-wide heads must not come near it.
+test('GPT-2 head width over 1,024 positions (T=1024, hd=64), causal', async () => {
+  await check({ B: 1, T: 1024, d: 64, nHead: 1 }, true, false);
+});
+
 test('huge scores (qkv x 1e3) give finite outputs and gradients', async () => {
   const shape = { B: 2, T: 9, d: 12, nHead: 3 };
   for (const [causal, tile] of [
