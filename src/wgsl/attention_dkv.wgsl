@@ -7,55 +7,15 @@
 // Queries are walked BC at a time; STAGE (hardware GPUs) copies each block's q, dO, lse and D into
 // workgroup memory first.
 //#include lib/attention.wgsl
-
-const HD: u32 = 64u;
-const HD4: u32 = 16u;
-const QR: u32 = 1u;
-const WG: u32 = 64u;
-const BC: u32 = 16u;
-const CAUSAL: bool = true;
-const LENGTHS: bool = false;
-const STAGE: bool = false;
-const VEC4: bool = false;
+//#include lib/attention_grads.wgsl
 
 struct Params { B: u32, T: u32, H: u32, d: u32, scale: f32, offQkv: u32, offDout: u32, offDqkv: u32, offLen: u32 }
 
-//#if VEC4
-@group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> dout: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4<f32>>;
-//#else
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-//#endif
-@group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> dsum: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> dsum: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
 //#if LENGTHS
-@group(0) @binding(6) var<storage, read> lengths: array<u32>;
+@group(0) @binding(7) var<storage, read> lengths: array<u32>;
 //#endif
-
-fn dout4(a: u32, c: u32) -> vec4<f32> {
-//#if VEC4
-  return dout[a / 4u + c];
-//#else
-  var x = vec4<f32>(0.0);
-  for (var k = 0u; k < 4u; k++) {
-    if (4u * c + k < HD) { x[k] = dout[a + 4u * c + k]; }
-  }
-  return x;
-//#endif
-}
-fn storeDqkv(a: u32, c: u32, x: vec4<f32>) {
-//#if VEC4
-  dqkv[a / 4u + c] = x;
-//#else
-  for (var k = 0u; k < 4u; k++) {
-    if (4u * c + k < HD) { dqkv[a + 4u * c + k] = x[k]; }
-  }
-//#endif
-}
 
 // Query i0 + ii of the block: where its q and dO start (queryAt), their channels 4c .. 4c + 3
 // (q4, g4), its lse and D.
@@ -96,14 +56,7 @@ fn lseOf(b: u32, h: u32, i0: u32, ii: u32) -> f32 { return lse[statAt(b, h, i0 +
 fn dOf(b: u32, h: u32, i0: u32, ii: u32) -> f32 { return dsum[statAt(b, h, i0 + ii)]; }
 //#endif
 
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) t: u32,
-) {
-  let blk = blockOf(wg, nwg);
-  if (blk.b >= p.B) { return; } // uniform: the whole workgroup
+fn block(blk: Block, t: u32) {
   let b = blk.b;
   let h = blk.h;
   let valid = validKeys(b);

@@ -11,24 +11,13 @@
 //#include lib/attention.wgsl
 //#include lib/attention_keys.wgsl
 
-const HD: u32 = 64u;
-const HD4: u32 = 16u;
-const QR: u32 = 1u;
-const WG: u32 = 64u;
-const BC: u32 = 16u;
-const CAUSAL: bool = true;
-const LENGTHS: bool = false;
-const STAGE: bool = false;
-const VEC4: bool = false;
 const LOWEST: f32 = -3.4028234e38; // the lowest finite f32: the running maximum before any key
 
 struct Params { B: u32, T: u32, H: u32, d: u32, scale: f32, offQkv: u32, offOut: u32, offLen: u32 }
 
 //#if VEC4
-@group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
 //#else
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 //#endif
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
@@ -47,14 +36,7 @@ fn storeOut(a: u32, c: u32, x: vec4<f32>) {
 //#endif
 }
 
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) t: u32,
-) {
-  let blk = blockOf(wg, nwg);
-  if (blk.b >= p.B) { return; } // uniform: the whole workgroup
+fn block(blk: Block, t: u32) {
   let b = blk.b;
   let h = blk.h;
   let keys = keysSeen(b, lastRow(blk)); // the most any query here sees

@@ -1,14 +1,33 @@
-// What the fused attention shaders share (attention_forward, attention_dq, attention_dkv): where a
-// head's q, k and v sit in GPT-2's packed c_attn rows, which rows (queries, or keys in the dk/dv
-// pass) of which head a workgroup owns, which keys a query sees, and vec4 reads of a head's row.
+// What the fused attention shaders share (attention_forward, attention_dq, attention_dkv): the entry
+// point, where a head's q, k and v sit in GPT-2's packed c_attn rows, which rows (queries, or keys
+// in the dk/dv pass) of which head a workgroup owns, which keys a query sees, and vec4 reads of a
+// head's row. The including shader defines fn block(blk: Block, t: u32), invocation t's work on
+// the workgroup's block.
 // A workgroup owns WG·QR consecutive rows of one head of one batch row: invocation t has rows
 // first + r·WG + t for r < QR, so that each block of keys (or queries) read serves QR rows.
-// The including shader declares HD (head width), HD4 = ⌈HD/4⌉, QR, WG, CAUSAL, LENGTHS, VEC4, a
-// Params with B, T, H, d, offQkv and offLen bound as `p`, the binding qkv (array<vec4<f32>> with
-// VEC4, else array<f32>) and, with LENGTHS, the u32 binding `lengths`.
-// VEC4 (a head's channels and every offset a multiple of 4): rows are read 4 floats a load, which
-// llvmpipe turns into one per-lane loop instead of four.
+// The including shader declares a Params with B, T, H, d, offQkv and offLen bound as `p` and, with
+// LENGTHS, the u32 binding `lengths`; the packed rows are binding 0, qkv.
 //#include lib/grid.wgsl
+
+// The host's (src/kernels/attention.ts): the head width HD and HD4 = ⌈HD/4⌉; the tile (WG
+// invocations of QR rows each, the other side walked BC rows at a time, STAGE: through workgroup
+// memory); CAUSAL; LENGTHS (a key padding mask); VEC4 (a head's channels and every offset a multiple
+// of 4: rows are read 4 floats a load, which llvmpipe turns into one per-lane loop instead of four).
+const HD: u32 = 64u;
+const HD4: u32 = 16u;
+const QR: u32 = 1u;
+const WG: u32 = 64u;
+const BC: u32 = 16u;
+const CAUSAL: bool = true;
+const LENGTHS: bool = false;
+const STAGE: bool = false;
+const VEC4: bool = false;
+
+//#if VEC4
+@group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
+//#else
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+//#endif
 
 struct Block { b: u32, h: u32, first: u32 } // b = B past the last block
 
@@ -62,3 +81,15 @@ fn qkv4(a: u32, c: u32) -> vec4<f32> {
 }
 
 fn sum4(x: vec4<f32>) -> f32 { return (x.x + x.y) + (x.z + x.w); }
+
+// A workgroup past the last block returns at once; that is uniform per workgroup, so block() may
+// wait at barriers.
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
+  let blk = blockOf(wg, nwg);
+  if (blk.b < p.B) { block(blk, t); }
+}

@@ -2,7 +2,7 @@
 // the packed qkv rows, or (STAGE) from workgroup memory after stageKeys copied the block there,
 // each invocation loading its share. keyAt gives where key j0 + jj starts; key4 and value4 read its
 // channels 4c .. 4c + 3 and those of its value.
-// The including shader declares what lib/attention.wgsl needs, and BC and STAGE.
+// The including shader includes lib/attention.wgsl first.
 
 //#if STAGE
 var<workgroup> tileK: array<vec4<f32>, BC * HD4>;
