@@ -1,7 +1,7 @@
 // Global gradient-norm clipping against torch's clip_grad_norm_ (float64): the norm and the
-// scale on the GPU, with n no multiple of any block (read one float or 4 a load), many partial sums (the grid folded into
-// y, windows under a storage-binding limit), clipping off, bit-identical reruns, and the scale
-// feeding AdamW with no readback in between.
+// scale on the GPU, with n no multiple of any block (read one float or 4 a load), many partial
+// sums (the grid folded into y, windows under a storage-binding limit), clipping off,
+// bit-identical reruns, and the scale feeding AdamW with no readback in between.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';

@@ -119,7 +119,7 @@ export interface SequenceAttentionOptions {
   lengths?: TensorRef;
 }
 
-/** Attention of every row over its own sequence: per-layer log-sum-exps, the backward's scratch shared by all layers. */
+/** Attention of every row over its own sequence: per-layer log-sum-exps, backward scratch shared by all layers. */
 export function sequenceAttention(gpu: Gpu, scope: GpuScope, o: SequenceAttentionOptions): BlockAttention {
   const shape = { B: o.B, T: o.T, d: o.d, nHead: o.nHead };
   const scratch = createAttentionScratch(gpu, { ...shape, label: 'attention scratch' });
