@@ -46,6 +46,21 @@ export interface DispatchSpec {
   groups: [number, number?, number?];
   /** More buffers that exist only for this dispatch (scratch): freed with it. */
   owned?: GPUBuffer[];
+  /** Copies into the textures it reads, recorded just before it. */
+  uploads?: TextureUpload[];
+}
+
+/**
+ * Rows of a buffer copied into an rgba32float texture from texel (0, 0): `height` rows of `width` texels, row r
+ * from byte offset + r·bytesPerRow (WebGPU: offset a multiple of 16, bytesPerRow of 256 when height > 1).
+ */
+export interface TextureUpload {
+  from: GPUBuffer;
+  offset: number;
+  bytesPerRow: number;
+  to: GPUTexture;
+  width: number;
+  height: number;
 }
 
 /** One compute dispatch, ready to record: kernels build these once and reuse them every step. */
@@ -59,6 +74,8 @@ export interface Dispatch {
   uniform?: GPUBuffer;
   /** Buffers that exist only for this dispatch (its parameters, scratch): freed with it. */
   owned: GPUBuffer[];
+  /** Texture copies recorded just before the dispatch (software matmul operands). */
+  uploads?: TextureUpload[];
 }
 
 /** Zero a byte range of a buffer between dispatches (gradients at the start of a step). */
@@ -86,8 +103,8 @@ export interface DispatchProfiler {
   resolve(enc: GPUCommandEncoder): void;
 }
 
-/** A binding: a whole buffer, or a byte range of one. */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+/** A binding: a whole buffer, a byte range of one, or a texture (for a `texture_2d` variable). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number } | { texture: GPUTexture };
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
 const EXPERIMENTAL_FEATURES = ['chromium-experimental-subgroup-matrix'];
@@ -124,6 +141,8 @@ export interface MemoryStats {
   bytesNow: number;
   bytesPeak: number;
   buffers: number;
+  /** The part of bytesNow in shared scratch (gpu.shared, gpu.sharedTexture), which lives until the device closes. */
+  sharedBytes: number;
 }
 
 /** What has been submitted since the device opened: command buffers, and compute dispatches recorded in them. */
@@ -138,9 +157,11 @@ export class Gpu {
   private bytesNow = 0;
   private bytesPeak = 0;
   private submitted: SubmitCounts = { submits: 0, dispatches: 0 };
+  private sharedBytes = 0;
   private live = new Map<GPUBuffer, { label: string; size: number }>();
   private kernels = new Map<string, Promise<Kernel>>();
   private sharedBuffers = new Map<string, GPUBuffer>();
+  private textures = new Map<string, GPUTexture>();
   private lostReason: string | undefined;
   private destroyed = false;
   /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
@@ -187,7 +208,7 @@ export class Gpu {
   }
 
   memory(): MemoryStats {
-    return { bytesNow: this.bytesNow, bytesPeak: this.bytesPeak, buffers: this.live.size };
+    return { bytesNow: this.bytesNow, bytesPeak: this.bytesPeak, buffers: this.live.size, sharedBytes: this.sharedBytes };
   }
 
   /** Submits and dispatches so far (a step's are the difference across it). */
@@ -238,7 +259,36 @@ export class Gpu {
     );
     const buf = this.buffer(`shared ${name}`, Math.max(bytes, rounded));
     this.sharedBuffers.set(name, buf);
+    this.sharedBytes += buf.size;
     return buf;
+  }
+
+  /**
+   * An rgba32float texture of at least width x height texels shared by every caller that names `name` (matmul
+   * operands copied for a software adapter): like `shared`, one per name and size class (each side rounded up to
+   * a power of two), kept until the device is closed and counted in memory().
+   */
+  sharedTexture(name: string, width: number, height: number): GPUTexture {
+    this.check();
+    const max = this.limits.maxTextureDimension2D ?? 8192;
+    const w = Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, width))));
+    const h = Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, height))));
+    if (width > w || height > h) throw new HlmError(`texture ${name}: ${width}x${height} texels exceed ${max}`);
+    const key = `${name} ${w}x${h}`;
+    let t = this.textures.get(key);
+    if (!t) {
+      t = this.device.createTexture({
+        label: key,
+        size: [w, h],
+        format: 'rgba32float',
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+      this.textures.set(key, t);
+      this.bytesNow += 16 * w * h;
+      this.sharedBytes += 16 * w * h;
+      this.bytesPeak = Math.max(this.bytesPeak, this.bytesNow);
+    }
+    return t;
   }
 
   /** A storage buffer holding `data`. */
@@ -343,10 +393,15 @@ export class Gpu {
           (missing.length ? `; ${missing.join(', ')} not given` : '') +
           (extra.length ? `; it has no ${extra.join(', ')}` : ''),
       );
-    const entries: GPUBindGroupEntry[] = Object.entries(spec.bind).map(([name, b]) => ({
-      binding: declared.get(name)!.binding,
-      resource: 'buffer' in b ? b : { buffer: b },
-    }));
+    const entries: GPUBindGroupEntry[] = Object.entries(spec.bind).map(([name, b]) => {
+      const decl = declared.get(name)!;
+      if (Boolean(decl.texture) !== 'texture' in b)
+        throw new HlmError(`${label}: ${file} declares ${name} as a ${decl.texture ? 'texture' : 'buffer'}`);
+      return {
+        binding: decl.binding,
+        resource: 'texture' in b ? b.texture.createView() : 'buffer' in b ? b : { buffer: b },
+      };
+    });
     let uniform: GPUBuffer | undefined;
     if (spec.params || at !== undefined) {
       uniform = this.upload(
@@ -358,7 +413,9 @@ export class Gpu {
     }
     const bindGroup = this.device.createBindGroup({ label, layout: kernel.pipeline.getBindGroupLayout(0), entries });
     const owned = [...(uniform ? [uniform] : []), ...(spec.owned ?? [])];
-    return { label, kernel, pipeline: kernel.pipeline, bindGroup, workgroups: [x, y, z], uniform, owned };
+    const d: Dispatch = { label, kernel, pipeline: kernel.pipeline, bindGroup, workgroups: [x, y, z], uniform, owned };
+    if (spec.uploads?.length) d.uploads = spec.uploads;
+    return d;
   }
 
   /** Rewrite a dispatch's parameters (e.g. an optimizer's learning rate) before its next submit. */
@@ -372,7 +429,7 @@ export class Gpu {
     for (const d of commands) if ('owned' in d) this.free(...d.owned);
   }
 
-  /** Record the commands, in order, into one command encoder (compute passes split only by clears), and submit. */
+  /** Record the commands, in order, into one command encoder (passes split only by copies and clears), and submit. */
   submit(commands: Command[], label = 'step'): void {
     this.check();
     const enc = this.device.createCommandEncoder({ label });
@@ -386,6 +443,16 @@ export class Gpu {
         continue;
       }
       if (c.workgroups.some((n) => n === 0)) continue;
+      if (c.uploads) {
+        pass?.end();
+        pass = undefined;
+        for (const u of c.uploads)
+          enc.copyBufferToTexture(
+            { buffer: u.from, offset: u.offset, bytesPerRow: u.bytesPerRow },
+            { texture: u.to },
+            [u.width, u.height],
+          );
+      }
       if (this.profiler) {
         // A pass per dispatch, so each has its own begin and end timestamps.
         pass?.end();
@@ -463,7 +530,10 @@ export class Gpu {
     this.destroyed = true;
     for (const b of this.live.keys()) b.destroy();
     this.live.clear();
+    for (const t of this.textures.values()) t.destroy();
+    this.textures.clear();
     this.bytesNow = 0;
+    this.sharedBytes = 0;
     this.device.destroy();
   }
 }

@@ -164,8 +164,8 @@ export interface ShaderInterface {
   params?: { name: string; type: ParamType }[];
   /** The binding of the `var<uniform>` holding Params. */
   uniform?: number;
-  /** Storage buffers of group 0 by variable name. */
-  bindings: Map<string, { binding: number; writable: boolean }>;
+  /** Storage buffers and textures of group 0 by variable name. */
+  bindings: Map<string, { binding: number; writable: boolean; texture?: boolean }>;
   /** Module-scope constants whose value is a literal. */
   constants: Map<string, number | boolean>;
 }
@@ -200,14 +200,18 @@ export function shaderInterface(text: ShaderText): ShaderInterface {
         return { name: m[1], type: m[2] as ParamType };
       });
   }
-  for (const m of code.matchAll(/@group\((\w+)\)\s*@binding\((\w+)\)\s*var<([^>]*)>\s*(\w+)\s*:\s*([^;]+);/g)) {
-    const [, group, at, space, name, type] = m;
+  for (const m of code.matchAll(/@group\((\w+)\)\s*@binding\((\w+)\)\s*var(?:<([^>]*)>)?\s*(\w+)\s*:\s*([^;]+);/g)) {
+    const [, group, at, space = '', name, type] = m;
     const binding = /^\d+$/.test(at) ? Number(at) : constants.get(at);
     if (group !== '0' || typeof binding !== 'number')
       throw new HlmError(`${file}: binding ${name} must be in group 0 with a literal or constant binding number`);
     if (space.trim() === 'uniform') {
       if (type.trim() !== 'Params') throw new HlmError(`${file}: the uniform ${name} must be of type Params`);
       iface.uniform = binding;
+    } else if (!space.trim()) {
+      if (!/^texture_2d\b/.test(type.trim()))
+        throw new HlmError(`${file}: binding ${name}: only storage buffers, Params and texture_2d are supported`);
+      iface.bindings.set(name, { binding, writable: false, texture: true });
     } else iface.bindings.set(name, { binding, writable: /read_write/.test(space) });
   }
   if (iface.params && iface.uniform === undefined)

@@ -1,6 +1,13 @@
-// C = alpha·op(A)·op(B) + beta·C, batched with strides. The building block of every linear
-// layer (forward: x·W; backward: dY·Wᵀ and xᵀ·dY) and of attention's score and value products.
-import type { Dispatch, Gpu } from '../gpu/device.js';
+// C = alpha·op(A)·op(B) + beta·C, batched with strides, optionally followed by a bias, a residual add and
+// GELU in the same dispatch (the epilogue). The building block of every linear layer (forward: x·W + b;
+// backward: dY·Wᵀ and xᵀ·dY) and of attention's score and value products.
+//
+// Two kernels, chosen by adapter class:
+//   matmul.wgsl            workgroup tiles staged in workgroup memory, a register block per invocation, split K
+//                          when the output has few tiles: hardware GPUs (and explicit tiles anywhere)
+//   matmul_registers.wgsl  no workgroup memory or barriers, a 16x16 register block per invocation, operands
+//                          read from textures where they can be copied there: software adapters (llvmpipe)
+import type { Binding, Dispatch, Gpu, TextureUpload } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { checkSizes, elementGrid, off, type TensorRef } from './types.js';
 
@@ -37,6 +44,12 @@ export interface MatmulSpec {
   tile?: MatmulTile;
   /** Split K into this many parts summed by a second dispatch (default: defaultPlan's, 1 with an explicit tile). */
   splitK?: number;
+  /** Epilogue: a row vector [N] added to every row of the result (a linear layer's bias). */
+  bias?: TensorRef;
+  /** Epilogue: a tensor laid out like C (from its own offset) added to the result; not in C's buffer. */
+  residual?: TensorRef;
+  /** Epilogue: GELU (tanh approximation) of the result written here, laid out like C; C keeps the pre-activation. */
+  gelu?: TensorRef;
   label?: string;
 }
 
@@ -67,7 +80,7 @@ export const SPLIT_K_MIN_SPAN = 512;
 export const SPLIT_K_MAX_PARTS = 16;
 export const SMALL_HARDWARE_TILE: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 8, TN: 8 };
 
-/** The tile and the number of K parts for a product when the caller names neither. */
+/** The tiled kernel's tile and number of K parts for a product when the caller names neither. */
 export function defaultPlan(
   kind: 'hardware' | 'software',
   M: number,
@@ -83,11 +96,120 @@ export function defaultPlan(
 }
 
 /**
- * Most K one dispatch covers on a software adapter: llvmpipe silently stops an invocation after
- * 65,535 loop iterations (Mesa's loop limiter), which a long K loop reaches; longer products
- * are split over several dispatches that accumulate (beta = 1 after the first).
+ * Most K one dispatch of the tiled kernel covers on a software adapter: llvmpipe silently stops an invocation
+ * after 65,535 loop iterations (Mesa's loop limiter), which a long K loop reaches; longer products are split over
+ * several dispatches that accumulate (beta = 1 after the first).
  */
 export const SOFTWARE_K_SPAN = 8192;
+
+/**
+ * The register kernel's K span: its loop takes 4 values of k an iteration, and a texture holding a K-major
+ * operand (TRANS_A's A, plain B) has a row per k, within llvmpipe's 16,384.
+ */
+export const REGISTER_K_SPAN = 16384;
+
+/** The register kernel's shape: each invocation an RM x RN block of C, a workgroup WX x WY invocations. */
+export interface RegisterBlock {
+  RM: number;
+  RN: number;
+  WX: number;
+  WY: number;
+}
+
+/**
+ * Blocks of 16 x 16 (the fastest on llvmpipe, which runs 8 invocations along x in SIMD lanes), smaller when the
+ * product is: a decode step's one row takes 4-row blocks.
+ */
+export function registerBlock(M: number, N: number): RegisterBlock {
+  const RM = M <= 4 ? 4 : M <= 8 ? 8 : 16;
+  const RN = N <= 4 ? 4 : N <= 8 ? 8 : 16;
+  return { RM, RN, WX: N <= 8 * RN ? 8 : 16, WY: M <= RM ? 1 : 4 };
+}
+
+/** An operand as stored: `rows` rows of `len` elements per batch item, item b at offset + b·stride. */
+interface Stored {
+  ref: TensorRef;
+  rows: number;
+  len: number;
+  stride: number;
+  /** Rows run along K (TRANS_A's A, plain B): a K span is a range of rows, else of columns. */
+  kMajor: boolean;
+}
+
+/**
+ * Whether the register kernel can read an operand (vec4 rows, batch items whole rows apart), and whether as a
+ * texture: the copy needs rows 256-byte aligned (len a multiple of 64) unless it is one row, a buffer it may copy
+ * from, and rows and width within the adapter's texture size; a K-major operand of a batched product is a texture
+ * only when its K is one span (else each item's span would be a copy of its own).
+ */
+function storedPlan(gpu: Gpu, x: Stored, batch: number, K: number): { ok: boolean; texture: boolean } {
+  const o = off(x.ref);
+  const ok = x.len % 4 === 0 && o % 4 === 0 && x.stride % x.len === 0;
+  if (!ok) return { ok, texture: false };
+  const max = gpu.limits.maxTextureDimension2D ?? 8192;
+  const span = Math.min(K, REGISTER_K_SPAN);
+  const rows = (batch - 1) * (x.stride / x.len) + (x.kMajor ? span : x.rows);
+  const width = x.kMajor ? x.len / 4 : span / 4;
+  const texture =
+    (rows === 1 || x.len % 64 === 0) &&
+    (x.ref.buffer.usage & GPUBufferUsage.COPY_SRC) !== 0 &&
+    rows <= max &&
+    width <= max &&
+    !(x.kMajor && batch > 1 && K > REGISTER_K_SPAN);
+  return { ok, texture };
+}
+
+/** Which kernel and sources a product gets when the caller names no tile. */
+export function softwarePlan(
+  gpu: Gpu,
+  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'a' | 'b' | 'strideA' | 'strideB'>,
+): { kernel: 'registers'; block: RegisterBlock; texA: boolean; texB: boolean } | { kernel: 'tiled' } {
+  const { M, N, K } = s;
+  const batch = s.batch ?? 1;
+  const A = stored(s, 'A');
+  const B = stored(s, 'B');
+  const a = storedPlan(gpu, A, batch, K);
+  const b = storedPlan(gpu, B, batch, K);
+  if (!a.ok || !b.ok) return { kernel: 'tiled' };
+  return { kernel: 'registers', block: registerBlock(M, N), texA: a.texture, texB: b.texture };
+}
+
+function stored(
+  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'transA' | 'transB' | 'a' | 'b' | 'strideA' | 'strideB'>,
+  which: 'A' | 'B',
+): Stored {
+  const { M, N, K } = s;
+  if (which === 'A') {
+    const t = s.transA ?? false;
+    return { ref: s.a, rows: t ? K : M, len: t ? M : K, stride: s.strideA ?? M * K, kMajor: t };
+  }
+  const t = s.transB ?? false;
+  return { ref: s.b, rows: t ? N : K, len: t ? K : N, stride: s.strideB ?? K * N, kMajor: !t };
+}
+
+/** The epilogue's parameters and bindings (placeholders for the parts not asked for). */
+function epilogue(gpu: Gpu, s: MatmulSpec, on: boolean): { params: Record<string, number>; bind: Record<string, Binding> } {
+  const none = gpu.shared('matmul epilogue placeholder', 16);
+  const noneOut = gpu.shared('matmul epilogue placeholder out', 16);
+  const ep = on ? (s.bias ? 1 : 0) | (s.residual ? 2 : 0) | (s.gelu ? 4 : 0) : 0;
+  return {
+    params: { ep, offBias: on ? off(s.bias) : 0, offR: on ? off(s.residual) : 0, offG: on ? off(s.gelu) : 0 },
+    bind: {
+      bias: (on && s.bias?.buffer) || none,
+      R: (on && s.residual?.buffer) || none,
+      G: (on && s.gelu?.buffer) || noneOut,
+    },
+  };
+}
+
+function checkBuffers(label: string, s: MatmulSpec): void {
+  const reads = [s.a.buffer, s.b.buffer, s.bias?.buffer, s.residual?.buffer].filter(Boolean);
+  // WebGPU forbids binding a buffer read-only and writable in one dispatch.
+  if (reads.includes(s.c.buffer))
+    throw new HlmError(`${label}: C must not share a buffer with A, B, the bias or the residual`);
+  if (s.gelu && reads.includes(s.gelu.buffer))
+    throw new HlmError(`${label}: the GELU output must not share a buffer with A, B, the bias or the residual`);
+}
 
 /** The dispatches of one product (several along K on a software adapter); release frees them. */
 export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
@@ -98,9 +220,91 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const label =
     s.label ?? `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${batch > 1 ? ` ×${batch}` : ''}`;
   checkSizes(label, { M, N, K, batch });
-  if (s.c.buffer === s.a.buffer || s.c.buffer === s.b.buffer) {
-    throw new HlmError(`${label}: C must not share a buffer with A or B (WebGPU forbids writable aliasing)`);
+  checkBuffers(label, s);
+  if (!s.tile && s.splitK === undefined && gpu.adapter.kind === 'software') {
+    const plan = softwarePlan(gpu, s);
+    if (plan.kernel === 'registers') return registerProduct(gpu, s, label, plan);
   }
+  return tiledProduct(gpu, s, label);
+}
+
+/** The register kernel's dispatches: one per K span, each after copying its operand slices to textures. */
+async function registerProduct(
+  gpu: Gpu,
+  s: MatmulSpec,
+  label: string,
+  plan: { block: RegisterBlock; texA: boolean; texB: boolean },
+): Promise<Dispatch[]> {
+  const { M, N, K } = s;
+  const batch = s.batch ?? 1;
+  const { block, texA, texB } = plan;
+  const operands = [
+    { x: stored(s, 'A'), tex: texA, name: 'A' },
+    { x: stored(s, 'B'), tex: texB, name: 'B' },
+  ] as const;
+  const out: Dispatch[] = [];
+  for (let k0 = 0; k0 < K; k0 += REGISTER_K_SPAN) {
+    const kLen = Math.min(K, k0 + REGISTER_K_SPAN) - k0;
+    const last = k0 + kLen === K;
+    const kernel = await gpu.kernel('matmul_registers', {
+      ...block,
+      TRANS_A: s.transA ?? false,
+      TRANS_B: s.transB ?? false,
+      TEX_A: texA,
+      TEX_B: texB,
+      K_TAIL: kLen % 4 !== 0,
+    });
+    const bind: Record<string, Binding> = {};
+    const params: Record<string, number> = {};
+    const uploads: TextureUpload[] = [];
+    for (const { x, tex, name } of operands) {
+      // The span's first element: k0 rows down a K-major operand, else k0 columns along.
+      const first = off(x.ref) + (x.kMajor ? k0 * x.len : k0);
+      const rowsPerItem = x.stride / x.len;
+      params[`rows${name}`] = rowsPerItem;
+      if (tex) {
+        const width = x.kMajor ? x.len / 4 : kLen / 4;
+        const height = (batch - 1) * rowsPerItem + (x.kMajor ? kLen : x.rows);
+        const texture = gpu.sharedTexture(`matmul ${name}`, width, height);
+        uploads.push({ from: x.ref.buffer, offset: 4 * first, bytesPerRow: 4 * x.len, to: texture, width, height });
+        bind[name] = { texture };
+        params[`off${name}`] = 0;
+        params[`len${name}`] = 0;
+      } else {
+        bind[name] = x.ref.buffer;
+        params[`off${name}`] = first / 4;
+        params[`len${name}`] = x.len / 4;
+      }
+    }
+    const ep = epilogue(gpu, s, last);
+    out.push(
+      gpu.dispatch(K > kLen ? `${label} k ${k0}..${k0 + kLen}` : label, kernel, {
+        bind: { ...bind, C: s.c.buffer, ...ep.bind },
+        params: {
+          M,
+          N,
+          kLen,
+          offC: off(s.c),
+          strideC: s.strideC ?? M * N,
+          alpha: s.alpha ?? 1,
+          beta: k0 ? 1 : (s.beta ?? 0),
+          ...params,
+          ...ep.params,
+        },
+        groups: [Math.ceil(N / (block.RN * block.WX)), Math.ceil(M / (block.RM * block.WY)), batch],
+        uploads,
+      }),
+    );
+  }
+  return out;
+}
+
+/** The tiled kernel's dispatches: split K summed by a second dispatch, or K spans on a software adapter. */
+async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dispatch[]> {
+  const { M, N, K } = s;
+  const batch = s.batch ?? 1;
+  const transA = s.transA ?? false;
+  const transB = s.transB ?? false;
   const plan = defaultPlan(gpu.adapter.kind, M, N, K, batch);
   const tile = s.tile ?? plan.tile;
   checkTile(tile);
@@ -125,6 +329,7 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   const shape = { M, N, K, offA, offB, strideA, strideB };
   const alpha = s.alpha ?? 1;
   const beta = s.beta ?? 0;
+  const operands = { A: s.a.buffer, B: s.b.buffer };
 
   const parts = s.splitK ?? (s.tile ? 1 : plan.parts);
   if (!(Number.isInteger(parts) && parts >= 1 && parts <= K))
@@ -137,9 +342,11 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
     const used = Math.ceil(K / kPart);
     const scratch = gpu.shared('matmul split-K', used * batch * M * N * 4);
     const sum = await gpu.kernel('matmul_splitk_sum');
+    const plain = epilogue(gpu, s, false);
+    const ep = epilogue(gpu, s, true);
     return [
       gpu.dispatch(`${label} (${used} K parts)`, kernel, {
-        bind: { A: s.a.buffer, B: s.b.buffer, C: scratch },
+        bind: { ...operands, C: scratch, ...plain.bind },
         // Part p of batch item b goes to scratch[(b·used + p)·M·N ..], unscaled.
         params: {
           ...shape,
@@ -152,12 +359,13 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
           strideC: used * M * N,
           alpha: 1,
           beta: 0,
+          ...plain.params,
         },
         groups: workgroups(batch * used),
       }),
       gpu.dispatch(`${label} sum of K parts`, sum, {
-        bind: { P: scratch, C: s.c.buffer },
-        params: { MN: M * N, parts: used, total: batch * M * N, offC, strideC, alpha, beta },
+        bind: { P: scratch, C: s.c.buffer, ...ep.bind },
+        params: { MN: M * N, N, parts: used, total: batch * M * N, offC, strideC, alpha, beta, ...ep.params },
         groups: elementGrid(gpu, sum, batch * M * N),
       }),
     ];
@@ -168,9 +376,10 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   for (let k0 = 0; k0 < K; k0 += span) {
     const kEnd = Math.min(K, k0 + span);
     const part = span < K ? `${label} k ${k0}..${kEnd}` : label;
+    const ep = epilogue(gpu, s, kEnd === K);
     out.push(
       gpu.dispatch(part, kernel, {
-        bind: { A: s.a.buffer, B: s.b.buffer, C: s.c.buffer },
+        bind: { ...operands, C: s.c.buffer, ...ep.bind },
         params: {
           ...shape,
           kBegin: k0,
@@ -182,6 +391,7 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
           strideC,
           alpha,
           beta: k0 ? 1 : beta,
+          ...ep.params,
         },
         groups: workgroups(batch),
       }),

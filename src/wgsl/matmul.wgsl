@@ -1,5 +1,6 @@
-// Batched, strided matrix product: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b].
-// Row-major; A is M x K (K x M when TRANS_A), B is K x N (N x K when TRANS_B).
+// Batched, strided matrix product: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], written
+// through lib/matmul_epilogue.wgsl (bias, residual, GELU). Row-major; A is M x K (K x M when
+// TRANS_A), B is K x N (N x K when TRANS_B).
 //
 // Each workgroup computes a BM x BN tile of C; each invocation a TM x TN register block
 // (TM, TN: 4 or 8).
@@ -7,7 +8,11 @@
 // k-major (As[k][m], Bs[k][n]) whatever the transposes, so the inner loop is the same
 // for all four combinations. Global loads are vec4 along the contiguous dimension when
 // the host found that dimension, the offsets and the batch strides divisible by 4
-// (VEC_A / VEC_B); otherwise scalar. Out-of-range elements load as zero.
+// (VEC_A / VEC_B); otherwise scalar. Where the contiguous dimension is K (A as stored, or
+// TRANS_B's B), a thread loads a 4x4 block (4 rows, a vec4 along k each) and transposes it
+// in registers, so that the staged tile is written in vec4s too. Out-of-range elements
+// load as zero.
+//#include lib/matmul_epilogue.wgsl
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -31,6 +36,7 @@ struct Params {
   offA: u32, offB: u32, offC: u32, parts: u32,
   strideA: u32, strideB: u32, strideC: u32, strideP: u32,
   alpha: f32, beta: f32, kEnd: u32, kPart: u32,
+  ep: u32, offBias: u32, offR: u32, offG: u32,
 }
 
 //#if VEC_A
@@ -53,6 +59,18 @@ var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
 fn setA(i: u32, v: f32) { As[i / 4u][i % 4u] = v; }
 fn setB(i: u32, v: f32) { Bs[i / 4u][i % 4u] = v; }
 
+//#if VEC_A
+// Rows r0..r0+3 (each below `rows`) of a matrix with `len` elements a row, the vec4 at column
+// c (below kEnd), transposed: t[kk] = column c + kk over the 4 rows. Zero where out of range.
+fn block4A(base: u32, r0: u32, rows: u32, len: u32, c: u32, kEnd: u32) -> mat4x4<f32> {
+  var v = mat4x4<f32>();
+  for (var r = 0u; r < 4u; r++) {
+    if (r0 + r < rows && c < kEnd) { v[r] = A[(base + (r0 + r) * len + c) / 4u]; }
+  }
+  return transpose(v);
+}
+//#endif
+
 // Stage A[m0.., k0..] into As[k][m].
 fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#if VEC_A
@@ -65,15 +83,12 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
       if (m < p.M && k < kEnd) { v = A[(base + k * p.M + m) / 4u]; }
       As[(kk * BM + mm) / 4u] = v;
     }
-  } else { // A is M x K: vec4 runs along k
-    for (var i = tid; i < BK * BM / 4u; i += THREADS) {
+  } else { // A is M x K: vec4 runs along k, 4x4 blocks transposed in registers
+    for (var i = tid; i < BK * BM / 16u; i += THREADS) {
       let kk = (i % (BK / 4u)) * 4u;
-      let mm = i / (BK / 4u);
-      let m = m0 + mm; let k = k0 + kk;
-      var v = vec4<f32>(0.0);
-      if (m < p.M && k < kEnd) { v = A[(base + m * p.K + k) / 4u]; }
-      setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y);
-      setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
+      let mm = (i / (BK / 4u)) * 4u;
+      let t = block4A(base, m0 + mm, p.M, p.K, k0 + kk, kEnd);
+      for (var j = 0u; j < 4u; j++) { As[((kk + j) * BM + mm) / 4u] = t[j]; }
     }
   }
 //#else
@@ -90,18 +105,26 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#endif
 }
 
+//#if VEC_B
+// As block4A, for B.
+fn block4B(base: u32, r0: u32, rows: u32, len: u32, c: u32, kEnd: u32) -> mat4x4<f32> {
+  var v = mat4x4<f32>();
+  for (var r = 0u; r < 4u; r++) {
+    if (r0 + r < rows && c < kEnd) { v[r] = B[(base + (r0 + r) * len + c) / 4u]; }
+  }
+  return transpose(v);
+}
+//#endif
+
 // Stage B[k0.., n0..] into Bs[k][n].
 fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#if VEC_B
-  if (TRANS_B) { // B is N x K: vec4 runs along k
-    for (var i = tid; i < BK * BN / 4u; i += THREADS) {
+  if (TRANS_B) { // B is N x K: vec4 runs along k, 4x4 blocks transposed in registers
+    for (var i = tid; i < BK * BN / 16u; i += THREADS) {
       let kk = (i % (BK / 4u)) * 4u;
-      let nn = i / (BK / 4u);
-      let n = n0 + nn; let k = k0 + kk;
-      var v = vec4<f32>(0.0);
-      if (n < p.N && k < kEnd) { v = B[(base + n * p.K + k) / 4u]; }
-      setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y);
-      setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
+      let nn = (i / (BK / 4u)) * 4u;
+      let t = block4B(base, n0 + nn, p.N, p.K, k0 + kk, kEnd);
+      for (var j = 0u; j < 4u; j++) { Bs[((kk + j) * BN + nn) / 4u] = t[j]; }
     }
   } else { // B is K x N: vec4 runs along n
     for (var i = tid; i < BK * BN / 4u; i += THREADS) {
@@ -142,11 +165,7 @@ fn store(base: u32, m: u32, n: u32, c: mat4x4<f32>) {
     if (m + i >= p.M) { return; }
     for (var j = 0u; j < 4u; j++) {
       if (n + j >= p.N) { break; }
-      let idx = base + (m + i) * p.N + n + j;
-      var v = p.alpha * c[i][j];
-      // beta == 0 must not read C: it may hold garbage (NaN * 0 is NaN).
-      if (p.beta != 0.0) { v = fma(p.beta, C[idx], v); }
-      C[idx] = v;
+      finish(base + (m + i) * p.N + n + j, n + j, c[i][j]);
     }
   }
 }

@@ -1,11 +1,14 @@
-// The second half of a split-K product: C[b] = alpha · Σ_p P[b, p] + beta · C[b], where the
-// parts P [batch, parts, M·N] were written by matmul.wgsl. One invocation per element of C.
+// The second half of a split-K product: C[b] = alpha · Σ_p P[b, p] + beta · C[b] and the rest of
+// lib/matmul_epilogue.wgsl, where the parts P [batch, parts, M·N] were written by matmul.wgsl.
+// One invocation per element of C.
 
 //#include lib/elementwise.wgsl
+//#include lib/matmul_epilogue.wgsl
 
 struct Params {
   MN: u32, parts: u32, total: u32, offC: u32,
-  strideC: u32, alpha: f32, beta: f32,
+  strideC: u32, alpha: f32, beta: f32, N: u32,
+  ep: u32, offBias: u32, offR: u32, offG: u32,
 }
 
 @group(0) @binding(0) var<storage, read> P: array<f32>;
@@ -19,9 +22,5 @@ fn element(i: u32) {
   let r = i % p.MN;
   var sum = 0.0;
   for (var k = 0u; k < p.parts; k++) { sum += P[(b * p.parts + k) * p.MN + r]; }
-  let idx = p.offC + b * p.strideC + r;
-  var v = p.alpha * sum;
-  // beta == 0 must not read C: it may hold garbage (NaN * 0 is NaN).
-  if (p.beta != 0.0) { v = fma(p.beta, C[idx], v); }
-  C[idx] = v;
+  finish(p.offC + b * p.strideC + r, r % p.N, sum);
 }

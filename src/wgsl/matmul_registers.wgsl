@@ -1,0 +1,223 @@
+// Batched matrix product for software adapters (llvmpipe): C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], written
+// through lib/matmul_epilogue.wgsl. Row-major; A is M x K (K x M when TRANS_A), B is K x N (N x K when TRANS_B).
+//
+// llvmpipe runs a workgroup on one CPU thread, 8 invocations at a time in SIMD lanes, and a storage-buffer load
+// there is a loop over the lanes (each lane's address checked and loaded alone), so the loads, not the FMAs,
+// bound a matmul. This kernel therefore has no workgroup memory and no barriers: each invocation keeps an RM x RN
+// block of C (RM, RN: 4, 8 or 16) in 4x4 sub-blocks of registers and reads, per 4 values of k, its 4 x RM slice
+// of A and 4 x RN slice of B as vec4s along each operand's contiguous dimension, then does the 4·RM·RN FMAs with
+// each accumulator's 4 k-steps back to back. With TEX_A / TEX_B the operand is read from an rgba32float texture
+// holding its rows (the host copies it there before the dispatch): a texel fetch gathers the lanes' vec4s without
+// the per-lane loop and is the faster load on llvmpipe. Every vec4 dimension must be a multiple of 4 (the host
+// checks); rows past the matrix are read clamped and never stored.
+//
+// The dispatch covers k in [0, kLen): the host points A and B at the first k of its K span (llvmpipe silently
+// stops an invocation after 65,535 loop iterations, so long K runs as several dispatches that accumulate).
+
+//#include lib/matmul_epilogue.wgsl
+
+const WX: u32 = 16u;
+const WY: u32 = 4u;
+const RM: u32 = 16u;
+const RN: u32 = 16u;
+const TRANS_A: bool = false;
+const TRANS_B: bool = false;
+const TEX_A: bool = false;
+const TEX_B: bool = false;
+// TN with kLen % 4 != 0: a last, masked k-step (in every other layout a vec4 runs along K, so 4 divides it).
+const K_TAIL: bool = false;
+
+// Operands as stored: rows of lenA (lenB) vec4s from vec4 offset offA (offB); batch item b's rows start
+// b·rowsA (b·rowsB) rows further (0: broadcast). A texture holds the rows from its first texel on.
+struct Params {
+  M: u32, N: u32, kLen: u32, ep: u32,
+  offA: u32, lenA: u32, rowsA: u32, offB: u32,
+  lenB: u32, rowsB: u32, offC: u32, strideC: u32,
+  alpha: f32, beta: f32, offBias: u32, offR: u32,
+  offG: u32,
+}
+
+//#if TEX_A
+@group(0) @binding(0) var A: texture_2d<f32>;
+//#else
+@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
+//#endif
+//#if TEX_B
+@group(0) @binding(1) var B: texture_2d<f32>;
+//#else
+@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+//#endif
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+// The invocation's batch item's first stored row of A and of B.
+var<private> rowA0: u32;
+var<private> rowB0: u32;
+
+// Accumulators: c<i><j> holds rows 4i..4i+3 x columns 4j..4j+3 of the invocation's block, c[r] a row. Named
+// variables, not an indexed array, so that they stay in registers.
+var<private> c00: mat4x4<f32>;
+var<private> c01: mat4x4<f32>;
+var<private> c02: mat4x4<f32>;
+var<private> c03: mat4x4<f32>;
+var<private> c10: mat4x4<f32>;
+var<private> c11: mat4x4<f32>;
+var<private> c12: mat4x4<f32>;
+var<private> c13: mat4x4<f32>;
+var<private> c20: mat4x4<f32>;
+var<private> c21: mat4x4<f32>;
+var<private> c22: mat4x4<f32>;
+var<private> c23: mat4x4<f32>;
+var<private> c30: mat4x4<f32>;
+var<private> c31: mat4x4<f32>;
+var<private> c32: mat4x4<f32>;
+var<private> c33: mat4x4<f32>;
+
+// Stored row `row`, vec4 column q.
+fn fetchA(row: u32, q: u32) -> vec4<f32> {
+//#if TEX_A
+  return textureLoad(A, vec2<u32>(q, row), 0);
+//#else
+  return A[p.offA + row * p.lenA + q];
+//#endif
+}
+
+fn fetchB(row: u32, q: u32) -> vec4<f32> {
+//#if TEX_B
+  return textureLoad(B, vec2<u32>(q, row), 0);
+//#else
+  return B[p.offB + row * p.lenB + q];
+//#endif
+}
+
+// Row k + kk of a k-major operand (TRANS_A's A, plain B); in the masked tail step, zero past kLen.
+fn kRowA(k: u32, kk: u32, q: u32, tail: bool) -> vec4<f32> {
+  if (tail) {
+    let v = fetchA(rowA0 + min(k + kk, p.kLen - 1u), q);
+    return select(v, vec4<f32>(0.0), k + kk >= p.kLen);
+  }
+  return fetchA(rowA0 + k + kk, q);
+}
+
+fn kRowB(k: u32, kk: u32, q: u32, tail: bool) -> vec4<f32> {
+  if (tail) {
+    let v = fetchB(rowB0 + min(k + kk, p.kLen - 1u), q);
+    return select(v, vec4<f32>(0.0), k + kk >= p.kLen);
+  }
+  return fetchB(rowB0 + k + kk, q);
+}
+
+// Rows m..m+3 of op(A) at k..k+3: a[r] = row m + r over the 4 k's.
+fn blockA(m: u32, k: u32, tail: bool) -> mat4x4<f32> {
+  if (TRANS_A) {
+    let q = min(m, p.M - 4u) / 4u;
+    return transpose(mat4x4<f32>(kRowA(k, 0u, q, tail), kRowA(k, 1u, q, tail), kRowA(k, 2u, q, tail),
+                                 kRowA(k, 3u, q, tail)));
+  }
+  let q = k / 4u;
+  let last = p.M - 1u;
+  return mat4x4<f32>(fetchA(rowA0 + min(m, last), q), fetchA(rowA0 + min(m + 1u, last), q),
+                     fetchA(rowA0 + min(m + 2u, last), q), fetchA(rowA0 + min(m + 3u, last), q));
+}
+
+// Columns n..n+3 of op(B) at k..k+3: b[kk] = row k + kk over the 4 columns.
+fn blockB(n: u32, k: u32, tail: bool) -> mat4x4<f32> {
+  if (TRANS_B) {
+    let q = k / 4u;
+    let last = p.N - 1u;
+    return transpose(mat4x4<f32>(fetchB(rowB0 + min(n, last), q), fetchB(rowB0 + min(n + 1u, last), q),
+                                 fetchB(rowB0 + min(n + 2u, last), q), fetchB(rowB0 + min(n + 3u, last), q)));
+  }
+  let q = min(n, p.N - 4u) / 4u;
+  return mat4x4<f32>(kRowB(k, 0u, q, tail), kRowB(k, 1u, q, tail), kRowB(k, 2u, q, tail), kRowB(k, 3u, q, tail));
+}
+
+// c + a·b for 4x4 blocks, each accumulator's 4 k-steps back to back.
+fn mmaRow(a: vec4<f32>, b: mat4x4<f32>, c: vec4<f32>) -> vec4<f32> {
+  return fma(vec4<f32>(a.w), b[3], fma(vec4<f32>(a.z), b[2], fma(vec4<f32>(a.y), b[1], fma(vec4<f32>(a.x), b[0], c))));
+}
+
+fn mma(a: mat4x4<f32>, b: mat4x4<f32>, c: mat4x4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(mmaRow(a[0], b, c[0]), mmaRow(a[1], b, c[1]), mmaRow(a[2], b, c[2]), mmaRow(a[3], b, c[3]));
+}
+
+// Four values of k for the whole block.
+fn kStep(m: u32, n: u32, k: u32, tail: bool) {
+  let a0 = blockA(m, k, tail);
+  var a1: mat4x4<f32>;
+  var a2: mat4x4<f32>;
+  var a3: mat4x4<f32>;
+  if (RM >= 8u) { a1 = blockA(m + 4u, k, tail); }
+  if (RM == 16u) {
+    a2 = blockA(m + 8u, k, tail);
+    a3 = blockA(m + 12u, k, tail);
+  }
+  let b0 = blockB(n, k, tail);
+  var b1: mat4x4<f32>;
+  var b2: mat4x4<f32>;
+  var b3: mat4x4<f32>;
+  if (RN >= 8u) { b1 = blockB(n + 4u, k, tail); }
+  if (RN == 16u) {
+    b2 = blockB(n + 8u, k, tail);
+    b3 = blockB(n + 12u, k, tail);
+  }
+  c00 = mma(a0, b0, c00);
+  if (RN >= 8u) { c01 = mma(a0, b1, c01); }
+  if (RN == 16u) { c02 = mma(a0, b2, c02); c03 = mma(a0, b3, c03); }
+  if (RM >= 8u) {
+    c10 = mma(a1, b0, c10);
+    if (RN >= 8u) { c11 = mma(a1, b1, c11); }
+    if (RN == 16u) { c12 = mma(a1, b2, c12); c13 = mma(a1, b3, c13); }
+  }
+  if (RM == 16u) {
+    c20 = mma(a2, b0, c20);
+    c30 = mma(a3, b0, c30);
+    if (RN >= 8u) { c21 = mma(a2, b1, c21); c31 = mma(a3, b1, c31); }
+    if (RN == 16u) {
+      c22 = mma(a2, b2, c22); c23 = mma(a2, b3, c23);
+      c32 = mma(a3, b2, c32); c33 = mma(a3, b3, c33);
+    }
+  }
+}
+
+// Rows m..m+3 x columns n..n+3 of C from a 4x4 accumulator block, bounds-checked.
+fn store(base: u32, m: u32, n: u32, c: mat4x4<f32>) {
+  for (var i = 0u; i < 4u; i++) {
+    if (m + i >= p.M) { return; }
+    for (var j = 0u; j < 4u; j++) {
+      if (n + j >= p.N) { break; }
+      finish(base + (m + i) * p.N + n + j, n + j, c[i][j]);
+    }
+  }
+}
+
+@compute @workgroup_size(WX, WY)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let m = (wg.y * WY + lid.y) * RM;
+  let n = (wg.x * WX + lid.x) * RN;
+  rowA0 = wg.z * p.rowsA;
+  rowB0 = wg.z * p.rowsB;
+  let kFull = p.kLen & ~3u;
+  var k = 0u;
+  for (; k < kFull; k += 4u) { kStep(m, n, k, false); }
+  if (K_TAIL && k < p.kLen) { kStep(m, n, k, true); }
+
+  let base = p.offC + wg.z * p.strideC;
+  store(base, m, n, c00);
+  if (RN >= 8u) { store(base, m, n + 4u, c01); }
+  if (RN == 16u) { store(base, m, n + 8u, c02); store(base, m, n + 12u, c03); }
+  if (RM >= 8u) {
+    store(base, m + 4u, n, c10);
+    if (RN >= 8u) { store(base, m + 4u, n + 4u, c11); }
+    if (RN == 16u) { store(base, m + 4u, n + 8u, c12); store(base, m + 4u, n + 12u, c13); }
+  }
+  if (RM == 16u) {
+    store(base, m + 8u, n, c20);
+    store(base, m + 12u, n, c30);
+    if (RN >= 8u) { store(base, m + 8u, n + 4u, c21); store(base, m + 12u, n + 4u, c31); }
+    if (RN == 16u) {
+      store(base, m + 8u, n + 8u, c22); store(base, m + 8u, n + 12u, c23);
+      store(base, m + 12u, n + 8u, c32); store(base, m + 12u, n + 12u, c33);
+    }
+  }
+}
