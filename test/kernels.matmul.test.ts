@@ -1,10 +1,22 @@
 // Matmul against float64 on odd shapes (no multiple of any tile), all four transposes,
-// batched with strides and offsets, beta accumulation, for every tile configuration shipped.
+// batched with strides and offsets, beta accumulation and the epilogue (bias, residual, GELU),
+// for every tile configuration shipped and for the software adapter's register kernel, its
+// operands read from textures and from storage.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { defaultPlan, matmul, SMALL_HARDWARE_TILE, TILES, type MatmulTile } from '../src/kernels/matmul.js';
-import { matmul as matmulRef } from '../src/reference/matmul.js';
+import {
+  defaultPlan,
+  matmul,
+  REGISTER_K_SPAN,
+  registerBlock,
+  SMALL_HARDWARE_TILE,
+  softwarePlan,
+  TILES,
+  type MatmulSpec,
+  type MatmulTile,
+} from '../src/kernels/matmul.js';
+import { matmul as matmulRef, matmulEpilogue } from '../src/reference/matmul.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -28,19 +40,35 @@ async function check(
     offC?: number;
     tile?: MatmulTile;
     splitK?: number;
+    /** Batch strides of A and B (default packed; 0 broadcasts). */
+    strideA?: number;
+    strideB?: number;
+    /** Epilogue: a bias row, a residual, GELU (each at an odd offset in its buffer). */
+    bias?: boolean;
+    residual?: boolean;
+    gelu?: boolean;
+    /** The software plan this product must get (checked before it runs). */
+    plan?: ReturnType<typeof softwarePlan>;
   },
 ) {
   const batch = o.batch ?? 1;
   const offA = o.offA ?? 0;
   const offB = o.offB ?? 0;
   const offC = o.offC ?? 0;
-  const a = rand.uniform(offA + batch * M * K);
-  const b = rand.uniform(offB + batch * K * N);
+  const strideA = o.strideA ?? M * K;
+  const strideB = o.strideB ?? K * N;
+  const a = rand.uniform(offA + (batch - 1) * strideA + M * K);
+  const b = rand.uniform(offB + (batch - 1) * strideB + K * N);
   const c0 = rand.uniform(offC + batch * M * N);
+  const bias = rand.uniform(N + 3);
+  const res = rand.uniform(batch * M * N + 5);
   const A = gpu.upload('A', a);
   const B = gpu.upload('B', b);
   const C = gpu.upload('C', c0);
-  const d = await matmul(gpu, {
+  const Bias = gpu.upload('bias', bias);
+  const Res = gpu.upload('residual', res);
+  const G = gpu.buffer('gelu', (batch * M * N + 7) * 4);
+  const spec: MatmulSpec = {
     M,
     N,
     K,
@@ -52,20 +80,49 @@ async function check(
     a: { buffer: A, offset: offA },
     b: { buffer: B, offset: offB },
     c: { buffer: C, offset: offC },
+    strideA: o.strideA,
+    strideB: o.strideB,
     tile: o.tile,
     splitK: o.splitK,
-  });
+    bias: o.bias ? { buffer: Bias, offset: 3 } : undefined,
+    residual: o.residual ? { buffer: Res, offset: 5 } : undefined,
+    gelu: o.gelu ? { buffer: G, offset: 7 } : undefined,
+  };
+  if (o.plan) expect(softwarePlan(gpu, spec)).toEqual(o.plan);
+  const d = await matmul(gpu, spec);
   await gpu.run(d);
   const got = await gpu.readF32(C, offC, batch * M * N);
+  const gotGelu = o.gelu ? await gpu.readF32(G, 7, batch * M * N) : undefined;
   gpu.release(...d);
-  gpu.free(A, B, C);
-  const want = matmulRef(a.subarray(offA), b.subarray(offB), M, N, K, o.transA ?? false, o.transB ?? false, {
+  gpu.free(A, B, C, Bias, Res, G);
+  const product = matmulRef(a.subarray(offA), b.subarray(offB), M, N, K, o.transA ?? false, o.transB ?? false, {
     batch,
     alpha: o.alpha,
     beta: o.beta,
     C: c0.subarray(offC, offC + batch * M * N),
+    strideA,
+    strideB,
   });
-  expectClose(got, want, 1e-5, `matmul ${M}x${N}x${K} ${JSON.stringify(o)}`);
+  const want = matmulEpilogue(product, N, {
+    bias: o.bias ? bias.subarray(3) : undefined,
+    residual: o.residual ? res.subarray(5, 5 + batch * M * N) : undefined,
+    gelu: o.gelu,
+  });
+  const what = `matmul ${M}x${N}x${K} ${JSON.stringify({ ...o, plan: undefined })}`;
+  expectClose(got, want.pre, 1e-5, what);
+  if (gotGelu) expectClose(gotGelu, want.gelu!, 1e-5, `${what}: GELU`);
+}
+
+/** Run `f` as on a software adapter (the register kernel's default), whatever the test device is. */
+async function asSoftware(f: () => Promise<void>): Promise<void> {
+  const adapter = gpu.adapter as { kind: string };
+  const kind = adapter.kind;
+  adapter.kind = 'software';
+  try {
+    await f();
+  } finally {
+    adapter.kind = kind;
+  }
 }
 
 const SHAPES: [number, number, number][] = [
@@ -189,4 +246,83 @@ test('bad specs are refused with the reason', async () => {
   await expect(matmul(gpu, { M: 1, N: 1, K: 1, a: { buffer: X }, b: { buffer: X }, c: { buffer: X } })).rejects.toThrow(
     /must not share a buffer/,
   );
+});
+
+// The software adapter's default: the register kernel, each operand from a texture when its rows can be copied
+// into one (a multiple of 64 elements, or a single row), else from storage; the tiled kernel when a vec4
+// dimension is not a multiple of 4.
+describe('register kernel (the software default)', () => {
+  const both = { kernel: 'registers' as const, block: registerBlock(67, 192), texA: true, texB: true };
+  test('operands from textures: odd M, all transposes', () =>
+    asSoftware(async () => {
+      await check(67, 192, 128, { plan: both });
+      await check(67, 192, 128, { transB: true, plan: both });
+      await check(64, 192, 128, { transA: true, plan: { ...both, block: registerBlock(64, 192) } });
+      await check(64, 192, 128, { transA: true, transB: true, plan: { ...both, block: registerBlock(64, 192) } });
+    }));
+  test('operands from storage: vec4 rows that a texture copy cannot take, all transposes, K % 4 != 0 in TN', () =>
+    asSoftware(async () => {
+      const plan = (M: number, N: number) => ({
+        kernel: 'registers' as const,
+        block: registerBlock(M, N),
+        texA: false,
+        texB: false,
+      });
+      await check(37, 44, 20, { plan: plan(37, 44) });
+      await check(36, 44, 45, { transA: true, plan: plan(36, 44) });
+      await check(37, 44, 20, { transB: true, plan: plan(37, 44) });
+      await check(36, 44, 20, { transA: true, transB: true, plan: plan(36, 44) });
+      await check(1, 20, 12, { plan: { ...plan(1, 20), texA: true } }); // a one-row texture needs no row alignment
+    }));
+  test('mixed sources, small blocks (one row, 4 and 8 columns), offsets, alpha and beta', () =>
+    asSoftware(async () => {
+      expect(registerBlock(1, 4)).toEqual({ RM: 4, RN: 4, WX: 8, WY: 1 });
+      expect(registerBlock(7, 8)).toEqual({ RM: 8, RN: 8, WX: 8, WY: 1 });
+      expect(registerBlock(512, 512)).toEqual({ RM: 16, RN: 16, WX: 16, WY: 4 });
+      const mixed = { kernel: 'registers' as const, block: registerBlock(36, 128), texA: false, texB: true };
+      await check(36, 128, 45, { transA: true, alpha: -0.5, beta: 0.75, offA: 4, offB: 8, offC: 3, plan: mixed });
+      await check(1, 4, 64, { beta: 1, offC: 2 });
+      await check(7, 8, 12, { transB: true, alpha: 2 });
+    }));
+  test('batched: packed, strided with gaps, and broadcast (stride 0) operands', () =>
+    asSoftware(async () => {
+      await check(33, 64, 64, { batch: 3 });
+      await check(33, 64, 64, { batch: 3, strideA: 40 * 64, strideB: 0, transB: true });
+      await check(32, 20, 12, { batch: 2, strideA: 0, strideB: 14 * 20, transA: true });
+    }));
+  test('K past one span: spans accumulate, texture rows and columns follow the span', () =>
+    asSoftware(async () => {
+      // K-major A (a span of rows), with a masked last k-step; row-major A from a texture (a span of columns).
+      await check(4, 64, REGISTER_K_SPAN + 66, { transA: true, beta: 0.5 });
+      await check(5, 64, REGISTER_K_SPAN + 64, { bias: true, gelu: true });
+    }));
+  test('epilogue: bias, residual and GELU, with alpha and beta, from textures and from storage', () =>
+    asSoftware(async () => {
+      await check(67, 192, 128, { bias: true, residual: true, gelu: true, alpha: 0.5, beta: 0.25, offC: 1 });
+      await check(37, 44, 20, { transB: true, bias: true, gelu: true });
+      await check(36, 44, 45, { transA: true, residual: true, batch: 2 });
+    }));
+});
+
+describe('epilogue in the tiled kernel', () => {
+  test.each(CHECKED_TILES)('%s tile: bias, residual and GELU, every transpose', async (_kind, tile) => {
+    for (const [transA, transB] of TRANSPOSES)
+      await check(37, 29, 45, { transA, transB, tile, bias: true, residual: true, gelu: true, alpha: 2, beta: 0.5 });
+  });
+  test('split K: the sum applies it', async () => {
+    await check(37, 29, 301, { tile: TILES.hardware, splitK: 3, bias: true, residual: true, gelu: true, beta: 1 });
+    await check(33, 17, 140, { batch: 2, tile: TILES.software, splitK: 2, bias: true, transA: true, offC: 12 });
+  });
+  test('K spans on llvmpipe: only the last applies it', async () => {
+    await check(3, 5, 20_003, { tile: TILES.software, bias: true, residual: true, gelu: true, beta: 0.5 });
+  });
+});
+
+test('the epilogue refuses outputs that alias what the product reads', async () => {
+  const X = gpu.buffer('X', 64);
+  const Y = gpu.buffer('Y', 64);
+  const base = { M: 2, N: 2, K: 2, a: { buffer: X }, b: { buffer: X }, c: { buffer: Y } };
+  await expect(matmul(gpu, { ...base, residual: { buffer: Y } })).rejects.toThrow(/C must not share a buffer/);
+  await expect(matmul(gpu, { ...base, gelu: { buffer: X } })).rejects.toThrow(/GELU output must not share/);
+  gpu.free(X, Y);
 });

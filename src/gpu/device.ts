@@ -208,7 +208,12 @@ export class Gpu {
   }
 
   memory(): MemoryStats {
-    return { bytesNow: this.bytesNow, bytesPeak: this.bytesPeak, buffers: this.live.size, sharedBytes: this.sharedBytes };
+    return {
+      bytesNow: this.bytesNow,
+      bytesPeak: this.bytesPeak,
+      buffers: this.live.size,
+      sharedBytes: this.sharedBytes,
+    };
   }
 
   /** Submits and dispatches so far (a step's are the difference across it). */
@@ -448,7 +453,8 @@ export class Gpu {
         pass = undefined;
         for (const u of c.uploads)
           enc.copyBufferToTexture(
-            { buffer: u.from, offset: u.offset, bytesPerRow: u.bytesPerRow },
+            // WebGPU wants bytesPerRow, when given, a multiple of 256; a one-row copy goes without.
+            { buffer: u.from, offset: u.offset, bytesPerRow: u.height > 1 ? u.bytesPerRow : undefined },
             { texture: u.to },
             [u.width, u.height],
           );

@@ -188,7 +188,11 @@ function stored(
 }
 
 /** The epilogue's parameters and bindings (placeholders for the parts not asked for). */
-function epilogue(gpu: Gpu, s: MatmulSpec, on: boolean): { params: Record<string, number>; bind: Record<string, Binding> } {
+function epilogue(
+  gpu: Gpu,
+  s: MatmulSpec,
+  on: boolean,
+): { params: Record<string, number>; bind: Record<string, Binding> } {
   const none = gpu.shared('matmul epilogue placeholder', 16);
   const noneOut = gpu.shared('matmul epilogue placeholder out', 16);
   const ep = on ? (s.bias ? 1 : 0) | (s.residual ? 2 : 0) | (s.gelu ? 4 : 0) : 0;

@@ -4,6 +4,7 @@
 // (N×K when transB). Batch b of A starts at b·strideA (default M·K; 0 shares one matrix
 // across the batch, as a weight is shared across attention heads), likewise B. The output
 // and the C added to it are packed [batch, M, N].
+import { gelu } from './gelu.js';
 import { type Vec, expectDims, expectLength } from './shapes.js';
 
 export interface MatmulOptions {
@@ -105,4 +106,22 @@ export function matmulBackward(
   }
   if (opts.C === undefined) return { dA, dB };
   return { dA, dB, dC: Float64Array.from(dOut, (g) => beta * g) };
+}
+
+/**
+ * The matmul epilogue (src/wgsl/lib/matmul_epilogue.wgsl) on a product's output `out` (packed [batch, M, N]):
+ * pre = out + bias[n] + residual (laid out like out), and gelu(pre) when asked.
+ */
+export function matmulEpilogue(
+  out: Vec,
+  N: number,
+  opts: { bias?: Vec; residual?: Vec; gelu?: boolean },
+): { pre: Float64Array; gelu?: Float64Array } {
+  expectDims({ N });
+  if (opts.residual !== undefined) expectLength('matmul residual', opts.residual, out.length);
+  const pre = Float64Array.from(
+    out,
+    (v, i) => v + (opts.bias ? opts.bias[i % N] : 0) + (opts.residual ? opts.residual[i] : 0),
+  );
+  return opts.gelu ? { pre, gelu: gelu(pre) } : { pre };
 }

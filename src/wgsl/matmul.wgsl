@@ -159,17 +159,6 @@ fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
   (*c)[3] = fma(vec4<f32>(a.w), b, (*c)[3]);
 }
 
-// Rows m..m+3 x columns n..n+3 of C from a 4x4 accumulator block, bounds-checked.
-fn store(base: u32, m: u32, n: u32, c: mat4x4<f32>) {
-  for (var i = 0u; i < 4u; i++) {
-    if (m + i >= p.M) { return; }
-    for (var j = 0u; j < 4u; j++) {
-      if (n + j >= p.N) { break; }
-      finish(base + (m + i) * p.N + n + j, n + j, c[i][j]);
-    }
-  }
-}
-
 // A thread's TM x TN block is made of 4x4 blocks spaced WG_Y·4 rows and WG_X·4 columns
 // apart, so that neighbouring threads read neighbouring vec4s of As/Bs (no bank conflicts)
 // and write neighbouring columns of C. The accumulators are named matrices, not an
@@ -212,12 +201,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
 
   let baseC = p.offC + batch * p.strideC + part * p.strideP;
-  let m = m0 + ta * 4u;
-  let n = n0 + tb * 4u;
-  store(baseC, m, n, c00);
-  if (TN == 8u) { store(baseC, m, n + WG_X * 4u, c01); }
-  if (TM == 8u) {
-    store(baseC, m + WG_Y * 4u, n, c10);
-    if (TN == 8u) { store(baseC, m + WG_Y * 4u, n + WG_X * 4u, c11); }
+  // Element (i, j) of the block is row m0 + (i / 4)·WG_Y·4 + ta·4 + i % 4, likewise for columns. One loop
+  // over the elements, so that the epilogue is compiled once, not once per element.
+  let acc = array<mat4x4<f32>, 4>(c00, c01, c10, c11);
+  for (var e = 0u; e < TM * TN; e++) {
+    let i = e / TN;
+    let j = e % TN;
+    let m = m0 + (i / 4u) * WG_Y * 4u + ta * 4u + i % 4u;
+    let n = n0 + (j / 4u) * WG_X * 4u + tb * 4u + j % 4u;
+    if (m < p.M && n < p.N) { finish(baseC + m * p.N + n, n, acc[(i / 4u) * 2u + j / 4u][i % 4u][j % 4u]); }
   }
 }

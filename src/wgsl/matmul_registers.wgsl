@@ -180,17 +180,6 @@ fn kStep(m: u32, n: u32, k: u32, tail: bool) {
   }
 }
 
-// Rows m..m+3 x columns n..n+3 of C from a 4x4 accumulator block, bounds-checked.
-fn store(base: u32, m: u32, n: u32, c: mat4x4<f32>) {
-  for (var i = 0u; i < 4u; i++) {
-    if (m + i >= p.M) { return; }
-    for (var j = 0u; j < 4u; j++) {
-      if (n + j >= p.N) { break; }
-      finish(base + (m + i) * p.N + n + j, n + j, c[i][j]);
-    }
-  }
-}
-
 @compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let m = (wg.y * WY + lid.y) * RM;
@@ -202,22 +191,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   for (; k < kFull; k += 4u) { kStep(m, n, k, false); }
   if (K_TAIL && k < p.kLen) { kStep(m, n, k, true); }
 
+  // One loop over the block's elements (RM·RN iterations, too many for the compiler to unroll): the
+  // epilogue is inlined once, not once per element.
+  let acc = array<mat4x4<f32>, 16>(c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33);
   let base = p.offC + wg.z * p.strideC;
-  store(base, m, n, c00);
-  if (RN >= 8u) { store(base, m, n + 4u, c01); }
-  if (RN == 16u) { store(base, m, n + 8u, c02); store(base, m, n + 12u, c03); }
-  if (RM >= 8u) {
-    store(base, m + 4u, n, c10);
-    if (RN >= 8u) { store(base, m + 4u, n + 4u, c11); }
-    if (RN == 16u) { store(base, m + 4u, n + 8u, c12); store(base, m + 4u, n + 12u, c13); }
-  }
-  if (RM == 16u) {
-    store(base, m + 8u, n, c20);
-    store(base, m + 12u, n, c30);
-    if (RN >= 8u) { store(base, m + 8u, n + 4u, c21); store(base, m + 12u, n + 4u, c31); }
-    if (RN == 16u) {
-      store(base, m + 8u, n + 8u, c22); store(base, m + 8u, n + 12u, c23);
-      store(base, m + 12u, n + 8u, c32); store(base, m + 12u, n + 12u, c33);
+  for (var e = 0u; e < RM * RN; e++) {
+    let i = e / RN;
+    let j = e % RN;
+    if (m + i < p.M && n + j < p.N) {
+      finish(base + (m + i) * p.N + n + j, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u][j % 4u]);
     }
   }
 }
