@@ -9,6 +9,7 @@
 // Per layer l, with N rows:
 //   forward   ln1 = LN(x); qkv = ln1·Wqkv + b; y = attn(qkv); xm = x + y·Wo + b
 //             ln2 = LN(xm); h = gelu(ln2·Wfc + b); out = xm + h·Wp + b
+//             (each linear layer one matmul dispatch, its bias, residual or GELU in the epilogue)
 //   backward  dres carries dL/dx through the residual stream and is accumulated into by each
 //             LayerNorm backward; weight gradients accumulate (+=) into the flat gradient
 //             buffer, which each step clears first. Bias gradients are column sums, done as a
@@ -16,13 +17,13 @@
 import type { Command, Copy, Dispatch, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
-import { add } from '../kernels/add.js';
 import {
   attentionBackward,
   attentionForward,
   createAttentionBuffers,
   createAttentionScratch,
 } from '../kernels/attention.js';
+import { add } from '../kernels/add.js';
 import { attentionDecode } from '../kernels/attention-decode.js';
 import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
@@ -247,18 +248,14 @@ export interface BlockSpec {
   label?: string;
 }
 
-/** Layer l's forward: a.x → out (the next layer's a.x, or the input of ln_f). */
-export async function blockForward(
-  s: BlockSpec,
-  l: number,
-  a: BlockActs,
-  tmp: GPUBuffer,
-  out: GPUBuffer,
-): Promise<Command[]> {
+/** Layer l's forward: a.x → out (the next layer's a.x, or the input of ln_f; not a.x itself). */
+export async function blockForward(s: BlockSpec, l: number, a: BlockActs, out: GPUBuffer): Promise<Command[]> {
   const { gpu, scope, rows: N, d, eps, weights, tile } = s;
   const P = (name: BlockTensorName) => weights.param(l, name);
   const h = `${s.label ?? ''}h${l}`;
-  // A linear layer y = x·W + b (W is [in, out], Conv1D layout; packed, its transpose: the product picks its tile).
+  // A linear layer y = x·W + b (W is [in, out], Conv1D layout) in one dispatch: the bias, and a residual
+  // added to it or GELU of it (y keeps the pre-activation), ride in the matmul's epilogue. Packed weights
+  // (inference) take matmulQ, which has no epilogue: the bias, residual and GELU follow as dispatches of their own.
   const linear = async (
     x: GPUBuffer,
     w: LinearName,
@@ -266,11 +263,12 @@ export async function blockForward(
     nIn: number,
     nOut: number,
     label: string,
+    then: { residual?: GPUBuffer; gelu?: GPUBuffer } = {},
   ): Promise<Dispatch[]> => {
     const packed = weights.packed?.(l, `${w}.weight`);
-    const product = packed
-      ? [await matmulQ(gpu, { M: N, N: nOut, K: nIn, a: at(x), w: packed, c: at(y), label: `${label} x·W` })]
-      : await matmul(gpu, {
+    if (!packed)
+      return scope.keep(
+        await matmul(gpu, {
           M: N,
           N: nOut,
           K: nIn,
@@ -278,14 +276,23 @@ export async function blockForward(
           a: at(x),
           b: P(`${w}.weight`),
           c: at(y),
-          label: `${label} x·W`,
-        });
-    return [
-      ...scope.keep(product),
-      scope.keep(
-        await add(gpu, { rows: N, cols: nOut, out: at(y), b: P(`${w}.bias`), bStrides: [0, 1], label: `${label} +b` }),
-      ),
-    ];
+          bias: P(`${w}.bias`),
+          residual: then.residual && at(then.residual),
+          gelu: then.gelu && at(then.gelu),
+          label: `${label} x·W+b${then.residual ? ' +x' : ''}${then.gelu ? ', gelu' : ''}`,
+        }),
+      );
+    const out = at(y);
+    return scope.keep([
+      await matmulQ(gpu, { M: N, N: nOut, K: nIn, a: at(x), w: packed, c: out, label: `${label} x·W` }),
+      await add(gpu, { rows: N, cols: nOut, out, b: P(`${w}.bias`), bStrides: [0, 1], label: `${label} +b` }),
+      ...(then.residual
+        ? [await add(gpu, { rows: N, cols: nOut, out, b: at(then.residual), label: `${label} +x` })]
+        : []),
+      ...(then.gelu
+        ? [await geluForward(gpu, { n: N * nOut, x: out, out: at(then.gelu), label: `${label} gelu` })]
+        : []),
+    ]);
   };
   const norm = async (x: GPUBuffer, w: 'ln_1' | 'ln_2', y: GPUBuffer, stats: GPUBuffer) =>
     scope.keep(
@@ -302,19 +309,14 @@ export async function blockForward(
         label: `${h} ${w}`,
       }),
     );
-  const residual = async (x: GPUBuffer, y: GPUBuffer, label: string) =>
-    scope.keep(await add(gpu, { rows: N, cols: d, out: at(y), a: at(x), b: at(tmp), label: `${h} ${label}` }));
   return [
     await norm(a.x, 'ln_1', a.ln1, a.ln1Stats),
     ...(await linear(a.ln1, 'attn.c_attn', a.qkv, d, 3 * d, `${h} c_attn`)),
     ...(await s.attention.forward(l, a.qkv, a.y, `${h} attn`)),
-    ...(await linear(a.y, 'attn.c_proj', tmp, d, d, `${h} attn.c_proj`)),
-    await residual(a.x, a.xm, 'residual 1'),
+    ...(await linear(a.y, 'attn.c_proj', a.xm, d, d, `${h} attn.c_proj`, { residual: a.x })),
     await norm(a.xm, 'ln_2', a.ln2, a.ln2Stats),
-    ...(await linear(a.ln2, 'mlp.c_fc', a.fc, d, 4 * d, `${h} c_fc`)),
-    scope.keep(await geluForward(gpu, { n: N * 4 * d, x: at(a.fc), out: at(a.gelu), label: `${h} gelu` })),
-    ...(await linear(a.gelu, 'mlp.c_proj', tmp, 4 * d, d, `${h} mlp.c_proj`)),
-    await residual(a.xm, out, 'residual 2'),
+    ...(await linear(a.ln2, 'mlp.c_fc', a.fc, d, 4 * d, `${h} c_fc`, { gelu: a.gelu })),
+    ...(await linear(a.gelu, 'mlp.c_proj', out, 4 * d, d, `${h} mlp.c_proj`, { residual: a.xm })),
   ];
 }
 

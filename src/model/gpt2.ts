@@ -234,7 +234,6 @@ export class Gpt2 {
     for (let l = 0; l < L; l++) this.layers.push(createBlockActs(scope, N, d, `h${l}`));
     const xL = scope.buffer('x final', N * d * F32);
     const lnfStats = scope.buffer('ln_f stats', 2 * N * F32);
-    const tmp = scope.buffer('proj out', N * d * F32);
     const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
     const f: Command[] = [];
 
@@ -289,7 +288,7 @@ export class Gpt2 {
       ),
     );
     for (let l = 0; l < L; l++)
-      f.push(...(await blockForward(spec, l, this.layers[l], tmp, l + 1 < L ? this.layers[l + 1].x : xL)));
+      f.push(...(await blockForward(spec, l, this.layers[l], l + 1 < L ? this.layers[l + 1].x : xL)));
     f.push(
       scope.keep(
         await layerNormForward(gpu, {
