@@ -8,6 +8,8 @@ Tests come from hlm itself, so names and params match exactly:
   python3 bench/torch_bench.py --tests tests.jsonl --device cuda > torch.jsonl
   hlm bench --suite kernel,train --quick --out hlm.jsonl
   hlm bench --from hlm.jsonl --compare torch.jsonl --threshold 100% --format md   # ratio = hlm / PyTorch
+Timing matches hlm bench's: by default (--timing sustained) a sample makes calls back to back for at least
+25 ms and synchronises once, and the record's method says so (mode, per_sample).
 Without --tests it builds the same list as hlm's (--quick: tiny shapes). Tests it cannot run
 (hlm's own kernels other than matmul) are skipped. The infer suite (prefill of a prompt, then
 greedy decoding with a KV cache) is PyTorch-only until `hlm generate` has its suite: names
@@ -36,11 +38,12 @@ V = 50257
 TRAIN_SHAPES = {'tiny': (4, 64), 'small': (16, 512), 'base': (8, 512)}  # src/bench/train.ts
 
 
-def default_tests(quick, suites):
+def default_tests(quick, suites, size=None):
     """The list `hlm bench --list` gives (src/bench/kernel.ts kernelShapes, src/bench/train.ts)."""
     tests = []
     if 'kernel' in suites:
         sq, rows, d = (256, 128, 64) if quick else (2048, 4096, 512)
+        sq = size or sq
         mm = lambda label, M, N, K, ta, tb: {
             'suite': 'kernel',
             'name': 'matmul',
@@ -257,16 +260,44 @@ def base_record(dev, args):
             'reps': args.reps,
             'timer': 'time.perf_counter() after synchronize',
             'gpu_timer': 'CUDA events' if cuda else None,
+            'mode': args.timing,
+            'per_sample': 1,
+            'min_sample_ms': MIN_SAMPLE_MS if args.timing == 'sustained' else 0,
         },
     }
 
 
-def measure(fn, dev, args, energy):
-    """Wall-clock ms per call after the warm-up, and CUDA-event ms in the same repetitions."""
+MIN_SAMPLE_MS = 25  # a sustained sample lasts at least this long (src/bench/harness.ts)
+MAX_PER_SAMPLE = 4096
+
+
+def per_sample(fn, sync):
+    """Calls per sustained sample: doubled (or scaled from the last sample's time) until one lasts MIN_SAMPLE_MS."""
+    n, ran = 1, 0
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        sync()
+        ms = (time.perf_counter() - t0) * 1e3
+        ran += n
+        if ms >= MIN_SAMPLE_MS or n >= MAX_PER_SAMPLE:
+            return n, ran
+        n = min(MAX_PER_SAMPLE, max(2 * n, math.ceil(1.25 * n * MIN_SAMPLE_MS / ms) if ms > 0 else 2 * n))
+
+
+def measure(fn, dev, args, energy, method):
+    """Wall-clock ms per call after the warm-up, and CUDA-event ms in the same samples. Sustained (the default),
+    a sample makes n calls back to back and synchronises once, n chosen for MIN_SAMPLE_MS; isolated, it is one call
+    and a synchronise. `method` (the record's) is updated with what was done."""
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
-    for _ in range(args.warmup):
+    n, ran = per_sample(fn, sync) if args.timing == 'sustained' else (1, 0)
+    for _ in range(args.warmup * n):
         fn()
     sync()
+    method.update(warmup=ran + args.warmup * n, per_sample=n)
+    if n > 1:
+        method['timer'] = f'time.perf_counter() over {n} back-to-back calls, then synchronize'
     wall, gpu = [], []
     energy.start()
     for _ in range(args.reps):
@@ -274,13 +305,14 @@ def measure(fn, dev, args, energy):
             a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             a.record()
         t0 = time.perf_counter()
-        fn()
+        for _ in range(n):
+            fn()
         if dev.type == 'cuda':
             b.record()
         sync()
-        wall.append((time.perf_counter() - t0) * 1e3)
+        wall.append((time.perf_counter() - t0) * 1e3 / n)
         if dev.type == 'cuda':
-            gpu.append(a.elapsed_time(b))
+            gpu.append(a.elapsed_time(b) / n)
     e = energy.stop()
     g = None
     if gpu:
@@ -289,14 +321,14 @@ def measure(fn, dev, args, energy):
     return stats(wall), g, e
 
 
-def run_matmul(p, dev, args, energy):
+def run_matmul(p, dev, args, energy, method):
     M, N, K, ta, tb = p['M'], p['N'], p['K'], p['transA'], p['transB']
     g = torch.Generator(device='cpu').manual_seed(0)
     a = (torch.rand((K, M) if ta else (M, K), generator=g) * 2 - 1).to(dev)
     b = (torch.rand((N, K) if tb else (K, N), generator=g) * 2 - 1).to(dev)
     out = torch.empty(M, N, device=dev)
     op = lambda x, t: x.t() if t else x
-    lat, gms, e = measure(lambda: torch.matmul(op(a, ta), op(b, tb), out=out), dev, args, energy)
+    lat, gms, e = measure(lambda: torch.matmul(op(a, ta), op(b, tb), out=out), dev, args, energy, method)
     ref = torch.matmul(op(a.double(), ta), op(b.double(), tb))
     err = (torch.linalg.norm(out.double() - ref) / torch.linalg.norm(ref)).item()
     flops = 2 * M * N * K
@@ -323,7 +355,7 @@ def model_for(preset, dev):
     return Gpt2(V, c['n_positions'], c['n_embd'], c['n_layer'], c['n_head']).to(dev)
 
 
-def run_train(p, dev, args, energy):
+def run_train(p, dev, args, energy, method):
     """hlm's Trainer step: AdamW (lr 1e-4, weight decay 0.1 on matrices), gradient clipping at 1."""
     model = model_for(p['preset'], dev)
     decay = [t for n, t in model.params.items() if t.dim() == 2]
@@ -346,7 +378,7 @@ def run_train(p, dev, args, energy):
 
     if dev.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(dev)
-    lat, gms, e = measure(step, dev, args, energy)
+    lat, gms, e = measure(step, dev, args, energy, method)
     loss = last['loss'].item()
     return {
         'latency_ms': lat,
@@ -397,7 +429,7 @@ def cached_forward(model, x, cache):
     return h @ model.w('wte.weight').T
 
 
-def run_infer(p, test, dev, args, energy):
+def run_infer(p, test, dev, args, energy, method):
     model = model_for(p['preset'], dev)
     prompt = torch.randint(0, V, (1, p['prompt']), generator=torch.Generator().manual_seed(0)).to(dev)
     if test.startswith('prefill'):
@@ -418,7 +450,7 @@ def run_infer(p, test, dev, args, energy):
                 nxt.item()  # a streaming decoder reads every token back, as hlm's does
 
         tokens = steps
-    lat, gms, e = measure(fn, dev, args, energy)
+    lat, gms, e = measure(fn, dev, args, energy, method)
     return {
         'latency_ms': lat,
         'gpu_ms': gms,
@@ -435,7 +467,15 @@ def main():
     ap.add_argument('--suite', default='kernel,train', help='comma-separated: kernel, train, infer (without --tests)')
     ap.add_argument('--quick', action='store_true', help='tiny shapes, as hlm bench --quick (without --tests)')
     ap.add_argument('--filter', help='only tests whose suite/name/test matches this regular expression')
-    ap.add_argument('--reps', type=int, default=None, help='measured repetitions (default: 5 with --quick, else 20)')
+    ap.add_argument('--reps', type=int, default=None, help='timed samples (default: 5 with --quick, else 20)')
+    ap.add_argument(
+        '--timing',
+        choices=['sustained', 'isolated'],
+        default='sustained',
+        help='sustained: a sample makes calls back to back (at least 25 ms of them) and synchronises once, as hlm '
+        'bench does by default; isolated: a synchronise after every call',
+    )
+    ap.add_argument('--size', type=int, help='n of the square matmul tests (without --tests; default: 256 or 2048)')
     ap.add_argument('--warmup', type=int, default=None, help='warm-up repetitions (default: 2 with --quick, else 4)')
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--out', help='write the JSON lines here (default: stdout)')
@@ -456,7 +496,7 @@ def main():
         with open(args.tests) as f:
             tests = [json.loads(line) for line in f if line.strip()]
     else:
-        tests = default_tests(args.quick, args.suite.split(','))
+        tests = default_tests(args.quick, args.suite.split(','), args.size)
     if args.filter:
         tests = [t for t in tests if re.search(args.filter, f"{t['suite']}/{t['name']}/{t['test']}", re.I)]
     out = open(args.out, 'w') if args.out else sys.stdout
@@ -466,15 +506,17 @@ def main():
         if p.get('weights', 'f32') != 'f32':  # hlm's packed formats (f16, int8, q4) have no twin here
             print(f"{t['suite']}/{t['name']} {t['test']}: skipped: {p['weights']} weights (f32 only)", file=sys.stderr)
             continue
+        method = dict(base['method'])
         if t['name'] == 'matmul':
-            run = lambda: run_matmul(p, dev, args, energy)
+            run = lambda: run_matmul(p, dev, args, energy, method)
         elif t['suite'] == 'train':
-            run = lambda: run_train(p, dev, args, energy)
+            run = lambda: run_train(p, dev, args, energy, method)
         elif t['suite'] == 'infer':
-            run = lambda: run_infer(p, t['test'], dev, args, energy)
+            run = lambda: run_infer(p, t['test'], dev, args, energy, method)
         else:
             continue  # hlm's own kernels have no PyTorch twin here
         rec = {**base, 'suite': t['suite'], 'name': t['name'], 'test': t['test'], 'status': 'ok', 'params': p}
+        rec['method'] = method
         try:
             rec.update(run())
         except Exception as e:  # e.g. CUDA out of memory: a record, and the run goes on

@@ -2,6 +2,14 @@
 // time them again on the GPU with timestamp queries where the adapter has them, check the
 // result against its float64 reference, and turn it all into an hlm.bench/1 record. A case
 // that fails (out of memory, a validation error) becomes a record with status 'error'.
+//
+// Two timings (method.mode in the record):
+//   sustained  a sample queues R repetitions back to back and waits once, R chosen so that a
+//              sample lasts at least MIN_SAMPLE_MS; the time of a repetition is the sample's
+//              over R. This is how work runs inside a training step, so a kernel's figure here
+//              agrees with its share of a step (the default).
+//   isolated   a sample is one repetition and a wait: the latency of a lone submit, host and
+//              queue round trip included (what a decode step or an interactive call sees).
 import { Bench } from 'tinybench';
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { GpuProfiler } from '../gpu/timing.js';
@@ -56,13 +64,40 @@ export interface BenchCase {
   peak?: 'flops' | 'bytes';
 }
 
+export type Timing = 'sustained' | 'isolated';
+
+/** A sustained sample lasts at least this long. */
+export const MIN_SAMPLE_MS = 25;
+/** And holds at most this many repetitions (a kernel of a few microseconds). */
+export const MAX_PER_SAMPLE = 4096;
+
 export interface RunOptions {
+  /** Timed samples. */
   reps: number;
+  /** Warm-up samples (besides the first repetition). */
   warmup: number;
-  /** Repetitions timed with timestamp queries (0: none). */
+  /** Samples timed with timestamp queries (0: none). */
   gpuReps: number;
   /** Log this many dispatch labels with the most GPU time per repetition (0: none). */
   top?: number;
+  /** Default sustained. */
+  timing?: Timing;
+}
+
+/** Repetitions per sustained sample: doubled (or scaled from the last sample's time) until one lasts MIN_SAMPLE_MS. */
+async function repetitionsPerSample(p: Prepared, gpu: Gpu): Promise<{ perSample: number; ran: number }> {
+  let n = 1;
+  let ran = 0;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await p.step();
+    await gpu.done();
+    const ms = performance.now() - t0;
+    ran += n;
+    if (ms >= MIN_SAMPLE_MS || n >= MAX_PER_SAMPLE) return { perSample: n, ran };
+    const scaled = ms > 0 ? Math.ceil((1.25 * n * MIN_SAMPLE_MS) / ms) : 2 * n;
+    n = Math.min(MAX_PER_SAMPLE, Math.max(2 * n, scaled));
+  }
 }
 
 export interface Session {
@@ -114,7 +149,8 @@ async function scoped<T>(gpu: Gpu, what: string, f: () => Promise<T>): Promise<T
 
 export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<BenchRecord> {
   const { gpu } = s.ctx;
-  const gpuTimer = s.profiler ? 'timestamp-query, one compute pass per dispatch, separate repetitions' : null;
+  const timing = o.timing ?? 'sustained';
+  const gpuTimer = s.profiler ? `timestamp-query, one compute pass per dispatch, in separate ${timing} samples` : null;
   const record: BenchRecord = {
     schema: SCHEMA,
     suite: c.suite,
@@ -129,6 +165,9 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
       reps: o.reps,
       timer: 'performance.now() from submit to onSubmittedWorkDone',
       gpu_timer: gpuTimer,
+      mode: timing,
+      per_sample: 1,
+      min_sample_ms: timing === 'sustained' ? MIN_SAMPLE_MS : 0,
     },
     latency_ms: null,
     gpu_ms: null,
@@ -155,6 +194,16 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
     record.dispatches = gpu.counts().dispatches - dispatched;
     record.work = { flops: p.work.flops ?? null, bytes: p.work.bytes ?? null, tokens: p.work.tokens ?? null };
     if (p.weights) record.weights = p.weights;
+    let perSample = 1;
+    if (timing === 'sustained') {
+      const r = await repetitionsPerSample(prepared, gpu);
+      perSample = r.perSample;
+      // Repetitions run before measuring: the first, the calibration's, then the warm-up samples'.
+      record.method.warmup = 1 + r.ran + o.warmup * perSample;
+      record.method.per_sample = perSample;
+      if (perSample > 1)
+        record.method.timer = `performance.now() over ${perSample} back-to-back repetitions to onSubmittedWorkDone`;
+    }
     let energy: BenchRecord['energy'] | undefined;
     const bench = new Bench({
       iterations: o.reps,
@@ -171,24 +220,26 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
       },
     });
     bench.add(c.test, async () => {
-      await prepared.step();
+      for (let i = 0; i < perSample; i++) await prepared.step();
       await gpu.done();
     });
     await bench.run();
     const result = bench.tasks[0].result;
     if (result.state !== 'completed')
       throw result.state === 'errored' ? result.error : new Error(`tinybench ended in state ${result.state}`);
-    const l = result.latency;
+    // Per repetition: a sample's time over its repetitions.
+    const raw = result.latency;
+    const l = { ...raw, mean: raw.mean / perSample, sd: raw.sd / perSample, p50: raw.p50 / perSample };
     record.latency_ms = {
       mean: l.mean,
       sd: l.sd,
-      rme: Number.isFinite(l.rme) ? l.rme : 0,
+      rme: Number.isFinite(raw.rme) ? raw.rme : 0,
       p50: l.p50,
-      p75: l.p75,
-      p99: l.p99,
-      min: l.min,
-      max: l.max,
-      n: l.samplesCount,
+      p75: raw.p75 / perSample,
+      p99: raw.p99 / perSample,
+      min: raw.min / perSample,
+      max: raw.max / perSample,
+      n: raw.samplesCount,
     } satisfies Stats;
     if (energy) record.energy = energy;
 
@@ -198,21 +249,28 @@ export async function runCase(s: Session, c: BenchCase, o: RunOptions): Promise<
       const byLabel = new Map<string, { ms: number; count: number }>();
       gpu.profiler = s.profiler;
       try {
+        // A profiled sample runs its repetitions back to back too, as many as the query set holds.
+        s.profiler.begin();
+        await p.step();
+        await gpu.done();
+        const perRep = Math.max(1, (await s.profiler.read()).length);
+        const reps = Math.max(1, Math.min(perSample, Math.floor(s.profiler.capacity / perRep)));
         for (let r = 0; r < o.gpuReps; r++) {
           s.profiler.begin();
-          await p.step();
+          for (let i = 0; i < reps; i++) await p.step();
           await gpu.done();
           const times = await s.profiler.read();
-          if (s.profiler.overflow) throw new Error(`more than ${s.profiler.capacity} dispatches in one repetition`);
-          totals.push(times.reduce((a, t) => a + t.ms, 0));
+          if (s.profiler.overflow) throw new Error(`more than ${s.profiler.capacity} dispatches in one sample`);
+          const n = o.gpuReps * reps;
+          totals.push(times.reduce((a, t) => a + t.ms, 0) / reps);
           if (p.phase)
             for (const t of times) {
               const k = p.phase(t.dispatch);
-              phases[k] = (phases[k] ?? 0) + t.ms / o.gpuReps;
+              phases[k] = (phases[k] ?? 0) + t.ms / n;
             }
           for (const t of times) {
             const e = byLabel.get(t.dispatch.label) ?? { ms: 0, count: 0 };
-            byLabel.set(t.dispatch.label, { ms: e.ms + t.ms / o.gpuReps, count: e.count + 1 / o.gpuReps });
+            byLabel.set(t.dispatch.label, { ms: e.ms + t.ms / n, count: e.count + 1 / n });
           }
         }
       } catch (e) {

@@ -557,8 +557,8 @@ function adamwCase(n: number): BenchCase {
   return kernelCase('adamw', `${n}`, { n }, make(n), 20 * n, { shape: '65537', build: make(65537) });
 }
 
-export function kernelCases(quick: boolean): BenchCase[] {
-  const s = kernelShapes(quick);
+export function kernelCases(quick: boolean, square?: number): BenchCase[] {
+  const s = { ...kernelShapes(quick), ...(square ? { square } : {}) };
   return [
     ...peakCases(s),
     ...matmulCases(s),

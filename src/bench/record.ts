@@ -60,7 +60,18 @@ export interface BenchRecord {
     kind?: 'hardware' | 'software';
     features: string[];
   };
-  method: { harness?: string; warmup: number; reps: number; timer: string; gpu_timer?: string | null };
+  method: {
+    harness?: string;
+    warmup: number;
+    reps: number;
+    timer: string;
+    gpu_timer?: string | null;
+    /** sustained: repetitions back to back, one wait a sample; isolated: a wait after each. */
+    mode?: 'sustained' | 'isolated';
+    /** Repetitions a timed sample holds (latencies are per repetition). */
+    per_sample?: number;
+    min_sample_ms?: number;
+  };
   latency_ms: Stats | null;
   gpu_ms: { mean: number; p50: number; min: number; max: number; n: number; phases?: Record<string, number> } | null;
   work: { flops: number | null; bytes: number | null; tokens: number | null };

@@ -2,7 +2,7 @@
 // is finished (the command flushes it), the peak cases first so later ones have a peak.
 import type { Gpu } from '../gpu/device.js';
 import { log } from '../log.js';
-import { closeSession, openSession, runCase, type RunOptions } from './harness.js';
+import { closeSession, openSession, runCase, type RunOptions, type Timing } from './harness.js';
 import type { BenchRecord } from './record.js';
 import { throughputText } from './report.js';
 import type { Selection } from './suites.js';
@@ -14,11 +14,19 @@ export interface BenchOptions {
   warmup?: number;
   /** Log the N dispatch labels with the most GPU time per test. */
   top?: number;
+  /** Default sustained. */
+  timing?: Timing;
 }
 
 export function runOptions(o: BenchOptions): RunOptions {
   const reps = o.reps ?? (o.quick ? 5 : 20);
-  return { reps, warmup: o.warmup ?? (o.quick ? 1 : 3), gpuReps: Math.min(reps, o.quick ? 2 : 5), top: o.top };
+  return {
+    reps,
+    warmup: o.warmup ?? (o.quick ? 1 : 3),
+    gpuReps: Math.min(reps, o.quick ? 2 : 5),
+    top: o.top,
+    timing: o.timing ?? 'sustained',
+  };
 }
 
 export async function runBench(

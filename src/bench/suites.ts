@@ -7,11 +7,12 @@ import { kernelCases } from './kernel.js';
 import type { Params, Suite } from './record.js';
 import { trainCases } from './train.js';
 
-export const SUITE_CASES: Record<Suite, (quick: boolean) => BenchCase[]> = {
+/** --size: n of the square matmul tests (default: kernelShapes'). */
+export const SUITE_CASES: Record<Suite, (quick: boolean, square?: number) => BenchCase[]> = {
   kernel: kernelCases,
   train: trainCases,
-  // Names, tests and params match bench/torch_bench.py's, so --compare pairs them.
-  infer: inferCases,
+  // Names, tests and params match bench/torch_bench.py's, so --compare pairs them (selectCases adds --weights).
+  infer: (quick) => inferCases(quick),
 };
 
 export interface Selection {
@@ -62,8 +63,9 @@ export function selectCases(
   quick: boolean,
   filter?: RegExp,
   weights: readonly WeightFormat[] = ['f32'],
+  square?: number,
 ): Selection {
-  const all = suites.flatMap((s) => (s === 'infer' ? inferCases(quick, weights) : SUITE_CASES[s](quick)));
+  const all = suites.flatMap((s) => (s === 'infer' ? inferCases(quick, weights) : SUITE_CASES[s](quick, square)));
   const cases = filter ? all.filter((c) => filter.test(caseId(c))) : all;
   const needPeaks = cases.some((c) => c.suite === 'kernel' && !c.peak);
   const hidden = needPeaks ? all.filter((c) => c.peak && !cases.includes(c)) : [];

@@ -28,10 +28,11 @@ export default class Bench extends HlmCommand {
     'train (one AdamW step of each preset with the CE and the CWT head: tokens/s, and ' +
     'forward/head/backward/optimizer GPU ' +
     'time where the adapter has timestamp queries) and infer (through the KV cache of hlm generate: prefill and ' +
-    'decode tokens/s, time to first token, time per output token). tinybench times the repetitions after a ' +
-    "warm-up. --compare puts a baseline (an earlier run, or bench/torch_bench.py's PyTorch records) beside this " +
-    'run and fails when a throughput ' +
-    'fell by more than --threshold. --from reports or compares records already written instead of measuring.';
+    'decode tokens/s, time to first token, time per output token). tinybench times samples after a warm-up; ' +
+    'with --timing sustained (the default) a sample queues repetitions back to back for at least 25 ms and waits ' +
+    'once, with --timing isolated it is one repetition and a wait. --compare puts a baseline (an earlier run, or ' +
+    "bench/torch_bench.py's PyTorch records) beside this run and fails when a throughput fell by more than " +
+    '--threshold. --from reports or compares records already written instead of measuring.';
   static override examples = [
     '<%= config.bin %> bench --suite kernel --quick --format md',
     '<%= config.bin %> bench --suite kernel,train --out bench.jsonl',
@@ -40,6 +41,7 @@ export default class Bench extends HlmCommand {
     '<%= config.bin %> bench --from hlm.jsonl --compare torch.jsonl --format md',
     '<%= config.bin %> bench --suite kernel,train --list',
     '<%= config.bin %> bench --suite infer --quick --weights f32,f16,int8,q4 --format md',
+    '<%= config.bin %> bench --suite kernel --filter "matmul/square.*NN" --size 512 --timing isolated',
   ];
   static override flags = {
     suite: Flags.string({ description: 'comma-separated suites: kernel, train, infer', default: 'kernel,train,infer' }),
@@ -49,7 +51,7 @@ export default class Bench extends HlmCommand {
     quick: Flags.boolean({
       description: 'small shapes and few repetitions (CI): tiny-preset shapes, train and infer suites tiny only',
     }),
-    reps: Flags.integer({ description: 'measured repetitions per test (default: 5 with --quick, else 20)', min: 1 }),
+    reps: Flags.integer({ description: 'timed samples per test (default: 5 with --quick, else 20)', min: 1 }),
     warmup: Flags.integer({
       description: 'warm-up repetitions before measuring, besides the first run (default: 1 with --quick, else 3)',
       min: 0,
@@ -77,6 +79,17 @@ export default class Bench extends HlmCommand {
     })(),
     from: Flags.string({
       description: 'take the records from this JSON-lines file instead of running (to reformat or compare)',
+    }),
+    timing: Flags.option({
+      options: ['sustained', 'isolated'] as const,
+      default: 'sustained' as const,
+      description:
+        'sustained: each timed sample queues repetitions back to back (at least 25 ms of them) and waits once, as ' +
+        'work runs inside a training step; isolated: a wait after every repetition (the latency of a lone submit)',
+    })(),
+    size: Flags.integer({
+      description: 'n of the square n×n×n matmul tests (default: 256 with --quick, else 2048)',
+      min: 1,
     }),
     top: Flags.integer({
       description: 'log to stderr the N dispatches with the most GPU time in each test (needs timestamp queries)',
@@ -133,7 +146,7 @@ export default class Bench extends HlmCommand {
         throw new HlmError(
           `--weights ${flags.weights} applies to the infer suite, which --suite ${flags.suite} leaves out`,
         );
-      const selection = selectCases(suites, flags.quick, parseFilter(flags.filter), weights);
+      const selection = selectCases(suites, flags.quick, parseFilter(flags.filter), weights, flags.size);
       if (flags.list) {
         const tests = selection.cases.map(describeCase);
         emit(renderList(tests, flags.format));
@@ -147,7 +160,7 @@ export default class Bench extends HlmCommand {
       records = await runBench(
         gpu,
         selection,
-        { quick: flags.quick, reps: flags.reps, warmup: flags.warmup, top: flags.top },
+        { quick: flags.quick, reps: flags.reps, warmup: flags.warmup, top: flags.top, timing: flags.timing },
         (r) => {
           if (flags.format === 'jsonl') emit(JSON.stringify(r) + '\n');
         },

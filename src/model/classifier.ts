@@ -11,7 +11,6 @@
 //             micro-batch's share of the step's (weights divided by the step's total).
 import type { Command } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { add } from '../kernels/add.js';
 import { classifierLoss } from '../kernels/classifier.js';
 import { lossMean } from '../kernels/crossentropy.js';
 import { matmul } from '../kernels/matmul.js';
@@ -90,11 +89,9 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling, loss?:
         a: at(pooled),
         b: W,
         c: at(logits),
-        label: 'classifier score',
+        bias,
+        label: 'classifier score +b',
       }),
-    ),
-    scope.keep(
-      await add(gpu, { rows: B, cols: C, out: at(logits), b: bias, bStrides: [0, 1], label: 'classifier score +b' }),
     ),
   ];
   let train: Command[] = [];
