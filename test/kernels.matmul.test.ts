@@ -11,7 +11,7 @@ import {
   REGISTER_K_SPAN,
   registerBlock,
   SMALL_HARDWARE_TILE,
-  softwarePlan,
+  registerPlan,
   TILES,
   type MatmulSpec,
   type MatmulTile,
@@ -47,8 +47,9 @@ async function check(
     bias?: boolean;
     residual?: boolean;
     gelu?: boolean;
-    /** The software plan this product must get (checked before it runs). */
-    plan?: ReturnType<typeof softwarePlan>;
+    kernel?: 'tiled' | 'registers';
+    /** The register plan this product must get (checked before it runs). */
+    plan?: ReturnType<typeof registerPlan>;
   },
 ) {
   const batch = o.batch ?? 1;
@@ -84,11 +85,12 @@ async function check(
     strideB: o.strideB,
     tile: o.tile,
     splitK: o.splitK,
+    kernel: o.kernel,
     bias: o.bias ? { buffer: Bias, offset: 3 } : undefined,
     residual: o.residual ? { buffer: Res, offset: 5 } : undefined,
     gelu: o.gelu ? { buffer: G, offset: 7 } : undefined,
   };
-  if (o.plan) expect(softwarePlan(gpu, spec)).toEqual(o.plan);
+  if (o.plan) expect(registerPlan(gpu, spec)).toEqual(o.plan);
   const d = await matmul(gpu, spec);
   await gpu.run(d);
   const got = await gpu.readF32(C, offC, batch * M * N);
@@ -252,7 +254,7 @@ test('bad specs are refused with the reason', async () => {
 // into one (a multiple of 64 elements, or a single row), else from storage; the tiled kernel when a vec4
 // dimension is not a multiple of 4.
 describe('register kernel (the software default)', () => {
-  const both = { kernel: 'registers' as const, block: registerBlock(67, 192), texA: true, texB: true };
+  const both = { block: registerBlock(67, 192), texA: true, texB: true };
   test('operands from textures: odd M, all transposes', () =>
     asSoftware(async () => {
       await check(67, 192, 128, { plan: both });
@@ -279,7 +281,7 @@ describe('register kernel (the software default)', () => {
       expect(registerBlock(1, 4)).toEqual({ RM: 4, RN: 4, WX: 8, WY: 1 });
       expect(registerBlock(7, 8)).toEqual({ RM: 8, RN: 8, WX: 8, WY: 1 });
       expect(registerBlock(512, 512)).toEqual({ RM: 16, RN: 16, WX: 16, WY: 4 });
-      const mixed = { kernel: 'registers' as const, block: registerBlock(36, 128), texA: false, texB: true };
+      const mixed = { block: registerBlock(36, 128), texA: false, texB: true };
       await check(36, 128, 45, { transA: true, alpha: -0.5, beta: 0.75, offA: 4, offB: 8, offC: 3, plan: mixed });
       await check(1, 4, 64, { beta: 1, offC: 2 });
       await check(7, 8, 12, { transB: true, alpha: 2 });
@@ -316,6 +318,27 @@ describe('epilogue in the tiled kernel', () => {
   test('K spans on llvmpipe: only the last applies it', async () => {
     await check(3, 5, 20_003, { tile: TILES.software, bias: true, residual: true, gelu: true, beta: 0.5 });
   });
+});
+
+test('the kernel can be named: registers refuses operands it cannot read, tiled runs on any adapter', async () => {
+  const X = gpu.buffer('X', 4 * 64);
+  const Y = gpu.buffer('Y', 4 * 64);
+  const spec = { M: 3, N: 5, K: 7, a: { buffer: X }, b: { buffer: X }, c: { buffer: Y } };
+  await expect(matmul(gpu, { ...spec, kernel: 'registers' })).rejects.toThrow(/register kernel reads rows of vec4s/);
+  const vec4 = { ...spec, M: 4, N: 8, K: 4 };
+  const file = async (s: MatmulSpec) => {
+    const d = await matmul(gpu, s);
+    gpu.release(...d);
+    return d[0].kernel.iface.file;
+  };
+  await asSoftware(async () => {
+    expect(await file(vec4)).toBe('src/wgsl/matmul_registers.wgsl');
+    expect(await file({ ...vec4, kernel: 'tiled' })).toBe('src/wgsl/matmul.wgsl');
+    expect(await file(spec)).toBe('src/wgsl/matmul.wgsl'); // rows of 7 and 5: not vec4s
+  });
+  expect(await file({ ...vec4, kernel: 'registers' })).toBe('src/wgsl/matmul_registers.wgsl');
+  gpu.free(X, Y);
+  await check(36, 44, 20, { transA: true, kernel: 'registers' });
 });
 
 test('the epilogue refuses outputs that alias what the product reads', async () => {

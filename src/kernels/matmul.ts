@@ -44,6 +44,11 @@ export interface MatmulSpec {
   tile?: MatmulTile;
   /** Split K into this many parts summed by a second dispatch (default: defaultPlan's, 1 with an explicit tile). */
   splitK?: number;
+  /**
+   * Which kernel (default: the register kernel on a software adapter when the operands allow it and no tile or
+   * split is named, else the tiled one). 'registers' refuses operands it cannot read.
+   */
+  kernel?: 'tiled' | 'registers';
   /** Epilogue: a row vector [N] added to every row of the result (a linear layer's bias). */
   bias?: TensorRef;
   /** Epilogue: a tensor laid out like C (from its own offset) added to the result; not in C's buffer. */
@@ -159,19 +164,23 @@ function storedPlan(gpu: Gpu, x: Stored, batch: number, K: number): { ok: boolea
   return { ok, texture };
 }
 
-/** Which kernel and sources a product gets when the caller names no tile. */
-export function softwarePlan(
+export interface RegisterPlan {
+  block: RegisterBlock;
+  /** Operands read from textures (else from storage). */
+  texA: boolean;
+  texB: boolean;
+}
+
+/** How the register kernel would run a product; undefined when it cannot read the operands. */
+export function registerPlan(
   gpu: Gpu,
   s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'a' | 'b' | 'strideA' | 'strideB'>,
-): { kernel: 'registers'; block: RegisterBlock; texA: boolean; texB: boolean } | { kernel: 'tiled' } {
-  const { M, N, K } = s;
+): RegisterPlan | undefined {
   const batch = s.batch ?? 1;
-  const A = stored(s, 'A');
-  const B = stored(s, 'B');
-  const a = storedPlan(gpu, A, batch, K);
-  const b = storedPlan(gpu, B, batch, K);
-  if (!a.ok || !b.ok) return { kernel: 'tiled' };
-  return { kernel: 'registers', block: registerBlock(M, N), texA: a.texture, texB: b.texture };
+  const a = storedPlan(gpu, stored(s, 'A'), batch, s.K);
+  const b = storedPlan(gpu, stored(s, 'B'), batch, s.K);
+  if (!a.ok || !b.ok) return undefined;
+  return { block: registerBlock(s.M, s.N), texA: a.texture, texB: b.texture };
 }
 
 function stored(
@@ -225,9 +234,15 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
     s.label ?? `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${batch > 1 ? ` ×${batch}` : ''}`;
   checkSizes(label, { M, N, K, batch });
   checkBuffers(label, s);
-  if (!s.tile && s.splitK === undefined && gpu.adapter.kind === 'software') {
-    const plan = softwarePlan(gpu, s);
-    if (plan.kernel === 'registers') return registerProduct(gpu, s, label, plan);
+  const byDefault = !s.tile && s.splitK === undefined && gpu.adapter.kind === 'software';
+  if (s.kernel === 'registers' || (s.kernel === undefined && byDefault)) {
+    const plan = registerPlan(gpu, s);
+    if (plan) return registerProduct(gpu, s, label, plan);
+    if (s.kernel === 'registers')
+      throw new HlmError(
+        `${label}: the register kernel reads rows of vec4s: A's and B's rows, offsets and batch strides must be ` +
+          'multiples of 4 elements, and the strides whole rows',
+      );
   }
   return tiledProduct(gpu, s, label);
 }
@@ -237,7 +252,7 @@ async function registerProduct(
   gpu: Gpu,
   s: MatmulSpec,
   label: string,
-  plan: { block: RegisterBlock; texA: boolean; texB: boolean },
+  plan: RegisterPlan,
 ): Promise<Dispatch[]> {
   const { M, N, K } = s;
   const batch = s.batch ?? 1;
