@@ -143,8 +143,12 @@ test(
       expect(r.status).toBe('ok');
       if (!r.check?.ok) throw new Error(`${r.name} ${r.test}: ${JSON.stringify(r.check)}`);
       expect(r.latency_ms!.n).toBe(2);
-      expect(r.method).toMatchObject({ warmup: 1, reps: 2 });
+      // Sustained by default: the first repetition, the calibration's, then the timed samples of per_sample each.
+      expect(r.method).toMatchObject({ reps: 2, mode: 'sustained', min_sample_ms: 25 });
+      expect(r.method.warmup).toBeGreaterThanOrEqual(1 + r.method.per_sample!);
     }
+    // A LayerNorm of 128 rows takes far less than a 25 ms sample: many repetitions to one wait.
+    expect(ln.method.per_sample).toBeGreaterThan(1);
     expect(mm.throughput).toMatchObject({ unit: 'GFLOP/s' });
     expect(mm.throughput!.peak_fraction).toBeGreaterThan(0);
     expect(mm.work.flops).toBe(2 * 256 ** 3);
@@ -156,7 +160,16 @@ test(
     if (gpu.features.has('timestamp-query'))
       expect(Object.keys(train.gpu_ms!.phases!).sort()).toEqual(['backward', 'forward', 'head', 'optimizer']);
     else expect(train.gpu_ms).toBeNull();
-    expect(gpu.memory().bytesNow).toBe(0); // everything the cases built was freed
+    // Everything the cases built was freed; shared scratch (matmul textures, placeholders) stays with the device.
+    expect(gpu.memory().bytesNow).toBe(gpu.memory().sharedBytes);
   },
   120_000,
 );
+
+test('isolated timing: a wait after every repetition, one repetition a sample', async () => {
+  const sel = selectCases(['kernel'], true, /layernorm\/forward/);
+  const [r] = await runBench(gpu, sel, { quick: true, reps: 3, warmup: 1, timing: 'isolated' }, () => undefined);
+  expect(validate(benchSchema(), r)).toEqual([]);
+  expect(r.method).toMatchObject({ mode: 'isolated', per_sample: 1, warmup: 2, reps: 3, min_sample_ms: 0 });
+  expect(r.latency_ms!.n).toBe(3);
+});
