@@ -23,7 +23,7 @@
 // setStep writes the token and position: wpe[pos] → embedding → per layer ln_1, c_attn, k|v
 // into cache row pos, attention of q over rows 0..pos (attention_decode.wgsl), c_proj,
 // residual, ln_2, MLP, residual → ln_f; then logits = h·Eᵀ → argmax. The one-row products use
-// a 4-row matmul tile (the default tiles would compute 63 padding rows).
+// 4-row matmul tiles or blocks (the default tiles would compute 63 padding rows).
 // The output head is the model's output projection (outputWeight in src/model/params.ts):
 // `lm_head.weight` when the checkpoint has an untied one, else the tied input embeddings, so a
 // headless (CWT) checkpoint decodes through its input embeddings.

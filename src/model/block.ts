@@ -34,10 +34,13 @@ import type { BlockTensorName } from './params.js';
 
 const F32 = 4;
 
-/** One-row products (every matmul of a decode step): 4-row tiles instead of 64 or 128. */
-export const ROW_TILES: Record<'hardware' | 'software', MatmulTile> = {
+/**
+ * One-row products (every matmul of a decode step): 4-row tiles instead of 128 on a hardware GPU; on a software
+ * adapter none, since the register kernel's own plan already takes 4-row blocks for one row.
+ */
+export const ROW_TILES: Record<'hardware' | 'software', MatmulTile | undefined> = {
   hardware: { BM: 4, BN: 128, BK: 16, TM: 4, TN: 4 },
-  software: { BM: 4, BN: 64, BK: 8, TM: 4, TN: 8 },
+  software: undefined,
 };
 
 const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
