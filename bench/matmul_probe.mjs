@@ -12,6 +12,7 @@
 //   workgroup memory; suffix s: scalar loads instead of vec4. Prefix x instead of r: operands read from rgba32float
 //   textures holding the flat arrays (TEX_W texels a row); prefix y: textures shaped like the matrices. --copy
 //   adds the buffer-to-texture copies to every repetition.
+/* global GPUBufferUsage, GPUTextureUsage */
 import { Gpu } from '../dist/src/gpu/device.js';
 import { matmul } from '../dist/src/kernels/matmul.js';
 
@@ -35,7 +36,17 @@ const variants = (args.variants ?? 'hlm,r4x8w16x4').split(',');
 function parse(name) {
   const u = /^u(\d+)x(\d+)w(\d+)k(\d+)(x?)$/.exec(name);
   if (u)
-    return { uni: true, RM: +u[1], RN: +u[2], WX: +u[3], KC: +u[4], tex: u[5], transA: false, transB: false, vec: true };
+    return {
+      uni: true,
+      RM: +u[1],
+      RN: +u[2],
+      WX: +u[3],
+      KC: +u[4],
+      tex: u[5],
+      transA: false,
+      transB: false,
+      vec: true,
+    };
   const m = /^([rxy])(\d+)x(\d+)w(\d+)x(\d+)(nn|nt|tn|tt)?(s)?$/.exec(name);
   if (!m) throw new Error(`unknown variant ${name}`);
   const t = m[6] ?? 'nn';
@@ -57,7 +68,7 @@ function parse(name) {
  * (llvmpipe loads every lane's vec4 in one loop over lanes, so fewer, wider loads cost less) and does
  * 4·RM·RN scalar FMAs (SoA: vec4 and scalar code vectorise alike across invocations).
  */
-const TEX_W = Number(args["tex-w"] ?? 64);
+const TEX_W = Number(args['tex-w'] ?? 64);
 
 /**
  * Broadcast A: a workgroup owns RM rows (all its invocations the same rows) × WX·RN columns, and a dispatch covers
@@ -101,10 +112,10 @@ function uniKernel(v) {
     }
   }
   L.push(`  if (p.kOff != 0u) {`);
-  for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) L.push(`    c${i}_${j} += C[(m0 + ${i}u) * p.N + n + ${j}u];`);
-  L.push(`  }`);
   for (let i = 0; i < RM; i++)
-    for (let j = 0; j < RN; j++) L.push(`  C[(m0 + ${i}u) * p.N + n + ${j}u] = c${i}_${j};`);
+    for (let j = 0; j < RN; j++) L.push(`    c${i}_${j} += C[(m0 + ${i}u) * p.N + n + ${j}u];`);
+  L.push(`  }`);
+  for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) L.push(`  C[(m0 + ${i}u) * p.N + n + ${j}u] = c${i}_${j};`);
   L.push(`}`);
   return {
     code: L.join('\n'),
@@ -187,8 +198,7 @@ function regKernel(v) {
       for (let i = 0; i < RM; i++)
         for (let j = 0; j < RN; j++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
   L.push(`  }`);
-  for (let i = 0; i < RM; i++)
-    for (let j = 0; j < RN; j++) L.push(`  C[(m + ${i}u) * p.N + n + ${j}u] = c${i}_${j};`);
+  for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) L.push(`  C[(m + ${i}u) * p.N + n + ${j}u] = c${i}_${j};`);
   L.push(`}`);
   return {
     code: L.join('\n'),
@@ -338,7 +348,8 @@ for (const b of built) {
   const c = med(b.cpu);
   console.log(
     `${b.name.padEnd(22)} ${String(b.reps).padStart(5)} ${w.toFixed(2).padStart(8)} ` +
-      `${(flops / w / 1e6).toFixed(1).padStart(14)} ${c.toFixed(2).padStart(7)} ${(flops / c / 1e6).toFixed(1).padStart(12)}` +
+      `${(flops / w / 1e6).toFixed(1).padStart(14)} ${c.toFixed(2).padStart(7)} ` +
+      `${(flops / c / 1e6).toFixed(1).padStart(12)}` +
       `${(flops / Math.min(...b.cpu) / 1e6).toFixed(1).padStart(18)}`,
   );
 }
