@@ -4,14 +4,17 @@
 // sustained way (a sample submits `reps` back-to-back dispatches and waits once), reporting both
 // wall-clock and process-CPU-time throughput (the latter survives a busy machine).
 // Not part of the test suite. Run after `npm run build`:
-//   EGL_PLATFORM=surfaceless node bench/matmul_probe.mjs --size 512 --rounds 4 \
-//     --variants hlm,r4x8w16x4,r8x8w8x8
-// Variant names: `hlm` (the shipped kernel through src/kernels/matmul.ts), or
+//   EGL_PLATFORM=surfaceless node bench/matmul_probe.mjs --size 512 --rounds 7 --order kin \
+//     --variants hlm,y16x16w16x4,r8x16w8x8
+// Variant names: `hlm`, `hlmtn`, ... (the shipped kernels through src/kernels/matmul.ts), or
 //   r<RM>x<RN>w<WX>x<WY>[nn|nt|tn|tt][s]: each invocation an RM×RN block of C (multiples of 4) in
 //   scalar registers, workgroup WX×WY, loads vec4 along each operand's contiguous dimension, no
-//   workgroup memory; suffix s: scalar loads instead of vec4. Prefix x instead of r: operands read from rgba32float
-//   textures holding the flat arrays (TEX_W texels a row); prefix y: textures shaped like the matrices. --copy
-//   adds the buffer-to-texture copies to every repetition.
+//   workgroup memory; suffix s: scalar loads instead of vec4. Prefix x instead of r: operands read from
+//   rgba32float textures holding the flat arrays (--tex-w texels a row); prefix y: textures shaped like the
+//   matrices. u<RM>x<RN>w<WX>k<KC>[x]: A staged in workgroup memory and read at constant indices (KC values
+//   of k a dispatch, no loop), B per invocation (x: from a texture).
+// Options: --order kin (each accumulator's k-steps back to back; default k outermost), --ku 8 (k values a
+// loop iteration), --copy (the buffer-to-texture copies in every repetition), --shape MxNxK, --min-ms.
 /* global GPUBufferUsage, GPUTextureUsage */
 import { Gpu } from '../dist/src/gpu/device.js';
 import { matmul } from '../dist/src/kernels/matmul.js';
