@@ -265,7 +265,6 @@ describe('register kernel (the software default)', () => {
   test('operands from storage: vec4 rows that a texture copy cannot take, all transposes, K % 4 != 0 in TN', () =>
     asSoftware(async () => {
       const plan = (M: number, N: number) => ({
-        kernel: 'registers' as const,
         block: registerBlock(M, N),
         texA: false,
         texB: false,
