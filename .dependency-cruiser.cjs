@@ -6,6 +6,7 @@
 const LAYERS = {
   commands: [
     'cli',
+    'experiment',
     'report',
     'bench',
     'check',
@@ -19,7 +20,9 @@ const LAYERS = {
     'data',
     'gpu',
   ],
-  cli: ['report', 'bench', 'check', 'eval', 'glue', 'infer', 'serve', 'train', 'whiten', 'model', 'data', 'gpu'],
+  cli: ['experiment', 'report', 'bench', 'check', 'eval', 'glue', 'infer', 'serve', 'train', 'whiten', 'model', 'data', 'gpu'],
+  // Experiments: phases over the features below (pretraining, fine-tuning, evaluation, whitening), written as reports.
+  experiment: ['report', 'bench', 'eval', 'glue', 'train', 'whiten', 'model', 'data', 'gpu'],
   // Experiments' results and reports: charts, curves, mean ± std over seeds (GLUE's), bench's schema validator.
   report: ['bench', 'glue'],
   // Applications built on the features below them: bench measures training and decoding, GLUE fine-tunes,

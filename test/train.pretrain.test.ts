@@ -15,6 +15,7 @@ import { loadTokenizer } from '../src/data/tokenizer.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
 import { preset } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
+import { lrAt } from '../src/train/schedule.js';
 
 let gpu: Gpu;
 let dir: string;
@@ -139,6 +140,44 @@ test('N steps, then --resume for N more, gives bit for bit the weights of 2N ste
     .filter((m) => 'loss' in m)
     .map((m) => m.loss);
   expect(lb).toEqual(la);
+});
+
+test('--max-time: stops after the step in which the time ran out, saves, and a resume spends the rest', async () => {
+  const out = join(dir, 'timed');
+  const budget = 2;
+  const timed = { steps: 1_000_000, warmup: 0, logEvery: 1 };
+  const r = await pretrain(gpu, opts(out, { ...timed, maxTime: budget }));
+  expect(r.stoppedBy).toBe('time');
+  if (!(r.trainSeconds >= budget)) throw new Error(`trained ${r.trainSeconds} s of ${budget}`);
+  const ck = await loadCheckpoint(join(out, 'checkpoint'));
+  expect(ck.hlm.step).toBe(r.steps);
+  expect(Number(ck.hlm.train_seconds)).toBeCloseTo(r.trainSeconds, 6);
+  expect(r.tokens).toBe(r.steps * 2 * 16);
+  const rows = readMetrics(out).filter((m) => 'loss' in m);
+  expect(rows.map((m) => m.step)).toEqual(Array.from({ length: r.steps }, (_, i) => i + 1));
+  // Each row's elapsed_s is read just after its step: the last step ended past the budget, the one before
+  // within it (give or take the read-back that the clock also counts).
+  if (!(rows.at(-1)!.elapsed_s >= budget - 1e-3)) throw new Error(`last step at ${rows.at(-1)!.elapsed_s} s`);
+  if (rows.length > 1 && !(rows.at(-2)!.elapsed_s < budget + 0.5))
+    throw new Error(`the step before the last ended at ${rows.at(-2)!.elapsed_s} s of ${budget}`);
+  // The decay follows the time spent, not the 10⁶ steps: each step's rate is the cosine at the time the step
+  // before it ended (a step-based schedule would stay at the peak).
+  const spec = { lr: 1e-2, warmup: 0, steps: 1_000_000, schedule: 'cosine' as const };
+  for (let k = 0; k < rows.length; k++) {
+    const want = lrAt(k + 1, spec, k ? rows[k - 1].elapsed_s / budget : 0);
+    if (!(Math.abs(rows[k].lr - want) < 2e-3)) throw new Error(`step ${k + 1}: lr ${rows[k].lr}, expected ${want}`);
+  }
+
+  // Resumed with a larger budget, the run continues from its checkpoint and its clock.
+  const longer = r.trainSeconds + 1;
+  const more = await pretrain(gpu, opts(out, { ...timed, maxTime: longer, resume: true }));
+  expect(more.stoppedBy).toBe('time');
+  expect(more.startStep).toBe(r.steps);
+  if (!(more.steps > r.steps && more.trainSeconds >= longer)) throw new Error(JSON.stringify(more));
+  expect(more.tokens).toBe(more.steps * 2 * 16);
+  await expect(pretrain(gpu, opts(out, { ...timed, maxTime: budget, resume: true }))).rejects.toThrow(
+    /already past --max-time 2$/,
+  );
 });
 
 test('the encoder trains on masked tokens and its loss falls; metrics have every step', async () => {

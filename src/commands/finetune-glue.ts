@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import { Flags, type Interfaces } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { floatFlag } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
@@ -9,6 +9,7 @@ import { checkGlueOutputs, runGlueTask, type GlueProgress, type GlueTaskResult }
 import { glueTable } from '../glue/table.js';
 import { readCheckpointConfig } from '../model/checkpoint.js';
 import { formatEta, interactive, progressOut } from '../cli/progress.js';
+import { XNLI_MODES, XNLI_PROTOCOL, runXnli, xnliTable, type XnliMode, type XnliResult } from '../glue/xnli.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { checkOutputFile } from '../util/output-check.js';
 
@@ -18,6 +19,8 @@ export interface FinetuneGlueResult {
   /** Mean over the fine-tuned tasks of each task's score (mean of its metrics, mean over seeds), as a fraction. */
   average: number | null;
   predictionsFile?: string;
+  /** --task xnli. */
+  xnli?: XnliResult;
 }
 
 function number(name: string, text: string, ok: (x: number) => boolean): number {
@@ -47,6 +50,12 @@ function glueProgress(tty: boolean): (p: GlueProgress) => void {
   };
 }
 
+function parseSeeds(text: string): number[] {
+  const seeds = text.split(',').map((s) => number('seeds', s, (x) => Number.isSafeInteger(x) && x >= 0));
+  if (new Set(seeds).size !== seeds.length) throw new HlmError(`--seeds: ${text} repeats a seed`);
+  return seeds;
+}
+
 export default class FinetuneGlue extends HlmCommand {
   static override summary = 'Fine-tune a checkpoint on GLUE tasks and report the official dev metrics.';
   static override description =
@@ -58,25 +67,34 @@ export default class FinetuneGlue extends HlmCommand {
     'std over the seeds. ' +
     'Writes <out>/<task>/result.json and the best model as <out>/<task>/checkpoint (usable with --predict); both ' +
     'locations are checked before training starts. Progress goes to stderr every --log-every steps (or 30 s) and ' +
-    'after each epoch; the result goes to stdout: a table, or JSON with --json.';
+    'after each epoch; the result goes to stdout: a table, or JSON with --json.' +
+    `--task xnli: ${XNLI_PROTOCOL} Writes <out>/xnli/result.json.`;
   static override examples = [
     '<%= config.bin %> finetune-glue --model runs/pretrain/checkpoint --task sst2 --data ../shared/data/glue ' +
       '--epochs 1',
     '<%= config.bin %> finetune-glue --model ck --task all --data glue_data --seeds 1,2,3 --json',
     '<%= config.bin %> finetune-glue --model runs/glue/sst2/checkpoint --task sst2 --data glue_data --predict ' +
       'glue_data/SST-2/test.tsv > sst2.txt',
+    '<%= config.bin %> finetune-glue --model runs/ml/checkpoint --task xnli --data ../shared/data/multilingual/xnli ' +
+      '--xnli-protocol english --epochs 3 --lr 3e-4 --seeds 1',
   ];
   static override flags = {
     model: Flags.string({
       description: 'checkpoint directory (pretrained, or fine-tuned for this task)',
       required: true,
     }),
-    task: Flags.string({ description: `${GLUE_TASKS.join('|')}|all`, required: true }),
+    task: Flags.string({ description: `${GLUE_TASKS.join('|')}|all|xnli`, required: true }),
     data: Flags.string({
       description:
         'glue_data directory (<TASK>/train.tsv, dev.tsv, ...); not needed to --predict with a checkpoint already ' +
         'fine-tuned for the task',
     }),
+    'xnli-protocol': Flags.option({
+      options: [...XNLI_MODES, 'both'] as const,
+      default: 'both' as const,
+      description: 'xnli: english (fine-tune on English, evaluate every language), target (each language), or both',
+    })(),
+    languages: Flags.string({ description: 'xnli: comma-separated languages (default: every dev-<lang>.tsv)' }),
     epochs: Flags.integer({ default: 10, min: 1 }),
     lr: floatFlag({ exclusiveMin: 0, default: 1e-5, description: 'AdamW learning rate (after warm-up)' }),
     'batch-size': Flags.integer({ default: 32, min: 1, description: 'rows of a micro-batch' }),
@@ -119,6 +137,7 @@ export default class FinetuneGlue extends HlmCommand {
 
   async run(): Promise<FinetuneGlueResult> {
     const { flags } = await this.parse(FinetuneGlue);
+    if (flags.task.toLowerCase() === 'xnli') return this.xnli(flags);
     const all = flags.task.toLowerCase() === 'all';
     const tasks: GlueTask[] = all ? [...GLUE_TASKS] : [parseGlueTask(flags.task)];
     if (all && flags.predict) throw new HlmError('--predict needs one task, not all');
@@ -131,8 +150,7 @@ export default class FinetuneGlue extends HlmCommand {
           'checkpoint goes without',
       );
     if (flags.predictions) checkOutputFile(flags.predictions, 'GLUE predictions');
-    const seeds = flags.seeds.split(',').map((s) => number('seeds', s, (x) => Number.isSafeInteger(x) && x >= 0));
-    if (new Set(seeds).size !== seeds.length) throw new HlmError(`--seeds: ${flags.seeds} repeats a seed`);
+    const seeds = parseSeeds(flags.seeds);
     const common = {
       model: flags.model,
       data: flags.data,
@@ -196,5 +214,31 @@ export default class FinetuneGlue extends HlmCommand {
       }
     }
     return out;
+  }
+
+  private async xnli(flags: Interfaces.InferredFlags<typeof FinetuneGlue.flags>): Promise<FinetuneGlueResult> {
+    if (flags.predict) throw new HlmError('--predict is for GLUE tasks, not xnli');
+    if (flags.data === undefined) throw new HlmError('--task xnli needs --data: the folder of XNLI dev-<lang>.tsv files');
+    const protocol = flags['xnli-protocol'];
+    const modes: XnliMode[] = protocol === 'both' ? [...XNLI_MODES] : [protocol];
+    const gpu = await this.openGpu(flags.device);
+    const xnli = await runXnli(gpu, {
+      model: flags.model,
+      data: flags.data,
+      languages: flags.languages?.split(',').map((l) => l.trim()),
+      modes,
+      epochs: flags.epochs,
+      lr: flags.lr,
+      batchSize: flags['batch-size'],
+      maxSeqLen: flags['max-seq-len'],
+      seeds: parseSeeds(flags.seeds),
+      pooling: flags.pooling,
+      warmupRatio: flags['warmup-ratio'],
+      weightDecay: flags['weight-decay'],
+      gradClip: flags['grad-clip'],
+      out: flags.out,
+    });
+    if (!this.jsonEnabled()) this.log(xnliTable(xnli));
+    return { tasks: [], skipped: [], average: null, xnli };
   }
 }

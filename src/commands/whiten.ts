@@ -19,7 +19,7 @@ import {
   looksLikeShards,
   readCheckpointEmbeddings,
 } from '../whiten/inputs.js';
-import { evaluateSts, findStsDatasets, type StsScore } from '../whiten/sts.js';
+import { SIF_A, evaluateSts, findStsDatasets, type StsScore } from '../whiten/sts.js';
 import { WHITEN_METHODS, align, whiten, type SymmetryReport, type WhitenMethod } from '../whiten/whiten.js';
 
 export interface WhitenCommandResult {
@@ -232,7 +232,7 @@ export default class Whiten extends HlmCommand {
       const aligned = align(emb, counts, names);
       const raw = aligned.emb;
       result.sts = { input: sets.map((s) => evaluateSts(raw, s)), output: sets.map((s) => evaluateSts(r.out, s)) };
-      if (flags.sif) result.sts.sif = sets.map((s) => evaluateSts(raw, s, { sif: { p: aligned.p, a: 1e-3 } }));
+      if (flags.sif) result.sts.sif = sets.map((s) => evaluateSts(raw, s, { sif: { p: aligned.p, a: SIF_A } }));
       for (let i = 0; i < sets.length; i++) {
         const a = result.sts.input[i];
         const b = result.sts.output[i];

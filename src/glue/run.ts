@@ -10,19 +10,21 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { tokenizerFromJson, loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
-import { GPT2_VOCAB_SIZE, type ModelConfig } from '../model/config.js';
-import { POOLINGS, type Pooling } from '../model/classifier.js';
-import { Rng } from '../model/random.js';
+import type { ModelConfig } from '../model/config.js';
+import type { Pooling } from '../model/classifier.js';
 import { encodeGlue } from './encode.js';
 import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } from './data.js';
 import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from './metrics.js';
 import { log } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { checkCheckpointDir, loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
+import { checkCheckpointDir, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
 import { foldScoreBias } from '../model/hf.js';
 import { checkOutputDir } from '../util/output-check.js';
 import { Finetuner } from './finetune.js';
+import { openForFinetuning, seedParams } from './model.js';
+import { trainSeeds, type EpochOf, type GlueProgress, type SeedRunOf } from './seeds.js';
+
+export type { GlueProgress } from './seeds.js';
 
 export interface GlueRunOptions {
   model: string;
@@ -54,26 +56,9 @@ export interface GlueRunOptions {
    */
   progress?: (p: GlueProgress) => void;
   logEvery?: number;
+  /** Save the best model as <out>/<task>/checkpoint (default true; experiments keep only the scores). */
+  saveModel?: boolean;
 }
-
-export interface GlueProgress {
-  title: string;
-  seed: number;
-  epoch: number;
-  epochs: number;
-  /** Steps done over every seed and epoch so far, and in all. */
-  step: number;
-  steps: number;
-  /** Mean training loss of the epoch so far. */
-  loss: number;
-  examplesPerSecond: number;
-  etaSeconds: number;
-  /** On the report made when an epoch ends: its dev metrics (text), score (fraction) and seconds. */
-  ended?: { dev: string; score: number; seconds: number };
-}
-
-/** Seconds between progress reports at most. */
-const PROGRESS_SECONDS = 30;
 
 /**
  * Check, before any work, that a run can write what it will: `<out>/<task>/` (result.json, and the best model as a
@@ -86,19 +71,8 @@ export async function checkGlueOutputs(out: string, task: GlueTask): Promise<voi
   await checkCheckpointDir(join(taskDir, 'checkpoint'));
 }
 
-export interface EpochRecord {
-  epoch: number;
-  trainLoss: number;
-  dev: TaskScore;
-  seconds: number;
-}
-
-export interface SeedRun {
-  seed: number;
-  epochs: EpochRecord[];
-  bestEpoch: number;
-  best: TaskScore;
-}
+export type EpochRecord = EpochOf<TaskScore>;
+export type SeedRun = SeedRunOf<TaskScore>;
 
 export interface GlueTaskResult {
   task: GlueTask;
@@ -235,21 +209,8 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
         `fine-tuned for ${spec.title} goes without`,
     );
   if (!predictOnly) await checkGlueOutputs(o.out, o.task);
-  const config = { ...fileConfig, num_labels: C };
-  const pooling = o.pooling ?? prior?.pooling ?? (config.causal ? 'last' : 'mean');
-  if (!POOLINGS.includes(pooling)) throw new HlmError(`unknown pooling '${pooling}'`);
-  const maxSeqLen = o.maxSeqLen ?? prior?.max_seq_len ?? Math.min(128, config.n_positions);
-  if (!(Number.isInteger(maxSeqLen) && maxSeqLen >= 3 && maxSeqLen <= config.n_positions))
-    throw new HlmError(`--max-seq-len must be in 3..${config.n_positions} (the model's n_positions), got ${maxSeqLen}`);
-  if (!(o.seeds.length >= 1)) throw new HlmError('give at least one seed');
-
-  const first = await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed: o.seeds[0] } });
-  const tokenizer: Tokenizer = first.tokenizerJson
-    ? await tokenizerFromJson(first.tokenizerJson, join(first.dir, 'tokenizer.json'))
-    : await loadTokenizer('gpt2');
-  if (!first.tokenizerJson && config.vocab_size < GPT2_VOCAB_SIZE)
-    throw new HlmError(`${o.model} has vocab_size ${config.vocab_size} and no tokenizer.json`);
-  const sep = config.eos_token_id ?? tokenizer.eotId;
+  const m = await openForFinetuning(o.model, fileConfig, C, o, prior);
+  const { config, first, tokenizer, sep, pooling, maxSeqLen } = m;
   const input =
     `${spec.columns.b === undefined ? 'sentence' : 'sentence1 <sep> sentence2'} <sep>, <sep> = ` +
     `${JSON.stringify(await tokenizer.decode([sep]))} (id ${sep})`;
@@ -300,106 +261,33 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
       return taskScore(o.task, one ? preds[spec.evalSplits[0]]! : preds, one ? labels[spec.evalSplits[0]]! : labels);
     };
 
-    const runs: SeedRun[] = [];
-    let best: { score: number; params: Float32Array; seed: number; epoch: number; dev: TaskScore } | null = null;
+    let runs: SeedRun[] = [];
+    // Set in a callback, which control-flow narrowing does not see.
+    let best = null as { score: number; params: Float32Array; seed: number; epoch: number; dev: TaskScore } | null;
     let trainTokens = 0;
     let trainSeconds = 0;
     if (!predictOnly) {
-      const train = enc.train!;
       const y = labels.train!;
-      const weights = o.classBalanced && C > 1 ? classWeights(y, C) : null;
-      const stepRows = o.batchSize * accum;
-      const perEpoch = Math.ceil(train.length / stepRows);
-      const total = perEpoch * o.epochs;
-      const allSteps = total * o.seeds.length;
-      const logEvery = o.logEvery ?? 100;
-      let stepsDone = 0;
-      let lastReport = performance.now();
-      const trainStart = performance.now();
-      const report = (seed: number, epoch: number, loss: number, ended?: GlueProgress['ended']) => {
-        lastReport = performance.now();
-        const seconds = (lastReport - trainStart) / 1000;
-        o.progress?.({
-          title: spec.title,
-          seed,
-          epoch,
-          epochs: o.epochs,
-          step: stepsDone,
-          steps: allSteps,
-          loss,
-          examplesPerSecond: (stepsDone * o.batchSize) / seconds,
-          etaSeconds: ((allSteps - stepsDone) * seconds) / stepsDone,
-          ended,
-        });
-        if (!o.progress && ended)
-          log.info(
-            `${spec.title} seed ${seed} epoch ${epoch}/${o.epochs}: train loss ${loss.toFixed(4)}, dev ${ended.dev}`,
-          );
-      };
-      const warmup = Math.round(o.warmupRatio * total);
-      const lrAt = (step: number) => (warmup > 0 && step <= warmup ? (o.lr * step) / warmup : o.lr);
-      for (const seed of o.seeds) {
-        const init =
-          seed === o.seeds[0]
-            ? first
-            : await loadCheckpoint(o.model, { config, optimizer: false, initMissing: { seed } });
-        ft.reset(init.params);
-        const rng = new Rng(seed, 'glue order');
-        const epochs: EpochRecord[] = [];
-        let step = 0;
-        for (let epoch = 1; epoch <= o.epochs; epoch++) {
-          const te = performance.now();
-          const order = Array.from(train, (_, i) => i);
-          for (let i = order.length - 1; i > 0; i--) {
-            const j = rng.int(i + 1);
-            [order[i], order[j]] = [order[j], order[i]];
-          }
-          let lossSum = 0;
-          let lossN = 0;
-          const drain = async () => {
-            for (const l of await ft.readLosses()) {
-              if (!Number.isFinite(l))
-                throw new HlmError(
-                  `${spec.title} seed ${seed}: the loss became ${l} in epoch ${epoch}; try a lower --lr`,
-                );
-              lossSum += l;
-              lossN++;
-            }
-          };
-          for (let s = 0; s < order.length; s += stepRows) {
-            const rows = order.slice(s, s + stepRows);
-            step++;
-            ft.step(
-              rows.map((i) => train[i]),
-              rows.map((i) => y[i]),
-              weights ? rows.map((i) => weights[y[i]]) : undefined,
-              step,
-              lrAt(step),
-            );
-            for (const i of rows) trainTokens += train[i].length;
-            stepsDone++;
-            if (step % logEvery === 0 || performance.now() - lastReport >= PROGRESS_SECONDS * 1000) {
-              await drain();
-              report(seed, epoch, lossSum / lossN);
-            }
-          }
-          await drain();
-          trainSeconds += (performance.now() - te) / 1000;
-          const dev = await scoreDev();
-          const seconds = (performance.now() - te) / 1000;
-          epochs.push({ epoch, trainLoss: lossSum / lossN, dev, seconds });
-          report(seed, epoch, lossSum / lossN, { dev: fmtScore(dev), score: dev.score, seconds });
-          if (!best || dev.score > best.score)
-            best = { score: dev.score, params: await ft.readParams(), seed, epoch, dev };
-        }
-        const top = epochs.reduce((a, b) => (b.dev.score > a.dev.score ? b : a));
-        runs.push({ seed, epochs, bestEpoch: top.epoch, best: top.dev });
-      }
+      const loop = await trainSeeds(
+        ft,
+        { ...o, title: spec.title, classWeights: o.classBalanced && C > 1 ? classWeights(y, C) : null },
+        { tokens: enc.train!, labels: y },
+        {
+          init: (seed) => seedParams(m, o.model, seed),
+          evaluate: scoreDev,
+          describe: fmtScore,
+          seedDone: (run, params) => {
+            if (!best || run.best.score > best.score)
+              best = { score: run.best.score, params, seed: run.seed, epoch: run.bestEpoch, dev: run.best };
+          },
+        },
+      );
+      ({ runs, trainTokens, trainSeconds } = loop);
     }
 
     const taskDir = join(o.out, o.task);
     let checkpoint: string | null = null;
-    if (best) {
+    if (best && o.saveModel !== false) {
       checkpoint = join(taskDir, 'checkpoint');
       const { glue: _old, step: _step, data: _data, run: _run, ...keep } = hlm;
       await saveGlueCheckpoint(checkpoint, {
@@ -416,7 +304,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
           dev: best.dev.metrics,
         },
       });
-    } else if (!predictOnly) {
+    } else if (!best && !predictOnly) {
       throw new HlmError(`${spec.title}: nothing was trained`);
     }
 

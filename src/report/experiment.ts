@@ -3,6 +3,8 @@
 // phases with their state (so that a run can resume phase by phase), the budget planned and used,
 // and the machine. The report (report.ts) is derived from it alone, so it can be written again at
 // any time. Variants are what an experiment compares: objectives (ce, cwt) or whitening methods.
+// Phases are the units an experiment resumes by; a run or score may name a report section that
+// gathers several phases (both objectives' pretraining, every GLUE task) into one table and plot.
 import type { BenchRecord } from '../bench/record.js';
 import { HlmError } from '../errors.js';
 export { meanStd, type MeanStd } from '../glue/metrics.js';
@@ -23,6 +25,12 @@ export interface Phase {
   seconds?: number;
   /** The message, when failed. */
   error?: string;
+  /**
+   * The machine's load averages over 1, 5 and 15 minutes (os.loadavg) when the phase last started and ended: other
+   * processes slow a wall-clock budget down.
+   */
+  loadStart?: number[];
+  loadEnd?: number[];
 }
 
 /** What an experiment may spend, or did spend. Absent fields are not limited (planned) or not measured (used). */
@@ -46,11 +54,15 @@ export interface TrainingRun {
   /** Unique within the experiment, e.g. "cwt-seed2". */
   id: string;
   phase: string;
+  /** The report section it is shown in (default: its phase). */
+  section?: string;
   variant: string;
   seed: number;
   /** The run directory (metrics.jsonl, checkpoint/), relative to the experiment's --out when inside it. */
   dir?: string;
   steps: number;
+  /** When the run was interrupted: the checkpoint step its last process continued from. */
+  resumedFrom?: number;
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
@@ -64,6 +76,8 @@ export interface TrainingRun {
 /** One number of one seed: a metric of a task (or data set) for a variant. */
 export interface Score {
   phase: string;
+  /** The report section it is shown in (default: its phase); numbers on one scale share a section. */
+  section?: string;
   /** The task or data set: CoLA, STS-B, xnli-fra, SICK-R, … */
   task: string;
   /** mcc, acc, f1, pearson, spearman, … (scores ×100 where the benchmark reports them so). */
@@ -87,7 +101,8 @@ export interface ExperimentResult {
   hardware: { env: BenchRecord['env']; gpu: BenchRecord['gpu'] | null };
   /** The experiment's settings as run (its flags, presets, data paths). */
   settings: Record<string, unknown>;
-  budget: { planned: Budget; used: Budget };
+  /** `scope` says what the budget covers (e.g. "each objective's pretraining"). */
+  budget: { planned: Budget; used: Budget; scope?: string };
   phases: Phase[];
   runs: TrainingRun[];
   scores: Score[];
@@ -115,7 +130,8 @@ export function tokensPerVariant(result: Pick<ExperimentResult, 'runs'>): Record
 
 /**
  * A run's curve from its metrics.jsonl: one point a step row, with the validation loss of the
- * evaluation row at the same step where there is one.
+ * evaluation row at the same step where there is one. A resumed run logs again the steps that its
+ * interrupted process had logged past its last checkpoint: the later rows replace those.
  */
 export function curveFromMetrics(file: string): CurvePoint[] {
   const rows: MetricsRow[] = readMetricsFile(file);
@@ -124,12 +140,20 @@ export function curveFromMetrics(file: string): CurvePoint[] {
   const time = metricCurve(rows, 'time', 'loss', file);
   const val = new Map<number, number>();
   for (const r of rows) if (r.values.val_loss !== undefined) val.set(r.values.step, r.values.val_loss);
-  return time.map((p, i) => {
+  const curve: CurvePoint[] = [];
+  time.forEach((p, i) => {
     const point: CurvePoint = { step: steps[i], tokens: tokens[i], elapsed_s: p.x, loss: p.y };
     const v = val.get(steps[i]);
     if (v !== undefined) point.val_loss = v;
-    return point;
+    while (curve.length && curve[curve.length - 1].step >= point.step) curve.pop();
+    curve.push(point);
   });
+  return curve;
+}
+
+/** The report section of a run or score. */
+export function sectionOf(x: { phase: string; section?: string }): string {
+  return x.section ?? x.phase;
 }
 
 /** A fresh result with nothing run yet; `phases` are pending. */

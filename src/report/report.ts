@@ -10,6 +10,7 @@ import { renderSvg, type Bar, type Chart, type LineSeries } from './charts.js';
 import {
   groupBy,
   meanStd,
+  sectionOf,
   tokensPerVariant,
   type ExperimentResult,
   type MeanStd,
@@ -87,7 +88,7 @@ function summarySection(r: ExperimentResult): Section {
   const cell = (v: number | undefined, f: (x: number) => string) => (v === undefined ? '—' : f(v));
   const int = (x: number) => Math.round(x).toLocaleString('en-US');
   const budget: Table = {
-    caption: 'Budget',
+    caption: r.budget.scope ? `Budget (${r.budget.scope})` : 'Budget',
     columns: ['', 'planned', 'used'],
     rows: [
       ['wall time', cell(planned.seconds, formatSeconds), cell(used.seconds, formatSeconds)],
@@ -116,14 +117,16 @@ function summarySection(r: ExperimentResult): Section {
       ['hlm', `${r.build.version}${r.build.commit ? ` (${r.build.commit})` : ''}`],
     ],
   };
+  const load = (l: number[] | undefined) => (l?.length ? l[0].toFixed(2) : '—');
   const phases: Table = {
-    caption: 'Phases',
-    columns: ['phase', 'status', 'time', 'finished'],
-    numeric: [false, false, true, false],
+    caption: 'Phases (load: the 1-minute load average when the phase started and ended)',
+    columns: ['phase', 'status', 'time', 'load', 'finished'],
+    numeric: [false, false, true, true, false],
     rows: r.phases.map((p) => [
       p.name,
       p.status + (p.error ? `: ${p.error}` : ''),
       p.seconds === undefined ? '—' : formatSeconds(p.seconds),
+      p.loadStart || p.loadEnd ? `${load(p.loadStart)} → ${load(p.loadEnd)}` : '—',
       p.finished ?? '—',
     ]),
   };
@@ -271,11 +274,11 @@ function scoresSection(r: ExperimentResult, phase: string, scores: ExperimentRes
   return { title: `Scores: ${phase}`, tables: [table], figures: [figure] };
 }
 
-/** The standard report of an experiment result: summary, training per phase with runs, scores per phase with scores. */
+/** The standard report of an experiment result: summary, training per section with runs, scores per section. */
 export function experimentReport(r: ExperimentResult): ReportDoc {
   const sections = [summarySection(r)];
-  for (const [phase, runs] of groupBy(r.runs, (x) => x.phase)) sections.push(trainingSection(r, phase, runs));
-  for (const [phase, scores] of groupBy(r.scores, (x) => x.phase)) sections.push(scoresSection(r, phase, scores));
+  for (const [section, runs] of groupBy(r.runs, sectionOf)) sections.push(trainingSection(r, section, runs));
+  for (const [section, scores] of groupBy(r.scores, sectionOf)) sections.push(scoresSection(r, section, scores));
   if (r.notes.length) sections.push({ title: 'Notes', paragraphs: r.notes });
   return { title: r.title, subtitle: `hlm experiment ${r.experiment}`, sections };
 }
@@ -386,6 +389,8 @@ export async function renderFigures(doc: ReportDoc): Promise<Map<string, string>
 }
 
 export interface WrittenReport {
+  /** What was rendered. */
+  doc: ReportDoc;
   out: string;
   result: string;
   markdown: string;
@@ -439,5 +444,5 @@ export async function writeReport(
   const htmlFile = join(dir, 'report.html');
   writeFileAtomic(mdFile, markdown, 'report');
   writeFileAtomic(htmlFile, html, 'report');
-  return { out: dir, result: resultFile, markdown: mdFile, html: htmlFile, plots };
+  return { doc, out: dir, result: resultFile, markdown: mdFile, html: htmlFile, plots };
 }

@@ -31,6 +31,11 @@ export interface PretrainOptions {
   /** Start over in an --out that already holds a run (its checkpoints and metrics are deleted first). */
   overwrite?: boolean;
   steps: number;
+  /**
+   * Training-time budget in seconds (evaluation and saves excluded, summed over resumptions): the run stops after the
+   * step during which it ran out; `steps` stays an upper bound.
+   */
+  maxTime?: number;
   /** Length of the LR schedule (default: steps). Give the final total when training in parts. */
   scheduleSteps?: number;
   /** Default: trainingDefaults(model) — the same for a fresh run, --init and --resume. */
@@ -137,6 +142,15 @@ export const PRETRAIN_SETTINGS = {
     description: 'start over in an --out that holds a run: its checkpoints and metrics.jsonl are deleted first',
   },
   steps: { type: 'int', min: 1, default: 300, file: true },
+  maxTime: {
+    type: 'number',
+    exclusiveMin: 0,
+    file: true,
+    description:
+      'time budget in seconds of training (evaluation and saves excluded, summed over --resume): stop after the step ' +
+      'during which it ran out, and save; --steps stays an upper bound. The LR decay then follows the fraction of ' +
+      'the budget spent (warm-up stays in steps)',
+  },
   scheduleSteps: {
     type: 'int',
     min: 1,
@@ -271,4 +285,14 @@ export function trainingSchema(): ConfigSchema {
 /** Every setting with its flag name, in table order (the CLI builds its flags from these). */
 export function pretrainSettings(): { name: SettingName; flag: string; setting: Setting }[] {
   return SETTINGS.map(([name, setting]) => ({ name, flag: flagName(name), setting }));
+}
+
+/** Every setting that has a default, at its default (what `hlm pretrain` runs with when given nothing). */
+export function settingDefaults(): Partial<PretrainOptions> {
+  return Object.fromEntries(
+    SETTINGS.filter(([, s]) => s.default !== undefined).map(([name, s]) => [
+      name,
+      Array.isArray(s.default) ? [...s.default] : s.default,
+    ]),
+  ) as Partial<PretrainOptions>;
 }

@@ -6,6 +6,9 @@
 // Divergence: the step guard skips a non-finite update on the GPU (update.ts); the host stops at
 // its next readback. A checkpoint is written only when its state is finite and leads to a finite
 // step (a probe of the next batch), so the one kept after a divergence is usable.
+// With a time budget (maxTime) each step is waited for, so that the clock measures finished work,
+// and the run ends after the step during which the budget ran out; the clock counts training only
+// (not evaluation or saves) and is kept in the checkpoint, so a resumed run spends what is left.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -46,12 +49,19 @@ export interface PretrainResult {
   checkpoint: string;
   /** The run's id (kept across --resume), as in every metrics row. */
   runId: string;
+  /** The step the run ended at: --steps, or earlier when the time budget ran out. */
   steps: number;
+  stoppedBy: 'steps' | 'time';
+  /** The checkpoint step a resumed run continued from (0 for a fresh run). */
+  startStep: number;
+  /** Seconds of training (evaluation and saves excluded), summed over every process of a resumed run. */
+  trainSeconds: number;
   /** The micro-batch shape, micro-batches per step and peak learning rate used (given, or trainingDefaults). */
   batchSize: number;
   gradAccum: number;
   seqLen: number;
   lr: number;
+  /** Tokens trained on in all (steps × batch × sequence), resumed parts included. */
   tokens: number;
   finalLoss: number;
   valLoss: number | null;
@@ -135,6 +145,8 @@ interface RunState {
   params: Float32Array;
   moments?: { m: Float32Array; v: Float32Array };
   startStep: number;
+  /** Training seconds already spent (a resumed run's checkpoint records them). */
+  trainSeconds: number;
   data?: BatchState;
   /** The resumed run's id. */
   runId?: string;
@@ -177,6 +189,7 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
       params: ck.params,
       moments: ck.optimizer ? { m: ck.optimizer.m, v: ck.optimizer.v } : undefined,
       startStep: step,
+      trainSeconds: Number(ck.hlm.train_seconds ?? 0),
       data: ck.hlm.data as BatchState | undefined,
       runId: typeof ck.hlm.run_id === 'string' ? ck.hlm.run_id : undefined,
     };
@@ -211,7 +224,7 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
     const tokenizer = ck.tokenizerJson
       ? await tokenizerFromJson(ck.tokenizerJson, join(o.init, 'tokenizer.json'))
       : await loadTokenizer('gpt2');
-    return { config, tokenizer, params: ck.params, startStep: 0 };
+    return { config, tokenizer, params: ck.params, startStep: 0, trainSeconds: 0 };
   }
   const tokenizer = await loadTokenizer(o.tokenizer ?? 'gpt2');
   const base = {
@@ -228,7 +241,7 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
   base.eos_token_id = tokenizer.eotId;
   const config = { ...base, ...modelKeys } as ModelConfig;
   validateConfig(config, o.configFile ? `--config ${o.configFile} / --set` : '--set');
-  return { config, tokenizer, params: initParams(config, o.seed), startStep: 0 };
+  return { config, tokenizer, params: initParams(config, o.seed), startStep: 0, trainSeconds: 0 };
 }
 
 /**
@@ -305,6 +318,10 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       throw new HlmError(`--seq-len ${o.seqLen} exceeds the model's n_positions ${config.n_positions}`);
     if (run.startStep >= o.steps)
       throw new HlmError(`--resume: the checkpoint is already at step ${run.startStep}; ask for more --steps`);
+    if (o.maxTime !== undefined && run.trainSeconds >= o.maxTime)
+      throw new HlmError(
+        `--resume: the checkpoint has trained ${run.trainSeconds.toFixed(1)} s, already past --max-time ${o.maxTime}`,
+      );
     const runId = run.runId ?? newRunId();
 
     const dataPaths = o.data.length ? o.data : [defaultCorpusPath()];
@@ -366,7 +383,23 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
             ? 'No checkpoint was saved before it.'
             : `The last finite checkpoint is step ${lastSaved}: ${checkpointDir}`),
       );
+    // The training clock: this process's wall time less evaluation and saves, plus what the
+    // checkpoint had already spent.
+    const t0 = performance.now();
+    let pausedMs = 0;
+    const trainClock = () => run.trainSeconds + (performance.now() - t0 - pausedMs) / 1000;
+    const paused = async <T>(f: () => Promise<T>): Promise<T> => {
+      const t = performance.now();
+      try {
+        return await f();
+      } finally {
+        pausedMs += performance.now() - t;
+      }
+    };
+    // Set when the last step is done: the time a run trained, whatever saving it takes after.
+    let endClock: number | undefined;
     const save = async (step: number) => {
+      const clock = endClock ?? trainClock();
       await flush(); // the rows up to the step go to metrics.jsonl before the checkpoint claims it
       const st = await tr.readState();
       const bad = nonFinite(st);
@@ -389,6 +422,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
           hlm: {
             step,
             run_id: runId,
+            train_seconds: clock,
             data: src.state(),
             tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize },
             run: { ...o, out },
@@ -403,7 +437,6 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       log.info(`checkpoint at step ${step}: ${checkpointDir}`);
     };
 
-    const t0 = performance.now();
     let lastSaveTime = t0;
     let lastFlushTime = t0;
     let pending: { step: number; lr: number }[] = [];
@@ -449,23 +482,36 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
         steps: o.steps,
         loss: finalLoss,
         tokensPerSecond: tps,
-        etaSeconds: ((o.steps - pending.at(-1)!.step) * tokensPerStep) / tps,
+        etaSeconds:
+          o.maxTime !== undefined
+            ? Math.max(0, o.maxTime - trainClock())
+            : ((o.steps - pending.at(-1)!.step) * tokensPerStep) / tps,
       });
       pending = [];
     };
 
+    const schedule = { lr: o.lr, warmup: o.warmup, steps: o.scheduleSteps ?? o.steps, schedule: o.schedule };
+    let endStep = run.startStep;
+    let stoppedBy: PretrainResult['stoppedBy'] = 'steps';
     signals.armed = true;
     for (let step = run.startStep + 1; step <= o.steps; step++) {
       const micro = Array.from({ length: accum }, () => {
         const batch = src.next();
         return trainingPair(config, tokenizer, batch, batch.index + 1, o.seed);
       });
-      const lr = lrAt(step, { lr: o.lr, warmup: o.warmup, steps: o.scheduleSteps ?? o.steps, schedule: o.schedule });
+      const lr = lrAt(step, schedule, o.maxTime === undefined ? undefined : trainClock() / o.maxTime);
       tr.step(micro, step, lr, pending.length);
       pending.push({ step, lr });
+      if (o.maxTime !== undefined) await gpu.done();
       // Let a pending signal's handler run (the step is queued on the GPU; this waits for nothing).
       await new Promise((r) => setImmediate(r));
-      const last = step === o.steps;
+      const timeUp = o.maxTime !== undefined && trainClock() >= o.maxTime;
+      if (timeUp && step < o.steps) {
+        stoppedBy = 'time';
+        log.info(`step ${step}: the time budget of ${o.maxTime} s has run out`);
+      }
+      const last = step === o.steps || timeUp;
+      endStep = step;
       const evalNow = Boolean(evalSet) && (step % o.evalEvery === 0 || last);
       const saveDue = () =>
         last ||
@@ -474,8 +520,9 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
         (o.saveEveryMinutes > 0 && performance.now() - lastSaveTime >= o.saveEveryMinutes * 60_000);
       const progressDue = performance.now() - lastFlushTime >= PROGRESS_SECONDS * 1000;
       if (pending.length === o.logEvery || evalNow || saveDue() || progressDue) await flush();
+      if (last) endClock = trainClock();
       if (evalNow) {
-        const v = (await evaluate())!;
+        const v = (await paused(evaluate))!;
         valLoss = v.loss;
         valCe = v.ce;
         runDir.appendMetrics(
@@ -490,29 +537,33 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
         );
         log.info(`step ${step}: validation loss ${valLoss!.toFixed(4)}`);
       }
-      if (saveDue()) await save(step);
+      if (saveDue()) await paused(() => save(step));
       if (signals.signal && !last)
         throw new HlmError(
           `stopped by ${signals.signal} after step ${step}: checkpoint of step ${step} in ${checkpointDir}; continue ` +
             'with --resume',
           SIGNAL_EXIT_CODE[signals.signal],
         );
+      if (last) break;
     }
     const elapsedSeconds = (performance.now() - t0) / 1000;
     return {
       out,
       checkpoint: checkpointDir,
       runId,
-      steps: o.steps,
+      steps: endStep,
+      stoppedBy,
+      startStep: run.startStep,
+      trainSeconds: endClock ?? trainClock(),
       batchSize: o.batchSize,
       gradAccum: accum,
       seqLen: o.seqLen,
       lr: o.lr,
-      tokens: o.steps * tokensPerStep,
+      tokens: endStep * tokensPerStep,
       finalLoss,
       valLoss,
       valCe,
-      tokensPerSecond: ((o.steps - run.startStep) * tokensPerStep) / elapsedSeconds,
+      tokensPerSecond: ((endStep - run.startStep) * tokensPerStep) / elapsedSeconds,
       elapsedSeconds,
       peakGpuBytes: gpu.memory().bytesPeak,
       parameters: tr.model.layout.count,

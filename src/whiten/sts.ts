@@ -153,10 +153,13 @@ export interface StsScore {
   spearman: number;
 }
 
+/** SIF's smoothing a in a / (a + p(w)), the SIF paper's recommended value. */
+export const SIF_A = 1e-3;
+
 export interface SifOptions {
   /** p(w) for each row of the embeddings (e.g. `align(...).p`); words with p ≤ 0 or non-finite are dropped. */
   p: ArrayLike<number>;
-  /** Smoothing a in a / (a + p(w)); default 1e-3. */
+  /** Smoothing a in a / (a + p(w)); default SIF_A. */
   a?: number;
   /** Leading principal components removed (default 1; 0 keeps the weighted means). */
   pcs?: number;
@@ -183,7 +186,7 @@ export function sifEmbeddings(
   known?: Set<string>,
 ): { rows: Float64Array; empty: boolean[]; components: Float64Array[] } {
   const d = emb.dim;
-  const a = opts.a ?? 1e-3;
+  const a = opts.a ?? SIF_A;
   const pcs = opts.pcs ?? 1;
   if (opts.p.length !== emb.words.length)
     throw new HlmError(`SIF: ${opts.p.length} probabilities for ${emb.words.length} words`);
