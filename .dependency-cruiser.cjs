@@ -20,7 +20,21 @@ const LAYERS = {
     'data',
     'gpu',
   ],
-  cli: ['experiment', 'report', 'bench', 'check', 'eval', 'glue', 'infer', 'serve', 'train', 'whiten', 'model', 'data', 'gpu'],
+  cli: [
+    'experiment',
+    'report',
+    'bench',
+    'check',
+    'eval',
+    'glue',
+    'infer',
+    'serve',
+    'train',
+    'whiten',
+    'model',
+    'data',
+    'gpu',
+  ],
   // Experiments: phases over the features below (pretraining, fine-tuning, evaluation, whitening), written as reports.
   experiment: ['report', 'bench', 'eval', 'glue', 'train', 'whiten', 'model', 'data', 'gpu'],
   // Experiments' results and reports: charts, curves, mean ± std over seeds (GLUE's), bench's schema validator.

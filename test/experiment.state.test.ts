@@ -1,15 +1,12 @@
-// The parts of an experiment that need no GPU: the budget's spelling, the directory lock, and an
-// experiment directory's phases (recorded before and after, failures kept, other arguments and
-// foreign directories refused).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+// The parts of an experiment that need no GPU: the budget's spelling and an experiment directory's lock
+// and phases (recorded before and after, failures kept, other arguments and foreign directories refused).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HlmError } from '../src/errors.js';
 import { describeBudget, parseBudget } from '../src/experiment/budget.js';
 import { ExperimentDir, type ExperimentSpec } from '../src/experiment/state.js';
 import { readExperimentResult } from '../src/report/result-schema.js';
-import { lockDir } from '../src/util/dir-lock.js';
 
 let dir: string;
 beforeAll(() => {
@@ -35,22 +32,6 @@ test('budgets: durations in s, m, h (lower case), token counts with k, M, G or n
   expect(describeBudget(parseBudget('5M'))).toBe('5,000,000 tokens');
 });
 
-test('the lock: a live owner is refused, naming it; a dead owner is taken over', () => {
-  const d = join(dir, 'lock');
-  const a = lockDir(d, 'the thing');
-  expect(readFileSync(a.file, 'utf8').trim()).toBe(String(process.pid));
-  expect(() => lockDir(d, 'the thing')).toThrow(new RegExp(`the thing .* is in use by process ${process.pid}`));
-  a.release();
-  const b = lockDir(d, 'the thing');
-  b.release();
-  // A process that has exited leaves a stale lock.
-  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-  writeFileSync(join(d, '.lock'), `${gone.stdout}\n`);
-  const c = lockDir(d, 'the thing');
-  expect(readFileSync(c.file, 'utf8').trim()).toBe(String(process.pid));
-  c.release();
-});
-
 function spec(out: string, o: Partial<ExperimentSpec> = {}): ExperimentSpec {
   return {
     out,
@@ -73,7 +54,7 @@ function spec(out: string, o: Partial<ExperimentSpec> = {}): ExperimentSpec {
 test('phases: recorded as they start and end, a failure kept with its message, done ones skipped', async () => {
   const out = join(dir, 'exp');
   const e = ExperimentDir.open(spec(out));
-  expect(() => ExperimentDir.open(spec(out))).toThrow(/in use by process/);
+  expect(() => ExperimentDir.open(spec(out))).toThrow(/experiment directory .* is in use by another run: pid \d+/);
   let seen = '';
   expect(
     await e.run('one', async () => {

@@ -218,7 +218,8 @@ export default class FinetuneGlue extends HlmCommand {
 
   private async xnli(flags: Interfaces.InferredFlags<typeof FinetuneGlue.flags>): Promise<FinetuneGlueResult> {
     if (flags.predict) throw new HlmError('--predict is for GLUE tasks, not xnli');
-    if (flags.data === undefined) throw new HlmError('--task xnli needs --data: the folder of XNLI dev-<lang>.tsv files');
+    if (flags.data === undefined)
+      throw new HlmError('--task xnli needs --data: the folder of XNLI dev-<lang>.tsv files');
     const protocol = flags['xnli-protocol'];
     const modes: XnliMode[] = protocol === 'both' ? [...XNLI_MODES] : [protocol];
     const gpu = await this.openGpu(flags.device);

@@ -3,12 +3,12 @@
 // arguments. Each phase that is not done runs, and the result is written atomically when it
 // starts and when it ends (done or failed), so a rerun with the same --out and arguments skips
 // what finished and redoes what did not. One process at a time holds the directory (<out>/.lock).
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { log } from '../log.js';
-import { lockDir, type DirLock } from '../util/dir-lock.js';
+import { acquireLock, type Lock } from '../util/lock.js';
 import {
   newExperimentResult,
   type Budget,
@@ -53,11 +53,11 @@ function describe(v: unknown): string {
 
 export class ExperimentDir {
   readonly out: string;
-  private lock: DirLock;
+  private lock: Lock;
 
   private constructor(
     out: string,
-    lock: DirLock,
+    lock: Lock,
     readonly result: ExperimentResult,
     /** Whether result.json was there already (a resumed experiment). */
     readonly resumed: boolean,
@@ -72,7 +72,8 @@ export class ExperimentDir {
     const file = join(out, 'result.json');
     if (!existsSync(file) && existsSync(out) && readdirSync(out).some((n) => n !== LOCK))
       throw new HlmError(`${out} is not empty and holds no experiment (result.json): choose another --out`);
-    const lock = lockDir(out, 'the experiment directory', LOCK);
+    mkdirSync(out, { recursive: true });
+    const lock = acquireLock(join(out, LOCK), `experiment directory ${out}`);
     try {
       if (existsSync(file)) {
         const result = readExperimentResult(file);

@@ -248,12 +248,7 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
 }
 
 /** The register kernel's dispatches: one per K span, each after copying its operand slices to textures. */
-async function registerProduct(
-  gpu: Gpu,
-  s: MatmulSpec,
-  label: string,
-  plan: RegisterPlan,
-): Promise<Dispatch[]> {
+async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: RegisterPlan): Promise<Dispatch[]> {
   const { M, N, K } = s;
   const batch = s.batch ?? 1;
   const { block, texA, texB } = plan;
