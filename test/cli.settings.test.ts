@@ -98,6 +98,7 @@ test('the flags of pretrain and compare-objectives are built from the table', ()
   // The keys of config files and run.json are the settings marked file, in snake case, next to the model's.
   expect([...TRAINING_KEYS.keys()]).toEqual([
     'steps',
+    'max_time',
     'schedule_steps',
     'batch_size',
     'grad_accum',
