@@ -9,19 +9,15 @@
 // which crossentropy_rows.wgsl merges in that order. The order is fixed, so results repeat bit
 // for bit.
 //
-// The tile product is matmul.wgsl's scheme for A·Bᵀ (A = h, B = E, both contiguous along d):
+// The tile product is lib/tile_product.wgsl's for A·Bᵀ (A = h, B = E, both contiguous along d):
 // BK-slices staged in workgroup memory k-major, each invocation a TM×TN block of 4×4
 // accumulator matrices, vec4 global loads when VEC (d and both offsets multiples of 4). With REGS
 // (software adapters; TM = TN = 8) each invocation reads its block's rows of h and E itself.
 // With PACKED (inference on quantized weights, never with VEC) E is a packed table W read through
 // lib/quant.wgsl (F16, INT8 or Q4) and dequantized as it is loaded.
 //#include lib/softmax_state.wgsl
+//#include lib/tile_product.wgsl
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 8u;
-const TM: u32 = 8u;
-const TN: u32 = 8u;
 const VEC: bool = false;
 const STORE: bool = false;
 const ARGMAX: bool = false;
@@ -30,10 +26,6 @@ const PACKED: bool = false;
 const F16: bool = false;
 const INT8: bool = false;
 const Q4: bool = false;
-
-const WG_X: u32 = BN / TN;
-const WG_Y: u32 = BM / TM;
-const THREADS: u32 = WG_X * WG_Y;
 
 struct Params {
   rows: u32, V: u32, d: u32, tiles: u32,
@@ -63,46 +55,32 @@ fn eAt(c: u32, k: u32) -> f32 { return E[p.offE + c * p.d + k]; }
 @group(0) @binding(5) var<storage, read_write> logits: array<f32>;
 //#endif
 
-var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
-var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
-
-fn setA(i: u32, v: f32) { As[i / 4u][i % 4u] = v; }
-fn setB(i: u32, v: f32) { Bs[i / 4u][i % 4u] = v; }
-
-// Stage rows m0.. of h and n0.. of E, k0..k0+BK, into As[k][m] and Bs[k][n].
+// Stage rows m0.. of h and n0.. of E, k0..k0+BK, into As[k][m] and Bs[k][n]; zero past the rows, V or d.
 fn load(m0: u32, n0: u32, k0: u32, tid: u32) {
 //#if VEC
   for (var i = tid; i < BK * BM / 4u; i += THREADS) {
-    let kk = (i % (BK / 4u)) * 4u;
-    let mm = i / (BK / 4u);
-    let m = m0 + mm; let k = k0 + kk;
+    let kk = (i % (BK / 4u)) * 4u; let mm = i / (BK / 4u);
     var v = vec4<f32>(0.0);
-    if (m < p.rows && k < p.d) { v = H[(p.offH + m * p.d + k) / 4u]; }
-    setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y);
-    setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
+    if (m0 + mm < p.rows && k0 + kk < p.d) { v = h4(m0 + mm, k0 + kk); }
+    setA4(kk, mm, v);
   }
   for (var i = tid; i < BK * BN / 4u; i += THREADS) {
-    let kk = (i % (BK / 4u)) * 4u;
-    let nn = i / (BK / 4u);
-    let n = n0 + nn; let k = k0 + kk;
+    let kk = (i % (BK / 4u)) * 4u; let nn = i / (BK / 4u);
     var v = vec4<f32>(0.0);
-    if (n < p.V && k < p.d) { v = E[(p.offE + n * p.d + k) / 4u]; }
-    setB(kk * BN + nn, v.x); setB((kk + 1u) * BN + nn, v.y);
-    setB((kk + 2u) * BN + nn, v.z); setB((kk + 3u) * BN + nn, v.w);
+    if (n0 + nn < p.V && k0 + kk < p.d) { v = e4(n0 + nn, k0 + kk); }
+    setB4(kk, nn, v);
   }
 //#else
   for (var i = tid; i < BK * BM; i += THREADS) {
     let kk = i % BK; let mm = i / BK;
-    let m = m0 + mm; let k = k0 + kk;
     var v = 0.0;
-    if (m < p.rows && k < p.d) { v = H[p.offH + m * p.d + k]; }
+    if (m0 + mm < p.rows && k0 + kk < p.d) { v = H[p.offH + (m0 + mm) * p.d + k0 + kk]; }
     setA(kk * BM + mm, v);
   }
   for (var i = tid; i < BK * BN; i += THREADS) {
     let kk = i % BK; let nn = i / BK;
-    let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;
-    if (n < p.V && k < p.d) { v = eAt(n, k); }
+    if (n0 + nn < p.V && k0 + kk < p.d) { v = eAt(n0 + nn, k0 + kk); }
     setB(kk * BN + nn, v);
   }
 //#endif
@@ -130,13 +108,6 @@ fn e4(c: u32, k: u32) -> vec4<f32> {
 // a·b0 .. a·b3.
 fn dots(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
   return vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
-}
-
-fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
-  (*c)[0] = fma(vec4<f32>(a.x), b, (*c)[0]);
-  (*c)[1] = fma(vec4<f32>(a.y), b, (*c)[1]);
-  (*c)[2] = fma(vec4<f32>(a.z), b, (*c)[2]);
-  (*c)[3] = fma(vec4<f32>(a.w), b, (*c)[3]);
 }
 
 // Fold the logits x of row r, columns col, into the row's state (columns ≥ V do not count).
@@ -221,17 +192,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var k0 = 0u; k0 < select(p.d, 0u, REGS); k0 += BK) {
       load(m0, n0, k0, tid);
       workgroupBarrier();
-      for (var kk = 0u; kk < BK; kk++) {
-        let a0 = As[kk * (BM / 4u) + ta];
-        let b0 = Bs[kk * (BN / 4u) + tb];
-        rank1(a0, b0, &c00);
-        if (TN == 8u) { rank1(a0, Bs[kk * (BN / 4u) + WG_X + tb], &c01); }
-        if (TM == 8u) {
-          let a1 = As[kk * (BM / 4u) + WG_Y + ta];
-          rank1(a1, b0, &c10);
-          if (TN == 8u) { rank1(a1, Bs[kk * (BN / 4u) + WG_X + tb], &c11); }
-        }
-      }
+      sliceProduct(ta, tb, &c00, &c01, &c10, &c11);
       workgroupBarrier();
     }
     let na = vec4<u32>(n0 + tb * 4u) + vec4<u32>(0u, 1u, 2u, 3u);

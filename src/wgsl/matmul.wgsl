@@ -2,29 +2,18 @@
 // through lib/matmul_epilogue.wgsl (bias, residual, GELU). Row-major; A is M x K (K x M when
 // TRANS_A), B is K x N (N x K when TRANS_B).
 //
-// Each workgroup computes a BM x BN tile of C; each invocation a TM x TN register block
-// (TM, TN: 4 or 8).
-// Per BK-slice of K, the workgroup stages A and B tiles in workgroup memory, stored
-// k-major (As[k][m], Bs[k][n]) whatever the transposes, so the inner loop is the same
-// for all four combinations. Global loads are vec4 along the contiguous dimension when
+// The tile product is lib/tile_product.wgsl's: A and B tiles are staged k-major (As[k][m],
+// Bs[k][n]) whatever the transposes, so the inner loop is the same for all four combinations. Global loads are vec4 along the contiguous dimension when
 // the host found that dimension, the offsets and the batch strides divisible by 4
 // (VEC_A / VEC_B); otherwise scalar. Where the contiguous dimension is K (A as stored, or
 // TRANS_B's B), a thread loads a 4x4 block (4 rows, a vec4 along k each) and transposes it
 // in registers, so that the staged tile is written in vec4s too. Out-of-range elements
 // load as zero.
 //#include lib/matmul_epilogue.wgsl
+//#include lib/tile_product.wgsl
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const TM: u32 = 4u;
-const TN: u32 = 4u;
 const TRANS_A: bool = false;
 const TRANS_B: bool = false;
-
-const WG_X: u32 = BN / TN;
-const WG_Y: u32 = BM / TM;
-const THREADS: u32 = WG_X * WG_Y;
 
 // The K loop runs over [kBegin, kEnd): the host splits long K into several dispatches on
 // llvmpipe, which silently stops any invocation after 65,535 loop iterations.
@@ -51,13 +40,6 @@ struct Params {
 //#endif
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
-
-// vec4 elements so the inner loop reads 4 m's / 4 n's at once and does vec4 FMAs.
-var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
-var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
-
-fn setA(i: u32, v: f32) { As[i / 4u][i % 4u] = v; }
-fn setB(i: u32, v: f32) { Bs[i / 4u][i % 4u] = v; }
 
 //#if VEC_A
 // Rows r0..r0+3 (each below `rows`) of a matrix with `len` elements a row, the vec4 at column
@@ -150,20 +132,6 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
 //#endif
 }
 
-// One k-step of a 4x4 accumulator block: four rows (a) times four columns (b); (*c)[i]
-// holds row i of the block.
-fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
-  (*c)[0] = fma(vec4<f32>(a.x), b, (*c)[0]);
-  (*c)[1] = fma(vec4<f32>(a.y), b, (*c)[1]);
-  (*c)[2] = fma(vec4<f32>(a.z), b, (*c)[2]);
-  (*c)[3] = fma(vec4<f32>(a.w), b, (*c)[3]);
-}
-
-// A thread's TM x TN block is made of 4x4 blocks spaced WG_Y·4 rows and WG_X·4 columns
-// apart, so that neighbouring threads read neighbouring vec4s of As/Bs (no bank conflicts)
-// and write neighbouring columns of C. The accumulators are named matrices, not an
-// indexed array: GPU compilers keep those in registers, while a private array indexed in
-// loops can end up in (slow) local memory. TM and TN are 4 or 8.
 @compute @workgroup_size(WG_X, WG_Y)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let tid = lid.y * WG_X + lid.x;
@@ -186,17 +154,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     loadA(baseA, m0, k0, kHi, tid);
     loadB(baseB, n0, k0, kHi, tid);
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      let a0 = As[kk * (BM / 4u) + ta];
-      let b0 = Bs[kk * (BN / 4u) + tb];
-      rank1(a0, b0, &c00);
-      if (TN == 8u) { rank1(a0, Bs[kk * (BN / 4u) + WG_X + tb], &c01); }
-      if (TM == 8u) {
-        let a1 = As[kk * (BM / 4u) + WG_Y + ta];
-        rank1(a1, b0, &c10);
-        if (TN == 8u) { rank1(a1, Bs[kk * (BN / 4u) + WG_X + tb], &c11); }
-      }
-    }
+    sliceProduct(ta, tb, &c00, &c01, &c10, &c11);
     workgroupBarrier();
   }
 

@@ -2,24 +2,15 @@
 // output channels are W's rows, its input dimension K. Weight-only quantization: the weights are read packed and
 // dequantized as they are staged into workgroup memory; activations and accumulators stay f32.
 //
-// Each workgroup computes a BM x BN tile of C, each invocation a TM x TN register block (TM, TN: 4 or 8) made of
-// 4x4 blocks spaced WG_Y·4 rows and WG_X·4 columns apart, as in matmul.wgsl. Per BK-slice of K, A and W are
-// staged k-major (As[k][m], Ws[k][n]). BK is a multiple of 8, so a slice holds whole words of every format.
+// The tile product is lib/tile_product.wgsl's, with W staged as B: per BK-slice of K, A and W are staged
+// k-major (As[k][m], Bs[k][n]). BK is a multiple of 8, so a slice holds whole words of every format.
 // A's loads are vec4 along K when the host found K and offA divisible by 4 (VEC_A); out-of-range elements load
 // as zero, and W's padding codes are zero, so the rows' padding adds nothing.
+//#include lib/tile_product.wgsl
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
-const TM: u32 = 4u;
-const TN: u32 = 4u;
 const F16: bool = false;
 const INT8: bool = true;
 const Q4: bool = false;
-
-const WG_X: u32 = BN / TN;
-const WG_Y: u32 = BM / TM;
-const THREADS: u32 = WG_X * WG_Y;
 
 struct Params {
   M: u32, N: u32, K: u32, offA: u32,
@@ -37,12 +28,6 @@ struct Params {
 
 //#include lib/quant.wgsl
 
-var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
-var<workgroup> Ws: array<vec4<f32>, BK * BN / 4u>;
-
-fn setA(i: u32, v: f32) { As[i / 4u][i % 4u] = v; }
-fn setW(i: u32, v: f32) { Ws[i / 4u][i % 4u] = v; }
-
 // Stage A[m0.., k0..] into As[k][m].
 fn loadA(m0: u32, k0: u32, tid: u32) {
 //#if VEC_A
@@ -52,8 +37,7 @@ fn loadA(m0: u32, k0: u32, tid: u32) {
     let m = m0 + mm; let k = k0 + kk;
     var v = vec4<f32>(0.0);
     if (m < p.M && k < p.K) { v = A[(p.offA + m * p.K + k) / 4u]; }
-    setA(kk * BM + mm, v.x); setA((kk + 1u) * BM + mm, v.y);
-    setA((kk + 2u) * BM + mm, v.z); setA((kk + 3u) * BM + mm, v.w);
+    setA4(kk, mm, v);
   }
 //#else
   for (var i = tid; i < BK * BM; i += THREADS) {
@@ -67,7 +51,7 @@ fn loadA(m0: u32, k0: u32, tid: u32) {
 //#endif
 }
 
-// Stage W[n0.., k0..] into Ws[k][n], one packed word (PER_WORD consecutive k) per iteration. Neighbouring
+// Stage W[n0.., k0..] into Bs[k][n], one packed word (PER_WORD consecutive k) per iteration. Neighbouring
 // invocations read neighbouring words of a row.
 fn loadW(n0: u32, k0: u32, tid: u32) {
   let perRow = BK / PER_WORD;
@@ -82,16 +66,8 @@ fn loadW(n0: u32, k0: u32, tid: u32) {
       w = W[p.offQ + n * p.rowWords + word];
       s = quantScale(n, word);
     }
-    for (var j = 0u; j < PER_WORD; j++) { setW((kw * PER_WORD + j) * BN + nn, quantCode(w, j) * s); }
+    for (var j = 0u; j < PER_WORD; j++) { setB((kw * PER_WORD + j) * BN + nn, quantCode(w, j) * s); }
   }
-}
-
-// One k-step of a 4x4 accumulator block: four rows (a) times four columns (b); (*c)[i] holds row i of the block.
-fn rank1(a: vec4<f32>, b: vec4<f32>, c: ptr<function, mat4x4<f32>>) {
-  (*c)[0] = fma(vec4<f32>(a.x), b, (*c)[0]);
-  (*c)[1] = fma(vec4<f32>(a.y), b, (*c)[1]);
-  (*c)[2] = fma(vec4<f32>(a.z), b, (*c)[2]);
-  (*c)[3] = fma(vec4<f32>(a.w), b, (*c)[3]);
 }
 
 // Rows m..m+3 x columns n..n+3 of C from a 4x4 accumulator block, bounds-checked.
@@ -120,17 +96,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     loadA(m0, k0, tid);
     loadW(n0, k0, tid);
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      let a0 = As[kk * (BM / 4u) + ta];
-      let b0 = Ws[kk * (BN / 4u) + tb];
-      rank1(a0, b0, &c00);
-      if (TN == 8u) { rank1(a0, Ws[kk * (BN / 4u) + WG_X + tb], &c01); }
-      if (TM == 8u) {
-        let a1 = As[kk * (BM / 4u) + WG_Y + ta];
-        rank1(a1, b0, &c10);
-        if (TN == 8u) { rank1(a1, Ws[kk * (BN / 4u) + WG_X + tb], &c11); }
-      }
-    }
+    sliceProduct(ta, tb, &c00, &c01, &c10, &c11);
     workgroupBarrier();
   }
   let m = m0 + ta * 4u;
