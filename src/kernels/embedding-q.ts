@@ -34,7 +34,8 @@ export async function embeddingForwardQ(gpu: Gpu, s: EmbeddingQSpec): Promise<Di
   ] as const)
     if (buffer === s.out.buffer)
       throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
-  const kernel = await gpu.kernel('embedding_q', {
+  const kernel = await gpu.kernel('embedding_forward', {
+    QUANT: true,
     F16: wte.format === 'f16',
     INT8: wte.format === 'int8',
     Q4: wte.format === 'q4',

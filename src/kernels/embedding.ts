@@ -73,7 +73,7 @@ export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promi
     if (r.buffer === s.out.buffer)
       throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
   }
-  const kernel = await gpu.kernel('embedding_forward');
+  const kernel = await gpu.kernel('embedding_forward', { QUANT: false });
   const { tokens, wte, wpe, out } = s;
   return gpu.dispatch(label, kernel, {
     bind: buffers({ tokens, wte, wpe, out }),
