@@ -9,14 +9,7 @@
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { relErr } from '../util/stats.js';
 import { streamRng } from '../data/random.js';
-import {
-  attentionBackward,
-  attentionForward,
-  createAttentionBuffers,
-  createAttentionScratch,
-  freeAttentionBuffers,
-  freeAttentionScratch,
-} from '../kernels/attention.js';
+import { attentionBackward, attentionForward, createLoneAttention } from '../kernels/attention.js';
 import { crossEntropyFlops, crossEntropyHead } from '../kernels/crossentropy.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul, matmulFlops } from '../kernels/matmul.js';
@@ -387,8 +380,7 @@ function attentionCase(pass: 'forward' | 'backward', B: number, T: number, d: nu
       const DOUT = o.up('bench dout', dout);
       const OUT = o.buf('bench out', B * T * d * 4);
       const DQKV = o.buf('bench dqkv', 3 * B * T * d * 4);
-      const layer = createAttentionBuffers(gpu, { ...shape, label: 'bench att' });
-      const scratch = createAttentionScratch(gpu, shape);
+      const { layer, scratch, free } = createLoneAttention(gpu, { ...shape, label: 'bench att' });
       const common = { ...shape, causal: true, qkv: { buffer: QKV }, layer, out: { buffer: OUT } };
       const fw = [o.keep(await attentionForward(gpu, common))];
       const bw = o.keep(
@@ -402,8 +394,7 @@ function attentionCase(pass: 'forward' | 'backward', B: number, T: number, d: nu
         unit: 'GFLOP/s',
         dispose: () => {
           o.dispose();
-          freeAttentionBuffers(gpu, layer);
-          freeAttentionScratch(gpu, scratch);
+          free();
         },
         check: async () => {
           await gpu.run(ds);

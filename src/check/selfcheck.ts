@@ -5,14 +5,7 @@
 import type { Gpu } from '../gpu/device.js';
 import { add } from '../kernels/add.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
-import {
-  attentionBackward,
-  attentionForward,
-  createAttentionBuffers,
-  createAttentionScratch,
-  freeAttentionBuffers,
-  freeAttentionScratch,
-} from '../kernels/attention.js';
+import { attentionBackward, attentionForward, createLoneAttention } from '../kernels/attention.js';
 import { matmul, matmulFlops, type MatmulSpec } from '../kernels/matmul.js';
 import { reduceRows } from '../kernels/reduce.js';
 import { addBroadcast } from '../reference/add.js';
@@ -72,6 +65,22 @@ export async function selfCheck(
     checks.push({ kernel, shape, relErr: err, tolerance, ok: err <= tolerance }); // NaN is not ok
   };
 
+  // One product on fresh inputs against the float64 one (the epilogue's checks: `product` below).
+  const plain = async (name: string, o: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'transA' | 'transB' | 'splitK'>) => {
+    const { M, N, K, transA = false, transB = false } = o;
+    const a = random(M * K, next);
+    const b = random(K * N, next);
+    const A = gpu.upload('check A', a);
+    const B = gpu.upload('check B', b);
+    const C = gpu.buffer('check C', M * N * 4);
+    const d = await matmul(gpu, { ...o, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
+    await gpu.run(d, `check ${name}`);
+    const ref = matmulRef(a, b, M, N, K, transA, transB);
+    const t = `${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`;
+    record(`${name}${t}`, `${M}x${N}x${K}`, await gpu.readF32(C, 0, M * N), ref, 1e-5);
+    gpu.release(...d);
+    gpu.free(A, B, C);
+  };
   for (const [M, N, K] of [
     [127, 129, 65],
     [3, 5, 7],
@@ -81,48 +90,11 @@ export async function selfCheck(
       [true, false],
       [false, true],
       [true, true],
-    ]) {
-      const a = random(M * K, next);
-      const b = random(K * N, next);
-      const A = gpu.upload('check A', a);
-      const B = gpu.upload('check B', b);
-      const C = gpu.buffer('check C', M * N * 4);
-      const d = await matmul(gpu, { M, N, K, transA, transB, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
-      await gpu.run(d, 'check matmul');
-      record(
-        `matmul${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`,
-        `${M}x${N}x${K}`,
-        await gpu.readF32(C, 0, M * N),
-        matmulRef(a, b, M, N, K, transA, transB),
-        1e-5,
-      );
-      gpu.release(...d);
-      gpu.free(A, B, C);
-    }
+    ])
+      await plain('matmul', { M, N, K, transA, transB });
   }
-
   // Split-K (what a hardware GPU does for weight gradients): three parts of K, then their sum.
-  for (const transA of [false, true]) {
-    const M = 67;
-    const N = 129;
-    const K = 1100;
-    const a = random(M * K, next);
-    const b = random(K * N, next);
-    const A = gpu.upload('check A', a);
-    const B = gpu.upload('check B', b);
-    const C = gpu.buffer('check C', M * N * 4);
-    const d = await matmul(gpu, { M, N, K, transA, splitK: 3, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } });
-    await gpu.run(d, 'check matmul split-K');
-    record(
-      `matmul split-K${transA ? ' Aᵀ' : ''}`,
-      `${M}x${N}x${K}`,
-      await gpu.readF32(C, 0, M * N),
-      matmulRef(a, b, M, N, K, transA, false),
-      1e-5,
-    );
-    gpu.release(...d);
-    gpu.free(A, B, C);
-  }
+  for (const transA of [false, true]) await plain('matmul split-K', { M: 67, N: 129, K: 1100, transA, splitK: 3 });
 
   // The fused loss heads (src/kernels/crossentropy.ts): CE over a vocabulary no multiple of the tile, in chunks with a
   // short last one, an ignored row; its forward alone (evaluation: argmax, no logits stored); and the CWT loss, the
@@ -293,8 +265,7 @@ export async function selfCheck(
     const LEN = gpu.upload('check lengths', Uint32Array.from(lengths));
     const OUT = gpu.buffer('check out', B * T * d * 4);
     const DQKV = gpu.buffer('check dqkv', 3 * B * T * d * 4);
-    const layer = createAttentionBuffers(gpu, shape);
-    const scratch = createAttentionScratch(gpu, shape);
+    const { layer, scratch, free } = createLoneAttention(gpu, shape);
     const spec = { ...shape, causal, qkv: { buffer: QKV }, out: { buffer: OUT }, lengths: { buffer: LEN }, layer };
     const ds = [
       await attentionForward(gpu, spec),
@@ -310,8 +281,7 @@ export async function selfCheck(
       record('attention backward', shapeText, await gpu.readF32(DQKV, 0, 3 * B * T * d), dref, 1e-5);
     } finally {
       gpu.release(...ds);
-      freeAttentionBuffers(gpu, layer);
-      freeAttentionScratch(gpu, scratch);
+      free();
       gpu.free(QKV, DOUT, LEN, OUT, DQKV);
     }
   }

@@ -119,11 +119,16 @@ function checkShape(s: AttentionShape, label: string): number {
   return s.d / s.nHead;
 }
 
-export function createAttentionBuffers(gpu: Gpu, s: AttentionShape & { label?: string }): AttentionBuffers {
-  const label = s.label ?? 'attention';
+/** A [B, H, T] f32 buffer "label name" for shape s (checked first). */
+function perQuery(gpu: Gpu, s: AttentionShape, label: string, name: string) {
   checkShape(s, label);
   const bytes = attentionBuffersBytes(s);
-  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, lse: gpu.buffer(`${label} lse`, bytes), bytes };
+  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, buffer: gpu.buffer(`${label} ${name}`, bytes), bytes };
+}
+
+export function createAttentionBuffers(gpu: Gpu, s: AttentionShape & { label?: string }): AttentionBuffers {
+  const { shape, buffer, bytes } = perQuery(gpu, s, s.label ?? 'attention', 'lse');
+  return { shape, lse: buffer, bytes };
 }
 
 export function freeAttentionBuffers(gpu: Gpu, layer: AttentionBuffers): void {
@@ -132,14 +137,24 @@ export function freeAttentionBuffers(gpu: Gpu, layer: AttentionBuffers): void {
 
 /** Scratch for the largest shape the layers will run (smaller B or T fit in it too). */
 export function createAttentionScratch(gpu: Gpu, s: AttentionShape & { label?: string }): AttentionScratch {
-  const label = s.label ?? 'attention scratch';
-  checkShape(s, label);
-  const bytes = attentionScratchBytes(s);
-  return { shape: { B: s.B, T: s.T, d: s.d, nHead: s.nHead }, dsum: gpu.buffer(`${label} dsum`, bytes), bytes };
+  const { shape, buffer, bytes } = perQuery(gpu, s, s.label ?? 'attention scratch', 'dsum');
+  return { shape, dsum: buffer, bytes };
 }
 
 export function freeAttentionScratch(gpu: Gpu, scratch: AttentionScratch): void {
   gpu.free(scratch.dsum);
+}
+
+/** One layer's buffers (labelled s.label) and a scratch of the same shape, for a lone forward and backward. */
+export function createLoneAttention(gpu: Gpu, s: AttentionShape & { label?: string }) {
+  const { label, ...shape } = s;
+  const layer = createAttentionBuffers(gpu, { ...shape, label });
+  const scratch = createAttentionScratch(gpu, shape);
+  const free = () => {
+    freeAttentionBuffers(gpu, layer);
+    freeAttentionScratch(gpu, scratch);
+  };
+  return { layer, scratch, free };
 }
 
 function need(label: string, what: string, buf: GPUBuffer, elements: number, offset = 0): void {

@@ -9,10 +9,12 @@
 //        "vocabulary" and target k = k, so the same fused kernels serve: K×K scores in tiles
 //        folded into online softmax states, stored a row chunk at a time for the backward only.
 import type { Command, Dispatch } from '../gpu/device.js';
+import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import { crossEntropyHead, lossMean } from '../kernels/crossentropy.js';
 import { createEmbeddingIndex, scatterAddRows, writeEmbeddingIndex } from '../kernels/embedding.js';
 import { gatherRows, scatterRows } from '../kernels/rows.js';
+import type { TensorRef } from '../kernels/types.js';
 import { embeddingIndexBuffers, type Gpt2 } from './gpt2.js';
 
 export interface Head {
@@ -40,6 +42,21 @@ function scaleFor(count: number, total: number | undefined): number {
   if (!(Number.isInteger(t) && t >= count))
     throw new HlmError(`the loss total ${t} is below this micro-batch's ${count}`);
   return t ? 1 / t : 0;
+}
+
+/** `move` (gatherRows or scatterRows) of K rows from src to dst at the rows positions names, kept by the scope. */
+async function moveRows(
+  move: typeof gatherRows,
+  model: Gpt2,
+  scope: GpuScope,
+  K: number,
+  src: TensorRef,
+  positions: GPUBuffer,
+  dst: GPUBuffer,
+  label: string,
+): Promise<Dispatch> {
+  const spec = { n: K, d: model.config.n_embd, src, index: { buffer: positions }, dst: { buffer: dst }, label };
+  return scope.keep(await move(model.gpu, spec));
 }
 
 export interface CeOptions {
@@ -86,19 +103,9 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       await lossMean(gpu, { N: K, losses: { buffer: losses }, lossScale, out: { buffer: scalars }, accumulate }),
     );
   const mean = await meanOf(false);
-  const gather: Command[] = positions
-    ? [
-        scope.keep(
-          await gatherRows(gpu, {
-            n: K,
-            d,
-            src: { buffer: model.hf },
-            index: { buffer: positions },
-            dst: { buffer: H },
-            label: 'ce gather scored hidden states',
-          }),
-        ),
-      ]
+  const hf = { buffer: model.hf };
+  const gather = positions
+    ? [await moveRows(gatherRows, model, scope, K, hf, positions, H, 'ce gather scored hidden states')]
     : [];
   let trainCmds: Command[] = [];
   if (model.dhf && !opts.evalOnly) {
@@ -110,20 +117,9 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       label: 'ce head',
     });
     scope.keep(t.dispatches);
+    const dh = { buffer: dH };
     const scatter: Command[] = positions
-      ? [
-          { clear: model.dhf },
-          scope.keep(
-            await scatterRows(gpu, {
-              n: K,
-              d,
-              src: { buffer: dH },
-              index: { buffer: positions },
-              dst: { buffer: model.dhf },
-              label: 'ce scatter dH',
-            }),
-          ),
-        ]
+      ? [{ clear: model.dhf }, await moveRows(scatterRows, model, scope, K, dh, positions, model.dhf, 'ce scatter dH')]
       : [];
     trainCmds = [...gather, ...t.dispatches, await meanOf(true), ...scatter];
   }
@@ -207,29 +203,18 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     losses: { buffer: losses },
     lossScale: scaleRef,
   };
-  const gathers: Dispatch[] = [
-    scope.keep(
-      await gatherRows(gpu, {
-        n: K,
-        d,
-        src: wte,
-        index: { buffer: tokens },
-        dst: { buffer: E },
-        label: 'cwt gather target embeddings',
-      }),
-    ),
-  ];
+  const gathers = [await moveRows(gatherRows, model, scope, K, wte, tokens, E, 'cwt gather target embeddings')];
   if (!all)
     gathers.push(
-      scope.keep(
-        await gatherRows(gpu, {
-          n: K,
-          d,
-          src: { buffer: model.hf },
-          index: { buffer: positions },
-          dst: { buffer: H },
-          label: 'cwt gather target hidden states',
-        }),
+      await moveRows(
+        gatherRows,
+        model,
+        scope,
+        K,
+        { buffer: model.hf },
+        positions,
+        H,
+        'cwt gather target hidden states',
       ),
     );
   const meanOf = async (accumulate: boolean) =>
@@ -254,21 +239,13 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     scope.adopt(...embeddingIndexBuffers(index));
     const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: { buffer: dE }, label: 'cwt scores' });
     scope.keep(t.dispatches);
-    const scatter: Command[] = [];
-    if (!all)
-      scatter.push(
-        { clear: model.dhf },
-        scope.keep(
-          await scatterRows(gpu, {
-            n: K,
-            d,
-            src: { buffer: dH },
-            index: { buffer: positions },
-            dst: { buffer: model.dhf },
-            label: 'cwt scatter dH',
-          }),
-        ),
-      );
+    const dh = { buffer: dH };
+    const scatter: Command[] = all
+      ? []
+      : [
+          { clear: model.dhf },
+          await moveRows(scatterRows, model, scope, K, dh, positions, model.dhf, 'cwt scatter dH'),
+        ];
     scatter.push(
       scope.keep(
         await scatterAddRows(gpu, {

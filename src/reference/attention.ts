@@ -91,15 +91,8 @@ export function attention(
  * one query i and dp_j = dOut_i·v_j: dv_j += p_j·dOut_i; ds_j = p_j·(dp_j − Σ p·dp);
  * dq_i += scale·Σ_j ds_j·k_j; dk_j += scale·ds_j·q_i.
  */
-export function attentionBackward(
-  dOut: Vec,
-  qkv: Vec,
-  B: number,
-  T: number,
-  d: number,
-  nHead: number,
-  opts: AttentionOptions,
-): { dqkv: Float64Array } {
+export function attentionBackward(dOut: Vec, ...args: Parameters<typeof attention>): { dqkv: Float64Array } {
+  const [qkv, B, T, d, nHead, opts] = args;
   const { hd, scale, sees, q, k, v } = setup(qkv, B, T, d, nHead, opts);
   expectLength('attention dOut', dOut, B * T * d);
   const { probs } = attention(qkv, B, T, d, nHead, opts);

@@ -79,14 +79,10 @@ export function crossEntropyTied(
 /** dh [N, d] and dE [V, d] (the head's share of the tied embedding's gradient). */
 export function crossEntropyTiedBackward(
   dLoss: number,
-  h: Vec,
-  E: Vec,
-  targets: Vec,
-  N: number,
-  V: number,
-  d: number,
+  ...args: Parameters<typeof crossEntropyTied>
 ): { dh: Float64Array; dE: Float64Array } {
-  const { logits } = crossEntropyTied(h, E, targets, N, V, d);
+  const [h, E, targets, N, V, d] = args;
+  const { logits } = crossEntropyTied(...args);
   const { dlogits } = softmaxCrossEntropyBackward(dLoss, logits, targets, N, V);
   const { dA, dB } = matmulBackward(dlogits, h, E, N, V, d, false, true);
   return { dh: dA, dE: dB };

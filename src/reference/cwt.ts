@@ -54,14 +54,10 @@ export function cwtLoss(
  */
 export function cwtLossBackward(
   dLoss: number,
-  h: Vec,
-  E: Vec,
-  targets: Vec,
-  K: number,
-  d: number,
-  temperature = 1,
+  ...args: Parameters<typeof cwtLoss>
 ): { dh: Float64Array; de: Float64Array; dE: Float64Array } {
-  const { scores } = cwtLoss(h, E, targets, K, d, temperature);
+  const [h, E, targets, K, d, temperature = 1] = args;
+  const { scores } = cwtLoss(...args);
   const e = gatherTargets(E, targets, K, d);
   const { dlogits } = softmaxCrossEntropyBackward(dLoss, scores, diagonal(K), K, K);
   const { dA: dh, dB: de } = matmulBackward(dlogits, h, e, K, K, d, false, true, { alpha: 1 / temperature });

@@ -174,16 +174,8 @@ function cwtRows(hidden: Float64Array, targets: Vec, d: number) {
 }
 
 /** The loss alone (no backward), e.g. for evaluation or finite differences; same conventions as gpt2LossAndGrads. */
-export function gpt2Loss(
-  params: Record<string, Vec>,
-  config: Gpt2Config,
-  inputs: Vec,
-  targets: Vec,
-  B: number,
-  T: number,
-  head: Gpt2Head,
-  opts: Gpt2Options = {},
-): { loss: number; count: number } {
+export function gpt2Loss(...args: Parameters<typeof gpt2LossAndGrads>): { loss: number; count: number } {
+  const [params, config, inputs, targets, B, T, head, opts = {}] = args;
   const { hidden } = trunkForward(params, config, inputs, B, T, opts);
   expectLength('gpt2 targets', targets, B * T);
   const d = config.n_embd;

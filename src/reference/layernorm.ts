@@ -47,16 +47,11 @@ export function layerNorm(
  */
 export function layerNormBackward(
   dOut: Vec,
-  x: Vec,
-  weight: Vec,
-  bias: Vec,
-  rows: number,
-  cols: number,
-  eps = 1e-5,
+  ...args: Parameters<typeof layerNorm>
 ): { dx: Float64Array; dweight: Float64Array; dbias: Float64Array } {
-  check(x, weight, bias, rows, cols);
+  const [x, weight, , rows, cols] = args;
+  const { mean, rstd } = layerNorm(...args); // checks the arguments
   expectLength('layerNorm dOut', dOut, rows * cols);
-  const { mean, rstd } = layerNorm(x, weight, bias, rows, cols, eps);
   const dx = new Float64Array(rows * cols);
   const dweight = new Float64Array(cols);
   const dbias = new Float64Array(cols);

@@ -70,15 +70,9 @@ export function matmul(
  */
 export function matmulBackward(
   dOut: Vec,
-  A: Vec,
-  B: Vec,
-  M: number,
-  N: number,
-  K: number,
-  transA = false,
-  transB = false,
-  opts: MatmulOptions = {},
+  ...args: Parameters<typeof matmul>
 ): { dA: Float64Array; dB: Float64Array; dC?: Float64Array } {
+  const [A, B, M, N, K, transA = false, transB = false, opts = {}] = args;
   const { batch, strideA, strideB, alpha, beta } = layout(M, N, K, opts, A, B);
   expectLength('matmul dOut', dOut, batch * M * N);
   const dA = new Float64Array(A.length);

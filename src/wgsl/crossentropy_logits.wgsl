@@ -23,9 +23,6 @@ const STORE: bool = false;
 const ARGMAX: bool = false;
 const REGS: bool = false;
 const PACKED: bool = false;
-const F16: bool = false;
-const INT8: bool = false;
-const Q4: bool = false;
 
 struct Params {
   rows: u32, V: u32, d: u32, tiles: u32,

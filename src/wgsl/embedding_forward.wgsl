@@ -7,10 +7,6 @@
 //#include lib/elementwise.wgsl
 
 //#if QUANT
-const F16: bool = false;
-const INT8: bool = true;
-const Q4: bool = false;
-
 struct Params {
   n: u32, T: u32, d: u32, offTok: u32,
   offWpe: u32, offOut: u32, offQ: u32, offS: u32,

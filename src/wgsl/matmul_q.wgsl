@@ -8,10 +8,6 @@
 // as zero, and W's padding codes are zero, so the rows' padding adds nothing.
 //#include lib/tile_product.wgsl
 
-const F16: bool = false;
-const INT8: bool = true;
-const Q4: bool = false;
-
 struct Params {
   M: u32, N: u32, K: u32, offA: u32,
   offC: u32, offQ: u32, offS: u32, rowWords: u32,

@@ -7,7 +7,7 @@
 // first + r·WG + t for r < QR, so that each block of keys (or queries) read serves QR rows.
 // The including shader declares a Params with B, T, H, d, offQkv and offLen bound as `p` and, with
 // LENGTHS, the u32 binding `lengths`; the packed rows are binding 0, qkv.
-//#include lib/grid.wgsl
+//#include lib/rows.wgsl
 
 // The host's (src/kernels/attention.ts): the head width HD and HD4 = ⌈HD/4⌉; the tile (WG
 // invocations of QR rows each, the other side walked BC rows at a time, STAGE: through workgroup
@@ -29,11 +29,13 @@ const VEC4: bool = false;
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
 //#endif
 
-struct Block { b: u32, h: u32, first: u32 } // b = B past the last block
+struct Block { b: u32, h: u32, first: u32 }
 
-fn blockOf(wg: vec3<u32>, nwg: vec3<u32>) -> Block {
-  let g = groupIndex(wg, nwg);
-  let per = (p.T + WG * QR - 1u) / (WG * QR);
+// Workgroups a head of a batch row takes.
+fn blocksPerHead() -> u32 { return (p.T + WG * QR - 1u) / (WG * QR); }
+
+fn blockOf(g: u32) -> Block {
+  let per = blocksPerHead();
   let bh = g / per;
   return Block(bh / p.H, bh % p.H, (g % per) * WG * QR);
 }
@@ -82,14 +84,7 @@ fn qkv4(a: u32, c: u32) -> vec4<f32> {
 
 fn sum4(x: vec4<f32>) -> f32 { return (x.x + x.y) + (x.z + x.w); }
 
-// A workgroup past the last block returns at once; that is uniform per workgroup, so block() may
-// wait at barriers.
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wg: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) t: u32,
-) {
-  let blk = blockOf(wg, nwg);
-  if (blk.b < p.B) { block(blk, t); }
-}
+// The entry point is lib/rows.wgsl's, a block a "row" (a workgroup past the last returns at once, so
+// block() may wait at barriers).
+fn rows() -> u32 { return p.B * p.H * blocksPerHead(); }
+fn row(g: u32, t: u32) { block(blockOf(g), t); }

@@ -4,8 +4,12 @@
 //   INT8  four signed bytes a word, low byte first; one f32 scale per row: w = q·s
 //   Q4    eight 4-bit codes a word, low nibble first; one f16 scale per group of 32 along K, two a word:
 //         w = (q − 8)·s (llama.cpp's Q4_0 arithmetic; not its byte order)
-// The including shader declares the bool constants F16, INT8 and Q4 (one true), the binding `W: array<u32>`
-// and in `p` the word offsets offQ (codes) and offS (scales) and rowWords (words per row).
+// The host sets the format: one of F16, INT8 and Q4 true. The including shader declares the binding
+// `W: array<u32>` and in `p` the word offsets offQ (codes) and offS (scales) and rowWords (words per row).
+
+const F16: bool = false;
+const INT8: bool = true;
+const Q4: bool = false;
 
 const PER_WORD: u32 = select(select(8u, 4u, INT8), 2u, F16);
 
