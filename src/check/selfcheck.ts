@@ -50,6 +50,11 @@ export interface SelfCheckResult {
   ok: boolean;
 }
 
+/** The whole-model checks' GPT-2: two layers of width 12, a vocabulary (37) no multiple of any tile. */
+const TINY_MODEL = { ...preset('tiny'), vocab_size: 37, n_positions: 9, n_embd: 12, n_layer: 2, n_head: 3 };
+
+type Gpt2Reference = Pick<ReturnType<typeof gpt2LossAndGrads>, 'loss' | 'grads'>;
+
 function random(n: number, next: () => number): Float32Array {
   return Float32Array.from({ length: n }, () => 2 * next() - 1);
 }
@@ -286,6 +291,18 @@ export async function selfCheck(
     }
   }
 
+  // A model step's loss and every parameter gradient against the float64 reference's.
+  const recordStep = async (kernel: string, shape: string, model: Gpt2, loss: GPUBuffer, ref: Gpt2Reference) => {
+    const grads = await model.readGrads();
+    const got: number[] = [(await gpu.readF32(loss, 0, 1))[0]];
+    const want: number[] = [ref.loss];
+    for (const t of model.layout.tensors) {
+      got.push(...grads.subarray(t.offset, t.offset + t.size));
+      want.push(...ref.grads[t.name]);
+    }
+    record(kernel, shape, got, want, 2e-4);
+  };
+
   // The whole model: one tiny GPT-2 micro-batch's loss and every parameter gradient, for each
   // head and direction, against the float64 reference (exercises every training kernel).
   for (const [causal, head] of [
@@ -295,12 +312,7 @@ export async function selfCheck(
     [false, 'cwt'],
   ] as const) {
     const config = {
-      ...preset('tiny'),
-      vocab_size: 37,
-      n_positions: 9,
-      n_embd: 12,
-      n_layer: 2,
-      n_head: 3,
+      ...TINY_MODEL,
       causal,
       objective: head,
       mask_token_id: causal ? null : 36,
@@ -331,14 +343,7 @@ export async function selfCheck(
       h.setTargets(targets);
       await gpu.run([{ clear: model.grads! }, ...model.forward, ...h.train, ...model.backward], 'check model');
       const ref = gpt2LossAndGrads(named, config, inputs, targets, B, T, head);
-      const grads = await model.readGrads();
-      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]];
-      const want: number[] = [ref.loss];
-      for (const t of layout.tensors) {
-        got.push(...grads.subarray(t.offset, t.offset + t.size));
-        want.push(...ref.grads[t.name]);
-      }
-      record(`GPT-2 step, ${head}`, `${causal ? 'decoder' : 'encoder'} 2x9`, got, want, 2e-4);
+      await recordStep(`GPT-2 step, ${head}`, `${causal ? 'decoder' : 'encoder'} 2x9`, model, h.loss, ref);
     } finally {
       h.destroy();
       model.destroy();
@@ -348,12 +353,7 @@ export async function selfCheck(
   // The GLUE head through the whole model: padded rows of different lengths, mean pooling.
   {
     const config = {
-      ...preset('tiny'),
-      vocab_size: 37,
-      n_positions: 9,
-      n_embd: 12,
-      n_layer: 2,
-      n_head: 3,
+      ...TINY_MODEL,
       causal: false,
       mask_token_id: 36,
       num_labels: 3,
@@ -389,14 +389,7 @@ export async function selfCheck(
         targets,
       });
       const ref = gpt2LossAndGrads(named, config, inputs, new Int32Array(B * T), B, T, refHead, { lengths });
-      const grads = await model.readGrads();
-      const got: number[] = [(await gpu.readF32(h.loss, 0, 1))[0]];
-      const want: number[] = [ref.loss];
-      for (const t of layout.tensors) {
-        got.push(...grads.subarray(t.offset, t.offset + t.size));
-        want.push(...ref.grads[t.name]);
-      }
-      record('GPT-2 step, classifier', 'encoder 3x9 padded', got, want, 2e-4);
+      await recordStep('GPT-2 step, classifier', 'encoder 3x9 padded', model, h.loss, ref);
     } finally {
       h.destroy();
       model.destroy();
