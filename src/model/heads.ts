@@ -44,6 +44,14 @@ function scaleFor(count: number, total: number | undefined): number {
   return t ? 1 / t : 0;
 }
 
+/** Target i of t, checked: a token id below V, or −1 (ignored). */
+function targetAt(t: ArrayLike<number>, i: number, V: number): number {
+  const v = t[i];
+  if (!(Number.isInteger(v) && v >= -1 && v < V))
+    throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
+  return v;
+}
+
 /** `move` (gatherRows or scatterRows) of K rows from src to dst at the rows positions names, kept by the scope. */
 async function moveRows(
   move: typeof gatherRows,
@@ -136,9 +144,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       const pos = new Uint32Array(K);
       let count = 0;
       for (let i = 0; i < N; i++) {
-        const v = t[i];
-        if (!(Number.isInteger(v) && v >= -1 && v < V))
-          throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
+        const v = targetAt(t, i, V);
         if (!gathered) tk[i] = v;
         else if (v >= 0) {
           if (count === K)
@@ -272,9 +278,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
       const pos = new Uint32Array(K);
       let k = 0;
       for (let i = 0; i < N; i++) {
-        const v = t[i];
-        if (!(Number.isInteger(v) && v >= -1 && v < V))
-          throw new HlmError(`target ${v} at position ${i} is outside the vocabulary (0..${V - 1}, or -1 to ignore)`);
+        const v = targetAt(t, i, V);
         if (v < 0) continue;
         if (k === K)
           throw new HlmError(`the CWT head was built for ${K} target positions per micro-batch; this one has more`);

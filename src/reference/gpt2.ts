@@ -272,20 +272,11 @@ export function gpt2LossAndGrads(
     const qkv = linearBackward(dqkv, c.ln1, p('attn.c_attn.weight'), p('attn.c_attn.bias'), N, d, 3 * d);
     const ln1 = layerNormBackward(qkv.dx, c.x, p('ln_1.weight'), p('ln_1.bias'), N, d, eps);
     dx = dx1.map((g, j) => g + ln1.dx[j]);
-    Object.assign(grads, {
-      [name('ln_1.weight')]: ln1.dweight,
-      [name('ln_1.bias')]: ln1.dbias,
-      [name('attn.c_attn.weight')]: qkv.dW,
-      [name('attn.c_attn.bias')]: qkv.dbias,
-      [name('attn.c_proj.weight')]: proj.dW,
-      [name('attn.c_proj.bias')]: proj.dbias,
-      [name('ln_2.weight')]: ln2.dweight,
-      [name('ln_2.bias')]: ln2.dbias,
-      [name('mlp.c_fc.weight')]: fc.dW,
-      [name('mlp.c_fc.bias')]: fc.dbias,
-      [name('mlp.c_proj.weight')]: mlp.dW,
-      [name('mlp.c_proj.bias')]: mlp.dbias,
-    });
+    const layers = { ln_1: ln1, 'attn.c_attn': qkv, 'attn.c_proj': proj, ln_2: ln2, 'mlp.c_fc': fc, 'mlp.c_proj': mlp };
+    for (const [layer, g] of Object.entries(layers)) {
+      grads[name(`${layer}.weight`)] = 'dweight' in g ? g.dweight : g.dW;
+      grads[name(`${layer}.bias`)] = g.dbias;
+    }
   }
   const emb = embeddingBackward(dx, wte, params['transformer.wpe.weight'], inputs, B, T, d);
   grads['transformer.wte.weight'] = emb.dwte.map((g, j) => g + dwteHead[j]); // tied: gather + head
