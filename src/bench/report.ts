@@ -136,16 +136,16 @@ export function csv(records: BenchRecord[]): string {
 
 /** The whole report in one format (jsonl: one record a line, as streamed). */
 export function render(records: BenchRecord[], format: Format): string {
-  switch (format) {
-    case 'jsonl':
-      return records.map((r) => JSON.stringify(r) + '\n').join('');
-    case 'json':
-      return JSON.stringify(records, null, 2) + '\n';
-    case 'csv':
-      return csv(records);
-    case 'md':
-      return markdown(records);
-  }
+  if (format === 'csv') return csv(records);
+  if (format === 'md') return markdown(records);
+  return renderJson(records, format);
+}
+
+/** jsonl (an item a line) or json (an indented array). */
+function renderJson(items: unknown[], format: 'jsonl' | 'json'): string {
+  return format === 'jsonl'
+    ? items.map((r) => JSON.stringify(r) + '\n').join('')
+    : JSON.stringify(items, null, 2) + '\n';
 }
 
 export interface ListedCase {
@@ -157,25 +157,15 @@ export interface ListedCase {
 
 /** --list: the tests a run would measure. */
 export function renderList(cases: ListedCase[], format: Format): string {
-  switch (format) {
-    case 'jsonl':
-      return cases.map((c) => JSON.stringify(c) + '\n').join('');
-    case 'json':
-      return JSON.stringify(cases, null, 2) + '\n';
-    case 'csv':
-      return (
-        [
-          'suite,name,test,params',
-          ...cases.map((c) => [c.suite, c.name, c.test, paramsText(c.params)].map(csvCell).join(',')),
-        ].join('\n') + '\n'
-      );
-    case 'md':
-      return (
-        [
+  if (format === 'jsonl' || format === 'json') return renderJson(cases, format);
+  const rows = cases.map((c) => [c.suite, c.name, c.test, paramsText(c.params)]);
+  const lines =
+    format === 'csv'
+      ? ['suite,name,test,params', ...rows.map((r) => r.map(csvCell).join(','))]
+      : [
           '| suite | name | test | params |',
           '| --- | --- | --- | --- |',
-          ...cases.map((c) => `| ${[c.suite, c.name, c.test, paramsText(c.params)].map(md).join(' | ')} |`),
-        ].join('\n') + '\n'
-      );
-  }
+          ...rows.map((r) => `| ${r.map(md).join(' | ')} |`),
+        ];
+  return lines.join('\n') + '\n';
 }
