@@ -5,10 +5,10 @@
 // The tile product is lib/tile_product.wgsl's: A and B tiles are staged k-major (As[k][m],
 // Bs[k][n]) whatever the transposes, so the inner loop is the same for all four combinations.
 // Global loads are vec4 along the contiguous dimension when the host found that dimension, the
-// offsets and the batch strides divisible by 4 (VEC_A / VEC_B); otherwise scalar. Where the contiguous dimension is K (A as stored, or
-// TRANS_B's B), a thread loads a 4x4 block (4 rows, a vec4 along k each) and transposes it
-// in registers, so that the staged tile is written in vec4s too. Out-of-range elements
-// load as zero.
+// offsets and the batch strides divisible by 4 (VEC_A / VEC_B); otherwise scalar. Where the
+// contiguous dimension is K (A as stored, or TRANS_B's B), a thread loads a 4x4 block (4 rows, a
+// vec4 along k each) and transposes it in registers, so that the staged tile is written in vec4s
+// too. Out-of-range elements load as zero.
 //#include lib/matmul_epilogue.wgsl
 //#include lib/tile_product.wgsl
 
