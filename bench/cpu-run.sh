@@ -1,30 +1,34 @@
 #!/bin/sh
 # Issue 14's CPU figures in one run: the 512³ matmuls (every transpose) and the tiny train step (4×64, CE and
-# CWT, AdamW), hlm on the software adapter beside PyTorch on the CPU (fp32, 2 threads), the same tests and shapes.
-# Also issue 13's regression check when BASE names a built checkout of an older commit: its `bench --quick`
-# beside this one's, alternated, both isolated-timed (older builds have no sustained mode).
+# CWT, AdamW), hlm on the software adapter beside PyTorch on the CPU (fp32, 2 threads), the same tests and shapes,
+# PyTorch measured before and after hlm. With BASE naming a built checkout of an older commit, also issue 13's
+# regression check: that build's `bench --suite kernel,train --quick` before and after this one's, all timed
+# isolated (older builds have no sustained mode). SKIP_TORCH=1 runs the base comparison alone.
 #   sh bench/cpu-run.sh [out dir]      e.g. BASE=/work/base sh bench/cpu-run.sh bench/results/cpu-2026-12-02
 set -eu
 out=${1:-bench/results/cpu-$(date +%F)}
 mkdir -p "$out"
-filter='matmul/square|train-tiny'
-uptime > "$out/load.txt"
-./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --list > "$out/tests.jsonl"
-OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_bench.py --tests "$out/tests.jsonl" --device cpu --out "$out/torch.jsonl"
-./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --out "$out/hlm.jsonl"
-OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_bench.py --tests "$out/tests.jsonl" --device cpu --out "$out/torch2.jsonl"
-uptime >> "$out/load.txt"
-./bin/run.js bench --from "$out/hlm.jsonl" --compare "$out/torch.jsonl" --threshold 100% --format md \
-  > "$out/compare-torch.md" || true
-./bin/run.js bench --from "$out/hlm.jsonl" --compare "$out/torch2.jsonl" --threshold 100% --format md \
-  > "$out/compare-torch2.md" || true
+compare() { ./bin/run.js bench --from "$1" --compare "$2" --threshold 100% --format md > "$3" || true; }
+if [ -z "${SKIP_TORCH:-}" ]; then
+  filter='matmul/square|train-tiny'
+  uptime > "$out/load-torch.txt"
+  ./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --list > "$out/tests.jsonl"
+  torch() {
+    OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_bench.py --tests "$out/tests.jsonl" --device cpu --out "$1"
+  }
+  torch "$out/torch.jsonl"
+  ./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --out "$out/hlm.jsonl"
+  torch "$out/torch2.jsonl"
+  uptime >> "$out/load-torch.txt"
+  compare "$out/hlm.jsonl" "$out/torch.jsonl" "$out/compare-torch.md"
+  compare "$out/hlm.jsonl" "$out/torch2.jsonl" "$out/compare-torch2.md"
+fi
 if [ -n "${BASE:-}" ]; then
+  uptime > "$out/load-base.txt"
   "$BASE/bin/run.js" bench --suite kernel,train --quick --out "$out/base.jsonl"
   ./bin/run.js bench --suite kernel,train --quick --timing isolated --out "$out/head.jsonl"
   "$BASE/bin/run.js" bench --suite kernel,train --quick --out "$out/base2.jsonl"
-  uptime >> "$out/load.txt"
-  ./bin/run.js bench --from "$out/head.jsonl" --compare "$out/base.jsonl" --threshold 100% --format md \
-    > "$out/compare-base.md" || true
-  ./bin/run.js bench --from "$out/head.jsonl" --compare "$out/base2.jsonl" --threshold 100% --format md \
-    > "$out/compare-base2.md" || true
+  uptime >> "$out/load-base.txt"
+  compare "$out/head.jsonl" "$out/base.jsonl" "$out/compare-base.md"
+  compare "$out/head.jsonl" "$out/base2.jsonl" "$out/compare-base2.md"
 fi
