@@ -2,39 +2,26 @@
 // table below, never sideways or up; type-only imports count too. README.md ("Architecture")
 // draws the same picture. A new folder under src/ must be added here before anything imports it.
 
+// The command layer's classes (commands/) and their shared pieces (cli/) may use every layer below them.
+const BELOW_CLI = [
+  'experiment',
+  'report',
+  'bench',
+  'check',
+  'eval',
+  'glue',
+  'infer',
+  'serve',
+  'train',
+  'whiten',
+  'model',
+  'data',
+  'gpu',
+];
 /** What each folder of src/ may import besides itself and the base (util/, errors.ts, log.ts). */
 const LAYERS = {
-  commands: [
-    'cli',
-    'experiment',
-    'report',
-    'bench',
-    'check',
-    'eval',
-    'glue',
-    'infer',
-    'serve',
-    'train',
-    'whiten',
-    'model',
-    'data',
-    'gpu',
-  ],
-  cli: [
-    'experiment',
-    'report',
-    'bench',
-    'check',
-    'eval',
-    'glue',
-    'infer',
-    'serve',
-    'train',
-    'whiten',
-    'model',
-    'data',
-    'gpu',
-  ],
+  commands: ['cli', ...BELOW_CLI],
+  cli: BELOW_CLI,
   // Experiments: phases over the features below (pretraining, fine-tuning, evaluation, whitening), written as reports.
   experiment: ['report', 'bench', 'eval', 'glue', 'train', 'whiten', 'model', 'data', 'gpu'],
   // Experiments' results and reports: charts, curves, mean ± std over seeds (GLUE's), bench's schema validator.
