@@ -8,10 +8,18 @@ import { HlmError } from '../errors.js';
 // re-submits the same list each step (llm.c style: nothing allocated per step). Kernel modules
 // only bind and dispatch: submitting work and reading back are their callers'.
 
-/** A tensor inside a GPU buffer: `offset` is in elements (f32 or u32), not bytes. */
+/**
+ * How a tensor's elements are stored. 'f16': IEEE binary16, two to a u32 word in pack2x16float's order (element 2i
+ * in the low half of word i), the storage of the mixed-precision copies that feed matmuls (--precision f16).
+ */
+export type Dtype = 'f32' | 'f16';
+
+/** A tensor inside a GPU buffer: `offset` is in elements (f32, u32, or halves for f16), not bytes. */
 export interface TensorRef {
   buffer: GPUBuffer;
   offset?: number;
+  /** Default f32. Only kernels that say so read f16 (offAny); the others refuse it (off). */
+  dtype?: Dtype;
 }
 
 export function ref(buffer: GPUBuffer, offset = 0): TensorRef {
@@ -43,9 +51,20 @@ export function checkSizes(label: string, sizes: Record<string, number>): void {
     if (!(Number.isInteger(v) && v > 0)) throw new HlmError(`${label}: ${k} must be a positive integer, got ${v}`);
 }
 
-/** A tensor's element offset in its buffer (0 when it has none). */
+/** A tensor's element offset in its buffer (0 when it has none), for kernels that read it as 32-bit elements. */
 export function off(r: TensorRef | undefined): number {
+  if (r?.dtype === 'f16')
+    throw new HlmError(`an f16 tensor (offset ${r.offset ?? 0}) was given to a kernel that reads only f32 and u32`);
   return r?.offset ?? 0;
+}
+
+/** The element offset of a tensor a kernel reads in either dtype (it checks isF16 itself). */
+export function offAny(r: TensorRef | undefined): number {
+  return r?.offset ?? 0;
+}
+
+export function isF16(r: TensorRef | undefined): boolean {
+  return r?.dtype === 'f16';
 }
 
 /** The buffers of named tensors, for gpu.dispatch's bindings by name. */
