@@ -3,7 +3,7 @@
 // odd shapes whose T is not a multiple of the tile, with fresh random inputs, under the software and
 // the hardware tiling and odd ones; huge scores stay finite, results repeat bit for bit, one scratch
 // serves several layers, what is only read may share a buffer, memory is linear in T, and bad specs
-// are refused.
+// are refused. qkv may also be packed f16 (odd offsets in halves): checked against float64 on the f16-rounded qkv.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -21,6 +21,7 @@ import {
   type AttentionTile,
 } from '../src/kernels/attention.js';
 import { attention as attentionRef, attentionBackward as attentionBackwardRef } from '../src/reference/attention.js';
+import { packF16, roundF16 } from '../src/util/f16.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -50,7 +51,10 @@ const TILES: [string, AttentionTile | undefined][] = [
   ['direct 5x3 rows, blocks of 2', { WG: 5, QR: 3, BC: 2, STAGE: false }],
 ];
 
-/** Forward then backward on the GPU; out and dqkv start as NaN so that anything not written shows. */
+/**
+ * Forward then backward on the GPU; out and dqkv start as NaN so that anything not written shows. f16: qkv is uploaded
+ * as packed halves (OFF.qkv counted in halves), rounded on the way.
+ */
 async function runGpu(
   shape: AttentionShape,
   causal: boolean,
@@ -59,6 +63,7 @@ async function runGpu(
   lengths?: Uint32Array,
   tile?: AttentionTile,
   OFF: Offsets = ALIGNED,
+  f16 = false,
 ): Promise<Result> {
   const { B, T, d, nHead } = shape;
   const pad = (x: Float32Array, off: number) => {
@@ -66,7 +71,7 @@ async function runGpu(
     p.set(x, off);
     return p;
   };
-  const QKV = gpu.upload('qkv', pad(qkv, OFF.qkv));
+  const QKV = gpu.upload('qkv', f16 ? packF16(pad(qkv, OFF.qkv)) : pad(qkv, OFF.qkv));
   const DOUT = gpu.upload('dout', pad(dout, OFF.dout));
   const OUT = gpu.upload('out', new Float32Array(OFF.out + B * T * d).fill(NaN));
   const DQKV = gpu.upload('dqkv', new Float32Array(OFF.dqkv + 3 * B * T * d).fill(NaN));
@@ -77,7 +82,7 @@ async function runGpu(
     ...shape,
     tile,
     causal,
-    qkv: { buffer: QKV, offset: OFF.qkv },
+    qkv: { buffer: QKV, offset: OFF.qkv, dtype: f16 ? ('f16' as const) : undefined },
     out: { buffer: OUT, offset: OFF.out },
     layer,
     lengths: LEN && { buffer: LEN, offset: OFF.lengths },
@@ -116,16 +121,20 @@ async function check(
   withLengths: boolean,
   tile?: AttentionTile,
   offsets = ALIGNED,
+  f16 = false,
 ) {
   const { B, T, d, nHead } = shape;
-  const qkv = rand.normal(B * T * 3 * d);
+  // An f16 qkv is compared with float64 on the values it holds; the kernels' arithmetic is f32 either way, so the
+  // tolerances are the same.
+  const drawn = rand.normal(B * T * 3 * d);
+  const qkv = f16 ? drawn.map(roundF16) : drawn;
   const dout = rand.normal(B * T * d);
   const lengths = withLengths ? randomLengths(B, T) : undefined;
-  const got = await runGpu(shape, causal, qkv, dout, lengths, tile, offsets);
+  const got = await runGpu(shape, causal, f16 ? drawn : qkv, dout, lengths, tile, offsets, f16);
   const opts = { causal, lengths };
   const what =
     `${JSON.stringify(shape)} causal=${causal} lengths=${lengths ? `[${lengths}]` : 'none'} ` +
-    `tile=${JSON.stringify(tile ?? 'default')} offsets=${JSON.stringify(offsets)}`;
+    `tile=${JSON.stringify(tile ?? 'default')} offsets=${JSON.stringify(offsets)} qkv=${f16 ? 'f16' : 'f32'}`;
   const ref = attentionRef(qkv, B, T, d, nHead, opts);
   expectClose(got.out, ref.out, 1e-5, `out ${what}`);
   // A query that sees no key has lse −∞ in the reference and 0 here (its backward never reads it).
@@ -175,6 +184,20 @@ test.each(TILES.slice(1, 3))(
 test.each(TILES.slice(3))('the %s tiling: every shape, causal and not, with lengths', async (_n, tile) => {
   for (const shape of SHAPES)
     for (const causal of [true, false]) await check(shape, causal, true, tile, causal ? ALIGNED : UNALIGNED);
+});
+
+// Packed f16 qkv, heads 4, 5, 4, 16 and 3 wide: at 4 halves in (two words a load where heads are a multiple of 4
+// wide) and at 3 (odd: one half a load), under the default tiling and then every other one.
+describe('f16 qkv', () => {
+  test.each([true, false])('causal=%s: every shape, with and without lengths, both offsets', async (causal) => {
+    for (const shape of SHAPES)
+      for (const lengths of [false, true])
+        for (const offsets of [ALIGNED, UNALIGNED]) await check(shape, causal, lengths, undefined, offsets, true);
+  });
+  test.each(TILES.slice(1))('the %s tiling: every shape, causal and not, with lengths', async (_n, tile) => {
+    for (const shape of SHAPES)
+      for (const causal of [true, false]) await check(shape, causal, true, tile, causal ? UNALIGNED : ALIGNED, true);
+  });
 });
 
 test('a long row (T=300, many key blocks), causal and not, with lengths', async () => {
@@ -352,6 +375,21 @@ test('bad specs are refused with the reason', async () => {
   await expect(attentionForward(gpu, { ...base, tile: { WG: 8, QR: 1, BC: 4096, STAGE: true } })).rejects.toThrow(
     /lower BC/,
   );
+  // Only qkv may be f16, sized in halves: 96 of them fill half of QKV's 384 bytes.
+  const f16 = (buffer: GPUBuffer, offset = 0) => ({ buffer, offset, dtype: 'f16' as const });
+  await expect(attentionForward(gpu, { ...base, out: f16(OUT) })).rejects.toThrow(
+    /^attention: out must be f32 \(only qkv may be f16\)/,
+  );
+  for (const name of ['out', 'dout', 'dqkv'] as const)
+    await expect(attentionBackward(gpu, { ...back, qkv: f16(QKV), [name]: f16(back[name].buffer) })).rejects.toThrow(
+      new RegExp(`^attention: ${name} must be f32`),
+    );
+  const LEN = gpu.buffer('lengths', 4);
+  await expect(attentionForward(gpu, { ...base, lengths: f16(LEN) })).rejects.toThrow(/lengths must be f32/);
+  const QKV16 = gpu.buffer('qkv f16', 2 * 96);
+  gpu.release(await attentionForward(gpu, { ...base, qkv: f16(QKV16) }));
+  await expect(attentionForward(gpu, { ...base, qkv: f16(QKV16, 1) })).rejects.toThrow(/qkv needs 194 bytes/);
+  gpu.free(LEN, QKV16);
   freeAttentionBuffers(gpu, layer);
   freeAttentionScratch(gpu, scratch);
   gpu.free(QKV, OUT, DOUT, DQKV);

@@ -11,12 +11,15 @@
 // out, which the block keeps as c_proj's input); the backward's D (B·H·T) is scratch all layers
 // share. Neither grows with T².
 //
+// qkv may be f16 (packed halves, the mixed-precision copy c_attn wrote): q, k and v are unpacked to f32 as they are
+// read, and scores, softmax, lse, out, dout and dqkv stay f32 (dqkv is f32 even then).
+//
 // Each dispatch binds the caller's tensors together, so what one writes (out, dqkv) must be a
 // buffer of its own; what they only read (qkv, out and dout in the backward, lengths) may share
 // one buffer.
 import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { grid, off, type TensorRef } from './types.js';
+import { grid, isF16, off, offAny, type TensorRef } from './types.js';
 
 export interface AttentionShape {
   /** Batch rows. */
@@ -69,7 +72,7 @@ export const ATTENTION_TILES: Record<'hardware' | 'software', AttentionTile> = {
 export interface AttentionSpec extends AttentionShape {
   /** Decoder (key j visible to query i only when j ≤ i) or encoder (all keys). */
   causal: boolean;
-  /** Packed c_attn output [B, T, 3d]. */
+  /** Packed c_attn output [B, T, 3d]: f32, or f16 (packed halves, offset in halves). */
   qkv: TensorRef;
   layer: AttentionBuffers;
   /**
@@ -100,6 +103,7 @@ export interface AttentionBackwardSpec extends AttentionSpec {
 }
 
 const F32 = 4;
+const F16 = 2;
 
 /** Bytes one layer keeps between forward and backward: 4·B·H·T. */
 export function attentionBuffersBytes(s: AttentionShape): number {
@@ -157,10 +161,10 @@ export function createLoneAttention(gpu: Gpu, s: AttentionShape & { label?: stri
   return { layer, scratch, free };
 }
 
-function need(label: string, what: string, buf: GPUBuffer, elements: number, offset = 0): void {
-  if ((offset + elements) * F32 > buf.size) {
+function need(label: string, what: string, buf: GPUBuffer, elements: number, offset = 0, size = F32): void {
+  if ((offset + elements) * size > buf.size) {
     throw new HlmError(
-      `${label}: ${what} needs ${(offset + elements) * F32} bytes from its buffer's start, but "${buf.label}" has ` +
+      `${label}: ${what} needs ${(offset + elements) * size} bytes from its buffer's start, but "${buf.label}" has ` +
         `${buf.size}`,
     );
   }
@@ -200,9 +204,11 @@ function validate(
   need(label, 'layer lse', s.layer.lse, B * H * T);
   const all = [['qkv', s.qkv, 3 * B * T * s.d] as [string, TensorRef, number], ...read, ...written];
   if (s.lengths) all.push(['lengths', s.lengths, B]);
+  for (const [name, t] of all.slice(1))
+    if (isF16(t)) throw new HlmError(`${label}: ${name} must be f32 (only qkv may be f16), got an f16 tensor`);
   const internal = [s.layer.lse, ...('scratch' in s ? [(s as AttentionBackwardSpec).scratch.dsum] : [])];
   for (const [name, t, n] of all) {
-    need(label, name, t.buffer, n, t.offset ?? 0);
+    need(label, name, t.buffer, n, t.offset ?? 0, isF16(t) ? F16 : F32);
     if (internal.includes(t.buffer))
       throw new HlmError(`${label}: ${name} must not live in the attention's own layer or scratch buffers`);
   }
@@ -213,16 +219,20 @@ function validate(
   return hd;
 }
 
-/** VEC4 (4 floats a load) needs each head's channels, and every tensor's start, on a multiple of 4. */
+/**
+ * VEC4 (4 elements a load) needs each head's channels, and every tensor's start (qkv's in halves when f16), on a
+ * multiple of 4. F16: qkv is packed halves.
+ */
 function constants(s: AttentionSpec, tile: AttentionTile, hd: number, tensors: TensorRef[]) {
-  const vec4 = hd % 4 === 0 && tensors.every((t) => off(t) % 4 === 0);
-  return { HD: hd, HD4: Math.ceil(hd / 4), ...tile, CAUSAL: s.causal, LENGTHS: !!s.lengths, VEC4: vec4 };
+  const vec4 = hd % 4 === 0 && tensors.every((t) => offAny(t) % 4 === 0);
+  const F16 = isF16(s.qkv);
+  return { HD: hd, HD4: Math.ceil(hd / 4), ...tile, CAUSAL: s.causal, LENGTHS: !!s.lengths, VEC4: vec4, F16 };
 }
 
 /** Parameters every pass takes: the shape, the scale and where qkv and lengths start. */
 function common(s: AttentionSpec, hd: number) {
   const scale = s.scale ?? 1 / Math.sqrt(hd);
-  return { B: s.B, T: s.T, H: s.nHead, d: s.d, scale, offQkv: off(s.qkv), offLen: off(s.lengths) };
+  return { B: s.B, T: s.T, H: s.nHead, d: s.d, scale, offQkv: offAny(s.qkv), offLen: off(s.lengths) };
 }
 
 /** One workgroup per WG·QR rows of each (batch row, head). */

@@ -1,5 +1,6 @@
 // IEEE binary16 on the host: the f16 weights and q4 scales hlm packs (src/model/quantize.ts) and reads back in
-// float64 (src/reference/matmul-q.ts). The GPU side is WGSL's unpack2x16float.
+// float64 (src/reference/matmul-q.ts), and the packed-f16 tensors of mixed precision (TensorRef dtype 'f16'). The GPU
+// side is WGSL's unpack2x16float.
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -50,4 +51,16 @@ export function f32FromBits(bits: number): number {
 export function f32Bits(x: number): number {
   f32[0] = x;
   return u32[0];
+}
+
+/** x rounded to binary16 (and back): what an f16 copy of x holds. */
+export function roundF16(x: number): number {
+  return f16Value(f16Bits(x));
+}
+
+/** values as binary16, two to a u32 word in pack2x16float's order (element 2i in the low half of word i). */
+export function packF16(values: ArrayLike<number>): Uint32Array {
+  const words = new Uint32Array(Math.ceil(values.length / 2));
+  for (let i = 0; i < values.length; i++) words[i >> 1] |= f16Bits(values[i]) << (16 * (i & 1));
+  return words;
 }

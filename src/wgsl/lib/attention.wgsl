@@ -12,7 +12,10 @@
 // The host's (src/kernels/attention.ts): the head width HD and HD4 = ⌈HD/4⌉; the tile (WG
 // invocations of QR rows each, the other side walked BC rows at a time, STAGE: through workgroup
 // memory); CAUSAL; LENGTHS (a key padding mask); VEC4 (a head's channels and every offset a multiple
-// of 4: rows are read 4 floats a load, which llvmpipe turns into one per-lane loop instead of four).
+// of 4: rows are read 4 floats a load, which llvmpipe turns into one per-lane loop instead of four);
+// F16 (qkv holds packed halves, two to a u32 word, element 2i in the low half, offsets counted in
+// halves: each is unpacked to f32 as it is read, and all arithmetic stays f32; with VEC4 a load is
+// the two words of 4 halves).
 const HD: u32 = 64u;
 const HD4: u32 = 16u;
 const QR: u32 = 1u;
@@ -22,11 +25,20 @@ const CAUSAL: bool = true;
 const LENGTHS: bool = false;
 const STAGE: bool = false;
 const VEC4: bool = false;
+const F16: bool = false;
 
+//#if F16
+//#if VEC4
+@group(0) @binding(0) var<storage, read> qkv: array<vec2<u32>>;
+//#else
+@group(0) @binding(0) var<storage, read> qkv: array<u32>;
+//#endif
+//#else
 //#if VEC4
 @group(0) @binding(0) var<storage, read> qkv: array<vec4<f32>>;
 //#else
 @group(0) @binding(0) var<storage, read> qkv: array<f32>;
+//#endif
 //#endif
 
 struct Block { b: u32, h: u32, first: u32 }
@@ -71,6 +83,19 @@ fn statAt(b: u32, h: u32, i: u32) -> u32 { return (b * p.H + h) * p.T + i; }
 
 // Channels 4c .. 4c + 3 of the head row at element offset a of qkv (0 past HD).
 fn qkv4(a: u32, c: u32) -> vec4<f32> {
+//#if F16
+//#if VEC4
+  let w = qkv[a / 4u + c];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#else
+  var x = vec4<f32>(0.0);
+  for (var k = 0u; k < 4u; k++) {
+    let e = a + 4u * c + k;
+    if (4u * c + k < HD) { x[k] = unpack2x16float(qkv[e / 2u])[e % 2u]; }
+  }
+  return x;
+//#endif
+//#else
 //#if VEC4
   return qkv[a / 4u + c];
 //#else
@@ -79,6 +104,7 @@ fn qkv4(a: u32, c: u32) -> vec4<f32> {
     if (4u * c + k < HD) { x[k] = qkv[a + 4u * c + k]; }
   }
   return x;
+//#endif
 //#endif
 }
 
