@@ -32,7 +32,8 @@ test('hlm check passes on the software adapter and reports a throughput', () => 
   expect(out.ok).toBe(true);
   expect(out.checks.length).toBeGreaterThanOrEqual(15);
   const kernels = out.checks.map((c: { kernel: string }) => c.kernel);
-  for (const k of ['GPT-2 step, cwt', 'attention', 'attention backward']) expect(kernels).toContain(k);
+  for (const k of ['GPT-2 step, cwt', 'attention', 'attention backward', 'attention, f16 qkv backward'])
+    expect(kernels).toContain(k);
   for (const c of out.checks) if (!(c.relErr <= c.tolerance)) throw new Error(`${c.kernel}: ${c.relErr}`);
   expect(out.throughput[0].gflops).toBeGreaterThan(0);
 });

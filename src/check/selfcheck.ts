@@ -14,6 +14,7 @@ import { matmul as matmulRef, matmulEpilogue } from '../reference/matmul.js';
 import { rowMax, rowSum } from '../reference/reduce.js';
 import { streamRng } from '../data/random.js';
 import { relErr } from '../util/stats.js';
+import { packF16, roundF16 } from '../util/f16.js';
 import { preset } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { createCeHead, createCwtHead } from '../model/heads.js';
@@ -258,20 +259,27 @@ export async function selfCheck(
   }
 
   await checkQuantized(gpu, next, record);
-  // Fused attention on padded rows (lengths 1 and T among them), T not a multiple of the tile.
-  for (const causal of [true, false]) {
+  // Fused attention on padded rows (lengths 1 and T among them), T not a multiple of the tile; and the decoder's
+  // with qkv packed f16 (mixed precision), against float64 on the f16-rounded qkv (the arithmetic stays f32).
+  for (const [causal, f16] of [
+    [true, false],
+    [false, false],
+    [true, true],
+  ]) {
     const [B, T, d, nHead] = [3, 37, 24, 3];
     const lengths = [T, 20, 1];
-    const qkv = random(B * T * 3 * d, next);
+    const drawn = random(B * T * 3 * d, next);
+    const qkv = f16 ? drawn.map(roundF16) : drawn;
     const dout = random(B * T * d, next);
     const shape = { B, T, d, nHead };
-    const QKV = gpu.upload('check qkv', qkv);
+    const QKV = gpu.upload('check qkv', f16 ? packF16(drawn) : qkv);
     const DOUT = gpu.upload('check dout', dout);
     const LEN = gpu.upload('check lengths', Uint32Array.from(lengths));
     const OUT = gpu.buffer('check out', B * T * d * 4);
     const DQKV = gpu.buffer('check dqkv', 3 * B * T * d * 4);
     const { layer, scratch, free } = createLoneAttention(gpu, shape);
-    const spec = { ...shape, causal, qkv: { buffer: QKV }, out: { buffer: OUT }, lengths: { buffer: LEN }, layer };
+    const qkvRef = { buffer: QKV, dtype: f16 ? ('f16' as const) : undefined };
+    const spec = { ...shape, causal, qkv: qkvRef, out: { buffer: OUT }, lengths: { buffer: LEN }, layer };
     const ds = [
       await attentionForward(gpu, spec),
       ...(await attentionBackward(gpu, { ...spec, scratch, dout: { buffer: DOUT }, dqkv: { buffer: DQKV } })),
@@ -280,10 +288,11 @@ export async function selfCheck(
       await gpu.run(ds, 'check attention');
       const opts = { causal, lengths };
       const shapeText = `${causal ? 'decoder' : 'encoder'} ${B}x${T} padded`;
+      const kernel = f16 ? 'attention, f16 qkv' : 'attention';
       const ref = attentionRef(qkv, B, T, d, nHead, opts);
-      record('attention', shapeText, await gpu.readF32(OUT, 0, B * T * d), ref.out, 1e-5);
+      record(kernel, shapeText, await gpu.readF32(OUT, 0, B * T * d), ref.out, 1e-5);
       const dref = attentionBackwardRef(dout, qkv, B, T, d, nHead, opts).dqkv;
-      record('attention backward', shapeText, await gpu.readF32(DQKV, 0, 3 * B * T * d), dref, 1e-5);
+      record(`${kernel} backward`, shapeText, await gpu.readF32(DQKV, 0, 3 * B * T * d), dref, 1e-5);
     } finally {
       gpu.release(...ds);
       free();
