@@ -2,7 +2,7 @@
 // batched with strides and offsets, beta accumulation and the epilogue (bias, residual, GELU),
 // for every tile configuration shipped and for the software adapter's register kernel, its
 // operands read from textures and from storage.
-import { openTestGpu } from './helpers/gpu.js';
+import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import {
@@ -116,16 +116,7 @@ async function check(
 }
 
 /** Run `f` as on a software adapter (the register kernel's default), whatever the test device is. */
-async function asSoftware(f: () => Promise<void>): Promise<void> {
-  const adapter = gpu.adapter as { kind: string };
-  const kind = adapter.kind;
-  adapter.kind = 'software';
-  try {
-    await f();
-  } finally {
-    adapter.kind = kind;
-  }
-}
+const asSoftware = (f: () => Promise<void>) => asAdapterKind(gpu, 'software', f);
 
 const SHAPES: [number, number, number][] = [
   [1, 1, 1],

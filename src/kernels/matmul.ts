@@ -7,9 +7,11 @@
 //                          when the output has few tiles: hardware GPUs (and explicit tiles anywhere)
 //   matmul_registers.wgsl  no workgroup memory or barriers, a 16x16 register block per invocation, operands
 //                          read from textures where they can be copied there: software adapters (llvmpipe)
+// A and B may be packed f16 (dtype 'f16', the mixed-precision copies): both kernels read them from storage and unpack
+// them to f32 as they load; products, sums, C and the epilogue's tensors stay f32.
 import type { Binding, Dispatch, Gpu, TextureUpload } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { checkSizes, elementGrid, off, type TensorRef } from './types.js';
+import { checkSizes, elementGrid, isF16, off, offAny, type TensorRef } from './types.js';
 
 export interface MatmulTile {
   BM: number;
@@ -34,6 +36,7 @@ export interface MatmulSpec {
   transB?: boolean;
   alpha?: number;
   beta?: number;
+  /** A and B may be f16 (offsets and strides then in halves); C and the epilogue's tensors are f32. */
   a: TensorRef;
   b: TensorRef;
   c: TensorRef;
@@ -145,12 +148,13 @@ interface Stored {
  * Whether the register kernel can read an operand (vec4 rows, batch items whole rows apart), and whether as a
  * texture: the copy needs rows 256-byte aligned (len a multiple of 64) unless it is one row, a buffer it may copy
  * from, and rows and width within the adapter's texture size; a K-major operand of a batched product is a texture
- * only when its K is one span (else each item's span would be a copy of its own).
+ * only when its K is one span (else each item's span would be a copy of its own). An f16 operand is read from
+ * storage, at any offset (halves read alone when it is no multiple of 4).
  */
 function storedPlan(gpu: Gpu, x: Stored, batch: number, K: number): { ok: boolean; texture: boolean } {
-  const o = off(x.ref);
-  const ok = x.len % 4 === 0 && o % 4 === 0 && x.stride % x.len === 0;
-  if (!ok) return { ok, texture: false };
+  const f16 = isF16(x.ref);
+  const ok = x.len % 4 === 0 && (f16 || offAny(x.ref) % 4 === 0) && x.stride % x.len === 0;
+  if (!ok || f16) return { ok, texture: false };
   const max = gpu.limits.maxTextureDimension2D ?? 8192;
   const span = Math.min(K, REGISTER_K_SPAN);
   const rows = (batch - 1) * (x.stride / x.len) + (x.kMajor ? span : x.rows);
@@ -216,6 +220,10 @@ function epilogue(
 }
 
 function checkBuffers(label: string, s: MatmulSpec): void {
+  const f16 = Object.entries({ C: s.c, 'the bias': s.bias, 'the residual': s.residual, 'the GELU output': s.gelu })
+    .filter(([, r]) => isF16(r))
+    .map(([name]) => name);
+  if (f16.length) throw new HlmError(`${label}: only A and B may be f16; ${f16.join(', ')} must be f32`);
   const reads = [s.a.buffer, s.b.buffer, s.bias?.buffer, s.residual?.buffer].filter(Boolean);
   // WebGPU forbids binding a buffer read-only and writable in one dispatch.
   if (reads.includes(s.c.buffer))
@@ -241,7 +249,7 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
     if (s.kernel === 'registers')
       throw new HlmError(
         `${label}: the register kernel reads rows of vec4s: A's and B's rows, offsets and batch strides must be ` +
-          'multiples of 4 elements, and the strides whole rows',
+          'multiples of 4 elements (offsets of f16 operands may be any), and the strides whole rows',
       );
   }
   return tiledProduct(gpu, s, label);
@@ -266,6 +274,10 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
       TRANS_B: s.transB ?? false,
       TEX_A: texA,
       TEX_B: texB,
+      F16_A: isF16(s.a),
+      F16_B: isF16(s.b),
+      F16_UNALIGNED_A: isF16(s.a) && offAny(s.a) % 4 !== 0,
+      F16_UNALIGNED_B: isF16(s.b) && offAny(s.b) % 4 !== 0,
       K_TAIL: kLen % 4 !== 0,
     });
     const bind: Record<string, Binding> = {};
@@ -273,7 +285,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
     const uploads: TextureUpload[] = [];
     for (const { x, tex, name } of operands) {
       // The span's first element: k0 rows down a K-major operand, else k0 columns along.
-      const first = off(x.ref) + (x.kMajor ? k0 * x.len : k0);
+      const first = offAny(x.ref) + (x.kMajor ? k0 * x.len : k0);
       const rowsPerItem = x.stride / x.len;
       params[`rows${name}`] = rowsPerItem;
       if (tex) {
@@ -286,7 +298,8 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
         params[`len${name}`] = 0;
       } else {
         bind[name] = x.ref.buffer;
-        params[`off${name}`] = first / 4;
+        // In vec4s, or in halves for an f16 operand whose offset is no multiple of 4 (F16_UNALIGNED_A/_B).
+        params[`off${name}`] = first % 4 === 0 ? first / 4 : first;
         params[`len${name}`] = x.len / 4;
       }
     }
@@ -322,13 +335,14 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
   const plan = defaultPlan(gpu.adapter.kind, M, N, K, batch);
   const tile = s.tile ?? plan.tile;
   checkTile(tile);
-  const offA = off(s.a);
-  const offB = off(s.b);
+  const offA = offAny(s.a);
+  const offB = offAny(s.b);
   const offC = off(s.c);
   const strideA = s.strideA ?? M * K;
   const strideB = s.strideB ?? K * N;
   const strideC = s.strideC ?? M * N;
-  // vec4 loads need the contiguous dimension, the offset and the batch stride all divisible by 4.
+  // vec4 loads (a vec2<u32> of f16 operand) need the contiguous dimension, the offset and the batch stride all
+  // divisible by 4.
   const vecA = (transA ? M : K) % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
   const vecB = (transB ? K : N) % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
   const kernel = await gpu.kernel('matmul', {
@@ -337,6 +351,8 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
     TRANS_B: transB,
     VEC_A: vecA,
     VEC_B: vecB,
+    F16_A: isF16(s.a),
+    F16_B: isF16(s.b),
   });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
   // The parameters every dispatch of the product shares; each adds its K range, C and scaling.

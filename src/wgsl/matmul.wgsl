@@ -9,11 +9,18 @@
 // contiguous dimension is K (A as stored, or TRANS_B's B), a thread loads a 4x4 block (4 rows, a
 // vec4 along k each) and transposes it in registers, so that the staged tile is written in vec4s
 // too. Out-of-range elements load as zero.
+//
+// F16_A / F16_B: the operand is packed f16 (two halves a u32 word, element 2i in the low half; its
+// offset and stride in halves), unpacked to f32 as it is loaded: a vec4 of halves is a vec2<u32>
+// (VEC_A / VEC_B, on the same conditions, which make it 8-byte aligned), else each half is read alone.
+// The product and its sums stay f32.
 //#include lib/matmul_epilogue.wgsl
 //#include lib/tile_product.wgsl
 
 const TRANS_A: bool = false;
 const TRANS_B: bool = false;
+const F16_A: bool = false;
+const F16_B: bool = false;
 
 // The K loop runs over [kBegin, kEnd): the host splits long K into several dispatches on
 // llvmpipe, which silently stops any invocation after 65,535 loop iterations.
@@ -28,18 +35,72 @@ struct Params {
   ep: u32, offBias: u32, offR: u32, offG: u32,
 }
 
+//#if F16_A
+//#if VEC_A
+@group(0) @binding(0) var<storage, read> A: array<vec2<u32>>;
+//#else
+@group(0) @binding(0) var<storage, read> A: array<u32>;
+//#endif
+//#else
 //#if VEC_A
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
 //#else
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 //#endif
+//#endif
+//#if F16_B
+//#if VEC_B
+@group(0) @binding(1) var<storage, read> B: array<vec2<u32>>;
+//#else
+@group(0) @binding(1) var<storage, read> B: array<u32>;
+//#endif
+//#else
 //#if VEC_B
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 //#else
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 //#endif
+//#endif
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
+
+// Element i of A (of B) as f32, or with VEC_A (VEC_B) its vec4 i, whatever the storage.
+//#if VEC_A
+fn loadA4(i: u32) -> vec4<f32> {
+//#if F16_A
+  let w = A[i];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#else
+  return A[i];
+//#endif
+}
+//#else
+fn loadA1(i: u32) -> f32 {
+//#if F16_A
+  return unpack2x16float(A[i / 2u])[i % 2u];
+//#else
+  return A[i];
+//#endif
+}
+//#endif
+//#if VEC_B
+fn loadB4(i: u32) -> vec4<f32> {
+//#if F16_B
+  let w = B[i];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#else
+  return B[i];
+//#endif
+}
+//#else
+fn loadB1(i: u32) -> f32 {
+//#if F16_B
+  return unpack2x16float(B[i / 2u])[i % 2u];
+//#else
+  return B[i];
+//#endif
+}
+//#endif
 
 //#if VEC_A
 // Rows r0..r0+3 (each below `rows`) of a matrix with `len` elements a row, the vec4 at column
@@ -47,7 +108,7 @@ struct Params {
 fn block4A(base: u32, r0: u32, rows: u32, len: u32, c: u32, kEnd: u32) -> mat4x4<f32> {
   var v = mat4x4<f32>();
   for (var r = 0u; r < 4u; r++) {
-    if (r0 + r < rows && c < kEnd) { v[r] = A[(base + (r0 + r) * len + c) / 4u]; }
+    if (r0 + r < rows && c < kEnd) { v[r] = loadA4((base + (r0 + r) * len + c) / 4u); }
   }
   return transpose(v);
 }
@@ -62,7 +123,7 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
       let kk = i / (BM / 4u);
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (m < p.M && k < kEnd) { v = A[(base + k * p.M + m) / 4u]; }
+      if (m < p.M && k < kEnd) { v = loadA4((base + k * p.M + m) / 4u); }
       As[(kk * BM + mm) / 4u] = v;
     }
   } else { // A is M x K: vec4 runs along k, 4x4 blocks transposed in registers
@@ -80,7 +141,7 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
     let m = m0 + mm; let k = k0 + kk;
     var v = 0.0;
     if (m < p.M && k < kEnd) {
-      if (TRANS_A) { v = A[base + k * p.M + m]; } else { v = A[base + m * p.K + k]; }
+      if (TRANS_A) { v = loadA1(base + k * p.M + m); } else { v = loadA1(base + m * p.K + k); }
     }
     setA(kk * BM + mm, v);
   }
@@ -92,7 +153,7 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
 fn block4B(base: u32, r0: u32, rows: u32, len: u32, c: u32, kEnd: u32) -> mat4x4<f32> {
   var v = mat4x4<f32>();
   for (var r = 0u; r < 4u; r++) {
-    if (r0 + r < rows && c < kEnd) { v[r] = B[(base + (r0 + r) * len + c) / 4u]; }
+    if (r0 + r < rows && c < kEnd) { v[r] = loadB4((base + (r0 + r) * len + c) / 4u); }
   }
   return transpose(v);
 }
@@ -114,7 +175,7 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
       let kk = i / (BN / 4u);
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (n < p.N && k < kEnd) { v = B[(base + k * p.N + n) / 4u]; }
+      if (n < p.N && k < kEnd) { v = loadB4((base + k * p.N + n) / 4u); }
       Bs[(kk * BN + nn) / 4u] = v;
     }
   }
@@ -125,7 +186,7 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
     let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;
     if (n < p.N && k < kEnd) {
-      if (TRANS_B) { v = B[base + n * p.K + k]; } else { v = B[base + k * p.N + n]; }
+      if (TRANS_B) { v = loadB1(base + n * p.K + k); } else { v = loadB1(base + k * p.N + n); }
     }
     setB(kk * BN + nn, v);
   }

@@ -11,6 +11,10 @@
 // the per-lane loop and is the faster load on llvmpipe. Every vec4 dimension must be a multiple of 4 (the host
 // checks); rows past the matrix are read clamped and never stored.
 //
+// F16_A / F16_B: the operand is packed f16 in storage (two halves a u32 word, element 2i in the low half), each
+// vec4 of halves unpacked to f32 as it is read: one vec2<u32> when the operand's offset is a multiple of 4 halves,
+// else (F16_UNALIGNED_A / _B) four halves read alone, the offset then counted in halves. The sums stay f32.
+//
 // The dispatch covers k in [0, kLen): the host points A and B at the first k of its K span (llvmpipe silently
 // stops an invocation after 65,535 loop iterations, so long K runs as several dispatches that accumulate).
 
@@ -24,6 +28,10 @@ const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const TEX_A: bool = false;
 const TEX_B: bool = false;
+const F16_A: bool = false;
+const F16_B: bool = false;
+const F16_UNALIGNED_A: bool = false;
+const F16_UNALIGNED_B: bool = false;
 // TN with kLen % 4 != 0: a last, masked k-step (in every other layout a vec4 runs along K, so 4 divides it).
 const K_TAIL: bool = false;
 
@@ -40,12 +48,28 @@ struct Params {
 //#if TEX_A
 @group(0) @binding(0) var A: texture_2d<f32>;
 //#else
+//#if F16_A
+//#if F16_UNALIGNED_A
+@group(0) @binding(0) var<storage, read> A: array<u32>;
+//#else
+@group(0) @binding(0) var<storage, read> A: array<vec2<u32>>;
+//#endif
+//#else
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
+//#endif
 //#endif
 //#if TEX_B
 @group(0) @binding(1) var B: texture_2d<f32>;
 //#else
+//#if F16_B
+//#if F16_UNALIGNED_B
+@group(0) @binding(1) var<storage, read> B: array<u32>;
+//#else
+@group(0) @binding(1) var<storage, read> B: array<vec2<u32>>;
+//#endif
+//#else
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+//#endif
 //#endif
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
@@ -73,12 +97,35 @@ var<private> c31: mat4x4<f32>;
 var<private> c32: mat4x4<f32>;
 var<private> c33: mat4x4<f32>;
 
+//#if F16_UNALIGNED_A
+// Halves h..h+3 of A, each read alone.
+fn halvesA(h: u32) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(A[h / 2u])[h % 2u], unpack2x16float(A[(h + 1u) / 2u])[(h + 1u) % 2u],
+                   unpack2x16float(A[(h + 2u) / 2u])[h % 2u], unpack2x16float(A[(h + 3u) / 2u])[(h + 1u) % 2u]);
+}
+//#endif
+//#if F16_UNALIGNED_B
+fn halvesB(h: u32) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(B[h / 2u])[h % 2u], unpack2x16float(B[(h + 1u) / 2u])[(h + 1u) % 2u],
+                   unpack2x16float(B[(h + 2u) / 2u])[h % 2u], unpack2x16float(B[(h + 3u) / 2u])[(h + 1u) % 2u]);
+}
+//#endif
+
 // Stored row `row`, vec4 column q.
 fn fetchA(row: u32, q: u32) -> vec4<f32> {
 //#if TEX_A
   return textureLoad(A, vec2<u32>(q, row), 0);
 //#else
+//#if F16_A
+//#if F16_UNALIGNED_A
+  return halvesA(p.offA + 4u * (row * p.lenA + q));
+//#else
+  let w = A[p.offA + row * p.lenA + q];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
+//#else
   return A[p.offA + row * p.lenA + q];
+//#endif
 //#endif
 }
 
@@ -86,7 +133,16 @@ fn fetchB(row: u32, q: u32) -> vec4<f32> {
 //#if TEX_B
   return textureLoad(B, vec2<u32>(q, row), 0);
 //#else
+//#if F16_B
+//#if F16_UNALIGNED_B
+  return halvesB(p.offB + 4u * (row * p.lenB + q));
+//#else
+  let w = B[p.offB + row * p.lenB + q];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
+//#else
   return B[p.offB + row * p.lenB + q];
+//#endif
 //#endif
 }
 

@@ -1,0 +1,234 @@
+// Matmul with packed-f16 operands (dtype 'f16': the mixed-precision copies) against float64 on the f16-rounded
+// inputs: A only, B only and both f16, every transpose, odd shapes no multiple of any tile, odd offsets (in halves),
+// batches with strided gaps and broadcast, split K, the shipped and explicit tiles, the register kernel (vec2<u32>
+// loads at offsets that are multiples of 4, halves read alone otherwise, next to f32 operands from textures) and
+// the epilogue. Every half around an operand (its neighbours, batch gaps) is NaN, so a read outside it shows.
+//
+// Tolerance: the reference multiplies the very values the kernel reads (the f16 inputs are exact in f32 and f64),
+// so the only difference is the kernel's f32 products and sums, as in the f32 tests: the same 1e-5 relative error.
+import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
+import { expectClose, makeRandom } from './helpers/check.js';
+import type { Gpu } from '../src/gpu/device.js';
+import { matmul, REGISTER_K_SPAN, registerBlock, registerPlan, TILES, type MatmulSpec } from '../src/kernels/matmul.js';
+import { matmul as matmulRef, matmulEpilogue } from '../src/reference/matmul.js';
+import { f16Bits, f16Value } from '../src/util/f16.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await openTestGpu();
+});
+afterAll(() => gpu?.destroy());
+const rand = makeRandom();
+const TOL = 1e-5;
+
+const TRANSPOSES = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+] as const;
+/** Which operands are f16: A only, B only, both. */
+const WHICH = [
+  [true, false],
+  [false, true],
+  [true, true],
+] as const;
+
+/**
+ * An operand of n elements (items `stride` apart, `size` elements each; stride 0 broadcasts one) with random values,
+ * f16-rounded when it is f16, and a buffer holding them from element (or half) `offset` on with NaN everywhere else.
+ */
+function operand(label: string, n: number, size: number, stride: number, offset: number, f16: boolean) {
+  const live = (i: number) => stride === 0 || i % stride < size;
+  const values = Float32Array.from(rand.uniform(n), (v, i) => (!live(i) ? NaN : f16 ? f16Value(f16Bits(v)) : v));
+  if (!f16) {
+    const data = new Float32Array(offset + n + 3).fill(NaN);
+    data.set(values, offset);
+    return { values, buffer: gpu.upload(label, data) };
+  }
+  const words = new Uint32Array(Math.ceil((offset + n) / 2) + 2).fill(0x7e007e00); // NaN halves
+  values.forEach((v, i) => {
+    const h = offset + i;
+    words[h >> 1] = (words[h >> 1] & ~(0xffff << (16 * (h & 1)))) | (f16Bits(v) << (16 * (h & 1)));
+  });
+  return { values, buffer: gpu.upload(label, words) };
+}
+
+interface Case {
+  f16A?: boolean;
+  f16B?: boolean;
+  transA?: boolean;
+  transB?: boolean;
+  batch?: number;
+  alpha?: number;
+  beta?: number;
+  offA?: number;
+  offB?: number;
+  offC?: number;
+  strideA?: number;
+  strideB?: number;
+  tile?: MatmulSpec['tile'];
+  splitK?: number;
+  kernel?: MatmulSpec['kernel'];
+  bias?: boolean;
+  residual?: boolean;
+  gelu?: boolean;
+  /** The register plan this product must get, and the shader that must run it. */
+  plan?: ReturnType<typeof registerPlan>;
+  file?: 'matmul' | 'matmul_registers';
+}
+
+async function check(M: number, N: number, K: number, o: Case) {
+  const batch = o.batch ?? 1;
+  const [offA, offB, offC] = [o.offA ?? 0, o.offB ?? 0, o.offC ?? 0];
+  const strideA = o.strideA ?? M * K;
+  const strideB = o.strideB ?? K * N;
+  const a = operand('A', (batch - 1) * strideA + M * K, M * K, strideA, offA, o.f16A ?? false);
+  const b = operand('B', (batch - 1) * strideB + K * N, K * N, strideB, offB, o.f16B ?? false);
+  const c0 = rand.uniform(offC + batch * M * N);
+  const bias = rand.uniform(N + 3);
+  const res = rand.uniform(batch * M * N + 5);
+  const C = gpu.upload('C', c0);
+  const Bias = gpu.upload('bias', bias);
+  const Res = gpu.upload('residual', res);
+  const G = gpu.buffer('gelu', (batch * M * N + 7) * 4);
+  const spec: MatmulSpec = {
+    M,
+    N,
+    K,
+    batch,
+    transA: o.transA,
+    transB: o.transB,
+    alpha: o.alpha,
+    beta: o.beta,
+    a: { buffer: a.buffer, offset: offA, dtype: o.f16A ? 'f16' : 'f32' },
+    b: { buffer: b.buffer, offset: offB, dtype: o.f16B ? 'f16' : 'f32' },
+    c: { buffer: C, offset: offC },
+    strideA: o.strideA,
+    strideB: o.strideB,
+    tile: o.tile,
+    splitK: o.splitK,
+    kernel: o.kernel,
+    bias: o.bias ? { buffer: Bias, offset: 3 } : undefined,
+    residual: o.residual ? { buffer: Res, offset: 5 } : undefined,
+    gelu: o.gelu ? { buffer: G, offset: 7 } : undefined,
+  };
+  if (o.plan) expect(registerPlan(gpu, spec)).toEqual(o.plan);
+  const d = await matmul(gpu, spec);
+  if (o.file) expect(d.map((x) => x.kernel.iface.file)).toContain(`src/wgsl/${o.file}.wgsl`);
+  await gpu.run(d);
+  const got = await gpu.readF32(C, offC, batch * M * N);
+  const gotGelu = o.gelu ? await gpu.readF32(G, 7, batch * M * N) : undefined;
+  gpu.release(...d);
+  gpu.free(a.buffer, b.buffer, C, Bias, Res, G);
+  const product = matmulRef(a.values, b.values, M, N, K, o.transA ?? false, o.transB ?? false, {
+    batch,
+    alpha: o.alpha,
+    beta: o.beta,
+    C: c0.subarray(offC, offC + batch * M * N),
+    strideA,
+    strideB,
+  });
+  const want = matmulEpilogue(product, N, {
+    bias: o.bias ? bias.subarray(3) : undefined,
+    residual: o.residual ? res.subarray(5, 5 + batch * M * N) : undefined,
+    gelu: o.gelu,
+  });
+  const what = `matmul f16 ${M}x${N}x${K} ${JSON.stringify({ ...o, plan: undefined })}`;
+  expectClose(got, want.pre, TOL, what);
+  if (gotGelu) expectClose(gotGelu, want.gelu!, TOL, `${what}: GELU`);
+}
+
+const asSoftware = <T>(f: () => Promise<T>) => asAdapterKind(gpu, 'software', f);
+
+describe('tiled kernel', () => {
+  test.each(WHICH)('f16 A %s, f16 B %s: every transpose, odd shapes, odd and vec4 offsets', async (f16A, f16B) => {
+    const common = { f16A, f16B, kernel: 'tiled' as const, file: 'matmul' as const };
+    for (const [transA, transB] of TRANSPOSES) {
+      await check(37, 29, 45, { ...common, transA, transB, offA: 3, offB: 5, offC: 1 }); // halves read alone
+      await check(36, 44, 20, { ...common, transA, transB, offA: 4, offB: 8 }); // vec2<u32> loads
+      await check(3, 5, 7, { ...common, transA, transB, offA: 2, offB: 6, alpha: -0.5, beta: 0.75 });
+    }
+  });
+  test('batched: packed, strided with gaps, broadcast (stride 0)', async () => {
+    for (const [transA, transB] of TRANSPOSES) {
+      await check(33, 17, 45, { f16A: true, f16B: true, batch: 3, transA, transB, kernel: 'tiled', offA: 1 });
+      await check(12, 20, 16, { f16A: true, batch: 2, strideA: 13 * 16, strideB: 0, transA, transB, kernel: 'tiled' });
+    }
+    await check(21, 23, 17, { f16B: true, batch: 2, strideA: 0, strideB: 17 * 23 + 3, offB: 5, kernel: 'tiled' });
+  });
+  test.each([
+    ['software', TILES.software],
+    ['hardware', TILES.hardware],
+    ['4x8 blocks', { BM: 32, BN: 64, BK: 4, TM: 4, TN: 8 }],
+    ['8x4 blocks', { BM: 64, BN: 32, BK: 8, TM: 8, TN: 4 }],
+  ])('explicit %s tile', async (_name, tile) => {
+    for (const [f16A, f16B] of WHICH) {
+      await check(37, 29, 45, { f16A, f16B, tile, transA: f16A, offA: 3, offB: 4 });
+      await check(40, 24, 36, { f16A, f16B, tile, transB: f16B, offA: 4, offB: 8 });
+    }
+  });
+  test('split K: parts summed by the second dispatch, every transpose, batched, with the epilogue', async () => {
+    for (const [transA, transB] of TRANSPOSES)
+      await check(37, 29, 301, { f16A: true, f16B: true, transA, transB, splitK: 3, offA: 1, offB: 2 });
+    await check(33, 17, 140, { f16A: true, batch: 2, splitK: 4, tile: TILES.hardware, offA: 4, offC: 12, beta: 1 });
+    await check(21, 23, 77, { f16B: true, transB: true, splitK: 2, bias: true, residual: true, gelu: true });
+  });
+  test('K spans on llvmpipe (several dispatches that accumulate)', async () => {
+    await check(3, 5, 20_003, { f16A: true, f16B: true, transA: true, kernel: 'tiled', offA: 1, beta: 0.5 });
+  });
+});
+
+describe('register kernel', () => {
+  const storage = (M: number, N: number, texA = false, texB = false) => ({ block: registerBlock(M, N), texA, texB });
+  test.each(WHICH)('f16 A %s, f16 B %s: every transpose, vec2<u32> and half loads', async (f16A, f16B) => {
+    const common = { f16A, f16B, kernel: 'registers' as const, file: 'matmul_registers' as const };
+    for (const [transA, transB] of TRANSPOSES) {
+      // Rows of 64: the f32 operand (if any) comes from a texture, the f16 one never.
+      await check(64, 64, 64, { ...common, transA, transB, plan: storage(64, 64, !f16A, !f16B) });
+      await check(36, 44, 20, { ...common, transA, transB, offA: f16A ? 3 : 0, offB: f16B ? 6 : 0, offC: 1 });
+      await check(36, 44, 21, { ...common, transA: true, transB: false, offA: f16A ? 1 : 4, offB: f16B ? 2 : 0 });
+    }
+  });
+  test('the software default: f16 rows of vec4s take the register kernel, others the tiled one', () =>
+    asSoftware(async () => {
+      await check(67, 128, 64, { f16A: true, offA: 5, file: 'matmul_registers', plan: storage(67, 128, false, true) });
+      await check(7, 12, 8, { f16B: true, transB: true, offB: 2, file: 'matmul_registers', alpha: 2 });
+      await check(9, 7, 5, { f16A: true, f16B: true, file: 'matmul' }); // rows of 5 and 7: not vec4s
+    }));
+  test('batched: packed, strided with gaps, broadcast; K past one span', async () => {
+    await check(33, 64, 64, { f16A: true, f16B: true, batch: 3, offA: 2, kernel: 'registers' });
+    await check(33, 64, 64, { f16A: true, batch: 3, strideA: 40 * 64, strideB: 0, transB: true, kernel: 'registers' });
+    await check(32, 20, 12, { f16B: true, batch: 2, strideA: 0, strideB: 14 * 20, offB: 1, kernel: 'registers' });
+    await check(4, 64, REGISTER_K_SPAN + 66, { f16A: true, transA: true, offA: 3, beta: 0.5, kernel: 'registers' });
+  });
+  test('epilogue: bias, residual and GELU', async () => {
+    await check(36, 44, 45, { f16A: true, f16B: true, transA: true, bias: true, residual: true, gelu: true, offA: 1 });
+    await check(37, 64, 20, { f16B: true, batch: 2, residual: true, gelu: true, kernel: 'registers', beta: 0.25 });
+  });
+});
+
+test('refuses f16 where it is not read, and naming the register kernel for rows it cannot read', async () => {
+  const X = gpu.buffer('X', 4 * 64);
+  const Y = gpu.buffer('Y', 4 * 64);
+  const Z = gpu.buffer('Z', 4 * 64);
+  const spec: MatmulSpec = {
+    M: 4,
+    N: 4,
+    K: 4,
+    a: { buffer: X, dtype: 'f16' },
+    b: { buffer: X, dtype: 'f16' },
+    c: { buffer: Y },
+    label: 'the f16 product',
+  };
+  await expect(matmul(gpu, { ...spec, c: { buffer: Y, dtype: 'f16' } })).rejects.toThrow(
+    /the f16 product: only A and B may be f16; C must be f32/,
+  );
+  await expect(
+    matmul(gpu, { ...spec, bias: { buffer: Z, dtype: 'f16' }, gelu: { buffer: Z, offset: 16, dtype: 'f16' } }),
+  ).rejects.toThrow(/the f16 product: only A and B may be f16; the bias, the GELU output must be f32/);
+  await expect(matmul(gpu, { ...spec, K: 7, transB: true, kernel: 'registers' })).rejects.toThrow(
+    /the f16 product: the register kernel reads rows of vec4s/,
+  );
+  gpu.free(X, Y, Z);
+});
