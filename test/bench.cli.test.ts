@@ -172,7 +172,7 @@ test('the --quick kernel suite runs through the CLI and every record validates a
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as BenchRecord);
-  expect(records.length).toBe(27);
+  expect(records.length).toBe(28);
   for (const rec of records) {
     expect(validate(benchSchema(), rec)).toEqual([]);
     expect(rec.status).toBe('ok');
@@ -180,6 +180,9 @@ test('the --quick kernel suite runs through the CLI and every record validates a
   }
   const matmul = records.find((x) => x.name === 'matmul')!;
   expect(matmul.throughput!.peak_fraction).toBeGreaterThan(0);
+  // The same square product on packed-f16 operands, beside it.
+  const f16 = records.find((x) => x.name === 'matmul-f16')!;
+  expect([f16.test, f16.params.operands, f16.work.flops]).toEqual([matmul.test, 'f16', matmul.work.flops]);
   // float64 on a smaller case
   expect(records.find((x) => x.test.startsWith('ce '))!.check!.shape).toBe('ce 32x1021x64');
   expect(records.find((x) => x.test.startsWith('cwt '))!.check!.shape).toBe('same');

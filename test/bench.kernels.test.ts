@@ -108,7 +108,7 @@ test(
     const sel = selectCases(
       ['kernel', 'train'],
       true,
-      /square.*NN|loss-head\/cwt|attention\/forward|layernorm\/forward|train-tiny\/cwt/,
+      /matmul\/square.*NN|loss-head\/cwt|attention\/forward|layernorm\/forward|train-tiny\/cwt/,
     );
     expect(sel.cases.map((c) => c.test)).toEqual([
       'square 256x256x256 NN',

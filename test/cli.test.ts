@@ -32,7 +32,14 @@ test('hlm check passes on the software adapter and reports a throughput', () => 
   expect(out.ok).toBe(true);
   expect(out.checks.length).toBeGreaterThanOrEqual(15);
   const kernels = out.checks.map((c: { kernel: string }) => c.kernel);
-  for (const k of ['GPT-2 step, cwt', 'attention', 'attention backward', 'attention, f16 qkv backward'])
+  for (const k of [
+    'GPT-2 step, cwt',
+    'attention',
+    'attention backward',
+    'attention, f16 qkv backward',
+    'castF16 ×0.75 (binary16 bits)',
+    'matmul f16 A·B, split-K Aᵀ',
+  ])
     expect(kernels).toContain(k);
   for (const c of out.checks) if (!(c.relErr <= c.tolerance)) throw new Error(`${c.kernel}: ${c.relErr}`);
   expect(out.throughput[0].gflops).toBeGreaterThan(0);

@@ -1,15 +1,18 @@
 // The kernel suite: the device's measured peaks first (FMA and copy kernels), then each
 // training kernel on the transformer's shapes: matmul (square, and every linear layer's
-// forward, dx and dW products, i.e. each transpose), the CE and CWT loss heads side by side,
+// forward, dx and dW products, i.e. each transpose; matmul-f16: the square NN product on packed
+// f16 operands, mixed precision's), the CE and CWT loss heads side by side,
 // the whitening covariance, attention, LayerNorm and AdamW. Every case checks one fresh
 // repetition against its float64 reference: on its own inputs when that costs at most
 // REF_BUDGET multiply-adds, else on a smaller case named in the record (check.shape).
 // --quick uses the tiny preset's shapes (4×32 tokens, d = 64); the full suite the small
 // preset's (8×512 tokens, d = 512), the same on every device so that runs compare.
 import type { Dispatch, Gpu } from '../gpu/device.js';
+import type { TensorRef } from '../kernels/types.js';
 import { relErr } from '../util/stats.js';
 import { streamRng } from '../data/random.js';
 import { attentionBackward, attentionForward, createLoneAttention } from '../kernels/attention.js';
+import { castF16 } from '../kernels/cast.js';
 import { crossEntropyFlops, crossEntropyHead } from '../kernels/crossentropy.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul, matmulFlops } from '../kernels/matmul.js';
@@ -24,6 +27,7 @@ import { cwtLoss, cwtLossBackward } from '../reference/cwt.js';
 import { layerNorm as layerNormRef, layerNormBackward as layerNormBackwardRef } from '../reference/layernorm.js';
 import { matmul as matmulRef } from '../reference/matmul.js';
 import { adamwStep } from '../reference/optimizer.js';
+import { roundF16 } from '../util/f16.js';
 import type { BenchCase, BenchContext, Prepared } from './harness.js';
 import type { Check } from './record.js';
 
@@ -176,7 +180,16 @@ function peakCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
   return [fma, copy];
 }
 
-function matmulCase(label: string, M: number, N: number, K: number, transA: boolean, transB: boolean): BenchCase {
+/** A matmul case; with `f16`, A and B are packed f16 (cast once at build, not timed) and the name is matmul-f16. */
+function matmulCase(
+  label: string,
+  M: number,
+  N: number,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  f16 = false,
+): BenchCase {
   const t = `${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
   const make =
     (M: number, N: number, K: number) =>
@@ -185,30 +198,41 @@ function matmulCase(label: string, M: number, N: number, K: number, transA: bool
       const next = streamRng(SEED, M, N, K);
       const a = random(M * K, next);
       const b = random(K * N, next);
-      const A = o.up('bench A', a);
-      const B = o.up('bench B', b);
+      let A: TensorRef = { buffer: o.up('bench A', a) };
+      let B: TensorRef = { buffer: o.up('bench B', b) };
+      if (f16) {
+        const A16 = { buffer: o.buf('bench A f16', 2 * M * K), dtype: 'f16' } as const;
+        const B16 = { buffer: o.buf('bench B f16', 2 * K * N), dtype: 'f16' } as const;
+        const casts = [
+          o.keep(await castF16(gpu, { n: M * K, src: A, dst: A16 })),
+          o.keep(await castF16(gpu, { n: K * N, src: B, dst: B16 })),
+        ];
+        await gpu.run(casts, 'bench matmul f16 operands');
+        [A, B] = [A16, B16];
+      }
       const C = o.buf('bench C', M * N * 4);
-      const d = o.keep(
-        await matmul(gpu, { M, N, K, transA, transB, a: { buffer: A }, b: { buffer: B }, c: { buffer: C } }),
-      );
+      const d = o.keep(await matmul(gpu, { M, N, K, transA, transB, a: A, b: B, c: { buffer: C } }));
+      const [ra, rb] = f16 ? [a, b].map((x) => x.map(roundF16)) : [a, b];
       return {
         step: () => gpu.submit(d, 'bench matmul'),
-        work: { flops: matmulFlops({ M, N, K }), bytes: 4 * (M * K + K * N + M * N) },
+        work: { flops: matmulFlops({ M, N, K }), bytes: (f16 ? 2 : 4) * (M * K + K * N) + 4 * M * N },
         unit: 'GFLOP/s',
         dispose: o.dispose,
         check: async () => {
           await gpu.run(d);
           return checked(
-            'src/reference/matmul.ts (float64)',
+            `src/reference/matmul.ts (float64${f16 ? ', on the f16-rounded operands' : ''})`,
             await gpu.readF32(C, 0, M * N),
-            matmulRef(a, b, M, N, K, transA, transB),
+            matmulRef(ra, rb, M, N, K, transA, transB),
             1e-5,
           );
         },
       };
     };
   const [m, n, k] = [M, N, K].map((v) => Math.min(v, 129));
-  return kernelCase('matmul', `${label} ${M}x${N}x${K} ${t}`, { M, N, K, transA, transB }, make(M, N, K), M * N * K, {
+  const params = { M, N, K, transA, transB, ...(f16 ? { operands: 'f16' } : {}) };
+  const name = f16 ? 'matmul-f16' : 'matmul';
+  return kernelCase(name, `${label} ${M}x${N}x${K} ${t}`, params, make(M, N, K), M * N * K, {
     shape: `${m}x${n}x${k} ${t}`,
     build: make(m, n, k),
   });
@@ -223,6 +247,8 @@ function matmulCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
     [true, true],
   ])
     cases.push(matmulCase('square', s.square, s.square, s.square, ta, tb));
+  // The same square product reading packed-f16 operands (mixed precision), beside the f32 one.
+  cases.push(matmulCase('square', s.square, s.square, s.square, false, false, true));
   // Each linear layer y = x·W (rows × in → out): forward NN, dx = dY·Wᵀ (NT), dW = xᵀ·dY (TN).
   const { rows, d } = s;
   for (const [layer, nIn, nOut] of [

@@ -4,6 +4,7 @@
 // It is how a user learns, on a new machine, that the GPU path computes the right numbers.
 import type { Gpu } from '../gpu/device.js';
 import { add } from '../kernels/add.js';
+import { castF16 } from '../kernels/cast.js';
 import { crossEntropyHead } from '../kernels/crossentropy.js';
 import { attentionBackward, attentionForward, createLoneAttention } from '../kernels/attention.js';
 import { matmul, matmulFlops, type MatmulSpec } from '../kernels/matmul.js';
@@ -14,7 +15,7 @@ import { matmul as matmulRef, matmulEpilogue } from '../reference/matmul.js';
 import { rowMax, rowSum } from '../reference/reduce.js';
 import { streamRng } from '../data/random.js';
 import { relErr } from '../util/stats.js';
-import { packF16, roundF16 } from '../util/f16.js';
+import { f16Bits, packF16, roundF16 } from '../util/f16.js';
 import { preset } from '../model/config.js';
 import { Gpt2 } from '../model/gpt2.js';
 import { createCeHead, createCwtHead } from '../model/heads.js';
@@ -180,11 +181,13 @@ export async function selfCheck(
   }
   // The register kernel (a software adapter's default) with its operands from textures and from storage,
   // every transpose, K % 4 != 0 in TN; then the epilogue (bias, residual, GELU) on this device's default kernel
-  // and on split K.
+  // and on split K. With `f16` (a half offset) A and B are first cast to packed f16 (castF16) and read as such;
+  // the reference multiplies the rounded values.
   const product = async (
     kernel: string,
     o: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'transA' | 'transB' | 'kernel' | 'splitK'>,
     ep: { bias?: boolean; residual?: boolean; gelu?: boolean } = {},
+    f16?: number,
   ) => {
     const { M, N, K } = o;
     const a = random(M * K, next);
@@ -197,17 +200,28 @@ export async function selfCheck(
     const Bias = gpu.upload('check bias', bias);
     const Res = gpu.upload('check residual', res);
     const G = gpu.buffer('check gelu', M * N * 4);
+    const A16 = gpu.buffer('check A f16', 2 * ((f16 ?? 0) + M * K));
+    const B16 = gpu.buffer('check B f16', 2 * ((f16 ?? 0) + K * N));
+    const half = (buffer: GPUBuffer) => ({ buffer, offset: f16, dtype: 'f16' as const });
+    const casts =
+      f16 === undefined
+        ? []
+        : [
+            await castF16(gpu, { n: M * K, src: { buffer: A }, dst: half(A16) }),
+            await castF16(gpu, { n: K * N, src: { buffer: B }, dst: half(B16) }),
+          ];
     const d = await matmul(gpu, {
       ...o,
-      a: { buffer: A },
-      b: { buffer: B },
+      a: f16 === undefined ? { buffer: A } : half(A16),
+      b: f16 === undefined ? { buffer: B } : half(B16),
       c: { buffer: C },
       bias: ep.bias ? { buffer: Bias } : undefined,
       residual: ep.residual ? { buffer: Res } : undefined,
       gelu: ep.gelu ? { buffer: G } : undefined,
     });
-    await gpu.run(d, 'check matmul');
-    const want = matmulEpilogue(matmulRef(a, b, M, N, K, o.transA, o.transB), N, {
+    await gpu.run([...casts, ...d], 'check matmul');
+    const [ra, rb] = f16 === undefined ? [a, b] : [a, b].map((x) => x.map(roundF16));
+    const want = matmulEpilogue(matmulRef(ra, rb, M, N, K, o.transA, o.transB), N, {
       bias: ep.bias ? bias : undefined,
       residual: ep.residual ? res : undefined,
       gelu: ep.gelu,
@@ -215,8 +229,8 @@ export async function selfCheck(
     const t = `${o.transA ? ' Aᵀ' : ''}${o.transB ? ' Bᵀ' : ''}`;
     record(`${kernel}${t}`, `${M}x${N}x${K}`, await gpu.readF32(C, 0, M * N), want.pre, 1e-5);
     if (want.gelu) record(`${kernel}${t} → GELU`, `${M}x${N}x${K}`, await gpu.readF32(G, 0, M * N), want.gelu, 1e-5);
-    gpu.release(...d);
-    gpu.free(A, B, C, Bias, Res, G);
+    gpu.release(...casts, ...d);
+    gpu.free(A, B, C, Bias, Res, G, A16, B16);
   };
   for (const [M, N, K, transA, transB, source] of [
     [67, 192, 128, false, false, 'textures'],
@@ -228,6 +242,41 @@ export async function selfCheck(
   await product('matmul + bias + residual', { M: 37, N: 29, K: 45, transA: true }, { bias: true, residual: true });
   await product('matmul + bias', { M: 64, N: 192, K: 128 }, { bias: true, gelu: true });
   await product('split-K + bias + residual', { M: 67, N: 129, K: 1100, splitK: 3 }, { bias: true, residual: true });
+
+  // Packed f16 (mixed precision): castF16 bit for bit against f16Bits, over values from f16's subnormals to past its
+  // range (±Inf) times a GPU scalar, at an odd offset; then products reading f16 operands, at offsets whose vec4s are
+  // one vec2<u32> (4) and whose halves are read alone (3, 1).
+  {
+    const n = 1001;
+    const x = Float32Array.from({ length: n }, () => (next() < 0.5 ? -1 : 1) * 2 ** (50 * next() - 30));
+    const scale = 0.75;
+    const X = gpu.upload('check cast src', x);
+    const S = gpu.upload('check cast scale', Float32Array.of(scale));
+    const H = gpu.buffer('check cast dst', 2 * (n + 3));
+    const d = await castF16(gpu, {
+      n,
+      src: { buffer: X },
+      dst: { buffer: H, offset: 3, dtype: 'f16' },
+      scale: { buffer: S },
+    });
+    await gpu.run([d], 'check castF16');
+    const words = await gpu.read(H, Uint32Array, 0, Math.ceil((n + 3) / 2));
+    const got = Array.from({ length: n }, (_, i) => (words[(i + 3) >> 1] >>> (16 * ((i + 3) & 1))) & 0xffff);
+    record(
+      'castF16 ×0.75 (binary16 bits)',
+      `${n} at half 3`,
+      got,
+      Array.from(x, (v) => f16Bits(v * scale)),
+      0,
+    );
+    gpu.release(d);
+    gpu.free(X, S, H);
+  }
+  await product('matmul f16 A·B, registers', { M: 37, N: 44, K: 20, transB: true, kernel: 'registers' }, {}, 4);
+  await product('matmul f16 A·B, registers', { M: 36, N: 44, K: 45, transA: true, kernel: 'registers' }, {}, 3);
+  const biasResidual = { bias: true, residual: true };
+  await product('f16 A·B, tiled + bias + residual', { M: 37, N: 29, K: 45, kernel: 'tiled' }, biasResidual, 1);
+  await product('matmul f16 A·B, split-K', { M: 67, N: 129, K: 1100, transA: true, splitK: 3 }, {}, 1);
 
   {
     const rows = 67;
