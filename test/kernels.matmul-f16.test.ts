@@ -11,7 +11,7 @@ import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { matmul, REGISTER_K_SPAN, registerBlock, registerPlan, TILES, type MatmulSpec } from '../src/kernels/matmul.js';
 import { matmul as matmulRef, matmulEpilogue } from '../src/reference/matmul.js';
-import { f16Bits, f16Value } from '../src/util/f16.js';
+import { f16Bits, roundF16 } from '../src/util/f16.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -40,7 +40,7 @@ const WHICH = [
  */
 function operand(label: string, n: number, size: number, stride: number, offset: number, f16: boolean) {
   const live = (i: number) => stride === 0 || i % stride < size;
-  const values = Float32Array.from(rand.uniform(n), (v, i) => (!live(i) ? NaN : f16 ? f16Value(f16Bits(v)) : v));
+  const values = Float32Array.from(rand.uniform(n), (v, i) => (!live(i) ? NaN : f16 ? roundF16(v) : v));
   if (!f16) {
     const data = new Float32Array(offset + n + 3).fill(NaN);
     data.set(values, offset);
