@@ -7,11 +7,10 @@
 // Tolerance: the reference multiplies the very values the kernel reads (the f16 inputs are exact in f32 and f64),
 // so the only difference is the kernel's f32 products and sums, as in the f32 tests: the same 1e-5 relative error.
 import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
-import { expectClose, makeRandom } from './helpers/check.js';
+import { checkMatmul, type MatmulCase } from './helpers/matmul.js';
+import { makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { matmul, REGISTER_K_SPAN, registerBlock, registerPlan, TILES, type MatmulSpec } from '../src/kernels/matmul.js';
-import { matmul as matmulRef, matmulEpilogue } from '../src/reference/matmul.js';
-import { f16Bits, roundF16 } from '../src/util/f16.js';
+import { matmul, REGISTER_K_SPAN, registerBlock, TILES, type MatmulSpec } from '../src/kernels/matmul.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -34,110 +33,7 @@ const WHICH = [
   [true, true],
 ] as const;
 
-/**
- * An operand of n elements (items `stride` apart, `size` elements each; stride 0 broadcasts one) with random values,
- * f16-rounded when it is f16, and a buffer holding them from element (or half) `offset` on with NaN everywhere else.
- */
-function operand(label: string, n: number, size: number, stride: number, offset: number, f16: boolean) {
-  const live = (i: number) => stride === 0 || i % stride < size;
-  const values = Float32Array.from(rand.uniform(n), (v, i) => (!live(i) ? NaN : f16 ? roundF16(v) : v));
-  if (!f16) {
-    const data = new Float32Array(offset + n + 3).fill(NaN);
-    data.set(values, offset);
-    return { values, buffer: gpu.upload(label, data) };
-  }
-  const words = new Uint32Array(Math.ceil((offset + n) / 2) + 2).fill(0x7e007e00); // NaN halves
-  values.forEach((v, i) => {
-    const h = offset + i;
-    words[h >> 1] = (words[h >> 1] & ~(0xffff << (16 * (h & 1)))) | (f16Bits(v) << (16 * (h & 1)));
-  });
-  return { values, buffer: gpu.upload(label, words) };
-}
-
-interface Case {
-  f16A?: boolean;
-  f16B?: boolean;
-  transA?: boolean;
-  transB?: boolean;
-  batch?: number;
-  alpha?: number;
-  beta?: number;
-  offA?: number;
-  offB?: number;
-  offC?: number;
-  strideA?: number;
-  strideB?: number;
-  tile?: MatmulSpec['tile'];
-  splitK?: number;
-  kernel?: MatmulSpec['kernel'];
-  bias?: boolean;
-  residual?: boolean;
-  gelu?: boolean;
-  /** The register plan this product must get, and the shader that must run it. */
-  plan?: ReturnType<typeof registerPlan>;
-  file?: 'matmul' | 'matmul_registers';
-}
-
-async function check(M: number, N: number, K: number, o: Case) {
-  const batch = o.batch ?? 1;
-  const [offA, offB, offC] = [o.offA ?? 0, o.offB ?? 0, o.offC ?? 0];
-  const strideA = o.strideA ?? M * K;
-  const strideB = o.strideB ?? K * N;
-  const a = operand('A', (batch - 1) * strideA + M * K, M * K, strideA, offA, o.f16A ?? false);
-  const b = operand('B', (batch - 1) * strideB + K * N, K * N, strideB, offB, o.f16B ?? false);
-  const c0 = rand.uniform(offC + batch * M * N);
-  const bias = rand.uniform(N + 3);
-  const res = rand.uniform(batch * M * N + 5);
-  const C = gpu.upload('C', c0);
-  const Bias = gpu.upload('bias', bias);
-  const Res = gpu.upload('residual', res);
-  const G = gpu.buffer('gelu', (batch * M * N + 7) * 4);
-  const spec: MatmulSpec = {
-    M,
-    N,
-    K,
-    batch,
-    transA: o.transA,
-    transB: o.transB,
-    alpha: o.alpha,
-    beta: o.beta,
-    a: { buffer: a.buffer, offset: offA, dtype: o.f16A ? 'f16' : 'f32' },
-    b: { buffer: b.buffer, offset: offB, dtype: o.f16B ? 'f16' : 'f32' },
-    c: { buffer: C, offset: offC },
-    strideA: o.strideA,
-    strideB: o.strideB,
-    tile: o.tile,
-    splitK: o.splitK,
-    kernel: o.kernel,
-    bias: o.bias ? { buffer: Bias, offset: 3 } : undefined,
-    residual: o.residual ? { buffer: Res, offset: 5 } : undefined,
-    gelu: o.gelu ? { buffer: G, offset: 7 } : undefined,
-  };
-  if (o.plan) expect(registerPlan(gpu, spec)).toEqual(o.plan);
-  const d = await matmul(gpu, spec);
-  if (o.file) expect(d.map((x) => x.kernel.iface.file)).toContain(`src/wgsl/${o.file}.wgsl`);
-  await gpu.run(d);
-  const got = await gpu.readF32(C, offC, batch * M * N);
-  const gotGelu = o.gelu ? await gpu.readF32(G, 7, batch * M * N) : undefined;
-  gpu.release(...d);
-  gpu.free(a.buffer, b.buffer, C, Bias, Res, G);
-  const product = matmulRef(a.values, b.values, M, N, K, o.transA ?? false, o.transB ?? false, {
-    batch,
-    alpha: o.alpha,
-    beta: o.beta,
-    C: c0.subarray(offC, offC + batch * M * N),
-    strideA,
-    strideB,
-  });
-  const want = matmulEpilogue(product, N, {
-    bias: o.bias ? bias.subarray(3) : undefined,
-    residual: o.residual ? res.subarray(5, 5 + batch * M * N) : undefined,
-    gelu: o.gelu,
-  });
-  const what = `matmul f16 ${M}x${N}x${K} ${JSON.stringify({ ...o, plan: undefined })}`;
-  expectClose(got, want.pre, TOL, what);
-  if (gotGelu) expectClose(gotGelu, want.gelu!, TOL, `${what}: GELU`);
-}
+const check = (M: number, N: number, K: number, o: MatmulCase) => checkMatmul(gpu, rand, M, N, K, o, TOL);
 
 const asSoftware = <T>(f: () => Promise<T>) => asAdapterKind(gpu, 'software', f);
 

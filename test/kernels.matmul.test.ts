@@ -3,6 +3,7 @@
 // for every tile configuration shipped and for the software adapter's register kernel, its
 // operands read from textures and from storage.
 import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
+import { checkMatmul, type MatmulCase } from './helpers/matmul.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import {
@@ -11,12 +12,11 @@ import {
   REGISTER_K_SPAN,
   registerBlock,
   SMALL_HARDWARE_TILE,
-  registerPlan,
   TILES,
   type MatmulSpec,
   type MatmulTile,
 } from '../src/kernels/matmul.js';
-import { matmul as matmulRef, matmulEpilogue } from '../src/reference/matmul.js';
+import { matmul as matmulRef } from '../src/reference/matmul.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -25,95 +25,7 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 
-async function check(
-  M: number,
-  N: number,
-  K: number,
-  o: {
-    transA?: boolean;
-    transB?: boolean;
-    batch?: number;
-    beta?: number;
-    alpha?: number;
-    offA?: number;
-    offB?: number;
-    offC?: number;
-    tile?: MatmulTile;
-    splitK?: number;
-    /** Batch strides of A and B (default packed; 0 broadcasts). */
-    strideA?: number;
-    strideB?: number;
-    /** Epilogue: a bias row, a residual, GELU (each at an odd offset in its buffer). */
-    bias?: boolean;
-    residual?: boolean;
-    gelu?: boolean;
-    kernel?: 'tiled' | 'registers';
-    /** The register plan this product must get (checked before it runs). */
-    plan?: ReturnType<typeof registerPlan>;
-  },
-) {
-  const batch = o.batch ?? 1;
-  const offA = o.offA ?? 0;
-  const offB = o.offB ?? 0;
-  const offC = o.offC ?? 0;
-  const strideA = o.strideA ?? M * K;
-  const strideB = o.strideB ?? K * N;
-  const a = rand.uniform(offA + (batch - 1) * strideA + M * K);
-  const b = rand.uniform(offB + (batch - 1) * strideB + K * N);
-  const c0 = rand.uniform(offC + batch * M * N);
-  const bias = rand.uniform(N + 3);
-  const res = rand.uniform(batch * M * N + 5);
-  const A = gpu.upload('A', a);
-  const B = gpu.upload('B', b);
-  const C = gpu.upload('C', c0);
-  const Bias = gpu.upload('bias', bias);
-  const Res = gpu.upload('residual', res);
-  const G = gpu.buffer('gelu', (batch * M * N + 7) * 4);
-  const spec: MatmulSpec = {
-    M,
-    N,
-    K,
-    batch,
-    transA: o.transA,
-    transB: o.transB,
-    alpha: o.alpha,
-    beta: o.beta,
-    a: { buffer: A, offset: offA },
-    b: { buffer: B, offset: offB },
-    c: { buffer: C, offset: offC },
-    strideA: o.strideA,
-    strideB: o.strideB,
-    tile: o.tile,
-    splitK: o.splitK,
-    kernel: o.kernel,
-    bias: o.bias ? { buffer: Bias, offset: 3 } : undefined,
-    residual: o.residual ? { buffer: Res, offset: 5 } : undefined,
-    gelu: o.gelu ? { buffer: G, offset: 7 } : undefined,
-  };
-  if (o.plan) expect(registerPlan(gpu, spec)).toEqual(o.plan);
-  const d = await matmul(gpu, spec);
-  await gpu.run(d);
-  const got = await gpu.readF32(C, offC, batch * M * N);
-  const gotGelu = o.gelu ? await gpu.readF32(G, 7, batch * M * N) : undefined;
-  gpu.release(...d);
-  gpu.free(A, B, C, Bias, Res, G);
-  const product = matmulRef(a.subarray(offA), b.subarray(offB), M, N, K, o.transA ?? false, o.transB ?? false, {
-    batch,
-    alpha: o.alpha,
-    beta: o.beta,
-    C: c0.subarray(offC, offC + batch * M * N),
-    strideA,
-    strideB,
-  });
-  const want = matmulEpilogue(product, N, {
-    bias: o.bias ? bias.subarray(3) : undefined,
-    residual: o.residual ? res.subarray(5, 5 + batch * M * N) : undefined,
-    gelu: o.gelu,
-  });
-  const what = `matmul ${M}x${N}x${K} ${JSON.stringify({ ...o, plan: undefined })}`;
-  expectClose(got, want.pre, 1e-5, what);
-  if (gotGelu) expectClose(gotGelu, want.gelu!, 1e-5, `${what}: GELU`);
-}
+const check = (M: number, N: number, K: number, o: MatmulCase) => checkMatmul(gpu, rand, M, N, K, o);
 
 /** Run `f` as on a software adapter (the register kernel's default), whatever the test device is. */
 const asSoftware = (f: () => Promise<void>) => asAdapterKind(gpu, 'software', f);
