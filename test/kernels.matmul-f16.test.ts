@@ -7,7 +7,7 @@
 // Tolerance: the reference multiplies the very values the kernel reads (the f16 inputs are exact in f32 and f64),
 // so the only difference is the kernel's f32 products and sums, as in the f32 tests: the same 1e-5 relative error.
 import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
-import { checkMatmul, type MatmulCase } from './helpers/matmul.js';
+import { checkMatmul, TRANSPOSES, type MatmulCase } from './helpers/matmul.js';
 import { makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { matmul, REGISTER_K_SPAN, registerBlock, TILES, type MatmulSpec } from '../src/kernels/matmul.js';
@@ -20,12 +20,6 @@ afterAll(() => gpu?.destroy());
 const rand = makeRandom();
 const TOL = 1e-5;
 
-const TRANSPOSES = [
-  [false, false],
-  [true, false],
-  [false, true],
-  [true, true],
-] as const;
 /** Which operands are f16: A only, B only, both. */
 const WHICH = [
   [true, false],

@@ -3,7 +3,7 @@
 // for every tile configuration shipped and for the software adapter's register kernel, its
 // operands read from textures and from storage.
 import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
-import { checkMatmul, type MatmulCase } from './helpers/matmul.js';
+import { checkMatmul, TRANSPOSES, type MatmulCase } from './helpers/matmul.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import {
@@ -38,12 +38,6 @@ const SHAPES: [number, number, number][] = [
   [4, 8, 12],
   [65, 3, 131],
 ];
-const TRANSPOSES = [
-  [false, false],
-  [true, false],
-  [false, true],
-  [true, true],
-] as const;
 
 // The shipped tiles, plus TM != TN both ways, so the GPU's tiles are checked here on the CPU adapter too.
 const CHECKED_TILES: [string, MatmulTile][] = [

@@ -9,6 +9,14 @@ import { matmul, registerPlan, type MatmulSpec } from '../../src/kernels/matmul.
 import { matmul as matmulRef, matmulEpilogue } from '../../src/reference/matmul.js';
 import { f16Bits, roundF16 } from '../../src/util/f16.js';
 
+/** [transA, transB], all four. */
+export const TRANSPOSES = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+] as const;
+
 export interface MatmulCase {
   transA?: boolean;
   transB?: boolean;
