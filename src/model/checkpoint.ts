@@ -1,6 +1,8 @@
 // Checkpoint directories: config.json (Hugging Face GPT-2 keys + `hlm`), model.safetensors
-// (float32, HF names and layouts), optimizer.safetensors (AdamW moments over the flat layout,
-// and the step), tokenizer.json when the model has its own tokenizer, with Hugging Face's
+// (float32, HF names and layouts; or float16, half the bytes, for inference), optimizer.safetensors
+// (AdamW moments over the flat layout, and the step; beside a float16 model.safetensors a training
+// run also keeps its float32 weights there, `master_weights`, so that a resume continues bit for
+// bit: see SaveOptions' dtype), tokenizer.json when the model has its own tokenizer, with Hugging Face's
 // tokenizer_config.json and special_tokens_map.json beside it (src/model/hf.ts). A classifier's
 // score.bias is left out of model.safetensors when it is zero (as GPT2ForSequenceClassification
 // has none), and a missing one loads as zero. Reading also takes a sharded model
@@ -21,6 +23,7 @@ import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { fsError, syncDir, writeFileAtomic } from '../util/atomic-write.js';
+import { f16Bits, f16Value } from '../util/f16.js';
 import { testPause } from '../util/test-hooks.js';
 import { fromHfConfig, toHfConfig, validateConfig, type HfClassifierOptions, type ModelConfig } from './config.js';
 import {
@@ -47,6 +50,12 @@ export const CONFIG_FILE = 'config.json';
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TOKENIZER_FILE = 'tokenizer.json';
+/** optimizer.safetensors' tensor of the float32 weights, kept when model.safetensors holds fewer bits. */
+export const MASTER_TENSOR = 'master_weights';
+
+/** model.safetensors' dtype: f32 (exact), or f16 (IEEE binary16, round to nearest even: half the bytes). */
+export const SAVE_DTYPES = ['f32', 'f16'] as const;
+export type SaveDtype = (typeof SAVE_DTYPES)[number];
 export const STANDARD_FILES = [
   CONFIG_FILE,
   MODEL_FILE,
@@ -79,6 +88,13 @@ export interface CheckpointContents {
   extraFiles?: Record<string, string | Uint8Array>;
   /** A classifier's pooling and label names, for its Hugging Face config (see toHfConfig). */
   classifier?: Omit<HfClassifierOptions, 'scoreBias'>;
+  /** model.safetensors' dtype (default f32). */
+  dtype?: SaveDtype;
+  /**
+   * With a dtype other than f32: also keep the float32 weights, in optimizer.safetensors (`master_weights`, over the
+   * flat layout), which a resume reads instead of model.safetensors. A training run's saves ask for it.
+   */
+  master?: boolean;
 }
 
 export interface LoadedCheckpoint {
@@ -102,6 +118,13 @@ export interface LoadOptions {
   /** Read optimizer.safetensors when present (default true). */
   optimizer?: boolean;
   /**
+   * Where the weights come from when model.safetensors is not float32: 'model' widens its values (inference);
+   * 'master' takes optimizer.safetensors' float32 `master_weights` when it has them; 'exact' takes them and refuses a
+   * checkpoint without them (a resume, which must continue bit for bit). Default: 'master' when the optimizer is read,
+   * else 'model'.
+   */
+  weights?: 'model' | 'master' | 'exact';
+  /**
    * Initialise missing tensors that `match` accepts (default: the heads, lm_head.* and score.*) instead of refusing.
    */
   initMissing?: { seed: number; match?: (name: string) => boolean };
@@ -120,15 +143,37 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** The model's tensors as safetensors entries: views into the flat buffer, no copies. */
-export function modelTensors(layout: ParamLayout, params: Float32Array): Map<string, TensorToWrite> {
+/** A tensor's float32 values as binary16 bits; a value beyond binary16's range is refused, naming it. */
+function toF16(name: string, x: Float32Array): Uint16Array {
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const h = f16Bits(x[i]);
+    // An all-ones exponent is Inf or NaN: a finite weight past ±65504 (or a non-finite one).
+    if ((h & 0x7c00) === 0x7c00)
+      throw new HlmError(
+        `tensor '${name}' holds ${x[i]} at element ${i}, which float16 cannot hold (its largest finite value is ` +
+          `65504): save it as f32`,
+      );
+    out[i] = h;
+  }
+  return out;
+}
+
+/** The model's tensors as safetensors entries: F32 views into the flat buffer (no copies), or F16 copies. */
+export function modelTensors(
+  layout: ParamLayout,
+  params: Float32Array,
+  dtype: SaveDtype = 'f32',
+): Map<string, TensorToWrite> {
   if (params.length !== layout.total)
     throw new HlmError(`parameter buffer holds ${params.length} floats; the layout needs ${layout.total}`);
   return new Map(
-    layout.tensors.map((t) => [
-      t.name,
-      { dtype: 'F32', shape: t.shape, data: params.subarray(t.offset, t.offset + t.size) },
-    ]),
+    layout.tensors.map((t) => {
+      const data = params.subarray(t.offset, t.offset + t.size);
+      const entry: TensorToWrite =
+        dtype === 'f16' ? { dtype: 'F16', shape: t.shape, data: toF16(t.name, data) } : { dtype: 'F32', shape: t.shape, data };
+      return [t.name, entry];
+    }),
   );
 }
 
@@ -239,9 +284,17 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
   const target = resolve(dir);
   validateConfig(c.config);
   const layout = paramLayout(c.config);
-  const tensors = modelTensors(layout, c.params);
-  const bias = tensors.get('score.bias');
-  const scoreBias = bias !== undefined && (bias.data as Float32Array).some((x) => x !== 0);
+  const doing = `cannot save checkpoint ${target}`;
+  const dtype = c.dtype ?? 'f32';
+  if (!SAVE_DTYPES.includes(dtype)) throw new HlmError(`${doing}: dtype must be ${SAVE_DTYPES.join(' or ')}, got ${dtype}`);
+  let tensors: Map<string, TensorToWrite>;
+  try {
+    tensors = modelTensors(layout, c.params, dtype);
+  } catch (e) {
+    throw e instanceof HlmError ? new HlmError(`${doing} with --save-dtype ${dtype}: ${e.message}`) : e;
+  }
+  const bias = layout.byName.get('score.bias');
+  const scoreBias = bias !== undefined && c.params.subarray(bias.offset, bias.offset + bias.size).some((x) => x !== 0);
   if (bias && !scoreBias) tensors.delete('score.bias');
   const tokenizerFiles = c.tokenizerJson === undefined ? {} : hfTokenizerFiles(c.tokenizerJson, c.config);
   if (c.optimizer) {
@@ -260,7 +313,6 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
   for (const [name] of extra) checkFileName(name);
 
   const parent = dirname(target);
-  const doing = `cannot save checkpoint ${target}`;
   await mkdir(parent, { recursive: true }).catch((e) => {
     throw fsError(e, doing);
   });
@@ -276,21 +328,27 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
     throw fsError(e, doing);
   });
   try {
-    const config = JSON.stringify(toHfConfig(c.config, c.hlm, { ...c.classifier, scoreBias }), null, 2) + '\n';
+    const hf = toHfConfig(c.config, c.hlm, { ...c.classifier, scoreBias }, dtype === 'f16' ? 'float16' : 'float32');
+    const config = JSON.stringify(hf, null, 2) + '\n';
     writeFileAtomic(join(tmp, CONFIG_FILE), config, 'checkpoint file');
     // transformers refuses a model.safetensors whose metadata lacks format "pt".
     await writeSafetensorsFile(join(tmp, MODEL_FILE), tensors, { format: 'pt' });
+    const state: Record<string, TensorToWrite> = {};
     if (c.optimizer) {
       const { step, m, v } = c.optimizer;
-      await writeSafetensorsFile(
-        join(tmp, OPTIMIZER_FILE),
-        {
-          exp_avg: { dtype: 'F32', shape: [layout.total], data: m },
-          exp_avg_sq: { dtype: 'F32', shape: [layout.total], data: v },
-          step: { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(step)) },
-        },
-        { format: 'hlm', layout: 'flat', param_align: String(PARAM_ALIGN), param_total: String(layout.total) },
-      );
+      state.exp_avg = { dtype: 'F32', shape: [layout.total], data: m };
+      state.exp_avg_sq = { dtype: 'F32', shape: [layout.total], data: v };
+      state.step = { dtype: 'I64', shape: [], data: BigInt64Array.of(BigInt(step)) };
+    }
+    // model.safetensors lost bits: a resume needs the float32 weights themselves.
+    if (c.master && dtype !== 'f32') state[MASTER_TENSOR] = { dtype: 'F32', shape: [layout.total], data: c.params };
+    if (Object.keys(state).length) {
+      await writeSafetensorsFile(join(tmp, OPTIMIZER_FILE), state, {
+        format: 'hlm',
+        layout: 'flat',
+        param_align: String(PARAM_ALIGN),
+        param_total: String(layout.total),
+      });
     }
     if (c.tokenizerJson !== undefined) writeFileAtomic(join(tmp, TOKENIZER_FILE), c.tokenizerJson, 'checkpoint file');
     for (const [name, text] of Object.entries(tokenizerFiles))
@@ -470,14 +528,18 @@ export function paramsFromSafetensors(
   return { params, ignored, initialized };
 }
 
-async function readOptimizer(path: string, layout: ParamLayout): Promise<OptimizerState> {
+/** optimizer.safetensors: the AdamW state, the float32 weights (MASTER_TENSOR), or both. */
+async function readOptimizer(
+  path: string,
+  layout: ParamLayout,
+): Promise<{ optimizer?: OptimizerState; master?: Float32Array }> {
   const file = await readSafetensorsFile(path);
   const get = (name: string) => {
     const t = file.tensors.get(name);
     if (!t) throw new HlmError(`${path}: tensor '${name}' is missing`);
     return t;
   };
-  const moment = (name: string) => {
+  const flat = (name: string) => {
     const t = get(name);
     if (!sameShape(t.shape, [layout.total])) {
       throw new HlmError(
@@ -487,11 +549,38 @@ async function readOptimizer(path: string, layout: ParamLayout): Promise<Optimiz
     }
     return tensorFloat32View(t, name, path);
   };
+  const master = file.tensors.has(MASTER_TENSOR) ? flat(MASTER_TENSOR) : undefined;
+  // A run without moments (SGD) keeps only the weights here.
+  if (master && !['exp_avg', 'exp_avg_sq', 'step'].some((n) => file.tensors.has(n))) return { master };
   const stepT = get('step');
   if (stepT.shape.length !== 0)
     throw new HlmError(`${path}: tensor 'step' has shape ${fmtShape(stepT.shape)}, expected [] (a scalar)`);
   const [step] = tensorToIntegers(stepT, 'step', path);
-  return { step, m: moment('exp_avg'), v: moment('exp_avg_sq') };
+  return { optimizer: { step, m: flat('exp_avg'), v: flat('exp_avg_sq') }, master };
+}
+
+/**
+ * The float32 weights of a checkpoint whose model.safetensors holds fewer bits, checked against that file: each of its
+ * values must be the master weight rounded to the file's dtype, or the two files are not from one save.
+ */
+function checkMaster(file: SafetensorsFile, layout: ParamLayout, fromModel: Float32Array, master: Float32Array): void {
+  const byCanonical = new Map([...file.tensors].map(([name, t]) => [canonicalParamName(name), [name, t] as const]));
+  for (const spec of layout.tensors) {
+    const found = byCanonical.get(spec.name);
+    if (!found) continue; // a zero score.bias left out, or a tensor initialised
+    const [name, t] = found;
+    if (t.dtype !== 'F16' && t.dtype !== 'F32')
+      throw new HlmError(`${file.where}: tensor '${name}' is ${t.dtype}; hlm keeps ${MASTER_TENSOR} beside F16 only`);
+    const round = t.dtype === 'F16' ? (x: number) => f16Value(f16Bits(x)) : (x: number) => x;
+    for (let i = spec.offset; i < spec.offset + spec.size; i++) {
+      const want = round(master[i]);
+      if (fromModel[i] !== want)
+        throw new HlmError(
+          `${file.where}: tensor '${name}' element ${i - spec.offset} is ${fromModel[i]}, but the float32 weights ` +
+            `kept for resuming (${MASTER_TENSOR}) give ${want} in ${t.dtype}: the two files are not from one save`,
+        );
+    }
+  }
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
@@ -520,10 +609,28 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
       : ` (nor a sharded one, ${SHARD_INDEX_FILE})`;
     throw new HlmError(`${from} has no ${MODEL_FILE}${hint}`);
   }
-  const { params, ignored, initialized } = paramsFromSafetensors(file, layout, opts.initMissing);
+  const read = paramsFromSafetensors(file, layout, opts.initMissing);
+  const { ignored, initialized } = read;
+  let params = read.params;
   const optimizerPath = join(from, OPTIMIZER_FILE);
-  const optimizer =
-    opts.optimizer !== false && (await exists(optimizerPath)) ? await readOptimizer(optimizerPath, layout) : undefined;
+  const weights = opts.weights ?? (opts.optimizer === false ? 'model' : 'master');
+  const state =
+    (opts.optimizer !== false || weights !== 'model') && (await exists(optimizerPath))
+      ? await readOptimizer(optimizerPath, layout)
+      : {};
+  if (weights !== 'model' && state.master) {
+    checkMaster(file, layout, params, state.master);
+    params = state.master;
+  } else if (weights === 'exact') {
+    const lossy = [...file.tensors].find(([, t]) => t.dtype !== 'F32');
+    if (lossy)
+      throw new HlmError(
+        `${file.where} holds ${lossy[1].dtype} weights (tensor '${lossy[0]}'), and ${optimizerPath} has no float32 ` +
+          `${MASTER_TENSOR} to resume from bit for bit (hlm keeps them with --save-dtype f16): start a new run from ` +
+          `it with --init instead`,
+      );
+  }
+  const optimizer = opts.optimizer !== false ? state.optimizer : undefined;
   const tokenizerJson = await readOptional(join(from, TOKENIZER_FILE));
   return { dir: from, config, hlm, layout, params, optimizer, tokenizerJson, ignored, initialized };
 }

@@ -164,6 +164,7 @@ export function toHfConfig(
   c: ModelConfig,
   hlm: Record<string, unknown> = {},
   classifier: HfClassifierOptions = {},
+  torchDtype: 'float32' | 'float16' = 'float32',
 ): Record<string, unknown> {
   validateConfig(c);
   const C = c.num_labels;
@@ -208,7 +209,7 @@ export function toHfConfig(
     // end-of-text token, where hlm pools, so the pad id must be one no input holds.
     if (hfClassifier) out.pad_token_id = c.vocab_size;
   }
-  out.torch_dtype = 'float32';
+  out.torch_dtype = torchDtype;
   // The model's own keys win over same-named extras, so config.json never contradicts the weights.
   out.hlm = {
     ...hlm,

@@ -6,6 +6,7 @@
 import type { ConfigSchema, FieldSpec } from '../model/overrides.js';
 import { OBJECTIVES, PRESET_NAMES, type Objective } from '../model/config.js';
 import { BATCH_ORDERS, type BatchOrder } from '../data/batches.js';
+import { SAVE_DTYPES, type SaveDtype } from '../model/checkpoint.js';
 import { SCHEDULES, type Schedule } from './schedule.js';
 import { OPTIMIZERS, type UpdateOptions } from './update.js';
 
@@ -59,6 +60,8 @@ export interface PretrainOptions {
   saveEveryMinutes?: number;
   /** Checkpoints kept: the latest at <out>/checkpoint, the ones before it under <out>/checkpoints/step-<N>/ (3). */
   keep?: number;
+  /** model.safetensors' dtype (default f32); with f16 the float32 weights for --resume go to optimizer.safetensors. */
+  saveDtype?: SaveDtype;
   logEvery: number;
   /** CWT score temperature (default 1). */
   cwtTemperature?: number;
@@ -240,6 +243,16 @@ export const PRETRAIN_SETTINGS = {
     file: true,
     description:
       'checkpoints to keep: the latest at <out>/checkpoint, up to N-1 earlier ones under <out>/checkpoints/step-<N>/',
+  },
+  saveDtype: {
+    type: 'enum',
+    values: SAVE_DTYPES,
+    default: 'f32',
+    file: true,
+    description:
+      "checkpoints' model.safetensors: f32 (exact, as Hugging Face expects) or f16 (half the bytes, for inference " +
+      'with generate, eval-lambada, serve...); with f16 the float32 weights stay in optimizer.safetensors ' +
+      '(master_weights), so --resume continues bit for bit',
   },
   logEvery: {
     type: 'int',

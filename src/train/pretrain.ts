@@ -171,14 +171,14 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
       "--tokenizer applies to a fresh run: with --init or --resume the checkpoint's tokenizer is used",
     );
   if (o.resume) {
-    const ck = await loadCheckpoint(checkpointDir, { optimizer: true });
+    const ck = await loadCheckpoint(checkpointDir, { optimizer: true, weights: 'exact' });
     sameModel(ck.config, checkpointDir);
     const tokenizer = ck.tokenizerJson
       ? await tokenizerFromJson(ck.tokenizerJson, join(checkpointDir, 'tokenizer.json'))
       : await loadTokenizer('gpt2');
     const step = Number(ck.hlm.step ?? 0);
     if (o.optimizer === 'adamw' && !ck.optimizer)
-      throw new HlmError(`--resume: ${checkpointDir} has no optimizer.safetensors`);
+      throw new HlmError(`--resume: ${checkpointDir} has no AdamW moments (optimizer.safetensors)`);
     if (ck.config.causal !== (o.arch === 'decoder'))
       throw new HlmError(
         `--resume: ${checkpointDir} holds an ${ck.config.causal ? 'decoder' : 'encoder'}, not an ${o.arch}`,
@@ -211,6 +211,7 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
     // A new untied head starts as a copy of the input embeddings (the paper's head fine-tuning).
     const ck = await loadCheckpoint(o.init, {
       optimizer: false,
+      weights: 'master',
       config,
       initMissing: { seed: o.seed, match: (n) => n === 'lm_head.weight' },
     });
@@ -418,6 +419,8 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
           config,
           params: st.params,
           optimizer: st.m && st.v ? { step, m: st.m, v: st.v } : undefined,
+          dtype: o.saveDtype,
+          master: true,
           tokenizerJson: tokenizer.toJSON({ withMask: !config.causal }),
           hlm: {
             step,
