@@ -7,7 +7,7 @@ import { glueAverage } from '../glue/metrics.js';
 import { POOLINGS } from '../model/classifier.js';
 import { checkGlueOutputs, runGlueTask, type GlueProgress, type GlueTaskResult } from '../glue/run.js';
 import { glueTable } from '../glue/table.js';
-import { readCheckpointConfig } from '../model/checkpoint.js';
+import { SAVE_DTYPES, readCheckpointConfig } from '../model/checkpoint.js';
 import { formatEta, interactive, progressOut } from '../cli/progress.js';
 import { XNLI_MODES, XNLI_PROTOCOL, runXnli, xnliTable, type XnliMode, type XnliResult } from '../glue/xnli.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -127,6 +127,12 @@ export default class FinetuneGlue extends HlmCommand {
         'TSV to label with the best model (GLUE test.tsv layout or train/dev layout): one label or score a line',
     }),
     predictions: Flags.string({ description: 'write --predict output here instead of stdout (written whole)' }),
+    'save-dtype': Flags.option({
+      options: SAVE_DTYPES,
+      default: 'f32' as const,
+      description:
+        "the saved model's model.safetensors: f32 (exact) or f16 (half the bytes, for inference and --predict)",
+    })(),
     'log-every': Flags.integer({
       min: 1,
       default: 100,
@@ -168,6 +174,7 @@ export default class FinetuneGlue extends HlmCommand {
       gradClip: flags['grad-clip'],
       predict: flags.predict,
       logEvery: flags['log-every'],
+      saveDtype: flags['save-dtype'],
       progress: glueProgress(interactive(this.jsonEnabled())),
     };
     const skipped: FinetuneGlueResult['skipped'] = [];
@@ -218,6 +225,7 @@ export default class FinetuneGlue extends HlmCommand {
 
   private async xnli(flags: Interfaces.InferredFlags<typeof FinetuneGlue.flags>): Promise<FinetuneGlueResult> {
     if (flags.predict) throw new HlmError('--predict is for GLUE tasks, not xnli');
+    if (flags['save-dtype'] !== 'f32') throw new HlmError('--save-dtype is for GLUE tasks: --task xnli saves no model');
     if (flags.data === undefined)
       throw new HlmError('--task xnli needs --data: the folder of XNLI dev-<lang>.tsv files');
     const protocol = flags['xnli-protocol'];

@@ -17,7 +17,7 @@ import { TASKS, loadGlueTask, readGlueInputs, type GlueSplit, type GlueTask } fr
 import { summarizeSeeds, taskScore, type SeedSummary, type TaskScore } from './metrics.js';
 import { log } from '../log.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { checkCheckpointDir, readCheckpointConfig, saveCheckpoint } from '../model/checkpoint.js';
+import { checkCheckpointDir, readCheckpointConfig, saveCheckpoint, type SaveDtype } from '../model/checkpoint.js';
 import { foldScoreBias } from '../model/hf.js';
 import { checkOutputDir } from '../util/output-check.js';
 import { Finetuner } from './finetune.js';
@@ -58,6 +58,8 @@ export interface GlueRunOptions {
   logEvery?: number;
   /** Save the best model as <out>/<task>/checkpoint (default true; experiments keep only the scores). */
   saveModel?: boolean;
+  /** Its model.safetensors' dtype (default f32). */
+  saveDtype?: SaveDtype;
 }
 
 /**
@@ -166,6 +168,8 @@ export interface GlueCheckpoint {
   /** The base checkpoint's hlm extras to keep. */
   hlm: Record<string, unknown>;
   record: Omit<GlueRecord, 'score_bias'>;
+  /** model.safetensors' dtype (default f32). */
+  dtype?: SaveDtype;
 }
 
 /**
@@ -185,6 +189,7 @@ export async function saveGlueCheckpoint(dir: string, c: GlueCheckpoint): Promis
     tokenizerJson: c.tokenizerJson,
     hlm: { ...c.hlm, glue: { ...record, score_bias: folded ? 'folded into transformer.ln_f.bias' : 'kept' } },
     classifier: { pooling: record.pooling, labels: TASKS[record.task].labelTokens },
+    dtype: c.dtype,
   });
 }
 
@@ -303,6 +308,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
           epoch: best.epoch,
           dev: best.dev.metrics,
         },
+        dtype: o.saveDtype,
       });
     } else if (!best && !predictOnly) {
       throw new HlmError(`${spec.title}: nothing was trained`);

@@ -171,7 +171,9 @@ export function modelTensors(
     layout.tensors.map((t) => {
       const data = params.subarray(t.offset, t.offset + t.size);
       const entry: TensorToWrite =
-        dtype === 'f16' ? { dtype: 'F16', shape: t.shape, data: toF16(t.name, data) } : { dtype: 'F32', shape: t.shape, data };
+        dtype === 'f16'
+          ? { dtype: 'F16', shape: t.shape, data: toF16(t.name, data) }
+          : { dtype: 'F32', shape: t.shape, data };
       return [t.name, entry];
     }),
   );
@@ -286,7 +288,8 @@ export async function saveCheckpoint(dir: string, c: CheckpointContents, o: Save
   const layout = paramLayout(c.config);
   const doing = `cannot save checkpoint ${target}`;
   const dtype = c.dtype ?? 'f32';
-  if (!SAVE_DTYPES.includes(dtype)) throw new HlmError(`${doing}: dtype must be ${SAVE_DTYPES.join(' or ')}, got ${dtype}`);
+  if (!SAVE_DTYPES.includes(dtype))
+    throw new HlmError(`${doing}: dtype must be ${SAVE_DTYPES.join(' or ')}, got ${dtype}`);
   let tensors: Map<string, TensorToWrite>;
   try {
     tensors = modelTensors(layout, c.params, dtype);
@@ -610,8 +613,7 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
     throw new HlmError(`${from} has no ${MODEL_FILE}${hint}`);
   }
   const read = paramsFromSafetensors(file, layout, opts.initMissing);
-  const { ignored, initialized } = read;
-  let params = read.params;
+  const { params, ignored, initialized } = read;
   const optimizerPath = join(from, OPTIMIZER_FILE);
   const weights = opts.weights ?? (opts.optimizer === false ? 'model' : 'master');
   const state =
@@ -620,7 +622,7 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
       : {};
   if (weights !== 'model' && state.master) {
     checkMaster(file, layout, params, state.master);
-    params = state.master;
+    params.set(state.master); // a copy: the master is a view into the whole file's buffer
   } else if (weights === 'exact') {
     const lossy = [...file.tensors].find(([, t]) => t.dtype !== 'F32');
     if (lossy)
