@@ -1,0 +1,76 @@
+// The precision paths per adapter: what an adapter supports (features, subgroup-matrix configurations, experimental
+// features) and what hlm implements (f32 and packed-f16 so far), for synthetic adapters and the real one here.
+import { probeAdapters, type AdapterSummary } from '../src/gpu/adapters.js';
+import { PRECISION_PATHS, precisionPathLine, precisionPaths, type PrecisionPath } from '../src/gpu/precision.js';
+import { hlm } from './helpers/cli.js';
+
+type Summary = Pick<AdapterSummary, 'features' | 'subgroupMatrixConfigs'>;
+const F16_MATRIX = { componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8 };
+const I8_MATRIX = { componentType: 'i8', resultComponentType: 'i32', M: 8, N: 8, K: 32 };
+
+const byPath = (paths: PrecisionPath[]) => Object.fromEntries(paths.map((p) => [p.path, p]));
+const flags = (paths: PrecisionPath[]) =>
+  Object.fromEntries(paths.map((p) => [p.path, [p.supported, p.implemented, p.usable]]));
+
+test('a bare adapter: f32 and packed-f16 only, and hlm implements exactly those', () => {
+  const paths = precisionPaths({ features: [], subgroupMatrixConfigs: [] }, { experimental: true });
+  expect(paths.map((p) => p.path)).toEqual([...PRECISION_PATHS]);
+  expect(flags(paths)).toEqual({
+    f32: [true, true, true],
+    'packed-f16': [true, true, true],
+    'shader-f16': [false, false, false],
+    'subgroup-matrix': [false, false, false],
+  });
+  expect(byPath(paths)['shader-f16'].reason).toMatch(/lacks the shader-f16 feature/);
+  expect(byPath(paths)['subgroup-matrix'].reason).toMatch(/no subgroup-matrix configuration with f16 components/);
+});
+
+test('shader-f16: supported with the feature, but not usable: hlm has no kernels for it', () => {
+  const s: Summary = { features: ['shader-f16', 'subgroups'], subgroupMatrixConfigs: [] };
+  const p = byPath(precisionPaths(s, { experimental: false }));
+  expect([p['shader-f16'].supported, p['shader-f16'].implemented, p['shader-f16'].usable]).toEqual([
+    true,
+    false,
+    false,
+  ]);
+  expect(precisionPathLine(p['shader-f16'])).toMatch(/^shader-f16 +adapter yes +hlm no +.*no kernels for it yet$/);
+  expect(p['subgroup-matrix'].supported).toBe(false);
+});
+
+test('subgroup-matrix needs an f16 configuration, shader-f16 and experimental features, each named when missing', () => {
+  const all: Summary = { features: ['shader-f16'], subgroupMatrixConfigs: [I8_MATRIX, F16_MATRIX] };
+  const ok = byPath(precisionPaths(all, { experimental: true }))['subgroup-matrix'];
+  expect([ok.supported, ok.implemented, ok.usable]).toEqual([true, false, false]);
+  expect(ok.reason).toBe('f16 configurations 8x8x8 f16->f32');
+  const cases: [Summary, boolean, RegExp][] = [
+    [{ ...all, subgroupMatrixConfigs: [I8_MATRIX] }, true, /^no subgroup-matrix configuration with f16 components$/],
+    [{ ...all, features: [] }, true, /^no shader-f16 feature$/],
+    [all, false, /^experimental features are off: HLM_EXPERIMENTAL=subgroup-matrix turns them on$/],
+  ];
+  for (const [s, experimental, reason] of cases) {
+    const p = byPath(precisionPaths(s, { experimental }))['subgroup-matrix'];
+    expect(p.supported).toBe(false);
+    expect(p.reason).toMatch(reason);
+  }
+});
+
+test('the real adapter (llvmpipe here): f32 and packed-f16 usable; hlm devices prints and returns the paths', async () => {
+  const found = (await probeAdapters()).flatMap((p) => (p.candidate ? [p.candidate.summary] : []));
+  expect(found.length).toBeGreaterThan(0);
+  for (const s of found) {
+    const p = byPath(precisionPaths(s));
+    expect(p.f32.usable && p['packed-f16'].usable).toBe(true);
+    expect(p['shader-f16'].supported).toBe(s.features.includes('shader-f16'));
+    expect(p['shader-f16'].usable || p['subgroup-matrix'].usable).toBe(false);
+  }
+  const llvmpipe = found.find((s) => /llvmpipe/.test(s.device));
+  if (llvmpipe) expect(flags(precisionPaths(llvmpipe))['shader-f16']).toEqual([false, false, false]);
+
+  const json = hlm(['devices', '--json']);
+  expect(json.status).toBe(0);
+  const adapters = JSON.parse(json.stdout).adapters as { precision: PrecisionPath[] }[];
+  for (const a of adapters) expect(a.precision.map((p) => p.path)).toEqual([...PRECISION_PATHS]);
+  const text = hlm(['devices']);
+  expect(text.stdout).toMatch(/precision paths:\n +f32 +adapter yes +hlm yes .*\n +packed-f16 +adapter yes +hlm yes/);
+  expect(text.stdout).toMatch(/ +shader-f16 +adapter (yes|no) +hlm no .*no kernels for it yet/);
+}, 60_000);
