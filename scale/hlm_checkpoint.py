@@ -1,7 +1,8 @@
 """hlm checkpoint directories in Python, both ways (src/model/checkpoint.ts, src/model/params.ts,
 src/model/safetensors.ts, src/model/config.ts): config.json (Hugging Face GPT-2 keys plus an `hlm` object),
 model.safetensors (float32, Hugging Face names), optimizer.safetensors (AdamW moments over hlm's flat parameter
-layout, and the step), tokenizer.json (with Hugging Face's tokenizer_config.json and special_tokens_map.json, carried
+layout, and the step; beside an F16 model.safetensors, hlm's float32 weights, master_weights, which a resume reads
+instead), tokenizer.json (with Hugging Face's tokenizer_config.json and special_tokens_map.json, carried
 over unchanged) and run.json. Files are written byte for byte as hlm writes them, and a save
 is atomic in hlm's way (a temporary sibling directory renamed into place, the old one moved aside first), so
 `hlm pretrain --resume` and hlm's other commands read the result. Needs only numpy.
@@ -85,8 +86,9 @@ def param_layout(cfg):
 # ---------------------------------------------------------------- safetensors
 
 
-def read_safetensors(path):
-    """{name: float32 or int64 array}, metadata. Refuses what hlm's reader refuses that matters here."""
+def read_safetensors(path, dtypes=None):
+    """{name: float32 or int64 array}, metadata (and each tensor's dtype into `dtypes` when given). Refuses what
+    hlm's reader refuses that matters here."""
     with open(path, 'rb') as f:
         data = f.read()
     if len(data) < 8:
@@ -110,6 +112,8 @@ def read_safetensors(path):
         if dtype == 'BF16':
             arr = (arr.astype(np.uint32) << 16).view(np.float32)
         out[name] = arr.astype(np.int64 if dtype[0] in 'IU' and dtype != 'BF16' else np.float32)
+        if dtypes is not None:
+            dtypes[name] = dtype
     return out, metadata
 
 
@@ -265,10 +269,11 @@ def load_checkpoint(path, optimizer=True):
     mpath = os.path.join(src, MODEL_FILE)
     if not os.path.exists(mpath):
         raise CheckpointError(f'{src} has no {MODEL_FILE}')
-    found, _ = read_safetensors(mpath)
-    found = {
-        (n if n.startswith(('transformer.', 'lm_head.', 'score.')) else f'transformer.{n}'): t for n, t in found.items()
-    }
+    raw = {}
+    found, _ = read_safetensors(mpath, raw)
+    canon = lambda n: n if n.startswith(('transformer.', 'lm_head.', 'score.')) else f'transformer.{n}'  # noqa: E731
+    found = {canon(n): t for n, t in found.items()}
+    dtypes = {canon(n): d for n, d in raw.items()}
     params = {}
     for name, shape, _, _ in layout:
         if name not in found:
@@ -280,8 +285,28 @@ def load_checkpoint(path, optimizer=True):
         params[name] = found[name]
     opt = None
     opath = os.path.join(src, OPTIMIZER_FILE)
-    if optimizer and os.path.exists(opath):
-        t, _ = read_safetensors(opath)
+    t = read_safetensors(opath)[0] if os.path.exists(opath) else {}
+    lossy = [n for n in params if dtypes.get(n, 'F32') != 'F32']
+    if 'master_weights' in t:
+        # hlm pretrain --save-dtype f16: the float32 weights, of which model.safetensors holds the rounding.
+        master = t['master_weights']
+        if list(master.shape) != [total]:
+            raise CheckpointError(
+                f"{opath}: tensor 'master_weights' has shape {list(master.shape)}, expected [{total}]"
+            )
+        for name, shape, offset, _ in layout:
+            w = master[offset : offset + int(np.prod(shape))].reshape(shape)
+            rounded = w.astype(np.float16).astype(np.float32) if dtypes[name] == 'F16' else w
+            if not np.array_equal(rounded, params[name]):
+                raise CheckpointError(f"{mpath}: tensor '{name}' is not the rounding of {opath}'s master_weights")
+            params[name] = w
+    elif optimizer and lossy:
+        raise CheckpointError(
+            f"{mpath} holds {dtypes[lossy[0]]} weights (tensor '{lossy[0]}'), and {opath} has no float32 "
+            'master_weights to resume from bit for bit (hlm keeps them with --save-dtype f16): start a new run from '
+            'it with --init instead'
+        )
+    if optimizer and ('exp_avg' in t or 'exp_avg_sq' in t or 'step' in t):
         for k in ('exp_avg', 'exp_avg_sq', 'step'):
             if k not in t:
                 raise CheckpointError(f"{opath}: tensor '{k}' is missing")

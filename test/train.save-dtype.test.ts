@@ -1,5 +1,7 @@
 // pretrain --save-dtype f16: the checkpoints' model.safetensors is F16, and --resume still continues bit for bit
 // (from the float32 weights kept in optimizer.safetensors), for AdamW and for SGD; without them it is refused.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { MASTER_TENSOR, loadCheckpoint } from '../src/model/checkpoint.js';
 import { parseSafetensors, serializeSafetensors } from '../src/model/safetensors.js';
 import { defaultCorpusPath } from '../src/data/corpus.js';
 import { f16Bits, f16Value } from '../src/util/f16.js';
+import { repoRoot } from './helpers/cli.js';
 
 let gpu: Gpu;
 let dir: string;
@@ -73,6 +76,32 @@ test.each(['adamw', 'sgd'] as const)(
   180_000,
 );
 
+/** scale/hlm_checkpoint.py's load_checkpoint(dir, optimizer=True) (what train_ddp.py --resume reads), in Python. */
+function pythonLoad(ck: string): { sha?: string; error?: string } {
+  const code = [
+    'import sys, json, hashlib',
+    "sys.path.insert(0, 'scale')",
+    'from hlm_checkpoint import load_checkpoint, flatten, CheckpointError',
+    'try:',
+    '    ck = load_checkpoint(sys.argv[1], optimizer=True)',
+    "    print(json.dumps({'sha': hashlib.sha256(flatten(ck['config'], ck['params']).tobytes()).hexdigest()}))",
+    'except CheckpointError as e:',
+    "    print(json.dumps({'error': str(e)}))",
+  ].join('\n');
+  const python = process.env.HLM_TORCH_PYTHON ?? '/usr/bin/python3';
+  const r = spawnSync(python, ['-c', code, ck], { cwd: repoRoot(), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${python} (needs numpy): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+const sha = (a: Float32Array) => createHash('sha256').update(bits(a)).digest('hex');
+
+test('scale/hlm_checkpoint.py (train_ddp.py --resume) reads the float32 weights of an f16 save too', async () => {
+  for (const optimizer of ['adamw', 'sgd']) {
+    const ck = join(dir, `split-${optimizer}`, 'checkpoint');
+    expect(pythonLoad(ck)).toEqual({ sha: sha((await loadCheckpoint(ck, { weights: 'exact' })).params) });
+  }
+});
+
 test('--resume from f16 weights without the float32 ones is refused, naming the file, and changes nothing', async () => {
   const out = join(dir, 'split-adamw');
   const ck = join(out, 'checkpoint');
@@ -88,4 +117,6 @@ test('--resume from f16 weights without the float32 ones is refused, naming the 
   );
   expect(readFileSync(join(out, 'metrics.jsonl')).equals(before)).toBe(true);
   expect((await loadCheckpoint(ck, { optimizer: false })).hlm.step).toBe(4);
+  const py = pythonLoad(ck).error ?? '';
+  expect(py).toMatch(new RegExp(`^${join(ck, 'model.safetensors')} holds F16 weights .* bit for bit`));
 });
