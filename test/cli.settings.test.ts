@@ -116,6 +116,7 @@ test('the flags of pretrain and compare-objectives are built from the table', ()
     'save_every',
     'save_every_minutes',
     'keep',
+    'save_dtype',
     'log_every',
     'cwt_temperature',
   ]);
