@@ -91,7 +91,7 @@ test('f16 writes every tensor of model.safetensors as F16, each value the f16Bit
   expect(Object.is(loaded.params[layout.byName.get('transformer.wte.weight')!.offset + 7], -0)).toBe(true);
 });
 
-test('with master, optimizer.safetensors keeps the float32 weights: a load gets them exactly, inference the halves', async () => {
+test('with master, optimizer.safetensors keeps the float32 weights: loads get them, inference the halves', async () => {
   const ck = await save('master', 'f16', { optimizer: true, master: true });
   const opt = parseSafetensors(readFileSync(join(ck.dir, 'optimizer.safetensors')), 'optimizer');
   expect([...opt.tensors.keys()].sort()).toEqual(['exp_avg', 'exp_avg_sq', MASTER_TENSOR, 'step']);

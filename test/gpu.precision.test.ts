@@ -37,7 +37,7 @@ test('shader-f16: supported with the feature, but not usable: hlm has no kernels
   expect(p['subgroup-matrix'].supported).toBe(false);
 });
 
-test('subgroup-matrix needs an f16 configuration, shader-f16 and experimental features, each named when missing', () => {
+test('subgroup-matrix needs f16 configurations, shader-f16 and experimental features, each named when missing', () => {
   const all: Summary = { features: ['shader-f16'], subgroupMatrixConfigs: [I8_MATRIX, F16_MATRIX] };
   const ok = byPath(precisionPaths(all, { experimental: true }))['subgroup-matrix'];
   expect([ok.supported, ok.implemented, ok.usable]).toEqual([true, false, false]);
@@ -54,7 +54,7 @@ test('subgroup-matrix needs an f16 configuration, shader-f16 and experimental fe
   }
 });
 
-test('the real adapter (llvmpipe here): f32 and packed-f16 usable; hlm devices prints and returns the paths', async () => {
+test('the real adapter (llvmpipe here): f32 and packed-f16 usable; hlm devices prints and returns them', async () => {
   const found = (await probeAdapters()).flatMap((p) => (p.candidate ? [p.candidate.summary] : []));
   expect(found.length).toBeGreaterThan(0);
   for (const s of found) {

@@ -102,7 +102,7 @@ test('scale/hlm_checkpoint.py (train_ddp.py --resume) reads the float32 weights 
   }
 });
 
-test('--resume from f16 weights without the float32 ones is refused, naming the file, and changes nothing', async () => {
+test('--resume from f16 weights without the float32 ones is refused, naming the file, changing nothing', async () => {
   const out = join(dir, 'split-adamw');
   const ck = join(out, 'checkpoint');
   const optPath = join(ck, 'optimizer.safetensors');

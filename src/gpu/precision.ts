@@ -73,7 +73,7 @@ export function precisionPaths(
   });
 }
 
-/** One line for a path: `shader-f16       adapter no   hlm no   the adapter lacks ...; hlm has no kernels for it yet`. */
+/** One line for a path: `shader-f16       adapter no   hlm no   the adapter lacks ...; hlm has no kernels ...`. */
 export function precisionPathLine(p: PrecisionPath): string {
   const yes = (b: boolean) => (b ? 'yes' : 'no ');
   const kernels = p.implemented ? '' : '; hlm has no kernels for it yet';
