@@ -3,13 +3,12 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { HlmError } from '../src/errors.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
 import { parseSafetensors, serializeSafetensors } from '../src/model/safetensors.js';
 import { MASTER_TENSOR, loadCheckpoint, saveCheckpoint, type SaveDtype } from '../src/model/checkpoint.js';
 import { f16Bits, f16Value } from '../src/util/f16.js';
-import { makeRandom } from './helpers/check.js';
+import { makeRandom, refusal } from './helpers/check.js';
 
 // Data dominates the file (the header is a few kB), as in any real model.
 const CONFIG: ModelConfig = {
@@ -30,16 +29,6 @@ const bytesEqual = (a: Float32Array, b: Float32Array) =>
   a.length === b.length &&
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 const rounded = (p: Float32Array) => p.map((x) => f16Value(f16Bits(x)));
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(HlmError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an HlmError');
-}
 
 /** Weights with a spread of magnitudes: normal ones, values at f16's edges, subnormals, ties, and -0. */
 function params(seed: number): Float32Array {

@@ -1,7 +1,6 @@
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HlmError } from '../src/errors.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout, tensorView } from '../src/model/params.js';
 import {
@@ -11,7 +10,7 @@ import {
   type TensorToWrite,
 } from '../src/model/safetensors.js';
 import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from '../src/model/checkpoint.js';
-import { makeRandom } from './helpers/check.js';
+import { makeRandom, refusal } from './helpers/check.js';
 
 const CONFIG: ModelConfig = {
   ...preset('tiny'),
@@ -47,16 +46,6 @@ function writeHfDir(config: object, tensors: Record<string, TensorToWrite>): str
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   writeFileSync(join(dir, 'model.safetensors'), serializeSafetensors(tensors, { format: 'pt' }));
   return dir;
-}
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(HlmError);
-    return (e as Error).message;
-  }
-  throw new Error('expected an HlmError');
 }
 
 test('save and load round-trip every file exactly', async () => {

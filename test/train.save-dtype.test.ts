@@ -10,9 +10,9 @@ import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { MASTER_TENSOR, loadCheckpoint } from '../src/model/checkpoint.js';
 import { parseSafetensors, serializeSafetensors } from '../src/model/safetensors.js';
-import { defaultCorpusPath } from '../src/data/corpus.js';
 import { f16Bits, f16Value } from '../src/util/f16.js';
 import { repoRoot } from './helpers/cli.js';
+import { writeCorpus } from './helpers/tiny-run.js';
 
 let gpu: Gpu;
 let dir: string;
@@ -21,13 +21,7 @@ beforeAll(async () => {
   gpu = await openTestGpu();
   dir = mkdtempSync(join(tmpdir(), 'hlm-save-dtype-'));
   process.env.HLM_CACHE_DIR = join(dir, 'cache');
-  corpus = join(dir, 'corpus.txt');
-  writeFileSync(
-    corpus,
-    readFileSync(defaultCorpusPath(), 'utf8')
-      .slice(0, 30_000)
-      .replace(/<[^>]+>/g, ''),
-  );
+  corpus = writeCorpus(dir, 30_000);
 });
 afterAll(() => {
   gpu?.destroy();

@@ -1,5 +1,6 @@
 import { streamRng } from '../../src/data/random.js';
 import { relErr as statsRelErr } from '../../src/util/stats.js';
+import { HlmError } from '../../src/errors.js';
 
 // Shared test helpers: fresh random inputs every run (the seed is printed on failure so a
 // failing draw can be replayed with HLM_TEST_SEED), and float64 comparisons written so NaN fails.
@@ -77,4 +78,15 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of items) out.push(x);
   return out;
+}
+
+/** The message of the HlmError the promise rejects with (anything else fails the test). */
+export async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(HlmError);
+    return (e as Error).message;
+  }
+  throw new Error('expected an HlmError');
 }

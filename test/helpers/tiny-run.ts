@@ -13,14 +13,20 @@ export interface TinyRun {
   model: string[];
 }
 
-export function tinyRun(dir: string, env: Record<string, string>): TinyRun {
+/** The first `chars` characters of the bundled corpus, markup removed, as `<dir>/corpus.txt`. */
+export function writeCorpus(dir: string, chars = 60_000): string {
   const corpus = join(dir, 'corpus.txt');
   writeFileSync(
     corpus,
     readFileSync(defaultCorpusPath(), 'utf8')
-      .slice(0, 60_000)
+      .slice(0, chars)
       .replace(/<[^>]+>/g, ''),
   );
+  return corpus;
+}
+
+export function tinyRun(dir: string, env: Record<string, string>): TinyRun {
+  const corpus = writeCorpus(dir);
   const tokenizer = join(dir, 'tok');
   const t = hlm(['tokenizer', 'train', '--data', corpus, '--out', tokenizer, '--vocab-size', '300'], env);
   if (t.status !== 0) throw new Error(t.stderr);
