@@ -7,7 +7,7 @@ import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
 import { parseSafetensors, serializeSafetensors } from '../src/model/safetensors.js';
 import { MASTER_TENSOR, loadCheckpoint, saveCheckpoint, type SaveDtype } from '../src/model/checkpoint.js';
-import { f16Bits, f16Value } from '../src/util/f16.js';
+import { f16Bits, roundF16 } from '../src/util/f16.js';
 import { makeRandom, refusal } from './helpers/check.js';
 
 // Data dominates the file (the header is a few kB), as in any real model.
@@ -28,7 +28,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const bytesEqual = (a: Float32Array, b: Float32Array) =>
   a.length === b.length &&
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-const rounded = (p: Float32Array) => p.map((x) => f16Value(f16Bits(x)));
+const rounded = (p: Float32Array) => p.map(roundF16);
 
 /** Weights with a spread of magnitudes: normal ones, values at f16's edges, subnormals, ties, and -0. */
 function params(seed: number): Float32Array {

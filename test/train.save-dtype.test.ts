@@ -10,7 +10,7 @@ import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { MASTER_TENSOR, loadCheckpoint } from '../src/model/checkpoint.js';
 import { parseSafetensors, serializeSafetensors } from '../src/model/safetensors.js';
-import { f16Bits, f16Value } from '../src/util/f16.js';
+import { roundF16 } from '../src/util/f16.js';
 import { repoRoot } from './helpers/cli.js';
 import { writeCorpus } from './helpers/tiny-run.js';
 
@@ -63,7 +63,7 @@ test.each(['adamw', 'sgd'] as const)(
     expect(losses(split)).toEqual(losses(whole));
     // What inference reads is the f16 rounding of those weights.
     const served = await loadCheckpoint(join(split, 'checkpoint'), { optimizer: false });
-    expect(bits(served.params).equals(bits(a.params.map((x) => f16Value(f16Bits(x)))))).toBe(true);
+    expect(bits(served.params).equals(bits(a.params.map(roundF16)))).toBe(true);
     // run.json repeats the setting.
     expect(JSON.parse(readFileSync(join(split, 'checkpoint', 'run.json'), 'utf8')).save_dtype).toBe('f16');
   },

@@ -2,7 +2,7 @@
 // (float32, HF names and layouts; or float16, half the bytes, for inference), optimizer.safetensors
 // (AdamW moments over the flat layout, and the step; beside a float16 model.safetensors a training
 // run also keeps its float32 weights there, `master_weights`, so that a resume continues bit for
-// bit: see SaveOptions' dtype), tokenizer.json when the model has its own tokenizer, with Hugging Face's
+// bit: see CheckpointContents' dtype), tokenizer.json when the model has its own tokenizer, with Hugging Face's
 // tokenizer_config.json and special_tokens_map.json beside it (src/model/hf.ts). A classifier's
 // score.bias is left out of model.safetensors when it is zero (as GPT2ForSequenceClassification
 // has none), and a missing one loads as zero. Reading also takes a sharded model
@@ -23,7 +23,7 @@ import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { HlmError } from '../errors.js';
 import { fsError, syncDir, writeFileAtomic } from '../util/atomic-write.js';
-import { f16Bits, f16Value } from '../util/f16.js';
+import { f16Bits, roundF16 } from '../util/f16.js';
 import { testPause } from '../util/test-hooks.js';
 import { fromHfConfig, toHfConfig, validateConfig, type HfClassifierOptions, type ModelConfig } from './config.js';
 import {
@@ -574,7 +574,7 @@ function checkMaster(file: SafetensorsFile, layout: ParamLayout, fromModel: Floa
     const [name, t] = found;
     if (t.dtype !== 'F16' && t.dtype !== 'F32')
       throw new HlmError(`${file.where}: tensor '${name}' is ${t.dtype}; hlm keeps ${MASTER_TENSOR} beside F16 only`);
-    const round = t.dtype === 'F16' ? (x: number) => f16Value(f16Bits(x)) : (x: number) => x;
+    const round = t.dtype === 'F16' ? roundF16 : (x: number) => x;
     for (let i = spec.offset; i < spec.offset + spec.size; i++) {
       const want = round(master[i]);
       if (fromModel[i] !== want)
