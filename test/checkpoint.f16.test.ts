@@ -104,6 +104,25 @@ test('with master, optimizer.safetensors keeps the float32 weights: loads get th
   expect(plainOpt.tensors.has(MASTER_TENSOR)).toBe(false);
 });
 
+test('--init into another configuration (an untied head) takes the master weights by name', async () => {
+  const ck = await save('master', 'f16', { optimizer: true, master: true }); // the same contents again
+  const untied = { ...CONFIG, tie_word_embeddings: false };
+  const c = await loadCheckpoint(ck.dir, {
+    optimizer: false,
+    weights: 'master',
+    config: untied,
+    initMissing: { seed: 1, match: (n) => n === 'lm_head.weight' },
+  });
+  expect(c.initialized).toEqual(['lm_head.weight']);
+  for (const spec of layout.tensors) {
+    const got = c.params.subarray(c.layout.byName.get(spec.name)!.offset).subarray(0, spec.size);
+    expect([spec.name, bytesEqual(got, ck.params.subarray(spec.offset, spec.offset + spec.size))]).toEqual([
+      spec.name,
+      true,
+    ]);
+  }
+});
+
 test('a run without moments (SGD) keeps only the master weights in optimizer.safetensors', async () => {
   const ck = await save('sgd', 'f16', { master: true });
   const opt = parseSafetensors(readFileSync(join(ck.dir, 'optimizer.safetensors')), 'optimizer');

@@ -531,10 +531,14 @@ export function paramsFromSafetensors(
   return { params, ignored, initialized };
 }
 
-/** optimizer.safetensors: the AdamW state, the float32 weights (MASTER_TENSOR), or both. */
+/**
+ * optimizer.safetensors: the AdamW state over `layout` (when `moments`), and the float32 weights (MASTER_TENSOR) over
+ * `own`, the layout of the checkpoint's own configuration (a load into another configuration maps them by name).
+ */
 async function readOptimizer(
   path: string,
   layout: ParamLayout,
+  o: { moments: boolean; own: ParamLayout },
 ): Promise<{ optimizer?: OptimizerState; master?: Float32Array }> {
   const file = await readSafetensorsFile(path);
   const get = (name: string) => {
@@ -542,47 +546,57 @@ async function readOptimizer(
     if (!t) throw new HlmError(`${path}: tensor '${name}' is missing`);
     return t;
   };
-  const flat = (name: string) => {
+  const flat = (name: string, of: ParamLayout) => {
     const t = get(name);
-    if (!sameShape(t.shape, [layout.total])) {
+    if (!sameShape(t.shape, [of.total])) {
       throw new HlmError(
-        `${path}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected [${layout.total}] (the flat parameter ` +
+        `${path}: tensor '${name}' has shape ${fmtShape(t.shape)}, expected [${of.total}] (the flat parameter ` +
           `layout of this model; was the model configuration changed?)`,
       );
     }
     return tensorFloat32View(t, name, path);
   };
-  const master = file.tensors.has(MASTER_TENSOR) ? flat(MASTER_TENSOR) : undefined;
+  const master = file.tensors.has(MASTER_TENSOR) ? flat(MASTER_TENSOR, o.own) : undefined;
   // A run without moments (SGD) keeps only the weights here.
-  if (master && !['exp_avg', 'exp_avg_sq', 'step'].some((n) => file.tensors.has(n))) return { master };
+  if (!o.moments || (master && !['exp_avg', 'exp_avg_sq', 'step'].some((n) => file.tensors.has(n)))) return { master };
   const stepT = get('step');
   if (stepT.shape.length !== 0)
     throw new HlmError(`${path}: tensor 'step' has shape ${fmtShape(stepT.shape)}, expected [] (a scalar)`);
   const [step] = tensorToIntegers(stepT, 'step', path);
-  return { optimizer: { step, m: flat('exp_avg'), v: flat('exp_avg_sq') }, master };
+  return { optimizer: { step, m: flat('exp_avg', layout), v: flat('exp_avg_sq', layout) }, master };
 }
 
 /**
- * The float32 weights of a checkpoint whose model.safetensors holds fewer bits, checked against that file: each of its
- * values must be the master weight rounded to the file's dtype, or the two files are not from one save.
+ * Put the float32 weights (over `own`, the checkpoint's layout) into `params` (over `layout`), for every tensor the
+ * model file holds, after checking that file against them: each of its values must be the master weight rounded to
+ * the file's dtype, or the two files are not from one save.
  */
-function checkMaster(file: SafetensorsFile, layout: ParamLayout, fromModel: Float32Array, master: Float32Array): void {
+function takeMaster(
+  file: SafetensorsFile,
+  layout: ParamLayout,
+  own: ParamLayout,
+  params: Float32Array,
+  master: Float32Array,
+): void {
   const byCanonical = new Map([...file.tensors].map(([name, t]) => [canonicalParamName(name), [name, t] as const]));
   for (const spec of layout.tensors) {
     const found = byCanonical.get(spec.name);
-    if (!found) continue; // a zero score.bias left out, or a tensor initialised
+    const from = own.byName.get(spec.name);
+    if (!found || !from) continue; // a zero score.bias left out, or a tensor initialised
     const [name, t] = found;
     if (t.dtype !== 'F16' && t.dtype !== 'F32')
       throw new HlmError(`${file.where}: tensor '${name}' is ${t.dtype}; hlm keeps ${MASTER_TENSOR} beside F16 only`);
     const round = t.dtype === 'F16' ? roundF16 : (x: number) => x;
-    for (let i = spec.offset; i < spec.offset + spec.size; i++) {
-      const want = round(master[i]);
-      if (fromModel[i] !== want)
+    const src = master.subarray(from.offset, from.offset + from.size);
+    const dst = params.subarray(spec.offset, spec.offset + spec.size);
+    for (let i = 0; i < src.length; i++) {
+      if (dst[i] !== round(src[i]))
         throw new HlmError(
-          `${file.where}: tensor '${name}' element ${i - spec.offset} is ${fromModel[i]}, but the float32 weights ` +
-            `kept for resuming (${MASTER_TENSOR}) give ${want} in ${t.dtype}: the two files are not from one save`,
+          `${file.where}: tensor '${name}' element ${i} is ${dst[i]}, but the float32 weights kept for resuming ` +
+            `(${MASTER_TENSOR}) give ${round(src[i])} in ${t.dtype}: the two files are not from one save`,
         );
     }
+    dst.set(src);
   }
 }
 
@@ -616,22 +630,20 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
   const { params, ignored, initialized } = read;
   const optimizerPath = join(from, OPTIMIZER_FILE);
   const weights = opts.weights ?? (opts.optimizer === false ? 'model' : 'master');
+  // Only weights that lost bits are looked for elsewhere.
+  const lossy = [...file.tensors].find(([, t]) => t.dtype !== 'F32');
+  const master = weights !== 'model' && lossy !== undefined;
   const state =
-    (opts.optimizer !== false || weights !== 'model') && (await exists(optimizerPath))
-      ? await readOptimizer(optimizerPath, layout)
+    (opts.optimizer !== false || master) && (await exists(optimizerPath))
+      ? await readOptimizer(optimizerPath, layout, { moments: opts.optimizer !== false, own: paramLayout(fileConfig) })
       : {};
-  if (weights !== 'model' && state.master) {
-    checkMaster(file, layout, params, state.master);
-    params.set(state.master); // a copy: the master is a view into the whole file's buffer
-  } else if (weights === 'exact') {
-    const lossy = [...file.tensors].find(([, t]) => t.dtype !== 'F32');
-    if (lossy)
-      throw new HlmError(
-        `${file.where} holds ${lossy[1].dtype} weights (tensor '${lossy[0]}'), and ${optimizerPath} has no float32 ` +
-          `${MASTER_TENSOR} to resume from bit for bit (hlm keeps them with --save-dtype f16): start a new run from ` +
-          `it with --init instead`,
-      );
-  }
+  if (master && state.master) takeMaster(file, layout, paramLayout(fileConfig), params, state.master);
+  else if (weights === 'exact' && lossy)
+    throw new HlmError(
+      `${file.where} holds ${lossy[1].dtype} weights (tensor '${lossy[0]}'), and ${optimizerPath} has no float32 ` +
+        `${MASTER_TENSOR} to resume from bit for bit (hlm keeps them with --save-dtype f16): start a new run from ` +
+        `it with --init instead`,
+    );
   const optimizer = opts.optimizer !== false ? state.optimizer : undefined;
   const tokenizerJson = await readOptional(join(from, TOKENIZER_FILE));
   return { dir: from, config, hlm, layout, params, optimizer, tokenizerJson, ignored, initialized };
