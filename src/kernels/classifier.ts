@@ -16,8 +16,13 @@ export interface ClassifierLossSpec {
   weights: TensorRef;
   /** f32 [rows] out: weighted losses (their sum is the batch loss). */
   losses: TensorRef;
-  /** f32 [rows, C] out: d loss / d logits. */
+  /** f32 [rows, C] out: d loss / d logits (times gradScale). */
   dlogits: TensorRef;
+  /**
+   * f32 scalar multiplying dlogits (not the losses): dynamic loss scaling's scale, kept on the GPU where the step guard
+   * changes it. Not in the losses' or dlogits' buffer.
+   */
+  gradScale?: TensorRef;
   label?: string;
 }
 
@@ -27,18 +32,24 @@ export async function classifierLoss(gpu: Gpu, s: ClassifierLossSpec): Promise<D
   const written = [s.losses.buffer, s.dlogits.buffer];
   if (
     s.losses.buffer === s.dlogits.buffer ||
-    [s.logits, s.targets, s.weights].some((r) => written.includes(r.buffer))
+    [s.logits, s.targets, s.weights, s.gradScale].some((r) => r && written.includes(r.buffer))
   ) {
     throw new HlmError(`${label}: losses and dlogits need their own buffers (WebGPU forbids writable aliasing)`);
   }
   for (const r of [s.targets, s.weights, s.losses])
     if (r.offset) throw new HlmError(`${label}: targets, weights and losses start at offset 0`);
   // A batch's rows are few: 64 invocations a workgroup.
-  const kernel = await gpu.kernel('classifier_loss', { WG: 64 });
-  const { logits, targets, weights, losses, dlogits } = s;
+  const kernel = await gpu.kernel('classifier_loss', { WG: 64, GRAD_SCALE: Boolean(s.gradScale) });
+  const { logits, targets, weights, losses, dlogits, gradScale } = s;
   return gpu.dispatch(label, kernel, {
-    bind: buffers({ logits, targets, weights, losses, dlogits }),
-    params: { rows: s.rows, C: s.C, offLogits: off(logits), offDlogits: off(dlogits) },
+    bind: buffers({ logits, targets, weights, losses, dlogits, ...(gradScale ? { gradScale } : {}) }),
+    params: {
+      rows: s.rows,
+      C: s.C,
+      offLogits: off(logits),
+      offDlogits: off(dlogits),
+      offGradScale: off(gradScale),
+    },
     groups: elementGrid(gpu, kernel, s.rows),
   });
 }

@@ -9,6 +9,10 @@
 //                        the stored logits ← (softmax − onehot)·lossScale in place
 //   dwte += scratchᵀ·h[rows]                     (matmul, beta 1)
 //   dh[rows] = scratch·wte                       (matmul, overwrite)
+// Mixed precision: h and wte may be f16 tensors (packed halves); the fused forward unpacks them as it
+// reads, the backward products take them as matmul's f16 operands, and everything else (softmax,
+// losses, stored logits, dh, dwte) stays f32. The gradients may carry a second GPU scalar, the loss
+// scale of dynamic loss scaling, which the step guard changes on the GPU.
 // Evaluation (losses and argmax only, e.g. LAMBADA) stores no logits at all. The backward reads
 // the stored chunk instead of recomputing it: a recompute would be a fourth product of 2·R·V·d
 // FLOPs, and the chunk is bounded (CE_SCRATCH_BYTES). dwte comes before dh within a chunk, so dh
@@ -19,7 +23,7 @@ import type { Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import { matmul, SOFTWARE_K_SPAN, type MatmulSpec, type MatmulTile } from './matmul.js';
 import { isQuantized, rowWords, type WeightRef } from './matmul-q.js';
-import { checkSizes, grid, off, type TensorRef } from './types.js';
+import { checkSizes, grid, isF16, off, offAny, type TensorRef } from './types.js';
 
 export interface CrossEntropySpec {
   /** Rows (target positions), vocabulary size, model width. */
@@ -30,9 +34,12 @@ export interface CrossEntropySpec {
   logitScale?: number;
   /** Rows per chunk; default: defaultChunkRows(gpu, N, V) with gradients, else all N. */
   chunkRows?: number;
-  /** Final hidden states [N, d]. */
+  /** Final hidden states [N, d]: f32, or f16 (dtype 'f16', offset in halves; then dh cannot overwrite it). */
   h: TensorRef;
-  /** The tied embedding table [V, d] (inside the parameter buffer); packed (src/kernels/matmul-q.ts) forward only. */
+  /**
+   * The tied embedding table [V, d]: f32 (inside the parameter buffer) or an f16 copy (dtype 'f16', offset in halves);
+   * or packed (src/kernels/matmul-q.ts), forward only.
+   */
   wte: WeightRef;
   /**
    * i32 [N]: the target token of each row; < 0 ignores the row (loss 0, no gradient). A target ≥ V gives a NaN loss and
@@ -46,7 +53,12 @@ export interface CrossEntropySpec {
    * `losses`' buffer (outside its N rows).
    */
   lossScale?: TensorRef;
-  /** f32 [N, d] out: the gradient into h, overwritten. May be h itself (same buffer and offset). */
+  /**
+   * f32 scalar multiplying every gradient on top of lossScale (dynamic loss scaling's scale); losses and argmax are
+   * not scaled. Only with dh or dwte. May sit in `losses`' buffer (outside its N rows).
+   */
+  gradScale?: TensorRef;
+  /** f32 [N, d] out: the gradient into h, overwritten. May be h itself (same buffer and offset) when h is f32. */
   dh?: TensorRef;
   /** f32 [V, d]: the gradient into the embedding table, accumulated (+=). */
   dwte?: TensorRef;
@@ -153,8 +165,9 @@ export function logitsPlan(
   return { tile, tiles, splits, parts: splits * (tile.BN / tile.TN), groups: [splits, rowTiles] };
 }
 
+/** The tensor `elements` on (in its own dtype's elements). */
 function at(r: TensorRef, elements: number): TensorRef {
-  return { buffer: r.buffer, offset: (r.offset ?? 0) + elements };
+  return { ...r, offset: offAny(r) + elements };
 }
 
 export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<CrossEntropyHead> {
@@ -169,6 +182,19 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     throw new HlmError(`${label}: the packed table is [${packed.rows}, ${packed.cols}], the head needs [${V}, ${d}]`);
   const wte = s.wte as TensorRef;
   if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
+  if (!grads && s.gradScale) throw new HlmError(`${label}: gradScale scales gradients; give dh or dwte`);
+  for (const [name, r] of [
+    ['targets', s.targets],
+    ['losses', s.losses],
+    ['lossScale', s.lossScale],
+    ['gradScale', s.gradScale],
+    ['dh', s.dh],
+    ['dwte', s.dwte],
+    ['argmax', s.argmax],
+  ] as const)
+    if (isF16(r)) throw new HlmError(`${label}: ${name} must be f32 (only h and wte may be f16)`);
+  const hHalf = isF16(s.h);
+  const eHalf = !packed && isF16(wte);
   if (!grads && s.scratch) throw new HlmError(`${label}: without gradients no logits are stored; give no scratch`);
   const R = s.chunkRows ?? (grads ? defaultChunkRows(gpu, N, V) : N);
   checkSizes(label, { chunkRows: R });
@@ -194,6 +220,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     ['targets', s.targets],
     ['losses', s.losses],
     ['lossScale', s.lossScale],
+    ['gradScale', s.gradScale],
     ['dh', s.dh],
     ['dwte', s.dwte],
     ['argmax', s.argmax],
@@ -209,17 +236,25 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   conflict('argmax', s.argmax, 'targets', s.targets);
   conflict('argmax', s.argmax, 'losses', s.losses);
   conflict('argmax', s.argmax, 'lossScale', s.lossScale);
+  conflict('argmax', s.argmax, 'gradScale', s.gradScale);
+  conflict('gradScale', s.gradScale, 'dh', s.dh); // a later chunk's gradients would read the scale overwritten
+  conflict('gradScale', s.gradScale, 'dwte', s.dwte);
   conflict('dh', s.dh, 'wte', s.wte);
   conflict('dwte', s.dwte, 'h', s.h);
   conflict('dwte', s.dwte, 'wte', s.wte);
+  if (s.dh && s.dh.buffer === s.h.buffer && hHalf)
+    throw new HlmError(`${label}: dh (f32) cannot overwrite an f16 h; give dh a buffer of its own`);
   if (s.dh && s.dh.buffer === s.h.buffer && (s.dh.offset ?? 0) !== (s.h.offset ?? 0))
     throw new HlmError(`${label}: dh may overwrite h only at the same offset`);
-  const scaleInLosses = grads && s.lossScale!.buffer === s.losses.buffer;
-  if (scaleInLosses) {
-    const o = s.lossScale!.offset ?? 0;
-    const lo = s.losses.offset ?? 0;
-    if (o >= lo && o < lo + N) throw new HlmError(`${label}: lossScale lies inside the losses it scales`);
-  }
+  const inLosses = (name: string, r: TensorRef | undefined) => {
+    if (!grads || r?.buffer !== s.losses.buffer) return false;
+    const o = off(r);
+    const lo = off(s.losses);
+    if (o >= lo && o < lo + N) throw new HlmError(`${label}: ${name} lies inside the losses`);
+    return true;
+  };
+  const scaleInLosses = inLosses('lossScale', s.lossScale);
+  const gradScaleInLosses = inLosses('gradScale', s.gradScale);
 
   const kind = gpu.adapter.kind;
   const plan = logitsPlan(kind, R, V, d);
@@ -227,19 +262,25 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const stats = gpu.buffer(`${label} softmax partials`, Math.max(plan.parts * R, tail.parts * (N % R)) * 16);
   own.push(stats);
   const variant = {
-    VEC: !packed && d % 4 === 0 && off(s.h) % 4 === 0 && off(wte) % 4 === 0,
+    VEC: !packed && !hHalf && !eHalf && d % 4 === 0 && offAny(s.h) % 4 === 0 && offAny(wte) % 4 === 0,
     PACKED: Boolean(packed),
+    H_HALF: hHalf,
+    E_HALF: eHalf,
     ...(packed ? { F16: packed.format === 'f16', INT8: packed.format === 'int8', Q4: packed.format === 'q4' } : {}),
     STORE: grads,
     ARGMAX: Boolean(s.argmax),
   };
   const logitsKernel = await gpu.kernel('crossentropy_logits', { ...plan.tile, ...variant });
   const scaleBinding = grads && !scaleInLosses;
+  const gradScaleBinding = Boolean(s.gradScale) && !gradScaleInLosses;
   const rowsKernel = await gpu.kernel('crossentropy_rows', {
     WG: CE_ROWS_WG[kind],
     GRAD: grads,
     ARGMAX: Boolean(s.argmax),
     SCALE_BINDING: scaleBinding,
+    GRAD_SCALE: Boolean(s.gradScale),
+    GRAD_SCALE_BINDING: gradScaleBinding,
+    GRAD_SCALE_IN_LOSSES: gradScaleInLosses,
   });
   const dispatches: Dispatch[] = [];
   const alpha = s.logitScale ?? 1;
@@ -263,8 +304,8 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
           V,
           d,
           tiles: rowPlan.tiles,
-          offH: off(h),
-          offE: packed ? 0 : off(wte),
+          offH: offAny(h),
+          offE: packed ? 0 : offAny(wte),
           offLogits: 0,
           offTargets: off(targets),
           offStats: 0,
@@ -278,6 +319,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     );
     const bind: Record<string, GPUBuffer> = { stats, targets: s.targets.buffer, losses: s.losses.buffer };
     if (scaleBinding) bind.lossScale = s.lossScale!.buffer;
+    if (gradScaleBinding) bind.gradScale = s.gradScale!.buffer;
     if (s.argmax) bind.amax = s.argmax.buffer;
     if (scratch) bind.logits = scratch;
     dispatches.push(
@@ -294,6 +336,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
           offArgmax: off(s.argmax) + r0,
           offLogits: 0,
           nanBits: 0x7fc00000,
+          offGradScale: off(s.gradScale),
         },
         groups: grid(gpu, rows, 1),
       }),

@@ -15,6 +15,9 @@
 // (software adapters; TM = TN = 8) each invocation reads its block's rows of h and E itself.
 // With PACKED (inference on quantized weights, never with VEC) E is a packed table W read through
 // lib/quant.wgsl (F16, INT8 or Q4) and dequantized as it is loaded.
+// With H_HALF (E_HALF) h (E) is an f16 tensor, two halves a u32 word (element 2i in the low half of word
+// i, offset in halves, so rows need not start on a word): the mixed-precision copies (--precision f16).
+// They are unpacked to f32 as they are read; the products, softmax and stored logits stay f32. Never with VEC.
 //#include lib/softmax_state.wgsl
 //#include lib/tile_product.wgsl
 
@@ -23,6 +26,8 @@ const STORE: bool = false;
 const ARGMAX: bool = false;
 const REGS: bool = false;
 const PACKED: bool = false;
+const H_HALF: bool = false;
+const E_HALF: bool = false;
 
 struct Params {
   rows: u32, V: u32, d: u32, tiles: u32,
@@ -35,14 +40,34 @@ struct Params {
 @group(0) @binding(0) var<storage, read> H: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> E: array<vec4<f32>>;
 //#else
+//#if H_HALF
+@group(0) @binding(0) var<storage, read> H: array<u32>;
+fn hAt(r: u32, k: u32) -> f32 { let i = p.offH + r * p.d + k; return unpack2x16float(H[i / 2u])[i % 2u]; }
+// The n ≤ 4 halves of row r of h from k on (zeros after them): two or three words instead of four.
+fn hHalves(r: u32, k: u32, n: u32) -> vec4<f32> {
+  let i = p.offH + r * p.d + k;
+  return halves4(i % 2u, H[i / 2u], H[i / 2u + 1u], H[i / 2u + 2u], n);
+}
+//#else
 @group(0) @binding(0) var<storage, read> H: array<f32>;
+fn hAt(r: u32, k: u32) -> f32 { return H[p.offH + r * p.d + k]; }
+//#endif
 //#if PACKED
 @group(0) @binding(1) var<storage, read> W: array<u32>;
 //#include lib/quant.wgsl
 fn eAt(c: u32, k: u32) -> f32 { return dequant(c, k); }
 //#else
+//#if E_HALF
+@group(0) @binding(1) var<storage, read> E: array<u32>;
+fn eAt(c: u32, k: u32) -> f32 { let i = p.offE + c * p.d + k; return unpack2x16float(E[i / 2u])[i % 2u]; }
+fn eHalves(c: u32, k: u32, n: u32) -> vec4<f32> {
+  let i = p.offE + c * p.d + k;
+  return halves4(i % 2u, E[i / 2u], E[i / 2u + 1u], E[i / 2u + 2u], n);
+}
+//#else
 @group(0) @binding(1) var<storage, read> E: array<f32>;
 fn eAt(c: u32, k: u32) -> f32 { return E[p.offE + c * p.d + k]; }
+//#endif
 //#endif
 //#endif
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
@@ -71,7 +96,7 @@ fn load(m0: u32, n0: u32, k0: u32, tid: u32) {
   for (var i = tid; i < BK * BM; i += THREADS) {
     let kk = i % BK; let mm = i / BK;
     var v = 0.0;
-    if (m0 + mm < p.rows && k0 + kk < p.d) { v = H[p.offH + (m0 + mm) * p.d + k0 + kk]; }
+    if (m0 + mm < p.rows && k0 + kk < p.d) { v = hAt(m0 + mm, k0 + kk); }
     setA(kk * BM + mm, v);
   }
   for (var i = tid; i < BK * BN; i += THREADS) {
@@ -83,24 +108,42 @@ fn load(m0: u32, n0: u32, k0: u32, tid: u32) {
 //#endif
 }
 
-// 4 elements of row r of h (or of E) from k on: one vec4 load, or 4 guarded scalar loads.
+// 4 elements of row r of h (or of E) from k < d on (zeros past d): one vec4 load, the words holding 4 halves,
+// or 4 guarded scalar loads.
 fn h4(r: u32, k: u32) -> vec4<f32> {
 //#if VEC
   return H[(p.offH + r * p.d + k) / 4u];
 //#else
+//#if H_HALF
+  return hHalves(r, k, min(p.d - k, 4u));
+//#else
   var v = vec4<f32>(0.0);
-  for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = H[p.offH + r * p.d + k + j]; } }
+  for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = hAt(r, k + j); } }
   return v;
+//#endif
 //#endif
 }
 fn e4(c: u32, k: u32) -> vec4<f32> {
 //#if VEC
   return E[(p.offE + c * p.d + k) / 4u];
 //#else
+//#if E_HALF
+  return eHalves(c, k, min(p.d - k, 4u));
+//#else
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < 4u; j++) { if (k + j < p.d) { v[j] = eAt(c, k + j); } }
   return v;
 //#endif
+//#endif
+}
+// Halves 0..3 of words w0 w1 w2, from the high half of w0 on when odd; those from n on are 0 (the words past a
+// buffer's end read as whatever robust access gives, and are dropped here).
+fn halves4(odd: u32, w0: u32, w1: u32, w2: u32, n: u32) -> vec4<f32> {
+  let a = unpack2x16float(w0);
+  let b = unpack2x16float(w1);
+  var v = vec4<f32>(a, b);
+  if (odd == 1u) { v = vec4<f32>(a.y, b, unpack2x16float(w2).x); }
+  return select(vec4<f32>(0.0), v, vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
 }
 // a·b0 .. a·b3.
 fn dots(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {

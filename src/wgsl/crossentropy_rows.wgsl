@@ -5,7 +5,10 @@
 //   ARGMAX: amax[r] = the first index of the row's largest logit (NaN first)
 //   GRAD:   logits[r] ← (exp(logits[r] − lse) − onehot(target))·scale in place over the chunk's
 //           stored logits (0 on ignored and out-of-range rows), scale = the loss scale (1 / counted
-//           targets) read from a GPU buffer, so one recorded step serves every batch.
+//           targets) read from a GPU buffer, so one recorded step serves every batch; with GRAD_SCALE
+//           times a second scalar, the gradient multiplier of dynamic loss scaling (mixed precision),
+//           which the step guard changes on the GPU. It multiplies last, so a power of two scales
+//           every gradient exactly; losses and argmax never see it.
 
 //#include lib/rows.wgsl
 //#include lib/softmax_state.wgsl
@@ -15,6 +18,9 @@ const WG: u32 = 256u;
 const RED_WIDTH: u32 = WG;
 const RED_GROUPS: u32 = 1u;
 const ARGMAX: bool = false;
+// The gradient multiplier: none, in a binding of its own, or in the losses' buffer (read through that binding).
+const GRAD_SCALE: bool = false;
+const GRAD_SCALE_IN_LOSSES: bool = false;
 
 alias Red = Softmax;
 fn combine(a: Softmax, b: Softmax, op: u32) -> Softmax { return mergeSoftmax(a, b); }
@@ -22,7 +28,7 @@ fn combine(a: Softmax, b: Softmax, op: u32) -> Softmax { return mergeSoftmax(a, 
 struct Params {
   rows: u32, V: u32, parts: u32, offStats: u32,
   offTargets: u32, offLosses: u32, offScale: u32, offArgmax: u32,
-  offLogits: u32, nanBits: u32,
+  offLogits: u32, nanBits: u32, offGradScale: u32,
 }
 
 @group(0) @binding(0) var<storage, read> stats: array<vec4<f32>>;
@@ -40,6 +46,18 @@ struct Params {
 //#if GRAD
 @group(0) @binding(6) var<storage, read_write> logits: array<f32>;
 //#endif
+//#if GRAD_SCALE_BINDING
+@group(0) @binding(7) var<storage, read> gradScale: array<f32>;
+//#endif
+
+fn gradMultiplier() -> f32 {
+//#if GRAD_SCALE_BINDING
+  return gradScale[p.offGradScale];
+//#else
+  if (GRAD_SCALE_IN_LOSSES) { return losses[p.offGradScale]; }
+  return 1.0;
+//#endif
+}
 
 fn rows() -> u32 { return p.rows; }
 
@@ -66,10 +84,12 @@ fn row(r: u32, t: u32) {
 //#else
   let scale = losses[p.offScale];
 //#endif
+  let multiplier = gradMultiplier();
   let base = p.offLogits + r * p.V;
   for (var c = t; c < p.V; c += WG) {
     var g = 0.0;
     if (counted) { g = (exp(logits[base + c] - lse) - select(0.0, 1.0, c == u32(tgt))) * scale; }
+    if (GRAD_SCALE) { g *= multiplier; }
     logits[base + c] = g;
   }
 //#endif
