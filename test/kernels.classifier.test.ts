@@ -88,3 +88,43 @@ test('huge logits stay finite', async () => {
   gpu.release(k);
   gpu.free(Z, Tg, W, L, D);
 });
+
+test.each([
+  [7, 3, 1024],
+  [5, 1, 0.125],
+])('rows %i, C %i: gradScale %d scales dlogits exactly, not the losses', async (rows, C, k) => {
+  const z = rand.normal(rows * C, 4);
+  const targets = Float32Array.from({ length: rows }, () => (C === 1 ? rand.normal(1, 2)[0] : rand.int(1, C)[0]));
+  const bufs = {
+    Z: gpu.upload('logits', z),
+    Tg: gpu.upload('targets', targets),
+    W: gpu.upload('weights', new Float32Array(rows).fill(1 / rows)),
+    G: gpu.upload('grad scale', Float32Array.of(0, k)),
+    L: gpu.buffer('losses', rows * 4),
+    D: gpu.buffer('dlogits', rows * C * 4),
+  };
+  const spec = {
+    rows,
+    C,
+    logits: { buffer: bufs.Z },
+    targets: { buffer: bufs.Tg },
+    weights: { buffer: bufs.W },
+    losses: { buffer: bufs.L },
+    dlogits: { buffer: bufs.D },
+  };
+  const outputs = async (gradScale?: { buffer: GPUBuffer; offset: number }) => {
+    const kernel = await classifierLoss(gpu, { ...spec, gradScale });
+    await gpu.run([kernel]);
+    gpu.release(kernel);
+    return { losses: await gpu.readF32(bufs.L, 0, rows), dlogits: await gpu.readF32(bufs.D, 0, rows * C) };
+  };
+  const plain = await outputs();
+  const scaled = await outputs({ buffer: bufs.G, offset: 1 });
+  expect(Array.from(scaled.losses)).toEqual(Array.from(plain.losses));
+  let off = 0;
+  for (let i = 0; i < rows * C; i++) if (!(scaled.dlogits[i] === k * plain.dlogits[i])) off++; // NaN counts
+  expect(off).toBe(0);
+  expect(plain.dlogits.some((x) => x !== 0)).toBe(true);
+  await expect(classifierLoss(gpu, { ...spec, gradScale: { buffer: bufs.D } })).rejects.toThrow(/own buffers/);
+  gpu.free(...Object.values(bufs));
+});
