@@ -12,9 +12,15 @@ import { embedding as embeddingRef } from '../reference/embedding.js';
 import { gpt2Forward } from '../reference/gpt2.js';
 import { dequantize, matmulQ as matmulQRef, unpackParams } from '../reference/matmul-q.js';
 
-type Record = (kernel: string, shape: string, got: ArrayLike<number>, ref: ArrayLike<number>, tol: number) => void;
+export type CheckRecord = (
+  kernel: string,
+  shape: string,
+  got: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  tol: number,
+) => void;
 
-export async function checkQuantized(gpu: Gpu, next: () => number, record: Record): Promise<void> {
+export async function checkQuantized(gpu: Gpu, next: () => number, record: CheckRecord): Promise<void> {
   const random = (n: number, scale = 1) => Float32Array.from({ length: n }, () => scale * (2 * next() - 1));
   for (const format of ['f16', 'int8', 'q4'] as QuantFormat[]) {
     // One-row tiles (M < 16) and the big ones.

@@ -26,6 +26,7 @@ import { cwtLoss, cwtLossBackward } from '../reference/cwt.js';
 import { paramLayout } from '../model/params.js';
 import { gpt2LossAndGrads } from '../reference/gpt2.js';
 import { checkQuantized } from './quantized.js';
+import { checkF16Head } from './f16.js';
 
 export interface CheckRow {
   kernel: string;
@@ -179,6 +180,7 @@ export async function selfCheck(
       gpu.free(...Object.values(bufs));
     }
   }
+  await checkF16Head(gpu, next, record);
   // The register kernel (a software adapter's default) with its operands from textures and from storage,
   // every transpose, K % 4 != 0 in TN; then the epilogue (bias, residual, GELU) on this device's default kernel
   // and on split K. With `f16` (a half offset) A and B are first cast to packed f16 (castF16) and read as such;
