@@ -1,6 +1,6 @@
 // The fused CE head's forward over a packed vocabulary table (inference with --weights f16|int8|q4) against
 // float64 of the table the packed words hold: losses and argmax on odd N, V and d (q4's last group padded), the
-// codes at a word offset inside their buffer, under the software and the hardware plans.
+// codes at a word offset inside their buffer, under the software and the hardware plans; f16 hidden states too.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -9,6 +9,7 @@ import { rowWords, type QuantFormat } from '../src/kernels/matmul-q.js';
 import { quantizeMatrix } from '../src/model/quantize.js';
 import { dequantize } from '../src/reference/matmul-q.js';
 import { crossEntropyTied } from '../src/reference/crossentropy.js';
+import { packF16, roundF16 } from '../src/util/f16.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -26,8 +27,9 @@ function argmaxRows(x: Float64Array, N: number, V: number): number[] {
   });
 }
 
-async function runCase(format: QuantFormat, N: number, V: number, d: number, hardware = false) {
-  const h = rand.uniform(N * d);
+async function runCase(format: QuantFormat, N: number, V: number, d: number, hardware = false, hHalf = false) {
+  // An f16 h (mixed precision) holds the rounded values, at an odd offset in halves.
+  const h = hHalf ? roundF16(rand.uniform(N * d)) : rand.uniform(N * d);
   const E = rand.uniform(V * d);
   const targets = Int32Array.from(rand.int(N, V));
   targets[1] = -1;
@@ -37,7 +39,7 @@ async function runCase(format: QuantFormat, N: number, V: number, d: number, har
   buf.set(words, before);
   const ref = crossEntropyTied(h, dequantize(format, words, V, d), targets, N, V, d);
 
-  const H = gpu.upload('h', h);
+  const H = gpu.upload('h', hHalf ? packF16([0, ...h]) : h);
   const W = gpu.upload('packed table', buf);
   const T = gpu.upload('targets', targets);
   const L = gpu.buffer('losses', N * 4);
@@ -51,7 +53,7 @@ async function runCase(format: QuantFormat, N: number, V: number, d: number, har
       N,
       V,
       d,
-      h: { buffer: H },
+      h: hHalf ? { buffer: H, offset: 1, dtype: 'f16' } : { buffer: H },
       wte: { format, rows: V, cols: d, buffer: W, offset: before, scales: before + V * rowWords(format, d) },
       targets: { buffer: T },
       losses: { buffer: L },
@@ -79,6 +81,10 @@ describe('fused CE head over a packed table', () => {
       await runCase(format, 19, 133, 70, true);
     });
   }
+  test('q4 with f16 hidden states (mixed precision), both plans', async () => {
+    await runCase('q4', 13, 101, 37, false, true);
+    await runCase('q4', 13, 101, 37, true, true);
+  });
 
   test('a table of the wrong shape is refused', async () => {
     const W = gpu.buffer('packed table', 4096);
