@@ -183,7 +183,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const wte = s.wte as TensorRef;
   if (grads && !s.lossScale) throw new HlmError(`${label}: gradients need a lossScale buffer (1 / counted targets)`);
   if (!grads && s.gradScale) throw new HlmError(`${label}: gradScale scales gradients; give dh or dwte`);
-  for (const [name, r] of [
+  const refs: [string, TensorRef | undefined][] = [
+    ['h', s.h],
+    ['wte', s.wte],
     ['targets', s.targets],
     ['losses', s.losses],
     ['lossScale', s.lossScale],
@@ -191,7 +193,8 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     ['dh', s.dh],
     ['dwte', s.dwte],
     ['argmax', s.argmax],
-  ] as const)
+  ];
+  for (const [name, r] of refs.slice(2))
     if (isF16(r)) throw new HlmError(`${label}: ${name} must be f32 (only h and wte may be f16)`);
   const hHalf = isF16(s.h);
   const eHalf = !packed && isF16(wte);
@@ -214,17 +217,6 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     if (!s.scratch) own.push(scratch);
   }
 
-  const refs: [string, TensorRef | undefined][] = [
-    ['h', s.h],
-    ['wte', s.wte],
-    ['targets', s.targets],
-    ['losses', s.losses],
-    ['lossScale', s.lossScale],
-    ['gradScale', s.gradScale],
-    ['dh', s.dh],
-    ['dwte', s.dwte],
-    ['argmax', s.argmax],
-  ];
   for (const [name, r] of refs)
     if (scratch && r?.buffer === scratch)
       throw new HlmError(`${label}: ${name} must not share the logits scratch buffer`);
