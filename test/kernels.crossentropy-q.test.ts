@@ -29,7 +29,7 @@ function argmaxRows(x: Float64Array, N: number, V: number): number[] {
 
 async function runCase(format: QuantFormat, N: number, V: number, d: number, hardware = false, hHalf = false) {
   // An f16 h (mixed precision) holds the rounded values, at an odd offset in halves.
-  const h = hHalf ? roundF16(rand.uniform(N * d)) : rand.uniform(N * d);
+  const h = hHalf ? rand.uniform(N * d).map(roundF16) : rand.uniform(N * d);
   const E = rand.uniform(V * d);
   const targets = Int32Array.from(rand.int(N, V));
   targets[1] = -1;

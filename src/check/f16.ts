@@ -14,8 +14,8 @@ export async function checkF16Head(gpu: Gpu, next: () => number, record: CheckRe
   const temperature = 0.7;
   const lossScale = 1024;
   const random = (n: number) => Float32Array.from({ length: n }, () => 2 * next() - 1);
-  const h = roundF16(random(N * d));
-  const E = roundF16(random(V * d));
+  const h = random(N * d).map(roundF16);
+  const E = random(V * d).map(roundF16);
   const dwte0 = random(V * d);
   const targets = Int32Array.from({ length: N }, (_, i) => (i === 5 ? -1 : Math.floor(next() * V)));
   const count = targets.filter((t) => t >= 0).length;
