@@ -8,11 +8,11 @@
 //   - the specs refused (dh over an f16 h, f16 outputs, a multiplier without gradients).
 // Tolerances: the inputs are exactly representable in f32 and the arithmetic is f32, so the errors are those of the
 // f32 head (kernels.crossentropy.test.ts: 1e-5); only the reference's inputs are rounded to f16.
-import { openTestGpu } from './helpers/gpu.js';
+import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import { expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { crossEntropyHead } from '../src/kernels/crossentropy.js';
+import { crossEntropyHead, type CrossEntropySpec } from '../src/kernels/crossentropy.js';
 import type { TensorRef } from '../src/kernels/types.js';
 import { crossEntropyTied, crossEntropyTiedBackward } from '../src/reference/crossentropy.js';
 import { packF16, roundF16 } from '../src/util/f16.js';
@@ -101,10 +101,7 @@ async function runCase(c: Case) {
   const G = c.dwte ? gpu.upload('dwte', padded(rand, dwte0, 5)) : undefined;
   const A = grads ? undefined : gpu.buffer('argmax', N * 4);
 
-  const adapter = gpu.adapter as { kind: string };
-  const kind = adapter.kind;
-  if (c.hardware) adapter.kind = 'hardware';
-  const head = await crossEntropyHead(gpu, {
+  const spec: CrossEntropySpec = {
     N,
     V,
     d,
@@ -119,7 +116,8 @@ async function runCase(c: Case) {
     dh: DH && { buffer: DH, offset: 1 },
     dwte: G && { buffer: G, offset: 5 },
     argmax: A && { buffer: A },
-  }).finally(() => (adapter.kind = kind));
+  };
+  const head = await asAdapterKind(gpu, c.hardware ? 'hardware' : gpu.adapter.kind, () => crossEntropyHead(gpu, spec));
   try {
     await gpu.run(head.dispatches);
     return {
