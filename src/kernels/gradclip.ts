@@ -29,6 +29,8 @@ export interface GradClipSpec {
   scaleOut: TensorRef;
   /** f32 scalar out: the norm before clipping (for metrics). May share scaleOut's buffer. */
   normOut?: TensorRef;
+  /** Loss scaling: f32 scalar S the gradients carry; the norm written is ‖g‖/S and the scale includes 1/S. */
+  unscale?: TensorRef;
   label?: string;
   /** Cap on workgroups along x (default: the adapter's limit); tests lower it to exercise the fold into y. */
   maxGroupsX?: number;
@@ -70,10 +72,25 @@ export async function gradClip(gpu: Gpu, s: GradClipSpec): Promise<Dispatch[]> {
     }),
   );
   const normBinding = Boolean(s.normOut) && !sameBuffer;
-  const finish = await gpu.kernel('gradclip_finish', { NORM: Boolean(s.normOut), NORM_BINDING: normBinding });
+  const finish = await gpu.kernel('gradclip_finish', {
+    NORM: Boolean(s.normOut),
+    NORM_BINDING: normBinding,
+    UNSCALE: Boolean(s.unscale),
+  });
   const d2 = gpu.dispatch(`${label} norm and scale`, finish, {
-    bind: { partials, scaleOut: s.scaleOut.buffer, ...(normBinding ? { normOut: s.normOut!.buffer } : {}) },
-    params: { count, offScale: off(s.scaleOut), offNorm: off(s.normOut), maxNorm: s.maxNorm },
+    bind: {
+      partials,
+      scaleOut: s.scaleOut.buffer,
+      ...(normBinding ? { normOut: s.normOut!.buffer } : {}),
+      ...(s.unscale ? { unscale: s.unscale.buffer } : {}),
+    },
+    params: {
+      count,
+      offScale: off(s.scaleOut),
+      offNorm: off(s.normOut),
+      maxNorm: s.maxNorm,
+      offUnscale: off(s.unscale),
+    },
     groups: [1],
     owned: [partials],
   });

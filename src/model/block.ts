@@ -14,6 +14,11 @@
 //             LayerNorm backward; weight gradients accumulate (+=) into the flat gradient
 //             buffer, which each step clears first. Bias gradients are column sums, done as a
 //             1 x N ones-vector matmul so the same tested kernel serves.
+// Mixed precision (the model's f16 copy of its weights, BlockWeights.half): every matmul reads f16
+// operands and accumulates in f32. Each activation a product reads (ln1, qkv for attention, y,
+// ln2, gelu) gets an f16 copy right after it is written, and the backward rounds each output
+// gradient to f16 before its two products; LayerNorm, GELU, softmax, residuals, bias gradients
+// and every result stay f32.
 import type { Command, Copy, Dispatch, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
@@ -25,11 +30,12 @@ import {
 } from '../kernels/attention.js';
 import { add } from '../kernels/add.js';
 import { attentionDecode } from '../kernels/attention-decode.js';
+import { castF16 } from '../kernels/cast.js';
 import { geluBackward, geluForward } from '../kernels/gelu.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { matmul, type MatmulTile } from '../kernels/matmul.js';
 import { matmulQ, type QuantizedRef } from '../kernels/matmul-q.js';
-import type { TensorRef } from '../kernels/types.js';
+import { off, type TensorRef } from '../kernels/types.js';
 import type { BlockTensorName } from './params.js';
 
 const F32 = 4;
@@ -57,11 +63,23 @@ export interface BlockActs {
   ln2Stats: GPUBuffer;
   fc: GPUBuffer; // [N, 4d] before GELU
   gelu: GPUBuffer; // [N, 4d]
+  /** Mixed precision: f16 copies of what the products read. */
+  half?: { ln1: GPUBuffer; qkv: GPUBuffer; y: GPUBuffer; ln2: GPUBuffer; gelu: GPUBuffer };
 }
 
-export function createBlockActs(scope: GpuScope, N: number, d: number, name: string): BlockActs {
+/** Bytes of n halves packed two to a word. */
+export const halfBytes = (n: number): number => Math.ceil(n / 2) * 4;
+
+/** An f16 TensorRef over a whole buffer of packed halves. */
+export const half = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset, dtype: 'f16' });
+
+export function createBlockActs(scope: GpuScope, N: number, d: number, name: string, f16 = false): BlockActs {
   const b = (what: string, floats: number) => scope.buffer(`${name}.${what}`, floats * F32);
+  const h = (what: string, n: number) => scope.buffer(`${name}.${what} (f16)`, halfBytes(n));
   return {
+    half: f16
+      ? { ln1: h('ln1', N * d), qkv: h('qkv', N * 3 * d), y: h('y', N * d), ln2: h('ln2', N * d), gelu: h('gelu', N * 4 * d) }
+      : undefined,
     x: b('x', N * d),
     ln1: b('ln1', N * d),
     ln1Stats: b('ln1 stats', 2 * N),
@@ -83,12 +101,15 @@ export interface BlockGradScratch {
   dqkv: GPUBuffer; // [N, 3d]
   dfc: GPUBuffer; // [N, 4d]
   ones: GPUBuffer; // [N] of 1 (bias gradients)
+  /** Mixed precision: an output gradient rounded to f16 before its products, [N, 4d] halves. */
+  dHalf?: GPUBuffer;
 }
 
-export function createBlockGradScratch(gpu: Gpu, scope: GpuScope, N: number, d: number): BlockGradScratch {
+export function createBlockGradScratch(gpu: Gpu, scope: GpuScope, N: number, d: number, f16 = false): BlockGradScratch {
   const ones = scope.buffer('ones', N * F32);
   gpu.write(ones, new Float32Array(N).fill(1));
   return {
+    dHalf: f16 ? scope.buffer('output gradient (f16)', halfBytes(N * 4 * d)) : undefined,
     dres: scope.buffer('dres', N * d * F32),
     dln: scope.buffer('dln', N * d * F32),
     dy: scope.buffer('dy', N * d * F32),
@@ -100,11 +121,12 @@ export function createBlockGradScratch(gpu: Gpu, scope: GpuScope, N: number, d: 
 
 /** How a block's attention gets from its packed q|k|v rows to its output rows. */
 export interface BlockAttention {
-  forward(l: number, qkv: GPUBuffer, out: GPUBuffer, label: string): Promise<Command[]>;
+  /** qkv: the f32 c_attn output, or (mixed precision) its f16 copy. */
+  forward(l: number, qkv: TensorRef, out: GPUBuffer, label: string): Promise<Command[]>;
   /** dqkv (overwritten) from dout, given what the forward read (qkv) and wrote (out). */
   backward(
     l: number,
-    qkv: GPUBuffer,
+    qkv: TensorRef,
     out: GPUBuffer,
     dout: GPUBuffer,
     dqkv: GPUBuffer,
@@ -133,11 +155,11 @@ export function sequenceAttention(gpu: Gpu, scope: GpuScope, o: SequenceAttentio
     scope.adopt(layer.lse);
     return layer;
   });
-  const common = (l: number, qkv: GPUBuffer, label: string) => ({
+  const common = (l: number, qkv: TensorRef, label: string) => ({
     ...shape,
     causal: o.causal,
     lengths: o.lengths,
-    qkv: at(qkv),
+    qkv,
     layer: layers[l],
     label,
   });
@@ -194,17 +216,17 @@ export class CachedAttention implements BlockAttention {
     return this.kv[l];
   }
 
-  async forward(l: number, qkv: GPUBuffer, out: GPUBuffer, label: string): Promise<Command[]> {
+  async forward(l: number, qkv: TensorRef, out: GPUBuffer, label: string): Promise<Command[]> {
     const { d, nHead, maxLen, length } = this.o;
     const append: Copy = {
-      copy: { from: qkv, fromOffset: d * F32, to: this.kv[l], toOffset: 0, size: 2 * d * F32 },
+      copy: { from: qkv.buffer, fromOffset: (off(qkv) + d) * F32, to: this.kv[l], toOffset: 0, size: 2 * d * F32 },
     };
     this.appends.push(append);
     const attend = await attentionDecode(this.gpu, {
       d,
       nHead,
       maxLen,
-      q: at(qkv),
+      q: qkv,
       kv: at(this.kv[l]),
       length,
       out: at(out),
@@ -234,6 +256,8 @@ export interface BlockWeights {
   grad(l: number, name: BlockTensorName): TensorRef;
   /** Inference with packed weights: a linear layer's weight in its packed format (undefined: f32 in param). */
   packed?(l: number, name: BlockTensorName): QuantizedRef | undefined;
+  /** Mixed precision: a weight's f16 copy, which the products read (the model refreshes it each forward). */
+  half?(l: number, name: BlockTensorName): TensorRef;
 }
 
 export interface BlockSpec {
@@ -259,8 +283,14 @@ export async function blockForward(s: BlockSpec, l: number, a: BlockActs, out: G
   // A linear layer y = x·W + b (W is [in, out], Conv1D layout) in one dispatch: the bias, and a residual
   // added to it or GELU of it (y keeps the pre-activation), ride in the matmul's epilogue. Packed weights
   // (inference) take matmulQ, which has no epilogue: the bias, residual and GELU follow as dispatches of their own.
+  const hw = weights.half;
+  const hx = a.half;
+  if (hw && !hx) throw new HlmError(`${h}: f16 weights need the block's f16 activation copies`);
+  // Mixed precision: an f16 copy of an activation a product reads, right after it is written.
+  const toHalf = async (x: GPUBuffer, copy: GPUBuffer, n: number, what: string): Promise<Dispatch[]> =>
+    scope.keep([await castF16(gpu, { n, src: at(x), dst: half(copy), label: `${h} ${what} to f16` })]);
   const linear = async (
-    x: GPUBuffer,
+    x: TensorRef,
     w: LinearName,
     y: GPUBuffer,
     nIn: number,
@@ -276,8 +306,8 @@ export async function blockForward(s: BlockSpec, l: number, a: BlockActs, out: G
           N: nOut,
           K: nIn,
           tile,
-          a: at(x),
-          b: P(`${w}.weight`),
+          a: x,
+          b: hw ? hw(l, `${w}.weight`) : P(`${w}.weight`),
           c: at(y),
           bias: P(`${w}.bias`),
           residual: then.residual && at(then.residual),
@@ -287,7 +317,7 @@ export async function blockForward(s: BlockSpec, l: number, a: BlockActs, out: G
       );
     const out = at(y);
     return scope.keep([
-      await matmulQ(gpu, { M: N, N: nOut, K: nIn, a: at(x), w: packed, c: out, label: `${label} x·W` }),
+      await matmulQ(gpu, { M: N, N: nOut, K: nIn, a: x, w: packed, c: out, label: `${label} x·W` }),
       await add(gpu, { rows: N, cols: nOut, out, b: P(`${w}.bias`), bStrides: [0, 1], label: `${label} +b` }),
       ...(then.residual
         ? [await add(gpu, { rows: N, cols: nOut, out, b: at(then.residual), label: `${label} +x` })]
@@ -312,14 +342,29 @@ export async function blockForward(s: BlockSpec, l: number, a: BlockActs, out: G
         label: `${h} ${w}`,
       }),
     );
+  if (!hw || !hx)
+    return [
+      await norm(a.x, 'ln_1', a.ln1, a.ln1Stats),
+      ...(await linear(at(a.ln1), 'attn.c_attn', a.qkv, d, 3 * d, `${h} c_attn`)),
+      ...(await s.attention.forward(l, at(a.qkv), a.y, `${h} attn`)),
+      ...(await linear(at(a.y), 'attn.c_proj', a.xm, d, d, `${h} attn.c_proj`, { residual: a.x })),
+      await norm(a.xm, 'ln_2', a.ln2, a.ln2Stats),
+      ...(await linear(at(a.ln2), 'mlp.c_fc', a.fc, d, 4 * d, `${h} c_fc`, { gelu: a.gelu })),
+      ...(await linear(at(a.gelu), 'mlp.c_proj', out, 4 * d, d, `${h} mlp.c_proj`, { residual: a.xm })),
+    ];
   return [
     await norm(a.x, 'ln_1', a.ln1, a.ln1Stats),
-    ...(await linear(a.ln1, 'attn.c_attn', a.qkv, d, 3 * d, `${h} c_attn`)),
-    ...(await s.attention.forward(l, a.qkv, a.y, `${h} attn`)),
-    ...(await linear(a.y, 'attn.c_proj', a.xm, d, d, `${h} attn.c_proj`, { residual: a.x })),
+    ...(await toHalf(a.ln1, hx.ln1, N * d, 'ln_1')),
+    ...(await linear(half(hx.ln1), 'attn.c_attn', a.qkv, d, 3 * d, `${h} c_attn`)),
+    ...(await toHalf(a.qkv, hx.qkv, N * 3 * d, 'qkv')),
+    ...(await s.attention.forward(l, half(hx.qkv), a.y, `${h} attn`)),
+    ...(await toHalf(a.y, hx.y, N * d, 'attn out')),
+    ...(await linear(half(hx.y), 'attn.c_proj', a.xm, d, d, `${h} attn.c_proj`, { residual: a.x })),
     await norm(a.xm, 'ln_2', a.ln2, a.ln2Stats),
-    ...(await linear(a.ln2, 'mlp.c_fc', a.fc, d, 4 * d, `${h} c_fc`, { gelu: a.gelu })),
-    ...(await linear(a.gelu, 'mlp.c_proj', out, 4 * d, d, `${h} mlp.c_proj`, { residual: a.xm })),
+    ...(await toHalf(a.ln2, hx.ln2, N * d, 'ln_2')),
+    ...(await linear(half(hx.ln2), 'mlp.c_fc', a.fc, d, 4 * d, `${h} c_fc`, { gelu: a.gelu })),
+    ...(await toHalf(a.gelu, hx.gelu, N * 4 * d, 'gelu')),
+    ...(await linear(half(hx.gelu), 'mlp.c_proj', out, 4 * d, d, `${h} mlp.c_proj`, { residual: a.xm })),
   ];
 }
 
@@ -332,9 +377,13 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
   const P = (name: BlockTensorName) => weights.param(l, name);
   const G = (name: BlockTensorName) => weights.grad(l, name);
   const h = `${s.label ?? ''}h${l}`;
-  // Gradients of y = x·W + b given dy: dx (overwritten), dW += xᵀ·dy, db += 1ᵀ·dy.
+  const hw = weights.half;
+  const hx = a.half;
+  if (hw && !(hx && g.dHalf)) throw new HlmError(`${h}: f16 weights need the block's f16 activations and scratch`);
+  // Gradients of y = x·W + b given dy: dx (overwritten), dW += xᵀ·dy, db += 1ᵀ·dy. Mixed precision: x is the
+  // forward's f16 copy, and dy is rounded to f16 for the two products (the bias gradient sums the f32 dy).
   const linearBack = async (
-    x: GPUBuffer,
+    x: TensorRef,
     dy: GPUBuffer,
     w: LinearName,
     dx: GPUBuffer,
@@ -342,14 +391,19 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
     nOut: number,
     label: string,
   ) => [
+    ...(hw
+      ? scope.keep([
+          await castF16(gpu, { n: N * nOut, src: at(dy), dst: half(g.dHalf!), label: `${label} dy to f16` }),
+        ])
+      : []),
     ...scope.keep(
       await matmul(gpu, {
         M: N,
         N: nIn,
         K: nOut,
         transB: true,
-        a: at(dy),
-        b: P(`${w}.weight`),
+        a: hw ? half(g.dHalf!) : at(dy),
+        b: hw ? hw(l, `${w}.weight`) : P(`${w}.weight`),
         c: at(dx),
         label: `${label} dx`,
       }),
@@ -361,8 +415,8 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
         K: N,
         transA: true,
         beta: 1,
-        a: at(x),
-        b: at(dy),
+        a: x,
+        b: hw ? half(g.dHalf!) : at(dy),
         c: G(`${w}.weight`),
         label: `${label} dW`,
       }),
@@ -396,9 +450,12 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
         label: `${h} ${w} backward`,
       }),
     );
+  // What the products read: the forward's f16 copies under mixed precision.
+  const X = (name: 'ln1' | 'y' | 'ln2' | 'gelu'): TensorRef => (hw ? half(hx![name]) : at(a[name]));
+  const qkv = hw ? half(hx!.qkv) : at(a.qkv);
   // dres = dL/d(out): the MLP branch's output gradient, and (unchanged) dL/dxm's residual share.
   return [
-    ...(await linearBack(a.gelu, g.dres, 'mlp.c_proj', g.dfc, 4 * d, d, `${h} mlp.c_proj`)),
+    ...(await linearBack(X('gelu'), g.dres, 'mlp.c_proj', g.dfc, 4 * d, d, `${h} mlp.c_proj`)),
     scope.keep(
       await geluBackward(gpu, {
         n: N * 4 * d,
@@ -408,11 +465,11 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
         label: `${h} gelu backward`,
       }),
     ),
-    ...(await linearBack(a.ln2, g.dfc, 'mlp.c_fc', g.dln, d, 4 * d, `${h} c_fc`)),
+    ...(await linearBack(X('ln2'), g.dfc, 'mlp.c_fc', g.dln, d, 4 * d, `${h} c_fc`)),
     ...(await normBack(g.dln, a.xm, 'ln_2', a.ln2Stats)),
-    ...(await linearBack(a.y, g.dres, 'attn.c_proj', g.dy, d, d, `${h} attn.c_proj`)),
-    ...(await s.attention.backward(l, a.qkv, a.y, g.dy, g.dqkv, `${h} attn backward`)),
-    ...(await linearBack(a.ln1, g.dqkv, 'attn.c_attn', g.dln, d, 3 * d, `${h} c_attn`)),
+    ...(await linearBack(X('y'), g.dres, 'attn.c_proj', g.dy, d, d, `${h} attn.c_proj`)),
+    ...(await s.attention.backward(l, qkv, a.y, g.dy, g.dqkv, `${h} attn backward`)),
+    ...(await linearBack(X('ln1'), g.dqkv, 'attn.c_attn', g.dln, d, 3 * d, `${h} c_attn`)),
     ...(await normBack(g.dln, a.x, 'ln_1', a.ln1Stats)),
   ];
 }

@@ -5,6 +5,9 @@
 // For inference the weights may be packed (`weights`: f16, int8, q4; src/model/quantize.ts): the linear layers,
 // the token table and the output projection then live in a packed buffer, quantized once by writeParams, and
 // the f32 rest (layer norms, biases, position embeddings) in a compact float buffer.
+// Mixed precision (`precision: 'f16'`): the f32 parameters stay the master copy the optimizer updates;
+// the forward starts by rounding them all into an f16 copy (`half`), which every product of the
+// blocks reads, with f16 copies of the activations (src/model/block.ts).
 // The head is chosen by the trainer (src/model/heads.ts): it reads the final hidden states
 // `hf` and writes `dhf`, the gradient the backward starts from, plus its share of dwte.
 import type { Command, Copy, Gpu } from '../gpu/device.js';
@@ -18,6 +21,7 @@ import {
   type EmbeddingIndexBuffers,
 } from '../kernels/embedding.js';
 import { embeddingForwardQ } from '../kernels/embedding-q.js';
+import { castF16 } from '../kernels/cast.js';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm.js';
 import { isQuantized, type QuantizedRef, type WeightFormat, type WeightRef } from '../kernels/matmul-q.js';
 import type { TensorRef } from '../kernels/types.js';
@@ -27,6 +31,8 @@ import {
   CachedAttention,
   createBlockActs,
   createBlockGradScratch,
+  half,
+  halfBytes,
   ROW_TILES,
   sequenceAttention,
   type BlockActs,
@@ -77,7 +83,11 @@ export interface Gpt2Options {
   scope?: GpuScope;
   /** How the weights are stored (default f32); packed formats are for inference (no train). */
   weights?: WeightFormat;
+  /** The products' operands: f32, or f16 copies of the weights and activations (mixed precision). Default f32. */
+  precision?: Precision;
 }
+
+export type Precision = 'f32' | 'f16';
 
 export class Gpt2 {
   readonly layout: ParamLayout;
@@ -86,6 +96,9 @@ export class Gpt2 {
   readonly params: GPUBuffer;
   readonly grads?: GPUBuffer;
   readonly weights: WeightFormat;
+  readonly precision: Precision;
+  /** Mixed precision: the f16 copy of params the products read, refreshed at the start of every forward. */
+  readonly half?: GPUBuffer;
   /** With packed weights: where each tensor lives, and the packed buffer. */
   readonly quant?: QuantLayout;
   readonly packed?: GPUBuffer;
@@ -117,11 +130,15 @@ export class Gpt2 {
     kvCache: number | undefined,
     scope: GpuScope,
     weights: WeightFormat,
+    precision: Precision,
   ) {
     this.scope = scope;
     this.layout = paramLayout(config);
     this.N = B * T;
     this.weights = weights;
+    this.precision = precision;
+    if (precision === 'f16' && (weights !== 'f32' || kvCache))
+      throw new HlmError('mixed precision (f16) is for training and scoring a model with f32 master weights');
     if (T > config.n_positions)
       throw new HlmError(`sequence length ${T} exceeds the model's n_positions ${config.n_positions}`);
     if (weights !== 'f32' && train)
@@ -133,7 +150,10 @@ export class Gpt2 {
         throw new HlmError('shareWith: a training model must share a model that has gradients');
       if (shareWith.weights !== weights)
         throw new HlmError(`shareWith: the model's weights are ${shareWith.weights}, not ${weights}`);
+      if (shareWith.precision !== precision)
+        throw new HlmError(`shareWith: the model's precision is ${shareWith.precision}, not ${precision}`);
       this.params = shareWith.params;
+      this.half = shareWith.half;
       this.grads = train ? shareWith.grads : undefined;
       this.quant = shareWith.quant;
       this.packed = shareWith.packed;
@@ -144,6 +164,7 @@ export class Gpt2 {
     } else {
       this.params = scope.buffer('params', this.layout.total * F32);
       if (train) this.grads = scope.buffer('grads', this.layout.total * F32);
+      if (precision === 'f16') this.half = scope.buffer('params (f16 copy)', halfBytes(this.layout.total));
     }
     this.tokens = scope.buffer('tokens', (kvCache ? 2 : this.N) * 4);
     if (padding) this.lengths = scope.buffer('lengths', B * 4);
@@ -162,7 +183,20 @@ export class Gpt2 {
     const scope = opts.scope ? opts.scope.scope(`gpt2 ${B}x${T}`) : gpu.scope(`gpt2 ${B}x${T}`);
     try {
       const weights = opts.weights ?? opts.shareWith?.weights ?? 'f32';
-      const m = new Gpt2(gpu, config, B, T, train, opts.padding ?? false, opts.shareWith, kvCache, scope, weights);
+      const precision = opts.precision ?? opts.shareWith?.precision ?? 'f32';
+      const m = new Gpt2(
+        gpu,
+        config,
+        B,
+        T,
+        train,
+        opts.padding ?? false,
+        opts.shareWith,
+        kvCache,
+        scope,
+        weights,
+        precision,
+      );
       await m.build(train, kvCache);
       return m;
     } catch (e) {
@@ -186,6 +220,15 @@ export class Gpt2 {
   /** The output projection [V, d] (src/model/params.ts's outputWeight), and its gradient. */
   output(): TensorRef {
     return this.P(outputWeight(this.config));
+  }
+  /** Mixed precision: the f16 copy of a parameter tensor. */
+  PH(name: string): TensorRef {
+    if (!this.half) throw new HlmError('this model keeps no f16 copy of its weights (precision f32)');
+    return half(this.half, findTensor(this.layout, name).offset);
+  }
+  /** The output projection's f16 copy (mixed precision). */
+  outputHalf(): TensorRef {
+    return this.PH(outputWeight(this.config));
   }
   /** The output projection as stored (packed with quantized weights). */
   outputWeight(): WeightRef {
@@ -231,11 +274,16 @@ export class Gpt2 {
   private async build(train: boolean, kvCache?: number): Promise<void> {
     const { gpu, N, B, T, scope } = this;
     const { n_embd: d, n_layer: L, n_head: H, layer_norm_epsilon: eps, causal } = this.config;
-    for (let l = 0; l < L; l++) this.layers.push(createBlockActs(scope, N, d, `h${l}`));
+    const f16 = this.precision === 'f16';
+    for (let l = 0; l < L; l++) this.layers.push(createBlockActs(scope, N, d, `h${l}`, f16));
     const xL = scope.buffer('x final', N * d * F32);
     const lnfStats = scope.buffer('ln_f stats', 2 * N * F32);
     const at = (buffer: GPUBuffer, offset = 0): TensorRef => ({ buffer, offset });
     const f: Command[] = [];
+    if (this.half) {
+      const n = this.layout.total;
+      f.push(scope.keep(await castF16(gpu, { n, src: at(this.params), dst: half(this.half), label: 'params to f16' })));
+    }
 
     let wpe = this.P('transformer.wpe.weight');
     let attention: BlockAttention;
@@ -271,6 +319,7 @@ export class Gpt2 {
         param: (l, name) => this.PB(l, name),
         grad: (l, name) => this.GB(l, name),
         packed: (l, name) => this.packedRef(blockTensor(this.layout, l, name)),
+        half: this.half ? (l, name) => half(this.half!, blockTensor(this.layout, l, name).offset) : undefined,
       },
       attention,
       tile: kvCache ? ROW_TILES[gpu.adapter.kind] : undefined,
@@ -309,7 +358,7 @@ export class Gpt2 {
     if (!train) return;
 
     // Backward. Scratch shared by all layers.
-    const g = createBlockGradScratch(gpu, scope, N, d);
+    const g = createBlockGradScratch(gpu, scope, N, d, f16);
     this.index = createEmbeddingIndex(gpu, N, 'embedding index');
     scope.adopt(...embeddingIndexBuffers(this.index));
 

@@ -8,13 +8,19 @@
 //        It is the CE head's computation with the gathered target embeddings as a K-row
 //        "vocabulary" and target k = k, so the same fused kernels serve: K×K scores in tiles
 //        folded into online softmax states, stored a row chunk at a time for the backward only.
+// Mixed precision (a model with precision f16): both heads round the hidden states (and the CWT
+// head its gathered target embeddings) to f16 and read the output weight's f16 copy; scores,
+// softmax, losses and gradients stay f32. With loss scaling the gradients are multiplied by the
+// scale the update keeps on the GPU (`gradScale`); the losses are not.
 import type { Command, Dispatch } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
+import { castF16 } from '../kernels/cast.js';
 import { crossEntropyHead, lossMean } from '../kernels/crossentropy.js';
 import { createEmbeddingIndex, scatterAddRows, writeEmbeddingIndex } from '../kernels/embedding.js';
 import { gatherRows, scatterRows } from '../kernels/rows.js';
 import type { TensorRef } from '../kernels/types.js';
+import { half, halfBytes } from './block.js';
 import { embeddingIndexBuffers, type Gpt2 } from './gpt2.js';
 
 export interface Head {
@@ -52,6 +58,16 @@ function targetAt(t: ArrayLike<number>, i: number, V: number): number {
   return v;
 }
 
+/**
+ * What the CE kernels read as the hidden states: `H` itself, or (mixed precision) an f16 copy the returned cast fills.
+ */
+async function halfOf(model: Gpt2, scope: GpuScope, H: GPUBuffer, n: number, what: string) {
+  if (model.precision !== 'f16') return { ref: { buffer: H } as TensorRef, cast: [] as Dispatch[] };
+  const copy = scope.buffer(`${what} (f16)`, halfBytes(n));
+  const cast = await castF16(model.gpu, { n, src: { buffer: H }, dst: half(copy), label: `${what} to f16` });
+  return { ref: half(copy), cast: [scope.keep(cast)] };
+}
+
 /** `move` (gatherRows or scatterRows) of K rows from src to dst at the rows positions names, kept by the scope. */
 async function moveRows(
   move: typeof gatherRows,
@@ -77,6 +93,8 @@ export interface CeOptions {
    * states are gathered first, so the V-wide head costs K rows instead of B·T. Default B·T.
    */
   rows?: number;
+  /** Loss scaling: f32 scalar on the GPU multiplying every gradient (not the loss). */
+  gradScale?: TensorRef;
 }
 
 export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<Head> {
@@ -93,13 +111,14 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
   const positions = gathered ? scope.buffer('scored positions', K * 4) : undefined;
   const H = gathered ? scope.buffer('scored hidden states', K * d * 4) : model.hf;
   // Tied: the input embeddings are the output layer; untied (after head fine-tuning): lm_head.
-  const wte = model.output();
+  const wte = model.precision === 'f16' ? model.outputHalf() : model.output();
   const lossScale = { buffer: scalars, offset: 1 };
+  const h16 = await halfOf(model, scope, H, K * d, 'ce hidden states');
   const common = {
     N: K,
     V,
     d,
-    h: { buffer: H },
+    h: h16.ref,
     wte,
     targets: { buffer: targets },
     losses: { buffer: losses },
@@ -122,6 +141,7 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
       ...common,
       dh: { buffer: dH },
       dwte: model.outputGrad(),
+      gradScale: opts.gradScale,
       label: 'ce head',
     });
     scope.keep(t.dispatches);
@@ -129,14 +149,14 @@ export async function createCeHead(model: Gpt2, opts: CeOptions = {}): Promise<H
     const scatter: Command[] = positions
       ? [{ clear: model.dhf }, await moveRows(scatterRows, model, scope, K, dh, positions, model.dhf, 'ce scatter dH')]
       : [];
-    trainCmds = [...gather, ...t.dispatches, await meanOf(true), ...scatter];
+    trainCmds = [...gather, ...h16.cast, ...t.dispatches, await meanOf(true), ...scatter];
   }
   const e = await crossEntropyHead(gpu, { ...common, label: 'ce head (eval)' });
   scope.keep(e.dispatches);
   const scale = new Float32Array(1);
   return {
     train: trainCmds,
-    eval: [...gather, ...e.dispatches, mean],
+    eval: [...gather, ...h16.cast, ...e.dispatches, mean],
     loss: scalars,
     setTargets(t: ArrayLike<number>, total?: number): number {
       if (t.length !== N) throw new HlmError(`expected ${N} targets, got ${t.length}`);
@@ -174,6 +194,8 @@ export interface CwtOptions {
   /** Target positions per micro-batch: B·T for a decoder, the masked-LM count for an encoder. */
   K: number;
   temperature: number;
+  /** Loss scaling: f32 scalar on the GPU multiplying every gradient (not the loss). */
+  gradScale?: TensorRef;
 }
 
 export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
@@ -198,13 +220,15 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
   const scalars = scope.buffer('cwt loss scalars', 16);
   const scaleRef = { buffer: scalars, offset: 1 };
   const wte = model.P('transformer.wte.weight');
+  const h16 = await halfOf(model, scope, H, K * d, 'cwt target hidden');
+  const e16 = await halfOf(model, scope, E, K * d, 'cwt target embeddings');
   const common = {
     N: K,
     V: K,
     d,
     logitScale: 1 / o.temperature,
-    h: { buffer: H },
-    wte: { buffer: E },
+    h: h16.ref,
+    wte: e16.ref,
     targets: { buffer: diagonal },
     losses: { buffer: losses },
     lossScale: scaleRef,
@@ -223,6 +247,7 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
         'cwt gather target hidden states',
       ),
     );
+  gathers.push(...h16.cast, ...e16.cast);
   const meanOf = async (accumulate: boolean) =>
     scope.keep(
       await lossMean(gpu, {
@@ -243,7 +268,13 @@ export async function createCwtHead(model: Gpt2, o: CwtOptions): Promise<Head> {
     const dH = all ? model.dhf : scope.buffer('cwt dH', K * d * 4);
     index = createEmbeddingIndex(gpu, K, 'cwt target index');
     scope.adopt(...embeddingIndexBuffers(index));
-    const t = await crossEntropyHead(gpu, { ...common, dh: { buffer: dH }, dwte: { buffer: dE }, label: 'cwt scores' });
+    const t = await crossEntropyHead(gpu, {
+      ...common,
+      dh: { buffer: dH },
+      dwte: { buffer: dE },
+      gradScale: o.gradScale,
+      label: 'cwt scores',
+    });
     scope.keep(t.dispatches);
     const dh = { buffer: dH };
     const scatter: Command[] = all

@@ -9,6 +9,7 @@ import { BATCH_ORDERS, type BatchOrder } from '../data/batches.js';
 import { SAVE_DTYPES, type SaveDtype } from '../model/checkpoint.js';
 import { SCHEDULES, type Schedule } from './schedule.js';
 import { OPTIMIZERS, type UpdateOptions } from './update.js';
+import { DEFAULT_LOSS_SCALE, DEFAULT_LOSS_SCALE_GROWTH, PRECISIONS, type PrecisionChoice } from './precision.js';
 
 export const ARCHS = ['decoder', 'encoder'] as const;
 
@@ -65,6 +66,12 @@ export interface PretrainOptions {
   logEvery: number;
   /** CWT score temperature (default 1). */
   cwtTemperature?: number;
+  /** The products' operands: f32, f16 (mixed precision) or auto (src/train/precision.ts). */
+  precision?: PrecisionChoice;
+  /** f16: a fixed loss scale instead of the dynamic one. */
+  lossScale?: number;
+  /** f16, dynamic loss scaling: steps without an overflow before the scale doubles. */
+  lossScaleGrowth?: number;
 }
 
 export interface Setting extends FieldSpec {
@@ -269,6 +276,31 @@ export const PRETRAIN_SETTINGS = {
     default: 1,
     file: true,
     description: 'CWT only: scores are o·e / temperature',
+  },
+  precision: {
+    type: 'enum',
+    values: PRECISIONS,
+    default: 'auto',
+    file: true,
+    description:
+      'operands of the matmuls: f32, or f16 (mixed precision: f32 master weights, optimizer state, accumulation, ' +
+      'LayerNorm, softmax and losses; f16 copies of weights and activations, with loss scaling); auto picks the ' +
+      'fastest path for the adapter and logs which (today f32: the packed-f16 path does f32 arithmetic)',
+  },
+  lossScale: {
+    type: 'number',
+    min: 1,
+    file: true,
+    description:
+      `f16: fix the loss scale at N instead of the dynamic scale (from ${DEFAULT_LOSS_SCALE}, halved on an ` +
+      'overflow, whose step is skipped)',
+  },
+  lossScaleGrowth: {
+    type: 'int',
+    min: 1,
+    default: DEFAULT_LOSS_SCALE_GROWTH,
+    file: true,
+    description: 'f16, dynamic loss scale: double it after N steps in a row without an overflow',
   },
 } as const satisfies Record<SettingName, Setting>;
 

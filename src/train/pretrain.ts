@@ -41,6 +41,8 @@ import { RunDir } from './run-dir.js';
 import { SIGNAL_EXIT_CODE, StopSignals } from '../util/signals.js';
 import { lrAt } from './schedule.js';
 import { Trainer } from './trainer.js';
+import { choosePrecision } from './precision.js';
+import type { LossScaleState } from '../kernels/step-guard.js';
 
 export type { PretrainOptions } from './pretrain-settings.js';
 
@@ -56,6 +58,9 @@ export interface PretrainResult {
   startStep: number;
   /** Seconds of training (evaluation and saves excluded), summed over every process of a resumed run. */
   trainSeconds: number;
+  /** The products' precision the run trained in (--precision auto resolved), and steps skipped for an overflow. */
+  precision: 'f32' | 'f16';
+  overflowSkips: number;
   /** The micro-batch shape, micro-batches per step and peak learning rate used (given, or trainingDefaults). */
   batchSize: number;
   gradAccum: number;
@@ -150,6 +155,18 @@ interface RunState {
   data?: BatchState;
   /** The resumed run's id. */
   runId?: string;
+  /** A resumed f16 run's loss-scaling state. */
+  lossScale?: LossScaleState;
+}
+
+/** The loss-scaling state a checkpoint's hlm metadata holds (absent for an f32 run). */
+function readSavedLossScale(v: unknown, dir: string): LossScaleState | undefined {
+  if (v === undefined) return undefined;
+  const r = v as Record<string, unknown>;
+  const ok = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  if (!(r && ok(r.scale) && ok(r.good_steps) && ok(r.overflows)))
+    throw new HlmError(`${dir}: config.json's hlm.loss_scale is malformed (${JSON.stringify(v)})`);
+  return { scale: r.scale as number, goodSteps: r.good_steps as number, overflows: r.overflows as number };
 }
 
 async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpointDir: string): Promise<RunState> {
@@ -192,6 +209,7 @@ async function resolveRun(o: PretrainOptions, modelKeys: ConfigRecord, checkpoin
       trainSeconds: Number(ck.hlm.train_seconds ?? 0),
       data: ck.hlm.data as BatchState | undefined,
       runId: typeof ck.hlm.run_id === 'string' ? ck.hlm.run_id : undefined,
+      lossScale: readSavedLossScale(ck.hlm.loss_scale, checkpointDir),
     };
   }
   if (o.untiedHead && !(o.init && o.objective === 'ce'))
@@ -341,6 +359,8 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer, {}, '--eval-data') : undefined;
 
     const accum = o.gradAccum ?? 1;
+    const precision = choosePrecision(gpu, o);
+    const scaling = precision.lossScaling;
     trainer = await Trainer.create(gpu, config, {
       B: o.batchSize,
       T: o.seqLen,
@@ -350,8 +370,12 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       gradClip: o.gradClip,
       historySize: o.logEvery,
       cwtTemperature: o.cwtTemperature,
+      precision: precision.precision,
+      lossScaling: scaling,
     });
     trainer.writeState(run.params, run.moments);
+    // A resumed f16 run continues from its saved scale, unless this run fixes one (--loss-scale).
+    if (scaling && run.lossScale && scaling.growth > 0) trainer.writeLossScale(run.lossScale);
     runDir.openMetrics(o.resume ? run.startStep : undefined);
     const tokensPerStep = accum * o.batchSize * o.seqLen;
     const src = batches;
@@ -408,12 +432,14 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       // A checkpoint must also lead to a finite step: probe the batch of the next one without updating anything.
       const next = trainingPair(config, tokenizer, src.batchAt(src.position), src.position + 1, o.seed);
       const p = await tr.probe(next.inputs, next.targets);
-      if (!Number.isFinite(p.loss) || !Number.isFinite(p.gradNorm))
+      // Under loss scaling an overflowing gradient is not a divergence: that step would be skipped.
+      if (!Number.isFinite(p.loss) || (!Number.isFinite(p.gradNorm) && !scaling))
         throw stopped(
           `the ${Number.isFinite(p.loss) ? `gradient norm would become ${p.gradNorm}` : `loss would become ${p.loss}`}`,
           step + 1,
           `found before saving step ${step}, which was therefore not saved`,
         );
+      const lossScale = await tr.readLossScale();
       await runDir.save(
         {
           config,
@@ -426,6 +452,15 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
             step,
             run_id: runId,
             train_seconds: clock,
+            ...(lossScale
+              ? {
+                  loss_scale: {
+                    scale: lossScale.scale,
+                    good_steps: lossScale.goodSteps,
+                    overflows: lossScale.overflows,
+                  },
+                }
+              : {}),
             data: src.state(),
             tokenizer: { name: tokenizer.name, fingerprint: tokenizer.fingerprint, vocab_size: tokenizer.vocabSize },
             run: { ...o, out },
@@ -444,6 +479,7 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
     let lastFlushTime = t0;
     let pending: { step: number; lr: number }[] = [];
     let finalLoss = NaN;
+    let overflowSkips = 0;
     let valLoss: number | null = null;
     let valCe: number | null = null;
     const flush = async () => {
@@ -454,8 +490,11 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       const lines: string[] = [];
       for (let i = 0; i < pending.length; i++) {
         const { step, lr } = pending[i];
-        const { loss, gradNorm } = records[i];
-        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        const { loss, gradNorm, lossScale, skipped } = records[i];
+        // Loss scaling: a finite loss with a non-finite norm above scale 1 was an overflow, skipped by the guard.
+        const overflow = Boolean(skipped) && Number.isFinite(loss) && !Number.isFinite(gradNorm) && lossScale! > 1;
+        if (overflow) overflowSkips++;
+        if (!Number.isFinite(loss) || (!Number.isFinite(gradNorm) && !overflow)) {
           runDir.appendMetrics(lines.join(''));
           // The step guard skipped this update on the GPU, and every one queued after it.
           throw stopped(
@@ -469,7 +508,8 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
             step,
             loss,
             lr,
-            grad_norm: gradNorm,
+            grad_norm: overflow ? null : gradNorm,
+            ...(lossScale !== undefined ? { loss_scale: lossScale, skipped: Boolean(skipped) } : {}),
             tokens: step * tokensPerStep,
             elapsed_s: Number(elapsed.toFixed(3)),
             run_id: runId,
@@ -560,6 +600,8 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       trainSeconds: endClock ?? trainClock(),
       batchSize: o.batchSize,
       gradAccum: accum,
+      precision: precision.precision,
+      overflowSkips,
       seqLen: o.seqLen,
       lr: o.lr,
       tokens: endStep * tokensPerStep,

@@ -5,11 +5,16 @@
 // micro-batches' forward, head and backward add their gradients (and loss shares) into the same
 // buffers, and the last one is followed by the clip, the guard and the update. Nothing is read
 // back per step: the ring is read when metrics are printed (every logEvery steps).
+// Mixed precision (`precision: 'f16'`, src/model/gpt2.ts) usually comes with loss scaling: the heads
+// multiply their gradients by the scale in the step guard's buffer, the clip divides it out, and
+// the guard skips a step whose gradients overflowed (and halves a dynamic scale). The ring keeps
+// each step's scale and whether its update was skipped.
 import type { Command, Gpu } from '../gpu/device.js';
 import type { GpuScope } from '../gpu/scope.js';
 import { HlmError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
-import { Gpt2 } from '../model/gpt2.js';
+import { Gpt2, type Precision } from '../model/gpt2.js';
+import { GUARD_BYTES, GUARD_SCALE, type LossScaleState } from '../kernels/step-guard.js';
 import { createCeHead, createCwtHead, type Head } from '../model/heads.js';
 import { mlmCount } from '../data/mlm.js';
 import { createUpdate, type Update, type UpdateOptions } from './update.js';
@@ -24,12 +29,21 @@ export interface TrainerOptions extends UpdateOptions {
   historySize: number;
   /** CWT only: score temperature (default 1). */
   cwtTemperature?: number;
+  /** The products' operands (default f32); f16 is mixed precision. */
+  precision?: Precision;
 }
 
 export interface StepRecord {
   loss: number;
+  /** The true (unscaled) gradient norm; not finite when the update was skipped. */
   gradNorm: number;
+  /** With loss scaling: the scale this step's gradients were computed with, and whether its update was skipped. */
+  lossScale?: number;
+  skipped?: boolean;
 }
+
+/** Bytes of a history slot: f32 loss, f32 gradient norm, f32 loss scale, u32 skipped. */
+const SLOT = 16;
 
 /** One micro-batch: inputs and targets, row-major [B·T] each. */
 export interface MicroBatch {
@@ -52,7 +66,7 @@ export class Trainer {
     readonly ceEval: Head | undefined,
     readonly opts: TrainerOptions,
     private readonly update: Update,
-    private readonly history: GPUBuffer, // [historySize][loss, norm]
+    private readonly history: GPUBuffer, // [historySize][loss, norm, scale, skipped]
   ) {}
 
   get m(): GPUBuffer | undefined {
@@ -76,18 +90,27 @@ export class Trainer {
     const accum = opts.gradAccum ?? 1;
     if (!(Number.isInteger(accum) && accum >= 1))
       throw new HlmError(`gradient accumulation must be a positive integer, got ${accum}`);
-    const model = await Gpt2.create(gpu, config, { B: opts.B, T: opts.T, train: true, scope });
+    const model = await Gpt2.create(gpu, config, {
+      B: opts.B,
+      T: opts.T,
+      train: true,
+      scope,
+      precision: opts.precision,
+    });
+    // The step guard's buffer holds the loss scale the heads read: allocated before them.
+    const guard = scope.buffer('step guard', GUARD_BYTES);
+    const gradScale = opts.lossScaling ? { buffer: guard, offset: GUARD_SCALE } : undefined;
     // A decoder predicts every position; an encoder the masked ones (a fixed count per batch).
     const K = config.causal ? model.N : mlmCount(model.N);
     const head =
       config.objective === 'cwt'
-        ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1 })
-        : await createCeHead(model, { rows: K });
+        ? await createCwtHead(model, { K, temperature: opts.cwtTemperature ?? 1, gradScale })
+        : await createCeHead(model, { rows: K, gradScale });
     // Forward only: the fused head stores no logits, so the headless run carries no V-sized buffer.
     const ceEval =
       config.objective === 'cwt' && config.causal ? await createCeHead(model, { evalOnly: true }) : undefined;
-    const update = await createUpdate(gpu, model, opts);
-    const history = scope.buffer('loss history', opts.historySize * 8);
+    const update = await createUpdate(gpu, model, opts, guard);
+    const history = scope.buffer('loss history', opts.historySize * SLOT);
     const t = new Trainer(gpu, scope, model, head, ceEval, opts, update, history);
     const pass = [...model.forward, ...head.train, ...model.backward];
     t.first = [{ clear: model.grads! }, { clear: head.loss, offset: 0, size: 4 }, ...pass];
@@ -118,25 +141,50 @@ export class Trainer {
       this.gpu.submit(
         [
           ...(i === 0 ? this.first : this.next),
-          ...(last
-            ? [
-                ...this.update.commands(this.head.loss),
-                { copy: { from: this.head.loss, fromOffset: 0, to: this.history, toOffset: slot * 8, size: 4 } },
-                {
-                  copy: { from: this.update.scalars, fromOffset: 4, to: this.history, toOffset: slot * 8 + 4, size: 4 },
-                },
-              ]
-            : []),
+          ...(last ? this.finish(slot) : []),
         ],
         micro.length > 1 ? `train step ${step} micro-batch ${i + 1}` : `train step ${step}`,
       );
     });
   }
 
-  /** The loss and gradient norm of the last `count` history slots (waits for the GPU). */
+  /** The update after the last micro-batch, and the copies of what the history keeps of the step. */
+  private finish(slot: number): Command[] {
+    const at = slot * SLOT;
+    const { guard, scalars } = this.update;
+    const keep = (from: GPUBuffer, fromOffset: number, toOffset: number): Command => ({
+      copy: { from, fromOffset, to: this.history, toOffset: at + toOffset, size: 4 },
+    });
+    return [
+      // The scale the step's gradients were computed with, before the guard changes it.
+      keep(guard, GUARD_SCALE * 4, 8),
+      ...this.update.commands(this.head.loss),
+      keep(this.head.loss, 0, 0),
+      keep(scalars, 4, 4),
+      keep(guard, 0, 12),
+    ];
+  }
+
+  /** The loss and gradient norm (and loss scaling) of the last `count` history slots (waits for the GPU). */
   async readHistory(count: number): Promise<StepRecord[]> {
-    const h = await this.gpu.readF32(this.history, 0, count * 2);
-    return Array.from({ length: count }, (_, i) => ({ loss: h[2 * i], gradNorm: h[2 * i + 1] }));
+    const h = await this.gpu.readF32(this.history, 0, count * 4);
+    const skipped = new Uint32Array(h.buffer, h.byteOffset, h.length);
+    const scaling = Boolean(this.opts.lossScaling);
+    return Array.from({ length: count }, (_, i) => ({
+      loss: h[4 * i],
+      gradNorm: h[4 * i + 1],
+      ...(scaling ? { lossScale: h[4 * i + 2], skipped: skipped[4 * i + 3] !== 0 } : {}),
+    }));
+  }
+
+  /** With loss scaling: its state (checkpoints keep it); undefined without. */
+  readLossScale(): Promise<LossScaleState | undefined> {
+    return this.update.readLossScale();
+  }
+
+  /** With loss scaling: restore its state (resume). */
+  writeLossScale(state: LossScaleState): void {
+    this.update.writeLossScale(state);
   }
 
   /**

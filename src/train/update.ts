@@ -11,8 +11,19 @@
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
 import { gradClip } from '../kernels/gradclip.js';
 import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
-import { GUARD_BYTES, GUARD_LOSS_OFFSET, stepGuard } from '../kernels/step-guard.js';
+import {
+  GUARD_BYTES,
+  GUARD_LOSS_OFFSET,
+  GUARD_SCALE,
+  readLossScale,
+  stepGuard,
+  writeLossScale,
+  type LossScaleState,
+  type LossScaling,
+} from '../kernels/step-guard.js';
+import type { TensorRef } from '../kernels/types.js';
 import type { Gpt2 } from '../model/gpt2.js';
+import { HlmError } from '../errors.js';
 
 export const OPTIMIZERS = ['adamw', 'sgd'] as const;
 
@@ -24,6 +35,11 @@ export interface UpdateOptions {
   beta1?: number;
   beta2?: number;
   eps?: number;
+  /**
+   * Loss scaling (mixed precision): the heads multiply their gradients by the scale kept in the guard buffer
+   * (`Update.lossScale`), the clip unscales the norm and the step, the guard skips overflows and keeps the scale.
+   */
+  lossScaling?: LossScaling;
 }
 
 export interface Update {
@@ -39,17 +55,27 @@ export interface Update {
   commands(loss: GPUBuffer, offset?: number): Command[];
   /** The gradient norm alone, into scalars[1] (to check a state without changing it). */
   readonly norm: Dispatch[];
-  /** Zero the guard: updates apply again. */
+  /** Zero the guard: updates apply again (and loss scaling starts over from its first scale). */
   resetGuard(): void;
+  /** With loss scaling: the f32 scale in the guard buffer, for the heads' gradients. */
+  readonly lossScale?: TensorRef;
+  /** With loss scaling: its state, read back (checkpoints and metrics keep it). */
+  readLossScale(): Promise<LossScaleState | undefined>;
+  /** With loss scaling: restore a state (resume), clearing the skip flags. */
+  writeLossScale(state: LossScaleState): void;
   destroy(): void;
 }
 
 /** The update of `model`'s parameters, allocated under its scope (freed with it, or by destroy). */
-export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Promise<Update> {
+export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions, guardBuffer?: GPUBuffer): Promise<Update> {
   const n = model.layout.total;
   const scope = model.scope.scope('update');
   const scalars = scope.buffer('grad scalars', 16);
-  const guard = scope.buffer('step guard', GUARD_BYTES);
+  const guard = guardBuffer ?? scope.buffer('step guard', GUARD_BYTES);
+  const scaling = o.lossScaling;
+  const lossScale = scaling ? { buffer: guard, offset: GUARD_SCALE } : undefined;
+  const firstState = scaling && { scale: scaling.scale, goodSteps: 0, overflows: 0 };
+  if (firstState) writeLossScale(gpu, guard, firstState);
   const mask = scope.upload('decay mask', decayMask(model.layout));
   const grads = { buffer: model.grads! };
   const common = {
@@ -84,8 +110,9 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
     maxNorm: o.gradClip,
     scaleOut: { buffer: scalars, offset: 0 },
     normOut: { buffer: scalars, offset: 1 },
+    unscale: lossScale,
   });
-  const check = await stepGuard(gpu, { guard, norm: { buffer: scalars, offset: 1 } });
+  const check = await stepGuard(gpu, { guard, norm: { buffer: scalars, offset: 1 }, scaling });
   const dispatches: Dispatch[] = scope.keep([...clip, check, ...optimizer.dispatches]);
   const norm = dispatches.slice(0, clip.length);
   return {
@@ -99,7 +126,14 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions): Pro
       ...dispatches,
     ],
     norm,
-    resetGuard: () => gpu.submit([{ clear: guard }], 'reset step guard'),
+    resetGuard: () =>
+      firstState ? writeLossScale(gpu, guard, firstState) : gpu.submit([{ clear: guard }], 'reset step guard'),
+    lossScale,
+    readLossScale: async () => (scaling ? readLossScale(gpu, guard) : undefined),
+    writeLossScale: (state) => {
+      if (!scaling) throw new HlmError('this update has no loss scaling');
+      writeLossScale(gpu, guard, state);
+    },
     destroy: () => scope.release(),
   };
 }

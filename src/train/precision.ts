@@ -1,0 +1,70 @@
+// --precision: which operands the products of training read. f32 everywhere, or f16 copies of the
+// weights and activations with f32 master weights, optimizer state and accumulation (mixed
+// precision, src/model/gpt2.ts), with loss scaling (src/kernels/step-guard.ts). `auto` picks the
+// fastest path hlm has for the adapter. Today the only f16 path is packed-f16 storage: halves
+// packed two to a u32 through core WGSL's pack2x16float, and f32 arithmetic. It halves the bytes
+// the products read but adds a rounding pass per operand, so it is no faster on any adapter we
+// have measured, and auto stays f32; the shader-f16 and subgroup-matrix (tensor core) kernels,
+// which would make f16 the faster path on a GPU, are not written yet.
+import { HlmError } from '../errors.js';
+import type { Gpu } from '../gpu/device.js';
+import { log } from '../log.js';
+import type { Precision } from '../model/gpt2.js';
+import { checkLossScaling, type LossScaling } from '../kernels/step-guard.js';
+
+export const PRECISIONS = ['f32', 'f16', 'auto'] as const;
+export type PrecisionChoice = (typeof PRECISIONS)[number];
+
+/** PyTorch's GradScaler defaults: start at 2^16, double after 2000 steps without an overflow. */
+export const DEFAULT_LOSS_SCALE = 65536;
+export const DEFAULT_LOSS_SCALE_GROWTH = 2000;
+
+export interface PrecisionOptions {
+  precision?: PrecisionChoice;
+  /** A fixed loss scale (f16 only); default dynamic. */
+  lossScale?: number;
+  /** Dynamic loss scaling: applied steps in a row before the scale doubles. */
+  lossScaleGrowth?: number;
+}
+
+export interface ResolvedPrecision {
+  precision: Precision;
+  /** Loss scaling, with f16. */
+  lossScaling?: LossScaling;
+  /** Why this precision (logged, and kept in results). */
+  reason: string;
+}
+
+/** The precision a run trains in, given the flags and the adapter. */
+export function resolvePrecision(gpu: Gpu, o: PrecisionOptions): ResolvedPrecision {
+  const asked = o.precision ?? 'auto';
+  const precision: Precision = asked === 'auto' ? 'f32' : asked;
+  const reason =
+    asked === 'auto'
+      ? `--precision auto: f32 on the ${gpu.adapter.kind} adapter ${gpu.adapter.device || gpu.adapter.description}: hlm's one f16 path here, packed-f16 storage, does f32 ` +
+        'arithmetic and adds a rounding pass per operand (shader-f16 and subgroup-matrix kernels are not written yet)'
+      : `--precision ${asked}`;
+  if (precision === 'f32') {
+    if (o.lossScale !== undefined)
+      throw new HlmError(`--loss-scale applies to --precision f16; this run trains in f32 (${reason})`);
+    return { precision, reason };
+  }
+  const lossScaling: LossScaling =
+    o.lossScale !== undefined
+      ? { scale: o.lossScale, growth: 0 }
+      : { scale: DEFAULT_LOSS_SCALE, growth: o.lossScaleGrowth ?? DEFAULT_LOSS_SCALE_GROWTH };
+  checkLossScaling(lossScaling);
+  return { precision, lossScaling, reason };
+}
+
+/** resolvePrecision, logged. */
+export function choosePrecision(gpu: Gpu, o: PrecisionOptions): ResolvedPrecision {
+  const r = resolvePrecision(gpu, o);
+  const scaling = r.lossScaling
+    ? r.lossScaling.growth
+      ? `, dynamic loss scale from ${r.lossScaling.scale} (doubling after ${r.lossScaling.growth} steps)`
+      : `, loss scale fixed at ${r.lossScaling.scale}`
+    : '';
+  log.info(`precision ${r.precision}${scaling} (${r.reason})`);
+  return r;
+}
