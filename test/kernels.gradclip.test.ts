@@ -161,6 +161,35 @@ describe('gradient clipping against torch semantics', () => {
   });
 });
 
+test.each([
+  ['clipping', 0.5],
+  ['under the threshold', 1e4],
+  ['off', 0],
+])('loss scaling (%s): the norm and the scale are those of the gradients divided by S', async (_n, maxNorm) => {
+  const n = 64 * 11 + 3;
+  const S = 1024; // a power of two: g·S and back is exact
+  const g = rand.uniform(n, -0.02, 0.02);
+  const G = gpu.upload('scaled grads', Float32Array.from(g, (x) => x * S));
+  const out = gpu.upload('scalars', Float32Array.of(-1, -1, -1, -1));
+  const lossScale = gpu.upload('loss scale', Float32Array.of(7, S));
+  const ds = await gradClip(gpu, {
+    n,
+    grads: { buffer: G },
+    maxNorm,
+    scaleOut: { buffer: out, offset: 0 },
+    normOut: { buffer: out, offset: 1 },
+    unscale: { buffer: lossScale, offset: 1 },
+  });
+  await gpu.run(ds);
+  const [scale, nrm] = await gpu.readF32(out, 0, 2);
+  const want = norm(g);
+  expectClose([nrm], [want], 1e-6, 'unscaled norm');
+  const clipScale = maxNorm > 0 ? clipGradNorm([g], maxNorm).scale : 1;
+  expectClose([scale * S], [clipScale], 1e-6, 'scale × S');
+  gpu.release(...ds);
+  gpu.free(G, out, lossScale);
+});
+
 test('bad specs are refused with the reason', async () => {
   const G = gpu.buffer('g', 64);
   const S = gpu.buffer('s', 16);

@@ -1,12 +1,19 @@
 // The step guard: its decision against the host reference for finite, huge, subnormal, NaN and
 // ±Inf losses and norms, sticky or not; and the optimizers it drives: a skipped AdamW or SGD step
 // leaves parameters and moments bit for bit as they were, and an applied one is bit for bit the
-// step of an optimizer without the guard.
+// step of an optimizer without the guard. With loss scaling: overflows skip without sticking, and the scale
+// halves, grows or stays fixed as the host reference says.
 import { openTestGpu } from './helpers/gpu.js';
 import { SEED, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { AdamW, Sgd } from '../src/kernels/optimizer.js';
-import { GUARD_BYTES, GUARD_LOSS_OFFSET, stepGuard } from '../src/kernels/step-guard.js';
+import {
+  GUARD_BYTES,
+  GUARD_LOSS_OFFSET,
+  readLossScale,
+  stepGuard,
+  writeLossScale,
+} from '../src/kernels/step-guard.js';
 import { guardStep, type GuardState } from '../src/reference/step-guard.js';
 
 let gpu: Gpu;
@@ -97,4 +104,57 @@ test('a skipped step changes nothing; an applied one is the unguarded step, bit 
   plainBefore.forEach((b, i) => expect([i, b.equals(before[i])]).toEqual([i, true]));
   await gpu.run(plain.dispatches);
   (await snapshot(plain.buffers)).forEach((b, i) => expect([i, b.equals(applied[i])]).toEqual([i, true]));
+});
+
+describe('loss scaling', () => {
+  // A sequence that overflows (finite loss, Inf/NaN norm), diverges (non-finite loss), runs good steps and overflows
+  // at scale 1 (a divergence then).
+  const steps: [number, number][] = [
+    [2, 0.5],
+    [2, Infinity],
+    [2, NaN],
+    [1, 1],
+    [1, 1],
+    [1, 1],
+    [1, -Infinity],
+    [1, 2],
+  ];
+  test.each([
+    ['dynamic, growth 2', 8, 2],
+    ['dynamic, halving down to 1, where an overflow is a divergence', 2, 3],
+    ['fixed', 4, 0],
+  ])('%s: skip, scale, good steps and overflows as the reference, never sticky for an overflow', async (_n, s, g) => {
+    const guard = gpu.buffer('guard', GUARD_BYTES);
+    const scalars = gpu.buffer('scalars', 16);
+    const norm = { buffer: scalars, offset: 2 };
+    const check = await stepGuard(gpu, { guard, norm, sticky: false, scaling: { scale: s, growth: g } });
+    writeLossScale(gpu, guard, { scale: s, goodSteps: 0, overflows: 0 });
+    let want: GuardState = { skip: false, skipped: 0, scale: s, goodSteps: 0, overflows: 0 };
+    const seen: GuardState[] = [];
+    for (const [loss, norm] of steps) {
+      gpu.write(guard, Float32Array.of(loss), GUARD_LOSS_OFFSET);
+      gpu.write(scalars, Float32Array.of(norm), 8);
+      await gpu.run([check]);
+      want = guardStep(want, loss, norm, false, { growth: g });
+      const st = await readLossScale(gpu, guard);
+      const w = await gpu.read(guard, Uint32Array, 0, 2);
+      const got: GuardState = { skip: w[0] !== 0, skipped: w[1], ...st };
+      expect([loss, norm, got]).toEqual([loss, norm, want]);
+      seen.push(got);
+    }
+    // The sequence exercised what it is for: an overflow skip, an applied step after it.
+    expect(seen[1].skip && !seen[3].skip).toBe(s > 1);
+    if (g === 2) expect(seen.some((x) => x.scale! > s)).toBe(true);
+    if (g === 0) expect(seen.every((x) => x.scale === s)).toBe(true);
+    gpu.release(check);
+    gpu.free(guard, scalars);
+  });
+
+  test('a scale outside 1..2^24 or a fractional growth is refused', async () => {
+    const guard = gpu.buffer('guard', GUARD_BYTES);
+    const norm = { buffer: gpu.buffer('n', 16) };
+    await expect(stepGuard(gpu, { guard, norm, scaling: { scale: 0.5, growth: 1 } })).rejects.toThrow(/1\.\.16777216/);
+    await expect(stepGuard(gpu, { guard, norm, scaling: { scale: 8, growth: 1.5 } })).rejects.toThrow(/whole number/);
+    gpu.free(guard, norm.buffer);
+  });
 });

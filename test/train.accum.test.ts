@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
-import { expectClose, makeRandom, relErr } from './helpers/check.js';
+import { expectClose, makeRandom, relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
@@ -23,7 +23,7 @@ import { prepareData } from '../src/data/shards.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
 import { preset, type ModelConfig } from '../src/model/config.js';
-import { initParams, paramLayout } from '../src/model/params.js';
+import { initParams } from '../src/model/params.js';
 import { Finetuner } from '../src/glue/finetune.js';
 import type { Update } from '../src/train/update.js';
 
@@ -89,22 +89,6 @@ function opts(out: string, o: Partial<PretrainOptions>): PretrainOptions {
 }
 
 const ck = (run: string) => loadCheckpoint(join(dir, run, 'checkpoint'));
-
-/** The worst relative L2 error over tensors of the update (after − init) against the expected one. */
-function worstUpdateError(
-  init: Float32Array,
-  after: Float32Array,
-  want: (name: string, size: number) => ArrayLike<number>,
-  config: ModelConfig,
-) {
-  let worst = { name: '', err: 0 };
-  for (const t of paramLayout(config).tensors) {
-    const got = Float64Array.from(after.subarray(t.offset, t.offset + t.size), (p, i) => p - init[t.offset + i]);
-    const err = relErr(got, want(t.name, t.size));
-    if (!(err <= worst.err)) worst = { name: t.name, err };
-  }
-  return worst;
-}
 
 test.each(['sequential', 'shuffled'] as const)(
   'CE decoder, %s order: one SGD step at --grad-accum 2 --batch-size 2 is the step at --batch-size 4',

@@ -6,11 +6,12 @@ import { inferCases } from './infer.js';
 import { kernelCases } from './kernel.js';
 import type { Params, Suite } from './record.js';
 import { trainCases } from './train.js';
+import type { PrecisionOptions } from '../train/precision.js';
 
 /** --size: n of the square matmul tests (default: kernelShapes'). */
 export const SUITE_CASES: Record<Suite, (quick: boolean, square?: number) => BenchCase[]> = {
   kernel: kernelCases,
-  train: trainCases,
+  train: (quick) => trainCases(quick),
   // Names, tests and params match bench/torch_bench.py's, so --compare pairs them (selectCases adds --weights).
   infer: (quick) => inferCases(quick),
 };
@@ -57,15 +58,25 @@ export function parseWeights(list: string): WeightFormat[] {
   return parseNames('weights', 'format', list, WEIGHT_FORMATS);
 }
 
-/** The selected cases; the infer suite's repeated for each weight format (default f32 alone). */
+/**
+ * The selected cases; the infer suite's repeated for each weight format (default f32 alone), the train suite's at
+ * --precision.
+ */
 export function selectCases(
   suites: Suite[],
   quick: boolean,
   filter?: RegExp,
   weights: readonly WeightFormat[] = ['f32'],
   square?: number,
+  precision: PrecisionOptions = {},
 ): Selection {
-  const all = suites.flatMap((s) => (s === 'infer' ? inferCases(quick, weights) : SUITE_CASES[s](quick, square)));
+  const all = suites.flatMap((s) =>
+    s === 'infer'
+      ? inferCases(quick, weights)
+      : s === 'train'
+        ? trainCases(quick, precision)
+        : SUITE_CASES[s](quick, square),
+  );
   const cases = filter ? all.filter((c) => filter.test(caseId(c))) : all;
   const needPeaks = cases.some((c) => c.suite === 'kernel' && !c.peak);
   const hidden = needPeaks ? all.filter((c) => c.peak && !cases.includes(c)) : [];

@@ -3,11 +3,14 @@
 // `hlm pretrain` uses. Throughput is tokens/s; gpu_ms.phases splits the GPU time into
 // forward, head, backward and optimizer where the adapter has timestamp queries.
 // --quick: the tiny preset only. bench/torch_bench.py runs the same steps in PyTorch.
+// --precision f16 runs the mixed-precision step (src/train/precision.ts) instead; its records carry
+// params.precision f16, so that they never pair with an f32 record.
 import { crossEntropyFlops } from '../kernels/crossentropy.js';
 import { streamRng } from '../data/random.js';
 import { preset, type ModelConfig, type Objective } from '../model/config.js';
 import { initParams, paramCount } from '../model/params.js';
 import { Trainer } from '../train/trainer.js';
+import { precisionOf, resolvePrecision, type PrecisionOptions } from '../train/precision.js';
 import type { BenchCase, Prepared } from './harness.js';
 
 /**
@@ -32,16 +35,19 @@ export function trainStepFlops(c: ModelConfig, B: number, T: number): number {
   return 6 * N * body + attention + head;
 }
 
-function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective): BenchCase {
+function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective, precision: PrecisionOptions): BenchCase {
   const { B, T } = TRAIN_SHAPES[name];
   const config: ModelConfig = { ...preset(name), objective };
+  const f16 = precision.precision === 'f16';
   return {
     suite: 'train',
     name: `train-${name}`,
-    test: `${objective} step ${B}x${T}`,
-    params: { preset: name, objective, batch: B, seq: T, optimizer: 'adamw' },
+    test: `${objective} step ${B}x${T}${f16 ? ' f16' : ''}`,
+    params: { preset: name, objective, batch: B, seq: T, optimizer: 'adamw', ...(f16 ? { precision: 'f16' } : {}) },
     build: async ({ gpu }): Promise<Prepared> => {
+      const resolved = resolvePrecision(gpu, precision);
       const trainer = await Trainer.create(gpu, config, {
+        ...precisionOf(resolved),
         B,
         T,
         optimizer: 'adamw',
@@ -87,7 +93,7 @@ function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective): Bench
   };
 }
 
-export function trainCases(quick: boolean): BenchCase[] {
+export function trainCases(quick: boolean, precision: PrecisionOptions = {}): BenchCase[] {
   const presets = quick ? (['tiny'] as const) : (['tiny', 'small', 'base'] as const);
-  return presets.flatMap((p) => [trainCase(p, 'ce'), trainCase(p, 'cwt')]);
+  return presets.flatMap((p) => [trainCase(p, 'ce', precision), trainCase(p, 'cwt', precision)]);
 }

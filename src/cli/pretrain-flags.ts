@@ -7,6 +7,7 @@ import { floatFlag, intFlag } from './flags.js';
 import { formatEta, progressOut } from './progress.js';
 import { pretrainSettings, type PretrainOptions, type Setting, type SettingName } from '../train/pretrain-settings.js';
 import type { Progress } from '../train/pretrain.js';
+import type { PrecisionOptions } from '../train/precision.js';
 
 function settingFlag(s: Setting) {
   const common = { description: s.description };
@@ -41,6 +42,25 @@ export function pretrainFlags(
     flags[flag] = settingFlag(name in (o.defaults ?? {}) ? { ...setting, default: o.defaults![name] } : setting);
   }
   return { ...flags, device: deviceFlag };
+}
+
+const PRECISION_SETTINGS = ['precision', 'lossScale', 'lossScaleGrowth'] as const;
+
+/** --precision, --loss-scale and --loss-scale-growth alone, as pretrain has them (finetune-glue, bench). */
+export function precisionFlags(): FlagInput {
+  const flags: FlagInput = {};
+  for (const { name, flag, setting } of pretrainSettings())
+    if ((PRECISION_SETTINGS as readonly string[]).includes(name)) flags[flag] = settingFlag(setting);
+  return flags;
+}
+
+/** The parsed precisionFlags as src/train/precision.ts's options. */
+export function precisionOptions(flags: Record<string, unknown>): PrecisionOptions {
+  return {
+    precision: flags['precision'] as PrecisionOptions['precision'],
+    lossScale: flags['loss-scale'] as number | undefined,
+    lossScaleGrowth: flags['loss-scale-growth'] as number | undefined,
+  };
 }
 
 /** The library options for the parsed flags; `explicit` are the flags the user typed. */

@@ -1,3 +1,4 @@
+import { precisionFlags, precisionOptions } from '../cli/pretrain-flags.js';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
@@ -101,6 +102,7 @@ export default class Bench extends HlmCommand {
         'infer suite: comma-separated weight formats to run it with (f32, f16, int8, q4; quantized once at load)',
       default: 'f32',
     }),
+    ...precisionFlags(),
     device: deviceFlag,
   };
 
@@ -146,7 +148,10 @@ export default class Bench extends HlmCommand {
         throw new HlmError(
           `--weights ${flags.weights} applies to the infer suite, which --suite ${flags.suite} leaves out`,
         );
-      const selection = selectCases(suites, flags.quick, parseFilter(flags.filter), weights, flags.size);
+      const precision = precisionOptions(flags);
+      if (precision.precision !== 'auto' && !suites.includes('train'))
+        throw new HlmError(`--precision applies to the train suite, which --suite ${flags.suite} leaves out`);
+      const selection = selectCases(suites, flags.quick, parseFilter(flags.filter), weights, flags.size, precision);
       if (flags.list) {
         const tests = selection.cases.map(describeCase);
         emit(renderList(tests, flags.format));

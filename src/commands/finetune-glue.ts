@@ -1,6 +1,7 @@
 import { Flags, type Interfaces } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { floatFlag } from '../cli/flags.js';
+import { precisionFlags, precisionOptions } from '../cli/pretrain-flags.js';
 import { HlmError } from '../errors.js';
 import { GLUE_TASKS, TASKS, parseGlueTask, findGlueTask, type GlueTask } from '../glue/data.js';
 import { glueAverage } from '../glue/metrics.js';
@@ -138,6 +139,7 @@ export default class FinetuneGlue extends HlmCommand {
       default: 100,
       description: 'report progress every N steps (and at least every 30 s)',
     }),
+    ...precisionFlags(),
     device: deviceFlag,
   };
 
@@ -167,6 +169,7 @@ export default class FinetuneGlue extends HlmCommand {
       lr: flags.lr,
       batchSize: flags['batch-size'],
       gradAccum: flags['grad-accum'],
+      ...precisionOptions(flags),
       maxSeqLen: flags['max-seq-len'],
       classBalanced: flags['class-balanced'],
       warmupRatio: flags['warmup-ratio'],
@@ -245,6 +248,7 @@ export default class FinetuneGlue extends HlmCommand {
       warmupRatio: flags['warmup-ratio'],
       weightDecay: flags['weight-decay'],
       gradClip: flags['grad-clip'],
+      ...precisionOptions(flags),
       out: flags.out,
     });
     if (!this.jsonEnabled()) this.log(xnliTable(xnli));

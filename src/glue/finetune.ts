@@ -6,12 +6,15 @@
 // one command encoder per micro-batch as in pretraining: clear gradients and the loss, forward,
 // head, backward (each micro-batch in its own bucket, adding into the shared gradients), then
 // clip, the step guard (no update from a non-finite loss), AdamW, and a copy of the loss into a
-// ring read back only when progress is printed.
+// ring read back only when progress is printed. Mixed precision (`precision: 'f16'`) runs the
+// network's products on f16 copies (src/model/gpt2.ts) with loss scaling: the classifier loss
+// multiplies its gradient by the scale the step guard keeps; the head's own small products stay f32.
 import type { Command, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { createClassifierHead, type ClassifierHead, type Pooling } from '../model/classifier.js';
-import { Gpt2 } from '../model/gpt2.js';
+import { Gpt2, type Precision } from '../model/gpt2.js';
+import { GUARD_BYTES, GUARD_SCALE } from '../kernels/step-guard.js';
 import { createUpdate, type Update, type UpdateOptions } from '../train/update.js';
 
 export interface FinetunerOptions extends UpdateOptions {
@@ -21,6 +24,8 @@ export interface FinetunerOptions extends UpdateOptions {
   gradAccum?: number;
   maxSeqLen: number;
   pooling: Pooling;
+  /** The products' operands (default f32); f16 is mixed precision, usually with lossScaling. */
+  precision?: Precision;
 }
 
 interface Bucket {
@@ -52,7 +57,13 @@ export class Finetuner {
     private readonly history: GPUBuffer,
     /** The step's loss, built up by every bucket's head. */
     private readonly loss: GPUBuffer,
+    private readonly guard: GPUBuffer,
   ) {}
+
+  /** With loss scaling: steps skipped for an f16 overflow so far (since the last reset). */
+  async overflowSkips(): Promise<number> {
+    return (await this.update.readLossScale())?.overflows ?? 0;
+  }
 
   get gradAccum(): number {
     return this.opts.gradAccum ?? 1;
@@ -67,6 +78,9 @@ export class Finetuner {
     const lengths = bucketLengths(opts.maxSeqLen);
     const buckets: Bucket[] = [];
     const loss = gpu.buffer('step loss', 16);
+    // The step guard's buffer holds the loss scale the heads read: allocated before them.
+    const guard = gpu.buffer('step guard', GUARD_BYTES);
+    const gradScale = opts.lossScaling ? { buffer: guard, offset: GUARD_SCALE } : undefined;
     let owner: Gpt2 | undefined;
     for (const T of [...lengths].reverse()) {
       const model = await Gpt2.create(gpu, config, {
@@ -75,13 +89,14 @@ export class Finetuner {
         train: true,
         padding: true,
         shareWith: owner,
+        precision: opts.precision,
       });
       owner ??= model;
-      const head = await createClassifierHead(model, opts.pooling, loss);
+      const head = await createClassifierHead(model, opts.pooling, loss, gradScale);
       buckets.unshift({ T, model, head, pass: [...model.forward, ...head.train, ...model.backward] });
     }
-    const update = await createUpdate(gpu, owner!, opts);
-    return new Finetuner(gpu, config, opts, buckets, update, gpu.buffer('loss history', HISTORY * 4), loss);
+    const update = await createUpdate(gpu, owner!, opts, guard);
+    return new Finetuner(gpu, config, opts, buckets, update, gpu.buffer('loss history', HISTORY * 4), loss, guard);
   }
 
   private bucketFor(len: number): Bucket {
@@ -184,7 +199,7 @@ export class Finetuner {
 
   destroy(): void {
     this.update.destroy();
-    this.gpu.free(this.history, this.loss);
+    this.gpu.free(this.history, this.loss, this.guard);
     for (const b of this.buckets) b.head.destroy();
     for (const b of [...this.buckets].reverse()) b.model.destroy();
   }

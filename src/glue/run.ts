@@ -6,6 +6,7 @@
 //
 // The defaults are the headless-LM paper's recipe: AdamW, lr 1e-5, batch 32, linear warm-up
 // over the first 10% of the steps and then a constant rate, up to 10 epochs, several seeds.
+import { choosePrecision, type PrecisionOptions } from '../train/precision.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
@@ -26,7 +27,7 @@ import { trainSeeds, type EpochOf, type GlueProgress, type SeedRunOf } from './s
 
 export type { GlueProgress } from './seeds.js';
 
-export interface GlueRunOptions {
+export interface GlueRunOptions extends PrecisionOptions {
   model: string;
   task: GlueTask;
   /** The glue_data directory; not needed to --predict with a checkpoint already fine-tuned for the task. */
@@ -101,6 +102,8 @@ export interface GlueTaskResult {
     weightDecay: number;
     gradClip: number;
     classBalanced: boolean;
+    /** The products' precision fine-tuning ran in (--precision auto resolved). */
+    precision: 'f32' | 'f16';
   };
   examples: Partial<Record<GlueSplit, number>>;
   truncated: number;
@@ -220,6 +223,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     `${spec.columns.b === undefined ? 'sentence' : 'sentence1 <sep> sentence2'} <sep>, <sep> = ` +
     `${JSON.stringify(await tokenizer.decode([sep]))} (id ${sep})`;
   const accum = o.gradAccum ?? 1;
+  const prec = predictOnly ? undefined : choosePrecision(gpu, o);
   const settings = {
     epochs: o.epochs,
     lr: o.lr,
@@ -230,6 +234,7 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     weightDecay: o.weightDecay,
     gradClip: o.gradClip,
     classBalanced: o.classBalanced,
+    precision: prec?.precision ?? 'f32',
   };
 
   const splits: GlueSplit[] = predictOnly ? [] : ['train', ...spec.evalSplits];
@@ -257,6 +262,8 @@ export async function runGlueTask(gpu: Gpu, o: GlueRunOptions): Promise<GlueTask
     optimizer: 'adamw',
     weightDecay: o.weightDecay,
     gradClip: o.gradClip,
+    precision: prec?.precision,
+    lossScaling: prec?.lossScaling,
   });
   try {
     const scoreDev = async (): Promise<TaskScore> => {

@@ -12,6 +12,7 @@
 // The best epoch of each seed is chosen on the fine-tuning language's evaluation items (as
 // finetune-glue chooses on GLUE's dev split), and every language is scored with that epoch's
 // weights. Accuracy is reported per language and averaged over the languages.
+import { choosePrecision, precisionOf, type PrecisionOptions } from '../train/precision.js';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
@@ -148,7 +149,7 @@ export function loadXnli(dir: string, languages?: readonly string[]): XnliData {
   return { dir, languages: want, examples, items: ref.length, split };
 }
 
-export interface XnliOptions {
+export interface XnliOptions extends PrecisionOptions {
   model: string;
   data: string;
   /** Default: every language in data. The english protocol needs en. */
@@ -232,6 +233,7 @@ export async function runXnli(gpu: Gpu, o: XnliOptions): Promise<XnliResult> {
     optimizer: 'adamw',
     weightDecay: o.weightDecay,
     gradClip: o.gradClip,
+    ...precisionOf(choosePrecision(gpu, o)),
   });
   try {
     const accuracyOn = async (l: string) =>

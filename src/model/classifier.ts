@@ -15,6 +15,7 @@ import { classifierLoss } from '../kernels/classifier.js';
 import { lossMean } from '../kernels/crossentropy.js';
 import { matmul } from '../kernels/matmul.js';
 import type { Gpt2 } from './gpt2.js';
+import type { TensorRef } from '../kernels/types.js';
 
 export type Pooling = 'mean' | 'first' | 'last';
 export const POOLINGS: readonly Pooling[] = ['mean', 'first', 'last'];
@@ -57,8 +58,16 @@ export function poolingMatrix(pooling: Pooling, lengths: readonly number[], B: n
   return P;
 }
 
-/** `loss`: a buffer for the loss to build up in (heads of several bucket lengths share one); default its own. */
-export async function createClassifierHead(model: Gpt2, pooling: Pooling, loss?: GPUBuffer): Promise<ClassifierHead> {
+/**
+ * `loss`: a buffer for the loss to build up in (heads of several bucket lengths share one); default its own.
+ * `gradScale`: loss scaling, an f32 scalar on the GPU multiplying the gradient (not the loss).
+ */
+export async function createClassifierHead(
+  model: Gpt2,
+  pooling: Pooling,
+  loss?: GPUBuffer,
+  gradScale?: TensorRef,
+): Promise<ClassifierHead> {
   const { gpu, B, T, N } = model;
   const { n_embd: d, num_labels: C } = model.config;
   if (!(C >= 1)) throw new HlmError('the model has no classifier head (num_labels is 0)');
@@ -111,6 +120,7 @@ export async function createClassifierHead(model: Gpt2, pooling: Pooling, loss?:
           weights: at(weights),
           losses: at(losses),
           dlogits: at(dlogits),
+          gradScale,
         }),
       ),
       scope.keep(

@@ -68,3 +68,8 @@ export function choosePrecision(gpu: Gpu, o: PrecisionOptions): ResolvedPrecisio
   log.info(`precision ${r.precision}${scaling} (${r.reason})`);
   return r;
 }
+
+/** The trainer's options of a resolved precision. */
+export function precisionOf(r: ResolvedPrecision): { precision: Precision; lossScaling?: LossScaling } {
+  return { precision: r.precision, lossScaling: r.lossScaling };
+}

@@ -1,6 +1,8 @@
 import { streamRng } from '../../src/data/random.js';
 import { relErr as statsRelErr } from '../../src/util/stats.js';
 import { HlmError } from '../../src/errors.js';
+import type { ModelConfig } from '../../src/model/config.js';
+import { paramLayout } from '../../src/model/params.js';
 
 // Shared test helpers: fresh random inputs every run (the seed is printed on failure so a
 // failing draw can be replayed with HLM_TEST_SEED), and float64 comparisons written so NaN fails.
@@ -89,4 +91,18 @@ export async function refusal(p: Promise<unknown>): Promise<string> {
     return (e as Error).message;
   }
   throw new Error('expected an HlmError');
+/** The worst relative L2 error over tensors of the update (after − init) against the expected one. */
+export function worstUpdateError(
+  init: Float32Array,
+  after: Float32Array,
+  want: (name: string, size: number) => ArrayLike<number>,
+  config: ModelConfig,
+) {
+  let worst = { name: '', err: 0 };
+  for (const t of paramLayout(config).tensors) {
+    const got = Float64Array.from(after.subarray(t.offset, t.offset + t.size), (p, i) => p - init[t.offset + i]);
+    const err = relErr(got, want(t.name, t.size));
+    if (!(err <= worst.err)) worst = { name: t.name, err };
+  }
+  return worst;
 }
