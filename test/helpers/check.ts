@@ -91,6 +91,8 @@ export async function refusal(p: Promise<unknown>): Promise<string> {
     return (e as Error).message;
   }
   throw new Error('expected an HlmError');
+}
+
 /** The worst relative L2 error over tensors of the update (after − init) against the expected one. */
 export function worstUpdateError(
   init: Float32Array,
