@@ -9,6 +9,7 @@
 import { HlmError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { log } from '../log.js';
+import { precisionPaths } from '../gpu/precision.js';
 import type { Precision } from '../model/gpt2.js';
 import { checkLossScaling, type LossScaling } from '../kernels/step-guard.js';
 
@@ -39,10 +40,14 @@ export interface ResolvedPrecision {
 export function resolvePrecision(gpu: Gpu, o: PrecisionOptions): ResolvedPrecision {
   const asked = o.precision ?? 'auto';
   const precision: Precision = asked === 'auto' ? 'f32' : asked;
+  const usable = precisionPaths(gpu.adapter)
+    .filter((p) => p.usable)
+    .map((p) => p.path);
   const reason =
     asked === 'auto'
-      ? `--precision auto: f32 on the ${gpu.adapter.kind} adapter ${gpu.adapter.device || gpu.adapter.description}: hlm's one f16 path here, packed-f16 storage, does f32 ` +
-        'arithmetic and adds a rounding pass per operand (shader-f16 and subgroup-matrix kernels are not written yet)'
+      ? `--precision auto: f32 on the ${gpu.adapter.kind} adapter ${gpu.adapter.device || gpu.adapter.description} ` +
+        `(usable paths: ${usable.join(', ')}; packed-f16 does f32 arithmetic and adds a rounding pass per operand; ` +
+        'shader-f16 and subgroup-matrix kernels are not written yet)'
       : `--precision ${asked}`;
   if (precision === 'f32') {
     if (o.lossScale !== undefined)
