@@ -169,7 +169,10 @@ test.each([
   const n = 64 * 11 + 3;
   const S = 1024; // a power of two: g·S and back is exact
   const g = rand.uniform(n, -0.02, 0.02);
-  const G = gpu.upload('scaled grads', Float32Array.from(g, (x) => x * S));
+  const G = gpu.upload(
+    'scaled grads',
+    Float32Array.from(g, (x) => x * S),
+  );
   const out = gpu.upload('scalars', Float32Array.of(-1, -1, -1, -1));
   const lossScale = gpu.upload('loss scale', Float32Array.of(7, S));
   const ds = await gradClip(gpu, {

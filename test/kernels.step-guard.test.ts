@@ -7,13 +7,7 @@ import { openTestGpu } from './helpers/gpu.js';
 import { SEED, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { AdamW, Sgd } from '../src/kernels/optimizer.js';
-import {
-  GUARD_BYTES,
-  GUARD_LOSS_OFFSET,
-  readLossScale,
-  stepGuard,
-  writeLossScale,
-} from '../src/kernels/step-guard.js';
+import { GUARD_BYTES, GUARD_LOSS_OFFSET, readLossScale, stepGuard, writeLossScale } from '../src/kernels/step-guard.js';
 import { guardStep, type GuardState } from '../src/reference/step-guard.js';
 
 let gpu: Gpu;

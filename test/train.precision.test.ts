@@ -112,7 +112,13 @@ test.each([
   const m =
     arch === 'decoder'
       ? batch
-      : maskTokens(batch.inputs, { seed: 3, step: 1, maskId: EOT + 1, vocabSize: tok.vocabSize, specialIds: tok.specialIds });
+      : maskTokens(batch.inputs, {
+          seed: 3,
+          step: 1,
+          maskId: EOT + 1,
+          vocabSize: tok.vocabSize,
+          specialIds: tok.specialIds,
+        });
   const named: Record<string, Float64Array> = {};
   for (const t of start.layout.tensors)
     named[t.name] = Float64Array.from(start.params.subarray(t.offset, t.offset + t.size));
@@ -123,7 +129,9 @@ test.each([
     (name, size) => Float64Array.from({ length: size }, (_, i) => -lr * ref.grads[name][i]),
     config,
   );
-  console.log(`--precision f16, ${arch} ${objective}: worst relative update error ${w.err.toExponential(2)} (${w.name})`);
+  console.log(
+    `--precision f16, ${arch} ${objective}: worst relative update error ${w.err.toExponential(2)} (${w.name})`,
+  );
   expect([w.name, !(w.err <= 3e-2)]).toEqual([w.name, false]);
   const [row] = readMetrics(join(dir, out));
   // The loss is computed in f32 from f16 operands: close to float64, not equal.

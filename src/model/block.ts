@@ -78,7 +78,13 @@ export function createBlockActs(scope: GpuScope, N: number, d: number, name: str
   const h = (what: string, n: number) => scope.buffer(`${name}.${what} (f16)`, halfBytes(n));
   return {
     half: f16
-      ? { ln1: h('ln1', N * d), qkv: h('qkv', N * 3 * d), y: h('y', N * d), ln2: h('ln2', N * d), gelu: h('gelu', N * 4 * d) }
+      ? {
+          ln1: h('ln1', N * d),
+          qkv: h('qkv', N * 3 * d),
+          y: h('y', N * d),
+          ln2: h('ln2', N * d),
+          gelu: h('gelu', N * 4 * d),
+        }
       : undefined,
     x: b('x', N * d),
     ln1: b('ln1', N * d),
@@ -392,9 +398,7 @@ export async function blockBackward(s: BlockSpec, l: number, a: BlockActs, g: Bl
     label: string,
   ) => [
     ...(hw
-      ? scope.keep([
-          await castF16(gpu, { n: N * nOut, src: at(dy), dst: half(g.dHalf!), label: `${label} dy to f16` }),
-        ])
+      ? scope.keep([await castF16(gpu, { n: N * nOut, src: at(dy), dst: half(g.dHalf!), label: `${label} dy to f16` })])
       : []),
     ...scope.keep(
       await matmul(gpu, {

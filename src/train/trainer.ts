@@ -139,10 +139,7 @@ export class Trainer {
       this.head.setTargets(m.targets, total);
       const last = i === micro.length - 1;
       this.gpu.submit(
-        [
-          ...(i === 0 ? this.first : this.next),
-          ...(last ? this.finish(slot) : []),
-        ],
+        [...(i === 0 ? this.first : this.next), ...(last ? this.finish(slot) : [])],
         micro.length > 1 ? `train step ${step} micro-batch ${i + 1}` : `train step ${step}`,
       );
     });
