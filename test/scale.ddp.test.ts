@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
 import { relErr } from './helpers/check.js';
 import { repoRoot } from './helpers/cli.js';
+import { EOT, TINY_DECODER, TINY_ENCODER } from './helpers/tiny-run.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from '../src/model/checkpoint.js';
@@ -26,7 +27,7 @@ import { streamRng } from '../src/data/random.js';
 import { writeShard } from '../src/data/shards.js';
 import { defaultCorpusPath } from '../src/data/corpus.js';
 import { evalLambada } from '../src/eval/evaluate.js';
-import { preset, type ModelConfig } from '../src/model/config.js';
+import type { ModelConfig } from '../src/model/config.js';
 import { initParams, paramLayout } from '../src/model/params.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
 
@@ -34,7 +35,6 @@ const B = 4;
 const T = 16;
 const LR = 100;
 const TOL = 1e-4;
-const EOT = 50256;
 const TOKENS = 3000;
 
 /** The first Python that imports torch and numpy: $HLM_TORCH_PYTHON, Debian's /usr/bin/python3, python3. */
@@ -55,15 +55,8 @@ let dir: string;
 let python: string;
 let tokens: number[];
 const root = repoRoot();
-const decoder: ModelConfig = {
-  ...preset('tiny'),
-  n_layer: 1,
-  n_embd: 16,
-  n_head: 2,
-  n_positions: 32,
-  eos_token_id: EOT,
-};
-const encoder: ModelConfig = { ...decoder, causal: false, vocab_size: EOT + 2, mask_token_id: EOT + 1 };
+const decoder = TINY_DECODER;
+const encoder = TINY_ENCODER;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hlm-ddp-'));

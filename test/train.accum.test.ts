@@ -8,21 +8,21 @@
 //   - resume stays bit for bit, and the data position advances by N micro-batches a step;
 //   - the GLUE fine-tuner: one step of 2 micro-batches (in different length buckets, with class weights) adds up to
 //     the gradient of one batch of all their rows.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
+import { EOT, TINY_DECODER, TINY_ENCODER, writeCorpus } from './helpers/tiny-run.js';
 import { expectClose, makeRandom, relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { BatchSource } from '../src/data/batches.js';
-import { defaultCorpusPath } from '../src/data/corpus.js';
 import { maskTokens } from '../src/data/mlm.js';
 import { prepareData } from '../src/data/shards.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
-import { preset, type ModelConfig } from '../src/model/config.js';
+import type { ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
 import { Finetuner } from '../src/glue/finetune.js';
 import type { Update } from '../src/train/update.js';
@@ -31,28 +31,14 @@ let gpu: Gpu;
 let dir: string;
 let corpus: string;
 const rand = makeRandom();
-const EOT = 50256;
-const decoder: ModelConfig = {
-  ...preset('tiny'),
-  n_layer: 1,
-  n_embd: 16,
-  n_head: 2,
-  n_positions: 32,
-  eos_token_id: EOT,
-};
-const encoder: ModelConfig = { ...decoder, causal: false, vocab_size: EOT + 2, mask_token_id: EOT + 1 };
+const decoder = TINY_DECODER;
+const encoder = TINY_ENCODER;
 
 beforeAll(async () => {
   gpu = await openTestGpu();
   dir = mkdtempSync(join(tmpdir(), 'hlm-accum-'));
   process.env.HLM_CACHE_DIR = join(dir, 'cache');
-  corpus = join(dir, 'corpus.txt');
-  writeFileSync(
-    corpus,
-    readFileSync(defaultCorpusPath(), 'utf8')
-      .slice(0, 30_000)
-      .replace(/<[^>]+>/g, ''),
-  );
+  corpus = writeCorpus(dir, 30_000);
   await saveCheckpoint(join(dir, 'init'), { config: decoder, params: initParams(decoder, 7) });
   await saveCheckpoint(join(dir, 'init-enc'), { config: encoder, params: initParams(encoder, 7) });
 });

@@ -5,21 +5,20 @@
 //     they were, the overflow counted; a dynamic scale halves, a fixed one stays;
 //   - a dynamic scale that changes during the run survives --resume bit for bit (weights, moments, losses, scales);
 //   - --precision auto trains in f32 here and says why; --loss-scale with f32 is refused.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
+import { EOT, TINY_DECODER, TINY_ENCODER, writeCorpus } from './helpers/tiny-run.js';
 import { worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
 import { BatchSource } from '../src/data/batches.js';
-import { defaultCorpusPath } from '../src/data/corpus.js';
 import { maskTokens } from '../src/data/mlm.js';
 import { prepareData } from '../src/data/shards.js';
 import { loadTokenizer } from '../src/data/tokenizer.js';
 import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
-import { preset, type ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
 import { Trainer } from '../src/train/trainer.js';
 import { resolvePrecision } from '../src/train/precision.js';
@@ -27,28 +26,14 @@ import { resolvePrecision } from '../src/train/precision.js';
 let gpu: Gpu;
 let dir: string;
 let corpus: string;
-const EOT = 50256;
-const decoder: ModelConfig = {
-  ...preset('tiny'),
-  n_layer: 1,
-  n_embd: 16,
-  n_head: 2,
-  n_positions: 32,
-  eos_token_id: EOT,
-};
-const encoder: ModelConfig = { ...decoder, causal: false, vocab_size: EOT + 2, mask_token_id: EOT + 1 };
+const decoder = TINY_DECODER;
+const encoder = TINY_ENCODER;
 
 beforeAll(async () => {
   gpu = await openTestGpu();
   dir = mkdtempSync(join(tmpdir(), 'hlm-precision-'));
   process.env.HLM_CACHE_DIR = join(dir, 'cache');
-  corpus = join(dir, 'corpus.txt');
-  writeFileSync(
-    corpus,
-    readFileSync(defaultCorpusPath(), 'utf8')
-      .slice(0, 30_000)
-      .replace(/<[^>]+>/g, ''),
-  );
+  corpus = writeCorpus(dir, 30_000);
   await saveCheckpoint(join(dir, 'init'), { config: decoder, params: initParams(decoder, 7) });
   await saveCheckpoint(join(dir, 'init-enc'), { config: encoder, params: initParams(encoder, 7) });
 });

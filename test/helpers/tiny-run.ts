@@ -1,5 +1,6 @@
 // What the CLI tests of a run's life need to train in a fraction of a second: a slice of the
 // bundled corpus, a 300-token BPE tokenizer trained on it, and the flags of a one-layer model.
+import { preset, type ModelConfig } from '../../src/model/config.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCorpusPath } from '../../src/data/corpus.js';
@@ -14,6 +15,23 @@ export interface TinyRun {
 }
 
 /** The first `chars` characters of the bundled corpus, markup removed, as `<dir>/corpus.txt`. */
+/** A very small decoder with GPT-2's vocabulary, and the encoder beside it (a [MASK] id past the vocabulary). */
+export const EOT = 50256;
+export const TINY_DECODER: ModelConfig = {
+  ...preset('tiny'),
+  n_layer: 1,
+  n_embd: 16,
+  n_head: 2,
+  n_positions: 32,
+  eos_token_id: EOT,
+};
+export const TINY_ENCODER: ModelConfig = {
+  ...TINY_DECODER,
+  causal: false,
+  vocab_size: EOT + 2,
+  mask_token_id: EOT + 1,
+};
+
 export function writeCorpus(dir: string, chars = 60_000): string {
   const corpus = join(dir, 'corpus.txt');
   writeFileSync(
