@@ -250,8 +250,8 @@ export async function runHeadless(gpu: Gpu, o: HeadlessOptions): Promise<Headles
   if (tasks.kind === 'xnli') notes.push(`XNLI protocol: ${XNLI_PROTOCOL}`);
   if (o.arch === 'encoder')
     notes.push(
-      `Fine-tuning: ${finetune.epochs} epochs, lr ${finetune.lr}, batch ${finetune.batchSize}, seeds ` +
-        `${seeds.join(', ')}; each seed's best epoch on the evaluation data counts.`,
+      `Fine-tuning: ${finetune.epochs} epoch${finetune.epochs === 1 ? '' : 's'}, lr ${finetune.lr}, ` +
+        `batch ${finetune.batchSize}, seeds ${seeds.join(', ')}; each seed's best epoch on the evaluation data counts.`,
     );
 
   const exp = ExperimentDir.open({
