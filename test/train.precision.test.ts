@@ -4,13 +4,14 @@
 //   - a forced overflow (a loss scale far past f16's range) skips the step: weights and AdamW moments bit for bit as
 //     they were, the overflow counted; a dynamic scale halves, a fixed one stays;
 //   - a dynamic scale that changes during the run survives --resume bit for bit (weights, moments, losses, scales);
-//   - --precision auto trains in f32 here and says why; --loss-scale with f32 is refused.
+//   - --precision auto trains in f32 here and says why; --loss-scale with f32 is refused;
+//   - the GLUE fine-tuner in f16 gives the f32 gradient within f16 rounding.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
 import { EOT, TINY_DECODER, TINY_ENCODER, writeCorpus } from './helpers/tiny-run.js';
-import { worstUpdateError } from './helpers/check.js';
+import { relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
@@ -22,6 +23,8 @@ import { gpt2LossAndGrads } from '../src/reference/gpt2.js';
 import { initParams } from '../src/model/params.js';
 import { Trainer } from '../src/train/trainer.js';
 import { resolvePrecision } from '../src/train/precision.js';
+import { Finetuner } from '../src/glue/finetune.js';
+import type { Update } from '../src/train/update.js';
 
 let gpu: Gpu;
 let dir: string;
@@ -201,4 +204,42 @@ test('--precision auto trains in f32 on this adapter and says why; --loss-scale 
   expect(() => resolvePrecision(gpu, { precision: 'f32', lossScale: 512 })).toThrow(/--loss-scale applies to/);
   const r = await pretrain(gpu, opts('auto', { precision: 'auto' }));
   expect(r.precision).toBe('f32');
+});
+
+test('GLUE fine-tuner, f16 with a loss scale of 1024: the f32 gradient within f16 rounding', async () => {
+  const config = { ...decoder, n_positions: 40, num_labels: 3 };
+  const params = initParams(config, 5);
+  const rows = [5, 9, 3, 33, 17, 2].map((len) =>
+    Array.from({ length: len }, (_, i) => ((len * 31 + i * 17) % 999) + 1),
+  );
+  // AdamW's first moment after one step from zero, without clipping, is (1 − β1)·g: the gradient, read back.
+  const firstMoment = async (precision: 'f32' | 'f16') => {
+    const ft = await Finetuner.create(gpu, config, {
+      batchSize: 3,
+      gradAccum: 2,
+      maxSeqLen: 40,
+      pooling: 'mean',
+      optimizer: 'adamw',
+      weightDecay: 0,
+      gradClip: 0,
+      precision,
+      lossScaling: precision === 'f16' ? { scale: 1024, growth: 0 } : undefined,
+    });
+    try {
+      ft.reset(params);
+      ft.step(rows, [0, 2, 1, 1, 0, 2], undefined, 1, 0);
+      const [loss] = await ft.readLosses();
+      const m = await gpu.readF32((ft as unknown as { update: Update }).update.m!, 0, params.length);
+      return { loss, m, overflows: await ft.overflowSkips() };
+    } finally {
+      ft.destroy();
+    }
+  };
+  const f32 = await firstMoment('f32');
+  const f16 = await firstMoment('f16');
+  const err = relErr(f16.m, f32.m);
+  console.log(`GLUE fine-tuner, f16 against f32: relative gradient error ${err.toExponential(2)}`);
+  expect([!(err <= 3e-2), err > 0]).toEqual([false, true]);
+  expect(!(Math.abs(f16.loss - f32.loss) <= 1e-2 * f32.loss)).toBe(false);
+  expect(f16.overflows).toBe(0);
 });
