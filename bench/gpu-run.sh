@@ -5,7 +5,8 @@
 # pretraining run, a sweep of tiny-encoder settings, and the matmul shapes beside PyTorch's.
 # On the device machine, after `npm run build` and ../shared/gpu/pack.sh here:
 #   source .gpu/boot.sh && bash bench/gpu-run.sh
-# STAGES picks the parts (default: all, in this order): check torch train pretrain sweep matmul.
+# STAGES picks the parts (default: all, in this order): check torch train pretrain sweep matmul. train and pretrain
+# also run at --precision f16 (F16_PRETRAIN= leaves out the f16 pretraining run).
 # WGSL_VARIANTS: shader folders whose 4096³ matmul `check` also times (HLM_WGSL_DIR each).
 # Data: .gpudata/{enwiki20,wikitext-valid,wiki63}.bin, token shards made here (git-ignored).
 # Results go to $RES (default /tmp/hlm-gpu). QUICK=1 runs tiny sizes (to try it on a CPU).
@@ -42,6 +43,10 @@ if on train; then
     --out "$RES/hlm-train.jsonl"
   [[ -f $RES/torch-fp32.jsonl ]] && node bin/run.js bench --from "$RES/hlm-train.jsonl" \
     --compare "$RES/torch-fp32.jsonl" --threshold 100% --format md
+  # Mixed precision (issue 15): its records carry params.precision f16, so read them beside torch's bf16 ones.
+  say "hlm train step ($P), --precision f16"
+  timeout 300 node bin/run.js bench --suite train --precision f16 --filter "train-$P/" --device "$DEV" \
+    --reps "$REPS" --top 12 --out "$RES/hlm-train-f16.jsonl"
 fi
 
 if on pretrain; then
@@ -50,6 +55,14 @@ if on pretrain; then
     --eval-data $D/wikitext-valid.bin --steps "$STEPS" --eval-every 100 --eval-batches 20 --log-every 50 \
     --out /tmp/pre-$P --device "$DEV" --json > "$RES/pretrain-$P.json"
   tail -c 600 "$RES/pretrain-$P.json"; echo; cp /tmp/pre-$P/metrics.jsonl "$RES/pretrain-$P-metrics.jsonl" 2>/dev/null
+  if [[ -n ${F16_PRETRAIN:-1} ]]; then
+    say "pretrain $P decoder, $STEPS steps, --precision f16 (its validation loss beside the f32 run's)"
+    timeout 400 node bin/run.js pretrain --arch decoder --objective ce --preset "$P" --data $D/enwiki20.bin \
+      --eval-data $D/wikitext-valid.bin --steps "$STEPS" --eval-every 100 --eval-batches 20 --log-every 50 \
+      --precision f16 --out /tmp/pre-$P-f16 --device "$DEV" --json > "$RES/pretrain-$P-f16.json"
+    tail -c 600 "$RES/pretrain-$P-f16.json"; echo
+    cp /tmp/pre-$P-f16/metrics.jsonl "$RES/pretrain-$P-f16-metrics.jsonl" 2>/dev/null
+  fi
 fi
 
 if on sweep; then
