@@ -55,7 +55,7 @@ if on pretrain; then
     --eval-data $D/wikitext-valid.bin --steps "$STEPS" --eval-every 100 --eval-batches 20 --log-every 50 \
     --out /tmp/pre-$P --device "$DEV" --json > "$RES/pretrain-$P.json"
   tail -c 600 "$RES/pretrain-$P.json"; echo; cp /tmp/pre-$P/metrics.jsonl "$RES/pretrain-$P-metrics.jsonl" 2>/dev/null
-  if [[ -n ${F16_PRETRAIN:-1} ]]; then
+  if [[ -n ${F16_PRETRAIN-1} ]]; then
     say "pretrain $P decoder, $STEPS steps, --precision f16 (its validation loss beside the f32 run's)"
     timeout 400 node bin/run.js pretrain --arch decoder --objective ce --preset "$P" --data $D/enwiki20.bin \
       --eval-data $D/wikitext-valid.bin --steps "$STEPS" --eval-every 100 --eval-batches 20 --log-every 50 \
