@@ -119,6 +119,9 @@ test('the flags of pretrain and compare-objectives are built from the table', ()
     'save_dtype',
     'log_every',
     'cwt_temperature',
+    'precision',
+    'loss_scale',
+    'loss_scale_growth',
   ]);
   for (const [key, name] of TRAINING_KEYS) expect(RUN_SCHEMA[key]).toBe(PRETRAIN_SETTINGS[name]);
   expect(RUN_SCHEMA.n_layer).toMatchObject({ type: 'int', min: 1 });
