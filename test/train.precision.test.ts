@@ -6,7 +6,7 @@
 //   - a dynamic scale that changes during the run survives --resume bit for bit (weights, moments, losses, scales);
 //   - --precision auto trains in f32 here and says why; --loss-scale with f32 is refused;
 //   - the GLUE fine-tuner in f16 gives the f32 gradient within f16 rounding.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
@@ -204,6 +204,11 @@ test('--precision auto trains in f32 on this adapter and says why; --loss-scale 
   expect(() => resolvePrecision(gpu, { precision: 'f32', lossScale: 512 })).toThrow(/--loss-scale applies to/);
   const r = await pretrain(gpu, opts('auto', { precision: 'auto' }));
   expect(r.precision).toBe('f32');
+  // Refused before anything is written.
+  await expect(pretrain(gpu, opts('contradiction', { precision: 'f32', lossScale: 8 }))).rejects.toThrow(
+    /--loss-scale applies to --precision f16/,
+  );
+  expect(existsSync(join(dir, 'contradiction'))).toBe(false);
 });
 
 test('GLUE fine-tuner, f16 with a loss scale of 1024: the f32 gradient within f16 rounding', async () => {

@@ -308,6 +308,9 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
     throw new HlmError('--resume continues the run in --out and --overwrite replaces it: give one of them');
   const keep = asked.keep ?? PRETRAIN_SETTINGS.keep.default;
   const saveEveryMinutes = asked.saveEveryMinutes ?? PRETRAIN_SETTINGS.saveEveryMinutes.default;
+  // Before anything is written: a precision the flags contradict is refused here.
+  const precision = choosePrecision(gpu, asked);
+  const scaling = precision.lossScaling;
   const out = resolve(asked.out);
   const runDir = await RunDir.open(out, {
     start: asked.resume ? 'resume' : asked.overwrite ? 'overwrite' : 'fresh',
@@ -359,8 +362,6 @@ export async function pretrain(gpu: Gpu, given: PretrainOptions, progress?: Prog
       evalPath && o.evalEvery > 0 ? await prepareData([evalPath], tokenizer, {}, '--eval-data') : undefined;
 
     const accum = o.gradAccum ?? 1;
-    const precision = choosePrecision(gpu, o);
-    const scaling = precision.lossScaling;
     trainer = await Trainer.create(gpu, config, {
       B: o.batchSize,
       T: o.seqLen,
