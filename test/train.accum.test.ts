@@ -8,15 +8,14 @@
 //   - resume stays bit for bit, and the data position advances by N micro-batches a step;
 //   - the GLUE fine-tuner: one step of 2 micro-batches (in different length buckets, with class weights) adds up to
 //     the gradient of one batch of all their rows.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
-import { EOT, TINY_DECODER, TINY_ENCODER, writeCorpus } from './helpers/tiny-run.js';
+import { EOT, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
 import { expectClose, makeRandom, relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
-import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { BatchSource } from '../src/data/batches.js';
 import { maskTokens } from '../src/data/mlm.js';
 import { prepareData } from '../src/data/shards.js';
@@ -36,11 +35,7 @@ const encoder = TINY_ENCODER;
 
 beforeAll(async () => {
   gpu = await openTestGpu();
-  dir = mkdtempSync(join(tmpdir(), 'hlm-accum-'));
-  process.env.HLM_CACHE_DIR = join(dir, 'cache');
-  corpus = writeCorpus(dir, 30_000);
-  await saveCheckpoint(join(dir, 'init'), { config: decoder, params: initParams(decoder, 7) });
-  await saveCheckpoint(join(dir, 'init-enc'), { config: encoder, params: initParams(encoder, 7) });
+  ({ dir, corpus } = await tinyTrainingDir('accum'));
 });
 afterAll(() => {
   gpu?.destroy();

@@ -6,15 +6,14 @@
 //   - a dynamic scale that changes during the run survives --resume bit for bit (weights, moments, losses, scales);
 //   - --precision auto trains in f32 here and says why; --loss-scale with f32 is refused;
 //   - the GLUE fine-tuner in f16 gives the f32 gradient within f16 rounding.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
-import { EOT, TINY_DECODER, TINY_ENCODER, writeCorpus } from './helpers/tiny-run.js';
+import { EOT, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
 import { relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
-import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { BatchSource } from '../src/data/batches.js';
 import { maskTokens } from '../src/data/mlm.js';
 import { prepareData } from '../src/data/shards.js';
@@ -34,11 +33,7 @@ const encoder = TINY_ENCODER;
 
 beforeAll(async () => {
   gpu = await openTestGpu();
-  dir = mkdtempSync(join(tmpdir(), 'hlm-precision-'));
-  process.env.HLM_CACHE_DIR = join(dir, 'cache');
-  corpus = writeCorpus(dir, 30_000);
-  await saveCheckpoint(join(dir, 'init'), { config: decoder, params: initParams(decoder, 7) });
-  await saveCheckpoint(join(dir, 'init-enc'), { config: encoder, params: initParams(encoder, 7) });
+  ({ dir, corpus } = await tinyTrainingDir('precision'));
 });
 afterAll(() => {
   gpu?.destroy();

@@ -1,7 +1,11 @@
-// What the CLI tests of a run's life need to train in a fraction of a second: a slice of the
-// bundled corpus, a 300-token BPE tokenizer trained on it, and the flags of a one-layer model.
+// What tests need to train in a fraction of a second: a slice of the bundled corpus, the one-layer decoder and
+// encoder configurations with their initial checkpoints, and for the CLI tests of a run's life a 300-token BPE
+// tokenizer trained on the slice and the flags of a one-layer model.
+import { tmpdir } from 'node:os';
+import { saveCheckpoint } from '../../src/model/checkpoint.js';
+import { initParams } from '../../src/model/params.js';
 import { preset, type ModelConfig } from '../../src/model/config.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCorpusPath } from '../../src/data/corpus.js';
 import { hlm } from './cli.js';
@@ -31,6 +35,19 @@ export const TINY_ENCODER: ModelConfig = {
   vocab_size: EOT + 2,
   mask_token_id: EOT + 1,
 };
+
+/**
+ * A test directory for tiny training runs: HLM_CACHE_DIR inside it, a 30,000-character corpus, and the tiny decoder's
+ * and encoder's initial checkpoints in init/ and init-enc/ (seed 7).
+ */
+export async function tinyTrainingDir(name: string): Promise<{ dir: string; corpus: string }> {
+  const dir = mkdtempSync(join(tmpdir(), `hlm-${name}-`));
+  process.env.HLM_CACHE_DIR = join(dir, 'cache');
+  const corpus = writeCorpus(dir, 30_000);
+  await saveCheckpoint(join(dir, 'init'), { config: TINY_DECODER, params: initParams(TINY_DECODER, 7) });
+  await saveCheckpoint(join(dir, 'init-enc'), { config: TINY_ENCODER, params: initParams(TINY_ENCODER, 7) });
+  return { dir, corpus };
+}
 
 export function writeCorpus(dir: string, chars = 60_000): string {
   const corpus = join(dir, 'corpus.txt');
