@@ -11,7 +11,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
-import { EOT, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
+import { EOT, SINGLE_STEP, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
 import { expectClose, makeRandom, relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
@@ -43,30 +43,8 @@ afterAll(() => {
 });
 
 const T = 16;
-const LR = 0.5;
-const contract = {
-  arch: 'decoder',
-  objective: 'ce',
-  preset: 'tiny',
-  resume: false,
-  steps: 1,
-  seqLen: T,
-  lr: LR,
-  optimizer: 'sgd',
-  weightDecay: 0,
-  warmup: 0,
-  schedule: 'constant',
-  gradClip: 0,
-  order: 'sequential',
-  seed: 3,
-  evalEvery: 0,
-  evalBatches: 1,
-  saveEvery: 0,
-  logEvery: 10,
-} as const;
-
 function opts(out: string, o: Partial<PretrainOptions>): PretrainOptions {
-  return { ...contract, set: [], data: [corpus], out: join(dir, out), ...o };
+  return { ...SINGLE_STEP, seqLen: T, data: [corpus], out: join(dir, out), ...o };
 }
 
 const ck = (run: string) => loadCheckpoint(join(dir, run, 'checkpoint'));

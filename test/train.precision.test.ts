@@ -9,7 +9,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTestGpu } from './helpers/gpu.js';
-import { EOT, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
+import { EOT, SINGLE_STEP, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
 import { relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { pretrain, readMetrics, type PretrainOptions } from '../src/train/pretrain.js';
@@ -41,32 +41,7 @@ afterAll(() => {
 });
 
 function opts(out: string, o: Partial<PretrainOptions>): PretrainOptions {
-  return {
-    arch: 'decoder',
-    objective: 'ce',
-    preset: 'tiny',
-    set: [],
-    data: [corpus],
-    out: join(dir, out),
-    resume: false,
-    steps: 1,
-    seqLen: 8,
-    batchSize: 2,
-    lr: 0.5,
-    optimizer: 'sgd',
-    weightDecay: 0,
-    warmup: 0,
-    schedule: 'constant',
-    gradClip: 0,
-    order: 'sequential',
-    seed: 3,
-    evalEvery: 0,
-    evalBatches: 1,
-    saveEvery: 0,
-    logEvery: 10,
-    precision: 'f16',
-    ...o,
-  };
+  return { ...SINGLE_STEP, data: [corpus], out: join(dir, out), seqLen: 8, batchSize: 2, precision: 'f16', ...o };
 }
 
 const ck = (run: string) => loadCheckpoint(join(dir, run, 'checkpoint'), { optimizer: true });

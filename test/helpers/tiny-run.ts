@@ -49,6 +49,31 @@ export async function tinyTrainingDir(name: string): Promise<{ dir: string; corp
   return { dir, corpus };
 }
 
+/**
+ * The single-step contract's settings (DESIGN.md): one plain SGD step from --init, sequential data, no clip, decay,
+ * warm-up or schedule; a test adds its data, out and shape.
+ */
+export const SINGLE_STEP = {
+  arch: 'decoder',
+  objective: 'ce',
+  preset: 'tiny',
+  set: [] as string[],
+  resume: false,
+  steps: 1,
+  lr: 0.5,
+  optimizer: 'sgd',
+  weightDecay: 0,
+  warmup: 0,
+  schedule: 'constant',
+  gradClip: 0,
+  order: 'sequential',
+  seed: 3,
+  evalEvery: 0,
+  evalBatches: 1,
+  saveEvery: 0,
+  logEvery: 10,
+} as const;
+
 export function writeCorpus(dir: string, chars = 60_000): string {
   const corpus = join(dir, 'corpus.txt');
   writeFileSync(
