@@ -115,11 +115,19 @@ export async function fitTransform(b: WhitenBuffers, method: WhitenMethod, o: Fi
     return { method, mean, T, eigenvalues: values };
   }
   const eps = o.epsilon ?? 0;
+  const covariance = `${method === 'zipfian' ? 'p-weighted ' : ''}covariance`;
+  // n words span at most n − 1 dimensions around their mean. The eigenvalue test below cannot be relied on for
+  // that case: the covariance is summed in f32, so its zero eigenvalues come out as rounding noise, not zeros.
+  if (eps === 0 && n <= d)
+    throw new HlmError(
+      `${method} whitening: the ${covariance} is singular (${n} words span at most ${n - 1} of ${d} dimensions); ` +
+        'pass --epsilon to regularise',
+    );
   const scale = Float64Array.from(values, (l, j) => {
     const v = l + eps;
     if (!(v > 1e-12 * abs(values[0] + eps))) {
       throw new HlmError(
-        `${method} whitening: the ${method === 'zipfian' ? 'p-weighted ' : ''}covariance is singular (eigenvalue ` +
+        `${method} whitening: the ${covariance} is singular (eigenvalue ` +
           `${j + 1} of ${d} is ${l.toExponential(3)}; ${n} words for ${d} dimensions); pass --epsilon to regularise`,
       );
     }
