@@ -135,6 +135,15 @@ async function probeOpenGL(): Promise<ProbeResult> {
   return { probe, candidate: c };
 }
 
+async function probeLavapipe(): Promise<ProbeResult> {
+  const probe = 'vulkan (Mesa lavapipe)';
+  if (!vulkanLoaderPresent()) return { probe, reason: 'the Vulkan loader (libvulkan.so.1) is not installed' };
+  const c = await request('vulkan', {}, 'core');
+  if (!c || !/llvmpipe|lavapipe/i.test(adapterName(c.summary)))
+    return { probe, reason: 'no lavapipe Vulkan adapter (Mesa 24 or newer: mesa-vulkan-drivers)' };
+  return { probe, candidate: c };
+}
+
 async function probeSwiftShader(): Promise<ProbeResult> {
   const probe = 'vulkan (SwiftShader)';
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
@@ -151,6 +160,7 @@ async function probeSwiftShader(): Promise<ProbeResult> {
 export async function probeAdapters(opts: { hardware?: boolean; all?: boolean } = {}): Promise<ProbeResult[]> {
   const results: ProbeResult[] = [];
   if (opts.hardware !== false) results.push(await probeHardware());
+  results.push(await probeLavapipe());
   results.push(await probeOpenGL());
   // SwiftShader is ~6x slower than llvmpipe: looked for when llvmpipe is missing, or to list all.
   if (opts.all || !results.at(-1)?.candidate) results.push(await probeSwiftShader());
