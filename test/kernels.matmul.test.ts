@@ -106,6 +106,12 @@ describe.each(CHECKED_TILES)('%s tile', (_kind, tile) => {
   test('batched 3 x 33 x 17 x 45, all transposes', async () => {
     for (const [transA, transB] of TRANSPOSES) await check(33, 17, 45, { batch: 3, transA, transB, tile });
   });
+  test('padded rows (ldA, ldB): the NaN padding never counts, vec4 and scalar paths, batched', async () => {
+    for (const [transA, transB] of TRANSPOSES) {
+      await check(37, 45, 50, { transA, transB, ldA: transA ? 40 : 52, ldB: transB ? 64 : 48, tile });
+      await check(16, 20, 12, { transA, transB, ldA: transA ? 19 : 13, ldB: transB ? 16 : 24, batch: 2, tile });
+    }
+  });
   test('beta accumulation, alpha scaling and element offsets (vec4 and scalar paths)', async () => {
     await check(20, 24, 16, { alpha: 0.5, beta: 1, offA: 4, offB: 8, offC: 12, tile });
     await check(21, 23, 17, { alpha: -2, beta: 0.25, offA: 3, offB: 5, offC: 7, transA: true, tile });
@@ -145,6 +151,10 @@ test('bad specs are refused with the reason', async () => {
   await expect(matmul(gpu, { M: 1, N: 1, K: 1, a: { buffer: X }, b: { buffer: X }, c: { buffer: X } })).rejects.toThrow(
     /must not share a buffer/,
   );
+  const C = gpu.buffer('C', 64);
+  await expect(
+    matmul(gpu, { M: 2, N: 2, K: 5, ldA: 4, a: { buffer: X }, b: { buffer: X }, c: { buffer: C } }),
+  ).rejects.toThrow(/a stored row of 5 elements cannot be 4 apart/);
 });
 
 // The software adapter's default: the register kernel, each operand from a texture when its rows can be copied
@@ -187,6 +197,19 @@ describe('register kernel (the software default)', () => {
       await check(33, 64, 64, { batch: 3 });
       await check(33, 64, 64, { batch: 3, strideA: 40 * 64, strideB: 0, transB: true });
       await check(32, 20, 12, { batch: 2, strideA: 0, strideB: 14 * 20, transA: true });
+    }));
+  // The CE head's logits, padded to a multiple of 64: dh (NN, K = V) and dwte (TN, M = V) read them as vec4s.
+  test('padded rows (ldA, ldB): odd lengths read as vec4s, the NaN padding never counts, all transposes', () =>
+    asSoftware(async () => {
+      for (const [transA, transB] of TRANSPOSES) {
+        const [ldA, ldB] = [transA ? 64 : 52, transB ? 52 : 64];
+        const plan = { block: registerBlock(37, 45), texA: ldA === 64, texB: ldB === 64 };
+        await check(37, 45, 50, { transA, transB, ldA, ldB, plan });
+        await check(37, 45, 50, { transA, transB, ldA: ldA + 4, ldB: ldB + 4, batch: 2, beta: 0.5, bias: true });
+      }
+      // K past one span, with a masked last k-step in a row-major A and a K-major B.
+      await check(3, 9, REGISTER_K_SPAN + 6, { ldA: REGISTER_K_SPAN + 64, ldB: 12 });
+      await check(3, 9, REGISTER_K_SPAN + 6, { transB: true, ldA: REGISTER_K_SPAN + 8, ldB: REGISTER_K_SPAN + 64 });
     }));
   test('K past one span: spans accumulate, texture rows and columns follow the span', () =>
     asSoftware(async () => {

@@ -40,7 +40,14 @@ export interface MatmulSpec {
   a: TensorRef;
   b: TensorRef;
   c: TensorRef;
-  /** Elements between consecutive batch items; default: packed (M·K, K·N, M·N). 0 broadcasts. */
+  /**
+   * Elements between consecutive stored rows of A (of B); default: the row's length (K, or M with transA). Rows may be
+   * padded past it (the CE head pads its logits to a multiple of 64, so that the register kernel can read them as
+   * vec4s and from a texture); the padding never counts, whatever it holds.
+   */
+  ldA?: number;
+  ldB?: number;
+  /** Elements between consecutive batch items; default: packed (M·ldA, K·ldB, M·N). 0 broadcasts. */
   strideA?: number;
   strideB?: number;
   strideC?: number;
@@ -134,11 +141,12 @@ export function registerBlock(M: number, N: number): RegisterBlock {
   return { RM, RN, WX: N <= 8 * RN ? 8 : 16, WY: M <= RM ? 1 : 4 };
 }
 
-/** An operand as stored: `rows` rows of `len` elements per batch item, item b at offset + b·stride. */
+/** An operand as stored: `rows` rows of `len` elements, `ld` apart, per batch item, item b at offset + b·stride. */
 interface Stored {
   ref: TensorRef;
   rows: number;
   len: number;
+  ld: number;
   stride: number;
   /** Rows run along K (TRANS_A's A, plain B): a K span is a range of rows, else of columns. */
   kMajor: boolean;
@@ -146,21 +154,21 @@ interface Stored {
 
 /**
  * Whether the register kernel can read an operand (vec4 rows, batch items whole rows apart), and whether as a
- * texture: the copy needs rows 256-byte aligned (len a multiple of 64) unless it is one row, a buffer it may copy
+ * texture: the copy needs rows 256-byte aligned (ld a multiple of 64) unless it is one row, a buffer it may copy
  * from, and rows and width within the adapter's texture size; a K-major operand of a batched product is a texture
  * only when its K is one span (else each item's span would be a copy of its own). An f16 operand is read from
  * storage, at any offset (halves read alone when it is no multiple of 4).
  */
 function storedPlan(gpu: Gpu, x: Stored, batch: number, K: number): { ok: boolean; texture: boolean } {
   const f16 = isF16(x.ref);
-  const ok = x.len % 4 === 0 && (f16 || offAny(x.ref) % 4 === 0) && x.stride % x.len === 0;
+  const ok = x.ld % 4 === 0 && (f16 || offAny(x.ref) % 4 === 0) && x.stride % x.ld === 0;
   if (!ok || f16) return { ok, texture: false };
   const max = gpu.limits.maxTextureDimension2D ?? 8192;
   const span = Math.min(K, REGISTER_K_SPAN);
-  const rows = (batch - 1) * (x.stride / x.len) + (x.kMajor ? span : x.rows);
-  const width = x.kMajor ? x.len / 4 : span / 4;
+  const rows = (batch - 1) * (x.stride / x.ld) + (x.kMajor ? span : x.rows);
+  const width = x.kMajor ? x.ld / 4 : Math.ceil(span / 4);
   const texture =
-    (rows === 1 || x.len % 64 === 0) &&
+    (rows === 1 || x.ld % 64 === 0) &&
     (x.ref.buffer.usage & GPUBufferUsage.COPY_SRC) !== 0 &&
     rows <= max &&
     width <= max &&
@@ -178,7 +186,7 @@ export interface RegisterPlan {
 /** How the register kernel would run a product; undefined when it cannot read the operands. */
 export function registerPlan(
   gpu: Gpu,
-  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'a' | 'b' | 'strideA' | 'strideB'>,
+  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'a' | 'b' | 'ldA' | 'ldB' | 'strideA' | 'strideB'>,
 ): RegisterPlan | undefined {
   const batch = s.batch ?? 1;
   const a = storedPlan(gpu, stored(s, 'A'), batch, s.K);
@@ -188,16 +196,20 @@ export function registerPlan(
 }
 
 function stored(
-  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'transA' | 'transB' | 'a' | 'b' | 'strideA' | 'strideB'>,
+  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'transA' | 'transB' | 'a' | 'b' | 'ldA' | 'ldB' | 'strideA' | 'strideB'>,
   which: 'A' | 'B',
 ): Stored {
   const { M, N, K } = s;
   if (which === 'A') {
     const t = s.transA ?? false;
-    return { ref: s.a, rows: t ? K : M, len: t ? M : K, stride: s.strideA ?? M * K, kMajor: t };
+    const [rows, len] = t ? [K, M] : [M, K];
+    const ld = s.ldA ?? len;
+    return { ref: s.a, rows, len, ld, stride: s.strideA ?? rows * ld, kMajor: t };
   }
   const t = s.transB ?? false;
-  return { ref: s.b, rows: t ? N : K, len: t ? K : N, stride: s.strideB ?? K * N, kMajor: !t };
+  const [rows, len] = t ? [N, K] : [K, N];
+  const ld = s.ldB ?? len;
+  return { ref: s.b, rows, len, ld, stride: s.strideB ?? rows * ld, kMajor: !t };
 }
 
 /** The epilogue's parameters and bindings (placeholders for the parts not asked for). */
@@ -242,6 +254,9 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
     s.label ?? `matmul ${M}x${N}x${K}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}${batch > 1 ? ` ×${batch}` : ''}`;
   checkSizes(label, { M, N, K, batch });
   checkBuffers(label, s);
+  for (const x of [stored(s, 'A'), stored(s, 'B')])
+    if (!(Number.isInteger(x.ld) && x.ld >= x.len))
+      throw new HlmError(`${label}: a stored row of ${x.len} elements cannot be ${x.ld} apart`);
   const byDefault = !s.tile && s.splitK === undefined && gpu.adapter.kind === 'software';
   if (s.kernel === 'registers' || (s.kernel === undefined && byDefault)) {
     const plan = registerPlan(gpu, s);
@@ -285,14 +300,14 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
     const uploads: TextureUpload[] = [];
     for (const { x, tex, name } of operands) {
       // The span's first element: k0 rows down a K-major operand, else k0 columns along.
-      const first = offAny(x.ref) + (x.kMajor ? k0 * x.len : k0);
-      const rowsPerItem = x.stride / x.len;
+      const first = offAny(x.ref) + (x.kMajor ? k0 * x.ld : k0);
+      const rowsPerItem = x.stride / x.ld;
       params[`rows${name}`] = rowsPerItem;
       if (tex) {
-        const width = x.kMajor ? x.len / 4 : kLen / 4;
+        const width = x.kMajor ? x.ld / 4 : Math.ceil(kLen / 4);
         const height = (batch - 1) * rowsPerItem + (x.kMajor ? kLen : x.rows);
         const texture = gpu.sharedTexture(`matmul ${name}`, width, height);
-        uploads.push({ from: x.ref.buffer, offset: 4 * first, bytesPerRow: 4 * x.len, to: texture, width, height });
+        uploads.push({ from: x.ref.buffer, offset: 4 * first, bytesPerRow: 4 * x.ld, to: texture, width, height });
         bind[name] = { texture };
         params[`off${name}`] = 0;
         params[`len${name}`] = 0;
@@ -300,7 +315,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
         bind[name] = x.ref.buffer;
         // In vec4s, or in halves for an f16 operand whose offset is no multiple of 4 (F16_UNALIGNED_A/_B).
         params[`off${name}`] = first % 4 === 0 ? first / 4 : first;
-        params[`len${name}`] = x.len / 4;
+        params[`len${name}`] = x.ld / 4;
       }
     }
     const ep = epilogue(gpu, s, last);
@@ -338,13 +353,16 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
   const offA = offAny(s.a);
   const offB = offAny(s.b);
   const offC = off(s.c);
-  const strideA = s.strideA ?? M * K;
-  const strideB = s.strideB ?? K * N;
+  const a = stored(s, 'A');
+  const b = stored(s, 'B');
+  const { stride: strideA, ld: ldA } = a;
+  const { stride: strideB, ld: ldB } = b;
   const strideC = s.strideC ?? M * N;
   // vec4 loads (a vec2<u32> of f16 operand) need the contiguous dimension, the offset and the batch stride all
   // divisible by 4.
-  const vecA = (transA ? M : K) % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
-  const vecB = (transB ? K : N) % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
+  // A padded row is read in vec4s only when its length is a multiple of 4 too, so that no vec4 reaches the padding.
+  const vecA = a.len % 4 === 0 && ldA % 4 === 0 && offA % 4 === 0 && strideA % 4 === 0;
+  const vecB = b.len % 4 === 0 && ldB % 4 === 0 && offB % 4 === 0 && strideB % 4 === 0;
   const kernel = await gpu.kernel('matmul', {
     ...tile,
     TRANS_A: transA,
@@ -356,7 +374,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
   });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
   // The parameters every dispatch of the product shares; each adds its K range, C and scaling.
-  const shape = { M, N, K, offA, offB, strideA, strideB };
+  const shape = { M, N, K, offA, offB, strideA, strideB, ldA, ldB };
   const alpha = s.alpha ?? 1;
   const beta = s.beta ?? 0;
   const operands = { A: s.a.buffer, B: s.b.buffer };

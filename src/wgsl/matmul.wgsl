@@ -8,7 +8,8 @@
 // offsets and the batch strides divisible by 4 (VEC_A / VEC_B); otherwise scalar. Where the
 // contiguous dimension is K (A as stored, or TRANS_B's B), a thread loads a 4x4 block (4 rows, a
 // vec4 along k each) and transposes it in registers, so that the staged tile is written in vec4s
-// too. Out-of-range elements load as zero.
+// too. Out-of-range elements load as zero. A stored row of A (of B) is ldA (ldB) elements long: the
+// row's length, or more where the host padded the rows; the padding is never read.
 //
 // F16_A / F16_B: the operand is packed f16 (two halves a u32 word, element 2i in the low half; its
 // offset and stride in halves), unpacked to f32 as it is loaded: a vec4 of halves is a vec2<u32>
@@ -33,6 +34,7 @@ struct Params {
   strideA: u32, strideB: u32, strideC: u32, strideP: u32,
   alpha: f32, beta: f32, kEnd: u32, kPart: u32,
   ep: u32, offBias: u32, offR: u32, offG: u32,
+  ldA: u32, ldB: u32,
 }
 
 //#if F16_A
@@ -123,14 +125,14 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
       let kk = i / (BM / 4u);
       let m = m0 + mm; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (m < p.M && k < kEnd) { v = loadA4((base + k * p.M + m) / 4u); }
+      if (m < p.M && k < kEnd) { v = loadA4((base + k * p.ldA + m) / 4u); }
       As[(kk * BM + mm) / 4u] = v;
     }
   } else { // A is M x K: vec4 runs along k, 4x4 blocks transposed in registers
     for (var i = tid; i < BK * BM / 16u; i += THREADS) {
       let kk = (i % (BK / 4u)) * 4u;
       let mm = (i / (BK / 4u)) * 4u;
-      let t = block4A(base, m0 + mm, p.M, p.K, k0 + kk, kEnd);
+      let t = block4A(base, m0 + mm, p.M, p.ldA, k0 + kk, kEnd);
       for (var j = 0u; j < 4u; j++) { As[((kk + j) * BM + mm) / 4u] = t[j]; }
     }
   }
@@ -141,7 +143,7 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
     let m = m0 + mm; let k = k0 + kk;
     var v = 0.0;
     if (m < p.M && k < kEnd) {
-      if (TRANS_A) { v = loadA1(base + k * p.M + m); } else { v = loadA1(base + m * p.K + k); }
+      if (TRANS_A) { v = loadA1(base + k * p.ldA + m); } else { v = loadA1(base + m * p.ldA + k); }
     }
     setA(kk * BM + mm, v);
   }
@@ -166,7 +168,7 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
     for (var i = tid; i < BK * BN / 16u; i += THREADS) {
       let kk = (i % (BK / 4u)) * 4u;
       let nn = (i / (BK / 4u)) * 4u;
-      let t = block4B(base, n0 + nn, p.N, p.K, k0 + kk, kEnd);
+      let t = block4B(base, n0 + nn, p.N, p.ldB, k0 + kk, kEnd);
       for (var j = 0u; j < 4u; j++) { Bs[((kk + j) * BN + nn) / 4u] = t[j]; }
     }
   } else { // B is K x N: vec4 runs along n
@@ -175,7 +177,7 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
       let kk = i / (BN / 4u);
       let n = n0 + nn; let k = k0 + kk;
       var v = vec4<f32>(0.0);
-      if (n < p.N && k < kEnd) { v = loadB4((base + k * p.N + n) / 4u); }
+      if (n < p.N && k < kEnd) { v = loadB4((base + k * p.ldB + n) / 4u); }
       Bs[(kk * BN + nn) / 4u] = v;
     }
   }
@@ -186,7 +188,7 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
     let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;
     if (n < p.N && k < kEnd) {
-      if (TRANS_B) { v = loadB1(base + n * p.K + k); } else { v = loadB1(base + k * p.N + n); }
+      if (TRANS_B) { v = loadB1(base + n * p.ldB + k); } else { v = loadB1(base + k * p.ldB + n); }
     }
     setB(kk * BN + nn, v);
   }

@@ -9,7 +9,10 @@
 // each accumulator's 4 k-steps back to back. With TEX_A / TEX_B the operand is read from an rgba32float texture
 // holding its rows (the host copies it there before the dispatch): a texel fetch gathers the lanes' vec4s without
 // the per-lane loop and is the faster load on llvmpipe. Every vec4 dimension must be a multiple of 4 (the host
-// checks); rows past the matrix are read clamped and never stored.
+// checks); rows past the matrix are read clamped and never stored. A stored row may be longer than the matrix's
+// (the host's ld, a multiple of 4): a vec4 along M or N may then reach into the padding, which lands in rows or
+// columns that are never stored, and a vec4 along K past kLen is masked to zero in the tail step, so the padding
+// never counts.
 //
 // F16_A / F16_B: the operand is packed f16 in storage (two halves a u32 word, element 2i in the low half), each
 // vec4 of halves unpacked to f32 as it is read: one vec2<u32> when the operand's offset is a multiple of 4 halves,
@@ -32,7 +35,7 @@ const F16_A: bool = false;
 const F16_B: bool = false;
 const F16_UNALIGNED_A: bool = false;
 const F16_UNALIGNED_B: bool = false;
-// TN with kLen % 4 != 0: a last, masked k-step (in every other layout a vec4 runs along K, so 4 divides it).
+// kLen % 4 != 0: a last, masked k-step (k-major rows past kLen and vec4 components past kLen read as zero).
 const K_TAIL: bool = false;
 
 // Operands as stored: rows of lenA (lenB) vec4s from vec4 offset offA (offB); batch item b's rows start
@@ -146,6 +149,15 @@ fn fetchB(row: u32, q: u32) -> vec4<f32> {
 //#endif
 }
 
+// A vec4 along K starting at k, its components past kLen zero in the masked tail step.
+fn kMask(v: vec4<f32>, k: u32, tail: bool) -> vec4<f32> {
+  if (!tail) { return v; }
+  return select(v, vec4<f32>(0.0), vec4<u32>(k) + vec4<u32>(0u, 1u, 2u, 3u) >= vec4<u32>(p.kLen));
+}
+
+// The last vec4 column of a k-major operand whose rows hold `len` elements: rows may be padded to a multiple of 4.
+fn lastQ(len: u32) -> u32 { return (len + 3u) / 4u - 1u; }
+
 // Row k + kk of a k-major operand (TRANS_A's A, plain B); in the masked tail step, zero past kLen.
 fn kRowA(k: u32, kk: u32, q: u32, tail: bool) -> vec4<f32> {
   if (tail) {
@@ -166,14 +178,16 @@ fn kRowB(k: u32, kk: u32, q: u32, tail: bool) -> vec4<f32> {
 // Rows m..m+3 of op(A) at k..k+3: a[r] = row m + r over the 4 k's.
 fn blockA(m: u32, k: u32, tail: bool) -> mat4x4<f32> {
   if (TRANS_A) {
-    let q = min(m, p.M - 4u) / 4u;
+    let q = min(m / 4u, lastQ(p.M));
     return transpose(mat4x4<f32>(kRowA(k, 0u, q, tail), kRowA(k, 1u, q, tail), kRowA(k, 2u, q, tail),
                                  kRowA(k, 3u, q, tail)));
   }
   let q = k / 4u;
   let last = p.M - 1u;
-  return mat4x4<f32>(fetchA(rowA0 + min(m, last), q), fetchA(rowA0 + min(m + 1u, last), q),
-                     fetchA(rowA0 + min(m + 2u, last), q), fetchA(rowA0 + min(m + 3u, last), q));
+  return mat4x4<f32>(kMask(fetchA(rowA0 + min(m, last), q), k, tail),
+                     kMask(fetchA(rowA0 + min(m + 1u, last), q), k, tail),
+                     kMask(fetchA(rowA0 + min(m + 2u, last), q), k, tail),
+                     kMask(fetchA(rowA0 + min(m + 3u, last), q), k, tail));
 }
 
 // Columns n..n+3 of op(B) at k..k+3: b[kk] = row k + kk over the 4 columns.
@@ -181,10 +195,12 @@ fn blockB(n: u32, k: u32, tail: bool) -> mat4x4<f32> {
   if (TRANS_B) {
     let q = k / 4u;
     let last = p.N - 1u;
-    return transpose(mat4x4<f32>(fetchB(rowB0 + min(n, last), q), fetchB(rowB0 + min(n + 1u, last), q),
-                                 fetchB(rowB0 + min(n + 2u, last), q), fetchB(rowB0 + min(n + 3u, last), q)));
+    return transpose(mat4x4<f32>(kMask(fetchB(rowB0 + min(n, last), q), k, tail),
+                                 kMask(fetchB(rowB0 + min(n + 1u, last), q), k, tail),
+                                 kMask(fetchB(rowB0 + min(n + 2u, last), q), k, tail),
+                                 kMask(fetchB(rowB0 + min(n + 3u, last), q), k, tail)));
   }
-  let q = min(n, p.N - 4u) / 4u;
+  let q = min(n / 4u, lastQ(p.N));
   return mat4x4<f32>(kRowB(k, 0u, q, tail), kRowB(k, 1u, q, tail), kRowB(k, 2u, q, tail), kRowB(k, 3u, q, tail));
 }
 

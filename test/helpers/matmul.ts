@@ -29,6 +29,9 @@ export interface MatmulCase {
   offA?: number;
   offB?: number;
   offC?: number;
+  /** Elements between stored rows of A and B (default: the row's length); the padding is NaN. */
+  ldA?: number;
+  ldB?: number;
   /** Batch strides of A and B (default packed; 0 broadcasts). */
   strideA?: number;
   strideB?: number;
@@ -46,9 +49,24 @@ export interface MatmulCase {
 
 type Random = ReturnType<typeof makeRandom>;
 
-/** n elements (items `stride` apart, `size` each; stride 0: one item) in a buffer from `offset` on, NaN elsewhere. */
-function operand(gpu: Gpu, rand: Random, n: number, size: number, stride: number, offset: number, f16: boolean) {
-  const live = (i: number) => stride === 0 || i % stride < size;
+/**
+ * n elements (items `stride` apart, `size` each, in rows `ld` apart of which the first `len` count; stride 0: one
+ * item) in a buffer from `offset` on, NaN elsewhere.
+ */
+function operand(
+  gpu: Gpu,
+  rand: Random,
+  n: number,
+  size: number,
+  stride: number,
+  offset: number,
+  f16: boolean,
+  rows: { len: number; ld: number },
+) {
+  const live = (i: number) => {
+    const j = stride === 0 ? i : i % stride;
+    return j < size && j % rows.ld < rows.len;
+  };
   const values = Float32Array.from(rand.uniform(n), (v, i) => (!live(i) ? NaN : f16 ? roundF16(v) : v));
   if (!f16) {
     const data = new Float32Array(offset + n + 3).fill(NaN);
@@ -67,10 +85,27 @@ function operand(gpu: Gpu, rand: Random, n: number, size: number, stride: number
 export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, K: number, o: MatmulCase, tol = 1e-5) {
   const batch = o.batch ?? 1;
   const [offA, offB, offC] = [o.offA ?? 0, o.offB ?? 0, o.offC ?? 0];
-  const strideA = o.strideA ?? M * K;
-  const strideB = o.strideB ?? K * N;
-  const a = operand(gpu, rand, (batch - 1) * strideA + M * K, M * K, strideA, offA, o.f16A ?? false);
-  const b = operand(gpu, rand, (batch - 1) * strideB + K * N, K * N, strideB, offB, o.f16B ?? false);
+  const rowsA = { len: o.transA ? M : K, ld: o.ldA ?? (o.transA ? M : K) };
+  const rowsB = { len: o.transB ? K : N, ld: o.ldB ?? (o.transB ? K : N) };
+  const itemA = (o.transA ? K : M) * rowsA.ld;
+  const itemB = (o.transB ? N : K) * rowsB.ld;
+  const strideA = o.strideA ?? itemA;
+  const strideB = o.strideB ?? itemB;
+  const a = operand(gpu, rand, (batch - 1) * strideA + itemA, itemA, strideA, offA, o.f16A ?? false, rowsA);
+  const b = operand(gpu, rand, (batch - 1) * strideB + itemB, itemB, strideB, offB, o.f16B ?? false, rowsB);
+  // The reference takes packed rows: the padding dropped (batch items then len·rows apart).
+  const packed = (x: Float32Array, stride: number, item: number, r: { len: number; ld: number }) => {
+    if (r.ld === r.len) return { values: x, stride };
+    const items = stride === 0 ? 1 : batch;
+    const out = new Float32Array(items * (item / r.ld) * r.len);
+    for (let bi = 0; bi < items; bi++)
+      for (let row = 0; row < item / r.ld; row++)
+        for (let c = 0; c < r.len; c++)
+          out[(bi * (item / r.ld) + row) * r.len + c] = x[bi * stride + row * r.ld + c];
+    return { values: out, stride: stride === 0 ? 0 : (item / r.ld) * r.len };
+  };
+  const refA = packed(a.values, strideA, itemA, rowsA);
+  const refB = packed(b.values, strideB, itemB, rowsB);
   const c0 = rand.uniform(offC + batch * M * N);
   const bias = rand.uniform(N + 3);
   const res = rand.uniform(batch * M * N + 5);
@@ -90,6 +125,8 @@ export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, 
     a: { buffer: a.buffer, offset: offA, dtype: o.f16A ? 'f16' : 'f32' },
     b: { buffer: b.buffer, offset: offB, dtype: o.f16B ? 'f16' : 'f32' },
     c: { buffer: C, offset: offC },
+    ldA: o.ldA,
+    ldB: o.ldB,
     strideA: o.strideA,
     strideB: o.strideB,
     tile: o.tile,
@@ -107,13 +144,13 @@ export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, 
     gpu.release(...d);
     const got = await gpu.readF32(C, offC, batch * M * N);
     const gotGelu = o.gelu ? await gpu.readF32(G, 7, batch * M * N) : undefined;
-    const product = matmulRef(a.values, b.values, M, N, K, o.transA ?? false, o.transB ?? false, {
+    const product = matmulRef(refA.values, refB.values, M, N, K, o.transA ?? false, o.transB ?? false, {
       batch,
       alpha: o.alpha,
       beta: o.beta,
       C: c0.subarray(offC, offC + batch * M * N),
-      strideA,
-      strideB,
+      strideA: refA.stride,
+      strideB: refB.stride,
     });
     const want = matmulEpilogue(product, N, {
       bias: o.bias ? bias.subarray(3) : undefined,
