@@ -185,7 +185,8 @@ describe('register kernel (the software default)', () => {
   test('mixed sources, small blocks (one row, 4 and 8 columns), offsets, alpha and beta', () =>
     asSoftware(async () => {
       expect(registerBlock(1, 4)).toEqual({ RM: 4, RN: 4, WX: 8, WY: 1 });
-      expect(registerBlock(7, 8)).toEqual({ RM: 8, RN: 8, WX: 8, WY: 1 });
+      expect(registerBlock(7, 8)).toEqual({ RM: 8, RN: 4, WX: 8, WY: 1 });
+      expect(registerBlock(256, 64)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 4 }); // d = 64: 8 blocks fill the 8 lanes
       expect(registerBlock(512, 512)).toEqual({ RM: 16, RN: 16, WX: 16, WY: 4 });
       const mixed = { block: registerBlock(36, 128), texA: false, texB: true };
       await check(36, 128, 45, { transA: true, alpha: -0.5, beta: 0.75, offA: 4, offB: 8, offC: 3, plan: mixed });

@@ -89,6 +89,16 @@ export const CE_SCRATCH_BYTES = 64 * 1024 * 1024;
 export const CE_SCRATCH_BYTES_HARDWARE = 128 * 1024 * 1024;
 
 /**
+ * Elements between the stored logits' rows: V rounded up to a multiple of 64, so that the backward products read the
+ * rows as vec4s, from textures (rows 256-byte aligned), in matmul's register kernel; llvmpipe's tiled kernel ran
+ * GPT-2's dh and dwte (V = 50,257, not a multiple of 4) at a quarter of its speed. The padding is never written and
+ * never counts (MatmulSpec.ldA).
+ */
+export function logitsStride(V: number): number {
+  return Math.ceil(V / 64) * 64;
+}
+
+/**
  * Rows per chunk: as many as fit in `budget` bytes (and the adapter's binding and buffer
  * limits), spread evenly over the chunks and rounded up to a multiple of 64 (the matmul
  * tile) when that still fits.
@@ -104,7 +114,7 @@ export function defaultChunkRows(
     gpu.limits.maxStorageBufferBindingSize ?? Infinity,
     gpu.limits.maxBufferSize ?? Infinity,
   );
-  const most = Math.floor(limit / (4 * V));
+  const most = Math.floor(limit / (4 * logitsStride(V)));
   if (most < 1) throw new HlmError(`cross-entropy: one row of ${V} logits does not fit in ${limit} bytes`);
   if (N <= most) return N;
   const chunks = Math.ceil(N / most);
@@ -204,10 +214,11 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
   let scratch: GPUBuffer | undefined;
   const own: GPUBuffer[] = [];
+  const ld = logitsStride(V);
   if (grads) {
-    const bytes = R * V * 4;
+    const bytes = R * ld * 4;
     if (s.scratch && s.scratch.size < bytes)
-      throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits need ${bytes}`);
+      throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits (${ld} apart) need ${bytes}`);
     if (bytes > maxBinding)
       throw new HlmError(
         `${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage ` +
@@ -299,6 +310,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
           offH: offAny(h),
           offE: packed ? 0 : offAny(wte),
           offLogits: 0,
+          ldLogits: ld,
           offTargets: off(targets),
           offStats: 0,
           alpha,
@@ -327,6 +339,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
           offScale: off(s.lossScale),
           offArgmax: off(s.argmax) + r0,
           offLogits: 0,
+          ldLogits: ld,
           nanBits: 0x7fc00000,
           offGradScale: off(s.gradScale),
         },
@@ -337,8 +350,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     const logits = { buffer: scratch };
     const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
       dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
-    if (s.dwte) await product('dwte', { M: V, N: d, K: rows, transA: true, beta: 1, a: logits, b: h, c: s.dwte });
-    if (s.dh) await product('dh', { M: rows, N: d, K: V, a: logits, b: wte, c: at(s.dh, r0 * d) });
+    if (s.dwte)
+      await product('dwte', { M: V, N: d, K: rows, transA: true, ldA: ld, beta: 1, a: logits, b: h, c: s.dwte });
+    if (s.dh) await product('dh', { M: rows, N: d, K: V, ldA: ld, a: logits, b: wte, c: at(s.dh, r0 * d) });
   }
   dispatches[dispatches.length - 1].owned.push(...own);
   return { dispatches, scratch, chunkRows: R };

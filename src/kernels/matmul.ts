@@ -132,12 +132,14 @@ export interface RegisterBlock {
 }
 
 /**
- * Blocks of 16 x 16 (the fastest on llvmpipe, which runs 8 invocations along x in SIMD lanes), smaller when the
- * product is: a decode step's one row takes 4-row blocks.
+ * Blocks of 16 x 16 (the fastest on llvmpipe, which runs 8 invocations along x in SIMD lanes), narrower when N has
+ * fewer than 8 such blocks: lanes past N compute nothing useful, and with d = 64 columns (the CE head's dh and dwte)
+ * 16-wide blocks left half of them idle (8 wide: 0.35× the CPU time for dh's 256×64×16,384 slice). A decode step's
+ * one row takes 4-row blocks.
  */
 export function registerBlock(M: number, N: number): RegisterBlock {
   const RM = M <= 4 ? 4 : M <= 8 ? 8 : 16;
-  const RN = N <= 4 ? 4 : N <= 8 ? 8 : 16;
+  const RN = N >= 8 * 16 ? 16 : N >= 8 * 8 ? 8 : 4;
   return { RM, RN, WX: N <= 8 * RN ? 8 : 16, WY: M <= RM ? 1 : 4 };
 }
 

@@ -1,6 +1,7 @@
 // The fused forward of the softmax cross-entropy head over one chunk of rows:
 //   x[r, c] = alpha · h[r]·E[c]   (c < V: the vocabulary, or the CWT head's K target embeddings)
-// without keeping the rows×V logits unless STORE asks for them (the training backward reads them).
+// without keeping the rows×V logits unless STORE asks for them (the training backward reads them; rows ldLogits
+// apart, the padding past V never written).
 // Workgroup (split, row tile) covers BM rows and `tiles` BN-wide column tiles, its split of the
 // vocabulary. Each invocation folds its TM×TN logits of every tile into an online softmax state
 // per row (lib/softmax_state.wgsl: running max, Σ exp(x − max), the target's logit and with
@@ -33,7 +34,7 @@ struct Params {
   rows: u32, V: u32, d: u32, tiles: u32,
   offH: u32, offE: u32, offLogits: u32, offTargets: u32,
   offStats: u32, alpha: f32, offQ: u32, offS: u32,
-  rowWords: u32,
+  rowWords: u32, ldLogits: u32,
 }
 
 //#if VEC
@@ -156,7 +157,7 @@ fn absorb(st: ptr<function, Softmax>, x: vec4<f32>, r: u32, col: vec4<u32>) {
   let valid = col < vec4<u32>(p.V);
   let v = select(vec4<f32>(SOFTMAX_EMPTY.m), x, valid);
 //#if STORE
-  let base = p.offLogits + r * p.V;
+  let base = p.offLogits + r * p.ldLogits;
   for (var j = 0u; j < 4u; j++) { if (valid[j]) { logits[base + col[j]] = x[j]; } }
 //#endif
   let tgt = targets[p.offTargets + r];

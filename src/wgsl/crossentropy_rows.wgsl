@@ -28,7 +28,7 @@ fn combine(a: Softmax, b: Softmax, op: u32) -> Softmax { return mergeSoftmax(a, 
 struct Params {
   rows: u32, V: u32, parts: u32, offStats: u32,
   offTargets: u32, offLosses: u32, offScale: u32, offArgmax: u32,
-  offLogits: u32, nanBits: u32, offGradScale: u32,
+  offLogits: u32, nanBits: u32, offGradScale: u32, ldLogits: u32,
 }
 
 @group(0) @binding(0) var<storage, read> stats: array<vec4<f32>>;
@@ -85,7 +85,7 @@ fn row(r: u32, t: u32) {
   let scale = losses[p.offScale];
 //#endif
   let multiplier = gradMultiplier();
-  let base = p.offLogits + r * p.V;
+  let base = p.offLogits + r * p.ldLogits;
   for (var c = t; c < p.V; c += WG) {
     var g = 0.0;
     if (counted) { g = (exp(logits[base + c] - lse) - select(0.0, 1.0, c == u32(tgt))) * scale; }
