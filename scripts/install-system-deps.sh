@@ -1,12 +1,36 @@
 #!/bin/sh
-# The Mesa packages the software WebGPU adapter needs (Debian/Ubuntu): EGL and the llvmpipe driver.
+# The Mesa packages the software WebGPU adapters need (Debian/Ubuntu): EGL and the llvmpipe driver (OpenGL, the
+# default adapter), and Vulkan's loader with lavapipe (the adapter with shader-f16, which the f16 kernel tests use).
+# Mesa 24 or newer is needed: Dawn refuses Debian 12's Mesa 22.3 lavapipe, and Mesa 25's llvmpipe ran hlm's 512³
+# matmul in ~15% less CPU time. On Debian 12 they come from bookworm-backports (Mesa 25), which this script adds to
+# apt's sources; elsewhere (Debian 13, Ubuntu 24.04) from the release itself.
 # Works as root (containers, which often have no sudo) and as a user (through sudo).
 set -e
-pkgs="libegl1 libegl-mesa0 libgl1-mesa-dri"
-if dpkg -s $pkgs >/dev/null 2>&1; then
-  echo "already installed: $pkgs"
+pkgs="libegl1 libegl-mesa0 libgl1-mesa-dri mesa-vulkan-drivers libvulkan1"
+mesa_ok() {
+  v=$(dpkg-query -W -f='${Version}' libgl1-mesa-dri 2>/dev/null) || return 1
+  w=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null) || return 1
+  [ "$v" = "$w" ] && dpkg --compare-versions "$v" ge 24 && dpkg -s $pkgs >/dev/null 2>&1
+}
+if mesa_ok; then
+  echo "already installed: $pkgs (Mesa $(dpkg-query -W -f='${Version}' libgl1-mesa-dri))"
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then as_root=""; else as_root="sudo"; fi
+target=""
+if [ "$(. /etc/os-release && echo "$ID $VERSION_CODENAME")" = "debian bookworm" ]; then
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\n%s\n' \
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |
+      $as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+  fi
+  target="-t bookworm-backports"
+fi
 $as_root apt-get update -qq
-$as_root apt-get install -y --no-install-recommends $pkgs
+# shellcheck disable=SC2086 # $target is empty or two words
+$as_root apt-get install -y --no-install-recommends $target $pkgs
+if ! mesa_ok; then
+  echo "install-system-deps.sh: Mesa 24 or newer was not installed (found $(dpkg-query -W -f='${Version}' \
+libgl1-mesa-dri 2>/dev/null || echo none)); hlm needs it for lavapipe's shader-f16" >&2
+  exit 1
+fi

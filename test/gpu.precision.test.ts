@@ -1,5 +1,6 @@
 // The precision paths per adapter: what an adapter supports (features, subgroup-matrix configurations, experimental
-// features) and what hlm implements (f32 and packed-f16 so far), for synthetic adapters and the real one here.
+// features) and what hlm implements (f32, packed-f16 and shader-f16 so far), for synthetic adapters and the real ones
+// here (llvmpipe through OpenGL: no shader-f16; lavapipe through Vulkan: shader-f16).
 import { probeAdapters, type AdapterSummary } from '../src/gpu/adapters.js';
 import { PRECISION_PATHS, precisionPathLine, precisionPaths, type PrecisionPath } from '../src/gpu/precision.js';
 import { hlm } from './helpers/cli.js';
@@ -12,28 +13,26 @@ const byPath = (paths: PrecisionPath[]) => Object.fromEntries(paths.map((p) => [
 const flags = (paths: PrecisionPath[]) =>
   Object.fromEntries(paths.map((p) => [p.path, [p.supported, p.implemented, p.usable]]));
 
-test('a bare adapter: f32 and packed-f16 only, and hlm implements exactly those', () => {
+test('a bare adapter: f32 and packed-f16 only', () => {
   const paths = precisionPaths({ features: [], subgroupMatrixConfigs: [] }, { experimental: true });
   expect(paths.map((p) => p.path)).toEqual([...PRECISION_PATHS]);
   expect(flags(paths)).toEqual({
     f32: [true, true, true],
     'packed-f16': [true, true, true],
-    'shader-f16': [false, false, false],
+    'shader-f16': [false, true, false],
     'subgroup-matrix': [false, false, false],
   });
   expect(byPath(paths)['shader-f16'].reason).toMatch(/lacks the shader-f16 feature/);
   expect(byPath(paths)['subgroup-matrix'].reason).toMatch(/no subgroup-matrix configuration with f16 components/);
 });
 
-test('shader-f16: supported with the feature, but not usable: hlm has no kernels for it', () => {
+test('shader-f16: usable with the feature', () => {
   const s: Summary = { features: ['shader-f16', 'subgroups'], subgroupMatrixConfigs: [] };
   const p = byPath(precisionPaths(s, { experimental: false }));
-  expect([p['shader-f16'].supported, p['shader-f16'].implemented, p['shader-f16'].usable]).toEqual([
-    true,
-    false,
-    false,
-  ]);
-  expect(precisionPathLine(p['shader-f16'])).toMatch(/^shader-f16 +adapter yes +hlm no +.*no kernels for it yet$/);
+  expect([p['shader-f16'].supported, p['shader-f16'].implemented, p['shader-f16'].usable]).toEqual([true, true, true]);
+  expect(precisionPathLine(p['shader-f16'])).toMatch(
+    /^shader-f16 +adapter yes +hlm yes +the adapter has the shader-f16/,
+  );
   expect(p['subgroup-matrix'].supported).toBe(false);
 });
 
@@ -54,17 +53,20 @@ test('subgroup-matrix needs f16 configurations, shader-f16 and experimental feat
   }
 });
 
-test('the real adapter (llvmpipe here): f32 and packed-f16 usable; hlm devices prints and returns them', async () => {
-  const found = (await probeAdapters()).flatMap((p) => (p.candidate ? [p.candidate.summary] : []));
+test('the real adapters (llvmpipe and lavapipe here): their paths; hlm devices prints and returns them', async () => {
+  const found = (await probeAdapters({ all: true })).flatMap((p) => (p.candidate ? [p.candidate.summary] : []));
   expect(found.length).toBeGreaterThan(0);
   for (const s of found) {
     const p = byPath(precisionPaths(s));
     expect(p.f32.usable && p['packed-f16'].usable).toBe(true);
     expect(p['shader-f16'].supported).toBe(s.features.includes('shader-f16'));
-    expect(p['shader-f16'].usable || p['subgroup-matrix'].usable).toBe(false);
+    expect(p['shader-f16'].usable).toBe(s.features.includes('shader-f16'));
+    expect(p['subgroup-matrix'].usable).toBe(false);
   }
-  const llvmpipe = found.find((s) => /llvmpipe/.test(s.device));
-  if (llvmpipe) expect(flags(precisionPaths(llvmpipe))['shader-f16']).toEqual([false, false, false]);
+  const gl = found.find((s) => s.backend === 'opengl');
+  const lavapipe = found.find((s) => s.backend === 'vulkan' && /llvmpipe/.test(s.device));
+  expect(gl && flags(precisionPaths(gl))['shader-f16']).toEqual([false, true, false]);
+  expect(lavapipe && flags(precisionPaths(lavapipe))['shader-f16']).toEqual([true, true, true]);
 
   const json = hlm(['devices', '--json']);
   expect(json.status).toBe(0);
@@ -72,5 +74,6 @@ test('the real adapter (llvmpipe here): f32 and packed-f16 usable; hlm devices p
   for (const a of adapters) expect(a.precision.map((p) => p.path)).toEqual([...PRECISION_PATHS]);
   const text = hlm(['devices']);
   expect(text.stdout).toMatch(/precision paths:\n +f32 +adapter yes +hlm yes .*\n +packed-f16 +adapter yes +hlm yes/);
-  expect(text.stdout).toMatch(/ +shader-f16 +adapter (yes|no) +hlm no .*no kernels for it yet/);
+  expect(text.stdout).toMatch(/ +shader-f16 +adapter no +hlm yes +the adapter lacks the shader-f16 feature\n/);
+  expect(text.stdout).toMatch(/ +shader-f16 +adapter yes +hlm yes +the adapter has the shader-f16 feature\n/);
 }, 60_000);

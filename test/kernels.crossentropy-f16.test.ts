@@ -8,7 +8,7 @@
 //   - the specs refused (dh over an f16 h, f16 outputs, a multiplier without gradients).
 // Tolerances: the inputs are exactly representable in f32 and the arithmetic is f32, so the errors are those of the
 // f32 head (kernels.crossentropy.test.ts: 1e-5); only the reference's inputs are rounded to f16.
-import { asAdapterKind, openTestGpu } from './helpers/gpu.js';
+import { asAdapterKind, F16_PATHS, openF16TestGpu, openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import { expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -161,77 +161,90 @@ function checkAgainstReference(c: Case, r: Awaited<ReturnType<typeof runCase>>, 
     );
 }
 
-describe('f16 h and wte: evaluation (losses, argmax) against float64 on the rounded inputs', () => {
-  const cases: [string, Case][] = [
-    ['f16 h, N=7 V=131 d=10, chunks of 3, odd offset', { N: 7, V: 131, d: 10, chunkRows: 3, hHalf: true, offH: 3 }],
-    [
-      'f16 wte, N=9 V=203 d=12, odd offset, logit scale 1/0.7, an ignored row',
-      { N: 9, V: 203, d: 12, eHalf: true, offE: 5, logitScale: 1 / 0.7, ignored: [4] },
-    ],
-    [
-      'both f16, N=13 V=77 d=9 (odd d: rows start mid-word), chunks of 4, two ignored rows',
-      { N: 13, V: 77, d: 9, chunkRows: 4, hHalf: true, eHalf: true, offH: 1, offE: 7, ignored: [0, 12] },
-    ],
-    [
-      'both f16, the hardware plan (staged tiles), N=11 V=300 d=16, chunks of 5, logit scale 2.5',
-      {
-        N: 11,
-        V: 300,
-        d: 16,
-        chunkRows: 5,
-        hHalf: true,
-        eHalf: true,
-        offH: 4,
-        offE: 3,
-        logitScale: 2.5,
-        hardware: true,
-      },
-    ],
-  ];
-  test.each(cases)('%s', async (_name, c) => {
-    checkAgainstReference(c, await runCase(c));
+// Both f16 kernel paths (Gpu.f16Kernels), each on a device of its own.
+describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
+  let f32Gpu: Gpu;
+  beforeAll(async () => {
+    f32Gpu = gpu;
+    gpu = await openF16TestGpu(kernels, device);
   });
-});
+  afterAll(() => {
+    gpu.destroy();
+    gpu = f32Gpu;
+  });
 
-describe('f16 h and wte: training (dh, dwte accumulating) against float64 on the rounded inputs', () => {
-  // dh = scratch·wte and dwte += scratchᵀ·h read wte and h through matmul's f16 operands.
-  const cases: [string, Case][] = [
-    [
-      'f16 h, N=7 V=131 d=10, chunks of 3, odd offset, ignored rows, logit scale 1/0.7',
-      { N: 7, V: 131, d: 10, chunkRows: 3, hHalf: true, offH: 3, ignored: [1, 5], logitScale: 1 / 0.7, dh: true },
-    ],
-    [
-      'f16 wte, dwte alone, N=9 V=77 d=12, chunks of 4, odd offset',
-      { N: 9, V: 77, d: 12, chunkRows: 4, eHalf: true, offE: 5, ignored: [3], dwte: true },
-    ],
-    [
-      'f16 wte, N=9 V=77 d=12, chunks of 4, odd offset',
-      { N: 9, V: 77, d: 12, chunkRows: 4, eHalf: true, offE: 5, ignored: [3], dh: true, dwte: true },
-    ],
-    [
-      'both f16, N=13 V=140 d=9, chunks of 5, odd offsets, logit scale 1/0.7',
-      {
-        N: 13,
-        V: 140,
-        d: 9,
-        chunkRows: 5,
-        hHalf: true,
-        eHalf: true,
-        offH: 1,
-        offE: 3,
-        ignored: [6],
-        logitScale: 1 / 0.7,
-        dh: true,
-        dwte: true,
-      },
-    ],
-    [
-      'both f16, the hardware plan, N=11 V=203 d=16, chunks of 4',
-      { N: 11, V: 203, d: 16, chunkRows: 4, hHalf: true, eHalf: true, offH: 2, offE: 1, dh: true, dwte: true },
-    ],
-  ];
-  test.each(cases)('%s', async (_name, c) => {
-    checkAgainstReference(c, await runCase(c));
+  describe('f16 h and wte: evaluation (losses, argmax) against float64 on the rounded inputs', () => {
+    const cases: [string, Case][] = [
+      ['f16 h, N=7 V=131 d=10, chunks of 3, odd offset', { N: 7, V: 131, d: 10, chunkRows: 3, hHalf: true, offH: 3 }],
+      [
+        'f16 wte, N=9 V=203 d=12, odd offset, logit scale 1/0.7, an ignored row',
+        { N: 9, V: 203, d: 12, eHalf: true, offE: 5, logitScale: 1 / 0.7, ignored: [4] },
+      ],
+      [
+        'both f16, N=13 V=77 d=9 (odd d: rows start mid-word), chunks of 4, two ignored rows',
+        { N: 13, V: 77, d: 9, chunkRows: 4, hHalf: true, eHalf: true, offH: 1, offE: 7, ignored: [0, 12] },
+      ],
+      [
+        'both f16, the hardware plan (staged tiles), N=11 V=300 d=16, chunks of 5, logit scale 2.5',
+        {
+          N: 11,
+          V: 300,
+          d: 16,
+          chunkRows: 5,
+          hHalf: true,
+          eHalf: true,
+          offH: 4,
+          offE: 3,
+          logitScale: 2.5,
+          hardware: true,
+        },
+      ],
+    ];
+    test.each(cases)('%s', async (_name, c) => {
+      checkAgainstReference(c, await runCase(c));
+    });
+  });
+
+  describe('f16 h and wte: training (dh, dwte accumulating) against float64 on the rounded inputs', () => {
+    // dh = scratch·wte and dwte += scratchᵀ·h read wte and h through matmul's f16 operands.
+    const cases: [string, Case][] = [
+      [
+        'f16 h, N=7 V=131 d=10, chunks of 3, odd offset, ignored rows, logit scale 1/0.7',
+        { N: 7, V: 131, d: 10, chunkRows: 3, hHalf: true, offH: 3, ignored: [1, 5], logitScale: 1 / 0.7, dh: true },
+      ],
+      [
+        'f16 wte, dwte alone, N=9 V=77 d=12, chunks of 4, odd offset',
+        { N: 9, V: 77, d: 12, chunkRows: 4, eHalf: true, offE: 5, ignored: [3], dwte: true },
+      ],
+      [
+        'f16 wte, N=9 V=77 d=12, chunks of 4, odd offset',
+        { N: 9, V: 77, d: 12, chunkRows: 4, eHalf: true, offE: 5, ignored: [3], dh: true, dwte: true },
+      ],
+      [
+        'both f16, N=13 V=140 d=9, chunks of 5, odd offsets, logit scale 1/0.7',
+        {
+          N: 13,
+          V: 140,
+          d: 9,
+          chunkRows: 5,
+          hHalf: true,
+          eHalf: true,
+          offH: 1,
+          offE: 3,
+          ignored: [6],
+          logitScale: 1 / 0.7,
+          dh: true,
+          dwte: true,
+        },
+      ],
+      [
+        'both f16, the hardware plan, N=11 V=203 d=16, chunks of 4',
+        { N: 11, V: 203, d: 16, chunkRows: 4, hHalf: true, eHalf: true, offH: 2, offE: 1, dh: true, dwte: true },
+      ],
+    ];
+    test.each(cases)('%s', async (_name, c) => {
+      checkAgainstReference(c, await runCase(c));
+    });
   });
 });
 

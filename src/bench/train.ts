@@ -4,7 +4,7 @@
 // forward, head, backward and optimizer where the adapter has timestamp queries.
 // --quick: the tiny preset only. bench/torch_bench.py runs the same steps in PyTorch.
 // --precision f16 runs the mixed-precision step (src/train/precision.ts) instead; its records carry
-// params.precision f16, so that they never pair with an f32 record.
+// params.precision f16, so that they never pair with an f32 record, and params.f16_kernels (packed-f16 or shader-f16).
 import { crossEntropyFlops } from '../kernels/crossentropy.js';
 import { streamRng } from '../data/random.js';
 import { preset, type ModelConfig, type Objective } from '../model/config.js';
@@ -39,12 +39,22 @@ function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective, precis
   const { B, T } = TRAIN_SHAPES[name];
   const config: ModelConfig = { ...preset(name), objective };
   const f16 = precision.precision === 'f16';
+  const params: BenchCase['params'] = {
+    preset: name,
+    objective,
+    batch: B,
+    seq: T,
+    optimizer: 'adamw',
+    ...(f16 ? { precision: 'f16' } : {}),
+  };
   return {
     suite: 'train',
     name: `train-${name}`,
     test: `${objective} step ${B}x${T}${f16 ? ' f16' : ''}`,
-    params: { preset: name, objective, batch: B, seq: T, optimizer: 'adamw', ...(f16 ? { precision: 'f16' } : {}) },
+    params,
     build: async ({ gpu }): Promise<Prepared> => {
+      // Which f16 kernels (src/gpu/device.ts f16Kernels) is the device's: known once it is open.
+      if (f16) params.f16_kernels = gpu.f16Kernels;
       const resolved = resolvePrecision(gpu, precision);
       const trainer = await Trainer.create(gpu, config, {
         ...precisionOf(resolved),

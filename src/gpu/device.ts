@@ -151,6 +151,10 @@ export interface SubmitCounts {
   dispatches: number;
 }
 
+/** The two ways kernels read f16 tensors (Gpu.f16Kernels). */
+export const F16_KERNELS = ['shader-f16', 'packed-f16'] as const;
+export type F16Kernels = (typeof F16_KERNELS)[number];
+
 export class Gpu {
   readonly features: Set<string>;
   readonly limits: Record<string, number>;
@@ -166,6 +170,13 @@ export class Gpu {
   private destroyed = false;
   /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
   profiler?: DispatchProfiler;
+  /**
+   * How kernels read f16 tensors (the mixed-precision copies, dtype 'f16'; the layout is the same either way):
+   * WGSL's f16 type where the device has shader-f16 (`enable f16`: one load a vec4 of halves, no unpacking), else
+   * halves unpacked from u32 words by core WGSL's unpack2x16float. HLM_F16_KERNELS=packed-f16 asks for the latter
+   * anywhere (to compare them); tests may set it.
+   */
+  f16Kernels: F16Kernels;
 
   private constructor(
     readonly device: GPUDevice,
@@ -173,6 +184,13 @@ export class Gpu {
   ) {
     this.features = new Set([...device.features].map(String));
     this.limits = adapter.limits;
+    const asked = process.env.HLM_F16_KERNELS;
+    if (asked !== undefined && !(F16_KERNELS as readonly string[]).includes(asked))
+      throw new HlmError(`HLM_F16_KERNELS=${asked}: expected ${F16_KERNELS.join(' or ')}`);
+    const native = this.features.has('shader-f16');
+    if (asked === 'shader-f16' && !native)
+      throw new HlmError(`HLM_F16_KERNELS=shader-f16: ${adapterName(adapter)} has no shader-f16 feature`);
+    this.f16Kernels = native && asked !== 'packed-f16' ? 'shader-f16' : 'packed-f16';
     device.lost.then((info) => {
       if (this.destroyed) return;
       this.lostReason = `${info.reason}: ${info.message}`;

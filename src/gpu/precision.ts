@@ -1,7 +1,9 @@
 // The precision paths of an adapter: which of hlm's ways of computing it can run, and which hlm has kernels for.
 //   f32              float32 storage and arithmetic: every adapter.
 //   packed-f16       f16 values two to a u32 (core WGSL pack2x16float/unpack2x16float), f32 arithmetic: every adapter.
-//   shader-f16       WGSL's f16 type (`enable f16`): adapters with the shader-f16 feature.
+//   shader-f16       WGSL's f16 type (`enable f16`): adapters with the shader-f16 feature. The same f16 tensors as
+//                    packed-f16, read as vec4<f16> instead of unpacked from u32 words; f32 arithmetic
+//                    (Gpu.f16Kernels picks it wherever the device has the feature).
 //   subgroup-matrix  f16 subgroup-matrix multiply (Chromium's experimental subgroup matrices; they hold f16 through
 //                    `enable f16`, so shader-f16 too): adapters reporting a configuration with f16 components, when
 //                    HLM_EXPERIMENTAL=subgroup-matrix lets hlm ask Dawn for experimental features.
@@ -12,7 +14,7 @@ export const PRECISION_PATHS = ['f32', 'packed-f16', 'shader-f16', 'subgroup-mat
 export type PrecisionPathName = (typeof PRECISION_PATHS)[number];
 
 /** The paths hlm has kernels for. */
-export const IMPLEMENTED_PATHS: readonly PrecisionPathName[] = ['f32', 'packed-f16'];
+export const IMPLEMENTED_PATHS: readonly PrecisionPathName[] = ['f32', 'packed-f16', 'shader-f16'];
 
 export interface PrecisionPath {
   path: PrecisionPathName;

@@ -221,12 +221,23 @@ function validate(
 
 /**
  * VEC4 (4 elements a load) needs each head's channels, and every tensor's start (qkv's in halves when f16), on a
- * multiple of 4. F16: qkv is packed halves.
+ * multiple of 4. F16: qkv is packed halves, read through WGSL's f16 type where the device's f16 kernels are
+ * shader-f16 (NATIVE_F16).
  */
-function constants(s: AttentionSpec, tile: AttentionTile, hd: number, tensors: TensorRef[]) {
+function constants(gpu: Gpu, s: AttentionSpec, tile: AttentionTile, hd: number, tensors: TensorRef[]) {
   const vec4 = hd % 4 === 0 && tensors.every((t) => offAny(t) % 4 === 0);
   const F16 = isF16(s.qkv);
-  return { HD: hd, HD4: Math.ceil(hd / 4), ...tile, CAUSAL: s.causal, LENGTHS: !!s.lengths, VEC4: vec4, F16 };
+  const NATIVE_F16 = F16 && gpu.f16Kernels === 'shader-f16';
+  return {
+    HD: hd,
+    HD4: Math.ceil(hd / 4),
+    ...tile,
+    CAUSAL: s.causal,
+    LENGTHS: !!s.lengths,
+    VEC4: vec4,
+    F16,
+    NATIVE_F16,
+  };
 }
 
 /** Parameters every pass takes: the shape, the scale and where qkv and lengths start. */
@@ -252,7 +263,7 @@ export async function attentionForward(gpu: Gpu, s: AttentionForwardSpec): Promi
   const label = s.label ?? 'attention';
   const hd = validate(s, label, [], [['out', s.out, s.B * s.T * s.d]]);
   const tile = tileFor(gpu, s, label, hd);
-  const kernel = await gpu.kernel('attention_forward', constants(s, tile, hd, [s.qkv, s.out]));
+  const kernel = await gpu.kernel('attention_forward', constants(gpu, s, tile, hd, [s.qkv, s.out]));
   return gpu.dispatch(label, kernel, {
     bind: { qkv: s.qkv.buffer, out: s.out.buffer, lse: s.layer.lse, ...lengthsBinding(s) },
     params: { ...common(s, hd), offOut: off(s.out) },
@@ -279,7 +290,7 @@ export async function attentionBackward(gpu: Gpu, s: AttentionBackwardSpec): Pro
   );
   need(name, 'scratch dsum', s.scratch.dsum, s.B * s.nHead * s.T);
   const tile = tileFor(gpu, s, name, hd);
-  const c = constants(s, tile, hd, [s.qkv, s.out, s.dout, s.dqkv]);
+  const c = constants(gpu, s, tile, hd, [s.qkv, s.out, s.dout, s.dqkv]);
   const p = { ...common(s, hd), offDout: off(s.dout), offDqkv: off(s.dqkv) };
   const { qkv, out, dout, dqkv } = { qkv: s.qkv.buffer, out: s.out.buffer, dout: s.dout.buffer, dqkv: s.dqkv.buffer };
   const dq = gpu.dispatch(`${label} dq`, await gpu.kernel('attention_dq', c), {

@@ -218,7 +218,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   if (grads) {
     const bytes = R * ld * 4;
     if (s.scratch && s.scratch.size < bytes)
-      throw new HlmError(`${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits (${ld} apart) need ${bytes}`);
+      throw new HlmError(
+        `${label}: scratch holds ${s.scratch.size} bytes; ${R} rows of ${V} logits (${ld} apart) need ${bytes}`,
+      );
     if (bytes > maxBinding)
       throw new HlmError(
         `${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage ` +
@@ -269,6 +271,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     PACKED: Boolean(packed),
     H_HALF: hHalf,
     E_HALF: eHalf,
+    NATIVE_F16: (hHalf || eHalf) && gpu.f16Kernels === 'shader-f16',
     ...(packed ? { F16: packed.format === 'f16', INT8: packed.format === 'int8', Q4: packed.format === 'q4' } : {}),
     STORE: grads,
     ARGMAX: Boolean(s.argmax),

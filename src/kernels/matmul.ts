@@ -188,7 +188,10 @@ export interface RegisterPlan {
 /** How the register kernel would run a product; undefined when it cannot read the operands. */
 export function registerPlan(
   gpu: Gpu,
-  s: Pick<MatmulSpec, 'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'a' | 'b' | 'ldA' | 'ldB' | 'strideA' | 'strideB'>,
+  s: Pick<
+    MatmulSpec,
+    'M' | 'N' | 'K' | 'batch' | 'transA' | 'transB' | 'a' | 'b' | 'ldA' | 'ldB' | 'strideA' | 'strideB'
+  >,
 ): RegisterPlan | undefined {
   const batch = s.batch ?? 1;
   const a = storedPlan(gpu, stored(s, 'A'), batch, s.K);
@@ -295,6 +298,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
       F16_B: isF16(s.b),
       F16_UNALIGNED_A: isF16(s.a) && offAny(s.a) % 4 !== 0,
       F16_UNALIGNED_B: isF16(s.b) && offAny(s.b) % 4 !== 0,
+      NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.f16Kernels === 'shader-f16',
       K_TAIL: kLen % 4 !== 0,
     });
     const bind: Record<string, Binding> = {};
@@ -373,6 +377,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
     VEC_B: vecB,
     F16_A: isF16(s.a),
     F16_B: isF16(s.b),
+    NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.f16Kernels === 'shader-f16',
   });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
   // The parameters every dispatch of the product shares; each adds its K range, C and scaling.

@@ -1,11 +1,12 @@
 // --precision: which operands the products of training read. f32 everywhere, or f16 copies of the
 // weights and activations with f32 master weights, optimizer state and accumulation (mixed
 // precision, src/model/gpt2.ts), with loss scaling (src/kernels/step-guard.ts). `auto` picks the
-// fastest path hlm has for the adapter. Today the only f16 path is packed-f16 storage: halves
-// packed two to a u32 through core WGSL's pack2x16float, and f32 arithmetic. It halves the bytes
-// the products read but adds a rounding pass per operand, so it is no faster on any adapter we
-// have measured, and auto stays f32; the shader-f16 and subgroup-matrix (tensor core) kernels,
-// which would make f16 the faster path on a GPU, are not written yet.
+// fastest path hlm has for the adapter. The f16 tensors are halves two to a u32 word either way;
+// the kernels read them through WGSL's f16 type where the device has shader-f16 (Gpu.f16Kernels),
+// else unpack them with core WGSL's unpack2x16float, and compute in f32. That halves the bytes the
+// products read but adds a rounding pass per operand, so it is no faster on any adapter we have
+// measured (llvmpipe and lavapipe; no GPU yet), and auto stays f32. The subgroup-matrix (tensor
+// core) kernels, which would make f16 the faster path on a GPU, are not written yet.
 import { HlmError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { log } from '../log.js';
@@ -46,9 +47,11 @@ export function resolvePrecision(gpu: Gpu, o: PrecisionOptions): ResolvedPrecisi
   const reason =
     asked === 'auto'
       ? `--precision auto: f32 on the ${gpu.adapter.kind} adapter ${gpu.adapter.device || gpu.adapter.description} ` +
-        `(usable paths: ${usable.join(', ')}; packed-f16 does f32 arithmetic and adds a rounding pass per operand; ` +
-        'shader-f16 and subgroup-matrix kernels are not written yet)'
-      : `--precision ${asked}`;
+        `(usable paths: ${usable.join(', ')}; the f16 paths do f32 arithmetic and add a rounding pass per operand; ` +
+        'subgroup-matrix kernels are not written yet)'
+      : asked === 'f16'
+        ? `--precision f16, ${gpu.f16Kernels} kernels`
+        : `--precision ${asked}`;
   if (precision === 'f32') {
     if (o.lossScale !== undefined)
       throw new HlmError(`--loss-scale applies to --precision f16; this run trains in f32 (${reason})`);

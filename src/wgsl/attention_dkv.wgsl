@@ -60,10 +60,10 @@ fn block(blk: Block, t: u32) {
   let b = blk.b;
   let h = blk.h;
   let valid = validKeys(b);
-  var k: array<array<vec4<f32>, HD4>, QR>;
-  var v: array<array<vec4<f32>, HD4>, QR>;
-  var dk: array<array<vec4<f32>, HD4>, QR>;
-  var dv: array<array<vec4<f32>, HD4>, QR>;
+  var k = array<array<vec4<f32>, HD4>, QR>();
+  var v = array<array<vec4<f32>, HD4>, QR>();
+  var dk = array<array<vec4<f32>, HD4>, QR>();
+  var dv = array<array<vec4<f32>, HD4>, QR>();
   for (var r = 0u; r < QR; r++) {
     let ka = p.offQkv + packedAt(1u, 3u, b, min(rowOf(blk, r, t), p.T - 1u), h);
     for (var c = 0u; c < HD4; c++) {
@@ -81,8 +81,8 @@ fn block(blk: Block, t: u32) {
     for (var ii = 0u; ii < nb; ii++) {
       let i = i0 + ii;
       let a = queryAt(b, h, i0, ii);
-      var s: array<vec4<f32>, QR>;
-      var dp: array<vec4<f32>, QR>;
+      var s = array<vec4<f32>, QR>();
+      var dp = array<vec4<f32>, QR>();
       for (var c = 0u; c < HD4; c++) {
         let qc = q4(a.x, c);
         let gc = g4(a.y, c);
@@ -93,8 +93,8 @@ fn block(blk: Block, t: u32) {
       }
       let L = lseOf(b, h, i0, ii);
       let D = dOf(b, h, i0, ii);
-      var e: array<f32, QR>;
-      var ds: array<f32, QR>;
+      var e = array<f32, QR>();
+      var ds = array<f32, QR>();
       for (var r = 0u; r < QR; r++) {
         let j = rowOf(blk, r, t);
         e[r] = select(0.0, exp(sum4(s[r]) - L), j < valid && (!CAUSAL || j <= i));

@@ -41,12 +41,12 @@ fn block(blk: Block, t: u32) {
   let b = blk.b;
   let h = blk.h;
   let keys = keysSeen(b, lastRow(blk));
-  var n: array<u32, QR>;
-  var q: array<array<vec4<f32>, HD4>, QR>;
-  var g: array<array<vec4<f32>, HD4>, QR>;
-  var dq: array<array<vec4<f32>, HD4>, QR>;
-  var L: array<f32, QR>;
-  var D: array<f32, QR>;
+  var n = array<u32, QR>();
+  var q = array<array<vec4<f32>, HD4>, QR>();
+  var g = array<array<vec4<f32>, HD4>, QR>();
+  var dq = array<array<vec4<f32>, HD4>, QR>();
+  var L = array<f32, QR>();
+  var D = array<f32, QR>();
   for (var r = 0u; r < QR; r++) {
     let i = min(rowOf(blk, r, t), p.T - 1u);
     n[r] = keysSeen(b, rowOf(blk, r, t));
@@ -66,8 +66,8 @@ fn block(blk: Block, t: u32) {
     let nb = min(BC, keys - j0);
     for (var jj = 0u; jj < nb; jj++) {
       let a = keyAt(b, h, j0, jj);
-      var s: array<vec4<f32>, QR>;
-      var dp: array<vec4<f32>, QR>;
+      var s = array<vec4<f32>, QR>();
+      var dp = array<vec4<f32>, QR>();
       for (var c = 0u; c < HD4; c++) {
         let k4 = key4(a, c);
         let v4 = value4(a, c);
@@ -76,7 +76,7 @@ fn block(blk: Block, t: u32) {
           dp[r] = fma(g[r][c], v4, dp[r]);
         }
       }
-      var ds: array<f32, QR>;
+      var ds = array<f32, QR>();
       for (var r = 0u; r < QR; r++) {
         ds[r] = select(0.0, exp(sum4(s[r]) - L[r]), j0 + jj < n[r]) * (sum4(dp[r]) - D[r]);
       }

@@ -40,11 +40,11 @@ fn block(blk: Block, t: u32) {
   let b = blk.b;
   let h = blk.h;
   let keys = keysSeen(b, lastRow(blk)); // the most any query here sees
-  var n: array<u32, QR>; // keys each query sees
-  var q: array<array<vec4<f32>, HD4>, QR>;
-  var o: array<array<vec4<f32>, HD4>, QR>;
-  var m: array<f32, QR>;
-  var l: array<f32, QR>;
+  var n = array<u32, QR>(); // keys each query sees
+  var q = array<array<vec4<f32>, HD4>, QR>();
+  var o = array<array<vec4<f32>, HD4>, QR>();
+  var m = array<f32, QR>();
+  var l = array<f32, QR>();
   for (var r = 0u; r < QR; r++) {
     let i = rowOf(blk, r, t);
     n[r] = keysSeen(b, i);
@@ -55,12 +55,12 @@ fn block(blk: Block, t: u32) {
   for (var j0 = 0u; j0 < keys; j0 += BC) {
     stageKeys(b, h, j0, t);
     let nb = min(BC, keys - j0);
-    var s: array<array<f32, BC>, QR>;
-    var mb: array<f32, QR>;
+    var s = array<array<f32, BC>, QR>();
+    var mb = array<f32, QR>();
     for (var r = 0u; r < QR; r++) { mb[r] = LOWEST; }
     for (var jj = 0u; jj < nb; jj++) {
       let a = keyAt(b, h, j0, jj);
-      var dot: array<vec4<f32>, QR>;
+      var dot = array<vec4<f32>, QR>();
       for (var c = 0u; c < HD4; c++) {
         let k4 = key4(a, c);
         for (var r = 0u; r < QR; r++) { dot[r] = fma(q[r][c], k4, dot[r]); }
@@ -79,7 +79,7 @@ fn block(blk: Block, t: u32) {
       m[r] = mn;
     }
     for (var jj = 0u; jj < nb; jj++) {
-      var e: array<f32, QR>;
+      var e = array<f32, QR>();
       for (var r = 0u; r < QR; r++) {
         e[r] = select(0.0, exp(s[r][jj] - m[r]), j0 + jj < n[r]);
         l[r] += e[r];

@@ -19,6 +19,10 @@
 // With H_HALF (E_HALF) h (E) is an f16 tensor, two halves a u32 word (element 2i in the low half of word
 // i, offset in halves, so rows need not start on a word): the mixed-precision copies (--precision f16).
 // They are unpacked to f32 as they are read; the products, softmax and stored logits stay f32. Never with VEC.
+// NATIVE_F16 (the shader-f16 path, Gpu.f16Kernels): those halves are read through WGSL's f16 type instead.
+//#if NATIVE_F16
+enable f16;
+//#endif
 //#include lib/softmax_state.wgsl
 //#include lib/tile_product.wgsl
 
@@ -29,6 +33,7 @@ const REGS: bool = false;
 const PACKED: bool = false;
 const H_HALF: bool = false;
 const E_HALF: bool = false;
+const NATIVE_F16: bool = false;
 
 struct Params {
   rows: u32, V: u32, d: u32, tiles: u32,
@@ -42,6 +47,17 @@ struct Params {
 @group(0) @binding(1) var<storage, read> E: array<vec4<f32>>;
 //#else
 //#if H_HALF
+//#if NATIVE_F16
+@group(0) @binding(0) var<storage, read> H: array<f16>;
+fn hAt(r: u32, k: u32) -> f32 { return f32(H[p.offH + r * p.d + k]); }
+// The n ≤ 4 halves of row r of h from k on (zeros after them; those past the buffer are never read).
+fn hHalves(r: u32, k: u32, n: u32) -> vec4<f32> {
+  let i = p.offH + r * p.d + k;
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < n; j++) { v[j] = f32(H[i + j]); }
+  return v;
+}
+//#else
 @group(0) @binding(0) var<storage, read> H: array<u32>;
 fn hAt(r: u32, k: u32) -> f32 { let i = p.offH + r * p.d + k; return unpack2x16float(H[i / 2u])[i % 2u]; }
 // The n ≤ 4 halves of row r of h from k on (zeros after them): two or three words instead of four.
@@ -49,6 +65,7 @@ fn hHalves(r: u32, k: u32, n: u32) -> vec4<f32> {
   let i = p.offH + r * p.d + k;
   return halves4(i % 2u, H[i / 2u], H[i / 2u + 1u], H[i / 2u + 2u], n);
 }
+//#endif
 //#else
 @group(0) @binding(0) var<storage, read> H: array<f32>;
 fn hAt(r: u32, k: u32) -> f32 { return H[p.offH + r * p.d + k]; }
@@ -59,12 +76,23 @@ fn hAt(r: u32, k: u32) -> f32 { return H[p.offH + r * p.d + k]; }
 fn eAt(c: u32, k: u32) -> f32 { return dequant(c, k); }
 //#else
 //#if E_HALF
+//#if NATIVE_F16
+@group(0) @binding(1) var<storage, read> E: array<f16>;
+fn eAt(c: u32, k: u32) -> f32 { return f32(E[p.offE + c * p.d + k]); }
+fn eHalves(c: u32, k: u32, n: u32) -> vec4<f32> {
+  let i = p.offE + c * p.d + k;
+  var v = vec4<f32>(0.0);
+  for (var j = 0u; j < n; j++) { v[j] = f32(E[i + j]); }
+  return v;
+}
+//#else
 @group(0) @binding(1) var<storage, read> E: array<u32>;
 fn eAt(c: u32, k: u32) -> f32 { let i = p.offE + c * p.d + k; return unpack2x16float(E[i / 2u])[i % 2u]; }
 fn eHalves(c: u32, k: u32, n: u32) -> vec4<f32> {
   let i = p.offE + c * p.d + k;
   return halves4(i % 2u, E[i / 2u], E[i / 2u + 1u], E[i / 2u + 2u], n);
 }
+//#endif
 //#else
 @group(0) @binding(1) var<storage, read> E: array<f32>;
 fn eAt(c: u32, k: u32) -> f32 { return E[p.offE + c * p.d + k]; }
@@ -189,7 +217,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let ra = m0 + ta * 4u;          // the invocation's first row of block 0
   let rb = ra + WG_Y * 4u;        // and of block 1 (TM == 8)
 
-  var st: array<Softmax, 8>;
+  var st = array<Softmax, 8>();
   for (var i = 0u; i < 8u; i++) { st[i] = SOFTMAX_EMPTY; }
 
   let first = split * p.tiles;

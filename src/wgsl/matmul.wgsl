@@ -14,7 +14,11 @@
 // F16_A / F16_B: the operand is packed f16 (two halves a u32 word, element 2i in the low half; its
 // offset and stride in halves), unpacked to f32 as it is loaded: a vec4 of halves is a vec2<u32>
 // (VEC_A / VEC_B, on the same conditions, which make it 8-byte aligned), else each half is read alone.
-// The product and its sums stay f32.
+// The product and its sums stay f32. NATIVE_F16 (the shader-f16 path, Gpu.f16Kernels): the same halves read
+// through WGSL's f16 type (a vec4<f16>, or one f16, a load) and converted to f32.
+//#if NATIVE_F16
+enable f16;
+//#endif
 //#include lib/matmul_epilogue.wgsl
 //#include lib/tile_product.wgsl
 
@@ -22,6 +26,7 @@ const TRANS_A: bool = false;
 const TRANS_B: bool = false;
 const F16_A: bool = false;
 const F16_B: bool = false;
+const NATIVE_F16: bool = false;
 
 // The K loop runs over [kBegin, kEnd): the host splits long K into several dispatches on
 // llvmpipe, which silently stops any invocation after 65,535 loop iterations.
@@ -38,10 +43,18 @@ struct Params {
 }
 
 //#if F16_A
+//#if NATIVE_F16
+//#if VEC_A
+@group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
+//#else
+@group(0) @binding(0) var<storage, read> A: array<f16>;
+//#endif
+//#else
 //#if VEC_A
 @group(0) @binding(0) var<storage, read> A: array<vec2<u32>>;
 //#else
 @group(0) @binding(0) var<storage, read> A: array<u32>;
+//#endif
 //#endif
 //#else
 //#if VEC_A
@@ -51,10 +64,18 @@ struct Params {
 //#endif
 //#endif
 //#if F16_B
+//#if NATIVE_F16
+//#if VEC_B
+@group(0) @binding(1) var<storage, read> B: array<vec4<f16>>;
+//#else
+@group(0) @binding(1) var<storage, read> B: array<f16>;
+//#endif
+//#else
 //#if VEC_B
 @group(0) @binding(1) var<storage, read> B: array<vec2<u32>>;
 //#else
 @group(0) @binding(1) var<storage, read> B: array<u32>;
+//#endif
 //#endif
 //#else
 //#if VEC_B
@@ -70,8 +91,12 @@ struct Params {
 //#if VEC_A
 fn loadA4(i: u32) -> vec4<f32> {
 //#if F16_A
+//#if NATIVE_F16
+  return vec4<f32>(A[i]);
+//#else
   let w = A[i];
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
 //#else
   return A[i];
 //#endif
@@ -79,7 +104,11 @@ fn loadA4(i: u32) -> vec4<f32> {
 //#else
 fn loadA1(i: u32) -> f32 {
 //#if F16_A
+//#if NATIVE_F16
+  return f32(A[i]);
+//#else
   return unpack2x16float(A[i / 2u])[i % 2u];
+//#endif
 //#else
   return A[i];
 //#endif
@@ -88,8 +117,12 @@ fn loadA1(i: u32) -> f32 {
 //#if VEC_B
 fn loadB4(i: u32) -> vec4<f32> {
 //#if F16_B
+//#if NATIVE_F16
+  return vec4<f32>(B[i]);
+//#else
   let w = B[i];
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
 //#else
   return B[i];
 //#endif
@@ -97,7 +130,11 @@ fn loadB4(i: u32) -> vec4<f32> {
 //#else
 fn loadB1(i: u32) -> f32 {
 //#if F16_B
+//#if NATIVE_F16
+  return f32(B[i]);
+//#else
   return unpack2x16float(B[i / 2u])[i % 2u];
+//#endif
 //#else
   return B[i];
 //#endif
@@ -138,7 +175,7 @@ fn loadA(base: u32, m0: u32, k0: u32, kEnd: u32, tid: u32) {
   }
 //#else
   for (var i = tid; i < BK * BM; i += THREADS) {
-    var mm: u32; var kk: u32;
+    var mm = u32(); var kk = u32();
     if (TRANS_A) { mm = i % BM; kk = i / BM; } else { kk = i % BK; mm = i / BK; }
     let m = m0 + mm; let k = k0 + kk;
     var v = 0.0;
@@ -183,7 +220,7 @@ fn loadB(base: u32, n0: u32, k0: u32, kEnd: u32, tid: u32) {
   }
 //#else
   for (var i = tid; i < BK * BN; i += THREADS) {
-    var nn: u32; var kk: u32;
+    var nn = u32(); var kk = u32();
     if (TRANS_B) { kk = i % BK; nn = i / BK; } else { nn = i % BN; kk = i / BN; }
     let n = n0 + nn; let k = k0 + kk;
     var v = 0.0;

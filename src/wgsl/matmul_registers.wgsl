@@ -17,10 +17,15 @@
 // F16_A / F16_B: the operand is packed f16 in storage (two halves a u32 word, element 2i in the low half), each
 // vec4 of halves unpacked to f32 as it is read: one vec2<u32> when the operand's offset is a multiple of 4 halves,
 // else (F16_UNALIGNED_A / _B) four halves read alone, the offset then counted in halves. The sums stay f32.
+// NATIVE_F16 (the shader-f16 path, Gpu.f16Kernels): the same halves read through WGSL's f16 type, a vec4<f16> (or
+// four f16s) a load, converted to f32.
 //
 // The dispatch covers k in [0, kLen): the host points A and B at the first k of its K span (llvmpipe silently
 // stops an invocation after 65,535 loop iterations, so long K runs as several dispatches that accumulate).
 
+//#if NATIVE_F16
+enable f16;
+//#endif
 //#include lib/matmul_epilogue.wgsl
 
 const WX: u32 = 16u;
@@ -35,6 +40,7 @@ const F16_A: bool = false;
 const F16_B: bool = false;
 const F16_UNALIGNED_A: bool = false;
 const F16_UNALIGNED_B: bool = false;
+const NATIVE_F16: bool = false;
 // kLen % 4 != 0: a last, masked k-step (k-major rows past kLen and vec4 components past kLen read as zero).
 const K_TAIL: bool = false;
 
@@ -53,9 +59,17 @@ struct Params {
 //#else
 //#if F16_A
 //#if F16_UNALIGNED_A
+//#if NATIVE_F16
+@group(0) @binding(0) var<storage, read> A: array<f16>;
+//#else
 @group(0) @binding(0) var<storage, read> A: array<u32>;
+//#endif
+//#else
+//#if NATIVE_F16
+@group(0) @binding(0) var<storage, read> A: array<vec4<f16>>;
 //#else
 @group(0) @binding(0) var<storage, read> A: array<vec2<u32>>;
+//#endif
 //#endif
 //#else
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
@@ -66,9 +80,17 @@ struct Params {
 //#else
 //#if F16_B
 //#if F16_UNALIGNED_B
+//#if NATIVE_F16
+@group(0) @binding(1) var<storage, read> B: array<f16>;
+//#else
 @group(0) @binding(1) var<storage, read> B: array<u32>;
+//#endif
+//#else
+//#if NATIVE_F16
+@group(0) @binding(1) var<storage, read> B: array<vec4<f16>>;
 //#else
 @group(0) @binding(1) var<storage, read> B: array<vec2<u32>>;
+//#endif
 //#endif
 //#else
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
@@ -103,14 +125,22 @@ var<private> c33: mat4x4<f32>;
 //#if F16_UNALIGNED_A
 // Halves h..h+3 of A, each read alone.
 fn halvesA(h: u32) -> vec4<f32> {
+//#if NATIVE_F16
+  return vec4<f32>(f32(A[h]), f32(A[h + 1u]), f32(A[h + 2u]), f32(A[h + 3u]));
+//#else
   return vec4<f32>(unpack2x16float(A[h / 2u])[h % 2u], unpack2x16float(A[(h + 1u) / 2u])[(h + 1u) % 2u],
                    unpack2x16float(A[(h + 2u) / 2u])[h % 2u], unpack2x16float(A[(h + 3u) / 2u])[(h + 1u) % 2u]);
+//#endif
 }
 //#endif
 //#if F16_UNALIGNED_B
 fn halvesB(h: u32) -> vec4<f32> {
+//#if NATIVE_F16
+  return vec4<f32>(f32(B[h]), f32(B[h + 1u]), f32(B[h + 2u]), f32(B[h + 3u]));
+//#else
   return vec4<f32>(unpack2x16float(B[h / 2u])[h % 2u], unpack2x16float(B[(h + 1u) / 2u])[(h + 1u) % 2u],
                    unpack2x16float(B[(h + 2u) / 2u])[h % 2u], unpack2x16float(B[(h + 3u) / 2u])[(h + 1u) % 2u]);
+//#endif
 }
 //#endif
 
@@ -123,8 +153,12 @@ fn fetchA(row: u32, q: u32) -> vec4<f32> {
 //#if F16_UNALIGNED_A
   return halvesA(p.offA + 4u * (row * p.lenA + q));
 //#else
+//#if NATIVE_F16
+  return vec4<f32>(A[p.offA + row * p.lenA + q]);
+//#else
   let w = A[p.offA + row * p.lenA + q];
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
 //#endif
 //#else
   return A[p.offA + row * p.lenA + q];
@@ -140,8 +174,12 @@ fn fetchB(row: u32, q: u32) -> vec4<f32> {
 //#if F16_UNALIGNED_B
   return halvesB(p.offB + 4u * (row * p.lenB + q));
 //#else
+//#if NATIVE_F16
+  return vec4<f32>(B[p.offB + row * p.lenB + q]);
+//#else
   let w = B[p.offB + row * p.lenB + q];
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
 //#endif
 //#else
   return B[p.offB + row * p.lenB + q];
@@ -216,18 +254,18 @@ fn mma(a: mat4x4<f32>, b: mat4x4<f32>, c: mat4x4<f32>) -> mat4x4<f32> {
 // Four values of k for the whole block.
 fn kStep(m: u32, n: u32, k: u32, tail: bool) {
   let a0 = blockA(m, k, tail);
-  var a1: mat4x4<f32>;
-  var a2: mat4x4<f32>;
-  var a3: mat4x4<f32>;
+  var a1 = mat4x4<f32>();
+  var a2 = mat4x4<f32>();
+  var a3 = mat4x4<f32>();
   if (RM >= 8u) { a1 = blockA(m + 4u, k, tail); }
   if (RM == 16u) {
     a2 = blockA(m + 8u, k, tail);
     a3 = blockA(m + 12u, k, tail);
   }
   let b0 = blockB(n, k, tail);
-  var b1: mat4x4<f32>;
-  var b2: mat4x4<f32>;
-  var b3: mat4x4<f32>;
+  var b1 = mat4x4<f32>();
+  var b2 = mat4x4<f32>();
+  var b3 = mat4x4<f32>();
   if (RN >= 8u) { b1 = blockB(n + 4u, k, tail); }
   if (RN == 16u) {
     b2 = blockB(n + 8u, k, tail);

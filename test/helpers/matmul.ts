@@ -100,8 +100,7 @@ export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, 
     const out = new Float32Array(items * (item / r.ld) * r.len);
     for (let bi = 0; bi < items; bi++)
       for (let row = 0; row < item / r.ld; row++)
-        for (let c = 0; c < r.len; c++)
-          out[(bi * (item / r.ld) + row) * r.len + c] = x[bi * stride + row * r.ld + c];
+        for (let c = 0; c < r.len; c++) out[(bi * (item / r.ld) + row) * r.len + c] = x[bi * stride + row * r.ld + c];
     return { values: out, stride: stride === 0 ? 0 : (item / r.ld) * r.len };
   };
   const refA = packed(a.values, strideA, itemA, rowsA);

@@ -7,6 +7,9 @@
 // first + r·WG + t for r < QR, so that each block of keys (or queries) read serves QR rows.
 // The including shader declares a Params with B, T, H, d, offQkv and offLen bound as `p` and, with
 // LENGTHS, the u32 binding `lengths`; the packed rows are binding 0, qkv.
+//#if NATIVE_F16
+enable f16;
+//#endif
 //#include lib/rows.wgsl
 
 // The host's (src/kernels/attention.ts): the head width HD and HD4 = ⌈HD/4⌉; the tile (WG
@@ -15,7 +18,8 @@
 // of 4: rows are read 4 floats a load, which llvmpipe turns into one per-lane loop instead of four);
 // F16 (qkv holds packed halves, two to a u32 word, element 2i in the low half, offsets counted in
 // halves: each is unpacked to f32 as it is read, and all arithmetic stays f32; with VEC4 a load is
-// the two words of 4 halves).
+// the two words of 4 halves). NATIVE_F16 (with F16; the shader-f16 path, Gpu.f16Kernels): the same halves read
+// through WGSL's f16 type, a vec4<f16> or one f16 a load.
 const HD: u32 = 64u;
 const HD4: u32 = 16u;
 const QR: u32 = 1u;
@@ -26,12 +30,21 @@ const LENGTHS: bool = false;
 const STAGE: bool = false;
 const VEC4: bool = false;
 const F16: bool = false;
+const NATIVE_F16: bool = false;
 
 //#if F16
+//#if NATIVE_F16
+//#if VEC4
+@group(0) @binding(0) var<storage, read> qkv: array<vec4<f16>>;
+//#else
+@group(0) @binding(0) var<storage, read> qkv: array<f16>;
+//#endif
+//#else
 //#if VEC4
 @group(0) @binding(0) var<storage, read> qkv: array<vec2<u32>>;
 //#else
 @group(0) @binding(0) var<storage, read> qkv: array<u32>;
+//#endif
 //#endif
 //#else
 //#if VEC4
@@ -85,13 +98,21 @@ fn statAt(b: u32, h: u32, i: u32) -> u32 { return (b * p.H + h) * p.T + i; }
 fn qkv4(a: u32, c: u32) -> vec4<f32> {
 //#if F16
 //#if VEC4
+//#if NATIVE_F16
+  return vec4<f32>(qkv[a / 4u + c]);
+//#else
   let w = qkv[a / 4u + c];
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+//#endif
 //#else
   var x = vec4<f32>(0.0);
   for (var k = 0u; k < 4u; k++) {
     let e = a + 4u * c + k;
+//#if NATIVE_F16
+    if (4u * c + k < HD) { x[k] = f32(qkv[e]); }
+//#else
     if (4u * c + k < HD) { x[k] = unpack2x16float(qkv[e / 2u])[e % 2u]; }
+//#endif
   }
   return x;
 //#endif
