@@ -1,7 +1,7 @@
 // AdamW and SGD over a flat parameter range against torch-semantics float64 references, on
 // n = 64·37 + 5 and 64·37 + 4 (no multiple of any workgroup size; one float or 4 a load) with a
 // layout-like decay mask, a gradient scale read from the GPU, element offsets, windows, several
-// steps with a changing lr.
+// steps with a changing lr, in both adapter kinds' workgroup layouts.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -111,11 +111,13 @@ function fixture(f: Fixture) {
 describe.each(FIXTURES)('AdamW, $name', (f) => {
   const { N, OFF, PADDING, withPadding, masked, slice, setup, adamWindows } = fixture(f);
   test.each([
-    ['whole buffers', false],
-    ['windows (storage-binding limit)', true],
-  ])(
-    'three steps with a changing lr, decay mask and gradient scale, against torch semantics: %s',
-    async (_name, windowed) => {
+    ['whole buffers', false, 'software'],
+    ['windows (storage-binding limit)', true, 'software'],
+    ['whole buffers', false, 'hardware'],
+    ['windows (storage-binding limit)', true, 'hardware'],
+  ] as const)(
+    'three steps with a changing lr, decay mask and gradient scale, against torch semantics: %s, %s layout',
+    async (_name, windowed, layout) => {
       const { p0, P, G, M, V, MK, S } = await setup({ m: true });
       const hp = { beta1: 0.85, beta2: 0.995, eps: 1e-6, weightDecay: 0.1 };
       const opt = await AdamW.create(gpu, {
@@ -129,6 +131,7 @@ describe.each(FIXTURES)('AdamW, $name', (f) => {
         ...hp,
         maxGroupsX: 2,
         maxBindingBytes: windowed ? adamWindows.maxBindingBytes : undefined,
+        layout,
       });
       if (!windowed) expect(opt.dispatches[0].workgroups[1]).toBeGreaterThan(1); // the grid folds into y
       expect(opt.dispatches.length).toBe(windowed ? adamWindows.dispatches : 1);

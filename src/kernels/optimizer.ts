@@ -10,7 +10,7 @@
 // covered by several dispatches, each binding a window of it.
 import type { Binding, Dispatch, Gpu } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
-import { checkSizes, elementGrid, off, type TensorRef } from './types.js';
+import { checkSizes, grid, off, type TensorRef } from './types.js';
 
 /** Elements per bit of the decay mask; the parameter layout aligns every tensor to it. */
 export const MASK_BLOCK = 64;
@@ -37,6 +37,17 @@ export function decayMask(layout: {
   }
   return mask;
 }
+
+/**
+ * The optimizers' workgroups: WG invocations, each stepping PER units (of 4 elements where it can). Software
+ * (llvmpipe): one SIMD group of 8 looping over 32 units spends less per element than many one-unit
+ * invocations, and reads the scale, the skip flag and the mask word once for all of them; a loop in a
+ * workgroup of several SIMD groups costs more than it saves there.
+ */
+const OPTIMIZER_LAYOUT: Record<'hardware' | 'software', { WG: number; PER: number }> = {
+  hardware: { WG: 256, PER: 1 },
+  software: { WG: 8, PER: 32 },
+};
 
 /** One dispatch's share of an elementwise pass: elements [start, start+count) of the range. */
 export interface RangePiece {
@@ -113,6 +124,8 @@ interface CommonSpec {
   maxGroupsX?: number;
   /** Cap on a binding's size below the adapter's; tests lower it to exercise windowed dispatches. */
   maxBindingBytes?: number;
+  /** The adapter kind whose workgroup layout to use (default: this adapter's); tests run both. */
+  layout?: 'hardware' | 'software';
 }
 
 export interface AdamWSpec extends CommonSpec {
@@ -190,8 +203,13 @@ async function build(
   // 4 elements an invocation where n and every offset allow (windows start on multiples of 4 then too).
   const vec4 = s.n % 4 === 0 && refs.every((r) => off(r) % 4 === 0);
   const unit = vec4 ? 4 : 1;
-  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip, VEC4: vec4 });
-  const pieces = rangePieces(gpu, s.n, refs, kernel.constant('WG') * unit, s.maxBindingBytes);
+  const { WG, PER } = OPTIMIZER_LAYOUT[s.layout ?? gpu.adapter.kind];
+  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip, VEC4: vec4, WG, PER });
+  // A workgroup's units share one word of the mask (lib/optimizer.wgsl): windows start on multiples of them.
+  const perGroup = WG * PER * unit;
+  if ((32 * MASK_BLOCK) % perGroup !== 0)
+    throw new HlmError(`${label}: ${perGroup} elements a workgroup do not divide a mask word's ${32 * MASK_BLOCK}`);
+  const pieces = rangePieces(gpu, s.n, refs, perGroup, s.maxBindingBytes);
   return pieces.map((piece, k) => {
     const bind: Record<string, Binding> = {};
     const fixed: Record<string, number> = { n: piece.count, maskBase: piece.start, offMask: off(s.decayMask) };
@@ -204,7 +222,7 @@ async function build(
     if (scale) bind.gscale = s.gradScale!.buffer;
     if (skip) bind.skip = s.skip!;
     const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
-    const groups = elementGrid(gpu, kernel, piece.count / unit, s.maxGroupsX);
+    const groups = grid(gpu, piece.count / unit, WG * PER, s.maxGroupsX);
     return { dispatch: gpu.dispatch(name, kernel, { bind, params: { ...fixed, ...step }, groups }), fixed };
   });
 }

@@ -1,4 +1,4 @@
-// One AdamW step over a flat parameter buffer, one invocation a unit (lib/optimizer.wgsl), with
+// One AdamW step over a flat parameter buffer, unit by unit (lib/optimizer.wgsl), with
 // torch.optim.AdamW's arithmetic (single-tensor path), in f32:
 //   g ← g·gscale                 (global-norm clipping's scale, read from a GPU buffer)
 //   p ← p·(1 − lr·wd)            (decoupled weight decay, where the decay mask says so)
@@ -19,10 +19,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> mom2: array<V>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-fn element(i: u32) {
-  let g = gradient(i);
+fn element(i: u32, s: f32, decay: bool) {
+  let g = gradient(i, s);
   var w = params[p.offP / UNIT + i];
-  if (decays(i)) { w = w * p.decayFactor; }
+  w = w * select(1.0, p.decayFactor, decay);
   let m = mom1[p.offM / UNIT + i];
   let m1 = m + p.oneMinusBeta1 * (g - m);
   let v1 = mom2[p.offV / UNIT + i] * p.beta2 + p.oneMinusBeta2 * (g * g);

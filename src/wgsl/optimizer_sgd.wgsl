@@ -1,4 +1,4 @@
-// One plain SGD step (no momentum) over a flat parameter buffer, one invocation a unit (lib/optimizer.wgsl),
+// One plain SGD step (no momentum) over a flat parameter buffer, unit by unit (lib/optimizer.wgsl),
 // with torch.optim.SGD's arithmetic in f32:  g ← g·gscale;  d = g + wd·p (where the decay
 // mask says so);  p ← p + (−lr)·d. With wd 0 and no scale this is exactly p − lr·g, the
 // single-step contract of `hlm pretrain --optimizer sgd`. Mask and windows: see lib/optimizer.wgsl.
@@ -11,10 +11,10 @@ struct Params {
 
 @group(0) @binding(2) var<uniform> p: Params;
 
-fn element(i: u32) {
-  let g = gradient(i);
+fn element(i: u32, s: f32, decay: bool) {
+  let g = gradient(i, s);
   let w = params[p.offP / UNIT + i];
   var d = g;
-  if (decays(i) && p.wd != 0.0) { d = g + p.wd * w; }
+  if (decay && p.wd != 0.0) { d = g + p.wd * w; }
   params[p.offP / UNIT + i] = w + p.negLr * d;
 }

@@ -1,16 +1,22 @@
-// What the optimizers (optimizer_adamw.wgsl, optimizer_sgd.wgsl) share: one invocation a unit of
-// a flat parameter range, each gradient multiplied by an optional scale read from a GPU buffer
+// What the optimizers (optimizer_adamw.wgsl, optimizer_sgd.wgsl) share: PER units of a flat
+// parameter range an invocation, each gradient multiplied by an optional scale read from a GPU buffer
 // (global-norm clipping's), and weight decay only where an optional mask says so. The mask has one
 // bit per 64-element block of the parameter range (bit b%32 of word b/32 for block b): the layout
 // starts every tensor on a 64-float boundary. Where a buffer exceeds the adapter's storage-binding
 // limit the range runs as several dispatches, each over a bound window of it; maskBase is the
 // window's first element in the range. SKIP: a u32 flag (step_guard.wgsl's) that, when set, makes
 // the step touch nothing: a skipped update has no elements. The including shader's Params has n,
-// offP, offG, offMask, offScale and maskBase, and it defines fn element(i: u32), the step for unit i.
-// VEC4 (n and every offset a multiple of 4): an invocation steps a unit of 4 elements, read and
+// offP, offG, offMask, offScale and maskBase, and it defines fn element(i: u32, s: f32, decay: bool),
+// the step for unit i with gradient scale s, decaying or not.
+// VEC4 (n and every offset a multiple of 4): an invocation steps units of 4 elements, read and
 // written 4 floats at a time (llvmpipe turns each load into one per-lane loop instead of four); the
 // arithmetic is elementwise, so the same code serves a unit of one element (V = f32).
-//#include lib/elementwise.wgsl
+// Workgroup w covers units [w·WG·PER, (w+1)·WG·PER), invocation t the units t + k·WG of it (WG and PER
+// the host's, src/kernels/optimizer.ts).
+//#include lib/grid.wgsl
+
+const WG: u32 = 256u;
+const PER: u32 = 1u;
 
 //#if VEC4
 alias V = vec4<f32>;
@@ -39,20 +45,55 @@ fn elements() -> u32 {
   return p.n / UNIT;
 }
 
-fn gradient(i: u32) -> V {
+fn gradientScale() -> f32 {
+//#if SCALE
+  return gscale[p.offScale];
+//#else
+  return 1.0;
+//#endif
+}
+
+fn gradient(i: u32, s: f32) -> V {
   var g = grads[p.offG / UNIT + i];
 //#if SCALE
-  g = g * gscale[p.offScale];
+  g = g * s;
 //#endif
   return g;
 }
 
+// The mask word of the workgroup's units: they all lie in one (the host makes WG·PER·UNIT divide 32·64
+// and starts every window on a multiple of it), so each invocation reads it once.
+fn maskWord(base: u32) -> u32 {
+//#if MASK
+  return mask[p.offMask + (p.maskBase + base * UNIT) / (32u * 64u)];
+//#else
+  return 0u;
+//#endif
+}
+
 // A unit never straddles two 64-element blocks of the mask.
-fn decays(i: u32) -> bool {
+fn decays(i: u32, word: u32) -> bool {
 //#if MASK
   let block = (p.maskBase + i * UNIT) / 64u;
-  return (mask[p.offMask + block / 32u] & (1u << (block % 32u))) != 0u;
+  return (word & (1u << (block % 32u))) != 0u;
 //#else
   return true;
 //#endif
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
+  let n = elements();
+  let base = groupIndex(wg, nwg) * (WG * PER);
+  if (base >= n) { return; } // the same for the whole workgroup
+  let s = gradientScale();
+  let word = maskWord(base);
+  for (var k = 0u; k < PER; k++) {
+    let i = base + k * WG + t;
+    if (i < n) { element(i, s, decays(i, word)); }
+  }
 }
