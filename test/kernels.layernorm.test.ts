@@ -184,6 +184,7 @@ const LAYOUTS: [string, LayerNormLayout][] = [
   ['software', layerNormLayout('software', 130)],
   ['hardware', layerNormLayout('hardware', 130)],
   ['3 rows x 4 invocations', { ROWS: 3, TPR: 4 }],
+  ['a row an invocation (no barrier)', { ROWS: 8, TPR: 1 }],
 ];
 test.each(LAYOUTS)('the %s row layout, several blocks or one', async (_n, layout) => {
   for (const cols of [5, 132, 769]) {
