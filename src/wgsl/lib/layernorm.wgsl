@@ -1,6 +1,6 @@
 // What the LayerNorm shaders share (layernorm_forward, layernorm_backward): ROWS rows a workgroup,
 // TPR invocations a row striding over its columns (the partial results combined by a fixed tree
-// in workgroup memory, skipped when TPR = 1: no barrier at all, llvmpipe's best), and rows read a
+// in workgroup memory, skipped when TPR = 1: no barrier at all), and rows read a
 // unit at a time: 4 floats with VEC4 (cols and every offset a multiple of 4), else 1 float in lane
 // x of a vec4 whose other lanes are 0 (LANES masks them out where 0 would not do).
 // The including shader declares ROWS, TPR, VEC4, a Params with rows and cols bound as `p`, and the
