@@ -1,5 +1,6 @@
 // GELU (tanh approximation) forward and backward against float64, on odd sizes with fresh
-// random inputs, in place, with the grid folded into y, at extreme inputs, and repeatably.
+// random inputs, in place, with the grid folded into y, at extreme inputs, and repeatably; one
+// float a load (odd n or offsets) and 4 (n and offsets multiples of 4).
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -70,9 +71,50 @@ test('in place (dx over dout, out over x), with the grid folded into y', async (
   gpu.free(X, XO, D);
 });
 
-test("huge |x| never gives NaN or Inf: gelu(x) = x or 0, gelu'(x) = 1 or 0", async () => {
-  const x = Float32Array.from([1e4, -1e4, 1e30, -1e30, 3e38, -3e38, 20, -20, 10, -10, 5, -5, 0, 1e-30, -1e-30]);
-  const n = x.length;
+describe.each([4, 772, 4100])('4 values a load, n = %i', (n) => {
+  test('forward and backward against float64, separate buffers and in place (grid folded into y)', async () => {
+    const x = rand.normal(n + 8, 3);
+    const dout = rand.normal(n + 4);
+    const X = gpu.upload('x', x);
+    const XO = gpu.upload('x in place', x);
+    const D = gpu.upload('dout', dout);
+    const DI = gpu.upload('dout in place', dout);
+    const O = gpu.buffer('out', n * 4);
+    const DX = gpu.buffer('dx', (n + 4) * 4);
+    const ds = [
+      await geluForward(gpu, { n, x: { buffer: X, offset: 8 }, out: { buffer: O } }),
+      await geluBackward(gpu, {
+        n,
+        x: { buffer: X, offset: 8 },
+        dout: { buffer: D, offset: 4 },
+        dx: { buffer: DX, offset: 4 },
+      }),
+      await geluForward(gpu, { n, x: { buffer: XO, offset: 8 }, out: { buffer: XO, offset: 8 }, maxGroupsX: 2 }),
+      await geluBackward(gpu, {
+        n,
+        x: { buffer: X, offset: 8 },
+        dout: { buffer: DI, offset: 4 },
+        dx: { buffer: DI, offset: 4 },
+        maxGroupsX: 2,
+      }),
+    ];
+    await gpu.run(ds);
+    const fRef = geluRef(x.subarray(8));
+    const bRef = geluBackwardRef(dout.subarray(4), x.subarray(8)).dx;
+    expectClose(await gpu.readF32(O, 0, n), fRef, 1e-5, `gelu forward n=${n}`);
+    expectClose(await gpu.readF32(DX, 4, n), bRef, 1e-5, `gelu backward n=${n}`);
+    expectClose(await gpu.readF32(XO, 8, n), fRef, 1e-5, `in-place gelu forward n=${n}`);
+    expectClose(await gpu.readF32(DI, 4, n), bRef, 1e-5, `in-place gelu backward n=${n}`);
+    expect(Array.from(await gpu.readF32(DI, 0, 4))).toEqual(Array.from(dout.subarray(0, 4))); // before the offset
+    gpu.release(...ds);
+    gpu.free(X, XO, D, DI, O, DX);
+  });
+});
+
+// 15 values (one a load) and 16 (4 a load).
+test.each([15, 16])("huge |x| never gives NaN or Inf: gelu(x) = x or 0, gelu'(x) = 1 or 0 (n = %i)", async (n) => {
+  const all = [1e4, -1e4, 1e30, -1e30, 3e38, -3e38, 20, -20, 10, -10, 5, -5, 0, 1e-30, -1e-30, -3];
+  const x = Float32Array.from(all.slice(0, n));
   const dout = Float32Array.from({ length: n }, (_, i) => 1 + i / 8);
   const X = gpu.upload('x', x);
   const D = gpu.upload('dout', dout);

@@ -34,14 +34,16 @@ async function gelu(
   maxGroupsX?: number,
 ): Promise<Dispatch> {
   const { backward, inPlace, out, x, dout } = pass;
-  const kernel = await gpu.kernel('gelu', { BACKWARD: backward, IN_PLACE: inPlace });
+  // 4 values an invocation where n and every offset allow.
+  const vec4 = n % 4 === 0 && [out, x, dout].every((r) => off(r) % 4 === 0);
+  const kernel = await gpu.kernel('gelu', { BACKWARD: backward, IN_PLACE: inPlace, VEC4: vec4 });
   const bind: Record<string, GPUBuffer> = { out: out.buffer };
   if (backward || !inPlace) bind.x = x.buffer;
   if (backward && !inPlace) bind.dout = dout!.buffer;
   return gpu.dispatch(label, kernel, {
     bind,
     params: { n, offX: off(x), offDout: off(dout), offOut: off(out) },
-    groups: elementGrid(gpu, kernel, n, maxGroupsX),
+    groups: elementGrid(gpu, kernel, vec4 ? n / 4 : n, maxGroupsX),
   });
 }
 
