@@ -164,31 +164,32 @@ test(
   },
 );
 
-test('forward with the grid folded into y, i32 tokens', async () => {
+// d = 45: one float a load; d = 68 with offsets that are multiples of 4: 4 floats a load.
+test.each([45, 68])('forward with the grid folded into y, i32 tokens, offsets, d = %i', async (d) => {
   const B = 2;
   const T = 33;
-  const d = 45;
   const V = 11;
   const wte = rand.normal(V * d);
   const wpe = rand.normal(T * d);
   const tokens = Int32Array.from(rand.int(B * T, V));
-  const W = gpu.upload('wte', wte);
-  const Pb = gpu.upload('wpe', wpe);
-  const Tok = gpu.upload('tokens', tokens);
-  const Out = gpu.buffer('out', B * T * d * 4);
+  const W = gpu.upload('wte', Float32Array.from([1, 2, 3, 4, ...wte]));
+  const Pb = gpu.upload('wpe', Float32Array.from([...new Float32Array(8), ...wpe]));
+  const Tok = gpu.upload('tokens', Int32Array.from([0, 0, 0, ...tokens]));
+  const Out = gpu.buffer('out', (12 + B * T * d) * 4);
   const f = await embeddingForward(gpu, {
     B,
     T,
     d,
-    tokens: { buffer: Tok },
-    wte: { buffer: W },
-    wpe: { buffer: Pb },
-    out: { buffer: Out },
+    tokens: { buffer: Tok, offset: 3 },
+    wte: { buffer: W, offset: 4 },
+    wpe: { buffer: Pb, offset: 8 },
+    out: { buffer: Out, offset: 12 },
     maxGroupsX: 3,
   });
   expect(f.workgroups[1]).toBeGreaterThan(1);
   await gpu.run([f]);
-  expectClose(await gpu.readF32(Out, 0, B * T * d), embeddingRef(wte, wpe, tokens, B, T, d), 1e-6, 'folded forward');
+  expectClose(await gpu.readF32(Out, 12, B * T * d), embeddingRef(wte, wpe, tokens, B, T, d), 1e-6, 'folded forward');
+  expect(Array.from(await gpu.readF32(Out, 0, 12))).toEqual(new Array(12).fill(0));
   gpu.release(f);
   gpu.free(W, Pb, Tok, Out);
 });

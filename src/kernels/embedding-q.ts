@@ -36,6 +36,7 @@ export async function embeddingForwardQ(gpu: Gpu, s: EmbeddingQSpec): Promise<Di
       throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
   const kernel = await gpu.kernel('embedding_forward', {
     QUANT: true,
+    VEC4: false,
     F16: wte.format === 'f16',
     INT8: wte.format === 'int8',
     Q4: wte.format === 'q4',

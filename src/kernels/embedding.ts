@@ -73,12 +73,14 @@ export async function embeddingForward(gpu: Gpu, s: EmbeddingForwardSpec): Promi
     if (r.buffer === s.out.buffer)
       throw new HlmError(`${label}: out must not share a buffer with ${name} (WebGPU forbids writable aliasing)`);
   }
-  const kernel = await gpu.kernel('embedding_forward', { QUANT: false });
   const { tokens, wte, wpe, out } = s;
+  // 4 elements an invocation where d and the tables' and output's offsets allow.
+  const vec4 = d % 4 === 0 && [wte, wpe, out].every((r) => off(r) % 4 === 0);
+  const kernel = await gpu.kernel('embedding_forward', { QUANT: false, VEC4: vec4 });
   return gpu.dispatch(label, kernel, {
     bind: buffers({ tokens, wte, wpe, out }),
     params: { n: B * T * d, T, d, offTok: off(tokens), offWte: off(wte), offWpe: off(wpe), offOut: off(out) },
-    groups: elementGrid(gpu, kernel, B * T * d, s.maxGroupsX),
+    groups: elementGrid(gpu, kernel, (B * T * d) / (vec4 ? 4 : 1), s.maxGroupsX),
   });
 }
 
