@@ -10,6 +10,7 @@ import {
   embeddingBackward,
   embeddingBackwardIndex,
   embeddingForward,
+  scatterAddRows,
   freeEmbeddingIndex,
   writeEmbeddingIndex,
 } from '../src/kernels/embedding.js';
@@ -35,10 +36,11 @@ test('embeddingBackwardIndex groups positions by token, in order', () => {
   expect(() => embeddingBackwardIndex([1, -1])).toThrow(/token -1/);
 });
 
-// Layout: params = [gap 7 | wte V·d | gap 3 | wpe P·d | gap 2], gradients the same.
-function layout(V: number, P: number, d: number) {
-  const offWte = 7;
-  const offWpe = 7 + V * d + 3;
+// Layout: params = [gap 7 | wte V·d | gap 3 | wpe P·d | gap 2], gradients the same; aligned: gaps of 8 and 4, so
+// that with d a multiple of 4 the kernels read and write 4 floats at a time.
+function layout(V: number, P: number, d: number, aligned = false) {
+  const offWte = aligned ? 8 : 7;
+  const offWpe = offWte + V * d + (aligned ? 4 : 3);
   return { offWte, offWpe, total: offWpe + P * d + 2 };
 }
 
@@ -50,9 +52,14 @@ const SHAPES: [number, number, number, number, number][] = [
   [5, 13, 769, 2, 20], // 65 positions over 2 tokens
 ];
 
-describe.each(SHAPES)('B=%i T=%i d=%i V=%i P=%i', (B, T, d, V, P) => {
+describe.each([
+  ...SHAPES.map((s) => [...s, false] as const),
+  [3, 7, 64, 5, 9, true] as const,
+  [2, 9, 68, 30, 9, true] as const,
+])('B=%i T=%i d=%i V=%i P=%i, aligned %s', (B, T, d, V, P, aligned) => {
   test('forward and backward (accumulating) against float64', async () => {
-    const { offWte, offWpe, total } = layout(V, P, d);
+    const { offWte, offWpe, total } = layout(V, P, d, aligned);
+    const o = aligned ? 4 : 1; // out's and dout's offsets
     const params = rand.normal(total);
     const grad0 = rand.uniform(total);
     const wte = params.subarray(offWte, offWte + V * d);
@@ -62,8 +69,8 @@ describe.each(SHAPES)('B=%i T=%i d=%i V=%i P=%i', (B, T, d, V, P) => {
     const Prm = gpu.upload('params', params);
     const G = gpu.upload('grad', grad0);
     const Tok = gpu.upload('tokens', Uint32Array.from([99, ...tokens]));
-    const Out = gpu.buffer('out', (B * T * d + 1) * 4);
-    const Dout = gpu.upload('dout', Float32Array.from([0, 0, ...dout]));
+    const Out = gpu.buffer('out', (B * T * d + o) * 4);
+    const Dout = gpu.upload('dout', Float32Array.from([...new Array(2 * o).fill(0), ...dout]));
     const index = createEmbeddingIndex(gpu, B * T);
     const fwd = await embeddingForward(gpu, {
       B,
@@ -72,21 +79,31 @@ describe.each(SHAPES)('B=%i T=%i d=%i V=%i P=%i', (B, T, d, V, P) => {
       tokens: { buffer: Tok, offset: 1 },
       wte: { buffer: Prm, offset: offWte },
       wpe: { buffer: Prm, offset: offWpe },
-      out: { buffer: Out, offset: 1 },
+      out: { buffer: Out, offset: o },
     });
     const bwd = await embeddingBackward(gpu, {
       B,
       T,
       d,
-      dout: { buffer: Dout, offset: 2 },
+      dout: { buffer: Dout, offset: 2 * o },
       index,
       dwte: { buffer: G, offset: offWte },
       dwpe: { buffer: G, offset: offWpe },
     });
+    // The other adapter kind's workgroup (64 invocations here, 8 on hardware) sums in the same order.
+    const G2 = gpu.upload('grad 2', grad0);
+    const other = await scatterAddRows(gpu, {
+      n: B * T,
+      d,
+      src: { buffer: Dout, offset: 2 * o },
+      index,
+      dst: { buffer: G2, offset: offWte },
+      wg: gpu.adapter.kind === 'software' ? 64 : 8,
+    });
     writeEmbeddingIndex(gpu, index, tokens, V);
-    await gpu.run([fwd, ...bwd]);
+    await gpu.run([fwd, ...bwd, other]);
     const what = `embedding B=${B} T=${T} d=${d} V=${V}`;
-    expectClose(await gpu.readF32(Out, 1, B * T * d), embeddingRef(wte, wpe, tokens, B, T, d), 1e-6, `${what} forward`);
+    expectClose(await gpu.readF32(Out, o, B * T * d), embeddingRef(wte, wpe, tokens, B, T, d), 1e-6, `${what} forward`);
     const ref = embeddingBackwardRef(dout, wte, wpe, tokens, B, T, d);
     const g = await gpu.readF32(G, 0, total);
     expectClose(
@@ -102,9 +119,11 @@ describe.each(SHAPES)('B=%i T=%i d=%i V=%i P=%i', (B, T, d, V, P) => {
       `${what} dwpe`,
     );
     for (const i of [0, 6, offWte + V * d, offWpe - 1, total - 1]) expect(g[i]).toBe(grad0[i]); // gaps untouched
-    gpu.release(fwd, ...bwd);
+    const g2 = await gpu.readF32(G2, offWte, V * d);
+    expect(Buffer.from(g2.buffer).equals(Buffer.from(g.slice(offWte, offWte + V * d).buffer))).toBe(true);
+    gpu.release(fwd, ...bwd, other);
     freeEmbeddingIndex(gpu, index);
-    gpu.free(Prm, G, Tok, Out, Dout);
+    gpu.free(Prm, G, G2, Tok, Out, Dout);
   });
 });
 
