@@ -22,11 +22,13 @@ async function rows(gpu: Gpu, s: RowsSpec, gather: boolean): Promise<Dispatch> {
   checkSizes(label, { n, d });
   if (s.dst.buffer === s.src.buffer || s.dst.buffer === s.index.buffer)
     throw new HlmError(`${label}: dst must not share a buffer with src or index`);
-  const kernel = await gpu.kernel('rows', { GATHER: gather });
+  // 4 elements an invocation where d and the offsets allow.
+  const vec4 = d % 4 === 0 && off(s.src) % 4 === 0 && off(s.dst) % 4 === 0;
+  const kernel = await gpu.kernel('rows', { GATHER: gather, VEC4: vec4 });
   return gpu.dispatch(label, kernel, {
     bind: { src: s.src.buffer, idx: s.index.buffer, dst: s.dst.buffer },
     params: { n, d, offSrc: off(s.src), offDst: off(s.dst), offIdx: off(s.index) },
-    groups: elementGrid(gpu, kernel, n * d),
+    groups: elementGrid(gpu, kernel, (n * d) / (vec4 ? 4 : 1)),
   });
 }
 
