@@ -122,6 +122,45 @@ describe('gradient clipping against torch semantics', () => {
     b.cleanup();
   });
 
+  // 12 chunks and a partial 13th: some all ±0, one whose only nonzero is 1e-30 (its square underflows to 0).
+  test.each([
+    ['one float a load, whole buffer', 3, undefined],
+    ['4 floats a load, windows of 3 blocks', 0, 3 * GRADCLIP_CHUNK * 4 + 256],
+  ])('chunk flags: 1 where a gradient is not ±0 (%s), the norm unchanged', async (_name, off, maxBindingBytes) => {
+    const n = 12 * GRADCLIP_CHUNK + (off ? 501 : 500);
+    const g = rand.normal(n);
+    const zero = (c: number) => g.fill(0, c * GRADCLIP_CHUNK, Math.min(n, (c + 1) * GRADCLIP_CHUNK));
+    for (const c of [0, 2, 3, 7, 12]) zero(c);
+    for (let i = 3 * GRADCLIP_CHUNK; i < 4 * GRADCLIP_CHUNK; i += 7) g[i] = -0;
+    g[7 * GRADCLIP_CHUNK + 4095] = 1e-30;
+    g[12 * GRADCLIP_CHUNK] = -0;
+    const want = [0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0];
+    const padded = new Float32Array(off + n).fill(1e6);
+    padded.set(g, off);
+    const G = gpu.upload('grads', padded);
+    const S = gpu.upload('scalars', Float32Array.of(-1, -1));
+    const F = gpu.upload('flags', new Uint32Array(2 + want.length).fill(7));
+    const run = async (flags: boolean) => {
+      const ds = await gradClip(gpu, {
+        n,
+        grads: { buffer: G, offset: off },
+        maxNorm: 1,
+        scaleOut: { buffer: S, offset: 0 },
+        normOut: { buffer: S, offset: 1 },
+        chunkFlags: flags ? { buffer: F, offset: 1 } : undefined,
+        maxBindingBytes,
+      });
+      await gpu.run(ds);
+      gpu.release(...ds);
+      return gpu.read(S, Uint32Array, 0, 2);
+    };
+    const withFlags = await run(true);
+    expect(Array.from(await gpu.read(F, Uint32Array, 0, 2 + want.length))).toEqual([7, ...want, 7]);
+    expect(Array.from(await run(false))).toEqual(Array.from(withFlags));
+    expectClose([new Float32Array(withFlags.buffer)[1]], [norm(g)], 1e-6, 'norm');
+    gpu.free(G, S, F);
+  });
+
   test('the scale feeds AdamW on the GPU: one step equals clip_grad_norm_ then AdamW', async () => {
     const n = 5000;
     const p0 = rand.uniform(n);

@@ -174,6 +174,71 @@ describe.each(FIXTURES)('AdamW, $name', (f) => {
     },
   );
 
+  // Chunks of 1024 elements (every layout's workgroup span divides it): 3 here, the middle one flagged all-zero.
+  test.each([
+    ['software', false],
+    ['software', true],
+    ['hardware', true],
+  ] as const)(
+    'zero-flagged chunks (%s layout, windows %s): gradients unread, the step bit for bit',
+    async (layout, w) => {
+      const CHUNK = 1024;
+      const { p0, P, G, M, V, MK, S } = await setup({ m: true });
+      const F = gpu.upload('flags', Uint32Array.of(9, 1, 0, 1));
+      const P2 = gpu.upload('params 2', await gpu.readF32(P));
+      const M2 = gpu.upload('m 2', await gpu.readF32(M!));
+      const V2 = gpu.upload('v 2', await gpu.readF32(V!));
+      const hp = { beta1: 0.85, beta2: 0.995, eps: 1e-6, weightDecay: 0.1, layout };
+      const common = {
+        n: N,
+        grads: { buffer: G, offset: OFF.g },
+        decayMask: { buffer: MK, offset: OFF.mask },
+        gradScale: { buffer: S, offset: OFF.scale },
+        maxBindingBytes: w ? adamWindows.maxBindingBytes : undefined,
+        ...hp,
+      };
+      const flagged = await AdamW.create(gpu, {
+        ...common,
+        params: { buffer: P, offset: OFF.p },
+        m: { buffer: M!, offset: OFF.m },
+        v: { buffer: V!, offset: OFF.v },
+        zeroChunks: { flags: { buffer: F, offset: 1 }, chunk: CHUNK },
+      });
+      const plain = await AdamW.create(gpu, {
+        ...common,
+        params: { buffer: P2, offset: OFF.p },
+        m: { buffer: M2, offset: OFF.m },
+        v: { buffer: V2, offset: OFF.v },
+      });
+      for (let step = 1; step <= 2; step++) {
+        // The flagged run's middle chunk holds gradients (the flag wins: they must not be read); the plain run's ±0.
+        const g = withPadding(rand.normal(N));
+        const zeroed = Float32Array.from(g);
+        for (let i = CHUNK; i < 2 * CHUNK; i++) zeroed[i] = i % 3 ? 0 : -0;
+        gpu.write(S, Float32Array.of(0.5), OFF.scale * 4);
+        flagged.setStep(step, 1e-2);
+        plain.setStep(step, 1e-2);
+        gpu.write(G, g, OFF.g * 4);
+        await gpu.run(flagged.dispatches);
+        gpu.write(G, zeroed, OFF.g * 4);
+        await gpu.run(plain.dispatches);
+        for (const [a, b, name] of [
+          [P, P2, 'params'],
+          [M!, M2, 'm'],
+          [V!, V2, 'v'],
+        ] as const) {
+          const x = await gpu.read(a, Uint32Array);
+          const y = await gpu.read(b, Uint32Array);
+          if (!Buffer.from(x.buffer).equals(Buffer.from(y.buffer)))
+            throw new Error(`${name} differ after step ${step}`);
+        }
+      }
+      expect(Array.from(await gpu.readF32(P, OFF.p, 4))).not.toEqual(Array.from(p0.subarray(0, 4))); // it stepped
+      gpu.release(...flagged.dispatches, ...plain.dispatches);
+      gpu.free(P, G, M, V, MK, S, F, P2, M2, V2);
+    },
+  );
+
   test('defaults (no mask: everything decays; no scale) and bit-identical reruns', async () => {
     const { p0, P, G, M, V, MK, S } = await setup({ m: true });
     const g = rand.normal(N);

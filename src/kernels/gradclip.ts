@@ -31,6 +31,11 @@ export interface GradClipSpec {
   normOut?: TensorRef;
   /** Loss scaling: f32 scalar S the gradients carry; the norm written is ‖g‖/S and the scale includes 1/S. */
   unscale?: TensorRef;
+  /**
+   * u32 out, one per GRADCLIP_CHUNK elements (ceil(n / GRADCLIP_CHUNK)): 1 where the chunk holds a gradient that is
+   * not ±0 (NaN included), else 0. The optimizer's `zeroChunks` reads them to skip all-zero chunks' gradients.
+   */
+  chunkFlags?: TensorRef;
   label?: string;
   /** Cap on workgroups along x (default: the adapter's limit); tests lower it to exercise the fold into y. */
   maxGroupsX?: number;
@@ -58,15 +63,33 @@ export async function gradClip(gpu: Gpu, s: GradClipSpec): Promise<Dispatch[]> {
   const sameBuffer = s.normOut?.buffer === s.scaleOut.buffer;
   if (sameBuffer && off(s.normOut) === off(s.scaleOut))
     throw new HlmError(`${label}: normOut and scaleOut are the same element`);
-  const vec4 = s.n % 4 === 0 && off(s.grads) % 4 === 0;
-  const partial = await gpu.kernel('gradclip_partial', { ...PARTIAL[gpu.adapter.kind], VEC4: vec4 });
   const count = Math.ceil(s.n / GRADCLIP_CHUNK);
+  const flags = s.chunkFlags;
+  if (flags) {
+    if (flags.buffer === s.grads.buffer)
+      throw new HlmError(
+        `${label}: chunkFlags must not share the gradients' buffer (WebGPU forbids writable aliasing)`,
+      );
+    if ((off(flags) + count) * 4 > flags.buffer.size)
+      throw new HlmError(`${label}: chunkFlags holds fewer than the ${count} flags of ${s.n} gradients`);
+  }
+  const vec4 = s.n % 4 === 0 && off(s.grads) % 4 === 0;
+  const partial = await gpu.kernel('gradclip_partial', {
+    ...PARTIAL[gpu.adapter.kind],
+    VEC4: vec4,
+    FLAGS: Boolean(flags),
+  });
   const partials = gpu.buffer(`${label} partial sums`, count * 4);
   const pieces = rangePieces(gpu, s.n, [s.grads], GRADCLIP_CHUNK, s.maxBindingBytes);
   const first = pieces.map((piece, k) =>
     gpu.dispatch(`${label} partial sums${pieces.length > 1 ? ` [${k + 1}/${pieces.length}]` : ''}`, partial, {
-      bind: { grads: piece.binds[0].binding, partials },
-      params: { n: piece.count, offG: piece.binds[0].offset, firstGroup: piece.start / GRADCLIP_CHUNK },
+      bind: { grads: piece.binds[0].binding, partials, ...(flags ? { flags: flags.buffer } : {}) },
+      params: {
+        n: piece.count,
+        offG: piece.binds[0].offset,
+        firstGroup: piece.start / GRADCLIP_CHUNK,
+        offFlags: off(flags),
+      },
       groups: grid(gpu, Math.ceil(piece.count / GRADCLIP_CHUNK), 1, s.maxGroupsX),
       owned: [partials],
     }),

@@ -9,6 +9,7 @@
 // storage-binding limit (llvmpipe: 128 MiB, less than the `small` preset's parameters) is
 // covered by several dispatches, each binding a window of it.
 import type { Binding, Dispatch, Gpu } from '../gpu/device.js';
+import type { ShaderConstants } from '../gpu/shaders.js';
 import { HlmError } from '../errors.js';
 import { checkSizes, grid, off, type TensorRef } from './types.js';
 
@@ -128,10 +129,20 @@ interface CommonSpec {
   layout?: 'hardware' | 'software';
 }
 
+/** Chunks of the range whose gradients are all ±0, flagged on the GPU (gradClip's chunkFlags). */
+export interface ZeroChunks {
+  /** u32 per `chunk` elements of the range, 0 where the chunk's gradients are all ±0 (then they are not read). */
+  flags: TensorRef;
+  /** Elements a flag covers (GRADCLIP_CHUNK); a multiple of every workgroup's span. */
+  chunk: number;
+}
+
 export interface AdamWSpec extends CommonSpec {
   /** First and second moments, same length as params (zeros at the start of training). */
   m: TensorRef;
   v: TensorRef;
+  /** Skip reading the gradients of chunks flagged all-zero (the same step, bit for bit). */
+  zeroChunks?: ZeroChunks;
   beta1?: number;
   beta2?: number;
   eps?: number;
@@ -195,6 +206,7 @@ async function build(
   s: CommonSpec,
   big: [string, string, TensorRef][],
   step: Record<string, number>,
+  zero?: ZeroChunks,
 ): Promise<Part[]> {
   const mask = Boolean(s.decayMask);
   const scale = Boolean(s.gradScale);
@@ -204,16 +216,21 @@ async function build(
   const vec4 = s.n % 4 === 0 && refs.every((r) => off(r) % 4 === 0);
   const unit = vec4 ? 4 : 1;
   const { WG, PER } = OPTIMIZER_LAYOUT[s.layout ?? gpu.adapter.kind];
-  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip, VEC4: vec4, WG, PER });
-  // A workgroup's units share one word of the mask (lib/optimizer.wgsl): windows start on multiples of them.
+  const zeroFlags: ShaderConstants = zero ? { ZERO_FLAGS: true, ZCHUNK: zero.chunk } : { ZERO_FLAGS: false };
+  const kernel = await gpu.kernel(shader, { MASK: mask, SCALE: scale, SKIP: skip, VEC4: vec4, WG, PER, ...zeroFlags });
+  // A workgroup's units share one word of the mask and one zero flag (lib/optimizer.wgsl): windows start on
+  // multiples of them.
   const perGroup = WG * PER * unit;
   if ((32 * MASK_BLOCK) % perGroup !== 0)
     throw new HlmError(`${label}: ${perGroup} elements a workgroup do not divide a mask word's ${32 * MASK_BLOCK}`);
+  if (zero && !(Number.isInteger(zero.chunk) && zero.chunk % perGroup === 0))
+    throw new HlmError(`${label}: zero flags every ${zero.chunk} elements, not a multiple of ${perGroup}`);
   const pieces = rangePieces(gpu, s.n, refs, perGroup, s.maxBindingBytes);
   return pieces.map((piece, k) => {
     const bind: Record<string, Binding> = {};
     const fixed: Record<string, number> = { n: piece.count, maskBase: piece.start, offMask: off(s.decayMask) };
     fixed.offScale = off(s.gradScale);
+    fixed.offFlags = off(zero?.flags);
     big.forEach(([name, offset], i) => {
       bind[name] = piece.binds[i].binding;
       fixed[offset] = piece.binds[i].offset;
@@ -221,6 +238,7 @@ async function build(
     if (mask) bind.mask = s.decayMask!.buffer;
     if (scale) bind.gscale = s.gradScale!.buffer;
     if (skip) bind.skip = s.skip!;
+    if (zero) bind.zeroFlags = zero.flags.buffer;
     const name = pieces.length > 1 ? `${label} [${k + 1}/${pieces.length}]` : label;
     const groups = grid(gpu, piece.count / unit, WG * PER, s.maxGroupsX);
     return { dispatch: gpu.dispatch(name, kernel, { bind, params: { ...fixed, ...step }, groups }), fixed };
@@ -311,7 +329,14 @@ export class AdamW extends FlatOptimizer {
       ['mom1', 'offM', s.m],
       ['mom2', 'offV', s.v],
     ];
-    const parts = await build(gpu, label, 'optimizer_adamw', s, big, adamWStep(hyper, 1, 0));
+    if (s.zeroChunks) {
+      const z = s.zeroChunks;
+      if (z.flags.buffer === s.params.buffer || z.flags.buffer === s.m.buffer || z.flags.buffer === s.v.buffer)
+        throw new HlmError(`${label}: zeroChunks.flags must not share a written buffer (params, m, v)`);
+      if ((off(z.flags) + Math.ceil(s.n / z.chunk)) * 4 > z.flags.buffer.size)
+        throw new HlmError(`${label}: zeroChunks.flags is too short for ${s.n} elements`);
+    }
+    const parts = await build(gpu, label, 'optimizer_adamw', s, big, adamWStep(hyper, 1, 0), s.zeroChunks);
     return new AdamW(gpu, parts, hyper, label);
   }
 

@@ -9,7 +9,7 @@
 // flag in the same kernel, and with gradient accumulation it runs once per update, on the
 // accumulated gradients' norm and the update's loss.
 import type { Command, Dispatch, Gpu } from '../gpu/device.js';
-import { gradClip } from '../kernels/gradclip.js';
+import { GRADCLIP_CHUNK, gradClip } from '../kernels/gradclip.js';
 import { AdamW, Sgd, decayMask, type Optimizer } from '../kernels/optimizer.js';
 import {
   GUARD_BYTES,
@@ -90,6 +90,10 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions, guar
   let m: GPUBuffer | undefined;
   let v: GPUBuffer | undefined;
   let optimizer: Optimizer;
+  // The norm's first pass flags the chunks whose gradients are all zero (most of a large vocabulary's embedding
+  // rows in a step), and AdamW steps those without reading their gradients.
+  const flags =
+    o.optimizer === 'adamw' ? scope.buffer('zero chunk flags', Math.ceil(n / GRADCLIP_CHUNK) * 4) : undefined;
   if (o.optimizer === 'adamw') {
     m = scope.buffer('adam m', n * 4);
     v = scope.buffer('adam v', n * 4);
@@ -100,6 +104,7 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions, guar
       beta1: o.beta1,
       beta2: o.beta2,
       eps: o.eps,
+      zeroChunks: { flags: { buffer: flags! }, chunk: GRADCLIP_CHUNK },
     });
   } else {
     optimizer = await Sgd.create(gpu, common);
@@ -111,6 +116,7 @@ export async function createUpdate(gpu: Gpu, model: Gpt2, o: UpdateOptions, guar
     scaleOut: { buffer: scalars, offset: 0 },
     normOut: { buffer: scalars, offset: 1 },
     unscale: lossScale,
+    chunkFlags: flags && { buffer: flags },
   });
   const check = await stepGuard(gpu, { guard, norm: { buffer: scalars, offset: 1 }, scaling });
   const dispatches: Dispatch[] = scope.keep([...clip, check, ...optimizer.dispatches]);

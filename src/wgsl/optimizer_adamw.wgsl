@@ -5,22 +5,21 @@
 //   m ← m + (1−β1)·(g − m);  v ← v·β2 + (1−β2)·g²
 //   p ← p − lr/(1−β1^t) · m / (√v / √(1−β2^t) + eps)
 // The per-step numbers (lr, bias corrections) sit in the uniform, rewritten before each
-// submit. Mask and windows: see lib/optimizer.wgsl.
+// submit. Mask, windows and chunks flagged all-zero: see lib/optimizer.wgsl.
 //#include lib/optimizer.wgsl
 
 struct Params {
   n: u32, offP: u32, offG: u32, offM: u32,
   offV: u32, offMask: u32, offScale: u32, maskBase: u32,
   oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, eps: f32,
-  stepSize: f32, bc2Sqrt: f32, decayFactor: f32,
+  stepSize: f32, bc2Sqrt: f32, decayFactor: f32, offFlags: u32,
 }
 
 @group(0) @binding(2) var<storage, read_write> mom1: array<V>;
 @group(0) @binding(3) var<storage, read_write> mom2: array<V>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-fn element(i: u32, s: f32, decay: bool) {
-  let g = gradient(i, s);
+fn element(i: u32, g: V, decay: bool) {
   var w = params[p.offP / UNIT + i];
   w = w * select(1.0, p.decayFactor, decay);
   let m = mom1[p.offM / UNIT + i];

@@ -7,12 +7,12 @@
 struct Params {
   n: u32, offP: u32, offG: u32, offMask: u32,
   offScale: u32, maskBase: u32, negLr: f32, wd: f32,
+  offFlags: u32,
 }
 
 @group(0) @binding(2) var<uniform> p: Params;
 
-fn element(i: u32, s: f32, decay: bool) {
-  let g = gradient(i, s);
+fn element(i: u32, g: V, decay: bool) {
   let w = params[p.offP / UNIT + i];
   var d = g;
   if (decay && p.wd != 0.0) { d = g + p.wd * w; }

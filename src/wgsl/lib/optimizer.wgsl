@@ -6,8 +6,12 @@
 // limit the range runs as several dispatches, each over a bound window of it; maskBase is the
 // window's first element in the range. SKIP: a u32 flag (step_guard.wgsl's) that, when set, makes
 // the step touch nothing: a skipped update has no elements. The including shader's Params has n,
-// offP, offG, offMask, offScale and maskBase, and it defines fn element(i: u32, s: f32, decay: bool),
-// the step for unit i with gradient scale s, decaying or not.
+// offP, offG, offMask, offScale and maskBase (and offFlags with ZERO_FLAGS), and it defines
+// fn element(i: u32, g: V, decay: bool), the step for unit i with its scaled gradient g, decaying or not.
+// ZERO_FLAGS: a u32 per ZCHUNK elements of the range (gradclip_partial.wgsl's flags, over the same
+// gradients), 0 where they are all ±0: such a chunk is stepped with g = 0 and its gradients are not read.
+// For AdamW that is bit for bit the same step (a gradient of −0 gives the same moments as +0), and most
+// of a large vocabulary's embedding rows have no gradient in a step.
 // VEC4 (n and every offset a multiple of 4): an invocation steps units of 4 elements, read and
 // written 4 floats at a time (llvmpipe turns each load into one per-lane loop instead of four); the
 // arithmetic is elementwise, so the same code serves a unit of one element (V = f32).
@@ -17,6 +21,7 @@
 
 const WG: u32 = 256u;
 const PER: u32 = 1u;
+const ZCHUNK: u32 = 4096u;
 
 //#if VEC4
 alias V = vec4<f32>;
@@ -36,6 +41,9 @@ const UNIT: u32 = 1u;
 //#endif
 //#if SKIP
 @group(0) @binding(10) var<storage, read> skip: array<u32>;
+//#endif
+//#if ZERO_FLAGS
+@group(0) @binding(11) var<storage, read> zeroFlags: array<u32>;
 //#endif
 
 fn elements() -> u32 {
@@ -59,6 +67,15 @@ fn gradient(i: u32, s: f32) -> V {
   g = g * s;
 //#endif
   return g;
+}
+
+// Whether the workgroup's units (all in one chunk: the host makes WG·PER·UNIT divide ZCHUNK) may have gradients.
+fn gradientsInChunk(base: u32) -> bool {
+//#if ZERO_FLAGS
+  return zeroFlags[p.offFlags + (p.maskBase + base * UNIT) / ZCHUNK] != 0u;
+//#else
+  return true;
+//#endif
 }
 
 // The mask word of the workgroup's units: they all lie in one (the host makes WG·PER·UNIT divide 32·64
@@ -92,8 +109,15 @@ fn main(
   if (base >= n) { return; } // the same for the whole workgroup
   let s = gradientScale();
   let word = maskWord(base);
-  for (var k = 0u; k < PER; k++) {
-    let i = base + k * WG + t;
-    if (i < n) { element(i, s, decays(i, word)); }
+  if (gradientsInChunk(base)) {
+    for (var k = 0u; k < PER; k++) {
+      let i = base + k * WG + t;
+      if (i < n) { element(i, gradient(i, s), decays(i, word)); }
+    }
+  } else {
+    for (var k = 0u; k < PER; k++) {
+      let i = base + k * WG + t;
+      if (i < n) { element(i, V(0.0), decays(i, word)); }
+    }
   }
 }
