@@ -8,7 +8,7 @@
 //
 // Tolerance: the reference multiplies the very values the kernel reads (the f16 inputs are exact in f32 and f64),
 // so the only difference is the kernel's f32 products and sums, as in the f32 tests: the same 1e-5 relative error.
-import { asAdapterKind, F16_PATHS, openF16TestGpu } from './helpers/gpu.js';
+import { asAdapterKind, F16_PATHS, openF16TestGpu, openTestGpu } from './helpers/gpu.js';
 import { checkMatmul, TRANSPOSES, type MatmulCase } from './helpers/matmul.js';
 import { makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -144,27 +144,33 @@ describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
   });
 });
 
-test('refuses f16 where it is not read, and naming the register kernel for rows it cannot read', async () => {
-  const X = gpu.buffer('X', 4 * 64);
-  const Y = gpu.buffer('Y', 4 * 64);
-  const Z = gpu.buffer('Z', 4 * 64);
-  const spec: MatmulSpec = {
-    M: 4,
-    N: 4,
-    K: 4,
-    a: { buffer: X, dtype: 'f16' },
-    b: { buffer: X, dtype: 'f16' },
-    c: { buffer: Y },
-    label: 'the f16 product',
-  };
-  await expect(matmul(gpu, { ...spec, c: { buffer: Y, dtype: 'f16' } })).rejects.toThrow(
-    /the f16 product: only A and B may be f16; C must be f32/,
-  );
-  await expect(
-    matmul(gpu, { ...spec, bias: { buffer: Z, dtype: 'f16' }, gelu: { buffer: Z, offset: 16, dtype: 'f16' } }),
-  ).rejects.toThrow(/the f16 product: only A and B may be f16; the bias, the GELU output must be f32/);
-  await expect(matmul(gpu, { ...spec, K: 7, transB: true, kernel: 'registers' })).rejects.toThrow(
-    /the f16 product: the register kernel reads rows of vec4s/,
-  );
-  gpu.free(X, Y, Z);
+describe('refusals', () => {
+  beforeAll(async () => {
+    gpu = await openTestGpu();
+  });
+  afterAll(() => gpu?.destroy());
+  test('refuses f16 where it is not read, and naming the register kernel for rows it cannot read', async () => {
+    const X = gpu.buffer('X', 4 * 64);
+    const Y = gpu.buffer('Y', 4 * 64);
+    const Z = gpu.buffer('Z', 4 * 64);
+    const spec: MatmulSpec = {
+      M: 4,
+      N: 4,
+      K: 4,
+      a: { buffer: X, dtype: 'f16' },
+      b: { buffer: X, dtype: 'f16' },
+      c: { buffer: Y },
+      label: 'the f16 product',
+    };
+    await expect(matmul(gpu, { ...spec, c: { buffer: Y, dtype: 'f16' } })).rejects.toThrow(
+      /the f16 product: only A and B may be f16; C must be f32/,
+    );
+    await expect(
+      matmul(gpu, { ...spec, bias: { buffer: Z, dtype: 'f16' }, gelu: { buffer: Z, offset: 16, dtype: 'f16' } }),
+    ).rejects.toThrow(/the f16 product: only A and B may be f16; the bias, the GELU output must be f32/);
+    await expect(matmul(gpu, { ...spec, K: 7, transB: true, kernel: 'registers' })).rejects.toThrow(
+      /the f16 product: the register kernel reads rows of vec4s/,
+    );
+    gpu.free(X, Y, Z);
+  });
 });

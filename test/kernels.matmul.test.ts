@@ -187,7 +187,9 @@ describe('register kernel (the software default)', () => {
       expect(registerBlock(1, 4)).toEqual({ RM: 4, RN: 4, WX: 8, WY: 1 });
       expect(registerBlock(7, 8)).toEqual({ RM: 8, RN: 4, WX: 8, WY: 1 });
       expect(registerBlock(256, 64)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 4 }); // d = 64: 8 blocks fill the 8 lanes
-      expect(registerBlock(512, 512)).toEqual({ RM: 16, RN: 16, WX: 16, WY: 4 });
+      expect(registerBlock(256, 192)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 4 }); // c_attn: 24 blocks, 3 SIMD groups
+      expect(registerBlock(64, 64)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 2 }); // a dW: two workgroups, not one
+      expect(registerBlock(512, 512)).toEqual({ RM: 16, RN: 16, WX: 8, WY: 4 });
       const mixed = { block: registerBlock(36, 128), texA: false, texB: true };
       await check(36, 128, 45, { transA: true, alpha: -0.5, beta: 0.75, offA: 4, offB: 8, offC: 3, plan: mixed });
       await check(1, 4, 64, { beta: 1, offC: 2 });

@@ -132,15 +132,22 @@ export interface RegisterBlock {
 }
 
 /**
- * Blocks of 16 x 16 (the fastest on llvmpipe, which runs 8 invocations along x in SIMD lanes), narrower when N has
- * fewer than 8 such blocks: lanes past N compute nothing useful, and with d = 64 columns (the CE head's dh and dwte)
- * 16-wide blocks left half of them idle (8 wide: 0.35× the CPU time for dh's 256×64×16,384 slice). A decode step's
- * one row takes 4-row blocks.
+ * Blocks of 16 x 16 (the fastest on llvmpipe, which runs 8 invocations along x in SIMD lanes), narrower where that
+ * leaves fewer SIMD lanes idle: lanes past N compute nothing useful, and with d = 64 columns (the CE head's dh and
+ * dwte) 16-wide blocks left half of them idle (8 wide: 0.35× the CPU time for dh's 256×64×16,384 slice); 192 columns
+ * (c_attn) fill 16 lanes of 8-wide blocks but only 12 of 16-wide ones. Workgroups are 8 invocations wide, one SIMD
+ * group, and 2 rows of blocks where M has 4 or fewer: llvmpipe runs a workgroup on one thread, and the small weight
+ * gradients (64×64, 64×256) otherwise ran as one workgroup with the other thread idle. A decode step's one row takes
+ * 4-row blocks.
  */
 export function registerBlock(M: number, N: number): RegisterBlock {
   const RM = M <= 4 ? 4 : M <= 8 ? 8 : 16;
-  const RN = N >= 8 * 16 ? 16 : N >= 8 * 8 ? 8 : 4;
-  return { RM, RN, WX: N <= 8 * RN ? 8 : 16, WY: M <= RM ? 1 : 4 };
+  // The share of the columns computed (8 lanes of rn columns a workgroup) that lie in C.
+  const used = (rn: number) => N / (8 * rn * Math.ceil(N / (8 * rn)));
+  const best = Math.max(...[16, 8, 4].map(used));
+  const RN = [16, 8, 4].find((rn) => used(rn) >= 0.9 * best)!;
+  const WY = M <= RM ? 1 : M <= 4 * RM ? 2 : 4;
+  return { RM, RN, WX: 8, WY };
 }
 
 /** An operand as stored: `rows` rows of `len` elements, `ld` apart, per batch item, item b at offset + b·stride. */
