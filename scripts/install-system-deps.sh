@@ -4,8 +4,11 @@
 # Mesa 24 or newer is needed: Dawn refuses Debian 12's Mesa 22.3 lavapipe, and Mesa 25's llvmpipe ran hlm's 512³
 # matmul in ~15% less CPU time. On Debian 12 they come from bookworm-backports (Mesa 25), which this script adds to
 # apt's sources; elsewhere (Debian 13, Ubuntu 24.04) from the release itself.
-# Works as root (containers, which often have no sudo) and as a user (through sudo).
+# Works as root (containers, which often have no sudo) and as a user (through sudo). HLM_OS_RELEASE and
+# HLM_APT_SOURCES (default /etc/os-release and /etc/apt/sources.list.d) exist for the script's test.
 set -e
+os_release=${HLM_OS_RELEASE:-/etc/os-release}
+sources=${HLM_APT_SOURCES:-/etc/apt/sources.list.d}
 pkgs="libegl1 libegl-mesa0 libgl1-mesa-dri mesa-vulkan-drivers libvulkan1"
 mesa_ok() {
   v=$(dpkg-query -W -f='${Version}' libgl1-mesa-dri 2>/dev/null) || return 1
@@ -18,11 +21,11 @@ if mesa_ok; then
 fi
 if [ "$(id -u)" -eq 0 ]; then as_root=""; else as_root="sudo"; fi
 target=""
-if [ "$(. /etc/os-release && echo "$ID $VERSION_CODENAME")" = "debian bookworm" ]; then
-  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+if [ "$(. "$os_release" && echo "$ID $VERSION_CODENAME")" = "debian bookworm" ]; then
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list "$sources"; then
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\n%s\n' \
       'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |
-      $as_root tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+      $as_root tee "$sources/bookworm-backports.sources" >/dev/null
   fi
   target="-t bookworm-backports"
 fi

@@ -5,6 +5,7 @@
 // and the README's first command works as root and as a user (11, 12).
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -144,31 +145,61 @@ test("12: the README's first command installs the system packages as root (no su
     /^sh scripts\/install-system-deps\.sh && npm ci && npm run build && \.\/bin\/run\.js pretrain/m,
   );
   expect(first).not.toMatch(/^sudo /m);
-  // Stand-ins record what the script runs: dpkg says nothing is installed, id says who we are.
+  // Stand-ins record what the script runs. dpkg and dpkg-query answer from a marker file that apt-get's install
+  // writes (holding the Mesa version it "installed", $FAKE_MESA); id says who we are. The OS and apt's sources are
+  // files of the test's own (HLM_OS_RELEASE, HLM_APT_SOURCES).
   const bin = join(dir, 'stub-bin');
   mkdirSync(bin);
   const log = join(dir, 'calls.log');
+  const marker = join(dir, 'mesa-installed');
+  const sources = join(dir, 'sources.list.d');
+  const osRelease = join(dir, 'os-release');
   const stub = (name: string, body: string) => {
     writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
     chmodSync(join(bin, name), 0o755);
   };
-  stub('dpkg', 'exit 1');
+  stub('dpkg', `[ "$1" = --compare-versions ] && exec /usr/bin/dpkg "$@"; [ -f ${marker} ]`);
+  stub('dpkg-query', `[ -f ${marker} ] && cat ${marker}`);
   stub('id', 'echo "$FAKE_UID"');
-  stub('apt-get', `echo "apt-get $*" >> ${log}`);
+  stub('apt-get', `echo "apt-get $*" >> ${log}; case "$*" in *install*) printf %s "$FAKE_MESA" > ${marker};; esac`);
   stub('sudo', `echo "sudo $1" >> ${log}; "$@"`);
   const script = join(repoRoot(), 'scripts', 'install-system-deps.sh');
-  const run = (uid: string) => {
-    rmSync(log, { force: true });
-    const r = spawnSync('sh', [script], { env: { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: uid }, encoding: 'utf8' });
-    expect([r.status, r.stderr]).toEqual([0, '']);
-    return lines(readFileSync(log, 'utf8'));
+  const run = (uid: string, os: string, mesa = '25.0.7-2~bpo12+1') => {
+    for (const f of [log, marker, sources]) rmSync(f, { recursive: true, force: true });
+    mkdirSync(sources);
+    writeFileSync(osRelease, os);
+    const env = { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: uid, FAKE_MESA: mesa };
+    const r = spawnSync('sh', [script], {
+      env: { ...env, HLM_OS_RELEASE: osRelease, HLM_APT_SOURCES: sources },
+      encoding: 'utf8',
+    });
+    return { status: r.status, stderr: r.stderr, calls: existsSync(log) ? lines(readFileSync(log, 'utf8')) : [] };
   };
-  const pkgs = 'libegl1 libegl-mesa0 libgl1-mesa-dri';
-  expect(run('0')).toEqual(['apt-get update -qq', `apt-get install -y --no-install-recommends ${pkgs}`]);
-  expect(run('1000')).toEqual([
-    'sudo apt-get',
+  const pkgs = 'libegl1 libegl-mesa0 libgl1-mesa-dri mesa-vulkan-drivers libvulkan1';
+  const bookworm = 'ID=debian\nVERSION_CODENAME=bookworm\n';
+  const backports = `apt-get install -y --no-install-recommends -t bookworm-backports ${pkgs}`;
+  // Debian 12: bookworm-backports added to apt's sources, Mesa taken from it; as root, then through sudo.
+  expect(run('0', bookworm)).toEqual({ status: 0, stderr: '', calls: ['apt-get update -qq', backports] });
+  expect(readFileSync(join(sources, 'bookworm-backports.sources'), 'utf8')).toMatch(/^Suites: bookworm-backports$/m);
+  expect(run('1000', bookworm)).toEqual({
+    status: 0,
+    stderr: '',
+    calls: ['sudo tee', 'sudo apt-get', 'apt-get update -qq', 'sudo apt-get', backports],
+  });
+  // Elsewhere (Debian 13, Ubuntu 24.04) the release's own Mesa.
+  expect(run('0', 'ID=debian\nVERSION_CODENAME=trixie\n').calls).toEqual([
     'apt-get update -qq',
-    'sudo apt-get',
     `apt-get install -y --no-install-recommends ${pkgs}`,
   ]);
+  // A Mesa older than 24 after the install is an error that says so.
+  const old = run('0', 'ID=ubuntu\nVERSION_CODENAME=jammy\n', '22.0.5-0ubuntu0.1');
+  expect(old.status).toBe(1);
+  expect(old.stderr).toMatch(/Mesa 24 or newer was not installed \(found 22\.0\.5-0ubuntu0\.1\)/);
+  // Installed already: nothing to do.
+  writeFileSync(marker, '25.0.7-2~bpo12+1');
+  const again = spawnSync('sh', [script], {
+    env: { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: '0', HLM_OS_RELEASE: osRelease, HLM_APT_SOURCES: sources },
+    encoding: 'utf8',
+  });
+  expect([again.status, again.stdout]).toEqual([0, `already installed: ${pkgs} (Mesa 25.0.7-2~bpo12+1)\n`]);
 });

@@ -216,9 +216,11 @@ test('a long row (T=300, many key blocks), causal and not, with lengths', async 
 
 // llvmpipe silently stops an invocation after 65,535 loop iterations, all its loops counted together: a query's walk
 // over 1,024 keys with GPT-2's 64-wide heads must not come near it.
+// Its 64-wide heads make the largest attention shaders: compiling them took 55 s on Mesa 25's llvmpipe without a
+// shader cache (8 s on Mesa 22), more than jest's default 120 s under a loaded machine.
 test('GPT-2 head width over 1,024 positions (T=1024, hd=64), causal', async () => {
   await check({ B: 1, T: 1024, d: 64, nHead: 1 }, true, false);
-});
+}, 600_000);
 
 test('huge scores (qkv x 1e3) give finite outputs and gradients', async () => {
   const shape = { B: 2, T: 9, d: 12, nHead: 3 };

@@ -150,8 +150,17 @@ async function probeSwiftShader(): Promise<ProbeResult> {
   const icd = SWIFTSHADER_ICDS.find((p) => existsSync(p));
   if (!icd) return { probe, reason: 'no SwiftShader Vulkan ICD (Debian package chromium provides one)' };
   if (!vulkanLoaderPresent()) return { probe, reason: 'the Vulkan loader (libvulkan.so.1) is not installed' };
+  // The loader reads the ICD list when the instance is made; put the caller's back after, so that later Vulkan
+  // probes (and child processes) still see the installed drivers (lavapipe).
+  const before = process.env.VK_ICD_FILENAMES;
   process.env.VK_ICD_FILENAMES = icd;
-  const c = await request('vulkan', { forceFallbackAdapter: true }, 'core');
+  let c: Candidate | undefined;
+  try {
+    c = await request('vulkan', { forceFallbackAdapter: true }, 'core');
+  } finally {
+    if (before === undefined) delete process.env.VK_ICD_FILENAMES;
+    else process.env.VK_ICD_FILENAMES = before;
+  }
   if (!c) return { probe, reason: `Dawn did not accept the SwiftShader ICD at ${icd}` };
   c.summary.kind = 'software';
   return { probe, candidate: c };
