@@ -294,7 +294,9 @@ export class Gpu {
   sharedTexture(name: string, width: number, height: number): GPUTexture {
     this.check();
     const max = this.limits.maxTextureDimension2D ?? 8192;
-    const w = Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, width))));
+    // A row 64 bytes longer than a power of two (when the limit allows): rows a power of two apart map to the same
+    // few cache sets, and a SIMD group reading one column of 8 rows (a transposed operand) then evicts itself.
+    const w = Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, width))) + 4);
     const h = Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, height))));
     if (width > w || height > h) throw new HlmError(`texture ${name}: ${width}x${height} texels exceed ${max}`);
     const key = `${name} ${w}x${h}`;
