@@ -223,6 +223,9 @@ describe('register kernel (the software default)', () => {
   test('epilogue: bias, residual and GELU, with alpha and beta, from textures and from storage', () =>
     asSoftware(async () => {
       await check(67, 192, 128, { bias: true, residual: true, gelu: true, alpha: 0.5, beta: 0.25, offC: 1 });
+      // C a vec4 at a time (finish4): N and C's offset multiples of 4.
+      await check(67, 192, 128, { bias: true, residual: true, gelu: true, alpha: 0.5, beta: 0.25, offC: 4 });
+      await check(9, 20, 12, { bias: true, gelu: true, beta: 1, offC: 8, batch: 2, transB: true });
       await check(37, 44, 20, { transB: true, bias: true, gelu: true });
       await check(36, 44, 45, { transA: true, residual: true, batch: 2 });
     }));

@@ -307,6 +307,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
       F16_UNALIGNED_B: isF16(s.b) && offAny(s.b) % 4 !== 0,
       NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.f16Kernels === 'shader-f16',
       K_TAIL: kLen % 4 !== 0,
+      C_VEC4: N % 4 === 0 && off(s.c) % 4 === 0 && (s.strideC ?? M * N) % 4 === 0,
     });
     const bind: Record<string, Binding> = {};
     const params: Record<string, number> = {};
@@ -385,6 +386,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
     F16_A: isF16(s.a),
     F16_B: isF16(s.b),
     NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.f16Kernels === 'shader-f16',
+    C_VEC4: false,
   });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];
   // The parameters every dispatch of the product shares; each adds its K range, C and scaling.
@@ -403,7 +405,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
     const kPart = Math.ceil(K / parts / tile.BK) * tile.BK;
     const used = Math.ceil(K / kPart);
     const scratch = gpu.shared('matmul split-K', used * batch * M * N * 4);
-    const sum = await gpu.kernel('matmul_splitk_sum');
+    const sum = await gpu.kernel('matmul_splitk_sum', { C_VEC4: false });
     const plain = epilogue(gpu, s, false);
     const ep = epilogue(gpu, s, true);
     return [

@@ -20,6 +20,8 @@
 enable f16;
 //#endif
 //#include lib/matmul_epilogue.wgsl
+
+const C_VEC4: bool = false; // (the epilogue's scalar stores)
 //#include lib/tile_product.wgsl
 
 const TRANS_A: bool = false;

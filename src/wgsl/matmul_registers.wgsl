@@ -43,6 +43,8 @@ const F16_UNALIGNED_B: bool = false;
 const NATIVE_F16: bool = false;
 // kLen % 4 != 0: a last, masked k-step (k-major rows past kLen and vec4 components past kLen read as zero).
 const K_TAIL: bool = false;
+// N, offC and strideC multiples of 4: C is written a vec4 at a time (lib/matmul_epilogue.wgsl's finish4).
+const C_VEC4: bool = false;
 
 // Operands as stored: rows of lenA (lenB) vec4s from vec4 offset offA (offB); batch item b's rows start
 // b·rowsA (b·rowsB) rows further (0: broadcast). A texture holds the rows from its first texel on.
@@ -96,7 +98,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 //#endif
 //#endif
+//#if C_VEC4
+@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
+//#else
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
+//#endif
 @group(0) @binding(3) var<uniform> p: Params;
 
 // The invocation's batch item's first stored row of A and of B.
@@ -305,6 +311,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   // epilogue is inlined once, not once per element.
   let acc = array<mat4x4<f32>, 16>(c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33);
   let base = p.offC + wg.z * p.strideC;
+//#if C_VEC4
+  for (var e = 0u; e < RM * RN / 4u; e++) {
+    let i = e / (RN / 4u);
+    let j = 4u * (e % (RN / 4u));
+    if (m + i < p.M && n + j < p.N) {
+      finish4((base + (m + i) * p.N + n + j) / 4u, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u]);
+    }
+  }
+//#else
   for (var e = 0u; e < RM * RN; e++) {
     let i = e / RN;
     let j = e % RN;
@@ -312,4 +327,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       finish(base + (m + i) * p.N + n + j, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u][j % 4u]);
     }
   }
+//#endif
 }

@@ -5,6 +5,8 @@
 //#include lib/elementwise.wgsl
 //#include lib/matmul_epilogue.wgsl
 
+const C_VEC4: bool = false; // (the epilogue's scalar stores)
+
 struct Params {
   MN: u32, parts: u32, total: u32, offC: u32,
   strideC: u32, alpha: f32, beta: f32, N: u32,
