@@ -4,7 +4,7 @@
 // the hardware tiling and odd ones; huge scores stay finite, results repeat bit for bit, one scratch
 // serves several layers, what is only read may share a buffer, memory is linear in T, and bad specs
 // are refused. qkv may also be packed f16 (odd offsets in halves): checked against float64 on the f16-rounded qkv.
-import { F16_PATHS, openF16TestGpu, openTestGpu } from './helpers/gpu.js';
+import { F16_PATHS, openTestGpu, useF16TestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
 import {
@@ -190,15 +190,12 @@ test.each(TILES.slice(3))('the %s tiling: every shape, causal and not, with leng
 // wide) and at 3 (odd: one half a load), under the default tiling and then every other one; through both f16 kernel
 // paths (Gpu.f16Kernels), each on a device of its own.
 describe.each(F16_PATHS)('f16 qkv, %s kernels', (kernels, device) => {
-  let f32Gpu: Gpu;
-  beforeAll(async () => {
-    f32Gpu = gpu;
-    gpu = await openF16TestGpu(kernels, device);
-  });
-  afterAll(() => {
-    gpu.destroy();
-    gpu = f32Gpu;
-  });
+  useF16TestGpu(
+    kernels,
+    device,
+    () => gpu,
+    (g) => (gpu = g),
+  );
   test.each([true, false])('causal=%s: every shape, with and without lengths, both offsets', async (causal) => {
     for (const shape of SHAPES)
       for (const lengths of [false, true])

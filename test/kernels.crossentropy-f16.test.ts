@@ -8,7 +8,7 @@
 //   - the specs refused (dh over an f16 h, f16 outputs, a multiplier without gradients).
 // Tolerances: the inputs are exactly representable in f32 and the arithmetic is f32, so the errors are those of the
 // f32 head (kernels.crossentropy.test.ts: 1e-5); only the reference's inputs are rounded to f16.
-import { asAdapterKind, F16_PATHS, openF16TestGpu, openTestGpu } from './helpers/gpu.js';
+import { asAdapterKind, F16_PATHS, openTestGpu, useF16TestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import { expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -163,15 +163,12 @@ function checkAgainstReference(c: Case, r: Awaited<ReturnType<typeof runCase>>, 
 
 // Both f16 kernel paths (Gpu.f16Kernels), each on a device of its own.
 describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
-  let f32Gpu: Gpu;
-  beforeAll(async () => {
-    f32Gpu = gpu;
-    gpu = await openF16TestGpu(kernels, device);
-  });
-  afterAll(() => {
-    gpu.destroy();
-    gpu = f32Gpu;
-  });
+  useF16TestGpu(
+    kernels,
+    device,
+    () => gpu,
+    (g) => (gpu = g),
+  );
 
   describe('f16 h and wte: evaluation (losses, argmax) against float64 on the rounded inputs', () => {
     const cases: [string, Case][] = [

@@ -9,7 +9,7 @@
 //   - the GLUE fine-tuner in f16 gives the f32 gradient within f16 rounding.
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { F16_PATHS, openF16TestGpu, openTestGpu } from './helpers/gpu.js';
+import { F16_PATHS, openTestGpu, useF16TestGpu } from './helpers/gpu.js';
 import { EOT, SINGLE_STEP, TINY_DECODER, TINY_ENCODER, tinyTrainingDir } from './helpers/tiny-run.js';
 import { relErr, worstUpdateError } from './helpers/check.js';
 import type { Gpu } from '../src/gpu/device.js';
@@ -48,15 +48,12 @@ function opts(out: string, o: Partial<PretrainOptions>): PretrainOptions {
 const ck = (run: string) => loadCheckpoint(join(dir, run, 'checkpoint'), { optimizer: true });
 
 describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
-  let f32Gpu: Gpu;
-  beforeAll(async () => {
-    f32Gpu = gpu;
-    gpu = await openF16TestGpu(kernels, device);
-  });
-  afterAll(() => {
-    gpu.destroy();
-    gpu = f32Gpu;
-  });
+  useF16TestGpu(
+    kernels,
+    device,
+    () => gpu,
+    (g) => (gpu = g),
+  );
   test.each([
     ['decoder', 'ce'],
     ['decoder', 'cwt'],

@@ -42,3 +42,19 @@ export async function asAdapterKind<T>(gpu: Gpu, kind: 'software' | 'hardware', 
     adapter.kind = was;
   }
 }
+
+/**
+ * In a describe block: its tests run on a device whose f16 kernels are `kernels` (openF16TestGpu), held in the test
+ * file's own variable through `get` and `set`; the file's device is put back after the block.
+ */
+export function useF16TestGpu(kernels: F16Kernels, device: string, get: () => Gpu, set: (gpu: Gpu) => void): void {
+  let saved: Gpu;
+  beforeAll(async () => {
+    saved = get();
+    set(await openF16TestGpu(kernels, device));
+  });
+  afterAll(() => {
+    get()?.destroy();
+    set(saved);
+  });
+}
