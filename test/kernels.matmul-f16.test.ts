@@ -30,6 +30,10 @@ const check = (M: number, N: number, K: number, o: MatmulCase) => checkMatmul(gp
 const asSoftware = <T>(f: () => Promise<T>) => asAdapterKind(gpu, 'software', f);
 
 describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
+  // The shader-f16 path differs only in its loads, which the tests run on both paths cover through both kernels;
+  // lavapipe takes minutes to compile every tile and split variant without a shader cache, so those run packed only.
+  const packed = kernels === 'packed-f16';
+  const packedOnly = packed ? test : () => undefined;
   beforeAll(async () => {
     gpu = await openF16TestGpu(kernels, device);
   });
@@ -72,10 +76,7 @@ describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
       }
       await check(21, 23, 17, { f16B: true, batch: 2, strideA: 0, strideB: 17 * 23 + 3, offB: 5, kernel: 'tiled' });
     });
-    // The shader-f16 path differs only in its loads, which the tests above cover through both kernels; lavapipe takes
-    // minutes to compile every tile and split variant without a shader cache, so these run on the packed path.
-    const packedOnly = kernels === 'packed-f16' ? test : () => undefined;
-    if (kernels === 'packed-f16')
+    if (packed)
       test.each([
         ['software', TILES.software],
         ['hardware', TILES.hardware],
@@ -102,7 +103,6 @@ describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
   });
 
   describe('register kernel', () => {
-    const packedOnly = kernels === 'packed-f16' ? test : () => undefined;
     const storage = (M: number, N: number, texA = false, texB = false) => ({ block: registerBlock(M, N), texA, texB });
     test.each(WHICH)('f16 A %s, f16 B %s: every transpose, vec2<u32> and half loads', async (f16A, f16B) => {
       const common = { f16A, f16B, kernel: 'registers' as const, file: 'matmul_registers' as const };
