@@ -25,6 +25,9 @@ export interface AdapterSummary {
   features: string[];
   limits: Record<string, number>;
   subgroupMatrixConfigs: unknown[];
+  /** The adapter's subgroup sizes (0 where Dawn does not say): the subgroup-matrix kernel needs them equal. */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
 }
 
 export interface Candidate {
@@ -75,7 +78,11 @@ function toggles(backend: Backend): string[] {
 }
 
 function summarise(adapter: GPUAdapter, backend: Backend, featureLevel: 'core' | 'compatibility'): AdapterSummary {
-  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown[] };
+  const info = adapter.info as GPUAdapterInfo & {
+    subgroupMatrixConfigs?: unknown[];
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+  };
   const limits: Record<string, number> = {};
   for (const key in adapter.limits) {
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
@@ -92,7 +99,13 @@ function summarise(adapter: GPUAdapter, backend: Backend, featureLevel: 'core' |
     featureLevel,
     features: [...adapter.features].map(String).sort(),
     limits,
-    subgroupMatrixConfigs: [...(info.subgroupMatrixConfigs ?? [])].map((c) => ({ ...(c as object) })),
+    // Dawn's configurations are native objects whose fields are prototype getters, which a spread would drop.
+    subgroupMatrixConfigs: [...(info.subgroupMatrixConfigs ?? [])].map((c) => {
+      const { componentType, resultComponentType, M, N, K } = c as Record<string, unknown>;
+      return { componentType, resultComponentType, M, N, K };
+    }),
+    subgroupMinSize: info.subgroupMinSize ?? 0,
+    subgroupMaxSize: info.subgroupMaxSize ?? 0,
   };
 }
 

@@ -13,6 +13,7 @@ import {
 } from './shaders.js';
 import { DeviceLostError, GpuValidationError, HlmError, NoAdapterError, ShaderCompileError } from '../errors.js';
 import { GpuScope } from './scope.js';
+import { precisionPaths } from './precision.js';
 import { log } from '../log.js';
 
 export type DeviceChoice = 'auto' | 'gpu' | 'cpu' | (string & {});
@@ -151,8 +152,8 @@ export interface SubmitCounts {
   dispatches: number;
 }
 
-/** The two ways kernels read f16 tensors (Gpu.f16Kernels). */
-export const F16_KERNELS = ['shader-f16', 'packed-f16'] as const;
+/** The ways kernels compute with f16 tensors (Gpu.f16Kernels), fastest first. */
+export const F16_KERNELS = ['subgroup-matrix', 'shader-f16', 'packed-f16'] as const;
 export type F16Kernels = (typeof F16_KERNELS)[number];
 
 export class Gpu {
@@ -171,10 +172,12 @@ export class Gpu {
   /** When set, submit times every dispatch with timestamp queries (src/gpu/timing.ts); off by default. */
   profiler?: DispatchProfiler;
   /**
-   * How kernels read f16 tensors (the mixed-precision copies, dtype 'f16'; the layout is the same either way):
-   * WGSL's f16 type where the device has shader-f16 (`enable f16`: one load a vec4 of halves, no unpacking), else
-   * halves unpacked from u32 words by core WGSL's unpack2x16float. HLM_F16_KERNELS=packed-f16 asks for the latter
-   * anywhere (to compare them); tests may set it.
+   * How kernels compute with f16 tensors (the mixed-precision copies, dtype 'f16'; the layout is the same either
+   * way): WGSL's f16 type where the device has shader-f16 (`enable f16`: one load a vec4 of halves, no unpacking),
+   * else halves unpacked from u32 words by core WGSL's unpack2x16float; and where the device has subgroup matrices
+   * (precisionPaths' subgroup-matrix), products of two f16 operands on them (src/kernels/matmul-subgroup.ts), the
+   * other kernels as shader-f16. HLM_F16_KERNELS names a slower path to compare them; tests may set it; the
+   * subgroup-matrix product falls back to shader-f16 (with a log line) where its first use fails its check.
    */
   f16Kernels: F16Kernels;
 
@@ -186,11 +189,16 @@ export class Gpu {
     this.limits = adapter.limits;
     const asked = process.env.HLM_F16_KERNELS;
     if (asked !== undefined && !(F16_KERNELS as readonly string[]).includes(asked))
-      throw new HlmError(`HLM_F16_KERNELS=${asked}: expected ${F16_KERNELS.join(' or ')}`);
+      throw new HlmError(`HLM_F16_KERNELS=${asked}: expected ${F16_KERNELS.join(', ')}`);
     const native = this.features.has('shader-f16');
-    if (asked === 'shader-f16' && !native)
-      throw new HlmError(`HLM_F16_KERNELS=shader-f16: ${adapterName(adapter)} has no shader-f16 feature`);
-    this.f16Kernels = native && asked !== 'packed-f16' ? 'shader-f16' : 'packed-f16';
+    const matrices =
+      native &&
+      this.features.has('chromium-experimental-subgroup-matrix') &&
+      precisionPaths(adapter).some((p) => p.path === 'subgroup-matrix' && p.usable);
+    const available = F16_KERNELS.filter((k) => k === 'packed-f16' || (k === 'shader-f16' ? native : matrices));
+    if (asked && !available.includes(asked as F16Kernels))
+      throw new HlmError(`HLM_F16_KERNELS=${asked}: ${adapterName(adapter)} has only ${available.join(', ')}`);
+    this.f16Kernels = (asked as F16Kernels | undefined) ?? available[0];
     device.lost.then((info) => {
       if (this.destroyed) return;
       this.lostReason = `${info.reason}: ${info.message}`;
@@ -214,6 +222,11 @@ export class Gpu {
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: summary.limits, label: 'hlm' });
     log.debug({ backend: summary.backend, adapter: adapterName(summary), features: requiredFeatures }, 'device opened');
     return new Gpu(device, summary);
+  }
+
+  /** Whether kernels read f16 tensors through WGSL's f16 type (shader-f16 and subgroup-matrix) or unpack u32 words. */
+  get nativeF16(): boolean {
+    return this.f16Kernels !== 'packed-f16';
   }
 
   get name(): string {

@@ -4,9 +4,12 @@
 //   shader-f16       WGSL's f16 type (`enable f16`): adapters with the shader-f16 feature. The same f16 tensors as
 //                    packed-f16, read as vec4<f16> instead of unpacked from u32 words; f32 arithmetic
 //                    (Gpu.f16Kernels picks it wherever the device has the feature).
-//   subgroup-matrix  f16 subgroup-matrix multiply (Chromium's experimental subgroup matrices; they hold f16 through
-//                    `enable f16`, so shader-f16 too): adapters reporting a configuration with f16 components, when
-//                    HLM_EXPERIMENTAL=subgroup-matrix lets hlm ask Dawn for experimental features.
+//   subgroup-matrix  f16 products on subgroup matrices (Chromium's experimental subgroup matrices: tensor cores;
+//                    they hold f16 through `enable f16`, so shader-f16 too), f32 sums: adapters reporting a
+//                    configuration of f16 components with f32 results and a fixed subgroup size, when
+//                    HLM_EXPERIMENTAL=subgroup-matrix lets hlm ask Dawn for experimental features. Only the products
+//                    of two f16 operands change (src/wgsl/matmul_subgroup.wgsl); the other kernels read f16 as
+//                    shader-f16 does.
 // `hlm devices` lists them; --precision auto logs what it picks from them.
 import { experimentalEnabled, type AdapterSummary } from './adapters.js';
 
@@ -14,7 +17,7 @@ export const PRECISION_PATHS = ['f32', 'packed-f16', 'shader-f16', 'subgroup-mat
 export type PrecisionPathName = (typeof PRECISION_PATHS)[number];
 
 /** The paths hlm has kernels for. */
-export const IMPLEMENTED_PATHS: readonly PrecisionPathName[] = ['f32', 'packed-f16', 'shader-f16'];
+export const IMPLEMENTED_PATHS: readonly PrecisionPathName[] = ['f32', 'packed-f16', 'shader-f16', 'subgroup-matrix'];
 
 export interface PrecisionPath {
   path: PrecisionPathName;
@@ -29,7 +32,7 @@ export interface PrecisionPath {
 }
 
 /** A subgroup-matrix configuration as Dawn reports it (GPUSubgroupMatrixConfig). */
-interface MatrixConfig {
+export interface MatrixConfig {
   componentType?: unknown;
   resultComponentType?: unknown;
   M?: unknown;
@@ -41,12 +44,22 @@ function describe(c: MatrixConfig): string {
   return `${c.M}x${c.N}x${c.K} ${c.componentType}->${c.resultComponentType}`;
 }
 
+/** The f16 configuration with f32 results that hlm's subgroup-matrix kernel uses (the first one reported). */
+export function f16MatrixConfig(
+  summary: Pick<AdapterSummary, 'subgroupMatrixConfigs'>,
+): { M: number; N: number; K: number } | undefined {
+  const c = (summary.subgroupMatrixConfigs as MatrixConfig[]).find(
+    (c) => typeof c === 'object' && c !== null && c.componentType === 'f16' && c.resultComponentType === 'f32',
+  );
+  return c && { M: Number(c.M), N: Number(c.N), K: Number(c.K) };
+}
+
 /**
  * The paths of `PRECISION_PATHS` for an adapter, in that order. `experimental` (default: HLM_EXPERIMENTAL names
  * subgroup-matrix) says whether hlm may use experimental features at all.
  */
 export function precisionPaths(
-  summary: Pick<AdapterSummary, 'features' | 'subgroupMatrixConfigs'>,
+  summary: Pick<AdapterSummary, 'features' | 'subgroupMatrixConfigs' | 'subgroupMinSize' | 'subgroupMaxSize'>,
   o: { experimental?: boolean } = {},
 ): PrecisionPath[] {
   const experimental = o.experimental ?? experimentalEnabled();
@@ -54,8 +67,14 @@ export function precisionPaths(
   const f16Matrices = (summary.subgroupMatrixConfigs as MatrixConfig[]).filter(
     (c) => typeof c === 'object' && c !== null && c.componentType === 'f16',
   );
+  const fixed = summary.subgroupMinSize > 0 && summary.subgroupMinSize === summary.subgroupMaxSize;
   const matrixProblems = [
     f16Matrices.length ? '' : 'no subgroup-matrix configuration with f16 components',
+    !f16Matrices.length || f16MatrixConfig(summary) ? '' : 'no f16 configuration with f32 results',
+    fixed || !f16Matrices.length
+      ? ''
+      : `subgroup size not fixed (${summary.subgroupMinSize} to ${summary.subgroupMaxSize}): hlm's kernel ` +
+        'needs a workgroup to be exactly one subgroup',
     f16 ? '' : 'no shader-f16 feature',
     experimental ? '' : 'experimental features are off: HLM_EXPERIMENTAL=subgroup-matrix turns them on',
   ].filter(Boolean);

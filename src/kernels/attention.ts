@@ -227,7 +227,7 @@ function validate(
 function constants(gpu: Gpu, s: AttentionSpec, tile: AttentionTile, hd: number, tensors: TensorRef[]) {
   const vec4 = hd % 4 === 0 && tensors.every((t) => offAny(t) % 4 === 0);
   const F16 = isF16(s.qkv);
-  const NATIVE_F16 = F16 && gpu.f16Kernels === 'shader-f16';
+  const NATIVE_F16 = F16 && gpu.nativeF16;
   return {
     HD: hd,
     HD4: Math.ceil(hd / 4),

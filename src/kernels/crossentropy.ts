@@ -271,7 +271,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     PACKED: Boolean(packed),
     H_HALF: hHalf,
     E_HALF: eHalf,
-    NATIVE_F16: (hHalf || eHalf) && gpu.f16Kernels === 'shader-f16',
+    NATIVE_F16: (hHalf || eHalf) && gpu.nativeF16,
     ...(packed ? { F16: packed.format === 'f16', INT8: packed.format === 'int8', Q4: packed.format === 'q4' } : {}),
     STORE: grads,
     ARGMAX: Boolean(s.argmax),

@@ -11,6 +11,7 @@
 // them to f32 as they load; products, sums, C and the epilogue's tensors stay f32.
 import type { Binding, Dispatch, Gpu, TextureUpload } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
+import { subgroupMatmulUsable, subgroupProduct, type SubgroupProductSpec } from './matmul-subgroup.js';
 import { checkSizes, elementGrid, isF16, off, offAny, type TensorRef } from './types.js';
 
 export interface MatmulTile {
@@ -55,10 +56,12 @@ export interface MatmulSpec {
   /** Split K into this many parts summed by a second dispatch (default: defaultPlan's, 1 with an explicit tile). */
   splitK?: number;
   /**
-   * Which kernel (default: the register kernel on a software adapter when the operands allow it and no tile or
-   * split is named, else the tiled one). 'registers' refuses operands it cannot read.
+   * Which kernel (default: with two f16 operands on a device whose f16 kernels are subgroup-matrix, that one; else
+   * the register kernel on a software adapter when the operands allow it and no tile or split is named; else the
+   * tiled one). 'registers' refuses operands it cannot read, 'subgroup-matrix' anything but two f16 operands on such
+   * a device.
    */
-  kernel?: 'tiled' | 'registers';
+  kernel?: 'tiled' | 'registers' | 'subgroup-matrix';
   /** Epilogue: a row vector [N] added to every row of the result (a linear layer's bias). */
   bias?: TensorRef;
   /** Epilogue: a tensor laid out like C (from its own offset) added to the result; not in C's buffer. */
@@ -269,7 +272,18 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   for (const x of [stored(s, 'A'), stored(s, 'B')])
     if (!(Number.isInteger(x.ld) && x.ld >= x.len))
       throw new HlmError(`${label}: a stored row of ${x.len} elements cannot be ${x.ld} apart`);
-  const byDefault = !s.tile && s.splitK === undefined && gpu.adapter.kind === 'software';
+  const plain = !s.tile && s.splitK === undefined;
+  const halves = isF16(s.a) && isF16(s.b);
+  if (s.kernel === 'subgroup-matrix' || (s.kernel === undefined && plain && halves)) {
+    if (halves && plain && (await subgroupMatmulUsable(gpu)))
+      return [await subgroupProduct(gpu, subgroupSpec(gpu, s, label))];
+    if (s.kernel === 'subgroup-matrix')
+      throw new HlmError(
+        `${label}: the subgroup-matrix kernel takes two f16 operands, no tile or split, on a device whose f16 ` +
+          `kernels are subgroup-matrix (${gpu.f16Kernels} here)`,
+      );
+  }
+  const byDefault = plain && gpu.adapter.kind === 'software';
   if (s.kernel === 'registers' || (s.kernel === undefined && byDefault)) {
     const plan = registerPlan(gpu, s);
     if (plan) return registerProduct(gpu, s, label, plan);
@@ -280,6 +294,26 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
       );
   }
   return tiledProduct(gpu, s, label);
+}
+
+function subgroupSpec(gpu: Gpu, s: MatmulSpec, label: string): SubgroupProductSpec {
+  const operand = (x: Stored) => ({ ref: x.ref, ld: x.ld, stride: x.stride });
+  return {
+    M: s.M,
+    N: s.N,
+    K: s.K,
+    batch: s.batch ?? 1,
+    transA: s.transA ?? false,
+    transB: s.transB ?? false,
+    a: operand(stored(s, 'A')),
+    b: operand(stored(s, 'B')),
+    c: s.c,
+    strideC: s.strideC ?? s.M * s.N,
+    alpha: s.alpha ?? 1,
+    beta: s.beta ?? 0,
+    epilogue: epilogue(gpu, s, true),
+    label,
+  };
 }
 
 /** The register kernel's dispatches: one per K span, each after copying its operand slices to textures. */
@@ -305,7 +339,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
       F16_B: isF16(s.b),
       F16_UNALIGNED_A: isF16(s.a) && offAny(s.a) % 4 !== 0,
       F16_UNALIGNED_B: isF16(s.b) && offAny(s.b) % 4 !== 0,
-      NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.f16Kernels === 'shader-f16',
+      NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.nativeF16,
       K_TAIL: kLen % 4 !== 0,
       C_VEC4: N % 4 === 0 && off(s.c) % 4 === 0 && (s.strideC ?? M * N) % 4 === 0,
     });
@@ -385,7 +419,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
     VEC_B: vecB,
     F16_A: isF16(s.a),
     F16_B: isF16(s.b),
-    NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.f16Kernels === 'shader-f16',
+    NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.nativeF16,
     C_VEC4: false,
   });
   const workgroups = (z: number): [number, number, number] => [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), z];

@@ -3,10 +3,11 @@
 // precision, src/model/gpt2.ts), with loss scaling (src/kernels/step-guard.ts). `auto` picks the
 // fastest path hlm has for the adapter. The f16 tensors are halves two to a u32 word either way;
 // the kernels read them through WGSL's f16 type where the device has shader-f16 (Gpu.f16Kernels),
-// else unpack them with core WGSL's unpack2x16float, and compute in f32. That halves the bytes the
-// products read but adds a rounding pass per operand, so it is no faster on any adapter we have
-// measured (llvmpipe and lavapipe; no GPU yet), and auto stays f32. The subgroup-matrix (tensor
-// core) kernels, which would make f16 the faster path on a GPU, are not written yet.
+// else unpack them with core WGSL's unpack2x16float, and compute in f32; products of two f16
+// operands run on subgroup matrices (tensor cores) where the device has them and experimental
+// features are on. On the adapters measured so far (llvmpipe, lavapipe; no GPU yet) every f16 path
+// is slower than f32, the subgroup-matrix one included (lavapipe emulates the matrices), so auto
+// stays f32 until a GPU measurement says otherwise.
 import { HlmError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { log } from '../log.js';
@@ -47,8 +48,9 @@ export function resolvePrecision(gpu: Gpu, o: PrecisionOptions): ResolvedPrecisi
   const reason =
     asked === 'auto'
       ? `--precision auto: f32 on the ${gpu.adapter.kind} adapter ${gpu.adapter.device || gpu.adapter.description} ` +
-        `(usable paths: ${usable.join(', ')}; the f16 paths do f32 arithmetic and add a rounding pass per operand; ` +
-        'subgroup-matrix kernels are not written yet)'
+        `(usable paths: ${usable.join(', ')}; no f16 path has been measured faster than f32 on any adapter yet: ` +
+        'shader-f16 and packed-f16 do f32 arithmetic and add a rounding pass per operand, and subgroup matrices ' +
+        'have only run on lavapipe, which emulates them)'
       : asked === 'f16'
         ? `--precision f16, ${gpu.f16Kernels} kernels`
         : `--precision ${asked}`;

@@ -44,7 +44,7 @@ export interface MatmulCase {
   /** The register plan this product must get (checked before it runs). */
   plan?: ReturnType<typeof registerPlan>;
   /** A shader that must run it. */
-  file?: 'matmul' | 'matmul_registers';
+  file?: 'matmul' | 'matmul_registers' | 'matmul_subgroup';
 }
 
 type Random = ReturnType<typeof makeRandom>;
