@@ -147,7 +147,9 @@ test("12: the README's first command installs the system packages as root (no su
   expect(first).not.toMatch(/^sudo /m);
   // Stand-ins record what the script runs. dpkg and dpkg-query answer from a marker file that apt-get's install
   // writes (holding the Mesa version it "installed", $FAKE_MESA); id says who we are. The OS and apt's sources are
-  // files of the test's own (HLM_OS_RELEASE, HLM_APT_SOURCES).
+  // files of the test's own (HLM_OS_RELEASE, HLM_APT_SOURCES). The private lavapipe with cooperative matrices
+  // (scripts/install-lavapipe-coopmat.sh, HLM_COOPMAT_PREFIX) is a stand-in prefix, complete unless a case removes
+  // its marker; uname says amd64.
   const bin = join(dir, 'stub-bin');
   mkdirSync(bin);
   const log = join(dir, 'calls.log');
@@ -163,12 +165,25 @@ test("12: the README's first command installs the system packages as root (no su
   stub('id', 'echo "$FAKE_UID"');
   stub('apt-get', `echo "apt-get $*" >> ${log}; case "$*" in *install*) printf %s "$FAKE_MESA" > ${marker};; esac`);
   stub('sudo', `echo "sudo $1" >> ${log}; "$@"`);
+  stub('uname', 'echo x86_64');
+  const coopmat = join(dir, 'lavapipe-coopmat');
+  const coopmatLib = join(coopmat, 'root/usr/lib/x86_64-linux-gnu');
+  mkdirSync(coopmatLib, { recursive: true });
+  writeFileSync(join(coopmatLib, 'libvulkan_lvp.so'), 'VK_KHR_cooperative_matrix');
+  writeFileSync(join(coopmatLib, 'ld-linux-x86-64.so.2'), '');
+  chmodSync(join(coopmatLib, 'ld-linux-x86-64.so.2'), 0o755);
+  writeFileSync(join(coopmat, 'lvp_icd.json'), '{}');
+  const coopmatMarker = join(coopmat, '.installed');
+  const mesa26 = '26.1.6-1~bpo13+1';
+  const coopmatInstalled = `already installed: lavapipe (Mesa ${mesa26}, VK_KHR_cooperative_matrix) in ${coopmat}\n`;
   const script = join(repoRoot(), 'scripts', 'install-system-deps.sh');
-  const run = (uid: string, os: string, mesa = '25.0.7-2~bpo12+1') => {
-    for (const f of [log, marker, sources]) rmSync(f, { recursive: true, force: true });
+  const run = (uid: string, os: string, mesa = '25.0.7-2~bpo12+1', coopmatDone = true) => {
+    for (const f of [log, marker, sources, join(coopmat, 'apt')]) rmSync(f, { recursive: true, force: true });
     mkdirSync(sources);
     writeFileSync(osRelease, os);
-    const env = { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: uid, FAKE_MESA: mesa };
+    if (coopmatDone) writeFileSync(coopmatMarker, `${mesa26}\n`);
+    else rmSync(coopmatMarker, { force: true });
+    const env = { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: uid, FAKE_MESA: mesa, HLM_COOPMAT_PREFIX: coopmat };
     const r = spawnSync('sh', [script], {
       env: { ...env, HLM_OS_RELEASE: osRelease, HLM_APT_SOURCES: sources },
       encoding: 'utf8',
@@ -191,15 +206,43 @@ test("12: the README's first command installs the system packages as root (no su
     'apt-get update -qq',
     `apt-get install -y --no-install-recommends ${pkgs}`,
   ]);
+  // No private lavapipe yet: its script installs it (through sudo as a user) with an apt configuration of its own,
+  // and its failure (here: the stand-in apt-get resolves no packages) is the script's.
+  const trixie = 'ID=debian\nVERSION_CODENAME=trixie\n';
+  const coopmatApt = `apt-get -c ${join(coopmat, 'apt', 'apt.conf')}`;
+  expect(run('1000', trixie, undefined, false)).toEqual({
+    status: 1,
+    stderr: `install-lavapipe-coopmat.sh: apt-get found no packages to install for mesa-vulkan-drivers=${mesa26}\n`,
+    calls: [
+      'sudo apt-get',
+      'apt-get update -qq',
+      'sudo apt-get',
+      `apt-get install -y --no-install-recommends ${pkgs}`,
+      'sudo env',
+      `${coopmatApt} update -qq --error-on=any`,
+      `${coopmatApt} -s install mesa-vulkan-drivers=${mesa26}`,
+    ],
+  });
+  expect(readFileSync(join(coopmat, 'apt', 'sources.list'), 'utf8')).toMatch(/ trixie-backports main$/m);
   // A Mesa older than 24 after the install is an error that says so.
   const old = run('0', 'ID=ubuntu\nVERSION_CODENAME=jammy\n', '22.0.5-0ubuntu0.1');
   expect(old.status).toBe(1);
   expect(old.stderr).toMatch(/Mesa 24 or newer was not installed \(found 22\.0\.5-0ubuntu0\.1\)/);
   // Installed already: nothing to do.
   writeFileSync(marker, '25.0.7-2~bpo12+1');
+  writeFileSync(coopmatMarker, `${mesa26}\n`);
   const again = spawnSync('sh', [script], {
-    env: { PATH: `${bin}:/usr/bin:/bin`, FAKE_UID: '0', HLM_OS_RELEASE: osRelease, HLM_APT_SOURCES: sources },
+    env: {
+      PATH: `${bin}:/usr/bin:/bin`,
+      FAKE_UID: '0',
+      HLM_OS_RELEASE: osRelease,
+      HLM_APT_SOURCES: sources,
+      HLM_COOPMAT_PREFIX: coopmat,
+    },
     encoding: 'utf8',
   });
-  expect([again.status, again.stdout]).toEqual([0, `already installed: ${pkgs} (Mesa 25.0.7-2~bpo12+1)\n`]);
+  expect([again.status, again.stdout]).toEqual([
+    0,
+    `already installed: ${pkgs} (Mesa 25.0.7-2~bpo12+1)\n${coopmatInstalled}`,
+  ]);
 });
