@@ -47,6 +47,11 @@ if on train; then
   say "hlm train step ($P), --precision f16"
   timeout 300 node bin/run.js bench --suite train --precision f16 --filter "train-$P/" --device "$DEV" \
     --reps "$REPS" --top 12 --out "$RES/hlm-train-f16.jsonl"
+  # The subgroup-matrix (tensor core) products: experimental, so asked for; the records' params.f16_kernels say
+  # whether the device kept them (a failed first-use check falls back to shader-f16 with a log line).
+  say "hlm train step ($P), --precision f16 on subgroup matrices"
+  HLM_EXPERIMENTAL=subgroup-matrix timeout 300 node bin/run.js bench --suite train --precision f16 \
+    --filter "train-$P/" --device "$DEV" --reps "$REPS" --top 12 --out "$RES/hlm-train-f16-matrices.jsonl"
 fi
 
 if on pretrain; then
@@ -88,5 +93,8 @@ if on matmul && [[ -z ${QUICK:-} ]]; then
   timeout 180 node bin/run.js bench --suite kernel --filter matmul --device "$DEV" --reps 10 \
     --out "$RES/hlm-matmul.jsonl"
   node bin/run.js bench --from "$RES/hlm-matmul.jsonl" --compare "$RES/torch-matmul.jsonl" --threshold 100% --format md
+  say "matmul-f16 4096³ on subgroup matrices (issue 15)"
+  HLM_EXPERIMENTAL=subgroup-matrix timeout 180 node bin/run.js bench --suite kernel --filter matmul-f16 --size 4096 \
+    --device "$DEV" --reps 10 --out "$RES/hlm-matmul-f16-matrices.jsonl"
 fi
 say done

@@ -44,18 +44,22 @@ test(
   },
 );
 
-test('peak_copy copies exactly n vec4s and nothing past them', async () => {
+test.each([
+  ['one dispatch', undefined, 1],
+  ['chunks that fit a binding (here 7·16 vec4s)', 7 * 16, 9],
+])('peak_copy copies exactly n vec4s and nothing past them: %s', async (_name, maxChunk, dispatches) => {
   const n4 = 1001;
   const data = rand.uniform(4 * n4 + 8);
   const src = gpu.upload('copy src', data);
   const dst = gpu.upload('copy dst', new Float32Array(4 * n4 + 8).fill(-7));
-  const d = await peakCopy(gpu, { n4, src, dst });
-  await gpu.run([d]);
+  const d = await peakCopy(gpu, { n4, src, dst, maxChunk });
+  expect(d.length).toBe(dispatches);
+  await gpu.run(d);
   const got = await gpu.readF32(dst);
   expect(Array.from(got.subarray(0, 4 * n4))).toEqual(Array.from(data.subarray(0, 4 * n4)));
   expect(Array.from(got.subarray(4 * n4, 4 * n4 + 8))).toEqual(new Array(8).fill(-7));
   expect(peakCopyBytes(n4)).toBe(2 * 16 * n4);
-  gpu.release(d);
+  gpu.release(...d);
   gpu.free(src, dst);
 });
 

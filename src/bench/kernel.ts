@@ -165,13 +165,13 @@ function peakCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
       const dst = o.buf('peak copy dst', data.byteLength);
       const d = o.keep(await peakCopy(gpu, { n4: s.copy, src, dst }));
       return {
-        step: () => gpu.submit([d], 'bench peak copy'),
+        step: () => gpu.submit(d, 'bench peak copy'),
         work: { bytes: peakCopyBytes(s.copy) },
         unit: 'GB/s',
         dispose: o.dispose,
         check: async () => {
           gpu.write(dst, new Float32Array(4 * s.copy));
-          await gpu.run([d]);
+          await gpu.run(d);
           return checked('the source (exact copy)', await gpu.readF32(dst), data, 0);
         },
       };
@@ -212,6 +212,8 @@ function matmulCase(
       }
       const C = o.buf('bench C', M * N * 4);
       const d = o.keep(await matmul(gpu, { M, N, K, transA, transB, a: A, b: B, c: { buffer: C } }));
+      // The f16 kernels the product took (subgroup-matrix where the device has them and its check passed).
+      if (f16) params.f16_kernels = gpu.f16Kernels;
       const [ra, rb] = f16 ? [a, b].map((x) => x.map(roundF16)) : [a, b];
       return {
         step: () => gpu.submit(d, 'bench matmul'),
@@ -230,7 +232,14 @@ function matmulCase(
       };
     };
   const [m, n, k] = [M, N, K].map((v) => Math.min(v, 129));
-  const params = { M, N, K, transA, transB, ...(f16 ? { operands: 'f16' } : {}) };
+  const params: Record<string, string | number | boolean> = {
+    M,
+    N,
+    K,
+    transA,
+    transB,
+    ...(f16 ? { operands: 'f16' } : {}),
+  };
   const name = f16 ? 'matmul-f16' : 'matmul';
   return kernelCase(name, `${label} ${M}x${N}x${K} ${t}`, params, make(M, N, K), M * N * K, {
     shape: `${m}x${n}x${k} ${t}`,

@@ -53,8 +53,6 @@ function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective, precis
     test: `${objective} step ${B}x${T}${f16 ? ' f16' : ''}`,
     params,
     build: async ({ gpu }): Promise<Prepared> => {
-      // Which f16 kernels (src/gpu/device.ts f16Kernels) is the device's: known once it is open.
-      if (f16) params.f16_kernels = gpu.f16Kernels;
       const resolved = resolvePrecision(gpu, precision);
       const trainer = await Trainer.create(gpu, config, {
         ...precisionOf(resolved),
@@ -65,6 +63,9 @@ function trainCase(name: keyof typeof TRAIN_SHAPES, objective: Objective, precis
         gradClip: 1,
         historySize: 1,
       });
+      // Which f16 kernels (src/gpu/device.ts f16Kernels) the device's products took: known once they are built (a
+      // subgroup-matrix device whose check fails has fallen back to shader-f16 by then).
+      if (f16) params.f16_kernels = gpu.f16Kernels;
       try {
         trainer.writeState(initParams(config, 1));
         const next = streamRng(20240520, B, T);

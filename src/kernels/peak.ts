@@ -54,22 +54,39 @@ export interface PeakCopySpec {
   n4: number;
   src: GPUBuffer;
   dst: GPUBuffer;
+  /** Most vec4s a dispatch binds (default: the adapter's storage binding limit); tests lower it. */
+  maxChunk?: number;
 }
 
 export function peakCopyBytes(n4: number): number {
   return 2 * 16 * n4;
 }
 
-export async function peakCopy(gpu: Gpu, s: PeakCopySpec): Promise<Dispatch> {
+/**
+ * The copy's dispatches: one per chunk that fits a storage binding (the bench's 256 MiB is past lavapipe's 128 MiB
+ * limit), each binding its byte range of src and dst; chunks are multiples of 16 vec4s (256 bytes, WebGPU's binding
+ * offset alignment).
+ */
+export async function peakCopy(gpu: Gpu, s: PeakCopySpec): Promise<Dispatch[]> {
   const label = `peak copy ${s.n4} vec4`;
   if (!(Number.isInteger(s.n4) && s.n4 > 0)) throw new HlmError(`${label}: n4 must be a positive integer`);
   if (s.src === s.dst) throw new HlmError(`${label}: src and dst must be different buffers`);
   if (s.src.size < s.n4 * 16 || s.dst.size < s.n4 * 16)
     throw new HlmError(`${label}: src and dst need ${s.n4 * 16} bytes`);
+  const limit = s.maxChunk ?? Math.floor((gpu.limits.maxStorageBufferBindingSize ?? 134217728) / 16);
+  const chunk = Math.max(16, Math.floor(limit / 16) * 16);
   const kernel = await gpu.kernel('peak_copy');
-  return gpu.dispatch(label, kernel, {
-    bind: { src: s.src, dst: s.dst },
-    params: { n: s.n4 },
-    groups: elementGrid(gpu, kernel, s.n4),
-  });
+  const out: Dispatch[] = [];
+  for (let first = 0; first < s.n4; first += chunk) {
+    const n = Math.min(chunk, s.n4 - first);
+    const range = (buffer: GPUBuffer) => ({ buffer, offset: 16 * first, size: 16 * n });
+    out.push(
+      gpu.dispatch(s.n4 > chunk ? `${label} from ${first}` : label, kernel, {
+        bind: { src: range(s.src), dst: range(s.dst) },
+        params: { n },
+        groups: elementGrid(gpu, kernel, n),
+      }),
+    );
+  }
+  return out;
 }
