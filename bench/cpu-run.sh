@@ -5,11 +5,19 @@
 # regression check: that build's `bench --suite kernel,train --quick` before and after this one's, all timed
 # isolated (older builds have no sustained mode). SKIP_TORCH=1 runs the base comparison alone.
 #   sh bench/cpu-run.sh [out dir]      e.g. BASE=/work/base sh bench/cpu-run.sh bench/results/cpu-2026-12-02
+# PyTorch needs an optimised BLAS: Debian's python3-torch on a fresh machine runs on the reference BLAS (3 GFLOP/s at
+# 512³); `apt-get install libopenblas0-pthread` first. The script refuses to compare against the reference BLAS.
 set -eu
 out=${1:-bench/results/cpu-$(date +%F)}
 mkdir -p "$out"
 compare() { ./bin/run.js bench --from "$1" --compare "$2" --threshold 100% --format md > "$3" || true; }
 if [ -z "${SKIP_TORCH:-}" ]; then
+  blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+  case "$blas" in
+    */blas/libblas.so.3*)
+      echo "bench/cpu-run.sh: PyTorch would run on the reference BLAS ($blas); install libopenblas0-pthread" >&2
+      exit 1 ;;
+  esac
   filter='matmul/square|train-tiny'
   uptime > "$out/load-torch.txt"
   ./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --list > "$out/tests.jsonl"
