@@ -3,6 +3,7 @@
 // through OpenGL: no shader-f16; lavapipe through Vulkan: shader-f16; Mesa 26's lavapipe with subgroup matrices is
 // test/kernels.matmul.subgroup-matrix.test.ts's).
 import { probeAdapters, type AdapterSummary } from '../src/gpu/adapters.js';
+import { Gpu } from '../src/gpu/device.js';
 import { PRECISION_PATHS, precisionPathLine, precisionPaths, type PrecisionPath } from '../src/gpu/precision.js';
 import { hlm } from './helpers/cli.js';
 
@@ -91,3 +92,24 @@ test('the real adapters (llvmpipe and lavapipe here): their paths; hlm devices p
   expect(text.stdout).toMatch(/ +shader-f16 +adapter no +hlm yes +the adapter lacks the shader-f16 feature\n/);
   expect(text.stdout).toMatch(/ +shader-f16 +adapter yes +hlm yes +the adapter has the shader-f16 feature\n/);
 }, 60_000);
+
+test('HLM_F16_KERNELS names a path the device has, or the device refuses to open', async () => {
+  const was = process.env.HLM_F16_KERNELS;
+  try {
+    process.env.HLM_F16_KERNELS = 'tensor-cores';
+    await expect(Gpu.open('opengl')).rejects.toThrow(
+      /HLM_F16_KERNELS=tensor-cores: expected subgroup-matrix, shader-f16, packed-f16/,
+    );
+    process.env.HLM_F16_KERNELS = 'subgroup-matrix';
+    await expect(Gpu.open('opengl')).rejects.toThrow(
+      /HLM_F16_KERNELS=subgroup-matrix: .*llvmpipe.* has only packed-f16/,
+    );
+    process.env.HLM_F16_KERNELS = 'packed-f16';
+    const gpu = await Gpu.open('vulkan mesa');
+    expect([gpu.f16Kernels, gpu.nativeF16]).toEqual(['packed-f16', false]);
+    gpu.destroy();
+  } finally {
+    if (was === undefined) delete process.env.HLM_F16_KERNELS;
+    else process.env.HLM_F16_KERNELS = was;
+  }
+});

@@ -221,7 +221,12 @@ export class Gpu {
     // Default limits cap a storage binding at 128 MiB and a workgroup at 256 invocations.
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: summary.limits, label: 'hlm' });
     log.debug({ backend: summary.backend, adapter: adapterName(summary), features: requiredFeatures }, 'device opened');
-    return new Gpu(device, summary);
+    try {
+      return new Gpu(device, summary);
+    } catch (e) {
+      device.destroy(); // a refused HLM_F16_KERNELS: nothing else holds the device
+      throw e;
+    }
   }
 
   /** Whether kernels read f16 tensors through WGSL's f16 type (shader-f16 and subgroup-matrix) or unpack u32 words. */
