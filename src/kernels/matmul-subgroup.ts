@@ -3,10 +3,11 @@
 // this file holds the dispatch and the check a device's first such product runs, since the feature is experimental:
 // where the kernel does not compile or gets a small exact product wrong, the device falls back to shader-f16 with a
 // log line and matmul() takes its other kernels.
-import type { Binding, Dispatch, Gpu } from '../gpu/device.js';
+import type { Dispatch, Gpu } from '../gpu/device.js';
 import { f16MatrixConfig } from '../gpu/precision.js';
 import { log } from '../log.js';
 import { packF16 } from '../util/f16.js';
+import { epilogueBindings, type EpilogueBindings } from './matmul-epilogue.js';
 import { off, offAny, type TensorRef } from './types.js';
 
 /** An f16 operand as stored: rows `ld` halves apart, batch items `stride` halves apart (0 broadcasts). */
@@ -29,8 +30,7 @@ export interface SubgroupProductSpec {
   strideC: number;
   alpha: number;
   beta: number;
-  /** lib/matmul_epilogue.wgsl's parameters and bindings (matmul.ts's epilogue()). */
-  epilogue: { params: Record<string, number>; bind: Record<string, Binding> };
+  epilogue: EpilogueBindings;
   label: string;
 }
 
@@ -130,9 +130,7 @@ async function probe(gpu: Gpu): Promise<string | undefined> {
   const b = Float64Array.from({ length: N * K }, (_, i) => value(i, 2)); // stored N x K
   const A = gpu.upload('subgroup-matrix check A', packF16(a));
   const B = gpu.upload('subgroup-matrix check B', packF16(b));
-  const C = gpu.upload('subgroup-matrix check C', new Float32Array(M * N));
-  const none = gpu.shared('matmul epilogue placeholder', 16);
-  const noneOut = gpu.shared('matmul epilogue placeholder out', 16);
+  const C = gpu.buffer('subgroup-matrix check C', 4 * M * N);
   try {
     const d = await subgroupProduct(gpu, {
       M,
@@ -147,7 +145,7 @@ async function probe(gpu: Gpu): Promise<string | undefined> {
       strideC: M * N,
       alpha: 1,
       beta: 0,
-      epilogue: { params: { ep: 0, offBias: 0, offR: 0, offG: 0 }, bind: { bias: none, R: none, G: noneOut } },
+      epilogue: epilogueBindings(gpu, {}, false),
       label: 'subgroup-matrix check',
     });
     await gpu.run([d], 'subgroup-matrix check');

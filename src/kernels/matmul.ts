@@ -11,6 +11,7 @@
 // them to f32 as they load; products, sums, C and the epilogue's tensors stay f32.
 import type { Binding, Dispatch, Gpu, TextureUpload } from '../gpu/device.js';
 import { HlmError } from '../errors.js';
+import { epilogueBindings } from './matmul-epilogue.js';
 import { subgroupMatmulUsable, subgroupProduct, type SubgroupProductSpec } from './matmul-subgroup.js';
 import { checkSizes, elementGrid, isF16, off, offAny, type TensorRef } from './types.js';
 
@@ -227,25 +228,6 @@ function stored(
   return { ref: s.b, rows, len, ld, stride: s.strideB ?? rows * ld, kMajor: !t };
 }
 
-/** The epilogue's parameters and bindings (placeholders for the parts not asked for). */
-function epilogue(
-  gpu: Gpu,
-  s: MatmulSpec,
-  on: boolean,
-): { params: Record<string, number>; bind: Record<string, Binding> } {
-  const none = gpu.shared('matmul epilogue placeholder', 16);
-  const noneOut = gpu.shared('matmul epilogue placeholder out', 16);
-  const ep = on ? (s.bias ? 1 : 0) | (s.residual ? 2 : 0) | (s.gelu ? 4 : 0) : 0;
-  return {
-    params: { ep, offBias: on ? off(s.bias) : 0, offR: on ? off(s.residual) : 0, offG: on ? off(s.gelu) : 0 },
-    bind: {
-      bias: (on && s.bias?.buffer) || none,
-      R: (on && s.residual?.buffer) || none,
-      G: (on && s.gelu?.buffer) || noneOut,
-    },
-  };
-}
-
 function checkBuffers(label: string, s: MatmulSpec): void {
   const f16 = Object.entries({ C: s.c, 'the bias': s.bias, 'the residual': s.residual, 'the GELU output': s.gelu })
     .filter(([, r]) => isF16(r))
@@ -311,7 +293,7 @@ function subgroupSpec(gpu: Gpu, s: MatmulSpec, label: string): SubgroupProductSp
     strideC: s.strideC ?? s.M * s.N,
     alpha: s.alpha ?? 1,
     beta: s.beta ?? 0,
-    epilogue: epilogue(gpu, s, true),
+    epilogue: epilogueBindings(gpu, s, true),
     label,
   };
 }
@@ -366,7 +348,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
         params[`len${name}`] = x.ld / 4;
       }
     }
-    const ep = epilogue(gpu, s, last);
+    const ep = epilogueBindings(gpu, s, last);
     out.push(
       gpu.dispatch(K > kLen ? `${label} k ${k0}..${k0 + kLen}` : label, kernel, {
         bind: { ...bind, C: s.c.buffer, ...ep.bind },
@@ -440,8 +422,8 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
     const used = Math.ceil(K / kPart);
     const scratch = gpu.shared('matmul split-K', used * batch * M * N * 4);
     const sum = await gpu.kernel('matmul_splitk_sum', { C_VEC4: false });
-    const plain = epilogue(gpu, s, false);
-    const ep = epilogue(gpu, s, true);
+    const plain = epilogueBindings(gpu, s, false);
+    const ep = epilogueBindings(gpu, s, true);
     return [
       gpu.dispatch(`${label} (${used} K parts)`, kernel, {
         bind: { ...operands, C: scratch, ...plain.bind },
@@ -474,7 +456,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
   for (let k0 = 0; k0 < K; k0 += span) {
     const kEnd = Math.min(K, k0 + span);
     const part = span < K ? `${label} k ${k0}..${kEnd}` : label;
-    const ep = epilogue(gpu, s, kEnd === K);
+    const ep = epilogueBindings(gpu, s, kEnd === K);
     out.push(
       gpu.dispatch(part, kernel, {
         bind: { ...operands, C: s.c.buffer, ...ep.bind },
