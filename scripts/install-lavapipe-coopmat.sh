@@ -9,7 +9,9 @@
 # About 63 MB downloaded, 308 MB unpacked. Idempotent: when the prefix is complete it says so and does nothing.
 # With --check it only says whether the prefix is complete (exit status 0 or 1), as root or not.
 set -e
+# The version tested; when the archive has moved past it (backports keep only the newest), the newest 26.1 or later.
 mesa=26.1.6-1~bpo13+1
+oldest=26.1
 prefix=${HLM_COOPMAT_PREFIX:-/opt/hlm/lavapipe-coopmat}
 case $prefix in /*) ;; *) prefix=$(pwd)/$prefix ;; esac
 root=$prefix/root
@@ -20,9 +22,10 @@ die() {
   exit 1
 }
 has_coopmat() { grep -q VK_KHR_cooperative_matrix "$lib/libvulkan_lvp.so" 2>/dev/null; }
-if [ "$(cat "$prefix/.installed" 2>/dev/null)" = "$mesa" ] && [ -f "$prefix/lvp_icd.json" ] &&
+installed=$(cat "$prefix/.installed" 2>/dev/null || true)
+if [ -n "$installed" ] && dpkg --compare-versions "$installed" ge "$oldest" && [ -f "$prefix/lvp_icd.json" ] &&
   [ -x "$lib/ld-linux-x86-64.so.2" ] && has_coopmat; then
-  echo "already installed: lavapipe (Mesa $mesa, VK_KHR_cooperative_matrix) in $prefix"
+  echo "already installed: lavapipe (Mesa $installed, VK_KHR_cooperative_matrix) in $prefix"
   exit 0
 fi
 [ "${1:-}" != --check ] || exit 1
@@ -62,8 +65,17 @@ start=$(date +%s)
 echo "install-lavapipe-coopmat.sh: downloading Mesa $mesa lavapipe and its trixie closure into $prefix"
 apt-get -c "$apt/apt.conf" update -qq --error-on=any || die "apt-get update of trixie and trixie-backports failed"
 # The closure of mesa-vulkan-drivers as name=version: with an empty dpkg status, every dependency.
-apt-get -c "$apt/apt.conf" -s install "mesa-vulkan-drivers=$mesa" >"$apt/plan" ||
-  die "apt-get could not resolve mesa-vulkan-drivers=$mesa from trixie-backports"
+plan() { apt-get -c "$apt/apt.conf" -s install "mesa-vulkan-drivers=$mesa" >"$apt/plan" 2>"$apt/plan.err"; }
+if ! plan; then
+  versions=$(apt-cache -c "$apt/apt.conf" madison mesa-vulkan-drivers | awk -F'|' '{gsub(/ /, "", $2); print $2}')
+  newest=$(echo "$versions" | sort -V | tail -n 1)
+  [ -n "$newest" ] && dpkg --compare-versions "$newest" ge "$oldest" ||
+    die "apt-get could not resolve mesa-vulkan-drivers=$mesa, and the archive has no $oldest or newer" \
+      "(found: $(echo $versions))"
+  echo "install-lavapipe-coopmat.sh: $mesa is gone from the archive; using $newest"
+  mesa=$newest
+  plan || die "apt-get could not resolve mesa-vulkan-drivers=$mesa from trixie-backports: $(cat "$apt/plan.err")"
+fi
 awk '/^Inst /{v=$3; gsub(/[()]/, "", v); print $2 "=" v}' "$apt/plan" >"$apt/closure"
 [ -s "$apt/closure" ] || die "apt-get found no packages to install for mesa-vulkan-drivers=$mesa"
 rm -f "$apt"/debs/*.deb
