@@ -6,6 +6,7 @@
 //   - the GPU-side gradient multiplier (dynamic loss scaling): a power of two scales dh and dwte exactly and leaves
 //     losses and argmax bit for bit, in f32 and in f16;
 //   - the specs refused (dh over an f16 h, f16 outputs, a multiplier without gradients).
+// Training on the software plan runs both forwards (CrossEntropySpec.forward): the fused one and matmul's product.
 // Tolerances: the inputs are exactly representable in f32 and the arithmetic is f32, so the errors are those of the
 // f32 head (kernels.crossentropy.test.ts: 1e-5); only the reference's inputs are rounded to f16.
 import { asAdapterKind, F16_PATHS, openTestGpu, useF16TestGpu } from './helpers/gpu.js';
@@ -49,6 +50,20 @@ interface Case {
   hardware?: boolean;
   /** Reuse these inputs (h, E, targets, dwte0) instead of fresh ones. */
   inputs?: Inputs;
+  /** With gradients: how the logits are computed (default: the adapter's). */
+  forward?: 'fused' | 'matmul';
+}
+
+/** Each training case on the software plan with both forwards; a hardware-plan case as it is. */
+function bothForwards(cases: [string, Case][]): [string, Case][] {
+  return cases.flatMap(([name, c]): [string, Case][] =>
+    c.hardware
+      ? [[name, c]]
+      : [
+          [`${name}, fused forward`, { ...c, forward: 'fused' }],
+          [`${name}, matmul forward`, { ...c, forward: 'matmul' }],
+        ],
+  );
 }
 
 interface Inputs {
@@ -116,6 +131,7 @@ async function runCase(c: Case) {
     dh: DH && { buffer: DH, offset: 1 },
     dwte: G && { buffer: G, offset: 5 },
     argmax: A && { buffer: A },
+    forward: c.forward,
   };
   const head = await asAdapterKind(gpu, c.hardware ? 'hardware' : gpu.adapter.kind, () => crossEntropyHead(gpu, spec));
   try {
@@ -239,7 +255,7 @@ describe.each(F16_PATHS)('%s kernels', (kernels, device) => {
         { N: 11, V: 203, d: 16, chunkRows: 4, hHalf: true, eHalf: true, offH: 2, offE: 1, dh: true, dwte: true },
       ],
     ];
-    test.each(cases)('%s', async (_name, c) => {
+    test.each(bothForwards(cases))('%s', async (_name, c) => {
       checkAgainstReference(c, await runCase(c));
     });
   });
@@ -258,7 +274,7 @@ describe('the gradient multiplier', () => {
       { N: 7, V: 203, d: 16, chunkRows: 3, hHalf: true, eHalf: true, offE: 3, gradScale: 1 / 32, hardware: true },
     ],
   ];
-  test.each(cases)('%s: exactly scale × the unscaled gradients, the same losses', async (_name, c) => {
+  test.each(bothForwards(cases))('%s: exactly scale × the unscaled gradients, the same losses', async (_name, c) => {
     // dwte from zero, so that the accumulation adds nothing of its own (scale·(x + y) ≠ scale·x + y in rounding).
     const grads = { dh: true, dwte: true, zeroDwte: true };
     const scaled = await runCase({ ...c, ...grads });

@@ -1,12 +1,21 @@
 // The fused, tied cross-entropy head and the GPU loss mean against the float64 reference:
 // odd N, V, d (V never a multiple of the tile), chunks that do not divide N, the vocabulary in
 // many splits, the hardware plan's tile, ignored targets, element offsets everywhere, huge
-// logits, NaN, dwte accumulating onto a non-zero gradient, dh in place over h, determinism.
+// logits, NaN, dwte accumulating onto a non-zero gradient, dh in place over h, determinism. Training runs both
+// forwards (CrossEntropySpec.forward): the fused one, and matmul's product with the row pass over the stored logits
+// (the software adapter's default), the latter also with V in several texture-sized pieces.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
 import { expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { crossEntropyHead, defaultChunkRows, logitsPlan, lossMean } from '../src/kernels/crossentropy.js';
+import {
+  crossEntropyHead,
+  defaultChunkRows,
+  defaultForward,
+  logitsPieces,
+  logitsPlan,
+  lossMean,
+} from '../src/kernels/crossentropy.js';
 import { crossEntropyTied, crossEntropyTiedBackward } from '../src/reference/crossentropy.js';
 
 let gpu: Gpu;
@@ -31,6 +40,8 @@ interface Case {
   scaleInLosses?: boolean;
   /** Build under the hardware plan (128×128 tiles, splits for 528 workgroups). */
   hardware?: boolean;
+  /** With gradients: how the logits are computed (default: the adapter's). */
+  forward?: 'fused' | 'matmul';
 }
 
 // Element offsets of each tensor inside its buffer (wte on a 64-float boundary, like the layout).
@@ -86,6 +97,7 @@ async function runCase(c: Case) {
     dh: DH && { buffer: DH, offset: c.inPlace ? OFF.h : OFF.dh },
     dwte: G && { buffer: G, offset: OFF.wte },
     argmax: { buffer: A, offset: OFF.argmax },
+    forward: c.forward,
   }).finally(() => (adapter.kind = kind));
   const mean = await lossMean(gpu, {
     N,
@@ -158,7 +170,26 @@ describe('cross-entropy head against float64', () => {
       { N: 131, V: 389, d: 36, hardware: true, chunkRows: 70, scaleInLosses: true },
     ],
   ];
-  test.each(cases)('%s', async (_name, c) => {
+  // Each case with both forwards, unless it forces the hardware plan (which runs the fused one by default).
+  const both = cases.flatMap(([name, c]): [string, Case][] =>
+    c.hardware
+      ? [[name, c]]
+      : [
+          [`${name}, fused forward`, { ...c, forward: 'fused' }],
+          [`${name}, matmul forward`, { ...c, forward: 'matmul' }],
+        ],
+  );
+  both.push(
+    [
+      'N=37 V=301 d=20, the hardware plan with the matmul forward (the tiled kernel writing rows ldC apart)',
+      { N: 37, V: 301, d: 20, hardware: true, forward: 'matmul', chunkRows: 16, ignored: [2] },
+    ],
+    [
+      'N=5 V=16,461 d=8, matmul forward with V in pieces of a texture height',
+      { N: 5, V: 16461, d: 8, forward: 'matmul', ignored: [3] },
+    ],
+  );
+  test.each(both)('%s', async (_name, c) => {
     const r = await runCase(c);
     checkAgainstReference(c, r);
     r.cleanup();
@@ -204,8 +235,8 @@ describe('cross-entropy head against float64', () => {
     r.cleanup();
   });
 
-  test('bit-identical when run twice', async () => {
-    const c: Case = { N: 33, V: 1000, d: 24, chunkRows: 7, ignored: [3] };
+  test.each(['fused', 'matmul'] as const)('bit-identical when run twice (%s forward)', async (forward) => {
+    const c: Case = { N: 33, V: 1000, d: 24, chunkRows: 7, ignored: [3], forward };
     const r = await runCase(c);
     const again = await r.run();
     expect(Array.from(again.losses)).toEqual(Array.from(r.got.losses));
@@ -216,45 +247,49 @@ describe('cross-entropy head against float64', () => {
   });
 });
 
-test('a target ≥ V gives a NaN loss and no gradient; the rest are unaffected', async () => {
-  const N = 4;
-  const V = 50;
-  const d = 8;
-  const h = rand.uniform(N * d);
-  const E = rand.uniform(V * d);
-  const targets = Int32Array.of(3, V + 7, -1, 49);
-  const H = gpu.upload('h', h);
-  const W = gpu.upload('wte', E);
-  const T = gpu.upload('t', targets);
-  const L = gpu.buffer('losses', N * 4);
-  const S = gpu.upload('scale', Float32Array.of(0.5));
-  const DH = gpu.buffer('dh', N * d * 4);
-  const G = gpu.buffer('dwte', V * d * 4);
-  const head = await crossEntropyHead(gpu, {
-    N,
-    V,
-    d,
-    h: { buffer: H },
-    wte: { buffer: W },
-    targets: { buffer: T },
-    losses: { buffer: L },
-    lossScale: { buffer: S },
-    dh: { buffer: DH },
-    dwte: { buffer: G },
-  });
-  await gpu.run(head.dispatches);
-  const losses = await gpu.readF32(L, 0, N);
-  expect(Number.isNaN(losses[1])).toBe(true);
-  expect(losses[2]).toBe(0);
-  const valid = Int32Array.of(3, -1, -1, 49);
-  const ref = crossEntropyTied(h, E, valid, N, V, d);
-  expectClose([losses[0], losses[3]], [ref.nll[0], ref.nll[3]], 1e-5, 'valid rows');
-  const back = crossEntropyTiedBackward(1, h, E, valid, N, V, d); // mean over 2 rows = lossScale 0.5
-  expectClose(await gpu.readF32(DH, 0, N * d), back.dh, 1e-5, 'dh');
-  expectClose(await gpu.readF32(G, 0, V * d), back.dE, 1e-5, 'dwte');
-  gpu.release(...head.dispatches);
-  gpu.free(H, W, T, L, S, DH, G);
-});
+test.each(['fused', 'matmul'] as const)(
+  'a target ≥ V gives a NaN loss and no gradient; the rest are unaffected (%s forward)',
+  async (forward) => {
+    const N = 4;
+    const V = 50;
+    const d = 8;
+    const h = rand.uniform(N * d);
+    const E = rand.uniform(V * d);
+    const targets = Int32Array.of(3, V + 7, -1, 49);
+    const H = gpu.upload('h', h);
+    const W = gpu.upload('wte', E);
+    const T = gpu.upload('t', targets);
+    const L = gpu.buffer('losses', N * 4);
+    const S = gpu.upload('scale', Float32Array.of(0.5));
+    const DH = gpu.buffer('dh', N * d * 4);
+    const G = gpu.buffer('dwte', V * d * 4);
+    const head = await crossEntropyHead(gpu, {
+      N,
+      V,
+      d,
+      h: { buffer: H },
+      wte: { buffer: W },
+      targets: { buffer: T },
+      losses: { buffer: L },
+      lossScale: { buffer: S },
+      dh: { buffer: DH },
+      dwte: { buffer: G },
+      forward,
+    });
+    await gpu.run(head.dispatches);
+    const losses = await gpu.readF32(L, 0, N);
+    expect(Number.isNaN(losses[1])).toBe(true);
+    expect(losses[2]).toBe(0);
+    const valid = Int32Array.of(3, -1, -1, 49);
+    const ref = crossEntropyTied(h, E, valid, N, V, d);
+    expectClose([losses[0], losses[3]], [ref.nll[0], ref.nll[3]], 1e-5, 'valid rows');
+    const back = crossEntropyTiedBackward(1, h, E, valid, N, V, d); // mean over 2 rows = lossScale 0.5
+    expectClose(await gpu.readF32(DH, 0, N * d), back.dh, 1e-5, 'dh');
+    expectClose(await gpu.readF32(G, 0, V * d), back.dE, 1e-5, 'dwte');
+    gpu.release(...head.dispatches);
+    gpu.free(H, W, T, L, S, DH, G);
+  },
+);
 
 test('lossMean accumulates over micro-batches, reading the scale from its own output buffer', async () => {
   const losses = rand.uniform(37, 0, 5);
@@ -274,38 +309,49 @@ test('lossMean accumulates over micro-batches, reading the scale from its own ou
   gpu.free(Lb, O);
 });
 
-test('a NaN logit wins the argmax (the lowest such column) and makes the loss NaN', async () => {
-  const N = 5;
-  const V = 90;
-  const d = 6;
-  const E = rand.uniform(V * d);
-  E[40 * d + 2] = NaN; // column 40 is NaN in every row, and so is column 71
-  E[71 * d] = NaN;
-  const bufs = {
-    H: gpu.upload('h', rand.uniform(N * d)),
-    W: gpu.upload('wte', E),
-    T: gpu.upload('t', Int32Array.of(3, -1, 89, 40, 0)),
-    L: gpu.buffer('losses', N * 4),
-    A: gpu.buffer('argmax', N * 4),
-  };
-  const head = await crossEntropyHead(gpu, {
-    N,
-    V,
-    d,
-    h: { buffer: bufs.H },
-    wte: { buffer: bufs.W },
-    targets: { buffer: bufs.T },
-    losses: { buffer: bufs.L },
-    argmax: { buffer: bufs.A },
-  });
-  await gpu.run(head.dispatches);
-  const losses = await gpu.readF32(bufs.L, 0, N);
-  expect(Array.from(await gpu.read(bufs.A, Uint32Array, 0, N))).toEqual([40, 40, 40, 40, 40]);
-  expect([0, 2, 3, 4].every((i) => Number.isNaN(losses[i]))).toBe(true);
-  expect(losses[1]).toBe(0); // ignored
-  gpu.release(...head.dispatches);
-  gpu.free(...Object.values(bufs));
-});
+// Evaluation, and training with either forward.
+test.each([
+  ['evaluation', undefined],
+  ['training, fused forward', 'fused'],
+  ['training, matmul forward', 'matmul'],
+] as const)(
+  'a NaN logit wins the argmax (the lowest such column) and makes the loss NaN (%s)',
+  async (_name, forward) => {
+    const N = 5;
+    const V = 90;
+    const d = 6;
+    const E = rand.uniform(V * d);
+    E[40 * d + 2] = NaN; // column 40 is NaN in every row, and so is column 71
+    E[71 * d] = NaN;
+    const bufs = {
+      H: gpu.upload('h', rand.uniform(N * d)),
+      W: gpu.upload('wte', E),
+      T: gpu.upload('t', Int32Array.of(3, -1, 89, 40, 0)),
+      L: gpu.buffer('losses', N * 4),
+      A: gpu.buffer('argmax', N * 4),
+      S: gpu.upload('scale', Float32Array.of(0.25)),
+      G: gpu.buffer('dwte', V * d * 4),
+    };
+    const head = await crossEntropyHead(gpu, {
+      N,
+      V,
+      d,
+      h: { buffer: bufs.H },
+      wte: { buffer: bufs.W },
+      targets: { buffer: bufs.T },
+      losses: { buffer: bufs.L },
+      argmax: { buffer: bufs.A },
+      ...(forward ? { forward, lossScale: { buffer: bufs.S }, dwte: { buffer: bufs.G } } : {}),
+    });
+    await gpu.run(head.dispatches);
+    const losses = await gpu.readF32(bufs.L, 0, N);
+    expect(Array.from(await gpu.read(bufs.A, Uint32Array, 0, N))).toEqual([40, 40, 40, 40, 40]);
+    expect([0, 2, 3, 4].every((i) => Number.isNaN(losses[i]))).toBe(true);
+    expect(losses[1]).toBe(0); // ignored
+    gpu.release(...head.dispatches);
+    gpu.free(...Object.values(bufs));
+  },
+);
 
 test('the forward plan: vocabulary splits for enough workgroups, within llvmpipe loop limit', () => {
   const soft = logitsPlan('software', 256, 50257, 64);
@@ -316,6 +362,24 @@ test('the forward plan: vocabulary splits for enough workgroups, within llvmpipe
   const hard = logitsPlan('hardware', 640, 50257, 512);
   expect(hard.groups).toEqual([hard.splits, 5]);
   expect(hard.splits * 5).toBeGreaterThanOrEqual(0.9 * 528);
+});
+
+test('the default forward by adapter kind, and the pieces of V for the matmul forward', () => {
+  expect(defaultForward(gpu)).toBe(gpu.adapter.kind === 'software' ? 'matmul' : 'fused');
+  const max = gpu.limits.maxTextureDimension2D ?? 8192;
+  for (const V of [1, 77, 16461, 50257]) {
+    const pieces = logitsPieces(gpu, V);
+    expect(pieces[0][0]).toBe(0);
+    expect(pieces[pieces.length - 1][1]).toBe(V);
+    for (let i = 0; i < pieces.length; i++) {
+      const [v0, v1] = pieces[i];
+      expect(v1 - v0).toBeLessThanOrEqual(max);
+      if (i > 0) expect(v0).toBe(pieces[i - 1][1]);
+      if (i < pieces.length - 1) expect((v1 - v0) % 64).toBe(0);
+    }
+  }
+  // As few pieces as the texture height allows: 2 on llvmpipe (16,384), so the V = 16,461 case above runs two.
+  expect(logitsPieces(gpu, 16461).length).toBe(Math.ceil(16461 / (Math.floor(max / 64) * 64)));
 });
 
 test('default chunk rows: whole batch when it fits, else even chunks of ≤ budget', () => {
@@ -347,6 +411,7 @@ test('bad specs are refused with the reason', async () => {
     crossEntropyHead(gpu, { ...base, lossScale: { buffer: s }, dh: { buffer: dh }, scratch: B(8) }),
   ).rejects.toThrow(/scratch holds/);
   await expect(crossEntropyHead(gpu, { ...base, scratch: B(16) })).rejects.toThrow(/no logits are stored/);
+  await expect(crossEntropyHead(gpu, { ...base, forward: 'matmul' })).rejects.toThrow(/give dh or dwte/);
   await expect(
     crossEntropyHead(gpu, { ...base, lossScale: { buffer: l, offset: 2 }, dh: { buffer: dh } }),
   ).rejects.toThrow(/inside the losses/);

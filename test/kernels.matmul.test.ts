@@ -112,6 +112,12 @@ describe.each(CHECKED_TILES)('%s tile', (_kind, tile) => {
       await check(16, 20, 12, { transA, transB, ldA: transA ? 19 : 13, ldB: transB ? 16 : 24, batch: 2, tile });
     }
   });
+  test('rows of C padded (ldC), with the epilogue, batched and split along K', async () => {
+    for (const [transA, transB] of TRANSPOSES)
+      await check(37, 29, 45, { transA, transB, ldC: 35, beta: 0.5, bias: true, residual: true, gelu: true, tile });
+    await check(21, 23, 17, { batch: 2, ldC: 64, offC: 3, alpha: 2, tile });
+    await check(37, 29, 301, { transB: true, ldC: 33, splitK: 3, beta: 1, bias: true, residual: true, tile });
+  });
   test('beta accumulation, alpha scaling and element offsets (vec4 and scalar paths)', async () => {
     await check(20, 24, 16, { alpha: 0.5, beta: 1, offA: 4, offB: 8, offC: 12, tile });
     await check(21, 23, 17, { alpha: -2, beta: 0.25, offA: 3, offB: 5, offC: 7, transA: true, tile });
@@ -155,6 +161,9 @@ test('bad specs are refused with the reason', async () => {
   await expect(
     matmul(gpu, { M: 2, N: 2, K: 5, ldA: 4, a: { buffer: X }, b: { buffer: X }, c: { buffer: C } }),
   ).rejects.toThrow(/a stored row of 5 elements cannot be 4 apart/);
+  await expect(
+    matmul(gpu, { M: 2, N: 3, K: 2, ldC: 2, a: { buffer: X }, b: { buffer: X }, c: { buffer: C } }),
+  ).rejects.toThrow(/rows of C of 3 elements cannot be 2 apart/);
 });
 
 // The software adapter's default: the register kernel, each operand from a texture when its rows can be copied
@@ -213,6 +222,15 @@ describe('register kernel (the software default)', () => {
       // K past one span, with a masked last k-step in a row-major A and a K-major B.
       await check(3, 9, REGISTER_K_SPAN + 6, { ldA: REGISTER_K_SPAN + 64, ldB: 12 });
       await check(3, 9, REGISTER_K_SPAN + 6, { transB: true, ldA: REGISTER_K_SPAN + 8, ldB: REGISTER_K_SPAN + 64 });
+    }));
+  // The CE head's logits: h·wteᵀ into rows padded to a multiple of 64.
+  test('rows of C padded (ldC): vec4 and scalar stores, the epilogue, batched, all transposes', () =>
+    asSoftware(async () => {
+      for (const [transA, transB] of TRANSPOSES) {
+        await check(37, 44, 20, { transA, transB, ldC: 64, beta: 0.5, bias: true, residual: true, gelu: true });
+        await check(37, 45, 20, { transA, transB, ldC: 51, alpha: -1, residual: true });
+      }
+      await check(9, 20, 12, { batch: 3, ldC: 24, offC: 4, beta: 1, gelu: true, file: 'matmul_registers' });
     }));
   test('K past one span: spans accumulate, texture rows and columns follow the span', () =>
     asSoftware(async () => {

@@ -106,8 +106,14 @@ export async function selfCheck(
 
   // The fused loss heads (src/kernels/crossentropy.ts): CE over a vocabulary no multiple of the tile, in chunks with a
   // short last one, an ignored row; its forward alone (evaluation: argmax, no logits stored); and the CWT loss, the
-  // same kernels over the K gathered target embeddings with the diagonal as targets (temperature 0.7).
-  for (const head of ['ce', 'cwt'] as const) {
+  // same kernels over the K gathered target embeddings with the diagonal as targets (temperature 0.7). Training runs
+  // with both forwards: the fused one, and matmul's product with a pass over the stored logits.
+  for (const [head, forward] of [
+    ['ce', 'fused'],
+    ['ce', 'matmul'],
+    ['cwt', 'fused'],
+    ['cwt', 'matmul'],
+  ] as const) {
     const N = head === 'ce' ? 37 : 45;
     const V = head === 'ce' ? 1031 : N;
     const d = 24;
@@ -143,6 +149,7 @@ export async function selfCheck(
       lossScale: { buffer: bufs.S },
       dh: { buffer: bufs.DH },
       dwte: { buffer: bufs.DE },
+      forward,
     });
     try {
       await gpu.run(train.dispatches, 'check loss head');
@@ -154,9 +161,10 @@ export async function selfCheck(
       if (head === 'ce') {
         const f = crossEntropyTied(h, E, targets, N, V, d);
         const b = crossEntropyTiedBackward(1, h, E, targets, N, V, d);
-        record('CE head (chunks of 16)', `${N}x${V}x${d}`, got, [...f.nll, ...b.dh, ...b.dE], 1e-5);
-        const forward = await crossEntropyHead(gpu, { ...common, argmax: { buffer: bufs.A } });
-        await gpu.run(forward.dispatches, 'check loss head forward');
+        record(`CE head ${forward} (chunks of 16)`, `${N}x${V}x${d}`, got, [...f.nll, ...b.dh, ...b.dE], 1e-5);
+        if (forward === 'matmul') continue; // the evaluation forward is always the fused one: checked once
+        const evaluation = await crossEntropyHead(gpu, { ...common, argmax: { buffer: bufs.A } });
+        await gpu.run(evaluation.dispatches, 'check loss head forward');
         // The argmax's logit must be the row's largest (robust to near-ties between f32 and f64).
         const amax = await gpu.read(bufs.A, Uint32Array, 0, N);
         const top = Array.from({ length: N }, (_, i) => Math.max(...f.logits.subarray(i * V, (i + 1) * V)));
@@ -167,13 +175,13 @@ export async function selfCheck(
           [...f.nll, ...top],
           1e-5,
         );
-        gpu.release(...forward.dispatches);
+        gpu.release(...evaluation.dispatches);
       } else {
         const tokens = Int32Array.from({ length: N }, (_, k) => k); // E holds the K gathered rows as they are
         const f = cwtLoss(h, E, tokens, N, d, 0.7);
         const b = cwtLossBackward(1, h, E, tokens, N, d, 0.7);
         const nll = Array.from({ length: N }, (_, k) => f.lse[k] - f.scores[k * N + k]);
-        record('CWT loss (τ 0.7)', `${N}x${N}x${d}`, got, [...nll, ...b.dh, ...b.de], 1e-5);
+        record(`CWT loss (τ 0.7) ${forward}`, `${N}x${N}x${d}`, got, [...nll, ...b.dh, ...b.de], 1e-5);
       }
     } finally {
       gpu.release(...train.dispatches);

@@ -5,8 +5,11 @@
 //                        state per row (max, Σ exp, target logit, argmax) and written as small
 //                        partials; only training (dh or dwte) also stores the chunk's [R, V]
 //                        logits, in one scratch buffer every chunk reuses
-//   crossentropy_rows    per row: the partials merged into lse; loss and argmax; with gradients
-//                        the stored logits ← (softmax − onehot)·lossScale in place
+//     or, training on a software adapter (CrossEntropySpec.forward 'matmul'):
+//   logits = h[rows]·wteᵀ                        (matmul into the scratch, in pieces of V that fit a texture)
+//   crossentropy_rows    per row: the partials merged into lse (or, after the matmul, lse from the
+//                        stored row); loss and argmax; with gradients the stored logits ←
+//                        (softmax − onehot)·lossScale in place
 //   dwte += scratchᵀ·h[rows]                     (matmul, beta 1)
 //   dh[rows] = scratch·wte                       (matmul, overwrite)
 // Mixed precision: h and wte may be f16 tensors (packed halves); the fused forward unpacks them as it
@@ -69,6 +72,12 @@ export interface CrossEntropySpec {
    * gpu.release of the dispatches).
    */
   scratch?: GPUBuffer;
+  /**
+   * How a training chunk's logits are computed (with dh or dwte): 'fused' (crossentropy_logits.wgsl folds them into
+   * softmax partials as it stores them) or 'matmul' (matmul stores them, crossentropy_rows.wgsl reads each row's
+   * whole); default: defaultForward(gpu). Evaluation always runs the fused forward, which stores nothing.
+   */
+  forward?: 'fused' | 'matmul';
   label?: string;
 }
 
@@ -91,8 +100,8 @@ export const CE_SCRATCH_BYTES_HARDWARE = 128 * 1024 * 1024;
 /**
  * Elements between the stored logits' rows: V rounded up to a multiple of 64, so that the backward products read the
  * rows as vec4s, from textures (rows 256-byte aligned), in matmul's register kernel; llvmpipe's tiled kernel ran
- * GPT-2's dh and dwte (V = 50,257, not a multiple of 4) at a quarter of its speed. The padding is never written and
- * never counts (MatmulSpec.ldA).
+ * GPT-2's dh and dwte (V = 50,257, not a multiple of 4) at a quarter of its speed. The padding never counts
+ * (MatmulSpec.ldA); only the gradient pass writes into it, zeros up to the next multiple of 4.
  */
 export function logitsStride(V: number): number {
   return Math.ceil(V / 64) * 64;
@@ -121,6 +130,29 @@ export function defaultChunkRows(
   const even = Math.ceil(N / chunks);
   const rounded = Math.ceil(even / 64) * 64;
   return rounded <= most ? rounded : even;
+}
+
+/**
+ * On llvmpipe the register matmul (matmul_registers.wgsl, B from a texture) computed GPT-2's logits for 256 rows at
+ * about 12 GFLOP/s against the fused forward's 4.4, whose per-invocation loads cannot come from textures (it
+ * folds as it goes, and a texture cannot hold 50,257 rows); the extra pass over the stored logits costs far less. On
+ * hardware GPUs the fused forward stays: it was tuned there, and it reads the logits back once fewer.
+ */
+export function defaultForward(gpu: Gpu): 'fused' | 'matmul' {
+  return gpu.adapter.kind === 'software' ? 'matmul' : 'fused';
+}
+
+/**
+ * Column pieces of V for the logits product: each at most the adapter's texture height (so that matmul's register
+ * kernel reads that piece of the table from a texture), multiples of 64 but the last, spread evenly.
+ */
+export function logitsPieces(gpu: Gpu, V: number): [number, number][] {
+  const most = Math.max(64, Math.floor((gpu.limits.maxTextureDimension2D ?? 8192) / 64) * 64);
+  const count = Math.ceil(V / most);
+  const size = Math.ceil(V / count / 64) * 64;
+  const pieces: [number, number][] = [];
+  for (let v0 = 0; v0 < V; v0 += size) pieces.push([v0, Math.min(V, v0 + size)]);
+  return pieces;
 }
 
 /** Floating-point operations of the head's matmuls (the softmax is O(N·V) besides). */
@@ -209,6 +241,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const hHalf = isF16(s.h);
   const eHalf = !packed && isF16(wte);
   if (!grads && s.scratch) throw new HlmError(`${label}: without gradients no logits are stored; give no scratch`);
+  if (!grads && s.forward === 'matmul')
+    throw new HlmError(`${label}: the matmul forward stores the logits for gradients; give dh or dwte`);
+  const fused = !grads || (s.forward ?? defaultForward(gpu)) === 'fused';
   const R = s.chunkRows ?? (grads ? defaultChunkRows(gpu, N, V) : N);
   checkSizes(label, { chunkRows: R });
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
@@ -264,8 +299,10 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
   const kind = gpu.adapter.kind;
   const plan = logitsPlan(kind, R, V, d);
   const tail = N % R ? logitsPlan(kind, N % R, V, d) : plan;
-  const stats = gpu.buffer(`${label} softmax partials`, Math.max(plan.parts * R, tail.parts * (N % R)) * 16);
-  own.push(stats);
+  const stats = fused
+    ? gpu.buffer(`${label} softmax partials`, Math.max(plan.parts * R, tail.parts * (N % R)) * 16)
+    : undefined;
+  if (stats) own.push(stats);
   const variant = {
     VEC: !packed && !hHalf && !eHalf && d % 4 === 0 && offAny(s.h) % 4 === 0 && offAny(wte) % 4 === 0,
     PACKED: Boolean(packed),
@@ -276,7 +313,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     STORE: grads,
     ARGMAX: Boolean(s.argmax),
   };
-  const logitsKernel = await gpu.kernel('crossentropy_logits', { ...plan.tile, ...variant });
+  const logitsKernel = fused ? await gpu.kernel('crossentropy_logits', { ...plan.tile, ...variant }) : undefined;
   const scaleBinding = grads && !scaleInLosses;
   const gradScaleBinding = Boolean(s.gradScale) && !gradScaleInLosses;
   const rowsKernel = await gpu.kernel('crossentropy_rows', {
@@ -287,6 +324,7 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     GRAD_SCALE: Boolean(s.gradScale),
     GRAD_SCALE_BINDING: gradScaleBinding,
     GRAD_SCALE_IN_LOSSES: gradScaleInLosses,
+    FROM_LOGITS: !fused,
   });
   const dispatches: Dispatch[] = [];
   const alpha = s.logitScale ?? 1;
@@ -296,35 +334,54 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     const h = at(s.h, r0 * d);
     const targets = at(s.targets, r0);
     const rowPlan = rows === R ? plan : tail;
-    dispatches.push(
-      gpu.dispatch(`${part} logits`, logitsKernel, {
-        bind: {
-          H: s.h.buffer,
-          ...(packed ? { W: packed.buffer } : { E: wte.buffer }),
-          targets: s.targets.buffer,
-          stats,
-          ...(scratch ? { logits: scratch } : {}),
-        },
-        params: {
-          rows,
-          V,
-          d,
-          tiles: rowPlan.tiles,
-          offH: offAny(h),
-          offE: packed ? 0 : offAny(wte),
-          offLogits: 0,
-          ldLogits: ld,
-          offTargets: off(targets),
-          offStats: 0,
-          alpha,
-          offQ: packed?.offset ?? 0,
-          offS: packed?.scales ?? 0,
-          rowWords: packed ? rowWords(packed.format, d) : 0,
-        },
-        groups: rowPlan.groups,
-      }),
-    );
-    const bind: Record<string, GPUBuffer> = { stats, targets: s.targets.buffer, losses: s.losses.buffer };
+    const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
+      dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
+    if (logitsKernel && stats) {
+      dispatches.push(
+        gpu.dispatch(`${part} logits`, logitsKernel, {
+          bind: {
+            H: s.h.buffer,
+            ...(packed ? { W: packed.buffer } : { E: wte.buffer }),
+            targets: s.targets.buffer,
+            stats,
+            ...(scratch ? { logits: scratch } : {}),
+          },
+          params: {
+            rows,
+            V,
+            d,
+            tiles: rowPlan.tiles,
+            offH: offAny(h),
+            offE: packed ? 0 : offAny(wte),
+            offLogits: 0,
+            ldLogits: ld,
+            offTargets: off(targets),
+            offStats: 0,
+            alpha,
+            offQ: packed?.offset ?? 0,
+            offS: packed?.scales ?? 0,
+            rowWords: packed ? rowWords(packed.format, d) : 0,
+          },
+          groups: rowPlan.groups,
+        }),
+      );
+    } else {
+      for (const [v0, v1] of logitsPieces(gpu, V)) {
+        const what = v1 - v0 < V ? `logits ${v0}..${v1}` : 'logits';
+        await product(what, {
+          M: rows,
+          N: v1 - v0,
+          K: d,
+          transB: true,
+          a: h,
+          b: at(wte, v0 * d),
+          c: { buffer: scratch!, offset: v0 },
+          ldC: ld,
+        });
+      }
+    }
+    const bind: Record<string, GPUBuffer> = { targets: s.targets.buffer, losses: s.losses.buffer };
+    if (stats) bind.stats = stats;
     if (scaleBinding) bind.lossScale = s.lossScale!.buffer;
     if (gradScaleBinding) bind.gradScale = s.gradScale!.buffer;
     if (s.argmax) bind.amax = s.argmax.buffer;
@@ -351,8 +408,6 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     );
     if (!scratch) continue;
     const logits = { buffer: scratch };
-    const product = async (what: string, p: Omit<MatmulSpec, 'alpha' | 'label'>) =>
-      dispatches.push(...(await matmul(gpu, { ...p, alpha, label: `${part} ${what}` })));
     if (s.dwte)
       await product('dwte', { M: V, N: d, K: rows, transA: true, ldA: ld, beta: 1, a: logits, b: h, c: s.dwte });
     if (s.dh) await product('dh', { M: rows, N: d, K: V, ldA: ld, a: logits, b: wte, c: at(s.dh, r0 * d) });

@@ -27,6 +27,7 @@ export interface SubgroupProductSpec {
   a: SubgroupOperand;
   b: SubgroupOperand;
   c: TensorRef;
+  ldC: number;
   strideC: number;
   alpha: number;
   beta: number;
@@ -83,6 +84,7 @@ export async function subgroupProduct(gpu: Gpu, s: SubgroupProductSpec): Promise
       ldB: s.b.ld,
       strideA: s.a.stride,
       strideB: s.b.stride,
+      ldC: s.ldC,
       strideC: s.strideC,
       alpha: s.alpha,
       beta: s.beta,
@@ -142,6 +144,7 @@ async function probe(gpu: Gpu): Promise<string | undefined> {
       a: { ref: { buffer: A, dtype: 'f16' }, ld: K, stride: M * K },
       b: { ref: { buffer: B, dtype: 'f16' }, ld: K, stride: N * K },
       c: { buffer: C },
+      ldC: N,
       strideC: M * N,
       alpha: 1,
       beta: 0,

@@ -49,7 +49,12 @@ export interface MatmulSpec {
    */
   ldA?: number;
   ldB?: number;
-  /** Elements between consecutive batch items; default: packed (M·ldA, K·ldB, M·N). 0 broadcasts. */
+  /**
+   * Elements between consecutive rows of C (and of the residual and GELU output, laid out like C); default N. The CE
+   * head writes its logits into rows padded to a multiple of 64 this way.
+   */
+  ldC?: number;
+  /** Elements between consecutive batch items; default: packed (M·ldA, K·ldB, M·ldC). 0 broadcasts. */
   strideA?: number;
   strideB?: number;
   strideC?: number;
@@ -228,6 +233,12 @@ function stored(
   return { ref: s.b, rows, len, ld, stride: s.strideB ?? rows * ld, kMajor: !t };
 }
 
+/** C's row and batch strides. */
+function layoutC(s: Pick<MatmulSpec, 'M' | 'N' | 'ldC' | 'strideC'>): { ldC: number; strideC: number } {
+  const ldC = s.ldC ?? s.N;
+  return { ldC, strideC: s.strideC ?? s.M * ldC };
+}
+
 function checkBuffers(label: string, s: MatmulSpec): void {
   const f16 = Object.entries({ C: s.c, 'the bias': s.bias, 'the residual': s.residual, 'the GELU output': s.gelu })
     .filter(([, r]) => isF16(r))
@@ -254,6 +265,9 @@ export async function matmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch[]> {
   for (const x of [stored(s, 'A'), stored(s, 'B')])
     if (!(Number.isInteger(x.ld) && x.ld >= x.len))
       throw new HlmError(`${label}: a stored row of ${x.len} elements cannot be ${x.ld} apart`);
+  const { ldC } = layoutC(s);
+  if (!(Number.isInteger(ldC) && ldC >= N))
+    throw new HlmError(`${label}: rows of C of ${N} elements cannot be ${ldC} apart`);
   const plain = !s.tile && s.splitK === undefined;
   const halves = isF16(s.a) && isF16(s.b);
   if (s.kernel === 'subgroup-matrix' || (s.kernel === undefined && plain && halves)) {
@@ -290,7 +304,7 @@ function subgroupSpec(gpu: Gpu, s: MatmulSpec, label: string): SubgroupProductSp
     a: operand(stored(s, 'A')),
     b: operand(stored(s, 'B')),
     c: s.c,
-    strideC: s.strideC ?? s.M * s.N,
+    ...layoutC(s),
     alpha: s.alpha ?? 1,
     beta: s.beta ?? 0,
     epilogue: epilogueBindings(gpu, s, true),
@@ -303,6 +317,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
   const { M, N, K } = s;
   const batch = s.batch ?? 1;
   const { block, texA, texB } = plan;
+  const layout = layoutC(s);
   const operands = [
     { x: stored(s, 'A'), tex: texA, name: 'A' },
     { x: stored(s, 'B'), tex: texB, name: 'B' },
@@ -323,7 +338,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
       F16_UNALIGNED_B: isF16(s.b) && offAny(s.b) % 4 !== 0,
       NATIVE_F16: (isF16(s.a) || isF16(s.b)) && gpu.nativeF16,
       K_TAIL: kLen % 4 !== 0,
-      C_VEC4: N % 4 === 0 && off(s.c) % 4 === 0 && (s.strideC ?? M * N) % 4 === 0,
+      C_VEC4: N % 4 === 0 && off(s.c) % 4 === 0 && layout.ldC % 4 === 0 && layout.strideC % 4 === 0,
     });
     const bind: Record<string, Binding> = {};
     const params: Record<string, number> = {};
@@ -357,7 +372,7 @@ async function registerProduct(gpu: Gpu, s: MatmulSpec, label: string, plan: Reg
           N,
           kLen,
           offC: off(s.c),
-          strideC: s.strideC ?? M * N,
+          ...layout,
           alpha: s.alpha ?? 1,
           beta: k0 ? 1 : (s.beta ?? 0),
           ...params,
@@ -387,7 +402,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
   const b = stored(s, 'B');
   const { stride: strideA, ld: ldA } = a;
   const { stride: strideB, ld: ldB } = b;
-  const strideC = s.strideC ?? M * N;
+  const { ldC, strideC } = layoutC(s);
   // vec4 loads (a vec2<u32> of f16 operand) need the contiguous dimension, the offset and the batch stride all
   // divisible by 4.
   // A padded row is read in vec4s only when its length is a multiple of 4 too, so that no vec4 reaches the padding.
@@ -436,6 +451,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
           parts: used,
           strideP: M * N,
           offC: 0,
+          ldC: N,
           strideC: used * M * N,
           alpha: 1,
           beta: 0,
@@ -445,7 +461,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
       }),
       gpu.dispatch(`${label} sum of K parts`, sum, {
         bind: { P: scratch, C: s.c.buffer, ...ep.bind },
-        params: { MN: M * N, N, parts: used, total: batch * M * N, offC, strideC, alpha, beta, ...ep.params },
+        params: { MN: M * N, N, ldC, parts: used, total: batch * M * N, offC, strideC, alpha, beta, ...ep.params },
         groups: elementGrid(gpu, sum, batch * M * N),
       }),
     ];
@@ -468,6 +484,7 @@ async function tiledProduct(gpu: Gpu, s: MatmulSpec, label: string): Promise<Dis
           parts: 1,
           strideP: 0,
           offC,
+          ldC,
           strideC,
           alpha,
           beta: k0 ? 1 : beta,

@@ -9,6 +9,13 @@
 //           times a second scalar, the gradient multiplier of dynamic loss scaling (mixed precision),
 //           which the step guard changes on the GPU. It multiplies last, so a power of two scales
 //           every gradient exactly; losses and argmax never see it.
+// FROM_LOGITS (with GRAD): no partials; matmul wrote the chunk's logits whole, and the row's state comes from them, a
+// pass for the max (and argmax and the target's logit), a pass for Σ exp(x − max) (one exp a logit, not the two of
+// folding them in one at a time).
+// The stored logits are read and written as vec4s, invocation t taking vec4 columns t, t + WG, ... (rows and offset
+// multiples of 4: the host pads the rows to a multiple of 64): on llvmpipe each load or store is a loop over the SIMD
+// lanes, so a scalar pass over GPT-2's vocabulary cost four times the loads. The gradient pass writes zeros into the
+// row's padding up to the next multiple of 4; the padding never counts.
 
 //#include lib/rows.wgsl
 //#include lib/softmax_state.wgsl
@@ -21,6 +28,7 @@ const ARGMAX: bool = false;
 // The gradient multiplier: none, in a binding of its own, or in the losses' buffer (read through that binding).
 const GRAD_SCALE: bool = false;
 const GRAD_SCALE_IN_LOSSES: bool = false;
+const FROM_LOGITS: bool = false;
 
 alias Red = Softmax;
 fn combine(a: Softmax, b: Softmax, op: u32) -> Softmax { return mergeSoftmax(a, b); }
@@ -31,7 +39,10 @@ struct Params {
   offLogits: u32, nanBits: u32, offGradScale: u32, ldLogits: u32,
 }
 
+//#if FROM_LOGITS
+//#else
 @group(0) @binding(0) var<storage, read> stats: array<vec4<f32>>;
+//#endif
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
@@ -44,7 +55,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> amax: array<u32>;
 //#endif
 //#if GRAD
-@group(0) @binding(6) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(6) var<storage, read_write> logits: array<vec4<f32>>;
 //#endif
 //#if GRAD_SCALE_BINDING
 @group(0) @binding(7) var<storage, read> gradScale: array<f32>;
@@ -61,9 +72,43 @@ fn gradMultiplier() -> f32 {
 
 fn rows() -> u32 { return p.rows; }
 
+//#if FROM_LOGITS
+// Invocation t's state over the stored logits of row r: vec4 columns t, t + WG, ...
+fn logitsState(r: u32, t: u32) -> Softmax {
+  let base = (p.offLogits + r * p.ldLogits) / 4u;
+  let tgt = targets[p.offTargets + r];
+  let quads = (p.V + 3u) / 4u;
+  var st = SOFTMAX_EMPTY;
+  for (var q = t; q < quads; q += WG) {
+    let x = logits[base + q];
+    let col = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+    let valid = col < vec4<u32>(p.V);
+    if (ARGMAX) {
+      for (var j = 0u; j < 4u; j++) {
+        if (valid[j] && better(ArgMax(st.m, st.i), ArgMax(x[j], col[j]))) { st.m = x[j]; st.i = col[j]; }
+      }
+    } else {
+      let v = select(vec4<f32>(SOFTMAX_EMPTY.m), x, valid);
+      st.m = max(st.m, max(max(v.x, v.y), max(v.z, v.w)));
+    }
+    if (tgt >= 0 && u32(tgt) < p.V && u32(tgt) / 4u == q) { st.t = x[u32(tgt) % 4u]; }
+  }
+  for (var q = t; q < quads; q += WG) {
+    let valid = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.V);
+    let e = select(vec4<f32>(0.0), exp(logits[base + q] - st.m), valid);
+    st.s += (e.x + e.y) + (e.z + e.w);
+  }
+  return st;
+}
+//#endif
+
 fn row(r: u32, t: u32) {
+//#if FROM_LOGITS
+  let acc = logitsState(r, t);
+//#else
   var acc = SOFTMAX_EMPTY;
   for (var j = t; j < p.parts; j += WG) { acc = mergeSoftmax(acc, unpackSoftmax(stats[p.offStats + j * p.rows + r])); }
+//#endif
   let total = workgroupReduce(acc, 0u, t);
   let lse = total.m + log(total.s);
   let tgt = targets[p.offTargets + r];
@@ -85,12 +130,15 @@ fn row(r: u32, t: u32) {
   let scale = losses[p.offScale];
 //#endif
   let multiplier = gradMultiplier();
-  let base = p.offLogits + r * p.ldLogits;
-  for (var c = t; c < p.V; c += WG) {
-    var g = 0.0;
-    if (counted) { g = (exp(logits[base + c] - lse) - select(0.0, 1.0, c == u32(tgt))) * scale; }
+  let base = (p.offLogits + r * p.ldLogits) / 4u;
+  for (var q = t; q < (p.V + 3u) / 4u; q += WG) {
+    let col = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+    var g = vec4<f32>(0.0);
+    if (counted) {
+      g = (exp(logits[base + q] - lse) - select(vec4<f32>(0.0), vec4<f32>(1.0), col == vec4<u32>(u32(tgt)))) * scale;
+    }
     if (GRAD_SCALE) { g *= multiplier; }
-    logits[base + c] = g;
+    logits[base + q] = select(vec4<f32>(0.0), g, col < vec4<u32>(p.V));
   }
 //#endif
 }

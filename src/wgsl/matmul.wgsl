@@ -41,7 +41,7 @@ struct Params {
   strideA: u32, strideB: u32, strideC: u32, strideP: u32,
   alpha: f32, beta: f32, kEnd: u32, kPart: u32,
   ep: u32, offBias: u32, offR: u32, offG: u32,
-  ldA: u32, ldB: u32,
+  ldA: u32, ldB: u32, ldC: u32,
 }
 
 //#if F16_A
@@ -269,6 +269,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let j = e % TN;
     let m = m0 + (i / 4u) * WG_Y * 4u + ta * 4u + i % 4u;
     let n = n0 + (j / 4u) * WG_X * 4u + tb * 4u + j % 4u;
-    if (m < p.M && n < p.N) { finish(baseC + m * p.N + n, n, acc[(i / 4u) * 2u + j / 4u][i % 4u][j % 4u]); }
+    if (m < p.M && n < p.N) { finish(baseC + m * p.ldC + n, n, acc[(i / 4u) * 2u + j / 4u][i % 4u][j % 4u]); }
   }
 }

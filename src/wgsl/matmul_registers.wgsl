@@ -43,7 +43,7 @@ const F16_UNALIGNED_B: bool = false;
 const NATIVE_F16: bool = false;
 // kLen % 4 != 0: a last, masked k-step (k-major rows past kLen and vec4 components past kLen read as zero).
 const K_TAIL: bool = false;
-// N, offC and strideC multiples of 4: C is written a vec4 at a time (lib/matmul_epilogue.wgsl's finish4).
+// N, ldC, offC and strideC multiples of 4: C is written a vec4 at a time (lib/matmul_epilogue.wgsl's finish4).
 const C_VEC4: bool = false;
 
 // Operands as stored: rows of lenA (lenB) vec4s from vec4 offset offA (offB); batch item b's rows start
@@ -53,7 +53,7 @@ struct Params {
   offA: u32, lenA: u32, rowsA: u32, offB: u32,
   lenB: u32, rowsB: u32, offC: u32, strideC: u32,
   alpha: f32, beta: f32, offBias: u32, offR: u32,
-  offG: u32,
+  offG: u32, ldC: u32,
 }
 
 //#if TEX_A
@@ -316,7 +316,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let i = e / (RN / 4u);
     let j = 4u * (e % (RN / 4u));
     if (m + i < p.M && n + j < p.N) {
-      finish4((base + (m + i) * p.N + n + j) / 4u, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u]);
+      finish4((base + (m + i) * p.ldC + n + j) / 4u, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u]);
     }
   }
 //#else
@@ -324,7 +324,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let i = e / RN;
     let j = e % RN;
     if (m + i < p.M && n + j < p.N) {
-      finish(base + (m + i) * p.N + n + j, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u][j % 4u]);
+      finish(base + (m + i) * p.ldC + n + j, n + j, acc[(i / 4u) * 4u + j / 4u][i % 4u][j % 4u]);
     }
   }
 //#endif

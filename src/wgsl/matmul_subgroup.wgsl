@@ -35,7 +35,7 @@ struct Params {
   offA: u32, offB: u32, offC: u32, ldA: u32,
   ldB: u32, strideA: u32, strideB: u32, strideC: u32,
   alpha: f32, beta: f32, offBias: u32, offR: u32,
-  offG: u32,
+  offG: u32, ldC: u32,
 }
 
 @group(0) @binding(0) var<storage, read> A: array<f16>;
@@ -111,6 +111,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   for (var e = tid; e < BM * BN; e += SG) {
     let m = m0 + e / BN;
     let n = n0 + e % BN;
-    if (m < p.M && n < p.N) { finish(baseC + m * p.N + n, n, Cs[e]); }
+    if (m < p.M && n < p.N) { finish(baseC + m * p.ldC + n, n, Cs[e]); }
   }
 }

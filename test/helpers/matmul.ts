@@ -2,7 +2,8 @@
 // the given offsets and strides, C accumulated with beta, and the epilogue (a bias, a residual and GELU, each at an
 // odd offset in its buffer). An operand may be packed f16 (f16A / f16B): its values are then the f16-rounded draws,
 // which the reference multiplies too. Every element around an operand (its neighbours, batch gaps) is NaN, so a
-// read outside it shows.
+// read outside it shows. With ldC, C's rows (and the residual's and GELU output's) are padded, and the padding of C
+// must come back untouched.
 import { expectClose, type makeRandom } from './check.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import { matmul, registerPlan, type MatmulSpec } from '../../src/kernels/matmul.js';
@@ -32,6 +33,8 @@ export interface MatmulCase {
   /** Elements between stored rows of A and B (default: the row's length); the padding is NaN. */
   ldA?: number;
   ldB?: number;
+  /** Elements between rows of C, the residual and the GELU output (default N). */
+  ldC?: number;
   /** Batch strides of A and B (default packed; 0 broadcasts). */
   strideA?: number;
   strideB?: number;
@@ -105,13 +108,18 @@ export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, 
   };
   const refA = packed(a.values, strideA, itemA, rowsA);
   const refB = packed(b.values, strideB, itemB, rowsB);
-  const c0 = rand.uniform(offC + batch * M * N);
+  // C, the residual and the GELU output as stored (rows ldC apart), and their live elements packed.
+  const ldC = o.ldC ?? N;
+  const sizeC = batch * M * ldC;
+  const live = <T extends Float32Array>(x: T): Float32Array =>
+    ldC === N ? x : Float32Array.from({ length: batch * M * N }, (_, i) => x[Math.floor(i / N) * ldC + (i % N)]);
+  const c0 = rand.uniform(offC + sizeC);
   const bias = rand.uniform(N + 3);
-  const res = rand.uniform(batch * M * N + 5);
+  const res = rand.uniform(sizeC + 5);
   const C = gpu.upload('C', c0);
   const Bias = gpu.upload('bias', bias);
   const Res = gpu.upload('residual', res);
-  const G = gpu.buffer('gelu', (batch * M * N + 7) * 4);
+  const G = gpu.buffer('gelu', (sizeC + 7) * 4);
   const spec: MatmulSpec = {
     M,
     N,
@@ -126,6 +134,7 @@ export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, 
     c: { buffer: C, offset: offC },
     ldA: o.ldA,
     ldB: o.ldB,
+    ldC: o.ldC,
     strideA: o.strideA,
     strideB: o.strideB,
     tile: o.tile,
@@ -141,19 +150,23 @@ export async function checkMatmul(gpu: Gpu, rand: Random, M: number, N: number, 
     if (o.file) expect(d.map((x) => x.kernel.iface.file)).toContain(`src/wgsl/${o.file}.wgsl`);
     await gpu.run(d);
     gpu.release(...d);
-    const got = await gpu.readF32(C, offC, batch * M * N);
-    const gotGelu = o.gelu ? await gpu.readF32(G, 7, batch * M * N) : undefined;
+    const stored = await gpu.readF32(C, offC, sizeC);
+    const got = live(stored);
+    const gotGelu = o.gelu ? live(await gpu.readF32(G, 7, sizeC)) : undefined;
+    let touched = 0;
+    for (let i = 0; i < sizeC; i++) if (i % ldC >= N && !Object.is(stored[i], c0[offC + i])) touched++;
+    if (touched) throw new Error(`matmul ${M}x${N}x${K}, ldC ${ldC}: ${touched} elements of C's row padding written`);
     const product = matmulRef(refA.values, refB.values, M, N, K, o.transA ?? false, o.transB ?? false, {
       batch,
       alpha: o.alpha,
       beta: o.beta,
-      C: c0.subarray(offC, offC + batch * M * N),
+      C: live(c0.subarray(offC, offC + sizeC)),
       strideA: refA.stride,
       strideB: refB.stride,
     });
     const want = matmulEpilogue(product, N, {
       bias: o.bias ? bias.subarray(3) : undefined,
-      residual: o.residual ? res.subarray(5, 5 + batch * M * N) : undefined,
+      residual: o.residual ? live(res.subarray(5, 5 + sizeC)) : undefined,
       gelu: o.gelu,
     });
     const what = `matmul ${M}x${N}x${K} ${JSON.stringify({ ...o, plan: undefined })}`;
