@@ -12,7 +12,9 @@
 //   workgroup memory; suffix s: scalar loads instead of vec4. Prefix x instead of r: operands read from
 //   rgba32float textures holding the flat arrays (--tex-w texels a row); prefix y: textures shaped like the
 //   matrices. u<RM>x<RN>w<WX>k<KC>[x]: A staged in workgroup memory and read at constant indices (KC values
-//   of k a dispatch, no loop), B per invocation (x: from a texture).
+//   of k a dispatch, no loop), B per invocation (x: from a texture). b<RM>x<RN>w<WX>[x]: NN, each workgroup RM rows
+//   of A read from storage at indices uniform in the workgroup (workgroup id and k loop only), each invocation RN
+//   columns of B (x: from a texture shaped like B); on Mesa 25.0.7 this ran at under half the shipped kernel's rate.
 // Options: --order kin (each accumulator's k-steps back to back; default k outermost), --ku 8 (k values a
 // loop iteration), --copy (the buffer-to-texture copies in every repetition), --shape MxNxK, --min-ms.
 /* global GPUBufferUsage, GPUTextureUsage */
@@ -37,6 +39,9 @@ const minMs = Number(args['min-ms'] ?? 25);
 const variants = (args.variants ?? 'hlm,r4x8w16x4').split(',');
 
 function parse(name) {
+  const bc = /^b(\d+)x(\d+)w(\d+)(x?)$/.exec(name);
+  if (bc)
+    return { bcast: true, uni: true, RM: +bc[1], RN: +bc[2], WX: +bc[3], tex: bc[4], transA: false, transB: false };
   const u = /^u(\d+)x(\d+)w(\d+)k(\d+)(x?)$/.exec(name);
   if (u)
     return {
@@ -125,6 +130,46 @@ function uniKernel(v) {
     groups: [N / RN / WX, M / RM, 1],
     kOffs: Array.from({ length: K / KC }, (_, c) => c * KC),
   };
+}
+
+/**
+ * Broadcast A: a workgroup (WX invocations, one or two SIMD groups) owns RM rows, the same for every invocation, so
+ * A's index depends only on the workgroup and the k loop: if llvmpipe proves it uniform it loads A once and
+ * broadcasts it. Each invocation owns RN columns of B (storage or, with x, a texture shaped like B).
+ */
+function bcastKernel(v) {
+  const { RM, RN, WX, tex } = v;
+  const L = [];
+  L.push(`struct Params { M: u32, N: u32, K: u32, kOff: u32 }`);
+  L.push(`@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;`);
+  if (tex) L.push(`@group(0) @binding(1) var B: texture_2d<f32>;`);
+  else L.push(`@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;`);
+  L.push(`@group(0) @binding(3) var<uniform> p: Params;`);
+  L.push(`@compute @workgroup_size(${WX})`);
+  L.push(`fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {`);
+  L.push(`  let m0 = wg.y * ${RM}u;`);
+  L.push(`  let n = (wg.x * ${WX}u + t) * ${RN}u;`);
+  for (let i = 0; i < RM; i++) for (let q = 0; q < RN / 4; q++) L.push(`  var c${i}_${q} = vec4<f32>(0.0);`);
+  L.push(`  for (var k = 0u; k < p.K; k += 4u) {`);
+  for (let kk = 0; kk < 4; kk++)
+    for (let q = 0; q < RN / 4; q++) {
+      if (tex) L.push(`    let b${kk}_${q} = textureLoad(B, vec2<u32>(n / 4u + ${q}u, k + ${kk}u), 0);`);
+      else L.push(`    let b${kk}_${q} = B[((k + ${kk}u) * p.N + n) / 4u + ${q}u];`);
+    }
+  for (let i = 0; i < RM; i++) {
+    L.push(`    { let a = A[((m0 + ${i}u) * p.K + k) / 4u];`);
+    for (let q = 0; q < RN / 4; q++) {
+      const acc = `c${i}_${q}`;
+      L.push(`      ${acc} = fma(vec4<f32>(a.w), b3_${q}, fma(vec4<f32>(a.z), b2_${q}, fma(vec4<f32>(a.y), b1_${q}, fma(vec4<f32>(a.x), b0_${q}, ${acc}))));`);
+    }
+    L.push(`    }`);
+  }
+  L.push(`  }`);
+  for (let i = 0; i < RM; i++)
+    for (let q = 0; q < RN / 4; q++) L.push(`  C[((m0 + ${i}u) * p.N + n) / 4u + ${q}u] = c${i}_${q};`);
+  L.push(`}`);
+  return { code: L.join('\n'), groups: [N / RN / WX, M / RM, 1], kOffs: [0] };
 }
 
 function regKernel(v) {
@@ -244,7 +289,7 @@ async function build(name) {
     submit = (reps) => gpu.submit(Array.from({ length: reps }, () => ds).flat(), 'probe');
   } else {
     const v = parse(name);
-    const { code, groups, kOffs = [0] } = v.uni ? uniKernel(v) : regKernel(v);
+    const { code, groups, kOffs = [0] } = v.bcast ? bcastKernel(v) : v.uni ? uniKernel(v) : regKernel(v);
     const module = gpu.device.createShaderModule({ code });
     const info = await module.getCompilationInfo();
     for (const m of info.messages) if (m.type === 'error') throw new Error(`${name}: ${m.lineNum}: ${m.message}`);
