@@ -161,7 +161,9 @@ function bcastKernel(v) {
     L.push(`    { let a = A[((m0 + ${i}u) * p.K + k) / 4u];`);
     for (let q = 0; q < RN / 4; q++) {
       const acc = `c${i}_${q}`;
-      L.push(`      ${acc} = fma(vec4<f32>(a.w), b3_${q}, fma(vec4<f32>(a.z), b2_${q}, fma(vec4<f32>(a.y), b1_${q}, fma(vec4<f32>(a.x), b0_${q}, ${acc}))));`);
+      let sum = acc;
+      for (const [kk, c] of ['x', 'y', 'z', 'w'].entries()) sum = `fma(vec4<f32>(a.${c}), b${kk}_${q}, ${sum})`;
+      L.push(`      ${acc} = ${sum};`);
     }
     L.push(`    }`);
   }

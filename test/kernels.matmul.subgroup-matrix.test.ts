@@ -61,7 +61,8 @@ test('padded rows, batches strided with gaps and broadcast', async () => {
 test('epilogue: bias, residual and GELU', async () => {
   await check(36, 44, 45, { transA: true, bias: true, residual: true, gelu: true, offA: 1 });
   await check(37, 64, 20, { batch: 2, residual: true, gelu: true, beta: 0.25 });
-  await check(37, 29, 45, { transB: true, ldC: 35, batch: 2, residual: true, gelu: true, beta: 0.5 }); // rows of C padded
+  // Rows of C padded (ldC).
+  await check(37, 29, 45, { transB: true, ldC: 35, batch: 2, residual: true, gelu: true, beta: 0.5 });
 });
 
 test('one f32 operand: the shader-f16 kernels; the subgroup-matrix kernel named for it is refused', async () => {

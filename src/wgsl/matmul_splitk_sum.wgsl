@@ -1,6 +1,6 @@
 // The second half of a split-K product: C[b] = alpha · Σ_p P[b, p] + beta · C[b] and the rest of
-// lib/matmul_epilogue.wgsl, where the parts P [batch, parts, M·N] were written by matmul.wgsl (packed, whatever C's ldC).
-// One invocation per element of C.
+// lib/matmul_epilogue.wgsl, where the parts P [batch, parts, M·N] were written by matmul.wgsl (packed, whatever C's
+// ldC). One invocation per element of C.
 
 //#include lib/elementwise.wgsl
 //#include lib/matmul_epilogue.wgsl
