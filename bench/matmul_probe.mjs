@@ -264,7 +264,7 @@ function random(n, seed) {
   });
 }
 
-const gpu = await Gpu.open('cpu');
+const gpu = await Gpu.open(args.device ?? 'cpu');
 console.error(`adapter: ${gpu.name}; LP_NATIVE_VECTOR_WIDTH=${process.env.LP_NATIVE_VECTOR_WIDTH ?? ''}`);
 const flops = 2 * M * N * K;
 
