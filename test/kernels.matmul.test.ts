@@ -195,7 +195,8 @@ describe('register kernel (the software default)', () => {
     asSoftware(async () => {
       expect(registerBlock(1, 4)).toEqual({ RM: 4, RN: 4, WX: 8, WY: 1 });
       expect(registerBlock(7, 8)).toEqual({ RM: 8, RN: 4, WX: 8, WY: 1 });
-      expect(registerBlock(256, 64)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 4 }); // d = 64: 8 blocks fill the 8 lanes
+      expect(registerBlock(256, 64)).toEqual({ RM: 16, RN: 16, WX: 4, WY: 4 }); // d = 64: 16-wide, 4 lanes across
+      expect(registerBlock(256, 57)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 4 }); // 8 blocks fill the 8 lanes
       expect(registerBlock(256, 192)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 4 }); // c_attn: 24 blocks, 3 SIMD groups
       expect(registerBlock(64, 64)).toEqual({ RM: 16, RN: 8, WX: 8, WY: 2 }); // a dW: two workgroups, not one
       expect(registerBlock(512, 512)).toEqual({ RM: 16, RN: 16, WX: 8, WY: 4 });
@@ -203,6 +204,17 @@ describe('register kernel (the software default)', () => {
       await check(36, 128, 45, { transA: true, alpha: -0.5, beta: 0.75, offA: 4, offB: 8, offC: 3, plan: mixed });
       await check(1, 4, 64, { beta: 1, offC: 2 });
       await check(7, 8, 12, { transB: true, alpha: 2 });
+    }));
+  // d = 64 (the tiny preset; the CE head's dh and dwte): 16-wide blocks in workgroups 4 invocations across.
+  test('58 to 64 columns: 16 x 16 blocks 4 lanes across, odd M, a partial last block, all transposes', () =>
+    asSoftware(async () => {
+      const block = { RM: 16, RN: 16, WX: 4, WY: 4 };
+      for (const [transA, transB] of TRANSPOSES) {
+        const M = transA ? 84 : 83; // A's rows must be vec4s
+        await check(M, 60, 44, { transA, transB, beta: 0.5, plan: { block, texA: false, texB: false } });
+      }
+      await check(83, 64, 128, { bias: true, gelu: true, residual: true, plan: { block, texA: true, texB: true } });
+      await check(83, 64, 128, { transB: true, batch: 2, ldC: 68, plan: { block, texA: true, texB: true } });
     }));
   test('batched: packed, strided with gaps, and broadcast (stride 0) operands', () =>
     asSoftware(async () => {

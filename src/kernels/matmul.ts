@@ -147,10 +147,14 @@ export interface RegisterBlock {
  * (c_attn) fill 16 lanes of 8-wide blocks but only 12 of 16-wide ones. Workgroups are 8 invocations wide, one SIMD
  * group, and 2 rows of blocks where M has 4 or fewer: llvmpipe runs a workgroup on one thread, and the small weight
  * gradients (64×64, 64×256) otherwise ran as one workgroup with the other thread idle. A decode step's one row takes
- * 4-row blocks.
+ * 4-row blocks. Where N is 58 to 64 (d = 64: the tiny preset, the CE head's dh and dwte) and M has more than 4 rows
+ * of blocks, 16 x 16 blocks again, in workgroups 4 invocations wide (a SIMD group two rows of 4): every lane busy
+ * and half the loads per FMA of 8-wide blocks. On llvmpipe that took dh's 256 x 64 x 16,384 slice from 48 to 32 ms
+ * and dwte's 50,257 x 64 x 256 from 197 to 167 ms (wall, 5 alternated rounds); at N = 192 it was no faster.
  */
 export function registerBlock(M: number, N: number): RegisterBlock {
   const RM = M <= 4 ? 4 : M <= 8 ? 8 : 16;
+  if (N >= 58 && N <= 64 && M > 4 * RM) return { RM, RN: 16, WX: 4, WY: 4 };
   // The share of the columns computed (8 lanes of rn columns a workgroup) that lie in C.
   const used = (rn: number) => N / (8 * rn * Math.ceil(N / (8 * rn)));
   const best = Math.max(...[16, 8, 4].map(used));
