@@ -11,7 +11,7 @@
 // f32 head (kernels.crossentropy.test.ts: 1e-5); only the reference's inputs are rounded to f16.
 import { asAdapterKind, F16_PATHS, openTestGpu, useF16TestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
-import { expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
+import { bothForwards, expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { crossEntropyHead, type CrossEntropySpec } from '../src/kernels/crossentropy.js';
 import type { TensorRef } from '../src/kernels/types.js';
@@ -52,18 +52,6 @@ interface Case {
   inputs?: Inputs;
   /** With gradients: how the logits are computed (default: the adapter's). */
   forward?: 'fused' | 'matmul';
-}
-
-/** Each training case on the software plan with both forwards; a hardware-plan case as it is. */
-function bothForwards(cases: [string, Case][]): [string, Case][] {
-  return cases.flatMap(([name, c]): [string, Case][] =>
-    c.hardware
-      ? [[name, c]]
-      : [
-          [`${name}, fused forward`, { ...c, forward: 'fused' }],
-          [`${name}, matmul forward`, { ...c, forward: 'matmul' }],
-        ],
-  );
 }
 
 interface Inputs {

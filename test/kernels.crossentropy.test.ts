@@ -6,7 +6,7 @@
 // (the software adapter's default), the latter also with V in several texture-sized pieces.
 import { openTestGpu } from './helpers/gpu.js';
 import { expectClose, makeRandom } from './helpers/check.js';
-import { expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
+import { bothForwards, expectArgmaxMaximal, padded } from './helpers/crossentropy.js';
 import type { Gpu } from '../src/gpu/device.js';
 import {
   crossEntropyHead,
@@ -170,15 +170,7 @@ describe('cross-entropy head against float64', () => {
       { N: 131, V: 389, d: 36, hardware: true, chunkRows: 70, scaleInLosses: true },
     ],
   ];
-  // Each case with both forwards, unless it forces the hardware plan (which runs the fused one by default).
-  const both = cases.flatMap(([name, c]): [string, Case][] =>
-    c.hardware
-      ? [[name, c]]
-      : [
-          [`${name}, fused forward`, { ...c, forward: 'fused' }],
-          [`${name}, matmul forward`, { ...c, forward: 'matmul' }],
-        ],
-  );
+  const both = bothForwards(cases);
   both.push(
     [
       'N=37 V=301 d=20, the hardware plan with the matmul forward (the tiled kernel writing rows ldC apart)',

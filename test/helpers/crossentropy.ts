@@ -18,3 +18,20 @@ export function expectArgmaxMaximal(argmax: ArrayLike<number>, logits: Float64Ar
       throw new Error(`argmax of row ${i}: ${a} is not a maximum`);
   }
 }
+
+/**
+ * Each training case on the software plan twice, with the fused forward and with matmul's (CrossEntropySpec.forward);
+ * a case that forces the hardware plan as it is (the fused forward, that plan's default).
+ */
+export function bothForwards<C extends { hardware?: boolean; forward?: 'fused' | 'matmul' }>(
+  cases: [string, C][],
+): [string, C][] {
+  return cases.flatMap(([name, c]): [string, C][] =>
+    c.hardware
+      ? [[name, c]]
+      : [
+          [`${name}, fused forward`, { ...c, forward: 'fused' }],
+          [`${name}, matmul forward`, { ...c, forward: 'matmul' }],
+        ],
+  );
+}
