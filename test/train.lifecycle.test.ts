@@ -14,6 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { appendFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hlm, spawnHlm } from './helpers/cli.js';
@@ -253,6 +254,17 @@ test('6: timed saves by default; SIGINT, SIGTERM save and exit 130, 143; stale t
   expect(again.stderr).toContain(`removed ${join(twice, temps[0])}, the temporary directory of a save`);
   expect(readdirSync(twice).sort()).toEqual(['checkpoint', 'metrics.jsonl']);
   expect(statSync(join(twice, 'checkpoint')).mode & 0o777).toBe(0o777 & ~process.umask());
+
+  // A lock temporary or a stale lock moved aside by a process still running (a concurrent run trying to take the
+  // lock; here this test's own process) is not this run's to remove; one whose writer has ended is.
+  const dead = spawnSync('true').pid;
+  const live = [`.run.lock.tmp-${process.pid}-0a1b2c3d`, `run.lock.stale-${process.pid}-0a1b2c3d`];
+  const gone = `.run.lock.tmp-${dead}-0a1b2c3d`;
+  for (const name of [...live, gone]) writeFileSync(join(twice, name), '{}\n');
+  const third = pretrain(twice, ['--steps', '4', '--resume'], { HLM_LOG_LEVEL: 'info' });
+  expect(third.status).toBe(0);
+  expect(third.stderr).toContain(`removed ${join(twice, gone)}, left by a write that was cut short`);
+  expect(readdirSync(twice).sort()).toEqual([...live, 'checkpoint', 'checkpoints', 'metrics.jsonl'].sort());
 }, 300_000);
 
 test('11: with stderr not a terminal, progress is a log line every --log-every steps', () => {

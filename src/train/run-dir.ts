@@ -33,7 +33,7 @@ import {
   type CheckpointContents,
 } from '../model/checkpoint.js';
 import { fsError, writeFileAtomic } from '../util/atomic-write.js';
-import { acquireLock, type Lock } from '../util/lock.js';
+import { acquireLock, processAlive, type Lock } from '../util/lock.js';
 import { checkOutputDir } from '../util/output-check.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -114,8 +114,13 @@ export class RunDir {
       this.earlier().map((e) => e.dir),
     );
     // Temporaries of whole-file writes (writeFileAtomic, the lock) cut short: the lock says nobody else writes here.
+    // Except a concurrent run that is still trying to take the lock: its lock temporary (or a stale lock it moved
+    // aside) names its pid, and removing it would fail that run's hard link with ENOENT instead of the message
+    // naming this run.
     for (const name of readdirSync(this.out)) {
       if (!/^\..+\.tmp-/.test(name) && !name.startsWith(`${LOCK_FILE}.stale-`)) continue;
+      const writer = /\.(?:tmp|stale)-(\d+)-/.exec(name);
+      if (writer && Number(writer[1]) !== process.pid && processAlive(Number(writer[1]))) continue;
       const path = join(this.out, name);
       if (!statSync(path).isFile()) continue;
       rmSync(path, { force: true });

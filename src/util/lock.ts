@@ -38,13 +38,19 @@ function startTicks(pid: number): number | undefined {
   }
 }
 
+/** Whether a process with this pid runs on this host (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
 /** Whether the lock's holder is still running (on this host). */
 function holderAlive(h: LockHolder): boolean {
-  try {
-    process.kill(h.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
-  }
+  if (!processAlive(h.pid)) return false;
   const now = startTicks(h.pid);
   return h.start_ticks === undefined || now === undefined || now === h.start_ticks;
 }
