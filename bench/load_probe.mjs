@@ -17,6 +17,7 @@ const ITERS = 4096;
 const GROUPS = 64; // of 8 x 4 invocations
 const sources = {
   texture: ['var S: texture_2d<f32>;', (i) => `textureLoad(S, vec2<u32>(${i} % 64u, ${i} / 64u), 0)`],
+  image: ['var S: texture_storage_2d<rgba32float, read>;', (i) => `textureLoad(S, vec2<u32>(${i} % 64u, ${i} / 64u))`],
   storage: ['var<storage, read> S: array<vec4<f32>>;', (i) => `S[${i}]`],
   uniform: [`var<uniform> S: array<vec4<f32>, ${SIZE}>;`, (i) => `S[${i}]`],
 };
@@ -35,7 +36,7 @@ dev.queue.writeBuffer(buf, 0, data);
 const tex = dev.createTexture({
   size: [64, 64],
   format: 'rgba32float',
-  usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+  usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
 });
 dev.queue.writeTexture({ texture: tex }, data, { bytesPerRow: 64 * 16 }, [64, 64]);
 const out = dev.createBuffer({ size: GROUPS * 32 * 16, usage: GPUBufferUsage.STORAGE });
@@ -56,7 +57,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wg: 
     const bind = dev.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
-        { binding: 0, resource: name === 'texture' ? tex.createView() : { buffer: buf } },
+        { binding: 0, resource: name === 'texture' || name === 'image' ? tex.createView() : { buffer: buf } },
         { binding: 1, resource: { buffer: out } },
       ],
     });

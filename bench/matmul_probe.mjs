@@ -55,18 +55,19 @@ function parse(name) {
       transB: false,
       vec: true,
     };
-  const m = /^([rxy])(\d+)x(\d+)w(\d+)x(\d+)(nn|nt|tn|tt)?(s)?$/.exec(name);
+  const m = /^([rxy])(\d+)x(\d+)w(\d+)x(\d+)(?:k(\d+))?(nn|nt|tn|tt)?(s)?$/.exec(name);
   if (!m) throw new Error(`unknown variant ${name}`);
-  const t = m[6] ?? 'nn';
+  const t = m[7] ?? 'nn';
   return {
     tex: m[1] === 'r' ? '' : m[1],
     RM: +m[2],
     RN: +m[3],
     WX: +m[4],
     WY: +m[5],
+    KC: m[6] ? +m[6] : 0,
     transA: t[0] === 't',
     transB: t[1] === 't',
-    vec: !m[7],
+    vec: !m[8],
   };
 }
 
@@ -77,6 +78,10 @@ function parse(name) {
  * 4·RM·RN scalar FMAs (SoA: vec4 and scalar code vectorise alike across invocations).
  */
 const TEX_W = Number(args['tex-w'] ?? 64);
+// --sampled: operands from sampled textures (texture_2d) instead of read-only storage textures, whose loads cost
+// llvmpipe about half as much (no per-lane mip level arithmetic).
+const TEX_T = args.sampled ? 'texture_2d<f32>' : 'texture_storage_2d<rgba32float, read>';
+const LVL = args.sampled ? ', 0' : '';
 
 /**
  * Broadcast A: a workgroup owns RM rows (all its invocations the same rows) × WX·RN columns, and a dispatch covers
@@ -89,7 +94,7 @@ function uniKernel(v) {
   const L = [];
   L.push(`struct Params { M: u32, N: u32, K: u32, kOff: u32 }`);
   L.push(`@group(0) @binding(0) var<storage, read> A: array<f32>;`);
-  if (tex) L.push(`@group(0) @binding(1) var B: texture_2d<f32>;`);
+  if (tex) L.push(`@group(0) @binding(1) var B: ${TEX_T};`);
   else L.push(`@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(2) var<storage, read_write> C: array<f32>;`);
   L.push(`@group(0) @binding(3) var<uniform> p: Params;`);
@@ -109,7 +114,7 @@ function uniKernel(v) {
     const b = [];
     for (let q = 0; q < RN / 4; q++) {
       const name = `b${kk}_${q}`;
-      if (tex) L.push(`  let ${name} = textureLoad(B, vec2<u32>(n / 4u + ${q}u, p.kOff + ${kk}u), 0);`);
+      if (tex) L.push(`  let ${name} = textureLoad(B, vec2<u32>(n / 4u + ${q}u, p.kOff + ${kk}u)${LVL});`);
       else L.push(`  let ${name} = B[((p.kOff + ${kk}u) * p.N + n) / 4u + ${q}u];`);
       b.push(`${name}.x`, `${name}.y`, `${name}.z`, `${name}.w`);
     }
@@ -142,7 +147,7 @@ function bcastKernel(v) {
   const L = [];
   L.push(`struct Params { M: u32, N: u32, K: u32, kOff: u32 }`);
   L.push(`@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;`);
-  if (tex) L.push(`@group(0) @binding(1) var B: texture_2d<f32>;`);
+  if (tex) L.push(`@group(0) @binding(1) var B: ${TEX_T};`);
   else L.push(`@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;`);
   L.push(`@group(0) @binding(3) var<uniform> p: Params;`);
@@ -154,7 +159,7 @@ function bcastKernel(v) {
   L.push(`  for (var k = 0u; k < p.K; k += 4u) {`);
   for (let kk = 0; kk < 4; kk++)
     for (let q = 0; q < RN / 4; q++) {
-      if (tex) L.push(`    let b${kk}_${q} = textureLoad(B, vec2<u32>(n / 4u + ${q}u, k + ${kk}u), 0);`);
+      if (tex) L.push(`    let b${kk}_${q} = textureLoad(B, vec2<u32>(n / 4u + ${q}u, k + ${kk}u)${LVL});`);
       else L.push(`    let b${kk}_${q} = B[((k + ${kk}u) * p.N + n) / 4u + ${q}u];`);
     }
   for (let i = 0; i < RM; i++) {
@@ -179,11 +184,11 @@ function regKernel(v) {
   const KU = Number(args.ku ?? 4); // k values per loop iteration (a multiple of 4)
   const L = [];
   const ty = vec ? 'vec4<f32>' : 'f32';
-  L.push(`struct Params { M: u32, N: u32, K: u32, pad: u32 }`);
+  L.push(`struct Params { M: u32, N: u32, K: u32, kOff: u32 }`);
   if (tex) {
     // Operands as rgba32float textures TEX_W texels wide holding the flat arrays (texel t = elements 4t..4t+3).
-    L.push(`@group(0) @binding(0) var A: texture_2d<f32>;`);
-    L.push(`@group(0) @binding(1) var B: texture_2d<f32>;`);
+    L.push(`@group(0) @binding(0) var A: ${TEX_T};`);
+    L.push(`@group(0) @binding(1) var B: ${TEX_T};`);
   } else {
     L.push(`@group(0) @binding(0) var<storage, read> A: array<${ty}>;`);
     L.push(`@group(0) @binding(1) var<storage, read> B: array<${ty}>;`);
@@ -194,8 +199,14 @@ function regKernel(v) {
   L.push(`fn main(@builtin(global_invocation_id) g: vec3<u32>) {`);
   L.push(`  let m = min(g.y * ${RM}u, p.M - ${RM}u);`);
   L.push(`  let n = min(g.x * ${RN}u, p.N - ${RN}u);`);
-  for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) L.push(`  var c${i}_${j} = 0.0;`);
-  L.push(`  for (var k = 0u; k < p.K; k += ${KU}u) {`);
+  // k<KC> suffix: no loop; the dispatch covers KC values of k from p.kOff, unrolled, and adds to C after the first.
+  const KC = v.KC;
+  if (KC) L.push(`  let beta = f32(min(p.kOff, 1u));`);
+  for (let i = 0; i < RM; i++)
+    for (let j = 0; j < RN; j++)
+      L.push(KC ? `  var c${i}_${j} = beta * C[(m + ${i}u) * p.N + n + ${j}u];` : `  var c${i}_${j} = 0.0;`);
+  for (let step = 0; step < (KC ? KC / KU : 1); step++) {
+  L.push(KC ? `  { let k = p.kOff + ${step * KU}u;` : `  for (var k = 0u; k < p.K; k += ${KU}u) {`);
   // `count` consecutive elements of row `row` (of `width` elements) from column `col` on, as scalar expressions.
   let names = 0;
   const ld = (buf, row, col, width, count) => {
@@ -205,9 +216,9 @@ function regKernel(v) {
         const name = `${buf.toLowerCase()}${names++}`;
         if (tex === 'x') {
           L.push(`    let t${name} = ((${row}) * ${width} + ${col}) / 4u + ${q}u;`);
-          L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>(t${name} % ${TEX_W}u, t${name} / ${TEX_W}u), 0);`);
+          L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>(t${name} % ${TEX_W}u, t${name} / ${TEX_W}u)${LVL});`);
         } else if (tex === 'y') {
-          L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>((${col}) / 4u + ${q}u, ${row}), 0);`);
+          L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>((${col}) / 4u + ${q}u, ${row})${LVL});`);
         } else L.push(`    let ${name} = ${buf}[((${row}) * ${width} + ${col}) / 4u + ${q}u];`);
         out.push(`${name}.x`, `${name}.y`, `${name}.z`, `${name}.w`);
       }
@@ -248,11 +259,13 @@ function regKernel(v) {
       for (let i = 0; i < RM; i++)
         for (let j = 0; j < RN; j++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
   L.push(`  }`);
+  }
   for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) L.push(`  C[(m + ${i}u) * p.N + n + ${j}u] = c${i}_${j};`);
   L.push(`}`);
   return {
     code: L.join('\n'),
     groups: [Math.ceil(N / RN / WX), Math.ceil(M / RM / WY), 1],
+    kOffs: KC ? Array.from({ length: K / KC }, (_, c) => c * KC) : [0],
   };
 }
 
@@ -311,7 +324,7 @@ async function build(name) {
       const t = gpu.device.createTexture({
         size: [W, height],
         format: 'rgba32float',
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
       });
       const enc = gpu.device.createCommandEncoder();
       const padded = gpu.buffer('padded', W * 16 * height);

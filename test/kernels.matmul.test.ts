@@ -11,6 +11,7 @@ import {
   matmul,
   REGISTER_K_SPAN,
   registerBlock,
+  registerPlan,
   SMALL_HARDWARE_TILE,
   TILES,
   type MatmulSpec,
@@ -205,6 +206,16 @@ describe('register kernel (the software default)', () => {
       await check(1, 4, 64, { beta: 1, offC: 2 });
       await check(7, 8, 12, { transB: true, alpha: 2 });
     }));
+  // Textures are read as read-only storage textures; an adapter without them reads every operand from storage.
+  test('operands from textures only where the adapter has read-only storage textures', () => {
+    expect(gpu.storageTextureReads).toBe(true); // llvmpipe and lavapipe have them: the texture tests above use them
+    const A = gpu.buffer('A', 64 * 64 * 4);
+    const spec = { M: 64, N: 64, K: 64, a: { buffer: A }, b: { buffer: A } };
+    expect(registerPlan(gpu, spec)).toMatchObject({ texA: true, texB: true });
+    const without = Object.create(gpu, { storageTextureReads: { value: false } }) as Gpu;
+    expect(registerPlan(without, spec)).toMatchObject({ texA: false, texB: false });
+    gpu.free(A);
+  });
   // d = 64 (the tiny preset; the CE head's dh and dwte): 16-wide blocks in workgroups 4 invocations across.
   test('58 to 64 columns: 16 x 16 blocks 4 lanes across, odd M, a partial last block, all transposes', () =>
     asSoftware(async () => {

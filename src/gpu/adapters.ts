@@ -28,6 +28,8 @@ export interface AdapterSummary {
   /** The adapter's subgroup sizes (0 where Dawn does not say): the subgroup-matrix kernel needs them equal. */
   subgroupMinSize: number;
   subgroupMaxSize: number;
+  /** The WGSL language features of the instance the adapter came from (e.g. read-only storage textures). */
+  wgslFeatures: string[];
 }
 
 export interface Candidate {
@@ -77,7 +79,12 @@ function toggles(backend: Backend): string[] {
   return opts;
 }
 
-function summarise(adapter: GPUAdapter, backend: Backend, featureLevel: 'core' | 'compatibility'): AdapterSummary {
+function summarise(
+  adapter: GPUAdapter,
+  backend: Backend,
+  featureLevel: 'core' | 'compatibility',
+  wgslFeatures: string[],
+): AdapterSummary {
   const info = adapter.info as GPUAdapterInfo & {
     subgroupMatrixConfigs?: unknown[];
     subgroupMinSize?: number;
@@ -106,6 +113,7 @@ function summarise(adapter: GPUAdapter, backend: Backend, featureLevel: 'core' |
     }),
     subgroupMinSize: info.subgroupMinSize ?? 0,
     subgroupMaxSize: info.subgroupMaxSize ?? 0,
+    wgslFeatures,
   };
 }
 
@@ -125,7 +133,8 @@ async function request(
   instances.push(gpu);
   const adapter = await gpu.requestAdapter({ ...req, featureLevel } as GPURequestAdapterOptions);
   if (!adapter) return undefined;
-  return { summary: summarise(adapter, backend, featureLevel), adapter, options };
+  const wgsl = [...(gpu.wgslLanguageFeatures ?? [])].map(String).sort();
+  return { summary: summarise(adapter, backend, featureLevel, wgsl), adapter, options };
 }
 
 async function probeHardware(): Promise<ProbeResult> {

@@ -104,7 +104,7 @@ export interface DispatchProfiler {
   resolve(enc: GPUCommandEncoder): void;
 }
 
-/** A binding: a whole buffer, a byte range of one, or a texture (for a `texture_2d` variable). */
+/** A binding: a whole buffer, a byte range of one, or a texture (for a `texture_storage_2d` variable). */
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number } | { texture: GPUTexture };
 
 const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
@@ -180,6 +180,12 @@ export class Gpu {
    * subgroup-matrix product falls back to shader-f16 (with a log line) where its first use fails its check.
    */
   f16Kernels: F16Kernels;
+  /**
+   * Whether kernels may read read-only storage textures (`texture_storage_2d<rgba32float, read>`): the WGSL language
+   * feature and room for two of them in a compute shader. On llvmpipe such a load costs about half a sampled
+   * texture's (no per-lane mip-level arithmetic), so matmul's register kernel reads its operands through them.
+   */
+  readonly storageTextureReads: boolean;
 
   private constructor(
     readonly device: GPUDevice,
@@ -187,6 +193,9 @@ export class Gpu {
   ) {
     this.features = new Set([...device.features].map(String));
     this.limits = adapter.limits;
+    this.storageTextureReads =
+      adapter.wgslFeatures.includes('readonly_and_readwrite_storage_textures') &&
+      (this.limits.maxStorageTexturesPerShaderStage ?? 0) >= 2;
     const asked = process.env.HLM_F16_KERNELS;
     if (asked !== undefined && !(F16_KERNELS as readonly string[]).includes(asked))
       throw new HlmError(`HLM_F16_KERNELS=${asked}: expected ${F16_KERNELS.join(', ')}`);
@@ -305,8 +314,8 @@ export class Gpu {
   }
 
   /**
-   * An rgba32float texture of at least width x height texels shared by every caller that names `name` (matmul
-   * operands copied for a software adapter): like `shared`, one per name and size class (each side rounded up to
+   * An rgba32float texture of at least width x height texels, read by kernels as a read-only storage texture,
+   * shared by every caller that names `name` (matmul operands copied for a software adapter): like `shared`, one per name and size class (each side rounded up to
    * a power of two), kept until the device is closed and counted in memory().
    */
   sharedTexture(name: string, width: number, height: number): GPUTexture {
@@ -324,7 +333,7 @@ export class Gpu {
         label: key,
         size: [w, h],
         format: 'rgba32float',
-        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+        usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
       });
       this.textures.set(key, t);
       this.bytesNow += 16 * w * h;

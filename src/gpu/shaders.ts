@@ -209,8 +209,10 @@ export function shaderInterface(text: ShaderText): ShaderInterface {
       if (type.trim() !== 'Params') throw new HlmError(`${file}: the uniform ${name} must be of type Params`);
       iface.uniform = binding;
     } else if (!space.trim()) {
-      if (!/^texture_2d\b/.test(type.trim()))
-        throw new HlmError(`${file}: binding ${name}: only storage buffers, Params and texture_2d are supported`);
+      if (!/^texture_storage_2d\s*<\s*rgba32float\s*,\s*read\s*>$/.test(type.trim()))
+        throw new HlmError(
+          `${file}: binding ${name}: only storage buffers, Params and texture_storage_2d<rgba32float, read> are supported`,
+        );
       iface.bindings.set(name, { binding, writable: false, texture: true });
     } else iface.bindings.set(name, { binding, writable: /read_write/.test(space) });
   }

@@ -190,6 +190,7 @@ function storedPlan(gpu: Gpu, x: Stored, batch: number, K: number): { ok: boolea
   const rows = (batch - 1) * (x.stride / x.ld) + (x.kMajor ? span : x.rows);
   const width = x.kMajor ? x.ld / 4 : Math.ceil(span / 4);
   const texture =
+    gpu.storageTextureReads &&
     (rows === 1 || x.ld % 64 === 0) &&
     (x.ref.buffer.usage & GPUBufferUsage.COPY_SRC) !== 0 &&
     rows <= max &&

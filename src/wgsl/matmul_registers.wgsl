@@ -7,9 +7,11 @@
 // block of C (RM, RN: 4, 8 or 16) in 4x4 sub-blocks of registers and reads, per 4 values of k, its 4 x RM slice
 // of A and 4 x RN slice of B as vec4s along each operand's contiguous dimension, then does the 4·RM·RN FMAs with
 // each accumulator's 4 k-steps back to back. With TEX_A / TEX_B the operand is read from an rgba32float texture
-// holding its rows (the host copies it there before the dispatch): a texel fetch gathers the lanes' vec4s without
-// the per-lane loop and is the faster load on llvmpipe. Every vec4 dimension must be a multiple of 4 (the host
-// checks); rows past the matrix are read clamped and never stored. A stored row may be longer than the matrix's
+// holding its rows (the host copies it there before the dispatch), bound as a read-only storage texture: its load
+// gathers the lanes' vec4s without the per-lane loop, and on llvmpipe costs about half a sampled texture's texel
+// fetch (13 against 27 ns a SIMD group's vec4 in bench/load_probe.mjs), which has per-lane mip-level arithmetic.
+// Every vec4 dimension must be a multiple of 4 (the host checks); rows past the matrix are read clamped and never
+// stored. A stored row may be longer than the matrix's
 // (the host's ld, a multiple of 4): a vec4 along M or N may then reach into the padding, which lands in rows or
 // columns that are never stored, and a vec4 along K past kLen is masked to zero in the tail step, so the padding
 // never counts.
@@ -57,7 +59,7 @@ struct Params {
 }
 
 //#if TEX_A
-@group(0) @binding(0) var A: texture_2d<f32>;
+@group(0) @binding(0) var A: texture_storage_2d<rgba32float, read>;
 //#else
 //#if F16_A
 //#if F16_UNALIGNED_A
@@ -78,7 +80,7 @@ struct Params {
 //#endif
 //#endif
 //#if TEX_B
-@group(0) @binding(1) var B: texture_2d<f32>;
+@group(0) @binding(1) var B: texture_storage_2d<rgba32float, read>;
 //#else
 //#if F16_B
 //#if F16_UNALIGNED_B
@@ -153,7 +155,7 @@ fn halvesB(h: u32) -> vec4<f32> {
 // Stored row `row`, vec4 column q.
 fn fetchA(row: u32, q: u32) -> vec4<f32> {
 //#if TEX_A
-  return textureLoad(A, vec2<u32>(q, row), 0);
+  return textureLoad(A, vec2<u32>(q, row));
 //#else
 //#if F16_A
 //#if F16_UNALIGNED_A
@@ -174,7 +176,7 @@ fn fetchA(row: u32, q: u32) -> vec4<f32> {
 
 fn fetchB(row: u32, q: u32) -> vec4<f32> {
 //#if TEX_B
-  return textureLoad(B, vec2<u32>(q, row), 0);
+  return textureLoad(B, vec2<u32>(q, row));
 //#else
 //#if F16_B
 //#if F16_UNALIGNED_B
