@@ -206,59 +206,61 @@ function regKernel(v) {
     for (let j = 0; j < RN; j++)
       L.push(KC ? `  var c${i}_${j} = beta * C[(m + ${i}u) * p.N + n + ${j}u];` : `  var c${i}_${j} = 0.0;`);
   for (let step = 0; step < (KC ? KC / KU : 1); step++) {
-  L.push(KC ? `  { let k = p.kOff + ${step * KU}u;` : `  for (var k = 0u; k < p.K; k += ${KU}u) {`);
-  // `count` consecutive elements of row `row` (of `width` elements) from column `col` on, as scalar expressions.
-  let names = 0;
-  const ld = (buf, row, col, width, count) => {
-    const out = [];
-    if (vec) {
-      for (let q = 0; q < count / 4; q++) {
-        const name = `${buf.toLowerCase()}${names++}`;
-        if (tex === 'x') {
-          L.push(`    let t${name} = ((${row}) * ${width} + ${col}) / 4u + ${q}u;`);
-          L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>(t${name} % ${TEX_W}u, t${name} / ${TEX_W}u)${LVL});`);
-        } else if (tex === 'y') {
-          L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>((${col}) / 4u + ${q}u, ${row})${LVL});`);
-        } else L.push(`    let ${name} = ${buf}[((${row}) * ${width} + ${col}) / 4u + ${q}u];`);
-        out.push(`${name}.x`, `${name}.y`, `${name}.z`, `${name}.w`);
+    L.push(KC ? `  { let k = p.kOff + ${step * KU}u;` : `  for (var k = 0u; k < p.K; k += ${KU}u) {`);
+    // `count` consecutive elements of row `row` (of `width` elements) from column `col` on, as scalar expressions.
+    let names = 0;
+    const ld = (buf, row, col, width, count) => {
+      const out = [];
+      if (vec) {
+        for (let q = 0; q < count / 4; q++) {
+          const name = `${buf.toLowerCase()}${names++}`;
+          if (tex === 'x') {
+            L.push(`    let t${name} = ((${row}) * ${width} + ${col}) / 4u + ${q}u;`);
+            L.push(
+              `    let ${name} = textureLoad(${buf}, vec2<u32>(t${name} % ${TEX_W}u, t${name} / ${TEX_W}u)${LVL});`,
+            );
+          } else if (tex === 'y') {
+            L.push(`    let ${name} = textureLoad(${buf}, vec2<u32>((${col}) / 4u + ${q}u, ${row})${LVL});`);
+          } else L.push(`    let ${name} = ${buf}[((${row}) * ${width} + ${col}) / 4u + ${q}u];`);
+          out.push(`${name}.x`, `${name}.y`, `${name}.z`, `${name}.w`);
+        }
+      } else {
+        for (let q = 0; q < count; q++) {
+          const name = `${buf.toLowerCase()}${names++}`;
+          L.push(`    let ${name} = ${buf}[(${row}) * ${width} + ${col} + ${q}u];`);
+          out.push(name);
+        }
+      }
+      return out;
+    };
+    const a = Array.from({ length: KU }, () => []);
+    const b = Array.from({ length: KU }, () => []);
+    if (transA) {
+      for (let kk = 0; kk < KU; kk++) a[kk] = ld('A', `k + ${kk}u`, 'm', 'p.M', RM);
+    } else {
+      for (let i = 0; i < RM; i++) {
+        const r = ld('A', `m + ${i}u`, 'k', 'p.K', KU);
+        for (let kk = 0; kk < KU; kk++) a[kk][i] = r[kk];
+      }
+    }
+    if (transB) {
+      for (let j = 0; j < RN; j++) {
+        const r = ld('B', `n + ${j}u`, 'k', 'p.K', KU);
+        for (let kk = 0; kk < KU; kk++) b[kk][j] = r[kk];
       }
     } else {
-      for (let q = 0; q < count; q++) {
-        const name = `${buf.toLowerCase()}${names++}`;
-        L.push(`    let ${name} = ${buf}[(${row}) * ${width} + ${col} + ${q}u];`);
-        out.push(name);
-      }
+      for (let kk = 0; kk < KU; kk++) b[kk] = ld('B', `k + ${kk}u`, 'n', 'p.N', RN);
     }
-    return out;
-  };
-  const a = Array.from({ length: KU }, () => []);
-  const b = Array.from({ length: KU }, () => []);
-  if (transA) {
-    for (let kk = 0; kk < KU; kk++) a[kk] = ld('A', `k + ${kk}u`, 'm', 'p.M', RM);
-  } else {
-    for (let i = 0; i < RM; i++) {
-      const r = ld('A', `m + ${i}u`, 'k', 'p.K', KU);
-      for (let kk = 0; kk < KU; kk++) a[kk][i] = r[kk];
-    }
-  }
-  if (transB) {
-    for (let j = 0; j < RN; j++) {
-      const r = ld('B', `n + ${j}u`, 'k', 'p.K', KU);
-      for (let kk = 0; kk < KU; kk++) b[kk][j] = r[kk];
-    }
-  } else {
-    for (let kk = 0; kk < KU; kk++) b[kk] = ld('B', `k + ${kk}u`, 'n', 'p.N', RN);
-  }
-  // --order kin: each accumulator's 4 k-steps back to back (fewer spill round trips); default kk outermost.
-  if (args.order === 'kin')
-    for (let i = 0; i < RM; i++)
-      for (let j = 0; j < RN; j++)
-        for (let kk = 0; kk < KU; kk++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
-  else
-    for (let kk = 0; kk < KU; kk++)
+    // --order kin: each accumulator's 4 k-steps back to back (fewer spill round trips); default kk outermost.
+    if (args.order === 'kin')
       for (let i = 0; i < RM; i++)
-        for (let j = 0; j < RN; j++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
-  L.push(`  }`);
+        for (let j = 0; j < RN; j++)
+          for (let kk = 0; kk < KU; kk++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
+    else
+      for (let kk = 0; kk < KU; kk++)
+        for (let i = 0; i < RM; i++)
+          for (let j = 0; j < RN; j++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
+    L.push(`  }`);
   }
   for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) L.push(`  C[(m + ${i}u) * p.N + n + ${j}u] = c${i}_${j};`);
   L.push(`}`);
