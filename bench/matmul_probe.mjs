@@ -274,7 +274,16 @@ function regKernel(v) {
     }
     // --order kin: each accumulator's 4 k-steps back to back (fewer spill round trips); default kk outermost.
     if (rows);
-    else if (args.order === 'kin')
+    else if (args.micro) {
+      // --micro MIxMJ: GEMM micro-tiles, MI x MJ accumulators (plus MI + MJ operands) that fit the 16 vector
+      // registers, each run over the iteration's KU values of k before the next tile.
+      const [MI, MJ] = args.micro.split('x').map(Number);
+      for (let i0 = 0; i0 < RM; i0 += MI)
+        for (let j0 = 0; j0 < RN; j0 += MJ)
+          for (let kk = 0; kk < KU; kk++)
+            for (let i = i0; i < i0 + MI; i++)
+              for (let j = j0; j < j0 + MJ; j++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
+    } else if (args.order === 'kin')
       for (let i = 0; i < RM; i++)
         for (let j = 0; j < RN; j++)
           for (let kk = 0; kk < KU; kk++) L.push(`    c${i}_${j} = fma(${a[kk][i]}, ${b[kk][j]}, c${i}_${j});`);
@@ -426,6 +435,8 @@ for (let r = 0; r < rounds; r++) {
     b.wall.push(wall / b.reps);
     b.cpu.push((c.user + c.system) / 1e3 / b.reps);
   }
+  // --trace: each round's wall GFLOP/s, to tell a slow process from a slow moment.
+  if (args.trace) console.log(`round ${r}: ${built.map((b) => (flops / b.wall.at(-1) / 1e6).toFixed(1)).join(' ')}`);
 }
 const med = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 console.log(`shape ${M}x${N}x${K}; ${rounds} rounds alternating; min ${minMs} ms a sample`);

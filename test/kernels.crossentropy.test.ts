@@ -187,11 +187,21 @@ describe('cross-entropy head against float64', () => {
     r.cleanup();
   });
 
-  test.each([false, true])('forward only (evaluation, hardware plan %s): losses, argmax, the plain sum', async (hw) => {
-    const c: Case = { N: 13, V: 311, d: 8, chunkRows: 5, grads: false, ignored: [2], hardware: hw };
+  // Evaluation: the fused forward stores nothing; the matmul forward (software adapters' default) stores a chunk at a
+  // time in the device's shared scratch.
+  test.each([
+    ['software plan, fused forward', { forward: 'fused' }],
+    ['software plan, matmul forward', { forward: 'matmul' }],
+    ['software plan, the default forward (matmul), chunks of the default size', { chunkRows: undefined }],
+    ['hardware plan (fused)', { hardware: true }],
+  ] as [string, Partial<Case>][])('forward only (evaluation, %s): losses, argmax, the plain sum', async (_name, o) => {
+    const c: Case = { N: 13, V: 311, d: 8, chunkRows: 5, grads: false, ignored: [2], ...o };
     const r = await runCase(c);
     checkAgainstReference(c, r);
-    expect(r.head.scratch).toBeUndefined(); // no logits stored
+    const stores = !c.hardware && c.forward !== 'fused';
+    if (stores)
+      expect(r.head.scratch).toBe(gpu.shared('cross-entropy evaluation logits', 0)); // one for all heads
+    else expect(r.head.scratch).toBeUndefined(); // no logits stored
     // Evaluation sums log-likelihoods: a mean without lossScale is the plain sum.
     const { N, V, d } = c;
     const ref = crossEntropyTied(r.h, r.E, r.targets, N, V, d);
@@ -301,14 +311,15 @@ test('lossMean accumulates over micro-batches, reading the scale from its own ou
   gpu.free(Lb, O);
 });
 
-// Evaluation, and training with either forward.
+// Evaluation and training, each with either forward.
 test.each([
-  ['evaluation', undefined],
-  ['training, fused forward', 'fused'],
-  ['training, matmul forward', 'matmul'],
+  ['evaluation, fused forward', 'fused', false],
+  ['evaluation, matmul forward', 'matmul', false],
+  ['training, fused forward', 'fused', true],
+  ['training, matmul forward', 'matmul', true],
 ] as const)(
   'a NaN logit wins the argmax (the lowest such column) and makes the loss NaN (%s)',
-  async (_name, forward) => {
+  async (_name, forward, train) => {
     const N = 5;
     const V = 90;
     const d = 6;
@@ -333,7 +344,8 @@ test.each([
       targets: { buffer: bufs.T },
       losses: { buffer: bufs.L },
       argmax: { buffer: bufs.A },
-      ...(forward ? { forward, lossScale: { buffer: bufs.S }, dwte: { buffer: bufs.G } } : {}),
+      forward,
+      ...(train ? { lossScale: { buffer: bufs.S }, dwte: { buffer: bufs.G } } : {}),
     });
     await gpu.run(head.dispatches);
     const losses = await gpu.readF32(bufs.L, 0, N);
@@ -403,7 +415,9 @@ test('bad specs are refused with the reason', async () => {
     crossEntropyHead(gpu, { ...base, lossScale: { buffer: s }, dh: { buffer: dh }, scratch: B(8) }),
   ).rejects.toThrow(/scratch holds/);
   await expect(crossEntropyHead(gpu, { ...base, scratch: B(16) })).rejects.toThrow(/no logits are stored/);
-  await expect(crossEntropyHead(gpu, { ...base, forward: 'matmul' })).rejects.toThrow(/give dh or dwte/);
+  await expect(crossEntropyHead(gpu, { ...base, forward: 'matmul', scratch: B(64) })).rejects.toThrow(/shared one/);
+  const q8 = { format: 'int8', rows: 4, cols: 4, buffer: wte, offset: 0, scales: 4 } as const;
+  await expect(crossEntropyHead(gpu, { ...base, wte: q8, forward: 'matmul' })).rejects.toThrow(/takes the fused/);
   await expect(
     crossEntropyHead(gpu, { ...base, lossScale: { buffer: l, offset: 2 }, dh: { buffer: dh } }),
   ).rejects.toThrow(/inside the losses/);

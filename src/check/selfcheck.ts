@@ -162,14 +162,13 @@ export async function selfCheck(
         const f = crossEntropyTied(h, E, targets, N, V, d);
         const b = crossEntropyTiedBackward(1, h, E, targets, N, V, d);
         record(`CE head ${forward} (chunks of 16)`, `${N}x${V}x${d}`, got, [...f.nll, ...b.dh, ...b.dE], 1e-5);
-        if (forward === 'matmul') continue; // the evaluation forward is always the fused one: checked once
-        const evaluation = await crossEntropyHead(gpu, { ...common, argmax: { buffer: bufs.A } });
+        const evaluation = await crossEntropyHead(gpu, { ...common, argmax: { buffer: bufs.A }, forward });
         await gpu.run(evaluation.dispatches, 'check loss head forward');
         // The argmax's logit must be the row's largest (robust to near-ties between f32 and f64).
         const amax = await gpu.read(bufs.A, Uint32Array, 0, N);
         const top = Array.from({ length: N }, (_, i) => Math.max(...f.logits.subarray(i * V, (i + 1) * V)));
         record(
-          'CE forward + argmax',
+          `CE forward + argmax, ${forward}`,
           `${N}x${V}x${d}`,
           [...(await gpu.readF32(bufs.L, 0, N)), ...Array.from(amax, (a, i) => f.logits[i * V + a])],
           [...f.nll, ...top],

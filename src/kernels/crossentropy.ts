@@ -7,6 +7,7 @@
 //                        logits, in one scratch buffer every chunk reuses
 //     or, training on a software adapter (CrossEntropySpec.forward 'matmul'):
 //   logits = h[rows]·wteᵀ                        (matmul into the scratch, in pieces of V that fit a texture)
+//     (on a software adapter evaluation takes this forward too, into a scratch all evaluation heads share)
 //   crossentropy_rows    per row: the partials merged into lse (or, after the matmul, lse from the
 //                        stored row); loss and argmax; with gradients the stored logits ←
 //                        (softmax − onehot)·lossScale in place
@@ -16,7 +17,9 @@
 // reads, the backward products take them as matmul's f16 operands, and everything else (softmax,
 // losses, stored logits, dh, dwte) stays f32. The gradients may carry a second GPU scalar, the loss
 // scale of dynamic loss scaling, which the step guard changes on the GPU.
-// Evaluation (losses and argmax only, e.g. LAMBADA) stores no logits at all. The backward reads
+// Evaluation (losses and argmax only, e.g. LAMBADA) with the fused forward stores no logits at all; with the matmul
+// forward (software adapters' default) it stores one chunk at a time in a scratch of at most CE_SCRATCH_BYTES that
+// every evaluation head of the device shares (Gpu.shared: they run one after another). The backward reads
 // the stored chunk instead of recomputing it: a recompute would be a fourth product of 2·R·V·d
 // FLOPs, and the chunk is bounded (CE_SCRATCH_BYTES). dwte comes before dh within a chunk, so dh
 // may overwrite h in place. The loss scale (1 / counted targets) is read from a GPU buffer the
@@ -73,9 +76,10 @@ export interface CrossEntropySpec {
    */
   scratch?: GPUBuffer;
   /**
-   * How a training chunk's logits are computed (with dh or dwte): 'fused' (crossentropy_logits.wgsl folds them into
-   * softmax partials as it stores them) or 'matmul' (matmul stores them, crossentropy_rows.wgsl reads each row's
-   * whole); default: defaultForward(gpu). Evaluation always runs the fused forward, which stores nothing.
+   * How a chunk's logits are computed: 'fused' (crossentropy_logits.wgsl folds them into softmax partials, storing
+   * them only for gradients) or 'matmul' (matmul stores them, crossentropy_rows.wgsl reads each row's whole; without
+   * gradients into a scratch the device's evaluation heads share); default: defaultForward(gpu). A packed table
+   * takes the fused forward.
    */
   forward?: 'fused' | 'matmul';
   label?: string;
@@ -83,12 +87,15 @@ export interface CrossEntropySpec {
 
 export interface CrossEntropyHead {
   dispatches: Dispatch[];
-  /** The logits scratch used with gradients (the caller's, or the head's own, which release frees). */
+  /**
+   * The logits scratch: with gradients the caller's or the head's own (which release frees); in evaluation with the
+   * matmul forward, the device's shared one.
+   */
   scratch?: GPUBuffer;
   chunkRows: number;
 }
 
-/** Bound on the logits scratch of a training chunk on a software adapter. */
+/** Bound on the logits scratch of a chunk on a software adapter. */
 export const CE_SCRATCH_BYTES = 64 * 1024 * 1024;
 /**
  * On a hardware GPU (about 640 rows of GPT-2's vocabulary). The dh product of a chunk (M = rows, N = d, K = V) has
@@ -240,17 +247,23 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
     if (isF16(r)) throw new HlmError(`${label}: ${name} must be f32 (only h and wte may be f16)`);
   const hHalf = isF16(s.h);
   const eHalf = !packed && isF16(wte);
-  if (!grads && s.scratch) throw new HlmError(`${label}: without gradients no logits are stored; give no scratch`);
-  if (!grads && s.forward === 'matmul')
-    throw new HlmError(`${label}: the matmul forward stores the logits for gradients; give dh or dwte`);
-  const fused = !grads || (s.forward ?? defaultForward(gpu)) === 'fused';
-  const R = s.chunkRows ?? (grads ? defaultChunkRows(gpu, N, V) : N);
+  if (packed && s.forward === 'matmul')
+    throw new HlmError(`${label}: a packed (${packed.format}) table takes the fused forward, not matmul's`);
+  const fused = Boolean(packed) || (s.forward ?? defaultForward(gpu)) === 'fused';
+  // Logits are stored for gradients, and for the row pass after the matmul forward.
+  const stores = grads || !fused;
+  if (!grads && s.scratch)
+    throw new HlmError(
+      `${label}: without gradients no logits are stored in a caller's scratch (the matmul forward uses the ` +
+        `device's shared one); give no scratch`,
+    );
+  const R = s.chunkRows ?? (stores ? defaultChunkRows(gpu, N, V) : N);
   checkSizes(label, { chunkRows: R });
   const maxBinding = gpu.limits.maxStorageBufferBindingSize ?? Infinity;
   let scratch: GPUBuffer | undefined;
   const own: GPUBuffer[] = [];
   const ld = logitsStride(V);
-  if (grads) {
+  if (stores) {
     const bytes = R * ld * 4;
     if (s.scratch && s.scratch.size < bytes)
       throw new HlmError(
@@ -261,8 +274,9 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
         `${label}: ${R} rows of ${V} logits (${bytes} bytes) exceed this adapter's ${maxBinding}-byte storage ` +
           `binding; use fewer chunkRows`,
       );
-    scratch = s.scratch ?? gpu.buffer(`${label} logits`, bytes);
-    if (!s.scratch) own.push(scratch);
+    if (s.scratch) scratch = s.scratch;
+    else if (grads) own.push((scratch = gpu.buffer(`${label} logits`, bytes)));
+    else scratch = gpu.shared('cross-entropy evaluation logits', bytes);
   }
 
   for (const [name, r] of refs)

@@ -9,9 +9,9 @@
 //           times a second scalar, the gradient multiplier of dynamic loss scaling (mixed precision),
 //           which the step guard changes on the GPU. It multiplies last, so a power of two scales
 //           every gradient exactly; losses and argmax never see it.
-// FROM_LOGITS (with GRAD): no partials; matmul wrote the chunk's logits whole, and the row's state comes from them, a
-// pass for the max (and argmax and the target's logit), a pass for Σ exp(x − max) (one exp a logit, not the two of
-// folding them in one at a time).
+// FROM_LOGITS: no partials; matmul wrote the chunk's logits whole (read only, without GRAD: evaluation), and the
+// row's state comes from them, a pass for the max (and argmax and the target's logit), a pass for Σ exp(x − max)
+// (one exp a logit, not the two of folding them in one at a time).
 // The stored logits are read and written as vec4s, invocation t taking vec4 columns t, t + WG, ... (rows and offset
 // multiples of 4: the host pads the rows to a multiple of 64): on llvmpipe each load or store is a loop over the SIMD
 // lanes, so a scalar pass over GPT-2's vocabulary cost four times the loads. The gradient pass writes zeros into the
@@ -56,6 +56,10 @@ struct Params {
 //#endif
 //#if GRAD
 @group(0) @binding(6) var<storage, read_write> logits: array<vec4<f32>>;
+//#else
+//#if FROM_LOGITS
+@group(0) @binding(6) var<storage, read> logits: array<vec4<f32>>;
+//#endif
 //#endif
 //#if GRAD_SCALE_BINDING
 @group(0) @binding(7) var<storage, read> gradScale: array<f32>;
