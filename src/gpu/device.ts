@@ -315,8 +315,9 @@ export class Gpu {
 
   /**
    * An rgba32float texture of at least width x height texels, read by kernels as a read-only storage texture,
-   * shared by every caller that names `name` (matmul operands copied for a software adapter): like `shared`, one per name and size class (each side rounded up to
-   * a power of two), kept until the device is closed and counted in memory().
+   * shared by every caller that names `name` (matmul operands copied for a software adapter): like `shared`, one
+   * per name and size class (each side rounded up to a power of two), kept until the device is closed and counted
+   * in memory().
    */
   sharedTexture(name: string, width: number, height: number): GPUTexture {
     this.check();

@@ -211,7 +211,8 @@ export function shaderInterface(text: ShaderText): ShaderInterface {
     } else if (!space.trim()) {
       if (!/^texture_storage_2d\s*<\s*rgba32float\s*,\s*read\s*>$/.test(type.trim()))
         throw new HlmError(
-          `${file}: binding ${name}: only storage buffers, Params and texture_storage_2d<rgba32float, read> are supported`,
+          `${file}: binding ${name}: only storage buffers, Params and ` +
+            `texture_storage_2d<rgba32float, read> are supported`,
         );
       iface.bindings.set(name, { binding, writable: false, texture: true });
     } else iface.bindings.set(name, { binding, writable: /read_write/.test(space) });
