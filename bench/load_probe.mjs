@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// What one 8-lane vec4 load costs on a software adapter (llvmpipe): from a texture, a storage buffer or a uniform
-// buffer, with an index that differs per lane, is the same in every lane (the loop counter and workgroup id only), or
-// is a constant. Each invocation folds 4,096 loads into an FMA chain; the figure is process CPU time per SIMD group's
-// load. It showed (issue 14, fifth session) that llvmpipe makes only a constant-index uniform-buffer load cheap, so a
-// matmul cannot broadcast A's rows through a uniform index. Not part of the test suite. Run after `npm run build`:
+// What one 8-lane vec4 load costs on a software adapter (llvmpipe): from a sampled texture, a read-only storage texture
+// (image), a storage buffer or a uniform buffer, with an index that differs per lane, is the same in every lane (the
+// loop counter and workgroup id only), or is a constant. Each invocation folds 4,096 loads into an FMA chain; the
+// figure is process CPU time per SIMD group's load. It showed (issue 14, fifth session) that llvmpipe makes only a
+// constant-index uniform-buffer load cheap, so a matmul cannot broadcast A's rows through a uniform index; and (sixth
+// session) that a read-only storage texture loads at half a sampled texture's cost, so matmul's register kernel reads
+// its texture operands that way. Not part of the test suite. Run after `npm run build`:
 //   EGL_PLATFORM=surfaceless node bench/load_probe.mjs [--device cpu]
 /* global GPUBufferUsage, GPUTextureUsage */
 import { Gpu } from '../dist/src/gpu/device.js';
