@@ -277,8 +277,8 @@ function matmulCases(s: ReturnType<typeof kernelShapes>): BenchCase[] {
  * The CE head (N rows × V vocabulary) and the CWT loss (K × K scores, its embeddings the K
  * targets'), forward and backward: the same kernels (src/kernels/crossentropy.ts: the fused forward on hardware
  * GPUs, matmul's on software adapters), the CWT one with the K gathered target embeddings as its "vocabulary" and
- * target k = k (src/model/heads.ts). `ce forward` is evaluation's head (the fused forward: losses and argmax, no
- * logits stored).
+ * target k = k (src/model/heads.ts). `ce forward` is evaluation's head (losses and argmax; the fused forward stores no
+ * logits, matmul's on software adapters a chunk at a time in a shared scratch).
  */
 function lossCase(head: 'ce' | 'ce forward' | 'cwt', N: number, V: number, d: number): BenchCase {
   const grads = head !== 'ce forward';
