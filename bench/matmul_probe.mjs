@@ -7,16 +7,20 @@
 //   EGL_PLATFORM=surfaceless node bench/matmul_probe.mjs --size 512 --rounds 7 --order kin \
 //     --variants hlm,y16x16w16x4,r8x16w8x8
 // Variant names: `hlm`, `hlmtn`, ... (the shipped kernels through src/kernels/matmul.ts), or
-//   r<RM>x<RN>w<WX>x<WY>[nn|nt|tn|tt][s]: each invocation an RM×RN block of C (multiples of 4) in
+//   r<RM>x<RN>w<WX>x<WY>[k<KC>][nn|nt|tn|tt][s]: each invocation an RM×RN block of C (multiples of 4) in
 //   scalar registers, workgroup WX×WY, loads vec4 along each operand's contiguous dimension, no
 //   workgroup memory; suffix s: scalar loads instead of vec4. Prefix x instead of r: operands read from
 //   rgba32float textures holding the flat arrays (--tex-w texels a row); prefix y: textures shaped like the
-//   matrices. u<RM>x<RN>w<WX>k<KC>[x]: A staged in workgroup memory and read at constant indices (KC values
+//   matrices (textures are read-only storage textures; --sampled: sampled ones, at about twice the load cost);
+//   k<KC>: no loop, the dispatch covers KC values of k unrolled and adds to C (3x slower on Mesa 25.0.7).
+//   u<RM>x<RN>w<WX>k<KC>[x]: A staged in workgroup memory and read at constant indices (KC values
 //   of k a dispatch, no loop), B per invocation (x: from a texture). b<RM>x<RN>w<WX>[x]: NN, each workgroup RM rows
 //   of A read from storage at indices uniform in the workgroup (workgroup id and k loop only), each invocation RN
 //   columns of B (x: from a texture shaped like B); on Mesa 25.0.7 this ran at under half the shipped kernel's rate.
-// Options: --order kin (each accumulator's k-steps back to back; default k outermost), --ku 8 (k values a
-// loop iteration), --copy (the buffer-to-texture copies in every repetition), --shape MxNxK, --min-ms.
+// Options: --order kin (each accumulator's k-steps back to back; default k outermost) or rows (B first, each row of
+// A read just before its FMAs), --micro MIxMJ (FMAs in micro-tiles of MI×MJ accumulators), --ku 8 (k values a loop
+// iteration), --small-set (every iteration reads the same few rows: wrong results, no cache misses), --trace (each
+// round's rate), --copy (the buffer-to-texture copies in every repetition), --shape MxNxK, --min-ms, --device.
 /* global GPUBufferUsage, GPUTextureUsage */
 import { Gpu } from '../dist/src/gpu/device.js';
 import { matmul } from '../dist/src/kernels/matmul.js';
