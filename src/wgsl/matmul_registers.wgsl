@@ -6,7 +6,9 @@
 // bound a matmul. This kernel therefore has no workgroup memory and no barriers: each invocation keeps an RM x RN
 // block of C (RM, RN: 4, 8 or 16) in 4x4 sub-blocks of registers and reads, per 4 values of k, its 4 x RM slice
 // of A and 4 x RN slice of B as vec4s along each operand's contiguous dimension, then does the 4·RM·RN FMAs with
-// each accumulator's 4 k-steps back to back. With TEX_A / TEX_B the operand is read from an rgba32float texture
+// each accumulator's 4 k-steps back to back, a row at a time (rowStep). llvmpipe never fuses them (a multiply and an
+// add each), and the accumulators of a 16x16 block spill to the stack: that loop, not the loads, is most of the time
+// now (sixth session, the JIT code under perf). With TEX_A / TEX_B the operand is read from an rgba32float texture
 // holding its rows (the host copies it there before the dispatch), bound as a read-only storage texture: its load
 // gathers the lanes' vec4s without the per-lane loop, and on llvmpipe costs about half a sampled texture's texel
 // fetch (13 against 27 ns a SIMD group's vec4 in bench/load_probe.mjs), which has per-lane mip-level arithmetic.
