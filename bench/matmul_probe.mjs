@@ -358,7 +358,7 @@ async function build(name) {
     const asTexture = (buf, n, rowLen) => {
       const W = v.tex === 'y' || v.uni ? rowLen / 4 : TEX_W;
       const height = Math.ceil(n / 4 / W);
-      // --tex-pad P: the texture P texels wider than its rows (as Gpu.sharedTexture pads them), rows copied as they are.
+      // --tex-pad P: the texture P texels wider than its rows (as Gpu.sharedTexture pads them); rows copied as is.
       const t = gpu.device.createTexture({
         size: [W + Number(args['tex-pad'] ?? 0), height],
         format: 'rgba32float',
