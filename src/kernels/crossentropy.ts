@@ -275,8 +275,10 @@ export async function crossEntropyHead(gpu: Gpu, s: CrossEntropySpec): Promise<C
           `binding; use fewer chunkRows`,
       );
     if (s.scratch) scratch = s.scratch;
-    else if (grads) own.push((scratch = gpu.buffer(`${label} logits`, bytes)));
-    else scratch = gpu.shared('cross-entropy evaluation logits', bytes);
+    else if (grads) {
+      scratch = gpu.buffer(`${label} logits`, bytes);
+      own.push(scratch);
+    } else scratch = gpu.shared('cross-entropy evaluation logits', bytes);
   }
 
   for (const [name, r] of refs)

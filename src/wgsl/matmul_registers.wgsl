@@ -13,10 +13,9 @@
 // gathers the lanes' vec4s without the per-lane loop, and on llvmpipe costs about half a sampled texture's texel
 // fetch (13 against 27 ns a SIMD group's vec4 in bench/load_probe.mjs), which has per-lane mip-level arithmetic.
 // Every vec4 dimension must be a multiple of 4 (the host checks); rows past the matrix are read clamped and never
-// stored. A stored row may be longer than the matrix's
-// (the host's ld, a multiple of 4): a vec4 along M or N may then reach into the padding, which lands in rows or
-// columns that are never stored, and a vec4 along K past kLen is masked to zero in the tail step, so the padding
-// never counts.
+// stored. A stored row may be longer than the matrix's (the host's ld, a multiple of 4): a vec4 along M or N may
+// then reach into the padding, which lands in rows or columns that are never stored, and a vec4 along K past kLen
+// is masked to zero in the tail step, so the padding never counts.
 //
 // F16_A / F16_B: the operand is packed f16 in storage (two halves a u32 word, element 2i in the low half), each
 // vec4 of halves unpacked to f32 as it is read: one vec2<u32> when the operand's offset is a multiple of 4 halves,
