@@ -7,8 +7,8 @@
 //        both o and (scatter-added, deterministically) the embedding rows.
 //        It is the CE head's computation with the gathered target embeddings as a K-row
 //        "vocabulary" and target k = k, so the same kernels serve: K×K scores in tiles folded
-//        into online softmax states (or, training on a software adapter, a matmul's), stored a
-//        row chunk at a time for the backward only.
+//        into online softmax states (or, on a software adapter, a matmul's), stored a row
+//        chunk at a time for the backward (and, after a matmul, for the row pass).
 // Mixed precision (a model with precision f16): both heads round the hidden states (and the CWT
 // head its gathered target embeddings) to f16 and read the output weight's f16 copy; scores,
 // softmax, losses and gradients stay f32. With loss scaling the gradients are multiplied by the
