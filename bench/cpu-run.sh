@@ -1,9 +1,11 @@
 #!/bin/sh
 # Issue 14's CPU figures in one run: the 512³ matmuls (every transpose) and the tiny train step (4×64, CE and
 # CWT, AdamW), hlm on the software adapter beside PyTorch on the CPU (fp32, 2 threads), the same tests and shapes,
-# PyTorch measured before and after hlm. With BASE naming a built checkout of an older commit, also issue 13's
-# regression check: that build's `bench --suite kernel,train --quick` before and after this one's, all timed
-# isolated (older builds have no sustained mode). SKIP_TORCH=1 runs the base comparison alone.
+# in ROUNDS (default 3) rounds of PyTorch then hlm. compare-median.md sets each side's median run per test beside
+# the other's, with the runs' range (a VM's rate moves by half within minutes: one pair of runs can read 0.2× or
+# 0.35×); compare-roundN.md is round N's pair alone. With BASE naming a built checkout of an older commit, also
+# issue 13's regression check: that build's `bench --suite kernel,train --quick` before and after this one's, all
+# timed isolated (older builds have no sustained mode). SKIP_TORCH=1 runs the base comparison alone.
 #   sh bench/cpu-run.sh [out dir]      e.g. BASE=/work/base sh bench/cpu-run.sh bench/results/cpu-2026-12-02
 # PyTorch needs an optimised BLAS: Debian's python3-torch on a fresh machine runs on the reference BLAS (3 GFLOP/s at
 # 512³); `apt-get install libopenblas0-pthread` first. The script refuses to compare against the reference BLAS.
@@ -24,12 +26,17 @@ if [ -z "${SKIP_TORCH:-}" ]; then
   torch() {
     OMP_NUM_THREADS=2 /usr/bin/python3 bench/torch_bench.py --tests "$out/tests.jsonl" --device cpu --out "$1"
   }
-  torch "$out/torch.jsonl"
-  ./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --out "$out/hlm.jsonl"
-  torch "$out/torch2.jsonl"
+  rounds=${ROUNDS:-3} r=1 hlm_runs="" torch_runs=""
+  while [ "$r" -le "$rounds" ]; do
+    torch "$out/torch$r.jsonl"
+    ./bin/run.js bench --suite kernel,train --quick --size 512 --filter "$filter" --out "$out/hlm$r.jsonl"
+    compare "$out/hlm$r.jsonl" "$out/torch$r.jsonl" "$out/compare-round$r.md"
+    hlm_runs="$hlm_runs${hlm_runs:+,}$out/hlm$r.jsonl" torch_runs="$torch_runs${torch_runs:+,}$out/torch$r.jsonl"
+    r=$((r + 1))
+  done
   uptime >> "$out/load-torch.txt"
-  compare "$out/hlm.jsonl" "$out/torch.jsonl" "$out/compare-torch.md"
-  compare "$out/hlm.jsonl" "$out/torch2.jsonl" "$out/compare-torch2.md"
+  compare "$hlm_runs" "$torch_runs" "$out/compare-median.md"
+  cat "$out/compare-median.md"
 fi
 if [ -n "${BASE:-}" ]; then
   uptime > "$out/load-base.txt"

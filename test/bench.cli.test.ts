@@ -157,6 +157,50 @@ test('--compare flags a planted 20% regression, passes an unchanged run, and nam
   );
 });
 
+test('several runs a side: each test from its median run, its range beside it; a failure in any run shows', () => {
+  // Runs scaled 1.0, 0.5 and 1.2 (current) against 0.9, 1.1, 1.0 and 0.6 (baseline): medians 1.0 and the lower
+  // middle of four, 0.9.
+  const current = [1, 0.5, 1.2].map((x, i) => jsonl(`cur${i}.jsonl`, syntheticRun(x)));
+  const baseline = [0.9, 1.1, 1, 0.6].map((x, i) => jsonl(`base${i}.jsonl`, syntheticRun(x)));
+  const r = hlm(['bench', '--from', current.join(','), '--compare', baseline.join(','), '--threshold', '100%']);
+  expect(r.status).toBe(0);
+  expect(r.stderr).toMatch(
+    /\| kernel\/matmul \| square 256x256x256 NN \| .* \| 90.00 \(60.00–110\) \| 100 \(50.00–120\) GFLOP\/s \| 1.111x \|/,
+  );
+  expect(r.stderr).toContain('figures are medians over runs (current 3, baseline 4)');
+  // The median run's own record, unchanged: its latency goes with its throughput.
+  const medians = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as BenchRecord);
+  expect(medians.map((m) => m.throughput!.value)).toEqual(syntheticRun(1).map((m) => m.throughput!.value));
+  const json = JSON.parse(hlm(['bench', '--from', current.join(','), '--compare', baseline[0], '--json']).stdout);
+  expect(json.comparison.rows[0]).toMatchObject({ currentSpread: { runs: 3, min: 50, max: 120 }, ratio: 100 / 90 });
+  expect(json.comparison.rows[0].baselineSpread).toBeUndefined();
+
+  const broken = syntheticRun(2);
+  broken[1] = { ...broken[1], status: 'error', error: 'device lost', throughput: null };
+  const failed = hlm(['bench', '--from', `${current[0]},${jsonl('failed.jsonl', broken)}`, '--compare', baseline[0]]);
+  expect(failed.status).toBe(1);
+  expect(failed.stderr).toMatch(/square 256x256x256 NT .* \| — GFLOP\/s \| — \| REGRESSION/);
+  const failedJson = hlm([
+    'bench',
+    '--from',
+    `${current[0]},${join(dir, 'failed.jsonl')}`,
+    '--compare',
+    baseline[0],
+    '--json',
+  ]);
+  // One JSON document: what was compared, and the error.
+  const doc = JSON.parse(failedJson.stdout);
+  expect(doc.comparison.rows[1]).toMatchObject({ note: 'error now: device lost' });
+  expect(doc.error.message).toMatch(/1 test\(s\) lost more than 10%/);
+  expect(hlm(['bench', '--from', `${current[0]},`]).stderr).toMatch(/an empty file name in the list/);
+  expect(hlm(['bench', '--from', `${current[0]},${join(dir, 'absent.jsonl')}`]).stderr).toMatch(
+    /cannot read .*absent\.jsonl: ENOENT/,
+  );
+});
+
 test('the --quick kernel suite runs through the CLI and every record validates against hlm.bench/1', () => {
   const t0 = performance.now();
   const r = hlm(

@@ -29,6 +29,8 @@ export abstract class HlmCommand extends Command {
   };
 
   private gpu?: Gpu;
+  /** With --json, what a command had found before it failed: printed with the error, one JSON document. */
+  protected failedResult?: object;
 
   override async init(): Promise<void> {
     await super.init();
@@ -46,7 +48,7 @@ export abstract class HlmCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     const user = this.userError(err);
     if (user) {
-      if (this.jsonEnabled()) this.logJson({ error: { name: user.name, message: user.message } });
+      if (this.jsonEnabled()) this.logJson({ ...this.failedResult, error: { name: user.name, message: user.message } });
       else process.stderr.write(`hlm: ${user.message}\n${user.hint ? `${user.hint}\n` : ''}`);
       this.gpu?.destroy();
       process.exit(user.exitCode);

@@ -4,7 +4,7 @@ import { Flags } from '@oclif/core';
 import { HlmCommand, deviceFlag } from '../cli/base.js';
 import { flagParser } from '../cli/flags.js';
 import { HlmError } from '../errors.js';
-import { compare, comparisonTable, parseThreshold, readRecords, type Comparison } from '../bench/compare.js';
+import { compare, comparisonTable, medianRuns, parseThreshold, readRuns, type Comparison } from '../bench/compare.js';
 import type { BenchRecord } from '../bench/record.js';
 import { FORMATS, render, renderList, type ListedCase } from '../bench/report.js';
 import { runBench } from '../bench/run.js';
@@ -33,13 +33,15 @@ export default class Bench extends HlmCommand {
     'with --timing sustained (the default) a sample queues repetitions back to back for at least 25 ms and waits ' +
     'once, with --timing isolated it is one repetition and a wait. --compare puts a baseline (an earlier run, or ' +
     "bench/torch_bench.py's PyTorch records) beside this run and fails when a throughput fell by more than " +
-    '--threshold. --from reports or compares records already written instead of measuring.';
+    '--threshold. --from reports or compares records already written instead of measuring. Both take several ' +
+    'runs (comma-separated files) and then use, per test, the run with the median throughput, its range beside it.';
   static override examples = [
     '<%= config.bin %> bench --suite kernel --quick --format md',
     '<%= config.bin %> bench --suite kernel,train --out bench.jsonl',
     '<%= config.bin %> bench --suite kernel --filter "matmul.*NT" --reps 50',
     '<%= config.bin %> bench --quick --compare baseline.jsonl --threshold 10%',
     '<%= config.bin %> bench --from hlm.jsonl --compare torch.jsonl --format md',
+    '<%= config.bin %> bench --from hlm1.jsonl,hlm2.jsonl,hlm3.jsonl --compare torch1.jsonl,torch2.jsonl,torch3.jsonl',
     '<%= config.bin %> bench --suite kernel,train --list',
     '<%= config.bin %> bench --suite infer --quick --weights f32,f16,int8,q4 --format md',
     '<%= config.bin %> bench --suite kernel --filter "matmul/square.*NN" --size 512 --timing isolated',
@@ -70,7 +72,8 @@ export default class Bench extends HlmCommand {
     }),
     compare: Flags.string({
       description:
-        'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold',
+        'baseline hlm.bench/1 JSON lines: print current/baseline throughput per test, exit 1 past --threshold; ' +
+        'several comma-separated files are runs of the same tests, each test taken from its median run',
     }),
     threshold: Flags.custom<number>({
       description: 'largest tolerated throughput drop for --compare: a percentage, or a fraction up to 1',
@@ -79,7 +82,9 @@ export default class Bench extends HlmCommand {
       parse: flagParser(parseThreshold),
     })(),
     from: Flags.string({
-      description: 'take the records from this JSON-lines file instead of running (to reformat or compare)',
+      description:
+        'take the records from this JSON-lines file instead of running (to reformat or compare); several ' +
+        'comma-separated files are runs of the same tests, each test taken from its median run',
     }),
     timing: Flags.option({
       options: ['sustained', 'isolated'] as const,
@@ -109,7 +114,7 @@ export default class Bench extends HlmCommand {
   async run(): Promise<BenchResult> {
     const { flags } = await this.parse(Bench);
     const threshold = flags.threshold;
-    const baseline = flags.compare ? readRecords(flags.compare) : undefined;
+    const baseline = flags.compare ? medianRuns(readRuns(flags.compare)) : undefined;
     const toStdout = !flags.out && !this.jsonEnabled();
     // A run's JSON lines go to --out as each test ends; any other report is written whole at the end.
     const streaming = flags.format === 'jsonl' && !flags.from && !flags.list;
@@ -138,8 +143,9 @@ export default class Bench extends HlmCommand {
     }
 
     let records: BenchRecord[];
+    let currentSpread: ReturnType<typeof medianRuns>['spread'] | undefined;
     if (flags.from) {
-      records = readRecords(flags.from);
+      ({ records, spread: currentSpread } = medianRuns(readRuns(flags.from)));
       emit(render(records, flags.format));
     } else {
       const suites = parseSuites(flags.suite);
@@ -175,7 +181,7 @@ export default class Bench extends HlmCommand {
 
     let comparison: Comparison | undefined;
     if (baseline) {
-      comparison = compare(records, baseline, threshold);
+      comparison = compare(records, baseline.records, threshold, { current: currentSpread, baseline: baseline.spread });
       const table = comparisonTable(comparison);
       // Beside a Markdown report the table belongs to it; beside machine-readable records, on stderr.
       if (flags.format === 'md' && (toStdout || flags.out)) emit('\n' + table);
@@ -183,7 +189,7 @@ export default class Bench extends HlmCommand {
     }
     writeReport();
     if (comparison?.regressions) {
-      if (this.jsonEnabled()) this.logJson({ records, comparison });
+      this.failedResult = { records, comparison };
       throw new HlmError(
         `${comparison.regressions} test(s) lost more than ${+(100 * threshold).toPrecision(6)}% of their throughput ` +
           `against ${flags.compare}`,
@@ -191,7 +197,7 @@ export default class Bench extends HlmCommand {
     }
     const failed = records.filter((r) => r.status === 'error' || (r.check && !r.check.ok));
     if (failed.length && !flags.from) {
-      if (this.jsonEnabled()) this.logJson({ records, comparison });
+      this.failedResult = { records, comparison };
       const why = (r: (typeof failed)[number]) => r.error ?? `check ${r.check?.value} > ${r.check?.tolerance}`;
       throw new HlmError(
         `${failed.length} test(s) failed: ${failed.map((r) => `${r.name} ${r.test}: ${why(r)}`).join('; ')}`,

@@ -43,7 +43,7 @@ export default class Check extends HlmCommand {
           `(median of ${flags.reps} samples of ${t.perSample} back to back)`,
       );
     if (!result.ok) {
-      if (this.jsonEnabled()) this.logJson(result);
+      this.failedResult = result;
       throw new HlmError(`${result.checks.filter((c) => !c.ok).length} kernel check(s) failed on ${result.device}`);
     }
     return result;
