@@ -9,7 +9,8 @@
 # also run at --precision f16 (F16_PRETRAIN= leaves out the f16 pretraining run).
 # WGSL_VARIANTS: shader folders whose 4096³ matmul `check` also times (HLM_WGSL_DIR each).
 # Data: .gpudata/{enwiki20,wikitext-valid,wiki63}.bin, token shards made here (git-ignored).
-# Results go to $RES (default /tmp/hlm-gpu). QUICK=1 runs tiny sizes (to try it on a CPU).
+# Results go to $RES (default /tmp/hlm-gpu). QUICK=1 runs tiny sizes (to try it on a CPU: DEVICE=cpu, and PYTHON a
+# python3 with torch).
 set -uo pipefail
 RES=${RES:-/tmp/hlm-gpu}; mkdir -p "$RES"
 D=.gpudata; P=${QUICK:+tiny}; P=${P:-small}; DEV=${DEVICE:-gpu}
@@ -32,17 +33,18 @@ if on torch && [[ -z ${QUICK:-} ]]; then
   say "PyTorch train step ($P)"
   node bin/run.js bench --suite train --filter "train-$P/" --list > /tmp/tests.jsonl
   for prec in ${PRECISIONS:-fp32 tf32 bf16}; do
-    PYTHONUNBUFFERED=1 timeout 180 python3 bench/torch_bench.py --tests /tmp/tests.jsonl --precision $prec \
-      --reps "$REPS" --out "$RES/torch-$prec.jsonl"
+    PYTHONUNBUFFERED=1 timeout 180 "${PYTHON:-python3}" bench/torch_bench.py --tests /tmp/tests.jsonl \
+      --precision $prec --reps "$REPS" --out "$RES/torch-$prec.jsonl"
   done
 fi
 
 if on train; then
   say "hlm train step ($P)"
-  timeout 300 node bin/run.js bench --suite train --filter "train-$P/" --device "$DEV" --reps "$REPS" --top 12 \
-    --out "$RES/hlm-train.jsonl"
+  # --top: each dispatch's in-step GPU time (the matmul stage's isolated rates are read beside it), kept in a file.
+  timeout 300 node bin/run.js bench --suite train --filter "train-$P/" --device "$DEV" --reps "$REPS" --top 40 \
+    --out "$RES/hlm-train.jsonl" 2> >(tee "$RES/hlm-train-top.txt" >&2)
   [[ -f $RES/torch-fp32.jsonl ]] && node bin/run.js bench --from "$RES/hlm-train.jsonl" \
-    --compare "$RES/torch-fp32.jsonl" --threshold 100% --format md
+    --compare "$RES/torch-fp32.jsonl" --threshold 100% --format md | tee "$RES/compare-train.md"
   # Mixed precision (issue 15): its records carry params.precision f16, so read them beside torch's bf16 ones.
   say "hlm train step ($P), --precision f16"
   timeout 300 node bin/run.js bench --suite train --precision f16 --filter "train-$P/" --device "$DEV" \
@@ -85,16 +87,24 @@ if on sweep; then
   done; done
 fi
 
-if on matmul && [[ -z ${QUICK:-} ]]; then
-  say "matmul kernels, hlm and PyTorch fp32"
-  node bin/run.js bench --suite kernel --filter matmul --list > /tmp/mm.jsonl
-  PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_bench.py --tests /tmp/mm.jsonl --reps 10 \
+if on matmul; then
+  # Issue 14: the square product at MM_SIZE (default 4096) against cuBLAS fp32, sustained, then every linear layer's
+  # products on the small preset's shapes; their in-step GPU times are the train stage's hlm-train-top.txt.
+  # QUICK=1: the square products at 128³ alone.
+  mm_size=${MM_SIZE:-${QUICK:+128}}; mm_size=${mm_size:-4096}; mm_filter=${QUICK:+matmul/square}
+  layers=", and the layers of the small preset"; [[ -n ${QUICK:-} ]] && layers=""
+  say "matmul kernels, hlm and PyTorch fp32 (square ${mm_size}³$layers)"
+  node bin/run.js bench --suite kernel --filter "${mm_filter:-matmul/}" --size "$mm_size" --list > /tmp/mm.jsonl
+  PYTHONUNBUFFERED=1 timeout 150 "${PYTHON:-python3}" bench/torch_bench.py --tests /tmp/mm.jsonl --reps 10 \
     --out "$RES/torch-matmul.jsonl"
-  timeout 180 node bin/run.js bench --suite kernel --filter matmul --device "$DEV" --reps 10 \
-    --out "$RES/hlm-matmul.jsonl"
-  node bin/run.js bench --from "$RES/hlm-matmul.jsonl" --compare "$RES/torch-matmul.jsonl" --threshold 100% --format md
-  say "matmul-f16 4096³ on subgroup matrices (issue 15)"
-  HLM_EXPERIMENTAL=subgroup-matrix timeout 180 node bin/run.js bench --suite kernel --filter matmul-f16 --size 4096 \
-    --device "$DEV" --reps 10 --out "$RES/hlm-matmul-f16-matrices.jsonl"
+  timeout 240 node bin/run.js bench --suite kernel --filter "${mm_filter:-matmul/}" --size "$mm_size" \
+    --device "$DEV" --reps 10 --top 3 --out "$RES/hlm-matmul.jsonl" 2> >(tee "$RES/hlm-matmul-top.txt" >&2)
+  node bin/run.js bench --from "$RES/hlm-matmul.jsonl" --compare "$RES/torch-matmul.jsonl" --threshold 100% \
+    --format md | tee "$RES/compare-matmul.md"
+  if [[ -z ${QUICK:-} ]]; then
+    say "matmul-f16 4096³ on subgroup matrices (issue 15)"
+    HLM_EXPERIMENTAL=subgroup-matrix timeout 180 node bin/run.js bench --suite kernel --filter matmul-f16 \
+      --size 4096 --device "$DEV" --reps 10 --out "$RES/hlm-matmul-f16-matrices.jsonl"
+  fi
 fi
 say done
