@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // What one 8-lane vec4 load costs on a software adapter (llvmpipe): from a sampled texture, a read-only storage texture
-// (image), a storage buffer or a uniform buffer, with an index that differs per lane, is the same in every lane (the
-// loop counter and workgroup id only), or is a constant. Each invocation folds 4,096 loads into an FMA chain; the
-// figure is process CPU time per SIMD group's load. It showed (issue 14, fifth session) that llvmpipe makes only a
-// constant-index uniform-buffer load cheap, so a matmul cannot broadcast A's rows through a uniform index; and (sixth
-// session) that a read-only storage texture loads at half a sampled texture's cost, so matmul's register kernel reads
-// its texture operands that way. Not part of the test suite. Run after `npm run build`:
+// (image), a storage buffer, a uniform buffer or workgroup memory, with an index that differs per lane, is the same
+// in every lane (the loop counter and workgroup id only), or is a constant. Each invocation folds 4,096 loads into an
+// FMA chain; the figure is process CPU time per SIMD group's load. It showed (issue 14, fifth session) that llvmpipe
+// makes only a constant-index uniform-buffer load cheap, so a matmul cannot broadcast A's rows through a uniform
+// index; (sixth session) that a read-only storage texture loads at half a sampled texture's cost, so matmul's register
+// kernel reads its texture operands that way; and (seventh session) that workgroup memory is no cheaper inside a
+// loop, whatever the index: llvmpipe loads it lane by lane there. Not part of the test suite.
+// Run after `npm run build`:
 //   EGL_PLATFORM=surfaceless node bench/load_probe.mjs [--device cpu]
 /* global GPUBufferUsage, GPUTextureUsage */
 import { Gpu } from '../dist/src/gpu/device.js';
@@ -22,7 +24,12 @@ const sources = {
   image: ['var S: texture_storage_2d<rgba32float, read>;', (i) => `textureLoad(S, vec2<u32>(${i} % 64u, ${i} / 64u))`],
   storage: ['var<storage, read> S: array<vec4<f32>>;', (i) => `S[${i}]`],
   uniform: [`var<uniform> S: array<vec4<f32>, ${SIZE}>;`, (i) => `S[${i}]`],
+  // Workgroup memory holds 32 KiB at most here: half the others' size, filled before the loop.
+  workgroup: [`var<workgroup> S: array<vec4<f32>, ${SIZE / 2}>;`, (i) => `S[${i} & ${SIZE / 2 - 1}u]`],
 };
+// Workgroup memory has no binding: the invocations fill it, then wait for each other.
+const fill = `for (var j = t; j < ${SIZE / 2}u; j += 32u) { S[j] = vec4<f32>(f32(j % 7u) * 0.001); }
+  workgroupBarrier();`;
 const indices = {
   'per lane': '((t * 37u + i * 101u) & 4095u)',
   'loop + workgroup': '((wg.x * 37u + i * 101u) & 4095u)',
@@ -45,11 +52,12 @@ const out = dev.createBuffer({ size: GROUPS * 32 * 16, usage: GPUBufferUsage.STO
 console.log('source    index              ns per 8-lane vec4 load (with its FMA)');
 for (const [name, [decl, load]] of Object.entries(sources)) {
   for (const [kind, index] of Object.entries(indices)) {
-    const code = `@group(0) @binding(0) ${decl}
+    const code = `${name === 'workgroup' ? '' : '@group(0) @binding(0) '}${decl}
 @group(0) @binding(1) var<storage, read_write> O: array<vec4<f32>>;
 @compute @workgroup_size(8, 4)
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
+  ${name === 'workgroup' ? fill : ''}
   var acc = vec4<f32>(0.0);
   for (var i = 0u; i < ${ITERS}u; i++) { acc = fma(acc, vec4<f32>(0.999), ${load(index)}); }
   O[g.y * 8u * ${GROUPS}u + g.x] = acc + f32(t);
@@ -59,7 +67,9 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wg: 
     const bind = dev.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
-        { binding: 0, resource: name === 'texture' || name === 'image' ? tex.createView() : { buffer: buf } },
+        ...(name === 'workgroup'
+          ? []
+          : [{ binding: 0, resource: name === 'texture' || name === 'image' ? tex.createView() : { buffer: buf } }]),
         { binding: 1, resource: { buffer: out } },
       ],
     });
