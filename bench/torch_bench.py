@@ -42,7 +42,8 @@ def default_tests(quick, suites, size=None):
     """The list `hlm bench --list` gives (src/bench/kernel.ts kernelShapes, src/bench/train.ts)."""
     tests = []
     if 'kernel' in suites:
-        sq, rows, d = (256, 128, 64) if quick else (2048, 4096, 512)
+        # The full suite's layer products take the small preset's train step: 16×512 rows.
+        sq, rows, d = (256, 128, 64) if quick else (2048, TRAIN_SHAPES['small'][0] * TRAIN_SHAPES['small'][1], 512)
         sq = size or sq
         mm = lambda label, M, N, K, ta, tb: {
             'suite': 'kernel',

@@ -30,13 +30,20 @@ import { adamwStep } from '../reference/optimizer.js';
 import { roundF16 } from '../util/f16.js';
 import type { BenchCase, BenchContext, Prepared } from './harness.js';
 import type { Check } from './record.js';
+import { TRAIN_SHAPES } from './train.js';
 
 /** Most float64 multiply-adds a reference may cost on the benchmark's own inputs (~1 s in JS). */
 const REF_BUDGET = 3e8;
 const SEED = 20240520;
 
-/** The shapes the suite runs: the tiny preset's (--quick) or the small preset's. */
+/**
+ * The shapes the suite runs: the tiny preset's (--quick) or the small preset's. The full suite's layer products,
+ * attention, loss heads and LayerNorm take the small preset's train step (`hlm bench --suite train`, 16×512), so that
+ * their isolated rates read beside the same dispatches' in-step times (`--top`).
+ */
 export function kernelShapes(quick: boolean) {
+  const small = preset('small');
+  const step = TRAIN_SHAPES.small;
   return quick
     ? {
         square: 256,
@@ -53,11 +60,11 @@ export function kernelShapes(quick: boolean) {
       }
     : {
         square: 2048,
-        rows: 4096,
-        B: 8,
-        T: 512,
-        d: 512,
-        nHead: 8,
+        rows: step.B * step.T,
+        B: step.B,
+        T: step.T,
+        d: small.n_embd,
+        nHead: small.n_head,
         V: 50257,
         whitenRows: 50257,
         adamN: paramCount(preset('small')),
