@@ -142,7 +142,7 @@ test('gpu-run.sh runs its stages within DEADLINE and leaves two files in $OUT', 
   mkdirSync(bin, { recursive: true });
   const calls = join(dir, 'calls.log');
   // node's and python's stand-ins: record the call, write what --out names, print a table for --compare, sleep
-  // $STUB_SLEEP seconds in `check`. node -e (the sweep's summary) is the real node.
+  // $STUB_SLEEP seconds in `check`, write a line to stderr for --top. node -e (the sweep's summary) is the real node.
   const stub = [
     `[ "$1" = -e ] && exec "${process.execPath}" "$@"`,
     `echo "$(basename "$0") $*" >> ${calls}`,
@@ -150,6 +150,7 @@ test('gpu-run.sh runs its stages within DEADLINE and leaves two files in $OUT', 
     'for a in "$@"; do [ "$prev" = --out ] && out=$a; prev=$a; done',
     '[ -n "$out" ] && echo \'{"schema":"hlm.bench/1"}\' > "$out"',
     'case "$*" in *--compare*) echo "| compare | $* |";; *" check "*) sleep "${STUB_SLEEP:-0}";; esac',
+    'case "$*" in *--top*) echo "a --top listing" >&2;; esac',
     'exit 0',
   ].join('\n');
   script(join(bin, 'node'), stub);
@@ -181,13 +182,17 @@ test('gpu-run.sh runs its stages within DEADLINE and leaves two files in $OUT', 
     /^python3 bench\/torch_bench\.py .*--precision fp32 --reps 20 --out .*torch-fp32\.jsonl$/,
   );
   expect(all.calls.some((c) => /--precision (bf16|tf32)|--precision f16|pretrain|HLM/.test(c))).toBe(false);
-  expect(all.calls).toContainEqual(expect.stringMatching(/^node bin\/run\.js bench --suite train .*--top 40 --out /));
+  expect(all.calls).toContainEqual(expect.stringMatching(/^node bin\/run\.js bench --suite train .*--top 400 --out /));
+  expect(all.calls).toContainEqual(
+    expect.stringMatching(/^node bench\/instep-compare\.mjs \S+hlm-train-top\.txt \S+hlm-matmul\.jsonl$/),
+  );
   expect(all.calls).toContainEqual(
     expect.stringMatching(/^node bin\/run\.js bench --suite kernel --filter matmul\/ --size 4096 --device gpu/),
   );
   expect(tarList(join(all.out, 'hlm-gpu.tgz')).sort()).toEqual(
     [
       './',
+      './compare-instep.md',
       './compare-matmul.md',
       './compare-train.md',
       './devices.json',
@@ -232,4 +237,73 @@ test('gpu-run.sh runs its stages within DEADLINE and leaves two files in $OUT', 
   const sweep = run({ STAGES: 'sweep', SWEEP_B: '16', SWEEP_LR: '3e-3 6e-3' });
   expect(sweep.status).toBe(0);
   expect(sweep.stdout).toContain('B=16 lr=3e-3: failed: out of memory\nB=16 lr=6e-3: failed: out of memory\n');
+});
+
+test('instep-compare.mjs sets each layer product in the step beside the same product alone', () => {
+  const top = join(dir, 'top.txt');
+  const records = join(dir, 'matmul.jsonl');
+  const rec = (test: string, M: number, N: number, K: number, value: number, status = 'ok') =>
+    JSON.stringify({ name: 'matmul', test, status, params: { M, N, K }, throughput: { unit: 'GFLOP/s', value } });
+  writeFileSync(
+    records,
+    [
+      rec('square 4096x4096x4096 NN', 4096, 4096, 4096, 30000),
+      rec('attn.c_attn fwd 8192x1536x512 NN', 8192, 1536, 512, 20000),
+      rec('attn.c_attn dW 512x1536x8192 TN', 512, 1536, 8192, 10000),
+      rec('mlp.c_fc dx 8192x512x2048 NT', 8192, 512, 2048, 1, 'error'),
+    ].join('\n') + '\n',
+  );
+  // The train stage's --top listing: the CE step, then the CWT step, with other dispatches between.
+  writeFileSync(
+    top,
+    [
+      'train-small ce step 16x512: GPU time per repetition 100.000 ms; heaviest dispatches:',
+      '     40.000 ms  40.0%  ×1  ce head rows 0..8192 dwte',
+      '      0.700 ms   0.7%  ×1  h0 c_attn x·W+b',
+      '      0.600 ms   0.6%  ×1  h1 c_attn x·W+b',
+      '      0.500 ms   0.5%  ×1  h0 c_attn dW (4 K parts)',
+      '      0.100 ms   0.1%  ×1  h0 c_attn dW sum of K parts',
+      '      0.600 ms   0.6%  ×1  h1 c_attn dW (4 K parts)',
+      '      0.300 ms   0.3%  ×1  h0 c_fc dx',
+      '      0.200 ms   0.2%  ×1  adamw 70426624',
+      'train-small cwt step 16x512: GPU time per repetition 50.000 ms; heaviest dispatches:',
+      '      0.650 ms   0.6%  ×1  h0 c_attn x·W+b',
+    ].join('\n') + '\n',
+  );
+  const script = join(repoRoot(), 'bench', 'instep-compare.mjs');
+  const run = (...args: string[]) => spawnSync(process.execPath, [script, ...args], { encoding: 'utf8' });
+  const r = run(top, records);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(lines(r.stdout)).toEqual([
+    '| product | shape | in step, ms (layers) | in step, GFLOP/s | alone, GFLOP/s | in step / alone | |',
+    '| --- | --- | ---: | ---: | ---: | ---: | --- |',
+    // dW: 2·512·1536·8192 flops in 0.6 ms (both layers' parts and sums) = 21,475 GFLOP/s.
+    '| attn.c_attn dW | 512x1536x8192 | 0.600 (2) | 21475 | 10000 | 2.15 | OUTSIDE |',
+    // fwd: the mean of 0.7, 0.6 and 0.65 ms, over both steps.
+    '| attn.c_attn fwd | 8192x1536x512 | 0.650 (3) | 19823 | 20000 | 0.99 |  |',
+    '| mlp.c_fc dx | — | 0.300 (1) | — | — | — | not in the records |',
+    '1 of 2 products within 10% of their isolated rate',
+  ]);
+  expect(lines(run(top, records, '--tolerance', '1.2').stdout).pop()).toBe(
+    '2 of 2 products within 120% of their isolated rate',
+  );
+
+  // Records of another shape than the step's, a listing without layer products, missing files: one line, exit 1.
+  const other = join(dir, 'other.jsonl');
+  writeFileSync(other, rec('attn.c_attn fwd 4096x1536x512 NN', 4096, 1536, 512, 20000) + '\n');
+  expect(run(top, other)).toMatchObject({
+    status: 1,
+    stderr: "instep-compare: attn.c_attn fwd: the records' product has 4096 rows, the train step 8192\n",
+  });
+  const empty = join(dir, 'empty.txt');
+  writeFileSync(empty, 'train-small ce step 16x512: GPU time per repetition 1.000 ms; heaviest dispatches:\n');
+  expect(run(empty, records).stderr).toBe(
+    `instep-compare: ${empty}: no layer products (h<l> c_attn|attn.c_proj|c_fc|mlp.c_proj) in the listing\n`,
+  );
+  expect(run(top, join(dir, 'absent.jsonl')).stderr).toBe(
+    `instep-compare: ${join(dir, 'absent.jsonl')}: no such file\n`,
+  );
+  writeFileSync(other, '{"name":"matmul"}\nnot json\n');
+  expect(run(top, other).stderr).toBe(`instep-compare: ${other}:2: not JSON\n`);
 });
