@@ -67,7 +67,7 @@ export function kernelShapes(quick: boolean) {
         nHead: small.n_head,
         V: 50257,
         whitenRows: 50257,
-        adamN: paramCount(preset('small')),
+        adamN: paramCount(small),
         fma: { n: 1 << 19, iters: 2048 },
         copy: 1 << 24,
       };
