@@ -24,27 +24,26 @@ exclude() { grep -qx "$1" .git/info/exclude 2>/dev/null || echo "$1" >> .git/inf
 # 1. The build.
 built=dist/src/commands/bench.js
 [[ -f $built ]] || die "no build ($built): run npm run build first"
-if [[ -d src ]] && [[ -n $(find src -newer "$built" -type f -print -quit) ]]; then
-  die "the build is older than $(find src -newer "$built" -type f -print -quit): run npm run build first"
-fi
+newer=$([[ -d src ]] && find src -newer "$built" -type f -print -quit || true)
+[[ -z $newer ]] || die "the build is older than $newer: run npm run build first"
 
 # 2. .gpu/, slimmed.
 if [[ ! -f .gpu/boot.sh || ! -f .gpu/node_modules.tar.xz || package-lock.json -nt .gpu/node_modules.tar.xz ]]; then
   [[ -f $pack ]] || die "$pack: no such file (set PACK to pack.sh)"
   bash "$pack"
 fi
-tar=.gpu/node_modules.tar
-xz -dc .gpu/node_modules.tar.xz > "$tar"
 binaries='^node_modules/tokenizers/tokenizers\.[^/]*\.node$'
-mapfile -t other < <(tar -tf "$tar" | grep -E "$binaries" | grep -v linux-x64-gnu || true)
+mapfile -t other < <(tar -tJf .gpu/node_modules.tar.xz | grep -E "$binaries" | grep -v linux-x64-gnu || true)
 if ((${#other[@]})); then
+  tar=.gpu/node_modules.tar
+  xz -dc .gpu/node_modules.tar.xz > "$tar"
   tar --delete -f "$tar" "${other[@]}"
   xz -T0 -6 -c "$tar" > "$tar.xz.new" && mv "$tar.xz.new" .gpu/node_modules.tar.xz
+  rm -f "$tar"
   echo "gpu-prep.sh: dropped ${#other[@]} other platforms' tokenizers binaries from .gpu/node_modules.tar.xz"
 fi
-rm -f "$tar"
 
-# 3. The held-out token shards.
+# 3. The token shards: training text and the held-out sets.
 mkdir -p .gpudata
 exclude /.gpudata/
 shard() {
